@@ -1,0 +1,33 @@
+//! Generates the gRPC code from `proto/` with a pure-Rust protobuf compiler (no system `protoc`),
+//! and writes the encoded descriptor set that server reflection serves.
+
+use std::{env, path::PathBuf};
+
+use prost::Message;
+
+const PROTO_ROOT: &str = "proto";
+const PROTO_FILES: &[&str] = &[
+    "telephony/admin/v1/common.proto",
+    "telephony/admin/v1/account_service.proto",
+    "telephony/admin/v1/user_service.proto",
+    "telephony/admin/v1/phone_number_service.proto",
+    "telephony/admin/v1/telephony_service.proto",
+    "telephony/admin/v1/change_service.proto",
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed={PROTO_ROOT}");
+
+    let file_descriptors = protox::compile(PROTO_FILES, [PROTO_ROOT])?;
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    std::fs::write(
+        out_dir.join("telephony_admin_descriptor.bin"),
+        file_descriptors.encode_to_vec(),
+    )?;
+
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        .compile_fds(file_descriptors)?;
+    Ok(())
+}
