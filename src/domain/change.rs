@@ -1,0 +1,137 @@
+//! Change events: the kinds of change a user must learn of, and the notice they are sent.
+//! Every change here requires the user to sign out and sign back in.
+
+use super::telephony::TelephonySettings;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    PhoneNumberAssigned,
+    PhoneNumberUnassigned,
+    TelephonySettingsUpdated,
+    UserSignOutRequested,
+    UserDeleted,
+}
+
+impl ChangeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PhoneNumberAssigned => "PHONE_NUMBER_ASSIGNED",
+            Self::PhoneNumberUnassigned => "PHONE_NUMBER_UNASSIGNED",
+            Self::TelephonySettingsUpdated => "TELEPHONY_SETTINGS_UPDATED",
+            Self::UserSignOutRequested => "USER_SIGN_OUT_REQUESTED",
+            Self::UserDeleted => "USER_DELETED",
+        }
+    }
+
+    pub fn from_db(value: &str) -> Option<Self> {
+        Some(match value {
+            "PHONE_NUMBER_ASSIGNED" => Self::PhoneNumberAssigned,
+            "PHONE_NUMBER_UNASSIGNED" => Self::PhoneNumberUnassigned,
+            "TELEPHONY_SETTINGS_UPDATED" => Self::TelephonySettingsUpdated,
+            "USER_SIGN_OUT_REQUESTED" => Self::UserSignOutRequested,
+            "USER_DELETED" => Self::UserDeleted,
+            _ => return None,
+        })
+    }
+
+    /// Every kind of change takes effect only after the user signs in again.
+    pub fn sign_out_required(self) -> bool {
+        true
+    }
+}
+
+/// A change about to be recorded, before the store gives it a sequence number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewChange {
+    pub account_id: String,
+    pub user_id: String,
+    pub kind: ChangeKind,
+    pub e164_phone_number: String,
+    pub settings: TelephonySettings,
+    pub actor: String,
+}
+
+impl NewChange {
+    /// The plain text to send to the user.
+    pub fn notice(&self) -> String {
+        notice(self.kind, &self.e164_phone_number, self.settings)
+    }
+}
+
+const SIGN_IN_AGAIN: &str = "Sign out and sign back in for the change to take effect.";
+
+pub fn notice(kind: ChangeKind, number: &str, settings: TelephonySettings) -> String {
+    match kind {
+        ChangeKind::PhoneNumberAssigned => format!(
+            "Your business calling phone number is now {number}. Calling and SMS are off until your administrator turns them on. {SIGN_IN_AGAIN}"
+        ),
+        ChangeKind::PhoneNumberUnassigned => format!(
+            "Your business calling phone number {number} has been removed. Calling and SMS are now off. {SIGN_IN_AGAIN}"
+        ),
+        ChangeKind::TelephonySettingsUpdated => format!(
+            "Your calling and SMS permissions have changed: inbound calling is {}, outbound calling is {}, SMS is {}. {SIGN_IN_AGAIN}",
+            on_off(settings.inbound_calling),
+            on_off(settings.outbound_calling),
+            on_off(settings.sms)
+        ),
+        ChangeKind::UserSignOutRequested => {
+            "Your administrator has asked you to sign out. Sign out and sign back in to continue."
+                .to_owned()
+        }
+        ChangeKind::UserDeleted if number.is_empty() => {
+            "Your user has been deleted. You have been signed out.".to_owned()
+        }
+        ChangeKind::UserDeleted => format!(
+            "Your user has been deleted and your business calling phone number {number} has been removed. You have been signed out."
+        ),
+    }
+}
+
+fn on_off(on: bool) -> &'static str {
+    if on { "on" } else { "off" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notices_say_what_changed_and_ask_to_sign_in_again() {
+        let assigned = notice(
+            ChangeKind::PhoneNumberAssigned,
+            "+12065550100",
+            TelephonySettings::OFF,
+        );
+        assert!(
+            assigned.contains("+12065550100") && assigned.contains("Sign out and sign back in")
+        );
+        let settings = TelephonySettings {
+            inbound_calling: true,
+            outbound_calling: false,
+            sms: true,
+        };
+        let updated = notice(
+            ChangeKind::TelephonySettingsUpdated,
+            "+12065550100",
+            settings,
+        );
+        assert!(updated.contains("inbound calling is on"));
+        assert!(updated.contains("outbound calling is off"));
+        assert!(updated.contains("SMS is on"));
+        assert!(updated.contains("sign back in"));
+    }
+
+    #[test]
+    fn kinds_round_trip_through_storage() {
+        for kind in [
+            ChangeKind::PhoneNumberAssigned,
+            ChangeKind::PhoneNumberUnassigned,
+            ChangeKind::TelephonySettingsUpdated,
+            ChangeKind::UserSignOutRequested,
+            ChangeKind::UserDeleted,
+        ] {
+            assert_eq!(ChangeKind::from_db(kind.as_str()), Some(kind));
+            assert!(kind.sign_out_required());
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! The rules of the service, free of I/O: what a valid phone number, name or email is, what an
+//! assignment, an unassignment or a permission change does, and what the user is told about it.
+//!
+//! Nothing here knows of gRPC, SQL or tokio; the store asks these functions for decisions inside
+//! its transactions, and the API uses them to validate input.
+
+pub mod account;
+pub mod change;
+pub mod error;
+pub mod phone_number;
+pub mod telephony;
+pub mod user;
+
+pub use error::{DomainError, FieldViolation};

@@ -1,0 +1,387 @@
+//! Phone numbers: parsing and normalising E.164 numbers with libphonenumber's rules, the kinds of
+//! number and product, the life cycle of a number in the inventory, and calling names.
+
+use std::fmt;
+
+use chrono::{DateTime, Duration, Utc};
+use phonenumber::{Mode, Type};
+
+use super::DomainError;
+
+/// How long a deleted number waits in the deletion queue before it is purged for good.
+pub const DELETION_QUEUE_DAYS: i64 = 7;
+
+/// Longest raw input accepted before parsing (formatting characters included).
+const MAX_RAW_CHARS: usize = 64;
+
+/// A phone number that can exist, in its canonical E.164 form (`+12065550100`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct E164 {
+    canonical: String,
+    country: String,
+    number_type: NumberType,
+}
+
+/// Whether callers pay for calls to the number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum NumberType {
+    Local,
+    TollFree,
+}
+
+impl NumberType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "LOCAL",
+            Self::TollFree => "TOLL_FREE",
+        }
+    }
+
+    pub fn from_db(value: &str) -> Option<Self> {
+        match value {
+            "LOCAL" => Some(Self::Local),
+            "TOLL_FREE" => Some(Self::TollFree),
+            _ => None,
+        }
+    }
+}
+
+impl E164 {
+    /// Parses any common international notation (`+1 (206) 555-0100`, `+1.206.555.0100`, …).
+    /// The number must carry its country code and be valid for that country.
+    pub fn parse(field: &str, raw: &str) -> Result<Self, DomainError> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Err(DomainError::invalid(field, "is required"));
+        }
+        if trimmed.chars().count() > MAX_RAW_CHARS {
+            return Err(DomainError::invalid(
+                field,
+                "is too long to be a phone number",
+            ));
+        }
+        if !trimmed.starts_with('+') {
+            return Err(DomainError::invalid(
+                field,
+                "must be in international form with a leading '+' and the country code (E.164)",
+            ));
+        }
+        let parsed = phonenumber::parse(None, trimmed).map_err(|e| {
+            DomainError::invalid(field, format!("{trimmed:?} is not a phone number ({e})"))
+        })?;
+        // Extensions are not part of an E.164 number; refuse rather than silently drop them.
+        if parsed.extension().is_some() || !phonenumber::is_valid(&parsed) {
+            return Err(DomainError::invalid(
+                field,
+                format!("{trimmed:?} is not a valid phone number for its country code"),
+            ));
+        }
+        let country = parsed
+            .country()
+            .id()
+            .map(|id| id.as_ref().to_owned())
+            .ok_or_else(|| {
+                DomainError::invalid(field, format!("{trimmed:?} belongs to no country"))
+            })?;
+        let number_type = match parsed.number_type(&phonenumber::metadata::DATABASE) {
+            Type::TollFree => NumberType::TollFree,
+            _ => NumberType::Local,
+        };
+        Ok(Self {
+            canonical: parsed.format().mode(Mode::E164).to_string(),
+            country,
+            number_type,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.canonical
+    }
+
+    /// ISO 3166-1 alpha-2 region code.
+    pub fn country(&self) -> &str {
+        &self.country
+    }
+
+    pub fn number_type(&self) -> NumberType {
+        self.number_type
+    }
+}
+
+/// Loads libphonenumber's metadata now, so that the first request does not pay for it.
+pub fn warm_up() {
+    let _ = phonenumber::parse(None, "+12065550100");
+}
+
+impl fmt::Display for E164 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.canonical)
+    }
+}
+
+/// What a number is used for; only BUSINESS_CALLING numbers can be given to users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProductType {
+    BusinessCalling,
+    VoiceConnector,
+    SipMediaApplicationDialIn,
+}
+
+impl ProductType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BusinessCalling => "BUSINESS_CALLING",
+            Self::VoiceConnector => "VOICE_CONNECTOR",
+            Self::SipMediaApplicationDialIn => "SIP_MEDIA_APPLICATION_DIAL_IN",
+        }
+    }
+
+    pub fn from_db(value: &str) -> Option<Self> {
+        Some(match value {
+            "BUSINESS_CALLING" => Self::BusinessCalling,
+            "VOICE_CONNECTOR" => Self::VoiceConnector,
+            "SIP_MEDIA_APPLICATION_DIAL_IN" => Self::SipMediaApplicationDialIn,
+            _ => return None,
+        })
+    }
+}
+
+/// Where a number is in its life cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NumberStatus {
+    Unassigned,
+    Assigned,
+    DeleteInProgress,
+}
+
+impl NumberStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unassigned => "UNASSIGNED",
+            Self::Assigned => "ASSIGNED",
+            Self::DeleteInProgress => "DELETE_IN_PROGRESS",
+        }
+    }
+
+    pub fn from_db(value: &str) -> Option<Self> {
+        Some(match value {
+            "UNASSIGNED" => Self::Unassigned,
+            "ASSIGNED" => Self::Assigned,
+            "DELETE_IN_PROGRESS" => Self::DeleteInProgress,
+            _ => return None,
+        })
+    }
+}
+
+/// Toll-free numbers are for contact centres (Voice Connector, SIP media applications), not for
+/// a person's business calling.
+pub fn check_product_type(number: &E164, product: ProductType) -> Result<(), DomainError> {
+    if number.number_type() == NumberType::TollFree && product == ProductType::BusinessCalling {
+        return Err(DomainError::invalid(
+            "product_type",
+            format!("{number} is toll-free; toll-free numbers cannot be BUSINESS_CALLING"),
+        ));
+    }
+    Ok(())
+}
+
+/// The caller-ID name shown for outbound calls: empty, or 2 to 15 letters, digits and spaces.
+pub fn parse_calling_name(field: &str, raw: &str) -> Result<String, DomainError> {
+    if raw.is_empty() {
+        return Ok(String::new());
+    }
+    let count = raw.chars().count();
+    if !(2..=15).contains(&count) {
+        return Err(DomainError::invalid(
+            field,
+            "must be empty or 2 to 15 characters long",
+        ));
+    }
+    if !raw.chars().all(|c| c.is_ascii_alphanumeric() || c == ' ') {
+        return Err(DomainError::invalid(
+            field,
+            "may contain only letters, digits and spaces",
+        ));
+    }
+    Ok(raw.to_owned())
+}
+
+/// The current state of a number, as far as the rules below need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberState {
+    pub e164: String,
+    pub status: NumberStatus,
+    pub product_type: ProductType,
+    pub deletion_time: Option<DateTime<Utc>>,
+}
+
+/// When a number deleted at `now` is purged.
+pub fn deletion_time(now: DateTime<Utc>) -> DateTime<Utc> {
+    now + Duration::days(DELETION_QUEUE_DAYS)
+}
+
+/// Deleting is allowed for unassigned numbers only.
+pub fn check_delete(number: &NumberState) -> Result<(), DomainError> {
+    match number.status {
+        NumberStatus::Unassigned => Ok(()),
+        NumberStatus::Assigned => Err(DomainError::precondition(
+            "PHONE_NUMBER_ASSIGNED",
+            &number.e164,
+            format!(
+                "phone number {} is assigned to a user; unassign it before deleting it",
+                number.e164
+            ),
+        )),
+        NumberStatus::DeleteInProgress => Err(DomainError::precondition(
+            "PHONE_NUMBER_DELETE_IN_PROGRESS",
+            &number.e164,
+            format!(
+                "phone number {} is already in the deletion queue",
+                number.e164
+            ),
+        )),
+    }
+}
+
+/// Restoring is allowed while the number waits in the deletion queue. A number whose deletion
+/// time has passed is gone, even if the purge has not run yet.
+pub fn check_restore(number: &NumberState, now: DateTime<Utc>) -> Result<(), DomainError> {
+    match number.status {
+        NumberStatus::DeleteInProgress => match number.deletion_time {
+            Some(at) if at <= now => Err(DomainError::NotFound {
+                resource: "phone number",
+                name: number.e164.clone(),
+            }),
+            _ => Ok(()),
+        },
+        _ => Err(DomainError::precondition(
+            "PHONE_NUMBER_NOT_DELETED",
+            &number.e164,
+            format!("phone number {} is not in the deletion queue", number.e164),
+        )),
+    }
+}
+
+/// Whether the number is visible at `now` (a number past its deletion time no longer exists).
+pub fn exists_at(number: &NumberState, now: DateTime<Utc>) -> bool {
+    !matches!(
+        (number.status, number.deletion_time),
+        (NumberStatus::DeleteInProgress, Some(at)) if at <= now
+    )
+}
+
+/// An assigned number must stay BUSINESS_CALLING; a product type must suit the number.
+pub fn check_product_type_change(
+    number: &NumberState,
+    parsed: &E164,
+    new_type: ProductType,
+) -> Result<(), DomainError> {
+    check_product_type(parsed, new_type)?;
+    if number.status == NumberStatus::Assigned && new_type != number.product_type {
+        return Err(DomainError::precondition(
+            "PHONE_NUMBER_ASSIGNED",
+            &number.e164,
+            format!(
+                "phone number {} is assigned to a user; unassign it before changing its product type",
+                number.e164
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formatting_variants_normalise_to_one_number() {
+        let a = E164::parse("n", "+1 (206) 555-0100").unwrap();
+        let b = E164::parse("n", "+12065550100").unwrap();
+        let c = E164::parse("n", " +1.206.555.0100 ").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(b, c);
+        assert_eq!(a.as_str(), "+12065550100");
+        assert_eq!(a.country(), "US");
+        assert_eq!(a.number_type(), NumberType::Local);
+    }
+
+    #[test]
+    fn toll_free_and_foreign_numbers_are_recognised() {
+        let toll_free = E164::parse("n", "+1 800 555 0199").unwrap();
+        assert_eq!(toll_free.number_type(), NumberType::TollFree);
+        let london = E164::parse("n", "+44 20 7946 0958").unwrap();
+        assert_eq!(london.country(), "GB");
+        assert_eq!(london.as_str(), "+442079460958");
+    }
+
+    #[test]
+    fn numbers_that_cannot_exist_are_refused() {
+        for bad in [
+            "",
+            "12065550100",
+            "+1",
+            "+1 206 555 010",
+            "+999 1234567",
+            "+1 (206) 555-0100 ext. 5",
+            "hello",
+            "+12065550100999999",
+        ] {
+            assert!(E164::parse("n", bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(E164::parse("n", &"+1".repeat(100)).is_err());
+    }
+
+    #[test]
+    fn toll_free_numbers_cannot_be_business_calling() {
+        let toll_free = E164::parse("n", "+18005550199").unwrap();
+        assert!(check_product_type(&toll_free, ProductType::BusinessCalling).is_err());
+        assert!(check_product_type(&toll_free, ProductType::VoiceConnector).is_ok());
+        let local = E164::parse("n", "+12065550100").unwrap();
+        assert!(check_product_type(&local, ProductType::BusinessCalling).is_ok());
+    }
+
+    #[test]
+    fn calling_names_follow_the_console_rules() {
+        for good in ["", "Ab", "Front Desk 1", "ABCDEFGHIJKLMNO"] {
+            assert_eq!(parse_calling_name("c", good).unwrap(), good);
+        }
+        for bad in ["A", "ABCDEFGHIJKLMNOP", "Front-Desk", "Zoë", "a\tb"] {
+            assert!(parse_calling_name("c", bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    fn state(status: NumberStatus, deletion_time: Option<DateTime<Utc>>) -> NumberState {
+        NumberState {
+            e164: "+12065550100".into(),
+            status,
+            product_type: ProductType::BusinessCalling,
+            deletion_time,
+        }
+    }
+
+    #[test]
+    fn only_unassigned_numbers_can_be_deleted() {
+        assert!(check_delete(&state(NumberStatus::Unassigned, None)).is_ok());
+        assert!(matches!(
+            check_delete(&state(NumberStatus::Assigned, None)),
+            Err(DomainError::FailedPrecondition {
+                reason: "PHONE_NUMBER_ASSIGNED",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn restore_works_only_within_the_queue_period() {
+        let now = Utc::now();
+        let queued = state(NumberStatus::DeleteInProgress, Some(deletion_time(now)));
+        assert!(check_restore(&queued, now + Duration::days(6)).is_ok());
+        assert!(matches!(
+            check_restore(&queued, now + Duration::days(7)),
+            Err(DomainError::NotFound { .. })
+        ));
+        assert!(!exists_at(&queued, now + Duration::days(8)));
+        assert!(check_restore(&state(NumberStatus::Unassigned, None), now).is_err());
+    }
+}
