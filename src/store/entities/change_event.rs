@@ -1,0 +1,29 @@
+//! `change_events`: the transactional outbox. A row is written in the same transaction as the
+//! change it describes; `sequence` comes from `change_log` and has no gaps.
+
+use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
+#[sea_orm(table_name = "change_events")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub sequence: i64,
+    pub event_id: String,
+    pub account_id: String,
+    pub user_id: String,
+    pub kind: String,
+    pub e164: String,
+    pub inbound_calling: bool,
+    pub outbound_calling: bool,
+    pub sms: bool,
+    #[sea_orm(column_type = "Text")]
+    pub notice: String,
+    pub actor: String,
+    pub occur_time: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,10 @@
+//! SeaORM entities: one table each. Relations are kept in the repository's queries, not here.
+
+pub mod account;
+pub mod api_key;
+pub mod change_event;
+pub mod change_log;
+pub mod idempotency_key;
+pub mod phone_number;
+pub mod phone_number_order;
+pub mod user;

@@ -1,0 +1,26 @@
+//! `users`: people in an account, with their calling and SMS permissions. The user's number is
+//! the row of `phone_numbers` that points at the user (unique), so it cannot disagree with it.
+
+use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
+#[sea_orm(table_name = "users")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub account_id: String,
+    pub email: String,
+    pub display_name: String,
+    pub license_type: String,
+    pub inbound_calling: bool,
+    pub outbound_calling: bool,
+    pub sms: bool,
+    pub create_time: DateTimeUtc,
+    pub update_time: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
