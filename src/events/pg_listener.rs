@@ -1,0 +1,54 @@
+//! PostgreSQL LISTEN: another replica's commits wake this process's hub. Notifications sent
+//! while the listener was disconnected are lost, so every (re)connection also wakes the hub,
+//! which then re-reads the outbox.
+
+use std::time::Duration;
+
+use sqlx::postgres::PgListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::store::{NOTIFY_CHANNEL, Store};
+
+pub fn spawn(store: Store, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let wake = store.commit_signal();
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let connected = async {
+                let mut listener =
+                    PgListener::connect_with(store.connection().get_postgres_connection_pool())
+                        .await?;
+                listener.listen(NOTIFY_CHANNEL).await?;
+                Ok::<_, sqlx::Error>(listener)
+            };
+            let mut listener = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                result = connected => match result {
+                    Ok(listener) => listener,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not LISTEN for changes; retrying");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        continue;
+                    }
+                },
+            };
+            backoff = Duration::from_millis(100);
+            wake.notify_one();
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    received = listener.try_recv() => match received {
+                        Ok(Some(_)) => wake.notify_one(),
+                        // The connection dropped and was re-established: anything may have been missed.
+                        Ok(None) => wake.notify_one(),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "change listener failed; reconnecting");
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
