@@ -1,0 +1,113 @@
+//! `AccountService`: the organisation's accounts.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::{ApiContext, convert, required_id};
+use crate::domain::DomainError;
+use crate::domain::account::parse_account_name;
+use crate::proto::{self, account_service_server::AccountService};
+use crate::store::page::Page;
+
+pub struct AccountApi {
+    pub context: Arc<ApiContext>,
+}
+
+#[tonic::async_trait]
+impl AccountService for AccountApi {
+    async fn create_account(
+        &self,
+        request: Request<proto::CreateAccountRequest>,
+    ) -> Result<Response<proto::Account>, Status> {
+        let caller = self.context.auth.authenticate(&request).await?;
+        caller.require_admin()?;
+        caller.require_organisation()?;
+        let name = parse_account_name("name", &request.get_ref().name)?;
+        let account = self.context.store.create_account(name).await?;
+        tracing::info!(account_id = %account.id, actor = %caller.key_id, "account created");
+        Ok(Response::new(convert::account(account)))
+    }
+
+    async fn get_account(
+        &self,
+        request: Request<proto::GetAccountRequest>,
+    ) -> Result<Response<proto::Account>, Status> {
+        let caller = self.context.auth.authenticate(&request).await?;
+        let id = required_id("account_id", &request.get_ref().account_id)?;
+        caller.require_account(&id)?;
+        let account = self.context.store.get_account(&id).await?;
+        Ok(Response::new(convert::account(account)))
+    }
+
+    async fn list_accounts(
+        &self,
+        request: Request<proto::ListAccountsRequest>,
+    ) -> Result<Response<proto::ListAccountsResponse>, Status> {
+        let caller = self.context.auth.authenticate(&request).await?;
+        let req = request.get_ref();
+        if req.name_prefix.chars().count() > 100 {
+            return Err(
+                DomainError::invalid("name_prefix", "must be at most 100 characters").into(),
+            );
+        }
+        let page = self.context.page(
+            req.page_size,
+            &req.page_token,
+            &format!("name_prefix={}", req.name_prefix),
+        )?;
+        let accounts = match caller.account() {
+            None => {
+                self.context
+                    .store
+                    .list_accounts(&page, &req.name_prefix)
+                    .await?
+            }
+            // An account-scoped key sees its own account only.
+            Some(own) => {
+                let account = self.context.store.get_account(own).await?;
+                let matches = page.after.is_none()
+                    && account
+                        .name
+                        .to_lowercase()
+                        .starts_with(&req.name_prefix.to_lowercase());
+                Page {
+                    items: if matches { vec![account] } else { Vec::new() },
+                    next_page_token: String::new(),
+                }
+            }
+        };
+        Ok(Response::new(proto::ListAccountsResponse {
+            accounts: accounts.items.into_iter().map(convert::account).collect(),
+            next_page_token: accounts.next_page_token,
+        }))
+    }
+
+    async fn update_account(
+        &self,
+        request: Request<proto::UpdateAccountRequest>,
+    ) -> Result<Response<proto::Account>, Status> {
+        let caller = self.context.auth.authenticate(&request).await?;
+        caller.require_admin()?;
+        let req = request.get_ref();
+        let id = required_id("account_id", &req.account_id)?;
+        caller.require_account(&id)?;
+        let name = parse_account_name("name", &req.name)?;
+        let account = self.context.store.update_account(&id, name).await?;
+        tracing::info!(account_id = %id, actor = %caller.key_id, "account renamed");
+        Ok(Response::new(convert::account(account)))
+    }
+
+    async fn delete_account(
+        &self,
+        request: Request<proto::DeleteAccountRequest>,
+    ) -> Result<Response<()>, Status> {
+        let caller = self.context.auth.authenticate(&request).await?;
+        caller.require_admin()?;
+        caller.require_organisation()?;
+        let id = required_id("account_id", &request.get_ref().account_id)?;
+        self.context.store.delete_account(&id).await?;
+        tracing::info!(account_id = %id, actor = %caller.key_id, "account deleted");
+        Ok(Response::new(()))
+    }
+}

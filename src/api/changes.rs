@@ -1,0 +1,119 @@
+//! `ChangeService`: the change-event stream and its history.
+
+use std::{pin::Pin, sync::Arc};
+
+use futures::Stream;
+use tokio_stream::{StreamExt, wrappers::ReceiverStream};
+use tonic::{Request, Response, Status};
+
+use super::auth::Caller;
+use super::{ApiContext, convert, optional_id};
+use crate::error::Result;
+use crate::events::{self, WatchItem, WatchOptions};
+use crate::proto::{self, change_service_server::ChangeService, watch_changes_response::Kind};
+use crate::store::ChangeFilter;
+
+pub struct ChangeApi {
+    pub context: Arc<ApiContext>,
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<proto::WatchChangesResponse, Status>> + Send>>;
+
+/// The filter a caller may use: an account-scoped key sees its own account only (an empty
+/// account filter means its own account).
+fn scoped_filter(caller: &Caller, account_id: &str, user_id: &str) -> Result<ChangeFilter> {
+    let mut account_id = optional_id("account_id", account_id)?;
+    if let Some(own) = caller.account() {
+        match &account_id {
+            None => account_id = Some(own.to_owned()),
+            Some(requested) => caller.require_account(requested)?,
+        }
+    }
+    Ok(ChangeFilter {
+        account_id,
+        user_id: optional_id("user_id", user_id)?,
+    })
+}
+
+#[tonic::async_trait]
+impl ChangeService for ChangeApi {
+    type WatchChangesStream = WatchStream;
+
+    async fn watch_changes(
+        &self,
+        request: Request<proto::WatchChangesRequest>,
+    ) -> Result<Response<Self::WatchChangesStream>, Status> {
+        let caller = self.context.auth.authenticate(&request).await?;
+        let req = request.get_ref();
+        let filter = scoped_filter(&caller, &req.account_id, &req.user_id)?;
+        let slot = self.context.open_watch_slot(&caller.key_id)?;
+        let auth = self.context.auth.clone();
+        let key_id = caller.key_id.clone();
+        let revalidate: events::watcher::Revalidate = Arc::new(move || {
+            let auth = auth.clone();
+            let key_id = key_id.clone();
+            Box::pin(async move { auth.still_valid(&key_id).await })
+        });
+        let receiver = events::watch(
+            self.context.store.clone(),
+            self.context.hub.clone(),
+            WatchOptions {
+                filter: filter.clone(),
+                after_sequence: req.after_sequence,
+                checkpoint_interval: self.context.limits.checkpoint_interval,
+                revalidate: Some(revalidate),
+            },
+            self.context.shutdown.clone(),
+        )
+        .await?;
+        tracing::info!(
+            account_id = filter.account_id.as_deref().unwrap_or("*"),
+            user_id = filter.user_id.as_deref().unwrap_or("*"),
+            after_sequence = ?req.after_sequence,
+            actor = %caller.key_id,
+            "watch opened"
+        );
+        let stream = ReceiverStream::new(receiver).map(move |item| {
+            // The slot lives as long as the stream: dropped when the client goes away.
+            let _slot = &slot;
+            match item {
+                Ok(WatchItem::Event(event)) => Ok(proto::WatchChangesResponse {
+                    kind: Some(Kind::Event(convert::change_event(&event))),
+                }),
+                Ok(WatchItem::Checkpoint(sequence)) => Ok(proto::WatchChangesResponse {
+                    kind: Some(Kind::Checkpoint(proto::Checkpoint { sequence })),
+                }),
+                Err(error) => Err(Status::from(error)),
+            }
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn list_changes(
+        &self,
+        request: Request<proto::ListChangesRequest>,
+    ) -> Result<Response<proto::ListChangesResponse>, Status> {
+        let caller = self.context.auth.authenticate(&request).await?;
+        let req = request.get_ref();
+        let filter = scoped_filter(&caller, &req.account_id, &req.user_id)?;
+        let page = self.context.page(
+            req.page_size,
+            &req.page_token,
+            &format!(
+                "account={};user={};after={}",
+                filter.account_id.as_deref().unwrap_or(""),
+                filter.user_id.as_deref().unwrap_or(""),
+                req.after_sequence
+            ),
+        )?;
+        let events = self
+            .context
+            .store
+            .list_changes(&filter, req.after_sequence, &page)
+            .await?;
+        Ok(Response::new(proto::ListChangesResponse {
+            events: events.items.iter().map(convert::change_event).collect(),
+            next_page_token: events.next_page_token,
+        }))
+    }
+}

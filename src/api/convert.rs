@@ -1,0 +1,265 @@
+//! Conversions between stored records and protobuf messages, and between proto enums and
+//! domain types. Unknown enum numbers are INVALID_ARGUMENT, never a panic.
+
+use chrono::{DateTime, Utc};
+use prost_types::Timestamp;
+
+use crate::domain::change::ChangeKind;
+use crate::domain::phone_number::{NumberStatus, NumberType, ProductType};
+use crate::domain::telephony::TelephonySettings;
+use crate::domain::user::LicenseType;
+use crate::domain::{DomainError, FieldViolation};
+use crate::proto;
+use crate::store::entities::{account, change_event, phone_number};
+use crate::store::{OrderRecord, UserView};
+
+pub fn timestamp(t: DateTime<Utc>) -> Timestamp {
+    Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
+}
+
+pub fn account(a: account::Model) -> proto::Account {
+    proto::Account {
+        account_id: a.id,
+        name: a.name,
+        create_time: Some(timestamp(a.create_time)),
+        update_time: Some(timestamp(a.update_time)),
+    }
+}
+
+pub fn settings(s: TelephonySettings) -> proto::TelephonySettings {
+    proto::TelephonySettings {
+        inbound_calling: s.inbound_calling,
+        outbound_calling: s.outbound_calling,
+        sms: s.sms,
+    }
+}
+
+pub fn settings_from(s: &proto::TelephonySettings) -> TelephonySettings {
+    TelephonySettings {
+        inbound_calling: s.inbound_calling,
+        outbound_calling: s.outbound_calling,
+        sms: s.sms,
+    }
+}
+
+pub fn user(v: UserView) -> proto::User {
+    let license_type = match v.license_type() {
+        Some(LicenseType::Basic) => proto::LicenseType::Basic,
+        Some(LicenseType::Plus) => proto::LicenseType::Plus,
+        Some(LicenseType::Pro) => proto::LicenseType::Pro,
+        Some(LicenseType::ProTrial) => proto::LicenseType::ProTrial,
+        None => proto::LicenseType::Unspecified,
+    };
+    let telephony_settings = Some(settings(v.settings()));
+    proto::User {
+        account_id: v.user.account_id,
+        user_id: v.user.id,
+        email: v.user.email,
+        display_name: v.user.display_name,
+        license_type: license_type as i32,
+        primary_phone_number: v.phone_number.unwrap_or_default(),
+        telephony_settings,
+        create_time: Some(timestamp(v.user.create_time)),
+        update_time: Some(timestamp(v.user.update_time)),
+    }
+}
+
+/// A required licence type.
+pub fn license_type(field: &str, raw: i32) -> Result<LicenseType, DomainError> {
+    match proto::LicenseType::try_from(raw) {
+        Ok(proto::LicenseType::Basic) => Ok(LicenseType::Basic),
+        Ok(proto::LicenseType::Plus) => Ok(LicenseType::Plus),
+        Ok(proto::LicenseType::Pro) => Ok(LicenseType::Pro),
+        Ok(proto::LicenseType::ProTrial) => Ok(LicenseType::ProTrial),
+        Ok(proto::LicenseType::Unspecified) => Err(DomainError::invalid(
+            field,
+            "is required: BASIC, PLUS, PRO or PRO_TRIAL",
+        )),
+        Err(_) => Err(unknown_enum(field, raw)),
+    }
+}
+
+/// A product type; `None` for UNSPECIFIED.
+pub fn product_type(field: &str, raw: i32) -> Result<Option<ProductType>, DomainError> {
+    use proto::PhoneNumberProductType as P;
+    match P::try_from(raw) {
+        Ok(P::Unspecified) => Ok(None),
+        Ok(P::BusinessCalling) => Ok(Some(ProductType::BusinessCalling)),
+        Ok(P::VoiceConnector) => Ok(Some(ProductType::VoiceConnector)),
+        Ok(P::SipMediaApplicationDialIn) => Ok(Some(ProductType::SipMediaApplicationDialIn)),
+        Err(_) => Err(unknown_enum(field, raw)),
+    }
+}
+
+/// A number status filter; `None` for UNSPECIFIED.
+pub fn number_status(field: &str, raw: i32) -> Result<Option<NumberStatus>, DomainError> {
+    use proto::PhoneNumberStatus as S;
+    match S::try_from(raw) {
+        Ok(S::Unspecified) => Ok(None),
+        Ok(S::Unassigned) => Ok(Some(NumberStatus::Unassigned)),
+        Ok(S::Assigned) => Ok(Some(NumberStatus::Assigned)),
+        Ok(S::DeleteInProgress) => Ok(Some(NumberStatus::DeleteInProgress)),
+        Err(_) => Err(unknown_enum(field, raw)),
+    }
+}
+
+fn unknown_enum(field: &str, raw: i32) -> DomainError {
+    DomainError::InvalidArgument(vec![FieldViolation::new(
+        field,
+        format!("{raw} is not a known value"),
+    )])
+}
+
+fn proto_product_type(value: &str) -> proto::PhoneNumberProductType {
+    match ProductType::from_db(value) {
+        Some(ProductType::BusinessCalling) => proto::PhoneNumberProductType::BusinessCalling,
+        Some(ProductType::VoiceConnector) => proto::PhoneNumberProductType::VoiceConnector,
+        Some(ProductType::SipMediaApplicationDialIn) => {
+            proto::PhoneNumberProductType::SipMediaApplicationDialIn
+        }
+        None => proto::PhoneNumberProductType::Unspecified,
+    }
+}
+
+pub fn phone_number(n: phone_number::Model) -> proto::PhoneNumber {
+    let status = match NumberStatus::from_db(&n.status) {
+        Some(NumberStatus::Unassigned) => proto::PhoneNumberStatus::Unassigned,
+        Some(NumberStatus::Assigned) => proto::PhoneNumberStatus::Assigned,
+        Some(NumberStatus::DeleteInProgress) => proto::PhoneNumberStatus::DeleteInProgress,
+        None => proto::PhoneNumberStatus::Unspecified,
+    };
+    let number_type = match NumberType::from_db(&n.number_type) {
+        Some(NumberType::Local) => proto::PhoneNumberType::Local,
+        Some(NumberType::TollFree) => proto::PhoneNumberType::TollFree,
+        None => proto::PhoneNumberType::Unspecified,
+    };
+    let product_type = proto_product_type(&n.product_type);
+    // Business calling numbers carry voice and SMS; the others carry voice only.
+    let sms = product_type == proto::PhoneNumberProductType::BusinessCalling
+        && number_type == proto::PhoneNumberType::Local;
+    let association = match (&n.account_id, &n.user_id) {
+        (Some(account_id), Some(user_id)) => Some(proto::PhoneNumberAssociation {
+            account_id: account_id.clone(),
+            user_id: user_id.clone(),
+            associate_time: n.associate_time.map(timestamp),
+        }),
+        _ => None,
+    };
+    proto::PhoneNumber {
+        phone_number_id: n.e164.clone(),
+        e164_phone_number: n.e164,
+        country: n.country,
+        r#type: number_type as i32,
+        product_type: product_type as i32,
+        status: status as i32,
+        capabilities: Some(proto::PhoneNumberCapabilities {
+            inbound_call: true,
+            outbound_call: true,
+            inbound_sms: sms,
+            outbound_sms: sms,
+            inbound_mms: sms,
+            outbound_mms: sms,
+        }),
+        association,
+        calling_name: n.calling_name,
+        create_time: Some(timestamp(n.create_time)),
+        update_time: Some(timestamp(n.update_time)),
+        deletion_time: n.deletion_time.map(timestamp),
+        order_id: n.order_id,
+    }
+}
+
+pub fn order(o: OrderRecord) -> proto::PhoneNumberOrder {
+    let status = match o.order.status.as_str() {
+        "SUCCESSFUL" => proto::PhoneNumberOrderStatus::Successful,
+        "PARTIAL" => proto::PhoneNumberOrderStatus::Partial,
+        "FAILED" => proto::PhoneNumberOrderStatus::Failed,
+        _ => proto::PhoneNumberOrderStatus::Unspecified,
+    };
+    proto::PhoneNumberOrder {
+        order_id: o.order.id,
+        product_type: proto_product_type(&o.order.product_type) as i32,
+        status: status as i32,
+        ordered_phone_numbers: o
+            .items
+            .into_iter()
+            .map(|item| proto::OrderedPhoneNumber {
+                e164_phone_number: item.e164,
+                status: if item.acquired {
+                    proto::OrderedPhoneNumberStatus::Acquired
+                } else {
+                    proto::OrderedPhoneNumberStatus::Failed
+                } as i32,
+                reason: item.reason,
+            })
+            .collect(),
+        create_time: Some(timestamp(o.order.create_time)),
+    }
+}
+
+pub fn change_event(e: &change_event::Model) -> proto::ChangeEvent {
+    let kind = ChangeKind::from_db(&e.kind);
+    let proto_kind = match kind {
+        Some(ChangeKind::PhoneNumberAssigned) => proto::ChangeKind::PhoneNumberAssigned,
+        Some(ChangeKind::PhoneNumberUnassigned) => proto::ChangeKind::PhoneNumberUnassigned,
+        Some(ChangeKind::TelephonySettingsUpdated) => proto::ChangeKind::TelephonySettingsUpdated,
+        Some(ChangeKind::UserSignOutRequested) => proto::ChangeKind::UserSignOutRequested,
+        Some(ChangeKind::UserDeleted) => proto::ChangeKind::UserDeleted,
+        None => proto::ChangeKind::Unspecified,
+    };
+    proto::ChangeEvent {
+        sequence: e.sequence as u64,
+        event_id: e.event_id.clone(),
+        account_id: e.account_id.clone(),
+        user_id: e.user_id.clone(),
+        kind: proto_kind as i32,
+        e164_phone_number: e.e164.clone(),
+        telephony_settings: Some(proto::TelephonySettings {
+            inbound_calling: e.inbound_calling,
+            outbound_calling: e.outbound_calling,
+            sms: e.sms,
+        }),
+        sign_out_required: kind.is_some_and(ChangeKind::sign_out_required),
+        notice: e.notice.clone(),
+        actor: e.actor.clone(),
+        occur_time: Some(timestamp(e.occur_time)),
+    }
+}
+
+/// FieldMask paths, each checked against `allowed`.
+pub fn mask_paths<'a>(
+    field: &str,
+    mask: Option<&'a prost_types::FieldMask>,
+    allowed: &[&str],
+) -> Result<Vec<&'a str>, DomainError> {
+    let Some(mask) = mask else {
+        return Ok(Vec::new());
+    };
+    let mut paths = Vec::with_capacity(mask.paths.len());
+    for path in &mask.paths {
+        if !allowed.contains(&path.as_str()) {
+            return Err(DomainError::invalid(
+                field,
+                format!(
+                    "unknown path {:?}; allowed: {}",
+                    truncate(path, 64),
+                    allowed.join(", ")
+                ),
+            ));
+        }
+        paths.push(path.as_str());
+    }
+    Ok(paths)
+}
+
+/// Shortens untrusted text before it goes into a message.
+pub fn truncate(s: &str, max_chars: usize) -> String {
+    if s.chars().count() <= max_chars {
+        s.to_owned()
+    } else {
+        format!("{}…", s.chars().take(max_chars).collect::<String>())
+    }
+}

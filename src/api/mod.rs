@@ -1,0 +1,139 @@
+//! The gRPC API: one tonic service per file. Each handler decodes and validates its request,
+//! authorises the caller, calls the store, and converts the answer; every error goes through
+//! [`status`].
+
+pub mod accounts;
+pub mod auth;
+pub mod changes;
+pub mod convert;
+pub mod limits;
+pub mod phone_numbers;
+pub mod status;
+pub mod telephony;
+pub mod users;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::DomainError;
+use crate::domain::account::parse_id;
+use crate::error::{Error, Result};
+use crate::events::ChangeHub;
+use crate::store::Store;
+use crate::store::page::PageRequest;
+use auth::Authenticator;
+
+/// What the handlers share.
+pub struct ApiContext {
+    pub store: Store,
+    pub auth: Authenticator,
+    pub hub: Arc<ChangeHub>,
+    pub limits: Limits,
+    /// Fired on shutdown: open streams end.
+    pub shutdown: CancellationToken,
+    watchers: Mutex<HashMap<String, usize>>,
+}
+
+/// Per-request limits that the handlers enforce.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_page_size: u64,
+    pub max_watchers_per_key: usize,
+    pub checkpoint_interval: Duration,
+    /// Numbers accepted in one order.
+    pub max_order_numbers: usize,
+}
+
+impl ApiContext {
+    pub fn new(
+        store: Store,
+        hub: Arc<ChangeHub>,
+        limits: Limits,
+        shutdown: CancellationToken,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            auth: Authenticator::new(store.clone()),
+            store,
+            hub,
+            limits,
+            shutdown,
+            watchers: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn page(&self, page_size: i32, page_token: &str, filters: &str) -> Result<PageRequest> {
+        Ok(PageRequest::parse(
+            page_size,
+            page_token,
+            filters,
+            self.limits.max_page_size,
+        )?)
+    }
+
+    /// Counts an open watch against its key's cap; the slot is released when the guard drops.
+    pub fn open_watch_slot(self: &Arc<Self>, key_id: &str) -> Result<WatchSlot> {
+        let mut watchers = self.watchers.lock().unwrap_or_else(|e| e.into_inner());
+        let open = watchers.entry(key_id.to_owned()).or_default();
+        if *open >= self.limits.max_watchers_per_key {
+            return Err(Error::ResourceExhausted(format!(
+                "this API key already has {open} open WatchChanges streams (the limit); close one first"
+            )));
+        }
+        *open += 1;
+        Ok(WatchSlot {
+            context: self.clone(),
+            key_id: key_id.to_owned(),
+        })
+    }
+}
+
+/// One open watch of a key; dropping it frees the slot.
+pub struct WatchSlot {
+    context: Arc<ApiContext>,
+    key_id: String,
+}
+
+impl Drop for WatchSlot {
+    fn drop(&mut self) {
+        let mut watchers = self
+            .context
+            .watchers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(open) = watchers.get_mut(&self.key_id) {
+            *open = open.saturating_sub(1);
+            if *open == 0 {
+                watchers.remove(&self.key_id);
+            }
+        }
+    }
+}
+
+/// A required identifier field.
+pub fn required_id(field: &str, value: &str) -> Result<String> {
+    Ok(parse_id(field, value)?)
+}
+
+/// An optional identifier field (empty = none).
+pub fn optional_id(field: &str, value: &str) -> Result<Option<String>> {
+    if value.is_empty() {
+        Ok(None)
+    } else {
+        Ok(Some(parse_id(field, value)?))
+    }
+}
+
+/// An optional idempotency key: empty, or a UUID.
+pub fn request_id(value: &str) -> Result<Option<String>> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    uuid::Uuid::try_parse(value)
+        .map(|id| Some(id.hyphenated().to_string()))
+        .map_err(|_| DomainError::invalid("request_id", "must be a UUID when given").into())
+}

@@ -1,0 +1,238 @@
+//! `PhoneNumberService`: the organisation's number inventory.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::auth::outside_scope;
+use super::{ApiContext, convert, optional_id, required_id};
+use crate::domain::DomainError;
+use crate::domain::error::Violations;
+use crate::domain::phone_number::{E164, NumberStatus, parse_calling_name};
+use crate::error::Error;
+use crate::proto::{self, phone_number_service_server::PhoneNumberService};
+use crate::store::entities::phone_number;
+use crate::store::{NumberFilter, NumberUpdate};
+
+pub struct PhoneNumberApi {
+    pub context: Arc<ApiContext>,
+}
+
+/// An account-scoped key sees unassigned numbers (to assign them) and its account's numbers.
+fn visible_to(account: Option<&str>, number: &phone_number::Model) -> bool {
+    match account {
+        None => true,
+        Some(own) => {
+            number.status == NumberStatus::Unassigned.as_str()
+                || number.account_id.as_deref() == Some(own)
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl PhoneNumberService for PhoneNumberApi {
+    async fn create_phone_number_order(
+        &self,
+        request: Request<proto::CreatePhoneNumberOrderRequest>,
+    ) -> Result<Response<proto::PhoneNumberOrder>, Status> {
+        let caller = self.context.auth.authenticate(&request).await?;
+        caller.require_admin()?;
+        caller.require_organisation()?;
+        let req = request.get_ref();
+        let mut violations = Violations::new();
+        let product_type = match convert::product_type("product_type", req.product_type) {
+            Ok(Some(product_type)) => Some(product_type),
+            Ok(None) => {
+                violations.push("product_type", "is required");
+                None
+            }
+            Err(e) => {
+                violations.check::<()>(Err(e));
+                None
+            }
+        };
+        let max = self.context.limits.max_order_numbers;
+        if req.e164_phone_numbers.is_empty() {
+            violations.push("e164_phone_numbers", "must list at least one number");
+        } else if req.e164_phone_numbers.len() > max {
+            violations.push(
+                "e164_phone_numbers",
+                format!("must list at most {max} numbers per order"),
+            );
+        }
+        violations.finish()?;
+        let Some(product_type) = product_type else {
+            return Err(DomainError::invalid("product_type", "is required").into());
+        };
+        let order = self
+            .context
+            .store
+            .create_phone_number_order(product_type, &req.e164_phone_numbers)
+            .await?;
+        let acquired = order.items.iter().filter(|i| i.acquired).count();
+        tracing::info!(
+            order_id = %order.order.id,
+            requested = order.items.len(),
+            acquired,
+            actor = %caller.key_id,
+            "phone number order placed"
+        );
+        Ok(Response::new(convert::order(order)))
+    }
+
+    async fn get_phone_number_order(
+        &self,
+        request: Request<proto::GetPhoneNumberOrderRequest>,
+    ) -> Result<Response<proto::PhoneNumberOrder>, Status> {
+        let caller = self.context.auth.authenticate(&request).await?;
+        caller.require_organisation()?;
+        let id = required_id("order_id", &request.get_ref().order_id)?;
+        let order = self.context.store.get_phone_number_order(&id).await?;
+        Ok(Response::new(convert::order(order)))
+    }
+
+    async fn get_phone_number(
+        &self,
+        request: Request<proto::GetPhoneNumberRequest>,
+    ) -> Result<Response<proto::PhoneNumber>, Status> {
+        let caller = self.context.auth.authenticate(&request).await?;
+        let number = E164::parse("phone_number_id", &request.get_ref().phone_number_id)?;
+        let found = self.context.store.get_phone_number(number.as_str()).await;
+        // Outside its scope a key learns nothing, not even whether the number exists.
+        match (caller.account(), found) {
+            (None, found) => Ok(Response::new(convert::phone_number(found?))),
+            (Some(own), Ok(row)) if visible_to(Some(own), &row) => {
+                Ok(Response::new(convert::phone_number(row)))
+            }
+            (Some(_), Ok(_)) | (Some(_), Err(Error::Domain(DomainError::NotFound { .. }))) => {
+                Err(outside_scope().into())
+            }
+            (Some(_), Err(e)) => Err(e.into()),
+        }
+    }
+
+    async fn list_phone_numbers(
+        &self,
+        request: Request<proto::ListPhoneNumbersRequest>,
+    ) -> Result<Response<proto::ListPhoneNumbersResponse>, Status> {
+        let caller = self.context.auth.authenticate(&request).await?;
+        let req = request.get_ref();
+        let filter = NumberFilter {
+            status: convert::number_status("status", req.status)?,
+            product_type: convert::product_type("product_type", req.product_type)?,
+            account_id: optional_id("account_id", &req.account_id)?,
+            user_id: optional_id("user_id", &req.user_id)?,
+        };
+        if let Some(own) = caller.account() {
+            let inventory = filter.status == Some(NumberStatus::Unassigned);
+            let own_numbers = filter.account_id.as_deref() == Some(own);
+            if !(inventory || own_numbers) {
+                return Err(Error::PermissionDenied(
+                    "an account-scoped API key may list unassigned numbers (status UNASSIGNED) or its own account's numbers (account_id)".into(),
+                )
+                .into());
+            }
+        }
+        let page = self.context.page(
+            req.page_size,
+            &req.page_token,
+            &format!(
+                "status={};product={};account={};user={}",
+                req.status, req.product_type, req.account_id, req.user_id
+            ),
+        )?;
+        let numbers = self
+            .context
+            .store
+            .list_phone_numbers(&filter, &page)
+            .await?;
+        Ok(Response::new(proto::ListPhoneNumbersResponse {
+            phone_numbers: numbers
+                .items
+                .into_iter()
+                .map(convert::phone_number)
+                .collect(),
+            next_page_token: numbers.next_page_token,
+        }))
+    }
+
+    async fn update_phone_number(
+        &self,
+        request: Request<proto::UpdatePhoneNumberRequest>,
+    ) -> Result<Response<proto::PhoneNumber>, Status> {
+        let caller = self.context.auth.authenticate(&request).await?;
+        caller.require_admin()?;
+        caller.require_organisation()?;
+        let req = request.get_ref();
+        let number = E164::parse("phone_number_id", &req.phone_number_id)?;
+        let paths = convert::mask_paths(
+            "update_mask",
+            req.update_mask.as_ref(),
+            &["product_type", "calling_name"],
+        )?;
+        if paths.is_empty() {
+            return Err(DomainError::invalid(
+                "update_mask",
+                "is required: name the fields to change (product_type, calling_name)",
+            )
+            .into());
+        }
+        let mut violations = Violations::new();
+        let mut update = NumberUpdate::default();
+        if paths.contains(&"product_type") {
+            match convert::product_type("product_type", req.product_type) {
+                Ok(Some(product_type)) => update.product_type = Some(product_type),
+                Ok(None) => violations.push("product_type", "is required when in update_mask"),
+                Err(e) => {
+                    violations.check::<()>(Err(e));
+                }
+            }
+        }
+        if paths.contains(&"calling_name") {
+            update.calling_name =
+                violations.check(parse_calling_name("calling_name", &req.calling_name));
+        }
+        violations.finish()?;
+        let updated = self
+            .context
+            .store
+            .update_phone_number(&number, update)
+            .await?;
+        tracing::info!(phone_number = %number, actor = %caller.key_id, "phone number updated");
+        Ok(Response::new(convert::phone_number(updated)))
+    }
+
+    async fn delete_phone_number(
+        &self,
+        request: Request<proto::DeletePhoneNumberRequest>,
+    ) -> Result<Response<proto::PhoneNumber>, Status> {
+        let caller = self.context.auth.authenticate(&request).await?;
+        caller.require_admin()?;
+        caller.require_organisation()?;
+        let number = E164::parse("phone_number_id", &request.get_ref().phone_number_id)?;
+        let deleted = self
+            .context
+            .store
+            .delete_phone_number(number.as_str())
+            .await?;
+        tracing::info!(phone_number = %number, actor = %caller.key_id, "phone number queued for deletion");
+        Ok(Response::new(convert::phone_number(deleted)))
+    }
+
+    async fn restore_phone_number(
+        &self,
+        request: Request<proto::RestorePhoneNumberRequest>,
+    ) -> Result<Response<proto::PhoneNumber>, Status> {
+        let caller = self.context.auth.authenticate(&request).await?;
+        caller.require_admin()?;
+        caller.require_organisation()?;
+        let number = E164::parse("phone_number_id", &request.get_ref().phone_number_id)?;
+        let restored = self
+            .context
+            .store
+            .restore_phone_number(number.as_str())
+            .await?;
+        tracing::info!(phone_number = %number, actor = %caller.key_id, "phone number restored");
+        Ok(Response::new(convert::phone_number(restored)))
+    }
+}

@@ -1,0 +1,130 @@
+//! `TelephonyService`: a user's number and calling/SMS permissions.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::{ApiContext, convert, request_id, required_id};
+use crate::domain::phone_number::E164;
+use crate::domain::telephony::SettingsMask;
+use crate::proto::{self, telephony_service_server::TelephonyService};
+
+pub struct TelephonyApi {
+    pub context: Arc<ApiContext>,
+}
+
+#[tonic::async_trait]
+impl TelephonyService for TelephonyApi {
+    async fn assign_phone_number(
+        &self,
+        request: Request<proto::AssignPhoneNumberRequest>,
+    ) -> Result<Response<proto::User>, Status> {
+        let caller = self.context.auth.authenticate(&request).await?;
+        caller.require_admin()?;
+        let req = request.get_ref();
+        let account_id = required_id("account_id", &req.account_id)?;
+        caller.require_account(&account_id)?;
+        let user_id = required_id("user_id", &req.user_id)?;
+        let number = E164::parse("e164_phone_number", &req.e164_phone_number)?;
+        let request_id = request_id(&req.request_id)?;
+        let user = self
+            .context
+            .store
+            .assign_phone_number(
+                &account_id,
+                &user_id,
+                &number,
+                request_id.as_deref(),
+                &caller.key_id,
+            )
+            .await?;
+        tracing::info!(%account_id, %user_id, phone_number = %number, actor = %caller.key_id, "phone number assigned");
+        Ok(Response::new(convert::user(user)))
+    }
+
+    async fn unassign_phone_number(
+        &self,
+        request: Request<proto::UnassignPhoneNumberRequest>,
+    ) -> Result<Response<proto::User>, Status> {
+        let caller = self.context.auth.authenticate(&request).await?;
+        caller.require_admin()?;
+        let req = request.get_ref();
+        let account_id = required_id("account_id", &req.account_id)?;
+        caller.require_account(&account_id)?;
+        let user_id = required_id("user_id", &req.user_id)?;
+        let request_id = request_id(&req.request_id)?;
+        let user = self
+            .context
+            .store
+            .unassign_phone_number(
+                &account_id,
+                &user_id,
+                req.confirm,
+                request_id.as_deref(),
+                &caller.key_id,
+            )
+            .await?;
+        tracing::info!(%account_id, %user_id, actor = %caller.key_id, "phone number unassigned");
+        Ok(Response::new(convert::user(user)))
+    }
+
+    async fn get_telephony_settings(
+        &self,
+        request: Request<proto::GetTelephonySettingsRequest>,
+    ) -> Result<Response<proto::TelephonySettings>, Status> {
+        let caller = self.context.auth.authenticate(&request).await?;
+        let req = request.get_ref();
+        let account_id = required_id("account_id", &req.account_id)?;
+        caller.require_account(&account_id)?;
+        let user_id = required_id("user_id", &req.user_id)?;
+        let settings = self
+            .context
+            .store
+            .get_telephony_settings(&account_id, &user_id)
+            .await?;
+        Ok(Response::new(convert::settings(settings)))
+    }
+
+    async fn update_telephony_settings(
+        &self,
+        request: Request<proto::UpdateTelephonySettingsRequest>,
+    ) -> Result<Response<proto::TelephonySettings>, Status> {
+        let caller = self.context.auth.authenticate(&request).await?;
+        caller.require_admin()?;
+        let req = request.get_ref();
+        let account_id = required_id("account_id", &req.account_id)?;
+        caller.require_account(&account_id)?;
+        let user_id = required_id("user_id", &req.user_id)?;
+        let requested = req.telephony_settings.as_ref().ok_or_else(|| {
+            crate::domain::DomainError::invalid("telephony_settings", "is required")
+        })?;
+        let paths: Vec<&str> = req
+            .update_mask
+            .as_ref()
+            .map(|m| m.paths.iter().map(String::as_str).collect())
+            .unwrap_or_default();
+        let mask = SettingsMask::from_paths("update_mask", &paths)?;
+        let request_id = request_id(&req.request_id)?;
+        let settings = self
+            .context
+            .store
+            .update_telephony_settings(
+                &account_id,
+                &user_id,
+                convert::settings_from(requested),
+                mask,
+                request_id.as_deref(),
+                &caller.key_id,
+            )
+            .await?;
+        tracing::info!(
+            %account_id, %user_id,
+            inbound_calling = settings.inbound_calling,
+            outbound_calling = settings.outbound_calling,
+            sms = settings.sms,
+            actor = %caller.key_id,
+            "telephony settings updated"
+        );
+        Ok(Response::new(convert::settings(settings)))
+    }
+}

@@ -1,0 +1,161 @@
+//! `UserService`: users of an account, and asking a user to sign out.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::{ApiContext, convert, required_id};
+use crate::domain::error::{Violations, all3};
+use crate::domain::user::{parse_display_name, parse_email};
+use crate::proto::{self, user_service_server::UserService};
+use crate::store::UserUpdate;
+
+pub struct UserApi {
+    pub context: Arc<ApiContext>,
+}
+
+#[tonic::async_trait]
+impl UserService for UserApi {
+    async fn create_user(
+        &self,
+        request: Request<proto::CreateUserRequest>,
+    ) -> Result<Response<proto::User>, Status> {
+        let caller = self.context.auth.authenticate(&request).await?;
+        caller.require_admin()?;
+        let req = request.get_ref();
+        let account_id = required_id("account_id", &req.account_id)?;
+        caller.require_account(&account_id)?;
+        let (email, display_name, license_type) = all3(
+            parse_email("email", &req.email),
+            parse_display_name("display_name", &req.display_name),
+            convert::license_type("license_type", req.license_type),
+        )?;
+        let user = self
+            .context
+            .store
+            .create_user(&account_id, email, display_name, license_type)
+            .await?;
+        tracing::info!(%account_id, user_id = %user.user.id, actor = %caller.key_id, "user created");
+        Ok(Response::new(convert::user(user)))
+    }
+
+    async fn get_user(
+        &self,
+        request: Request<proto::GetUserRequest>,
+    ) -> Result<Response<proto::User>, Status> {
+        let caller = self.context.auth.authenticate(&request).await?;
+        let req = request.get_ref();
+        let account_id = required_id("account_id", &req.account_id)?;
+        caller.require_account(&account_id)?;
+        let user_id = required_id("user_id", &req.user_id)?;
+        let user = self.context.store.get_user(&account_id, &user_id).await?;
+        Ok(Response::new(convert::user(user)))
+    }
+
+    async fn list_users(
+        &self,
+        request: Request<proto::ListUsersRequest>,
+    ) -> Result<Response<proto::ListUsersResponse>, Status> {
+        let caller = self.context.auth.authenticate(&request).await?;
+        let req = request.get_ref();
+        let account_id = required_id("account_id", &req.account_id)?;
+        caller.require_account(&account_id)?;
+        let email = if req.email.is_empty() {
+            None
+        } else {
+            Some(parse_email("email", &req.email)?)
+        };
+        let page = self.context.page(
+            req.page_size,
+            &req.page_token,
+            &format!(
+                "account={account_id};email={}",
+                email.as_deref().unwrap_or("")
+            ),
+        )?;
+        let users = self
+            .context
+            .store
+            .list_users(&account_id, email.as_deref(), &page)
+            .await?;
+        Ok(Response::new(proto::ListUsersResponse {
+            users: users.items.into_iter().map(convert::user).collect(),
+            next_page_token: users.next_page_token,
+        }))
+    }
+
+    async fn update_user(
+        &self,
+        request: Request<proto::UpdateUserRequest>,
+    ) -> Result<Response<proto::User>, Status> {
+        let caller = self.context.auth.authenticate(&request).await?;
+        caller.require_admin()?;
+        let req = request.get_ref();
+        let account_id = required_id("account_id", &req.account_id)?;
+        caller.require_account(&account_id)?;
+        let user_id = required_id("user_id", &req.user_id)?;
+        let paths = convert::mask_paths(
+            "update_mask",
+            req.update_mask.as_ref(),
+            &["display_name", "license_type"],
+        )?;
+        let wants = |path: &str| paths.is_empty() || paths.contains(&path);
+        let mut violations = Violations::new();
+        let update = UserUpdate {
+            display_name: if wants("display_name") {
+                violations.check(parse_display_name("display_name", &req.display_name))
+            } else {
+                None
+            },
+            license_type: if wants("license_type") {
+                violations.check(convert::license_type("license_type", req.license_type))
+            } else {
+                None
+            },
+        };
+        violations.finish()?;
+        let user = self
+            .context
+            .store
+            .update_user(&account_id, &user_id, update)
+            .await?;
+        Ok(Response::new(convert::user(user)))
+    }
+
+    async fn delete_user(
+        &self,
+        request: Request<proto::DeleteUserRequest>,
+    ) -> Result<Response<()>, Status> {
+        let caller = self.context.auth.authenticate(&request).await?;
+        caller.require_admin()?;
+        let req = request.get_ref();
+        let account_id = required_id("account_id", &req.account_id)?;
+        caller.require_account(&account_id)?;
+        let user_id = required_id("user_id", &req.user_id)?;
+        self.context
+            .store
+            .delete_user(&account_id, &user_id, &caller.key_id)
+            .await?;
+        tracing::info!(%account_id, %user_id, actor = %caller.key_id, "user deleted");
+        Ok(Response::new(()))
+    }
+
+    async fn logout_user(
+        &self,
+        request: Request<proto::LogoutUserRequest>,
+    ) -> Result<Response<proto::LogoutUserResponse>, Status> {
+        let caller = self.context.auth.authenticate(&request).await?;
+        caller.require_admin()?;
+        let req = request.get_ref();
+        let account_id = required_id("account_id", &req.account_id)?;
+        caller.require_account(&account_id)?;
+        let user_id = required_id("user_id", &req.user_id)?;
+        let sequence = self
+            .context
+            .store
+            .logout_user(&account_id, &user_id, &caller.key_id)
+            .await?;
+        tracing::info!(%account_id, %user_id, sequence, actor = %caller.key_id, "user sign-out requested");
+        Ok(Response::new(proto::LogoutUserResponse { sequence }))
+    }
+}
