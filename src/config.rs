@@ -1,0 +1,190 @@
+//! Settings from command-line flags and environment variables, with defaults that run the
+//! service on a fresh machine with no set-up (SQLite in `./data`, loopback, plaintext).
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "telephony-admin",
+    version,
+    about = "Administers business-calling phone numbers over gRPC"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub storage: StorageSettings,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gRPC server.
+    Serve(Box<ServeSettings>),
+    /// Bring the database schema up to date and exit.
+    Migrate,
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key and print its secret (shown only this once).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// admin (may change things) or viewer (may only read and watch).
+        #[arg(long, value_parser = ["admin", "viewer"])]
+        role: String,
+        /// Limit the key to one account (default: the whole organisation).
+        #[arg(long)]
+        account: Option<String>,
+    },
+    /// List keys (never their secrets).
+    List,
+    /// Revoke a key at once.
+    Revoke { id: String },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StorageSettings {
+    /// `sqlite://PATH` or `postgres://…`; default: a SQLite file in the data directory.
+    #[arg(long, env = "DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+
+    /// Where the default SQLite database lives (created on first start).
+    #[arg(
+        long,
+        env = "TELEPHONY_ADMIN_DATA_DIR",
+        default_value = "data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+}
+
+impl StorageSettings {
+    /// The database URL, and for the default, the data directory to create first.
+    pub fn resolve(&self) -> (String, Option<PathBuf>) {
+        match &self.database_url {
+            Some(url) => (url.clone(), None),
+            None => (
+                format!(
+                    "sqlite://{}?mode=rwc",
+                    self.data_dir.join("telephony-admin.db").display()
+                ),
+                Some(self.data_dir.clone()),
+            ),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeSettings {
+    /// Address to listen on.
+    #[arg(
+        long,
+        env = "TELEPHONY_ADMIN_LISTEN",
+        default_value = "127.0.0.1:50051"
+    )]
+    pub listen: SocketAddr,
+
+    #[arg(
+        long,
+        env = "TELEPHONY_ADMIN_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+
+    /// PEM certificate chain; with --tls-key, serve TLS.
+    #[arg(long, env = "TELEPHONY_ADMIN_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key.
+    #[arg(long, env = "TELEPHONY_ADMIN_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Allow plaintext on a non-loopback address (e.g. behind a TLS-terminating proxy or mesh).
+    #[arg(long, env = "TELEPHONY_ADMIN_ALLOW_PLAINTEXT_NON_LOOPBACK")]
+    pub allow_plaintext_non_loopback: bool,
+
+    /// Secret of the first organisation admin key, created when no key exists. Without it, one
+    /// is generated and printed once.
+    #[arg(long, env = "TELEPHONY_ADMIN_BOOTSTRAP_KEY", hide_env_values = true)]
+    pub bootstrap_key: Option<String>,
+
+    /// How long change events are kept.
+    #[arg(long, env = "TELEPHONY_ADMIN_EVENT_RETENTION", value_parser = humantime::parse_duration, default_value = "7d")]
+    pub event_retention: Duration,
+
+    /// How long a deleted number stays restorable.
+    #[arg(long, env = "TELEPHONY_ADMIN_DELETION_QUEUE_PERIOD", value_parser = humantime::parse_duration, default_value = "7d")]
+    pub deletion_queue_period: Duration,
+
+    /// How often an idle watch stream receives a checkpoint.
+    #[arg(long, env = "TELEPHONY_ADMIN_CHECKPOINT_INTERVAL", value_parser = humantime::parse_duration, default_value = "30s")]
+    pub checkpoint_interval: Duration,
+
+    /// How often retention and the deletion queue are enforced.
+    #[arg(long, env = "TELEPHONY_ADMIN_MAINTENANCE_INTERVAL", value_parser = humantime::parse_duration, default_value = "1m")]
+    pub maintenance_interval: Duration,
+
+    /// Deadline of a unary RPC.
+    #[arg(long, env = "TELEPHONY_ADMIN_REQUEST_TIMEOUT", value_parser = humantime::parse_duration, default_value = "30s")]
+    pub request_timeout: Duration,
+
+    /// Largest request message, in bytes.
+    #[arg(long, env = "TELEPHONY_ADMIN_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_message_bytes: usize,
+
+    /// Largest page_size accepted.
+    #[arg(long, env = "TELEPHONY_ADMIN_MAX_PAGE_SIZE", default_value_t = 1000)]
+    pub max_page_size: u64,
+
+    /// HTTP/2 streams a connection may have open at once.
+    #[arg(
+        long,
+        env = "TELEPHONY_ADMIN_MAX_CONCURRENT_STREAMS",
+        default_value_t = 200
+    )]
+    pub max_concurrent_streams: u32,
+
+    /// Open WatchChanges streams per API key.
+    #[arg(
+        long,
+        env = "TELEPHONY_ADMIN_MAX_WATCHERS_PER_KEY",
+        default_value_t = 2000
+    )]
+    pub max_watchers_per_key: usize,
+
+    /// Database connections per replica.
+    #[arg(long, env = "TELEPHONY_ADMIN_DB_POOL_SIZE", default_value_t = 16)]
+    pub db_pool_size: u32,
+
+    /// How long shutdown waits for in-flight requests.
+    #[arg(long, env = "TELEPHONY_ADMIN_SHUTDOWN_GRACE", value_parser = humantime::parse_duration, default_value = "10s")]
+    pub shutdown_grace: Duration,
+}
+
+impl ServeSettings {
+    /// Defaults, as a server started with no flags would have them.
+    pub fn defaults() -> Self {
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            serve: ServeSettings,
+        }
+        Only::parse_from(["serve"]).serve
+    }
+}

@@ -1,0 +1,35 @@
+//! # telephony-admin
+//!
+//! A gRPC service that administers business-calling phone numbers: accounts and their users,
+//! the organisation's number inventory, assigning a number to a user, their calling and SMS
+//! permissions, and a durable stream of the changes each user must sign in again to pick up.
+//!
+//! # Layout
+//!
+//! | module | what it is |
+//! |---|---|
+//! | [`config`] | flags and environment variables, with defaults |
+//! | [`telemetry`] | the `tracing` subscriber and the one-line-per-RPC log layer |
+//! | [`startup`] | builds and runs the server; shutdown |
+//! | [`proto`] | the generated messages, clients and service traits (public: other services use the clients) |
+//! | [`domain`] | the rules, without I/O: numbers, names, assignment, permissions, notices |
+//! | [`store`] | SeaORM entities, migrations, the repository, page tokens |
+//! | [`api`] | one tonic service per file; authentication; errors → `Status` in [`api::status`] |
+//! | [`events`] | the change hub and the watch streams |
+//! | [`keys`] | API key secrets, roles and scopes |
+//! | [`maintenance`] | retention and the deletion-queue purge |
+//! | [`error`] | the crate's error type |
+//!
+//! Dependencies point one way: `api → store → domain`, `api → domain`, `api → events → store`.
+
+pub mod api;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod events;
+pub mod keys;
+pub mod maintenance;
+pub mod proto;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

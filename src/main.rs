@@ -1,0 +1,106 @@
+//! The `telephony-admin` command: `serve`, `migrate` and `keys`. All the work is in the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use telephony_admin::config::{Cli, Command, KeysCommand, LogFormat};
+use telephony_admin::keys::{self, Role, Scope};
+use telephony_admin::startup::{Application, connect_store};
+use telephony_admin::store::StoreOptions;
+use telephony_admin::{domain, telemetry};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let log_format = match &cli.command {
+        Command::Serve(settings) => settings.log_format,
+        _ => LogFormat::Text,
+    };
+    telemetry::init(log_format);
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(settings) => {
+            Application::build(&cli.storage, *settings)
+                .await?
+                .run_until_stopped()
+                .await
+        }
+        Command::Migrate => {
+            let store = connect_store(&cli.storage, StoreOptions::default()).await?;
+            store.migrate().await?;
+            println!("database schema is up to date");
+            Ok(())
+        }
+        Command::Keys { command } => {
+            let store = connect_store(&cli.storage, StoreOptions::default()).await?;
+            store.migrate().await?;
+            keys_command(&store, command).await
+        }
+    }
+}
+
+async fn keys_command(
+    store: &telephony_admin::store::Store,
+    command: KeysCommand,
+) -> anyhow::Result<()> {
+    match command {
+        KeysCommand::Create {
+            name,
+            role,
+            account,
+        } => {
+            let role = Role::parse(&role).ok_or_else(|| anyhow::anyhow!("unknown role {role}"))?;
+            let scope = match account {
+                Some(id) => {
+                    let id = domain::account::parse_id("--account", &id)?;
+                    store.get_account(&id).await?;
+                    Scope::Account(id)
+                }
+                None => Scope::Organisation,
+            };
+            let name = domain::account::parse_display_text("--name", &name, 100)?;
+            let (record, secret) = keys::create_key(store, &name, role, &scope, None).await?;
+            println!("id:     {}", record.id);
+            println!("name:   {}", record.name);
+            println!("role:   {}", record.role);
+            println!(
+                "scope:  {}",
+                record.account_id.as_deref().unwrap_or("organisation")
+            );
+            println!("secret: {secret}");
+            println!("\nThe secret is shown only this once.");
+        }
+        KeysCommand::List => {
+            println!(
+                "{:<36}  {:<7}  {:<36}  {:<20}  name",
+                "id", "role", "scope", "revoked"
+            );
+            for key in store.list_api_keys().await? {
+                println!(
+                    "{:<36}  {:<7}  {:<36}  {:<20}  {}",
+                    key.id,
+                    key.role,
+                    key.account_id.as_deref().unwrap_or("organisation"),
+                    key.revoke_time
+                        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    key.name
+                );
+            }
+        }
+        KeysCommand::Revoke { id } => {
+            let key = store.revoke_api_key(&id).await?;
+            println!("revoked {} ({})", key.id, key.name);
+        }
+    }
+    Ok(())
+}
