@@ -1,0 +1,335 @@
+//! Test harness: `spawn_app(backend)` starts the real server on an ephemeral port with a fresh
+//! database of its own (a SQLite file in a temporary directory, or a new PostgreSQL database
+//! created from `TEST_DATABASE_URL`), and hands out typed gRPC clients that carry an API key.
+//!
+//! PostgreSQL tests run when `TEST_DATABASE_URL` is set. Under `CI=true` they must run: a
+//! missing URL or an unreachable server fails the test instead of skipping it.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, Database};
+use telephony_admin::config::{ServeSettings, StorageSettings};
+use telephony_admin::keys::{self, Role, Scope};
+use telephony_admin::proto::{
+    account_service_client::AccountServiceClient, change_service_client::ChangeServiceClient,
+    phone_number_service_client::PhoneNumberServiceClient,
+    telephony_service_client::TelephonyServiceClient, user_service_client::UserServiceClient,
+};
+use telephony_admin::startup::{Application, connect_store};
+use telephony_admin::store::{Store, StoreOptions};
+use tokio_util::sync::CancellationToken;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs an async scenario `fn(Backend)` as two tests, `sqlite` and `postgres`, in a module named
+/// after the scenario.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($scenario:ident),+ $(,)?) => {
+        $(
+            mod $scenario {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn sqlite() {
+                    super::$scenario($crate::common::Backend::Sqlite).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn postgres() {
+                    if $crate::common::postgres_enabled() {
+                        super::$scenario($crate::common::Backend::Postgres).await;
+                    }
+                }
+            }
+        )+
+    };
+}
+
+/// Whether PostgreSQL tests should run: yes when `TEST_DATABASE_URL` is set; under CI the URL
+/// is required.
+pub fn postgres_enabled() -> bool {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => true,
+        _ if is_ci() => {
+            panic!("CI=true but TEST_DATABASE_URL is not set: the PostgreSQL tests must run in CI")
+        }
+        _ => {
+            eprintln!("TEST_DATABASE_URL is not set: skipping the PostgreSQL variant locally");
+            false
+        }
+    }
+}
+
+fn is_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// A database that exists for one test and is dropped after it.
+pub struct TestDatabase {
+    pub url: String,
+    /// For PostgreSQL: the admin URL and the database name to drop.
+    postgres: Option<(String, String)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDatabase {
+    pub async fn create(backend: Backend) -> Self {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temporary directory");
+                let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
+                Self {
+                    url,
+                    postgres: None,
+                    _dir: Some(dir),
+                }
+            }
+            Backend::Postgres => {
+                let admin_url = std::env::var("TEST_DATABASE_URL")
+                    .expect("TEST_DATABASE_URL must be set for PostgreSQL tests");
+                let name = format!("telephony_test_{}", uuid::Uuid::new_v4().simple());
+                let admin = Database::connect(admin_url.as_str())
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!("PostgreSQL at TEST_DATABASE_URL is unreachable: {e}")
+                    });
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .expect("create test database");
+                admin.close().await.ok();
+                let url = replace_database(&admin_url, &name);
+                Self {
+                    url,
+                    postgres: Some((admin_url, name)),
+                    _dir: None,
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Some((admin_url, name)) = self.postgres.take() {
+            // Drop runs outside any runtime we may block: use a thread with its own.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                runtime.block_on(async {
+                    if let Ok(admin) = Database::connect(admin_url.as_str()).await {
+                        let _ = admin
+                            .execute_unprepared(&format!(
+                                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                            ))
+                            .await;
+                        let _ = admin.close().await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// `postgres://user@host:port/db?x` with the database replaced by `name`.
+fn replace_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (url, String::new()),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    format!("{base}/{name}{query}")
+}
+
+/// Adds `authorization: Bearer <key>` to every call.
+#[derive(Clone)]
+pub struct Bearer(pub Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+pub type Authed = InterceptedService<Channel, Bearer>;
+
+/// A running server and what a test needs to talk to it.
+pub struct TestApp {
+    pub address: std::net::SocketAddr,
+    /// The organisation admin key created at start.
+    pub admin_key: String,
+    pub channel: Channel,
+    pub database_url: String,
+    /// The database this app owns (dropped with it); `None` for a replica of another app's.
+    pub database: Option<TestDatabase>,
+    /// A store on the same database, for setting up keys.
+    pub store: Store,
+    pub shutdown: CancellationToken,
+    pub server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Settings for tests: everything default, a random loopback port, a known bootstrap key.
+pub fn test_settings() -> ServeSettings {
+    let mut settings = ServeSettings::defaults();
+    settings.listen = "127.0.0.1:0".parse().unwrap();
+    settings.bootstrap_key = Some(keys::generate_secret());
+    settings.shutdown_grace = Duration::from_secs(2);
+    settings
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+pub async fn spawn_app_with(
+    backend: Backend,
+    configure: impl FnOnce(&mut ServeSettings),
+) -> TestApp {
+    let database = TestDatabase::create(backend).await;
+    spawn_app_on(database, configure).await
+}
+
+/// Starts a server that owns `database` (e.g. after a restart of another app on it).
+pub async fn spawn_app_on(
+    database: TestDatabase,
+    configure: impl FnOnce(&mut ServeSettings),
+) -> TestApp {
+    let mut app = spawn_app_on_url(&database.url, configure).await;
+    app.database = Some(database);
+    app
+}
+
+/// Starts a server on the database at `url` without owning it (a second replica).
+pub async fn spawn_app_on_url(url: &str, configure: impl FnOnce(&mut ServeSettings)) -> TestApp {
+    let mut settings = test_settings();
+    configure(&mut settings);
+    let admin_key = settings.bootstrap_key.clone().expect("bootstrap key");
+    let storage = storage_for(url);
+    let app = Application::build(&storage, settings)
+        .await
+        .expect("the application starts");
+    let address = app.local_addr();
+    let shutdown = app.shutdown_token();
+    let server = tokio::spawn(app.run_until_stopped());
+    let channel = Channel::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect()
+        .await
+        .expect("connect to the test server");
+    let store = connect_store(&storage, StoreOptions::default())
+        .await
+        .expect("store");
+    TestApp {
+        address,
+        admin_key,
+        channel,
+        database_url: url.to_owned(),
+        database: None,
+        store,
+        shutdown,
+        server: Some(server),
+    }
+}
+
+pub fn storage_for(url: &str) -> StorageSettings {
+    StorageSettings {
+        database_url: Some(url.to_owned()),
+        data_dir: std::env::temp_dir(),
+    }
+}
+
+fn bearer(key: Option<&str>) -> Bearer {
+    Bearer(key.map(|k| format!("Bearer {k}").parse().expect("ASCII key")))
+}
+
+impl TestApp {
+    pub fn accounts(&self) -> AccountServiceClient<Authed> {
+        self.accounts_as(Some(&self.admin_key))
+    }
+    pub fn users(&self) -> UserServiceClient<Authed> {
+        self.users_as(Some(&self.admin_key))
+    }
+    pub fn numbers(&self) -> PhoneNumberServiceClient<Authed> {
+        self.numbers_as(Some(&self.admin_key))
+    }
+    pub fn telephony(&self) -> TelephonyServiceClient<Authed> {
+        self.telephony_as(Some(&self.admin_key))
+    }
+    pub fn changes(&self) -> ChangeServiceClient<Authed> {
+        self.changes_as(Some(&self.admin_key))
+    }
+
+    pub fn accounts_as(&self, key: Option<&str>) -> AccountServiceClient<Authed> {
+        AccountServiceClient::with_interceptor(self.channel.clone(), bearer(key))
+    }
+    pub fn users_as(&self, key: Option<&str>) -> UserServiceClient<Authed> {
+        UserServiceClient::with_interceptor(self.channel.clone(), bearer(key))
+    }
+    pub fn numbers_as(&self, key: Option<&str>) -> PhoneNumberServiceClient<Authed> {
+        PhoneNumberServiceClient::with_interceptor(self.channel.clone(), bearer(key))
+    }
+    pub fn telephony_as(&self, key: Option<&str>) -> TelephonyServiceClient<Authed> {
+        TelephonyServiceClient::with_interceptor(self.channel.clone(), bearer(key))
+    }
+    pub fn changes_as(&self, key: Option<&str>) -> ChangeServiceClient<Authed> {
+        ChangeServiceClient::with_interceptor(self.channel.clone(), bearer(key))
+    }
+
+    /// Creates an API key directly in the database (as the `keys create` command does).
+    pub async fn create_key(&self, role: Role, scope: Scope) -> String {
+        keys::create_key(&self.store, "test", role, &scope, None)
+            .await
+            .expect("create key")
+            .1
+    }
+
+    /// Another server on the same database, with the same admin key.
+    pub async fn spawn_replica(&self) -> TestApp {
+        let key = self.admin_key.clone();
+        let mut replica =
+            spawn_app_on_url(&self.database_url, |s| s.bootstrap_key = Some(key)).await;
+        replica.admin_key = self.admin_key.clone();
+        replica
+    }
+
+    /// Stops the server gracefully and waits for it; the database stays.
+    pub async fn stop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            tokio::time::timeout(Duration::from_secs(10), server)
+                .await
+                .expect("the server stops within 10 s")
+                .expect("server task")
+                .expect("server result");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
