@@ -136,6 +136,11 @@ pub struct ServeSettings {
     #[arg(long, env = "TELEPHONY_ADMIN_CHECKPOINT_INTERVAL", value_parser = humantime::parse_duration, default_value = "30s")]
     pub checkpoint_interval: Duration,
 
+    /// How often the change log is polled as a safety net for lost wake-ups (commits in this
+    /// process and PostgreSQL notifications from other replicas wake watchers at once).
+    #[arg(long, env = "TELEPHONY_ADMIN_CHANGE_POLL_INTERVAL", value_parser = humantime::parse_duration, default_value = "2s")]
+    pub change_poll_interval: Duration,
+
     /// How often retention and the deletion queue are enforced.
     #[arg(long, env = "TELEPHONY_ADMIN_MAINTENANCE_INTERVAL", value_parser = humantime::parse_duration, default_value = "1m")]
     pub maintenance_interval: Duration,

@@ -31,8 +31,6 @@ use crate::telemetry::RpcLogLayer;
 
 /// Events the hub keeps in memory for live watchers.
 const HUB_CAPACITY: usize = 8192;
-/// Safety-net poll of the outbox, in case a wake-up was lost.
-const HUB_POLL_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Connects to the configured database, creating the SQLite data directory if needed.
 pub async fn connect_store(
