@@ -104,7 +104,7 @@ impl Application {
         let hub = ChangeHub::start(
             store.clone(),
             HUB_CAPACITY,
-            HUB_POLL_INTERVAL,
+            settings.change_poll_interval,
             shutdown.clone(),
         )
         .await
