@@ -2,7 +2,7 @@
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect, Set,
     sea_query::{Expr, ExprTrait, Func, LikeExpr},
 };
@@ -48,10 +48,17 @@ impl Store {
     ) -> Result<Page<account::Model>> {
         let mut query = account::Entity::find().order_by_asc(account::Column::Id);
         if !name_prefix.is_empty() {
-            let pattern = format!("{}%", escape_like(&name_prefix.to_lowercase()));
+            let folded = format!("{}%", escape_like(&name_prefix.to_lowercase()));
+            let exact = format!("{}%", escape_like(name_prefix));
+            // SQL lower() may fold ASCII only (SQLite, a C-locale PostgreSQL): the prefix as
+            // given must still match names that start with exactly it.
             query = query.filter(
-                Expr::expr(Func::lower(Expr::col(account::Column::Name)))
-                    .like(LikeExpr::new(pattern).escape('\\')),
+                Condition::any()
+                    .add(
+                        Expr::expr(Func::lower(Expr::col(account::Column::Name)))
+                            .like(LikeExpr::new(folded).escape('\\')),
+                    )
+                    .add(Expr::col(account::Column::Name).like(LikeExpr::new(exact).escape('\\'))),
             );
         }
         if let Some(after) = &page.after {

@@ -152,16 +152,17 @@ impl Store {
 
     /// Deletes events that occurred before `cutoff`; returns how many went.
     pub async fn purge_changes_before(&self, cutoff: DateTime<Utc>) -> Result<u64> {
-        let txn = self.begin_write().await?;
+        // Look first without the write lock: usually there is nothing to purge.
         let newest_expired = change_event::Entity::find()
             .filter(change_event::Column::OccurTime.lt(cutoff))
             .order_by_desc(change_event::Column::Sequence)
-            .one(&txn)
+            .one(self.connection())
             .await?;
         let Some(newest_expired) = newest_expired else {
             return Ok(0);
         };
         let through = newest_expired.sequence;
+        let txn = self.begin_write().await?;
         let deleted = change_event::Entity::delete_many()
             .filter(change_event::Column::Sequence.lte(through))
             .exec(&txn)
