@@ -30,13 +30,12 @@ pub fn spawn(
 
 async fn run_once(store: &Store, retention: chrono::Duration) {
     let now = Utc::now();
-    match now.checked_sub_signed(retention) {
-        Some(cutoff) => match store.purge_changes_before(cutoff).await {
+    if let Some(cutoff) = now.checked_sub_signed(retention) {
+        match store.purge_changes_before(cutoff).await {
             Ok(0) => {}
             Ok(purged) => tracing::info!(purged, "change events past retention purged"),
             Err(e) => tracing::warn!(error = %e, "could not purge change events"),
-        },
-        None => {}
+        }
     }
     match store.purge_deleted_numbers(now).await {
         Ok(0) => {}

@@ -289,10 +289,8 @@ async fn ensure_api_key(store: &Store, bootstrap_secret: Option<&str>) -> anyhow
     if store.count_api_keys().await? > 0 {
         return Ok(());
     }
-    if let Some(secret) = bootstrap_secret {
-        if secret.len() < 32 {
-            bail!("the bootstrap key must be at least 32 characters long");
-        }
+    if bootstrap_secret.is_some_and(|secret| secret.len() < 32) {
+        bail!("the bootstrap key must be at least 32 characters long");
     }
     let created = keys::create_key(
         store,

@@ -1,10 +1,11 @@
 //! Authentication and authorisation of every RPC (health and reflection excepted).
 //!
-//! A request carries `authorization: Bearer <secret>`. The secret is hashed and looked up; a
-//! short cache keeps lookups off the database without delaying revocation by more than
-//! [`CACHE_TTL`]. Scope checks compare the request's account with the key's before anything is
-//! read, so a key outside its scope gets the same PERMISSION_DENIED whether or not the target
-//! exists.
+//! A request carries `authorization: Bearer <secret>`. The secret is hashed and looked up in the
+//! database on every call, so a revoked key fails at once. Open watch streams re-check their key
+//! before each new event; the answer is shared by all streams of a key for that event (and for
+//! at most [`CACHE_TTL`] while idle), so a thousand streams cost one lookup per event.
+//! Scope checks compare the request's account with the key's before anything is read, so a key
+//! outside its scope gets the same PERMISSION_DENIED whether or not the target exists.
 
 use std::{
     collections::HashMap,
@@ -18,9 +19,9 @@ use crate::error::{Error, Result};
 use crate::keys::{Role, Scope, hash_secret};
 use crate::store::Store;
 
-/// How long a looked-up key is trusted before it is checked again.
+/// How long an idle stream trusts its key's last check.
 const CACHE_TTL: Duration = Duration::from_secs(1);
-/// Entries kept at most; the cache is cleared when full (keys are few, attackers' guesses many).
+/// Entries kept at most; the cache is cleared when full.
 const CACHE_CAPACITY: usize = 10_000;
 
 /// Who is calling.
@@ -75,7 +76,9 @@ pub fn outside_scope() -> Error {
 
 #[derive(Clone)]
 struct Cached {
-    caller: Option<Caller>,
+    valid: bool,
+    /// The change sequence the check was made for.
+    sequence: u64,
     checked: Instant,
 }
 
@@ -97,65 +100,52 @@ impl Authenticator {
     /// The caller of `request`, or UNAUTHENTICATED.
     pub async fn authenticate<T>(&self, request: &Request<T>) -> Result<Caller> {
         let secret = bearer(request)?;
-        self.caller_for_hash(&hash_secret(secret))
+        self.store
+            .find_api_key_by_hash(&hash_secret(secret))
             .await?
+            .and_then(to_caller)
             .ok_or_else(|| Error::Unauthenticated("the API key is unknown or revoked".into()))
     }
 
-    /// Whether the key is still valid (for long-lived streams).
-    pub async fn still_valid(&self, key_id: &str) -> Result<()> {
-        let cache_key = format!("id:{key_id}");
-        if let Some(hit) = self.cached(&cache_key) {
-            return hit
-                .map(|_| ())
-                .ok_or_else(|| Error::Unauthenticated("the API key has been revoked".into()));
-        }
-        let record = self.store.get_api_key(key_id).await?;
-        let caller = record.and_then(to_caller);
-        let valid = caller.is_some();
-        self.remember(cache_key, caller);
+    /// Whether the key may still watch, checked for the change at `sequence`: one database
+    /// lookup per key and sequence, whatever the number of streams.
+    pub async fn still_valid(&self, key_id: &str, sequence: u64) -> Result<()> {
+        let cached = {
+            let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            cache
+                .get(key_id)
+                .filter(|c| c.sequence >= sequence && c.checked.elapsed() < CACHE_TTL)
+                .map(|c| c.valid)
+        };
+        let valid = match cached {
+            Some(valid) => valid,
+            None => {
+                let valid = self
+                    .store
+                    .get_api_key(key_id)
+                    .await?
+                    .and_then(to_caller)
+                    .is_some();
+                let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+                if cache.len() >= CACHE_CAPACITY {
+                    cache.clear();
+                }
+                cache.insert(
+                    key_id.to_owned(),
+                    Cached {
+                        valid,
+                        sequence,
+                        checked: Instant::now(),
+                    },
+                );
+                valid
+            }
+        };
         if valid {
             Ok(())
         } else {
-            Err(Error::Unauthenticated(
-                "the API key has been revoked".into(),
-            ))
+            Err(Error::Unauthenticated("the API key has been revoked".into()))
         }
-    }
-
-    async fn caller_for_hash(&self, hash: &str) -> Result<Option<Caller>> {
-        if let Some(hit) = self.cached(hash) {
-            return Ok(hit);
-        }
-        let caller = self
-            .store
-            .find_api_key_by_hash(hash)
-            .await?
-            .and_then(to_caller);
-        self.remember(hash.to_owned(), caller.clone());
-        Ok(caller)
-    }
-
-    fn cached(&self, key: &str) -> Option<Option<Caller>> {
-        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        cache
-            .get(key)
-            .filter(|c| c.checked.elapsed() < CACHE_TTL)
-            .map(|c| c.caller.clone())
-    }
-
-    fn remember(&self, key: String, caller: Option<Caller>) {
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.len() >= CACHE_CAPACITY {
-            cache.clear();
-        }
-        cache.insert(
-            key,
-            Cached {
-                caller,
-                checked: Instant::now(),
-            },
-        );
     }
 }
 

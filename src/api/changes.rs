@@ -49,10 +49,10 @@ impl ChangeService for ChangeApi {
         let slot = self.context.open_watch_slot(&caller.key_id)?;
         let auth = self.context.auth.clone();
         let key_id = caller.key_id.clone();
-        let revalidate: events::watcher::Revalidate = Arc::new(move || {
+        let revalidate: events::watcher::Revalidate = Arc::new(move |sequence| {
             let auth = auth.clone();
             let key_id = key_id.clone();
-            Box::pin(async move { auth.still_valid(&key_id).await })
+            Box::pin(async move { auth.still_valid(&key_id, sequence).await })
         });
         let receiver = events::watch(
             self.context.store.clone(),

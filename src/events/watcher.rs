@@ -27,9 +27,10 @@ pub enum WatchItem {
     Checkpoint(u64),
 }
 
-/// Checks, before each event, that the consumer may still watch (e.g. its key is not revoked).
+/// Checks, before each event (given its sequence) and each idle checkpoint, that the consumer
+/// may still watch (e.g. its key is not revoked).
 pub type Revalidate =
-    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<()>> + Send>> + Send + Sync>;
+    Arc<dyn Fn(u64) -> Pin<Box<dyn Future<Output = Result<()>> + Send>> + Send + Sync>;
 
 pub struct WatchOptions {
     pub filter: ChangeFilter,
@@ -108,7 +109,7 @@ impl Watcher {
                 let (events, covered) = self.next_batch(target).await?;
                 for event in events {
                     if let Some(revalidate) = &self.options.revalidate {
-                        revalidate().await?;
+                        revalidate(event.sequence as u64).await?;
                     }
                     if self.send(WatchItem::Event(event), &shutdown).await.is_err() {
                         return Ok(());
@@ -135,7 +136,7 @@ impl Watcher {
                 changed = head.changed() => if changed.is_err() { return Ok(()) },
                 _ = tokio::time::sleep_until(last_sent + self.options.checkpoint_interval) => {
                     if let Some(revalidate) = &self.options.revalidate {
-                        revalidate().await?;
+                        revalidate(self.cursor).await?;
                     }
                     if self.send(WatchItem::Checkpoint(self.cursor), &shutdown).await.is_err() {
                         return Ok(());
