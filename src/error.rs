@@ -23,6 +23,10 @@ pub enum Error {
     #[error("{0}")]
     ResourceExhausted(String),
 
+    /// The server is stopping; the client should reconnect (to another replica) and resume.
+    #[error("the server is shutting down")]
+    ShuttingDown,
+
     /// The database failed; the message for the client stays generic.
     #[error("database error: {0}")]
     Database(DbErr),

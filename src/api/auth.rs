@@ -144,7 +144,9 @@ impl Authenticator {
         if valid {
             Ok(())
         } else {
-            Err(Error::Unauthenticated("the API key has been revoked".into()))
+            Err(Error::Unauthenticated(
+                "the API key has been revoked".into(),
+            ))
         }
     }
 }

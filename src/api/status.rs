@@ -25,6 +25,9 @@ pub fn to_status(err: Error) -> Status {
         Error::Unauthenticated(message) => Status::unauthenticated(message),
         Error::PermissionDenied(message) => Status::permission_denied(message),
         Error::ResourceExhausted(message) => Status::resource_exhausted(message),
+        Error::ShuttingDown => Status::unavailable(
+            "the server is shutting down; reconnect and resume with after_sequence set to the last sequence you received",
+        ),
         Error::Database(e) => {
             tracing::error!(error = %e, "database error");
             Status::unavailable("the database is unavailable or failed; retry later")

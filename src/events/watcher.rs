@@ -95,9 +95,6 @@ struct Watcher {
     cursor: u64,
 }
 
-/// Why a watcher stopped without an error.
-struct Closed;
-
 impl Watcher {
     async fn run(mut self, shutdown: CancellationToken) -> Result<()> {
         let mut head = self.hub.subscribe();
@@ -111,7 +108,7 @@ impl Watcher {
                     if let Some(revalidate) = &self.options.revalidate {
                         revalidate(event.sequence as u64).await?;
                     }
-                    if self.send(WatchItem::Event(event), &shutdown).await.is_err() {
+                    if !self.send(WatchItem::Event(event), &shutdown).await? {
                         return Ok(());
                     }
                 }
@@ -121,24 +118,20 @@ impl Watcher {
             }
             if !caught_up {
                 caught_up = true;
-                if self
-                    .send(WatchItem::Checkpoint(self.cursor), &shutdown)
-                    .await
-                    .is_err()
-                {
+                if !self.send(WatchItem::Checkpoint(self.cursor), &shutdown).await? {
                     return Ok(());
                 }
                 last_sent = Instant::now();
             }
             tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
+                _ = shutdown.cancelled() => return Err(Error::ShuttingDown),
                 _ = self.tx.closed() => return Ok(()),
                 changed = head.changed() => if changed.is_err() { return Ok(()) },
                 _ = tokio::time::sleep_until(last_sent + self.options.checkpoint_interval) => {
                     if let Some(revalidate) = &self.options.revalidate {
                         revalidate(self.cursor).await?;
                     }
-                    if self.send(WatchItem::Checkpoint(self.cursor), &shutdown).await.is_err() {
+                    if !self.send(WatchItem::Checkpoint(self.cursor), &shutdown).await? {
                         return Ok(());
                     }
                     last_sent = Instant::now();
@@ -177,16 +170,12 @@ impl Watcher {
         Ok((events.into_iter().map(Arc::new).collect(), covered))
     }
 
-    async fn send(&self, item: WatchItem, shutdown: &CancellationToken) -> Result<(), Closed> {
+    /// Sends one item: `Ok(false)` when the consumer is gone; a shutdown while waiting for a
+    /// slow consumer ends the stream with the shutdown error.
+    async fn send(&self, item: WatchItem, shutdown: &CancellationToken) -> Result<bool> {
         tokio::select! {
-            _ = shutdown.cancelled() => Err(Closed),
-            sent = self.tx.send(Ok(item)) => sent.map_err(|_| Closed),
+            _ = shutdown.cancelled() => Err(Error::ShuttingDown),
+            sent = self.tx.send(Ok(item)) => Ok(sent.is_ok()),
         }
-    }
-}
-
-impl From<Closed> for Error {
-    fn from(_: Closed) -> Self {
-        Error::Internal("watch stream closed".into())
     }
 }
