@@ -114,6 +114,48 @@ impl Drop for WatchSlot {
     }
 }
 
+/// What a request does to its target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+/// A user named by a request: validated identifiers.
+#[derive(Debug, Clone)]
+pub struct UserTarget {
+    pub account_id: String,
+    pub user_id: String,
+}
+
+impl ApiContext {
+    /// Authenticates the caller, checks the role for `access`, validates the account and user
+    /// ids, and checks the key covers the account — in that order, so that scope is decided
+    /// before anything is read.
+    pub async fn authorise_user<T>(
+        &self,
+        request: &tonic::Request<T>,
+        access: Access,
+        account_id: &str,
+        user_id: &str,
+    ) -> Result<(auth::Caller, UserTarget)> {
+        let caller = self.auth.authenticate(request).await?;
+        if access == Access::Write {
+            caller.require_admin()?;
+        }
+        let account_id = required_id("account_id", account_id)?;
+        caller.require_account(&account_id)?;
+        let user_id = required_id("user_id", user_id)?;
+        Ok((
+            caller,
+            UserTarget {
+                account_id,
+                user_id,
+            },
+        ))
+    }
+}
+
 /// A required identifier field.
 pub fn required_id(field: &str, value: &str) -> Result<String> {
     Ok(parse_id(field, value)?)

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::{ApiContext, convert, request_id, required_id};
+use super::{Access, ApiContext, UserTarget, convert, request_id};
 use crate::domain::phone_number::E164;
 use crate::domain::telephony::SettingsMask;
 use crate::proto::{self, telephony_service_server::TelephonyService};
@@ -19,12 +19,17 @@ impl TelephonyService for TelephonyApi {
         &self,
         request: Request<proto::AssignPhoneNumberRequest>,
     ) -> Result<Response<proto::User>, Status> {
-        let caller = self.context.auth.authenticate(&request).await?;
-        caller.require_admin()?;
         let req = request.get_ref();
-        let account_id = required_id("account_id", &req.account_id)?;
-        caller.require_account(&account_id)?;
-        let user_id = required_id("user_id", &req.user_id)?;
+        let (
+            caller,
+            UserTarget {
+                account_id,
+                user_id,
+            },
+        ) = self
+            .context
+            .authorise_user(&request, Access::Write, &req.account_id, &req.user_id)
+            .await?;
         let number = E164::parse("e164_phone_number", &req.e164_phone_number)?;
         let request_id = request_id(&req.request_id)?;
         let user = self
@@ -46,12 +51,17 @@ impl TelephonyService for TelephonyApi {
         &self,
         request: Request<proto::UnassignPhoneNumberRequest>,
     ) -> Result<Response<proto::User>, Status> {
-        let caller = self.context.auth.authenticate(&request).await?;
-        caller.require_admin()?;
         let req = request.get_ref();
-        let account_id = required_id("account_id", &req.account_id)?;
-        caller.require_account(&account_id)?;
-        let user_id = required_id("user_id", &req.user_id)?;
+        let (
+            caller,
+            UserTarget {
+                account_id,
+                user_id,
+            },
+        ) = self
+            .context
+            .authorise_user(&request, Access::Write, &req.account_id, &req.user_id)
+            .await?;
         let request_id = request_id(&req.request_id)?;
         let user = self
             .context
@@ -72,11 +82,17 @@ impl TelephonyService for TelephonyApi {
         &self,
         request: Request<proto::GetTelephonySettingsRequest>,
     ) -> Result<Response<proto::TelephonySettings>, Status> {
-        let caller = self.context.auth.authenticate(&request).await?;
         let req = request.get_ref();
-        let account_id = required_id("account_id", &req.account_id)?;
-        caller.require_account(&account_id)?;
-        let user_id = required_id("user_id", &req.user_id)?;
+        let (
+            _,
+            UserTarget {
+                account_id,
+                user_id,
+            },
+        ) = self
+            .context
+            .authorise_user(&request, Access::Read, &req.account_id, &req.user_id)
+            .await?;
         let settings = self
             .context
             .store
@@ -89,12 +105,17 @@ impl TelephonyService for TelephonyApi {
         &self,
         request: Request<proto::UpdateTelephonySettingsRequest>,
     ) -> Result<Response<proto::TelephonySettings>, Status> {
-        let caller = self.context.auth.authenticate(&request).await?;
-        caller.require_admin()?;
         let req = request.get_ref();
-        let account_id = required_id("account_id", &req.account_id)?;
-        caller.require_account(&account_id)?;
-        let user_id = required_id("user_id", &req.user_id)?;
+        let (
+            caller,
+            UserTarget {
+                account_id,
+                user_id,
+            },
+        ) = self
+            .context
+            .authorise_user(&request, Access::Write, &req.account_id, &req.user_id)
+            .await?;
         let requested = req.telephony_settings.as_ref().ok_or_else(|| {
             crate::domain::DomainError::invalid("telephony_settings", "is required")
         })?;

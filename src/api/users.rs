@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::{ApiContext, convert, required_id};
+use super::{Access, ApiContext, UserTarget, convert, required_id};
 use crate::domain::error::{Violations, all3};
 use crate::domain::user::{parse_display_name, parse_email};
 use crate::proto::{self, user_service_server::UserService};
@@ -43,11 +43,17 @@ impl UserService for UserApi {
         &self,
         request: Request<proto::GetUserRequest>,
     ) -> Result<Response<proto::User>, Status> {
-        let caller = self.context.auth.authenticate(&request).await?;
         let req = request.get_ref();
-        let account_id = required_id("account_id", &req.account_id)?;
-        caller.require_account(&account_id)?;
-        let user_id = required_id("user_id", &req.user_id)?;
+        let (
+            _,
+            UserTarget {
+                account_id,
+                user_id,
+            },
+        ) = self
+            .context
+            .authorise_user(&request, Access::Read, &req.account_id, &req.user_id)
+            .await?;
         let user = self.context.store.get_user(&account_id, &user_id).await?;
         Ok(Response::new(convert::user(user)))
     }
@@ -88,12 +94,17 @@ impl UserService for UserApi {
         &self,
         request: Request<proto::UpdateUserRequest>,
     ) -> Result<Response<proto::User>, Status> {
-        let caller = self.context.auth.authenticate(&request).await?;
-        caller.require_admin()?;
         let req = request.get_ref();
-        let account_id = required_id("account_id", &req.account_id)?;
-        caller.require_account(&account_id)?;
-        let user_id = required_id("user_id", &req.user_id)?;
+        let (
+            _,
+            UserTarget {
+                account_id,
+                user_id,
+            },
+        ) = self
+            .context
+            .authorise_user(&request, Access::Write, &req.account_id, &req.user_id)
+            .await?;
         let paths = convert::mask_paths(
             "update_mask",
             req.update_mask.as_ref(),
@@ -126,12 +137,17 @@ impl UserService for UserApi {
         &self,
         request: Request<proto::DeleteUserRequest>,
     ) -> Result<Response<()>, Status> {
-        let caller = self.context.auth.authenticate(&request).await?;
-        caller.require_admin()?;
         let req = request.get_ref();
-        let account_id = required_id("account_id", &req.account_id)?;
-        caller.require_account(&account_id)?;
-        let user_id = required_id("user_id", &req.user_id)?;
+        let (
+            caller,
+            UserTarget {
+                account_id,
+                user_id,
+            },
+        ) = self
+            .context
+            .authorise_user(&request, Access::Write, &req.account_id, &req.user_id)
+            .await?;
         self.context
             .store
             .delete_user(&account_id, &user_id, &caller.key_id)
@@ -144,12 +160,17 @@ impl UserService for UserApi {
         &self,
         request: Request<proto::LogoutUserRequest>,
     ) -> Result<Response<proto::LogoutUserResponse>, Status> {
-        let caller = self.context.auth.authenticate(&request).await?;
-        caller.require_admin()?;
         let req = request.get_ref();
-        let account_id = required_id("account_id", &req.account_id)?;
-        caller.require_account(&account_id)?;
-        let user_id = required_id("user_id", &req.user_id)?;
+        let (
+            caller,
+            UserTarget {
+                account_id,
+                user_id,
+            },
+        ) = self
+            .context
+            .authorise_user(&request, Access::Write, &req.account_id, &req.user_id)
+            .await?;
         let sequence = self
             .context
             .store
