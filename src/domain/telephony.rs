@@ -57,10 +57,16 @@ impl SettingsMask {
                 "sms" | "telephony_settings.sms" => mask.sms = true,
                 "telephony_settings" | "*" => mask = Self::ALL,
                 other => {
+                    // The path is untrusted: echoing a huge one would make the error's
+                    // headers too large for the client to accept.
+                    let mut shown: String = other.chars().take(64).collect();
+                    if shown.len() < other.len() {
+                        shown.push('…');
+                    }
                     return Err(DomainError::invalid(
                         field,
                         format!(
-                            "unknown path {other:?}; expected inbound_calling, outbound_calling or sms"
+                            "unknown path {shown:?}; expected inbound_calling, outbound_calling or sms"
                         ),
                     ));
                 }
