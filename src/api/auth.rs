@@ -87,6 +87,9 @@ struct Cached {
 pub struct Authenticator {
     store: Store,
     cache: Arc<Mutex<HashMap<String, Cached>>>,
+    /// One lookup at a time per key: the streams an event wakes together wait for the first
+    /// one's answer instead of each querying the database.
+    lookups: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 impl Authenticator {
@@ -94,6 +97,7 @@ impl Authenticator {
         Self {
             store,
             cache: Arc::new(Mutex::new(HashMap::new())),
+            lookups: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
@@ -110,44 +114,58 @@ impl Authenticator {
     /// Whether the key may still watch, checked for the change at `sequence`: one database
     /// lookup per key and sequence, whatever the number of streams.
     pub async fn still_valid(&self, key_id: &str, sequence: u64) -> Result<()> {
-        let cached = {
-            let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            cache
-                .get(key_id)
-                .filter(|c| c.sequence >= sequence && c.checked.elapsed() < CACHE_TTL)
-                .map(|c| c.valid)
-        };
-        let valid = match cached {
-            Some(valid) => valid,
-            None => {
-                let valid = self
-                    .store
-                    .get_api_key(key_id)
-                    .await?
-                    .and_then(to_caller)
-                    .is_some();
-                let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-                if cache.len() >= CACHE_CAPACITY {
-                    cache.clear();
-                }
-                cache.insert(
-                    key_id.to_owned(),
-                    Cached {
-                        valid,
-                        sequence,
-                        checked: Instant::now(),
-                    },
-                );
-                valid
-            }
-        };
-        if valid {
-            Ok(())
-        } else {
-            Err(Error::Unauthenticated(
-                "the API key has been revoked".into(),
-            ))
+        if let Some(valid) = self.cached_validity(key_id, sequence) {
+            return still_valid_verdict(valid);
         }
+        let gate = {
+            let mut lookups = self.lookups.lock().unwrap_or_else(|e| e.into_inner());
+            if lookups.len() >= CACHE_CAPACITY {
+                lookups.clear();
+            }
+            lookups.entry(key_id.to_owned()).or_default().clone()
+        };
+        let _one_lookup_at_a_time = gate.lock().await;
+        if let Some(valid) = self.cached_validity(key_id, sequence) {
+            return still_valid_verdict(valid);
+        }
+        let valid = self
+            .store
+            .get_api_key(key_id)
+            .await?
+            .and_then(to_caller)
+            .is_some();
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= CACHE_CAPACITY {
+            cache.clear();
+        }
+        cache.insert(
+            key_id.to_owned(),
+            Cached {
+                valid,
+                sequence,
+                checked: Instant::now(),
+            },
+        );
+        still_valid_verdict(valid)
+    }
+
+    /// The cached answer for `key_id`, if it was checked for `sequence` or later, recently.
+    fn cached_validity(&self, key_id: &str, sequence: u64) -> Option<bool> {
+        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .get(key_id)
+            .filter(|c| c.sequence >= sequence && c.checked.elapsed() < CACHE_TTL)
+            .map(|c| c.valid)
+    }
+}
+
+fn still_valid_verdict(valid: bool) -> Result<()> {
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::Unauthenticated(
+            "the API key has been revoked".into(),
+        ))
     }
 }
 

@@ -245,7 +245,7 @@ pub fn mask_paths<'a>(
                 field,
                 format!(
                     "unknown path {:?}; allowed: {}",
-                    truncate(path, 64),
+                    crate::domain::truncate(path, 64),
                     allowed.join(", ")
                 ),
             ));
@@ -253,13 +253,4 @@ pub fn mask_paths<'a>(
         paths.push(path.as_str());
     }
     Ok(paths)
-}
-
-/// Shortens untrusted text before it goes into a message.
-pub fn truncate(s: &str, max_chars: usize) -> String {
-    if s.chars().count() <= max_chars {
-        s.to_owned()
-    } else {
-        format!("{}…", s.chars().take(max_chars).collect::<String>())
-    }
 }

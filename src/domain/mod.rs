@@ -12,3 +12,12 @@ pub mod telephony;
 pub mod user;
 
 pub use error::{DomainError, FieldViolation};
+
+/// Shortens untrusted text before it is echoed back in a message.
+pub fn truncate(s: &str, max_chars: usize) -> String {
+    if s.chars().count() <= max_chars {
+        s.to_owned()
+    } else {
+        format!("{}…", s.chars().take(max_chars).collect::<String>())
+    }
+}

@@ -60,6 +60,23 @@ impl E164 {
                 "is too long to be a phone number",
             ));
         }
+        // Digits and the usual separators only: no letters (vanity spellings), control
+        // characters or trailing junk that the parser would otherwise skip or translate.
+        if let Some(bad) = trimmed
+            .chars()
+            .find(|c| !(c.is_ascii_digit() || matches!(c, '+' | ' ' | '-' | '.' | '(' | ')' | '/')))
+        {
+            return Err(DomainError::invalid(
+                field,
+                format!("may contain only digits, spaces and + - . ( ) /, not {bad:?}"),
+            ));
+        }
+        if trimmed.matches('+').count() != 1 {
+            return Err(DomainError::invalid(
+                field,
+                "must contain exactly one '+', before the country code",
+            ));
+        }
         if !trimmed.starts_with('+') {
             return Err(DomainError::invalid(
                 field,

@@ -59,10 +59,7 @@ impl SettingsMask {
                 other => {
                     // The path is untrusted: echoing a huge one would make the error's
                     // headers too large for the client to accept.
-                    let mut shown: String = other.chars().take(64).collect();
-                    if shown.len() < other.len() {
-                        shown.push('…');
-                    }
+                    let shown = super::truncate(other, 64);
                     return Err(DomainError::invalid(
                         field,
                         format!(

@@ -104,6 +104,7 @@ impl Watcher {
             let target = *head.borrow_and_update();
             if self.cursor < target {
                 let (events, covered) = self.next_batch(target).await?;
+                let sent_any = !events.is_empty();
                 for event in events {
                     if let Some(revalidate) = &self.options.revalidate {
                         revalidate(event.sequence as u64).await?;
@@ -113,12 +114,19 @@ impl Watcher {
                     }
                 }
                 self.cursor = covered;
-                last_sent = Instant::now();
+                // Only what reached the consumer resets the idle timer: a filtered stream whose
+                // events all go to others must still get its checkpoints (and key re-checks).
+                if sent_any {
+                    last_sent = Instant::now();
+                }
                 continue;
             }
             if !caught_up {
                 caught_up = true;
-                if !self.send(WatchItem::Checkpoint(self.cursor), &shutdown).await? {
+                if !self
+                    .send(WatchItem::Checkpoint(self.cursor), &shutdown)
+                    .await?
+                {
                     return Ok(());
                 }
                 last_sent = Instant::now();

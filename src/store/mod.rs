@@ -21,8 +21,8 @@ mod users;
 use std::{sync::Arc, time::Duration};
 
 use sea_orm::{
-    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 use tokio::sync::Notify;
@@ -31,6 +31,9 @@ pub use changes::{ChangeFilter, ChangeLogState, NOTIFY_CHANNEL};
 pub use keys::{ApiKeyRecord, NewApiKey};
 pub use phone_numbers::{NumberFilter, NumberUpdate, OrderItem, OrderRecord};
 pub use users::{UserUpdate, UserView};
+
+/// The PostgreSQL advisory lock key that serialises migrations across replicas.
+const MIGRATION_LOCK: i64 = 0x7465_6c61_646d_0001;
 
 /// How long a SQLite writer waits for the write lock before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -95,8 +98,21 @@ impl Store {
     }
 
     /// Brings the schema up to date.
+    /// Brings the schema up to date. On PostgreSQL, replicas starting together on a fresh
+    /// database would race to create the same tables: an advisory lock, held by a transaction
+    /// on a connection of its own, lets one migrate while the others wait (and then find
+    /// nothing to do). A pool of one connection cannot spare it, so it migrates unguarded.
     pub async fn migrate(&self) -> Result<(), DbErr> {
-        migration::Migrator::up(&self.db, None).await
+        if !self.is_postgres() || self.options.max_connections < 2 {
+            return migration::Migrator::up(&self.db, None).await;
+        }
+        let guard = self.db.begin().await?;
+        guard
+            .execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+            .await?;
+        let migrated = migration::Migrator::up(&self.db, None).await;
+        guard.commit().await?;
+        migrated
     }
 
     pub fn connection(&self) -> &DatabaseConnection {

@@ -83,7 +83,9 @@ impl Store {
             let parsed = match E164::parse("e164_phone_numbers", raw) {
                 Ok(parsed) => parsed,
                 Err(e) => {
-                    items.push(failed(raw.trim().to_owned(), reason_of(&e)));
+                    // Echo what was sent, but not a megabyte of it.
+                    let shown = crate::domain::truncate(raw.trim(), 64);
+                    items.push(failed(shown, reason_of(&e)));
                     continue;
                 }
             };
