@@ -97,7 +97,6 @@ impl Store {
         })
     }
 
-    /// Brings the schema up to date.
     /// Brings the schema up to date. On PostgreSQL, replicas starting together on a fresh
     /// database would race to create the same tables: an advisory lock, held by a transaction
     /// on a connection of its own, lets one migrate while the others wait (and then find
