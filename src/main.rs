@@ -12,11 +12,11 @@ use telephony_admin::{domain, telemetry};
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let log_format = match &cli.command {
-        Command::Serve(settings) => settings.log_format,
-        _ => LogFormat::Text,
-    };
-    telemetry::init(log_format);
+    // The server logs what it does; the one-shot commands only what goes wrong.
+    match &cli.command {
+        Command::Serve(settings) => telemetry::init(settings.log_format, "info"),
+        _ => telemetry::init(LogFormat::Text, "warn"),
+    }
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
