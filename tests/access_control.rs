@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::fixtures::{UNKNOWN_ID, assign_via, mask};
 use common::{Backend, Bearer, TestApp, TestDatabase, spawn_app};
 use prost::Message;
 use telephony_admin::keys::{self, Role, Scope};
@@ -29,9 +30,6 @@ use telephony_admin::proto::{
     watch_changes_response::Kind,
 };
 use tonic::{Code, Status, Streaming};
-
-/// A well-formed UUID that names nothing.
-const UNKNOWN_ID: &str = "0190a5b2-7c4e-7d1a-9b3f-2a6c8e4d1f00";
 
 // ---------------------------------------------------------------------------------------------
 // The table: every RPC, and what each kind of caller gets.
@@ -274,21 +272,25 @@ impl Rpc {
             CreateAccount | GetAccount | ListAccounts | UpdateAccount | DeleteAccount
             | CreateUser | ListPhoneNumbers | WatchChanges | ListChanges => {}
             GetUser | ListUsers | UpdateUser | DeleteUser | LogoutUser | GetTelephonySettings => {
-                target.user_id = create_user(app, account_id, "target@example.com")
+                target.user_id = app
+                    .create_user(account_id, "target@example.com")
                     .await
                     .user_id;
             }
             CreatePhoneNumberOrder => target.number = bench.fresh_number(),
             GetPhoneNumberOrder => {
-                target.order_id = order_numbers(app, &[bench.fresh_number()]).await.order_id;
+                target.order_id = app
+                    .order_business_numbers(&[bench.fresh_number()])
+                    .await
+                    .order_id;
             }
             UpdatePhoneNumber | DeletePhoneNumber => {
                 target.number = bench.fresh_number();
-                order_numbers(app, &[target.number.clone()]).await;
+                app.order_business_numbers(&[target.number.clone()]).await;
             }
             RestorePhoneNumber => {
                 target.number = bench.fresh_number();
-                order_numbers(app, &[target.number.clone()]).await;
+                app.order_business_numbers(&[target.number.clone()]).await;
                 app.numbers()
                     .delete_phone_number(DeletePhoneNumberRequest {
                         phone_number_id: target.number.clone(),
@@ -297,19 +299,23 @@ impl Rpc {
                     .expect("delete the number to restore");
             }
             AssignPhoneNumber => {
-                target.user_id = create_user(app, account_id, "target@example.com")
+                target.user_id = app
+                    .create_user(account_id, "target@example.com")
                     .await
                     .user_id;
                 target.number = bench.fresh_number();
-                order_numbers(app, &[target.number.clone()]).await;
+                app.order_business_numbers(&[target.number.clone()]).await;
             }
             GetPhoneNumber | UnassignPhoneNumber | UpdateTelephonySettings => {
-                target.user_id = create_user(app, account_id, "target@example.com")
+                target.user_id = app
+                    .create_user(account_id, "target@example.com")
                     .await
                     .user_id;
                 target.number = bench.fresh_number();
-                order_numbers(app, &[target.number.clone()]).await;
-                assign(app, account_id, &target.user_id, &target.number).await;
+                app.order_business_numbers(&[target.number.clone()]).await;
+                app.assign(account_id, &target.user_id, &target.number)
+                    .await
+                    .expect("assign number");
             }
         }
         target
@@ -633,8 +639,8 @@ async fn run_table(backend: Backend, service: Service) {
     for row in table().iter().filter(|r| r.rpc.service() == service) {
         for caller in CALLERS {
             cases += 1;
-            let own = create_account(app, "Own").await.account_id;
-            let other = create_account(app, "Other").await.account_id;
+            let own = app.create_account("Own").await.account_id;
+            let other = app.create_account("Other").await.account_id;
             let key = bench.key_for(caller, &own).await;
             let target_account = if caller.targets_other_account() {
                 &other
@@ -749,162 +755,15 @@ struct Snapshot {
 /// Every account, number and change event, and the users of `accounts` (the only accounts a
 /// case targets).
 async fn snapshot(app: &TestApp, accounts: &[&str]) -> Snapshot {
-    let mut all_accounts = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = app
-            .accounts()
-            .list_accounts(ListAccountsRequest {
-                page_size: 1000,
-                page_token: token,
-                name_prefix: String::new(),
-            })
-            .await
-            .expect("list accounts")
-            .into_inner();
-        all_accounts.extend(page.accounts);
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        token = page.next_page_token;
-    }
     let mut users = Vec::new();
     for account_id in accounts {
-        users.extend(list_users(app, account_id).await);
-    }
-    let mut numbers = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = app
-            .numbers()
-            .list_phone_numbers(ListPhoneNumbersRequest {
-                page_size: 1000,
-                page_token: token,
-                ..Default::default()
-            })
-            .await
-            .expect("list numbers")
-            .into_inner();
-        numbers.extend(page.phone_numbers);
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        token = page.next_page_token;
+        users.extend(app.all_users(account_id).await);
     }
     Snapshot {
-        accounts: all_accounts,
+        accounts: app.all_accounts().await,
         users,
-        numbers,
-        changes: list_changes(app, &app.admin_key, "").await,
-    }
-}
-
-async fn list_users(app: &TestApp, account_id: &str) -> Vec<User> {
-    let mut users = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = app
-            .users()
-            .list_users(ListUsersRequest {
-                account_id: account_id.into(),
-                page_size: 1000,
-                page_token: token,
-                email: String::new(),
-            })
-            .await
-            .expect("list users")
-            .into_inner();
-        users.extend(page.users);
-        if page.next_page_token.is_empty() {
-            return users;
-        }
-        token = page.next_page_token;
-    }
-}
-
-/// Every retained event visible to `key` (of `account_id`, or all it may see when empty).
-async fn list_changes(app: &TestApp, key: &str, account_id: &str) -> Vec<ChangeEvent> {
-    let mut events = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = app
-            .changes_as(Some(key))
-            .list_changes(ListChangesRequest {
-                account_id: account_id.into(),
-                page_size: 1000,
-                page_token: token,
-                ..Default::default()
-            })
-            .await
-            .expect("list changes")
-            .into_inner();
-        events.extend(page.events);
-        if page.next_page_token.is_empty() {
-            return events;
-        }
-        token = page.next_page_token;
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Set-up helpers (all as the organisation admin).
-// ---------------------------------------------------------------------------------------------
-
-async fn create_account(app: &TestApp, name: &str) -> Account {
-    app.accounts()
-        .create_account(CreateAccountRequest { name: name.into() })
-        .await
-        .unwrap_or_else(|s| panic!("create account {name:?}: {s:?}"))
-        .into_inner()
-}
-
-async fn create_user(app: &TestApp, account_id: &str, email: &str) -> User {
-    app.users()
-        .create_user(CreateUserRequest {
-            account_id: account_id.into(),
-            email: email.into(),
-            display_name: "Test User".into(),
-            license_type: LicenseType::Pro as i32,
-        })
-        .await
-        .unwrap_or_else(|s| panic!("create user {email}: {s:?}"))
-        .into_inner()
-}
-
-async fn order_numbers(app: &TestApp, numbers: &[String]) -> proto::PhoneNumberOrder {
-    let order = app
-        .numbers()
-        .create_phone_number_order(CreatePhoneNumberOrderRequest {
-            product_type: PhoneNumberProductType::BusinessCalling as i32,
-            e164_phone_numbers: numbers.to_vec(),
-        })
-        .await
-        .expect("order numbers")
-        .into_inner();
-    assert_eq!(
-        order.status,
-        proto::PhoneNumberOrderStatus::Successful as i32,
-        "{order:?}"
-    );
-    order
-}
-
-async fn assign(app: &TestApp, account_id: &str, user_id: &str, number: &str) -> User {
-    app.telephony()
-        .assign_phone_number(AssignPhoneNumberRequest {
-            account_id: account_id.into(),
-            user_id: user_id.into(),
-            e164_phone_number: number.into(),
-            request_id: String::new(),
-        })
-        .await
-        .expect("assign number")
-        .into_inner()
-}
-
-fn mask(paths: &[&str]) -> prost_types::FieldMask {
-    prost_types::FieldMask {
-        paths: paths.iter().map(|p| p.to_string()).collect(),
+        numbers: app.all_numbers(ListPhoneNumbersRequest::default()).await,
+        changes: app.all_changes("", "").await,
     }
 }
 
@@ -929,20 +788,17 @@ async fn next_event(stream: &mut Streaming<WatchChangesResponse>) -> ChangeEvent
 /// An account key sees its own account in lists, the unassigned inventory, and nothing else.
 async fn account_keys_see_only_their_account(backend: Backend) {
     let app = spawn_app(backend).await;
-    let own = create_account(&app, "Own").await;
-    let other = create_account(&app, "Other").await;
-    let own_user = create_user(&app, &own.account_id, "own@example.com").await;
-    let other_user = create_user(&app, &other.account_id, "other@example.com").await;
-    order_numbers(
-        &app,
-        &[
-            "+12065550100".into(),
-            "+12065550101".into(),
-            "+12065550102".into(),
-        ],
-    )
-    .await;
-    assign(&app, &other.account_id, &other_user.user_id, "+12065550101").await;
+    let own = app.create_account("Own").await;
+    let other = app.create_account("Other").await;
+    let own_user = app.create_user(&own.account_id, "own@example.com").await;
+    let other_user = app
+        .create_user(&other.account_id, "other@example.com")
+        .await;
+    app.order_business_numbers(&["+12065550100", "+12065550101", "+12065550102"])
+        .await;
+    app.assign(&other.account_id, &other_user.user_id, "+12065550101")
+        .await
+        .expect("assign number");
     let key = app
         .create_key(Role::Admin, Scope::Account(own.account_id.clone()))
         .await;
@@ -996,17 +852,15 @@ async fn account_keys_see_only_their_account(backend: Backend) {
         .expect("an unassigned number is visible")
         .into_inner();
     assert_eq!(unassigned.status, PhoneNumberStatus::Unassigned as i32);
-    let user = app
-        .telephony_as(Some(&key))
-        .assign_phone_number(AssignPhoneNumberRequest {
-            account_id: own.account_id.clone(),
-            user_id: own_user.user_id.clone(),
-            e164_phone_number: "+12065550100".into(),
-            request_id: String::new(),
-        })
-        .await
-        .expect("assign from the inventory")
-        .into_inner();
+    let user = assign_via(
+        &mut app.telephony_as(Some(&key)),
+        &own.account_id,
+        &own_user.user_id,
+        "+12065550100",
+        "",
+    )
+    .await
+    .expect("assign from the inventory");
     assert_eq!(user.primary_phone_number, "+12065550100");
 
     // Its own numbers, by account.
@@ -1041,13 +895,15 @@ async fn account_keys_see_only_their_account(backend: Backend) {
 
     // The change history without a filter means the key's own account (the other account
     // has an event too: its assignment above).
-    let events = list_changes(&app, &key, "").await;
+    let events = app
+        .all_changes_as(&key, ListChangesRequest::default())
+        .await;
     assert!(!events.is_empty());
     assert!(
         events.iter().all(|e| e.account_id == own.account_id),
         "{events:#?}"
     );
-    let all = list_changes(&app, &app.admin_key, "").await;
+    let all = app.all_changes("", "").await;
     assert!(all.iter().any(|e| e.account_id == other.account_id));
 }
 
@@ -1055,11 +911,16 @@ async fn account_keys_see_only_their_account(backend: Backend) {
 /// nothing get the same code and the same message, for every account-targeted RPC.
 async fn refusals_do_not_reveal_existence(backend: Backend) {
     let app = spawn_app(backend).await;
-    let own = create_account(&app, "Own").await;
-    let other = create_account(&app, "Other").await;
-    let other_user = create_user(&app, &other.account_id, "other@example.com").await;
-    order_numbers(&app, &["+12065550100".into(), "+12065550101".into()]).await;
-    assign(&app, &other.account_id, &other_user.user_id, "+12065550100").await;
+    let own = app.create_account("Own").await;
+    let other = app.create_account("Other").await;
+    let other_user = app
+        .create_user(&other.account_id, "other@example.com")
+        .await;
+    app.order_business_numbers(&["+12065550100", "+12065550101"])
+        .await;
+    app.assign(&other.account_id, &other_user.user_id, "+12065550100")
+        .await
+        .expect("assign number");
     let existing = Target {
         account_id: other.account_id.clone(),
         user_id: other_user.user_id.clone(),
@@ -1138,10 +999,15 @@ async fn refusals_do_not_reveal_existence(backend: Backend) {
 /// Every change event names the id of the key that made it.
 async fn change_events_name_their_actor(backend: Backend) {
     let app = spawn_app(backend).await;
-    let account = create_account(&app, "Acme").await;
-    let ann = create_user(&app, &account.account_id, "ann@example.com").await;
-    let bob = create_user(&app, &account.account_id, "bob@example.com").await;
-    order_numbers(&app, &["+12065550100".into(), "+12065550101".into()]).await;
+    let account = app.create_account("Acme").await;
+    let ann = app
+        .create_user(&account.account_id, "ann@example.com")
+        .await;
+    let bob = app
+        .create_user(&account.account_id, "bob@example.com")
+        .await;
+    app.order_business_numbers(&["+12065550100", "+12065550101"])
+        .await;
     let (org_key, org_secret) = keys::create_key(
         &app.store,
         "org ops",
@@ -1163,14 +1029,8 @@ async fn change_events_name_their_actor(backend: Backend) {
     assert_ne!(org_key.id, account_key.id);
 
     let assign_as = async |secret: &str, user: &User, number: &str| {
-        app.telephony_as(Some(secret))
-            .assign_phone_number(AssignPhoneNumberRequest {
-                account_id: account.account_id.clone(),
-                user_id: user.user_id.clone(),
-                e164_phone_number: number.into(),
-                request_id: String::new(),
-            })
-            .await
+        let mut client = app.telephony_as(Some(secret));
+        assign_via(&mut client, &account.account_id, &user.user_id, number, "").await
     };
     assign_as(&account_secret, &ann, "+12065550100")
         .await
@@ -1207,7 +1067,7 @@ async fn change_events_name_their_actor(backend: Backend) {
         .await
         .expect("delete user");
 
-    let events = list_changes(&app, &app.admin_key, "").await;
+    let events = app.all_changes("", "").await;
     let summary: Vec<(i32, &str, &str)> = events
         .iter()
         .map(|e| (e.kind, e.user_id.as_str(), e.actor.as_str()))
@@ -1248,11 +1108,14 @@ async fn change_events_name_their_actor(backend: Backend) {
 /// only its own.
 async fn viewers_can_watch_changes(backend: Backend) {
     let app = spawn_app(backend).await;
-    let own = create_account(&app, "Own").await;
-    let other = create_account(&app, "Other").await;
-    let own_user = create_user(&app, &own.account_id, "own@example.com").await;
-    let other_user = create_user(&app, &other.account_id, "other@example.com").await;
-    order_numbers(&app, &["+12065550100".into(), "+12065550101".into()]).await;
+    let own = app.create_account("Own").await;
+    let other = app.create_account("Other").await;
+    let own_user = app.create_user(&own.account_id, "own@example.com").await;
+    let other_user = app
+        .create_user(&other.account_id, "other@example.com")
+        .await;
+    app.order_business_numbers(&["+12065550100", "+12065550101"])
+        .await;
     let org_viewer = app.create_key(Role::Viewer, Scope::Organisation).await;
     let account_viewer = app
         .create_key(Role::Viewer, Scope::Account(own.account_id.clone()))
@@ -1272,8 +1135,12 @@ async fn viewers_can_watch_changes(backend: Backend) {
         .into_inner();
 
     // The other account's change first: the account viewer must not see it.
-    assign(&app, &other.account_id, &other_user.user_id, "+12065550101").await;
-    assign(&app, &own.account_id, &own_user.user_id, "+12065550100").await;
+    app.assign(&other.account_id, &other_user.user_id, "+12065550101")
+        .await
+        .expect("assign number");
+    app.assign(&own.account_id, &own_user.user_id, "+12065550100")
+        .await
+        .expect("assign number");
 
     let first = next_event(&mut org_stream).await;
     let second = next_event(&mut org_stream).await;
@@ -1291,10 +1158,15 @@ async fn viewers_can_watch_changes(backend: Backend) {
 /// event; a stream of another key carries on.
 async fn revoking_a_key_ends_its_watch_streams(backend: Backend) {
     let app = spawn_app(backend).await;
-    let account = create_account(&app, "Acme").await;
-    let ann = create_user(&app, &account.account_id, "ann@example.com").await;
-    let bob = create_user(&app, &account.account_id, "bob@example.com").await;
-    order_numbers(&app, &["+12065550100".into(), "+12065550101".into()]).await;
+    let account = app.create_account("Acme").await;
+    let ann = app
+        .create_user(&account.account_id, "ann@example.com")
+        .await;
+    let bob = app
+        .create_user(&account.account_id, "bob@example.com")
+        .await;
+    app.order_business_numbers(&["+12065550100", "+12065550101"])
+        .await;
     let (record, secret) = keys::create_key(
         &app.store,
         "watcher",
@@ -1319,7 +1191,9 @@ async fn revoking_a_key_ends_its_watch_streams(backend: Backend) {
     let mut revoked_stream = watch(secret.clone()).await;
     let mut other_stream = watch(other).await;
 
-    assign(&app, &account.account_id, &ann.user_id, "+12065550100").await;
+    app.assign(&account.account_id, &ann.user_id, "+12065550100")
+        .await
+        .expect("assign number");
     assert_eq!(next_event(&mut revoked_stream).await.user_id, ann.user_id);
     assert_eq!(next_event(&mut other_stream).await.user_id, ann.user_id);
 
@@ -1327,7 +1201,9 @@ async fn revoking_a_key_ends_its_watch_streams(backend: Backend) {
         .revoke_api_key(&record.id)
         .await
         .expect("revoke key");
-    assign(&app, &account.account_id, &bob.user_id, "+12065550101").await;
+    app.assign(&account.account_id, &bob.user_id, "+12065550101")
+        .await
+        .expect("assign number");
     assert_eq!(next_event(&mut other_stream).await.user_id, bob.user_id);
     let ended = loop {
         let item = tokio::time::timeout(Duration::from_secs(10), revoked_stream.message())
@@ -1386,13 +1262,7 @@ async fn authorization_must_be_a_bearer_token(backend: Backend) {
         .list_accounts(ListAccountsRequest::default())
         .await
         .expect("a bearer token works");
-    let accounts = app
-        .accounts()
-        .list_accounts(ListAccountsRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .accounts;
+    let accounts = app.all_accounts().await;
     assert!(accounts.is_empty(), "a refused call created {accounts:?}");
 }
 
@@ -1535,8 +1405,8 @@ fn field<'a>(output: &'a str, name: &str) -> &'a str {
 
 async fn keys_cli_creates_lists_and_revokes(backend: Backend) {
     let app = spawn_app(backend).await;
-    let account = create_account(&app, "Acme").await;
-    let other = create_account(&app, "Other").await;
+    let account = app.create_account("Acme").await;
+    let other = app.create_account("Other").await;
 
     let created = keys_command(
         &app.database_url,

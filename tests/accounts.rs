@@ -3,41 +3,16 @@
 
 mod common;
 
+use common::fixtures::UNKNOWN_ID;
 use common::{Backend, TestApp, spawn_app, spawn_app_on};
 use prost_types::Timestamp;
 use telephony_admin::proto::{
-    Account, AssignPhoneNumberRequest, ChangeKind, CreateAccountRequest,
-    CreatePhoneNumberOrderRequest, CreateUserRequest, DeleteAccountRequest, DeleteUserRequest,
-    GetAccountRequest, GetPhoneNumberRequest, GetUserRequest, LicenseType, ListAccountsRequest,
-    ListAccountsResponse, ListChangesRequest, ListUsersRequest, LogoutUserRequest,
-    PhoneNumberProductType, PhoneNumberStatus, UpdateAccountRequest, User,
+    Account, ChangeKind, CreateAccountRequest, DeleteAccountRequest, DeleteUserRequest,
+    GetAccountRequest, ListAccountsRequest, ListAccountsResponse, ListChangesRequest,
+    ListUsersRequest, LogoutUserRequest, PhoneNumberStatus, UpdateAccountRequest,
 };
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
-
-/// An id that is a well-formed UUID but names nothing.
-const UNKNOWN_ID: &str = "0190a5b2-7c4e-7d1a-9b3f-2a6c8e4d1f00";
-
-async fn create_account(app: &TestApp, name: &str) -> Account {
-    app.accounts()
-        .create_account(CreateAccountRequest { name: name.into() })
-        .await
-        .unwrap_or_else(|s| panic!("create account {name:?}: {s:?}"))
-        .into_inner()
-}
-
-async fn create_user(app: &TestApp, account_id: &str, email: &str) -> User {
-    app.users()
-        .create_user(CreateUserRequest {
-            account_id: account_id.into(),
-            email: email.into(),
-            display_name: "Test User".into(),
-            license_type: LicenseType::Pro as i32,
-        })
-        .await
-        .unwrap_or_else(|s| panic!("create user {email}: {s:?}"))
-        .into_inner()
-}
 
 async fn get_account(app: &TestApp, account_id: &str) -> Result<Account, Status> {
     app.accounts()
@@ -121,7 +96,7 @@ fn assert_field_violation(status: &Status, field: &str, fragment: &str) {
 async fn create_account_trims_and_validates_the_name(backend: Backend) {
     let app = spawn_app(backend).await;
 
-    let account = create_account(&app, "  Acme Corp \t").await;
+    let account = app.create_account("  Acme Corp \t").await;
     assert_eq!(account.name, "Acme Corp");
     assert!(uuid::Uuid::try_parse(&account.account_id).is_ok());
     assert_eq!(time(&account.create_time), time(&account.update_time));
@@ -132,7 +107,7 @@ async fn create_account_trims_and_validates_the_name(backend: Backend) {
 
     // The limit counts characters, not bytes.
     let longest = "é".repeat(100);
-    assert_eq!(create_account(&app, &longest).await.name, longest);
+    assert_eq!(app.create_account(&longest).await.name, longest);
 
     for (name, fragment) in [
         ("", "must not be empty"),
@@ -155,7 +130,7 @@ async fn create_account_trims_and_validates_the_name(backend: Backend) {
 
 async fn get_account_distinguishes_bad_ids_from_unknown_ones(backend: Backend) {
     let app = spawn_app(backend).await;
-    let account = create_account(&app, "Globex").await;
+    let account = app.create_account("Globex").await;
 
     let status = get_account(&app, "not-a-uuid").await.unwrap_err();
     assert_field_violation(&status, "account_id", "must be a UUID");
@@ -179,7 +154,7 @@ async fn list_accounts_pages_through_every_account_in_creation_order(backend: Ba
     let mut created = Vec::new();
     // Names in reverse alphabetical order: the listing must follow creation, not names.
     for name in ["Echo", "Delta", "Charlie", "Bravo", "Alpha"] {
-        created.push(create_account(&app, name).await);
+        created.push(app.create_account(name).await);
     }
 
     let (listed, sizes) = list_all_accounts(&app, 2, "").await;
@@ -202,7 +177,7 @@ async fn list_accounts_defaults_to_pages_of_fifty(backend: Backend) {
     let app = spawn_app(backend).await;
     let mut created = Vec::new();
     for i in 0..51 {
-        created.push(create_account(&app, &format!("Account {i:02}")).await);
+        created.push(app.create_account(&format!("Account {i:02}")).await);
     }
 
     let first = list_accounts(&app, ListAccountsRequest::default())
@@ -238,7 +213,7 @@ async fn list_accounts_filters_by_literal_name_prefix(backend: Backend) {
         "C:Drive Ltd",
         "École Normale",
     ] {
-        create_account(&app, name).await;
+        app.create_account(name).await;
     }
 
     let cases: [(&str, &[&str]); 9] = [
@@ -274,7 +249,7 @@ async fn list_accounts_filters_by_literal_name_prefix(backend: Backend) {
 async fn list_accounts_refuses_bad_page_requests(backend: Backend) {
     let app = spawn_app(backend).await;
     for name in ["Alpha", "Alfa", "Bravo"] {
-        create_account(&app, name).await;
+        app.create_account(name).await;
     }
 
     for (page_size, fragment) in [(1001, "at most 1000"), (-1, "must not be negative")] {
@@ -342,7 +317,7 @@ async fn list_accounts_refuses_bad_page_requests(backend: Backend) {
 
 async fn update_account_renames_and_moves_update_time(backend: Backend) {
     let app = spawn_app(backend).await;
-    let account = create_account(&app, "Initech").await;
+    let account = app.create_account("Initech").await;
 
     let renamed = app
         .accounts()
@@ -409,9 +384,11 @@ async fn update_account_renames_and_moves_update_time(backend: Backend) {
 
 async fn delete_account_is_refused_while_it_has_users(backend: Backend) {
     let app = spawn_app(backend).await;
-    let account = create_account(&app, "Umbrella").await;
-    let other = create_account(&app, "Stark").await;
-    let user = create_user(&app, &account.account_id, "alice@umbrella.example").await;
+    let account = app.create_account("Umbrella").await;
+    let other = app.create_account("Stark").await;
+    let user = app
+        .create_user(&account.account_id, "alice@umbrella.example")
+        .await;
 
     let status = app
         .accounts()
@@ -434,15 +411,7 @@ async fn delete_account_is_refused_while_it_has_users(backend: Backend) {
         get_account(&app, &account.account_id).await.unwrap(),
         account
     );
-    let fetched = app
-        .users()
-        .get_user(GetUserRequest {
-            account_id: account.account_id.clone(),
-            user_id: user.user_id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let fetched = app.get_user(&account.account_id, &user.user_id).await;
     assert_eq!(fetched, user);
 
     app.users()
@@ -488,7 +457,7 @@ async fn data_survives_a_restart(backend: Backend) {
     let mut app = spawn_app(backend).await;
     let old_key = app.admin_key.clone();
 
-    let kept = create_account(&app, "Wayne Enterprises").await;
+    let kept = app.create_account("Wayne Enterprises").await;
     let renamed = app
         .accounts()
         .update_account(UpdateAccountRequest {
@@ -498,41 +467,17 @@ async fn data_survives_a_restart(backend: Backend) {
         .await
         .unwrap()
         .into_inner();
-    let second = create_account(&app, "Daily Planet").await;
-    let user = create_user(&app, &renamed.account_id, "Bruce@Wayne.example").await;
-    app.numbers()
-        .create_phone_number_order(CreatePhoneNumberOrderRequest {
-            product_type: PhoneNumberProductType::BusinessCalling as i32,
-            e164_phone_numbers: vec!["+12065550142".into()],
-        })
+    let second = app.create_account("Daily Planet").await;
+    let user = app
+        .create_user(&renamed.account_id, "Bruce@Wayne.example")
+        .await;
+    app.order_business_numbers(&["+12065550142"]).await;
+    let user = app
+        .assign(&user.account_id, &user.user_id, "+12065550142")
         .await
         .unwrap();
-    let user = app
-        .telephony()
-        .assign_phone_number(AssignPhoneNumberRequest {
-            account_id: user.account_id.clone(),
-            user_id: user.user_id.clone(),
-            e164_phone_number: "+12065550142".into(),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let number_before = app
-        .numbers()
-        .get_phone_number(GetPhoneNumberRequest {
-            phone_number_id: "+12065550142".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let changes_before = app
-        .changes()
-        .list_changes(ListChangesRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .events;
+    let number_before = app.get_number("+12065550142").await;
+    let changes_before = app.all_changes("", "").await;
     assert_eq!(changes_before.len(), 1);
 
     app.stop().await;
@@ -545,35 +490,14 @@ async fn data_survives_a_restart(backend: Backend) {
         get_account(&app2, &renamed.account_id).await.unwrap(),
         renamed
     );
-    let fetched = app2
-        .users()
-        .get_user(GetUserRequest {
-            account_id: user.account_id.clone(),
-            user_id: user.user_id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let fetched = app2.get_user(&user.account_id, &user.user_id).await;
     assert_eq!(fetched, user);
     assert_eq!(fetched.email, "bruce@wayne.example");
     assert_eq!(fetched.primary_phone_number, "+12065550142");
-    let number_after = app2
-        .numbers()
-        .get_phone_number(GetPhoneNumberRequest {
-            phone_number_id: "+12065550142".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let number_after = app2.get_number("+12065550142").await;
     assert_eq!(number_after, number_before);
     assert_eq!(number_after.status, PhoneNumberStatus::Assigned as i32);
-    let changes_after = app2
-        .changes()
-        .list_changes(ListChangesRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .events;
+    let changes_after = app2.all_changes("", "").await;
     assert_eq!(changes_after, changes_before);
 
     // The change sequence carries on after the restart instead of starting over.

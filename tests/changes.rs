@@ -6,17 +6,13 @@ mod common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use common::fixtures::{assign_via, number, unassign_via, update_settings_via};
 use common::{Backend, TestApp, spawn_app, spawn_app_on, spawn_app_with};
-use prost_types::FieldMask;
 use telephony_admin::keys::{Role, Scope};
 use telephony_admin::proto::{
-    AssignPhoneNumberRequest, ChangeEvent, ChangeKind, CreateAccountRequest,
-    CreatePhoneNumberOrderRequest, CreateUserRequest, DeleteUserRequest, GetPhoneNumberRequest,
-    GetUserRequest, LicenseType, ListChangesRequest, LogoutUserRequest, PhoneNumberOrderStatus,
-    PhoneNumberProductType, PhoneNumberStatus, TelephonySettings, UnassignPhoneNumberRequest,
-    UpdateTelephonySettingsRequest, User, WatchChangesRequest, WatchChangesResponse,
-    telephony_service_client::TelephonyServiceClient, user_service_client::UserServiceClient,
-    watch_changes_response::Kind,
+    AssignPhoneNumberRequest, ChangeEvent, ChangeKind, DeleteUserRequest, ListChangesRequest,
+    LogoutUserRequest, PhoneNumberStatus, TelephonySettings, WatchChangesRequest,
+    WatchChangesResponse, user_service_client::UserServiceClient, watch_changes_response::Kind,
 };
 use tokio::time::timeout;
 use tonic::{Code, Status, Streaming};
@@ -36,61 +32,15 @@ enum Item {
 // Set-up through the API
 // ---------------------------------------------------------------------------------------------
 
-async fn create_account(app: &TestApp, name: &str) -> String {
-    app.accounts()
-        .create_account(CreateAccountRequest { name: name.into() })
-        .await
-        .unwrap_or_else(|s| panic!("create account {name:?}: {s:?}"))
-        .into_inner()
-        .account_id
-}
-
-async fn create_user(app: &TestApp, account_id: &str, email: &str) -> String {
-    app.users()
-        .create_user(CreateUserRequest {
-            account_id: account_id.into(),
-            email: email.into(),
-            display_name: "Test User".into(),
-            license_type: LicenseType::Pro as i32,
-        })
-        .await
-        .unwrap_or_else(|s| panic!("create user {email}: {s:?}"))
-        .into_inner()
-        .user_id
-}
-
 /// An account with `count` users.
 async fn account_with_users(app: &TestApp, name: &str, count: usize) -> (String, Vec<String>) {
-    let account = create_account(app, name).await;
+    let account = app.create_account(name).await.account_id;
     let mut users = Vec::new();
     for i in 0..count {
-        users.push(create_user(app, &account, &format!("user{i}@{name}.example.com")).await);
+        let email = format!("user{i}@{name}.example.com");
+        users.push(app.create_user(&account, &email).await.user_id);
     }
     (account, users)
-}
-
-/// Puts BUSINESS_CALLING numbers into the inventory.
-async fn stock_numbers(app: &TestApp, numbers: &[String]) {
-    let order = app
-        .numbers()
-        .create_phone_number_order(CreatePhoneNumberOrderRequest {
-            product_type: PhoneNumberProductType::BusinessCalling as i32,
-            e164_phone_numbers: numbers.to_vec(),
-        })
-        .await
-        .unwrap_or_else(|s| panic!("order {numbers:?}: {s:?}"))
-        .into_inner();
-    assert_eq!(
-        order.status,
-        PhoneNumberOrderStatus::Successful as i32,
-        "{order:?}"
-    );
-}
-
-/// `+1 206 555 01nn`.
-fn number(n: usize) -> String {
-    assert!(n < 100);
-    format!("+120655501{n:02}")
 }
 
 fn settings(inbound_calling: bool, outbound_calling: bool, sms: bool) -> TelephonySettings {
@@ -106,89 +56,6 @@ const OFF: TelephonySettings = TelephonySettings {
     outbound_calling: false,
     sms: false,
 };
-
-async fn assign_with(
-    client: &mut TelephonyServiceClient<common::Authed>,
-    account_id: &str,
-    user_id: &str,
-    number: &str,
-) -> Result<User, Status> {
-    client
-        .assign_phone_number(AssignPhoneNumberRequest {
-            account_id: account_id.into(),
-            user_id: user_id.into(),
-            e164_phone_number: number.into(),
-            request_id: String::new(),
-        })
-        .await
-        .map(|r| r.into_inner())
-}
-
-async fn assign(
-    app: &TestApp,
-    account_id: &str,
-    user_id: &str,
-    number: &str,
-) -> Result<User, Status> {
-    assign_with(&mut app.telephony(), account_id, user_id, number).await
-}
-
-async fn unassign_with(
-    client: &mut TelephonyServiceClient<common::Authed>,
-    account_id: &str,
-    user_id: &str,
-    confirm: bool,
-) -> Result<User, Status> {
-    client
-        .unassign_phone_number(UnassignPhoneNumberRequest {
-            account_id: account_id.into(),
-            user_id: user_id.into(),
-            confirm,
-            request_id: String::new(),
-        })
-        .await
-        .map(|r| r.into_inner())
-}
-
-async fn unassign(
-    app: &TestApp,
-    account_id: &str,
-    user_id: &str,
-    confirm: bool,
-) -> Result<User, Status> {
-    unassign_with(&mut app.telephony(), account_id, user_id, confirm).await
-}
-
-async fn update_settings_with(
-    client: &mut TelephonyServiceClient<common::Authed>,
-    account_id: &str,
-    user_id: &str,
-    wanted: TelephonySettings,
-    paths: &[&str],
-) -> Result<TelephonySettings, Status> {
-    client
-        .update_telephony_settings(UpdateTelephonySettingsRequest {
-            account_id: account_id.into(),
-            user_id: user_id.into(),
-            telephony_settings: Some(wanted),
-            update_mask: (!paths.is_empty()).then(|| FieldMask {
-                paths: paths.iter().map(|p| p.to_string()).collect(),
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .map(|r| r.into_inner())
-}
-
-async fn update_settings(
-    app: &TestApp,
-    account_id: &str,
-    user_id: &str,
-    wanted: TelephonySettings,
-    paths: &[&str],
-) -> Result<TelephonySettings, Status> {
-    update_settings_with(&mut app.telephony(), account_id, user_id, wanted, paths).await
-}
 
 /// Asks for the user's sign-out (the cheapest change: one event, no number needed); returns its
 /// sequence.
@@ -210,47 +77,6 @@ async fn logout_with(
 
 async fn logout(app: &TestApp, account_id: &str, user_id: &str) -> u64 {
     logout_with(&mut app.users(), account_id, user_id).await
-}
-
-async fn get_user(app: &TestApp, account_id: &str, user_id: &str) -> User {
-    app.users()
-        .get_user(GetUserRequest {
-            account_id: account_id.into(),
-            user_id: user_id.into(),
-        })
-        .await
-        .unwrap_or_else(|s| panic!("get user {user_id}: {s:?}"))
-        .into_inner()
-}
-
-/// The whole retained history matching the filters, following page tokens.
-async fn all_changes(
-    app: &TestApp,
-    account_id: &str,
-    user_id: &str,
-    after_sequence: u64,
-) -> Vec<ChangeEvent> {
-    let mut events = Vec::new();
-    let mut page_token = String::new();
-    loop {
-        let page = app
-            .changes()
-            .list_changes(ListChangesRequest {
-                account_id: account_id.into(),
-                user_id: user_id.into(),
-                after_sequence,
-                page_size: 1000,
-                page_token,
-            })
-            .await
-            .unwrap_or_else(|s| panic!("list changes: {s:?}"))
-            .into_inner();
-        events.extend(page.events);
-        if page.next_page_token.is_empty() {
-            return events;
-        }
-        page_token = page.next_page_token;
-    }
 }
 
 /// The id of the organisation admin key the server created at start (the tests' default key).
@@ -415,7 +241,7 @@ async fn every_event_kind_carries_its_fields_and_notice(backend: Backend) {
     let (account, users) = account_with_users(&app, "acme", 1).await;
     let user = &users[0];
     let n = number(0);
-    stock_numbers(&app, std::slice::from_ref(&n)).await;
+    app.order_business_numbers(std::slice::from_ref(&n)).await;
     let mut watch = watch(&app, from_now()).await;
     assert_eq!(
         expect_checkpoint(&mut watch).await,
@@ -424,7 +250,7 @@ async fn every_event_kind_carries_its_fields_and_notice(backend: Backend) {
     );
     let mut streamed = Vec::new();
 
-    assign(&app, &account, user, &n).await.unwrap();
+    app.assign(&account, user, &n).await.unwrap();
     let assigned = expect_event(&mut watch).await;
     assert_event(
         &assigned,
@@ -443,7 +269,7 @@ async fn every_event_kind_carries_its_fields_and_notice(backend: Backend) {
     );
     streamed.push(assigned);
 
-    update_settings(&app, &account, user, settings(true, false, true), &[])
+    app.update_settings(&account, user, settings(true, false, true), &[])
         .await
         .unwrap();
     let updated = expect_event(&mut watch).await;
@@ -498,7 +324,7 @@ async fn every_event_kind_carries_its_fields_and_notice(backend: Backend) {
     );
     streamed.push(signed_out);
 
-    unassign(&app, &account, user, true).await.unwrap();
+    app.unassign(&account, user, true).await.unwrap();
     let unassigned = expect_event(&mut watch).await;
     assert_event(
         &unassigned,
@@ -519,7 +345,7 @@ async fn every_event_kind_carries_its_fields_and_notice(backend: Backend) {
     );
     streamed.push(unassigned);
 
-    assign(&app, &account, user, &n).await.unwrap();
+    app.assign(&account, user, &n).await.unwrap();
     streamed.push(expect_event(&mut watch).await);
     app.users()
         .delete_user(DeleteUserRequest {
@@ -547,7 +373,7 @@ async fn every_event_kind_carries_its_fields_and_notice(backend: Backend) {
     let ids: std::collections::HashSet<_> = streamed.iter().map(|e| e.event_id.clone()).collect();
     assert_eq!(ids.len(), streamed.len(), "every event has its own id");
     assert_eq!(
-        all_changes(&app, "", "", 0).await,
+        app.all_changes("", "").await,
         streamed,
         "the history holds exactly what was streamed"
     );
@@ -558,53 +384,44 @@ async fn refused_and_no_op_changes_emit_nothing(backend: Backend) {
     let (account, users) = account_with_users(&app, "acme", 2).await;
     let (first, second) = (&users[0], &users[1]);
     let (n0, n1) = (number(10), number(11));
-    stock_numbers(&app, &[n0.clone(), n1.clone()]).await;
+    app.order_business_numbers(&[n0.clone(), n1.clone()]).await;
 
-    assign(&app, &account, first, &n0).await.unwrap();
-    let taken = assign(&app, &account, second, &n0).await.unwrap_err();
+    app.assign(&account, first, &n0).await.unwrap();
+    let taken = app.assign(&account, second, &n0).await.unwrap_err();
     assert_eq!(taken.code(), Code::FailedPrecondition, "{taken:?}");
     assert!(taken.message().contains("already assigned"), "{taken:?}");
-    let second_number = assign(&app, &account, first, &n1).await.unwrap_err();
+    let second_number = app.assign(&account, first, &n1).await.unwrap_err();
     assert_eq!(
         second_number.code(),
         Code::FailedPrecondition,
         "{second_number:?}"
     );
-    let unconfirmed = unassign(&app, &account, first, false).await.unwrap_err();
+    let unconfirmed = app.unassign(&account, first, false).await.unwrap_err();
     assert_eq!(unconfirmed.code(), Code::InvalidArgument, "{unconfirmed:?}");
     assert!(unconfirmed.message().contains("confirm"), "{unconfirmed:?}");
-    let nothing_to_unassign = unassign(&app, &account, second, true).await.unwrap_err();
+    let nothing_to_unassign = app.unassign(&account, second, true).await.unwrap_err();
     assert_eq!(nothing_to_unassign.code(), Code::FailedPrecondition);
-    let no_number = update_settings(&app, &account, second, settings(true, true, true), &[])
+    let no_number = app
+        .update_settings(&account, second, settings(true, true, true), &[])
         .await
         .unwrap_err();
     assert_eq!(no_number.code(), Code::FailedPrecondition, "{no_number:?}");
 
     // Already all off: nothing changes, so nothing is emitted.
-    let unchanged = update_settings(&app, &account, first, OFF, &[])
+    let unchanged = app
+        .update_settings(&account, first, OFF, &[])
         .await
         .unwrap();
     assert_eq!(unchanged, OFF);
-    update_settings(
-        &app,
-        &account,
-        first,
-        settings(false, false, true),
-        &["sms"],
-    )
-    .await
-    .unwrap();
+    app.update_settings(&account, first, settings(false, false, true), &["sms"])
+        .await
+        .unwrap();
     // The same value again, and a change to a field outside the mask: both no-ops.
-    update_settings(
-        &app,
-        &account,
-        first,
-        settings(false, false, true),
-        &["sms"],
-    )
-    .await
-    .unwrap();
-    let masked = update_settings(&app, &account, first, settings(true, true, true), &["sms"])
+    app.update_settings(&account, first, settings(false, false, true), &["sms"])
+        .await
+        .unwrap();
+    let masked = app
+        .update_settings(&account, first, settings(true, true, true), &["sms"])
         .await
         .unwrap();
     assert_eq!(masked, settings(false, false, true));
@@ -623,7 +440,8 @@ async fn refused_and_no_op_changes_emit_nothing(backend: Backend) {
             .unwrap();
     }
 
-    let kinds: Vec<(u64, i32, String)> = all_changes(&app, "", "", 0)
+    let kinds: Vec<(u64, i32, String)> = app
+        .all_changes("", "")
         .await
         .into_iter()
         .map(|e| (e.sequence, e.kind, e.user_id))
@@ -646,22 +464,12 @@ async fn refused_and_no_op_changes_emit_nothing(backend: Backend) {
     let (events, _) = read_gap_free(&mut replay, 0, 3, true).await;
     assert_eq!(events.len(), 3);
     // The refusals left the state alone.
+    assert_eq!(app.get_user(&account, first).await.primary_phone_number, n0);
     assert_eq!(
-        get_user(&app, &account, first).await.primary_phone_number,
-        n0
-    );
-    assert_eq!(
-        get_user(&app, &account, second).await.primary_phone_number,
+        app.get_user(&account, second).await.primary_phone_number,
         n1
     );
-    let held = app
-        .numbers()
-        .get_phone_number(GetPhoneNumberRequest {
-            phone_number_id: n0.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let held = app.get_number(&n0).await;
     assert_eq!(held.status, PhoneNumberStatus::Assigned as i32);
     assert_eq!(held.association.unwrap().user_id, *first);
 }
@@ -891,7 +699,7 @@ async fn compacted_history_is_out_of_range(backend: Backend) {
     }
     // Retention works on its own schedule: wait (bounded) until the history is gone.
     let purged = timeout(Duration::from_secs(20), async {
-        while !all_changes(&app, "", "", 0).await.is_empty() {
+        while !app.all_changes("", "").await.is_empty() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     })
@@ -1029,7 +837,7 @@ async fn concurrent_writers_are_seen_in_gap_free_order(backend: Backend) {
     let app = spawn_app(backend).await;
     let (account, users) = account_with_users(&app, "acme", WRITERS).await;
     let numbers: Vec<String> = (0..WRITERS).map(|i| number(20 + i)).collect();
-    stock_numbers(&app, &numbers).await;
+    app.order_business_numbers(&numbers).await;
     let total = (WRITERS * OPERATIONS) as u64;
 
     let mut stream = watch(&app, after(0)).await;
@@ -1057,18 +865,18 @@ async fn concurrent_writers_are_seen_in_gap_free_order(backend: Backend) {
             for op in 0..OPERATIONS {
                 match op % 3 {
                     0 => {
-                        assign_with(&mut client, &account, &user, &number)
+                        assign_via(&mut client, &account, &user, &number, "")
                             .await
                             .unwrap();
                     }
                     1 => {
                         let on = settings(true, op % 2 == 0, true);
-                        update_settings_with(&mut client, &account, &user, on, &[])
+                        update_settings_via(&mut client, &account, &user, on, &[], "")
                             .await
                             .unwrap();
                     }
                     _ => {
-                        unassign_with(&mut client, &account, &user, true)
+                        unassign_via(&mut client, &account, &user, true, "")
                             .await
                             .unwrap();
                     }
@@ -1079,7 +887,7 @@ async fn concurrent_writers_are_seen_in_gap_free_order(backend: Backend) {
     for writer in writers {
         writer.await.unwrap();
     }
-    let history = all_changes(&app, "", "", 0).await;
+    let history = app.all_changes("", "").await;
     assert_eq!(history.len() as u64, total);
     assert_eq!(history.last().unwrap().sequence, total);
     let seen = timeout(Duration::from_secs(30), checker)
@@ -1143,13 +951,20 @@ async fn list_changes_pages_through_the_same_history(backend: Backend) {
     assert_eq!(page_sizes, vec![3, 3, 3, 1]);
     assert_eq!(paged, streamed, "pages hold what the stream sent");
 
-    let later: Vec<u64> = all_changes(&app, "", "", 4)
+    let later: Vec<u64> = app
+        .all_changes_as(
+            &app.admin_key,
+            ListChangesRequest {
+                after_sequence: 4,
+                ..Default::default()
+            },
+        )
         .await
         .iter()
         .map(|e| e.sequence)
         .collect();
     assert_eq!(later, (5..=10).collect::<Vec<_>>());
-    let of_b: Vec<ChangeEvent> = all_changes(&app, &b, "", 0).await;
+    let of_b: Vec<ChangeEvent> = app.all_changes(&b, "").await;
     assert_eq!(
         of_b,
         streamed
@@ -1158,7 +973,8 @@ async fn list_changes_pages_through_the_same_history(backend: Backend) {
             .cloned()
             .collect::<Vec<_>>()
     );
-    let of_user: Vec<u64> = all_changes(&app, "", &a_users[1], 0)
+    let of_user: Vec<u64> = app
+        .all_changes("", &a_users[1])
         .await
         .iter()
         .map(|e| e.sequence)

@@ -8,13 +8,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::fixtures::number;
 use common::{Backend, TestApp, spawn_app};
 use sea_orm::{ConnectionTrait, Database, DbBackend, SqlErr, Statement};
 use telephony_admin::proto::{
-    AssignPhoneNumberRequest, ChangeEvent, ChangeKind, CreateAccountRequest,
-    CreatePhoneNumberOrderRequest, CreateUserRequest, GetPhoneNumberRequest, GetUserRequest,
-    LicenseType, ListChangesRequest, ListPhoneNumbersRequest, PhoneNumber, PhoneNumberOrderStatus,
-    PhoneNumberProductType, PhoneNumberStatus, User,
+    AssignPhoneNumberRequest, ChangeEvent, ChangeKind, ListPhoneNumbersRequest, PhoneNumber,
+    PhoneNumberStatus, User,
 };
 use tokio::sync::Barrier;
 use tonic::{Code, Status};
@@ -32,74 +31,6 @@ const RACE_TIMEOUT: Duration = Duration::from_secs(60);
 // ---------------------------------------------------------------------------------------------
 // Helpers, all through the public API.
 // ---------------------------------------------------------------------------------------------
-
-async fn create_account(app: &TestApp) -> String {
-    app.accounts()
-        .create_account(CreateAccountRequest {
-            name: "Acme".into(),
-        })
-        .await
-        .expect("create account")
-        .into_inner()
-        .account_id
-}
-
-async fn create_user(app: &TestApp, account_id: &str, email: &str) -> User {
-    app.users()
-        .create_user(CreateUserRequest {
-            account_id: account_id.into(),
-            email: email.into(),
-            display_name: format!("User {email}"),
-            license_type: LicenseType::Basic as i32,
-        })
-        .await
-        .expect("create user")
-        .into_inner()
-}
-
-async fn order(app: &TestApp, numbers: &[String]) {
-    let order = app
-        .numbers()
-        .create_phone_number_order(CreatePhoneNumberOrderRequest {
-            product_type: PhoneNumberProductType::BusinessCalling as i32,
-            e164_phone_numbers: numbers.to_vec(),
-        })
-        .await
-        .expect("create order")
-        .into_inner();
-    assert_eq!(
-        order.status,
-        PhoneNumberOrderStatus::Successful as i32,
-        "{order:?}"
-    );
-}
-
-/// `+1 206 555 01nn`, a valid US local number for nn in 00..=99.
-fn number(nn: usize) -> String {
-    assert!(nn < 100);
-    format!("+120655501{nn:02}")
-}
-
-async fn get_user(app: &TestApp, account_id: &str, user_id: &str) -> User {
-    app.users()
-        .get_user(GetUserRequest {
-            account_id: account_id.into(),
-            user_id: user_id.into(),
-        })
-        .await
-        .expect("get user")
-        .into_inner()
-}
-
-async fn get_number(app: &TestApp, e164: &str) -> PhoneNumber {
-    app.numbers()
-        .get_phone_number(GetPhoneNumberRequest {
-            phone_number_id: e164.into(),
-        })
-        .await
-        .expect("get phone number")
-        .into_inner()
-}
 
 async fn list_numbers(app: &TestApp, status: PhoneNumberStatus, user_id: &str) -> Vec<PhoneNumber> {
     let response = app
@@ -122,30 +53,11 @@ async fn list_numbers(app: &TestApp, status: PhoneNumberStatus, user_id: &str) -
 
 /// The account's PHONE_NUMBER_ASSIGNED events, in sequence order (all pages).
 async fn assigned_events(app: &TestApp, account_id: &str) -> Vec<ChangeEvent> {
-    let mut events = Vec::new();
-    let mut page_token = String::new();
-    loop {
-        let page = app
-            .changes()
-            .list_changes(ListChangesRequest {
-                account_id: account_id.into(),
-                page_size: 1000,
-                page_token: page_token.clone(),
-                ..Default::default()
-            })
-            .await
-            .expect("list changes")
-            .into_inner();
-        events.extend(
-            page.events
-                .into_iter()
-                .filter(|e| e.kind == ChangeKind::PhoneNumberAssigned as i32),
-        );
-        if page.next_page_token.is_empty() {
-            return events;
-        }
-        page_token = page.next_page_token;
-    }
+    app.all_changes(account_id, "")
+        .await
+        .into_iter()
+        .filter(|e| e.kind == ChangeKind::PhoneNumberAssigned as i32)
+        .collect()
 }
 
 /// Sends every request at once: each on its own task with its own client, released together by
@@ -212,14 +124,18 @@ fn winners(results: &[Result<User, Status>], reason: &str, label: &str) -> Vec<U
 
 async fn many_users_race_for_one_number(backend: Backend) {
     let app = spawn_app(backend).await;
-    let account_id = create_account(&app).await;
+    let account_id = app.create_account("Acme").await.account_id;
 
     for round in 0..ROUNDS {
         let contested = number(round);
-        order(&app, std::slice::from_ref(&contested)).await;
+        app.order_business_numbers(std::slice::from_ref(&contested))
+            .await;
         let mut users = Vec::new();
         for i in 0..RACERS {
-            users.push(create_user(&app, &account_id, &format!("r{round}-u{i}@example.com")).await);
+            users.push(
+                app.create_user(&account_id, &format!("r{round}-u{i}@example.com"))
+                    .await,
+            );
         }
         let requests = users
             .iter()
@@ -245,14 +161,16 @@ async fn many_users_race_for_one_number(backend: Backend) {
         let winner = &won[0];
         assert_eq!(winner.primary_phone_number, contested);
 
-        let association = get_number(&app, &contested)
+        let association = app
+            .get_number(&contested)
             .await
             .association
             .expect("the number is assigned");
         assert_eq!(association.user_id, winner.user_id);
         assert_eq!(association.account_id, account_id);
         for user in &users {
-            let held = get_user(&app, &account_id, &user.user_id)
+            let held = app
+                .get_user(&account_id, &user.user_id)
                 .await
                 .primary_phone_number;
             if user.user_id == winner.user_id {
@@ -278,12 +196,14 @@ async fn many_users_race_for_one_number(backend: Backend) {
 
 async fn one_user_races_for_many_numbers(backend: Backend) {
     let app = spawn_app(backend).await;
-    let account_id = create_account(&app).await;
+    let account_id = app.create_account("Acme").await.account_id;
 
     for round in 0..ROUNDS {
-        let user = create_user(&app, &account_id, &format!("r{round}@example.com")).await;
+        let user = app
+            .create_user(&account_id, &format!("r{round}@example.com"))
+            .await;
         let numbers: Vec<String> = (0..RACERS).map(|i| number(round * RACERS + i)).collect();
-        order(&app, &numbers).await;
+        app.order_business_numbers(&numbers).await;
         let requests = numbers
             .iter()
             .map(|e164| AssignPhoneNumberRequest {
@@ -308,7 +228,7 @@ async fn one_user_races_for_many_numbers(backend: Backend) {
         let held = won[0].primary_phone_number.clone();
         assert!(numbers.contains(&held), "{held}");
         assert_eq!(
-            get_user(&app, &account_id, &user.user_id)
+            app.get_user(&account_id, &user.user_id)
                 .await
                 .primary_phone_number,
             held
@@ -335,12 +255,15 @@ async fn one_user_races_for_many_numbers(backend: Backend) {
 
 async fn concurrent_retries_share_one_result(backend: Backend) {
     let app = spawn_app(backend).await;
-    let account_id = create_account(&app).await;
+    let account_id = app.create_account("Acme").await.account_id;
 
     for round in 0..ROUNDS {
-        let user = create_user(&app, &account_id, &format!("r{round}@example.com")).await;
+        let user = app
+            .create_user(&account_id, &format!("r{round}@example.com"))
+            .await;
         let e164 = number(round);
-        order(&app, std::slice::from_ref(&e164)).await;
+        app.order_business_numbers(std::slice::from_ref(&e164))
+            .await;
         let request = AssignPhoneNumberRequest {
             account_id: account_id.clone(),
             user_id: user.user_id.clone(),
@@ -373,9 +296,9 @@ async fn concurrent_retries_share_one_result(backend: Backend) {
 /// refuses a second number for a user.
 async fn schema_refuses_a_second_number_for_one_user(backend: Backend) {
     let app = spawn_app(backend).await;
-    let account_id = create_account(&app).await;
-    let user = create_user(&app, &account_id, "ada@example.com").await;
-    order(&app, &[number(0), number(1)]).await;
+    let account_id = app.create_account("Acme").await.account_id;
+    let user = app.create_user(&account_id, "ada@example.com").await;
+    app.order_business_numbers(&[number(0), number(1)]).await;
     app.telephony()
         .assign_phone_number(AssignPhoneNumberRequest {
             account_id: account_id.clone(),
@@ -423,11 +346,11 @@ async fn schema_refuses_a_second_number_for_one_user(backend: Backend) {
     db.close().await.ok();
 
     assert_eq!(
-        get_number(&app, &number(1)).await.status,
+        app.get_number(&number(1)).await.status,
         PhoneNumberStatus::Unassigned as i32
     );
     assert_eq!(
-        get_user(&app, &account_id, &user.user_id)
+        app.get_user(&account_id, &user.user_id)
             .await
             .primary_phone_number,
         number(0)

@@ -8,6 +8,7 @@ mod common;
 use std::future::Future;
 use std::pin::Pin;
 
+use common::fixtures::mask;
 use common::{Backend, TestApp, spawn_app};
 use http::uri::PathAndQuery;
 use prost::Message;
@@ -46,20 +47,14 @@ fn bad_ids() -> Vec<String> {
 
 const BAD_ENUMS: [i32; 4] = [99, -1, i32::MAX, i32::MIN];
 
-fn mask(paths: &[&str]) -> Option<prost_types::FieldMask> {
-    Some(prost_types::FieldMask {
-        paths: paths.iter().map(|p| p.to_string()).collect(),
-    })
-}
-
 /// Masks no update accepts: an unknown path, a 100 KB path, 1000 distinct unknown paths.
 fn bad_masks() -> Vec<Option<prost_types::FieldMask>> {
     let many: Vec<String> = (0..1000).map(|i| format!("field_{i}")).collect();
     vec![
-        mask(&["email"]),
-        mask(&["telephony_settings.sms.extra"]),
-        mask(&[""]),
-        mask(&[&huge()]),
+        Some(mask(&["email"])),
+        Some(mask(&["telephony_settings.sms.extra"])),
+        Some(mask(&[""])),
+        Some(mask(&[&huge()])),
         Some(prost_types::FieldMask { paths: many }),
     ]
 }
@@ -88,47 +83,15 @@ struct Fixture {
 }
 
 async fn fixture(app: &TestApp) -> Fixture {
-    let account_id = app
-        .accounts()
-        .create_account(CreateAccountRequest {
-            name: "Acme".into(),
-        })
-        .await
-        .expect("create account")
-        .into_inner()
-        .account_id;
+    let account_id = app.create_account("Acme").await.account_id;
     let user_id = app
-        .users()
-        .create_user(CreateUserRequest {
-            account_id: account_id.clone(),
-            email: "ann@example.com".into(),
-            display_name: "Ann".into(),
-            license_type: LicenseType::Pro as i32,
-        })
+        .create_user(&account_id, "ann@example.com")
         .await
-        .expect("create user")
-        .into_inner()
         .user_id;
     let order = app
-        .numbers()
-        .create_phone_number_order(CreatePhoneNumberOrderRequest {
-            product_type: PhoneNumberProductType::BusinessCalling as i32,
-            e164_phone_numbers: vec![
-                "+12065550100".into(),
-                "+12065550101".into(),
-                "+12065550102".into(),
-            ],
-        })
-        .await
-        .expect("order numbers")
-        .into_inner();
-    app.telephony()
-        .assign_phone_number(AssignPhoneNumberRequest {
-            account_id: account_id.clone(),
-            user_id: user_id.clone(),
-            e164_phone_number: "+12065550100".into(),
-            request_id: String::new(),
-        })
+        .order_business_numbers(&["+12065550100", "+12065550101", "+12065550102"])
+        .await;
+    app.assign(&account_id, &user_id, "+12065550100")
         .await
         .expect("assign");
     app.numbers()
@@ -160,47 +123,10 @@ struct Snapshot {
 
 async fn snapshot(app: &TestApp, account_id: &str) -> Snapshot {
     Snapshot {
-        accounts: app
-            .accounts()
-            .list_accounts(ListAccountsRequest {
-                page_size: 1000,
-                ..Default::default()
-            })
-            .await
-            .expect("list accounts")
-            .into_inner()
-            .accounts,
-        users: app
-            .users()
-            .list_users(ListUsersRequest {
-                account_id: account_id.into(),
-                page_size: 1000,
-                ..Default::default()
-            })
-            .await
-            .expect("list users")
-            .into_inner()
-            .users,
-        numbers: app
-            .numbers()
-            .list_phone_numbers(ListPhoneNumbersRequest {
-                page_size: 1000,
-                ..Default::default()
-            })
-            .await
-            .expect("list numbers")
-            .into_inner()
-            .phone_numbers,
-        changes: app
-            .changes()
-            .list_changes(ListChangesRequest {
-                page_size: 1000,
-                ..Default::default()
-            })
-            .await
-            .expect("list changes")
-            .into_inner()
-            .events,
+        accounts: app.all_accounts().await,
+        users: app.all_users(account_id).await,
+        numbers: app.all_numbers(ListPhoneNumbersRequest::default()).await,
+        changes: app.all_changes("", "").await,
     }
 }
 
@@ -573,7 +499,7 @@ fn user_cases<'a>(app: &'a TestApp, f: &'a Fixture) -> Vec<Case<'a>> {
                         user_id: f.user_id.clone(),
                         display_name: String::new(),
                         license_type: license,
-                        update_mask: mask(&["license_type"]),
+                        update_mask: Some(mask(&["license_type"])),
                     })
                     .await
                     .map(drop)
@@ -674,7 +600,7 @@ fn phone_number_cases<'a>(app: &'a TestApp, f: &'a Fixture) -> Vec<Case<'a>> {
                         phone_number_id: b,
                         product_type: 0,
                         calling_name: "Desk".into(),
-                        update_mask: mask(&["calling_name"]),
+                        update_mask: Some(mask(&["calling_name"])),
                     })
                     .await
                     .map(drop)
@@ -795,14 +721,14 @@ fn phone_number_cases<'a>(app: &'a TestApp, f: &'a Fixture) -> Vec<Case<'a>> {
         cases.push(case(
             format!("UpdatePhoneNumber calling_name {}", show(&name)),
             "calling_name",
-            update(business, name, mask(&["calling_name"])),
+            update(business, name, Some(mask(&["calling_name"]))),
         ));
     }
     for value in BAD_ENUMS {
         cases.push(case(
             format!("UpdatePhoneNumber product_type {value}"),
             "product_type",
-            update(value, String::new(), mask(&["product_type"])),
+            update(value, String::new(), Some(mask(&["product_type"]))),
         ));
     }
     cases.push(case(
@@ -1201,13 +1127,7 @@ async fn hostile_numbers_in_an_order_fail_one_by_one(backend: Backend) {
         assert!(!item.reason.is_empty());
         assert!(item.reason.len() < 1024, "the reason echoes the input");
     }
-    let inventory = app
-        .numbers()
-        .list_phone_numbers(ListPhoneNumbersRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .phone_numbers;
+    let inventory = app.all_numbers(ListPhoneNumbersRequest::default()).await;
     assert!(inventory.is_empty(), "{inventory:?}");
 
     let mixed = app
@@ -1220,13 +1140,7 @@ async fn hostile_numbers_in_an_order_fail_one_by_one(backend: Backend) {
         .unwrap()
         .into_inner();
     assert_eq!(mixed.status, PhoneNumberOrderStatus::Partial as i32);
-    let inventory = app
-        .numbers()
-        .list_phone_numbers(ListPhoneNumbersRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .phone_numbers;
+    let inventory = app.all_numbers(ListPhoneNumbersRequest::default()).await;
     assert_eq!(inventory.len(), 1);
     assert_eq!(inventory[0].e164_phone_number, "+12065550100");
     assert_eq!(inventory[0].status, PhoneNumberStatus::Unassigned as i32);

@@ -8,11 +8,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use common::{Backend, TestApp, spawn_app, spawn_app_with};
 use prost_types::{FieldMask, Timestamp};
 use telephony_admin::proto::{
-    AssignPhoneNumberRequest, CreateAccountRequest, CreatePhoneNumberOrderRequest,
-    CreateUserRequest, DeletePhoneNumberRequest, GetPhoneNumberOrderRequest, GetPhoneNumberRequest,
-    GetUserRequest, LicenseType, ListPhoneNumbersRequest, OrderedPhoneNumberStatus, PhoneNumber,
-    PhoneNumberCapabilities, PhoneNumberOrder, PhoneNumberOrderStatus, PhoneNumberProductType,
-    PhoneNumberStatus, PhoneNumberType, RestorePhoneNumberRequest, UpdatePhoneNumberRequest,
+    CreatePhoneNumberOrderRequest, DeletePhoneNumberRequest, GetPhoneNumberOrderRequest,
+    ListPhoneNumbersRequest, OrderedPhoneNumberStatus, PhoneNumber, PhoneNumberCapabilities,
+    PhoneNumberOrder, PhoneNumberOrderStatus, PhoneNumberProductType, PhoneNumberStatus,
+    PhoneNumberType, RestorePhoneNumberRequest, UpdatePhoneNumberRequest,
 };
 use tonic::{Code, Status};
 
@@ -53,21 +52,6 @@ async fn try_order(
         })
         .await
         .map(|r| r.into_inner())
-}
-
-async fn get(app: &TestApp, id: &str) -> Result<PhoneNumber, Status> {
-    app.numbers()
-        .get_phone_number(GetPhoneNumberRequest {
-            phone_number_id: id.into(),
-        })
-        .await
-        .map(|r| r.into_inner())
-}
-
-async fn must_get(app: &TestApp, id: &str) -> PhoneNumber {
-    get(app, id)
-        .await
-        .unwrap_or_else(|s| panic!("{id} can be read: {s:?}"))
 }
 
 async fn delete(app: &TestApp, id: &str) -> Result<PhoneNumber, Status> {
@@ -134,50 +118,9 @@ fn by_status(status: PhoneNumberStatus) -> ListPhoneNumbersRequest {
 
 /// An account with one user; returns (account_id, user_id).
 async fn account_with_user(app: &TestApp, email: &str) -> (String, String) {
-    let account = app
-        .accounts()
-        .create_account(CreateAccountRequest {
-            name: "Acme".into(),
-        })
-        .await
-        .expect("account created")
-        .into_inner();
-    let user = app
-        .users()
-        .create_user(CreateUserRequest {
-            account_id: account.account_id.clone(),
-            email: email.into(),
-            display_name: "Ada".into(),
-            license_type: LicenseType::Pro as i32,
-        })
-        .await
-        .expect("user created")
-        .into_inner();
-    (account.account_id, user.user_id)
-}
-
-async fn assign(app: &TestApp, account_id: &str, user_id: &str, e164: &str) -> Result<(), Status> {
-    app.telephony()
-        .assign_phone_number(AssignPhoneNumberRequest {
-            account_id: account_id.into(),
-            user_id: user_id.into(),
-            e164_phone_number: e164.into(),
-            request_id: String::new(),
-        })
-        .await
-        .map(|_| ())
-}
-
-async fn primary_number(app: &TestApp, account_id: &str, user_id: &str) -> String {
-    app.users()
-        .get_user(GetUserRequest {
-            account_id: account_id.into(),
-            user_id: user_id.into(),
-        })
-        .await
-        .expect("user readable")
-        .into_inner()
-        .primary_phone_number
+    let account_id = app.create_account("Acme").await.account_id;
+    let user_id = app.create_user(&account_id, email).await.user_id;
+    (account_id, user_id)
 }
 
 #[track_caller]
@@ -216,7 +159,7 @@ fn seconds(t: &Option<Timestamp>) -> i64 {
 async fn wait_until_gone(app: &TestApp, id: &str) {
     tokio::time::timeout(Duration::from_secs(15), async {
         loop {
-            match get(app, id).await {
+            match app.try_get_number(id).await {
                 Err(status) if status.code() == Code::NotFound => return,
                 Ok(number) => {
                     assert_eq!(number.status, PhoneNumberStatus::DeleteInProgress as i32)
@@ -260,7 +203,7 @@ async fn order_of_valid_numbers_succeeds(backend: Backend) {
     );
 
     for (e164, country) in [("+12065550100", "US"), (LONDON, "GB")] {
-        let number = must_get(&app, e164).await;
+        let number = app.get_number(e164).await;
         assert_eq!(number.status(), PhoneNumberStatus::Unassigned);
         assert_eq!(number.country, country);
         assert_eq!(number.r#type(), PhoneNumberType::Local);
@@ -308,7 +251,7 @@ async fn formatting_variants_are_one_number(backend: Backend) {
 
     // The refused second order left the number with the order that acquired it.
     assert_eq!(
-        must_get(&app, "+12065550100").await.order_id,
+        app.get_number("+12065550100").await.order_id,
         first.order_id
     );
     assert_eq!(
@@ -380,11 +323,11 @@ async fn toll_free_numbers_are_not_business_calling(backend: Backend) {
         (TOLL_FREE, OrderedPhoneNumberStatus::Failed)
     );
     assert!(reason.contains("toll-free"), "{reason:?}");
-    expect_code(get(&app, TOLL_FREE).await, Code::NotFound);
+    expect_code(app.try_get_number(TOLL_FREE).await, Code::NotFound);
 
     let accepted = order(&app, VOICE, &[TOLL_FREE]).await;
     assert_eq!(accepted.status(), PhoneNumberOrderStatus::Successful);
-    let number = must_get(&app, TOLL_FREE).await;
+    let number = app.get_number(TOLL_FREE).await;
     assert_eq!(number.r#type(), PhoneNumberType::TollFree);
     assert_eq!(number.product_type(), VOICE);
     assert_eq!(number.country, "US");
@@ -469,7 +412,7 @@ async fn unknown_order_is_not_found(backend: Backend) {
 async fn get_accepts_any_formatting(backend: Backend) {
     let app = spawn_app(backend).await;
     order(&app, BUSINESS, &["+12065550100"]).await;
-    let canonical = must_get(&app, "+12065550100").await;
+    let canonical = app.get_number("+12065550100").await;
     assert_eq!(canonical.phone_number_id, "+12065550100");
     assert_eq!(canonical.phone_number_id, canonical.e164_phone_number);
     assert_eq!(
@@ -484,11 +427,11 @@ async fn get_accepts_any_formatting(backend: Backend) {
         })
     );
     for variant in ["+1 (206) 555-0100", "+1.206.555.0100", " +1 206 555 0100 "] {
-        assert_eq!(must_get(&app, variant).await, canonical, "{variant:?}");
+        assert_eq!(app.get_number(variant).await, canonical, "{variant:?}");
     }
 
     order(&app, VOICE, &[TOLL_FREE]).await;
-    let toll_free = must_get(&app, TOLL_FREE).await;
+    let toll_free = app.get_number(TOLL_FREE).await;
     assert_eq!(toll_free.phone_number_id, TOLL_FREE);
     assert_eq!(
         toll_free.capabilities,
@@ -505,10 +448,10 @@ async fn get_refuses_impossible_and_unknown_numbers(backend: Backend) {
     let app = spawn_app(backend).await;
     order(&app, BUSINESS, &["+12065550100"]).await;
     for impossible in ["+1 206 555 010", "hello", "12065550100", ""] {
-        let status = expect_code(get(&app, impossible).await, Code::InvalidArgument);
+        let status = expect_code(app.try_get_number(impossible).await, Code::InvalidArgument);
         assert_mentions(&status, "phone_number_id");
     }
-    let status = expect_code(get(&app, "+12065550199").await, Code::NotFound);
+    let status = expect_code(app.try_get_number("+12065550199").await, Code::NotFound);
     assert_mentions(&status, "+12065550199");
 }
 
@@ -531,7 +474,7 @@ async fn list_filters(backend: Backend) {
     .await;
     order(&app, VOICE, &["+12065550110", TOLL_FREE]).await;
     let (account_id, user_id) = account_with_user(&app, "ada@example.com").await;
-    assign(&app, &account_id, &user_id, "+12065550102")
+    app.assign(&account_id, &user_id, "+12065550102")
         .await
         .expect("assigned");
     delete(&app, "+12065550103").await.expect("deleted");
@@ -814,7 +757,7 @@ async fn calling_name_rules(backend: Backend) {
         BUSINESS,
         "a field outside the mask stays"
     );
-    assert_eq!(must_get(&app, "+12065550100").await, updated);
+    assert_eq!(app.get_number("+12065550100").await, updated);
 
     for bad in ["A", "ABCDEFGHIJKLMNOP", "Front-Desk"] {
         let status = expect_code(
@@ -830,7 +773,7 @@ async fn calling_name_rules(backend: Backend) {
         );
         assert_mentions(&status, "calling_name");
         assert_eq!(
-            must_get(&app, "+12065550100").await.calling_name,
+            app.get_number("+12065550100").await.calling_name,
             "Front Desk 1",
             "{bad:?} changed the name"
         );
@@ -869,14 +812,14 @@ async fn product_type_rules(backend: Backend) {
         .await
         .expect("an unassigned local number changes product");
     assert_eq!(changed.product_type(), VOICE);
-    assert_eq!(must_get(&app, "+12065550100").await.product_type(), VOICE);
+    assert_eq!(app.get_number("+12065550100").await.product_type(), VOICE);
 
     let status = expect_code(
         update(&app, TOLL_FREE, BUSINESS, "", Some(&["product_type"])).await,
         Code::InvalidArgument,
     );
     assert_mentions(&status, "toll-free");
-    assert_eq!(must_get(&app, TOLL_FREE).await.product_type(), VOICE);
+    assert_eq!(app.get_number(TOLL_FREE).await.product_type(), VOICE);
 
     let status = expect_code(
         update(
@@ -890,21 +833,23 @@ async fn product_type_rules(backend: Backend) {
         Code::InvalidArgument,
     );
     assert_mentions(&status, "product_type");
-    assert_eq!(must_get(&app, "+12065550100").await.product_type(), VOICE);
+    assert_eq!(app.get_number("+12065550100").await.product_type(), VOICE);
 
     let (account_id, user_id) = account_with_user(&app, "ada@example.com").await;
-    assign(&app, &account_id, &user_id, "+12065550101")
+    app.assign(&account_id, &user_id, "+12065550101")
         .await
         .expect("assigned");
-    let before = must_get(&app, "+12065550101").await;
+    let before = app.get_number("+12065550101").await;
     let status = expect_code(
         update(&app, "+12065550101", VOICE, "", Some(&["product_type"])).await,
         Code::FailedPrecondition,
     );
     assert_mentions(&status, "assigned");
-    assert_eq!(must_get(&app, "+12065550101").await, before);
+    assert_eq!(app.get_number("+12065550101").await, before);
     assert_eq!(
-        primary_number(&app, &account_id, &user_id).await,
+        app.get_user(&account_id, &user_id)
+            .await
+            .primary_phone_number,
         "+12065550101"
     );
 
@@ -923,7 +868,7 @@ async fn product_type_rules(backend: Backend) {
 async fn update_mask_is_required_and_checked(backend: Backend) {
     let app = spawn_app(backend).await;
     order(&app, BUSINESS, &["+12065550100"]).await;
-    let before = must_get(&app, "+12065550100").await;
+    let before = app.get_number("+12065550100").await;
 
     let status = expect_code(
         update(&app, "+12065550100", VOICE, "Front Desk", None).await,
@@ -948,7 +893,7 @@ async fn update_mask_is_required_and_checked(backend: Backend) {
     );
     assert_mentions(&status, "update_mask");
     assert_mentions(&status, "status");
-    assert_eq!(must_get(&app, "+12065550100").await, before);
+    assert_eq!(app.get_number("+12065550100").await, before);
 
     expect_code(
         update(&app, "+12065550199", VOICE, "", Some(&["product_type"])).await,
@@ -971,24 +916,29 @@ async fn delete_queues_an_unassigned_number(backend: Backend) {
         (deletion - expected).abs() <= 60,
         "deletion time {deletion} is not about 7 days from now ({expected})"
     );
-    assert_eq!(must_get(&app, "+12065550100").await, deleted);
+    assert_eq!(app.get_number("+12065550100").await, deleted);
 
     let status = expect_code(delete(&app, "+12065550100").await, Code::FailedPrecondition);
     assert_mentions(&status, "deletion queue");
     assert_eq!(
-        must_get(&app, "+12065550100").await.deletion_time,
+        app.get_number("+12065550100").await.deletion_time,
         deleted.deletion_time,
         "a second delete does not move the deletion time"
     );
 
     let (account_id, user_id) = account_with_user(&app, "ada@example.com").await;
     let status = expect_code(
-        assign(&app, &account_id, &user_id, "+12065550100").await,
+        app.assign(&account_id, &user_id, "+12065550100").await,
         Code::FailedPrecondition,
     );
     assert_mentions(&status, "deletion queue");
-    assert_eq!(primary_number(&app, &account_id, &user_id).await, "");
-    assert_eq!(must_get(&app, "+12065550100").await, deleted);
+    assert_eq!(
+        app.get_user(&account_id, &user_id)
+            .await
+            .primary_phone_number,
+        ""
+    );
+    assert_eq!(app.get_number("+12065550100").await, deleted);
 
     expect_code(delete(&app, "+12065550199").await, Code::NotFound);
     expect_code(delete(&app, "hello").await, Code::InvalidArgument);
@@ -998,19 +948,21 @@ async fn delete_refuses_an_assigned_number(backend: Backend) {
     let app = spawn_app(backend).await;
     order(&app, BUSINESS, &["+12065550100"]).await;
     let (account_id, user_id) = account_with_user(&app, "ada@example.com").await;
-    assign(&app, &account_id, &user_id, "+12065550100")
+    app.assign(&account_id, &user_id, "+12065550100")
         .await
         .expect("assigned");
-    let before = must_get(&app, "+12065550100").await;
+    let before = app.get_number("+12065550100").await;
 
     let status = expect_code(delete(&app, "+12065550100").await, Code::FailedPrecondition);
     assert_mentions(&status, "assigned");
-    let after = must_get(&app, "+12065550100").await;
+    let after = app.get_number("+12065550100").await;
     assert_eq!(after, before);
     assert_eq!(after.status(), PhoneNumberStatus::Assigned);
     assert_eq!(after.deletion_time, None);
     assert_eq!(
-        primary_number(&app, &account_id, &user_id).await,
+        app.get_user(&account_id, &user_id)
+            .await
+            .primary_phone_number,
         "+12065550100"
     );
 }
@@ -1025,7 +977,7 @@ async fn restore_brings_a_number_back(backend: Backend) {
     );
     assert_mentions(&status, "not in the deletion queue");
     assert_eq!(
-        must_get(&app, "+12065550101").await.status(),
+        app.get_number("+12065550101").await.status(),
         PhoneNumberStatus::Unassigned
     );
 
@@ -1033,7 +985,7 @@ async fn restore_brings_a_number_back(backend: Backend) {
     let restored = restore(&app, "+1 206 555 0100").await.expect("restored");
     assert_eq!(restored.status(), PhoneNumberStatus::Unassigned);
     assert_eq!(restored.deletion_time, None);
-    assert_eq!(must_get(&app, "+12065550100").await, restored);
+    assert_eq!(app.get_number("+12065550100").await, restored);
 
     expect_code(
         restore(&app, "+12065550100").await,
@@ -1043,7 +995,7 @@ async fn restore_brings_a_number_back(backend: Backend) {
 
     // A restored number is an ordinary inventory number again.
     let (account_id, user_id) = account_with_user(&app, "ada@example.com").await;
-    assign(&app, &account_id, &user_id, "+12065550100")
+    app.assign(&account_id, &user_id, "+12065550100")
         .await
         .expect("a restored number can be assigned");
 }
@@ -1080,7 +1032,7 @@ async fn restore_after_the_queue_period_is_not_found(backend: Backend) {
 
     let again = order(&app, BUSINESS, &["+12065550100"]).await;
     assert_eq!(again.status(), PhoneNumberOrderStatus::Successful);
-    let number = must_get(&app, "+12065550100").await;
+    let number = app.get_number("+12065550100").await;
     assert_eq!(number.status(), PhoneNumberStatus::Unassigned);
     assert_eq!(number.order_id, again.order_id);
     assert_ne!(number.order_id, first.order_id);
@@ -1108,7 +1060,7 @@ async fn expired_numbers_are_purged(backend: Backend) {
             .await
             .is_empty()
     );
-    expect_code(get(&app, "+12065550100").await, Code::NotFound);
+    expect_code(app.try_get_number("+12065550100").await, Code::NotFound);
     expect_code(restore(&app, "+12065550100").await, Code::NotFound);
     assert_eq!(
         list_e164(&app, ListPhoneNumbersRequest::default()).await,
@@ -1116,7 +1068,7 @@ async fn expired_numbers_are_purged(backend: Backend) {
         "the purge takes only expired numbers"
     );
     assert_eq!(
-        must_get(&app, "+12065550101").await.status(),
+        app.get_number("+12065550101").await.status(),
         PhoneNumberStatus::Unassigned
     );
 

@@ -9,11 +9,12 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::fixtures::new_user;
 use common::{Authed, Backend, Bearer, TestDatabase};
 use telephony_admin::proto::{
     AssignPhoneNumberRequest, ChangeEvent, ChangeKind, CreateAccountRequest,
-    CreatePhoneNumberOrderRequest, CreateUserRequest, LicenseType, ListChangesRequest,
-    PhoneNumberOrderStatus, PhoneNumberProductType, TelephonySettings, UnassignPhoneNumberRequest,
+    CreatePhoneNumberOrderRequest, ListChangesRequest, PhoneNumberOrderStatus,
+    PhoneNumberProductType, TelephonySettings, UnassignPhoneNumberRequest,
     UpdateTelephonySettingsRequest, WatchChangesRequest, WatchChangesResponse,
     account_service_client::AccountServiceClient, change_service_client::ChangeServiceClient,
     phone_number_service_client::PhoneNumberServiceClient,
@@ -182,12 +183,7 @@ async fn users_with_numbers(replica: &Replica, count: usize) -> (String, Vec<(St
     for (i, number) in numbers.into_iter().enumerate() {
         let user = replica
             .users()
-            .create_user(CreateUserRequest {
-                account_id: account.clone(),
-                email: format!("user{i}@example.com"),
-                display_name: "Test User".into(),
-                license_type: LicenseType::Pro as i32,
-            })
+            .create_user(new_user(&account, &format!("user{i}@example.com")))
             .await
             .unwrap()
             .into_inner()

@@ -3,15 +3,12 @@
 
 mod common;
 
+use common::fixtures::{assign_via, mask, unassign_via, update_settings_via};
 use common::{Backend, TestApp, spawn_app};
-use prost_types::FieldMask;
 use telephony_admin::proto::{
-    AssignPhoneNumberRequest, ChangeEvent, ChangeKind, CreateAccountRequest,
-    CreatePhoneNumberOrderRequest, CreateUserRequest, DeletePhoneNumberRequest,
-    GetPhoneNumberRequest, GetTelephonySettingsRequest, GetUserRequest, LicenseType,
-    ListChangesRequest, PhoneNumber, PhoneNumberOrderStatus, PhoneNumberProductType,
-    PhoneNumberStatus, TelephonySettings, UnassignPhoneNumberRequest,
-    UpdateTelephonySettingsRequest, User,
+    ChangeEvent, ChangeKind, CreatePhoneNumberOrderRequest, DeletePhoneNumberRequest,
+    GetTelephonySettingsRequest, PhoneNumber, PhoneNumberOrderStatus, PhoneNumberProductType,
+    PhoneNumberStatus, TelephonySettings, UpdateTelephonySettingsRequest, User,
 };
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
@@ -32,109 +29,12 @@ const ALL_ON: TelephonySettings = TelephonySettings {
 // Set-up and read-back helpers, all through the public API.
 // ---------------------------------------------------------------------------------------------
 
-async fn create_account(app: &TestApp, name: &str) -> String {
-    app.accounts()
-        .create_account(CreateAccountRequest { name: name.into() })
-        .await
-        .expect("create account")
-        .into_inner()
-        .account_id
-}
-
-async fn create_user(app: &TestApp, account_id: &str, email: &str) -> User {
-    app.users()
-        .create_user(CreateUserRequest {
-            account_id: account_id.into(),
-            email: email.into(),
-            display_name: format!("User {email}"),
-            license_type: LicenseType::Pro as i32,
-        })
-        .await
-        .expect("create user")
-        .into_inner()
-}
-
-async fn order(app: &TestApp, product_type: PhoneNumberProductType, numbers: &[&str]) {
-    let order = app
-        .numbers()
-        .create_phone_number_order(CreatePhoneNumberOrderRequest {
-            product_type: product_type as i32,
-            e164_phone_numbers: numbers.iter().map(|n| n.to_string()).collect(),
-        })
-        .await
-        .expect("create order")
-        .into_inner();
-    assert_eq!(
-        order.status,
-        PhoneNumberOrderStatus::Successful as i32,
-        "every number of the set-up order is acquired: {order:?}"
-    );
-}
-
 /// An account with one user and the given BUSINESS_CALLING numbers in the inventory.
 async fn world(app: &TestApp, numbers: &[&str]) -> (String, User) {
-    let account_id = create_account(app, "Acme").await;
-    let user = create_user(app, &account_id, "ada@example.com").await;
-    order(app, PhoneNumberProductType::BusinessCalling, numbers).await;
+    let account_id = app.create_account("Acme").await.account_id;
+    let user = app.create_user(&account_id, "ada@example.com").await;
+    app.order_business_numbers(numbers).await;
     (account_id, user)
-}
-
-async fn assign(
-    app: &TestApp,
-    account_id: &str,
-    user_id: &str,
-    number: &str,
-    request_id: &str,
-) -> Result<User, Status> {
-    app.telephony()
-        .assign_phone_number(AssignPhoneNumberRequest {
-            account_id: account_id.into(),
-            user_id: user_id.into(),
-            e164_phone_number: number.into(),
-            request_id: request_id.into(),
-        })
-        .await
-        .map(|r| r.into_inner())
-}
-
-async fn unassign(
-    app: &TestApp,
-    account_id: &str,
-    user_id: &str,
-    confirm: bool,
-    request_id: &str,
-) -> Result<User, Status> {
-    app.telephony()
-        .unassign_phone_number(UnassignPhoneNumberRequest {
-            account_id: account_id.into(),
-            user_id: user_id.into(),
-            confirm,
-            request_id: request_id.into(),
-        })
-        .await
-        .map(|r| r.into_inner())
-}
-
-async fn update_settings(
-    app: &TestApp,
-    account_id: &str,
-    user_id: &str,
-    settings: Option<TelephonySettings>,
-    paths: &[&str],
-    request_id: &str,
-) -> Result<TelephonySettings, Status> {
-    app.telephony()
-        .update_telephony_settings(UpdateTelephonySettingsRequest {
-            account_id: account_id.into(),
-            user_id: user_id.into(),
-            telephony_settings: settings,
-            update_mask: Some(FieldMask {
-                paths: paths.iter().map(|p| p.to_string()).collect(),
-            }),
-            request_id: request_id.into(),
-        })
-        .await
-        .map(|r| r.into_inner())
 }
 
 async fn get_settings(app: &TestApp, account_id: &str, user_id: &str) -> TelephonySettings {
@@ -146,51 +46,6 @@ async fn get_settings(app: &TestApp, account_id: &str, user_id: &str) -> Telepho
         .await
         .expect("get telephony settings")
         .into_inner()
-}
-
-async fn get_user(app: &TestApp, account_id: &str, user_id: &str) -> User {
-    app.users()
-        .get_user(GetUserRequest {
-            account_id: account_id.into(),
-            user_id: user_id.into(),
-        })
-        .await
-        .expect("get user")
-        .into_inner()
-}
-
-async fn get_number(app: &TestApp, number: &str) -> PhoneNumber {
-    app.numbers()
-        .get_phone_number(GetPhoneNumberRequest {
-            phone_number_id: number.into(),
-        })
-        .await
-        .expect("get phone number")
-        .into_inner()
-}
-
-/// Every retained change event of the account, in sequence order (all pages).
-async fn changes(app: &TestApp, account_id: &str) -> Vec<ChangeEvent> {
-    let mut events = Vec::new();
-    let mut page_token = String::new();
-    loop {
-        let page = app
-            .changes()
-            .list_changes(ListChangesRequest {
-                account_id: account_id.into(),
-                page_size: 1000,
-                page_token: page_token.clone(),
-                ..Default::default()
-            })
-            .await
-            .expect("list changes")
-            .into_inner();
-        events.extend(page.events);
-        if page.next_page_token.is_empty() {
-            return events;
-        }
-        page_token = page.next_page_token;
-    }
 }
 
 fn of_kind(events: &[ChangeEvent], kind: ChangeKind) -> Vec<&ChangeEvent> {
@@ -217,16 +72,16 @@ async fn snapshot(
 ) -> Snapshot {
     let mut users = Vec::new();
     for user_id in user_ids {
-        users.push(get_user(app, account_id, user_id).await);
+        users.push(app.get_user(account_id, user_id).await);
     }
     let mut phone_numbers = Vec::new();
     for number in numbers {
-        phone_numbers.push(get_number(app, number).await);
+        phone_numbers.push(app.get_number(number).await);
     }
     Snapshot {
         users,
         numbers: phone_numbers,
-        events: changes(app, account_id).await,
+        events: app.all_changes(account_id, "").await,
     }
 }
 
@@ -270,16 +125,17 @@ async fn assign_normalises_the_number_and_records_the_association(backend: Backe
     let app = spawn_app(backend).await;
     let (account_id, user) = world(&app, &["+12065550100"]).await;
 
-    let assigned = assign(&app, &account_id, &user.user_id, "+1 (206) 555-0100", "")
+    let assigned = app
+        .assign(&account_id, &user.user_id, "+1 (206) 555-0100")
         .await
         .expect("assign");
     assert_eq!(assigned.user_id, user.user_id);
     assert_eq!(assigned.account_id, account_id);
     assert_eq!(assigned.primary_phone_number, "+12065550100");
     assert_eq!(assigned.telephony_settings, Some(OFF));
-    assert_eq!(get_user(&app, &account_id, &user.user_id).await, assigned);
+    assert_eq!(app.get_user(&account_id, &user.user_id).await, assigned);
 
-    let number = get_number(&app, "+12065550100").await;
+    let number = app.get_number("+12065550100").await;
     assert_eq!(number.status, PhoneNumberStatus::Assigned as i32);
     let association = number
         .association
@@ -288,7 +144,7 @@ async fn assign_normalises_the_number_and_records_the_association(backend: Backe
     assert_eq!(association.user_id, user.user_id);
     assert!(association.associate_time.is_some());
 
-    let events = changes(&app, &account_id).await;
+    let events = app.all_changes(&account_id, "").await;
     let assigned_events = of_kind(&events, ChangeKind::PhoneNumberAssigned);
     assert_eq!(assigned_events.len(), 1, "{events:?}");
     assert_eq!(assigned_events[0].user_id, user.user_id);
@@ -301,7 +157,8 @@ async fn assign_refuses_a_number_not_in_the_inventory(backend: Backend) {
     let (account_id, user) = world(&app, &["+12065550100"]).await;
     let before = snapshot(&app, &account_id, &[&user.user_id], &["+12065550100"]).await;
 
-    let status = assign(&app, &account_id, &user.user_id, "+12065550150", "")
+    let status = app
+        .assign(&account_id, &user.user_id, "+12065550150")
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
@@ -326,8 +183,8 @@ async fn assign_refuses_a_number_not_in_the_inventory(backend: Backend) {
 async fn assign_refuses_a_number_held_by_another_user(backend: Backend) {
     let app = spawn_app(backend).await;
     let (account_id, holder) = world(&app, &["+12065550100"]).await;
-    let other = create_user(&app, &account_id, "bob@example.com").await;
-    assign(&app, &account_id, &holder.user_id, "+12065550100", "")
+    let other = app.create_user(&account_id, "bob@example.com").await;
+    app.assign(&account_id, &holder.user_id, "+12065550100")
         .await
         .expect("first assignment");
     let before = snapshot(
@@ -338,7 +195,8 @@ async fn assign_refuses_a_number_held_by_another_user(backend: Backend) {
     )
     .await;
 
-    let status = assign(&app, &account_id, &other.user_id, "+12065550100", "")
+    let status = app
+        .assign(&account_id, &other.user_id, "+12065550100")
         .await
         .unwrap_err();
     assert_precondition(
@@ -364,13 +222,14 @@ async fn assign_refuses_a_number_held_by_another_user(backend: Backend) {
 async fn assign_refuses_a_user_who_already_has_a_number(backend: Backend) {
     let app = spawn_app(backend).await;
     let (account_id, user) = world(&app, &["+12065550100", "+12065550101"]).await;
-    assign(&app, &account_id, &user.user_id, "+12065550100", "")
+    app.assign(&account_id, &user.user_id, "+12065550100")
         .await
         .expect("first assignment");
     let numbers = ["+12065550100", "+12065550101"];
     let before = snapshot(&app, &account_id, &[&user.user_id], &numbers).await;
 
-    let status = assign(&app, &account_id, &user.user_id, "+12065550101", "")
+    let status = app
+        .assign(&account_id, &user.user_id, "+12065550101")
         .await
         .unwrap_err();
     assert_precondition(
@@ -389,7 +248,8 @@ async fn assign_refuses_a_user_who_already_has_a_number(backend: Backend) {
     );
 
     // Assigning the number the user already holds is refused by the same rule.
-    let status = assign(&app, &account_id, &user.user_id, "+12065550100", "")
+    let status = app
+        .assign(&account_id, &user.user_id, "+12065550100")
         .await
         .unwrap_err();
     assert_precondition(&status, "USER_HAS_PHONE_NUMBER", "already has phone number");
@@ -403,15 +263,24 @@ async fn assign_refuses_a_user_who_already_has_a_number(backend: Backend) {
 async fn assign_refuses_a_voice_connector_number(backend: Backend) {
     let app = spawn_app(backend).await;
     let (account_id, user) = world(&app, &["+12065550100"]).await;
-    order(
-        &app,
-        PhoneNumberProductType::VoiceConnector,
-        &["+12065550120"],
-    )
-    .await;
+    let order = app
+        .numbers()
+        .create_phone_number_order(CreatePhoneNumberOrderRequest {
+            product_type: PhoneNumberProductType::VoiceConnector as i32,
+            e164_phone_numbers: vec!["+12065550120".into()],
+        })
+        .await
+        .expect("create order")
+        .into_inner();
+    assert_eq!(
+        order.status,
+        PhoneNumberOrderStatus::Successful as i32,
+        "{order:?}"
+    );
     let before = snapshot(&app, &account_id, &[&user.user_id], &["+12065550120"]).await;
 
-    let status = assign(&app, &account_id, &user.user_id, "+12065550120", "")
+    let status = app
+        .assign(&account_id, &user.user_id, "+12065550120")
         .await
         .unwrap_err();
     assert_precondition(
@@ -444,7 +313,8 @@ async fn assign_refuses_a_number_in_the_deletion_queue(backend: Backend) {
         PhoneNumberStatus::DeleteInProgress as i32
     );
 
-    let status = assign(&app, &account_id, &user.user_id, "+12065550100", "")
+    let status = app
+        .assign(&account_id, &user.user_id, "+12065550100")
         .await
         .unwrap_err();
     assert_precondition(
@@ -462,11 +332,12 @@ async fn assign_refuses_a_number_in_the_deletion_queue(backend: Backend) {
 async fn assign_refuses_an_unknown_user_or_a_user_of_another_account(backend: Backend) {
     let app = spawn_app(backend).await;
     let (account_id, user) = world(&app, &["+12065550100"]).await;
-    let other_account = create_account(&app, "Globex").await;
+    let other_account = app.create_account("Globex").await.account_id;
     let before = snapshot(&app, &account_id, &[&user.user_id], &["+12065550100"]).await;
 
     let unknown = uuid::Uuid::new_v4().to_string();
-    let status = assign(&app, &account_id, &unknown, "+12065550100", "")
+    let status = app
+        .assign(&account_id, &unknown, "+12065550100")
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
@@ -478,7 +349,8 @@ async fn assign_refuses_an_unknown_user_or_a_user_of_another_account(backend: Ba
     );
 
     // The user exists, but not in the account named by the request.
-    let status = assign(&app, &other_account, &user.user_id, "+12065550100", "")
+    let status = app
+        .assign(&other_account, &user.user_id, "+12065550100")
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
@@ -494,7 +366,7 @@ async fn assign_refuses_an_unknown_user_or_a_user_of_another_account(backend: Ba
         snapshot(&app, &account_id, &[&user.user_id], &["+12065550100"]).await,
         before
     );
-    assert!(changes(&app, &other_account).await.is_empty());
+    assert!(app.all_changes(&other_account, "").await.is_empty());
 }
 
 async fn assign_refuses_a_malformed_number(backend: Backend) {
@@ -503,7 +375,8 @@ async fn assign_refuses_a_malformed_number(backend: Backend) {
     let before = snapshot(&app, &account_id, &[&user.user_id], &["+12065550100"]).await;
 
     for malformed in ["2065550100", "+1 206 555 01", "not a number", ""] {
-        let status = assign(&app, &account_id, &user.user_id, malformed, "")
+        let status = app
+            .assign(&account_id, &user.user_id, malformed)
             .await
             .unwrap_err();
         assert_invalid_field(&status, "e164_phone_number");
@@ -523,14 +396,13 @@ async fn settings_follow_the_update_mask(backend: Backend) {
     let app = spawn_app(backend).await;
     let (account_id, user) = world(&app, &["+12065550100"]).await;
     let uid = user.user_id.as_str();
-    assign(&app, &account_id, uid, "+12065550100", "")
-        .await
-        .unwrap();
+    app.assign(&account_id, uid, "+12065550100").await.unwrap();
     assert_eq!(get_settings(&app, &account_id, uid).await, OFF);
 
     // Only the masked field is taken from the request, even though all three are true in it.
     let sms_only = TelephonySettings { sms: true, ..OFF };
-    let updated = update_settings(&app, &account_id, uid, Some(ALL_ON), &["sms"], "")
+    let updated = app
+        .update_settings(&account_id, uid, ALL_ON, &["sms"])
         .await
         .unwrap();
     assert_eq!(updated, sms_only);
@@ -541,16 +413,15 @@ async fn settings_follow_the_update_mask(backend: Backend) {
         outbound_calling: true,
         sms: false,
     };
-    let updated = update_settings(
-        &app,
-        &account_id,
-        uid,
-        Some(calling),
-        &["inbound_calling", "outbound_calling"],
-        "",
-    )
-    .await
-    .unwrap();
+    let updated = app
+        .update_settings(
+            &account_id,
+            uid,
+            calling,
+            &["inbound_calling", "outbound_calling"],
+        )
+        .await
+        .unwrap();
     assert_eq!(updated, ALL_ON, "sms was not in the mask and stays on");
     assert_eq!(get_settings(&app, &account_id, uid).await, ALL_ON);
 
@@ -560,17 +431,18 @@ async fn settings_follow_the_update_mask(backend: Backend) {
         outbound_calling: true,
         sms: false,
     };
-    let updated = update_settings(&app, &account_id, uid, Some(replacement), &[], "")
+    let updated = app
+        .update_settings(&account_id, uid, replacement, &[])
         .await
         .unwrap();
     assert_eq!(updated, replacement);
     assert_eq!(get_settings(&app, &account_id, uid).await, replacement);
     assert_eq!(
-        get_user(&app, &account_id, uid).await.telephony_settings,
+        app.get_user(&account_id, uid).await.telephony_settings,
         Some(replacement)
     );
 
-    let events = changes(&app, &account_id).await;
+    let events = app.all_changes(&account_id, "").await;
     let settings_events: Vec<_> = of_kind(&events, ChangeKind::TelephonySettingsUpdated)
         .into_iter()
         .map(|e| (e.e164_phone_number.as_str(), e.telephony_settings))
@@ -589,25 +461,17 @@ async fn settings_update_refuses_an_unknown_path(backend: Backend) {
     let app = spawn_app(backend).await;
     let (account_id, user) = world(&app, &["+12065550100"]).await;
     let uid = user.user_id.as_str();
-    assign(&app, &account_id, uid, "+12065550100", "")
-        .await
-        .unwrap();
-    update_settings(&app, &account_id, uid, Some(ALL_ON), &["sms"], "")
+    app.assign(&account_id, uid, "+12065550100").await.unwrap();
+    app.update_settings(&account_id, uid, ALL_ON, &["sms"])
         .await
         .unwrap();
     let before = snapshot(&app, &account_id, &[uid], &["+12065550100"]).await;
 
     // A valid path next to the unknown one must not be applied either.
-    let status = update_settings(
-        &app,
-        &account_id,
-        uid,
-        Some(ALL_ON),
-        &["inbound_calling", "voicemail"],
-        "",
-    )
-    .await
-    .unwrap_err();
+    let status = app
+        .update_settings(&account_id, uid, ALL_ON, &["inbound_calling", "voicemail"])
+        .await
+        .unwrap_err();
     assert_invalid_field(&status, "update_mask");
     assert!(status.message().contains("voicemail"), "{status:?}");
 
@@ -621,12 +485,18 @@ async fn settings_update_requires_the_settings(backend: Backend) {
     let app = spawn_app(backend).await;
     let (account_id, user) = world(&app, &["+12065550100"]).await;
     let uid = user.user_id.as_str();
-    assign(&app, &account_id, uid, "+12065550100", "")
-        .await
-        .unwrap();
+    app.assign(&account_id, uid, "+12065550100").await.unwrap();
     let before = snapshot(&app, &account_id, &[uid], &["+12065550100"]).await;
 
-    let status = update_settings(&app, &account_id, uid, None, &[], "")
+    let status = app
+        .telephony()
+        .update_telephony_settings(UpdateTelephonySettingsRequest {
+            account_id: account_id.clone(),
+            user_id: uid.into(),
+            telephony_settings: None,
+            update_mask: Some(mask(&[])),
+            request_id: String::new(),
+        })
         .await
         .unwrap_err();
     assert_invalid_field(&status, "telephony_settings");
@@ -644,7 +514,8 @@ async fn settings_update_requires_a_number(backend: Backend) {
     let uid = user.user_id.as_str();
     let before = snapshot(&app, &account_id, &[uid], &["+12065550100"]).await;
 
-    let status = update_settings(&app, &account_id, uid, Some(ALL_ON), &[], "")
+    let status = app
+        .update_settings(&account_id, uid, ALL_ON, &[])
         .await
         .unwrap_err();
     assert_precondition(&status, "USER_HAS_NO_PHONE_NUMBER", "has no phone number");
@@ -661,25 +532,26 @@ async fn settings_update_without_a_change_emits_nothing(backend: Backend) {
     let app = spawn_app(backend).await;
     let (account_id, user) = world(&app, &["+12065550100"]).await;
     let uid = user.user_id.as_str();
-    assign(&app, &account_id, uid, "+12065550100", "")
-        .await
-        .unwrap();
+    app.assign(&account_id, uid, "+12065550100").await.unwrap();
     let sms_only = TelephonySettings { sms: true, ..OFF };
-    update_settings(&app, &account_id, uid, Some(sms_only), &[], "")
+    app.update_settings(&account_id, uid, sms_only, &[])
         .await
         .unwrap();
     let before = snapshot(&app, &account_id, &[uid], &["+12065550100"]).await;
 
     // The same values through a partial mask, the full mask, and a mask of untouched fields.
-    let same = update_settings(&app, &account_id, uid, Some(ALL_ON), &["sms"], "")
+    let same = app
+        .update_settings(&account_id, uid, ALL_ON, &["sms"])
         .await
         .unwrap();
     assert_eq!(same, sms_only);
-    let same = update_settings(&app, &account_id, uid, Some(sms_only), &[], "")
+    let same = app
+        .update_settings(&account_id, uid, sms_only, &[])
         .await
         .unwrap();
     assert_eq!(same, sms_only);
-    let same = update_settings(&app, &account_id, uid, Some(OFF), &["inbound_calling"], "")
+    let same = app
+        .update_settings(&account_id, uid, OFF, &["inbound_calling"])
         .await
         .unwrap();
     assert_eq!(same, sms_only);
@@ -705,17 +577,13 @@ async fn unassign_requires_confirmation(backend: Backend) {
     let app = spawn_app(backend).await;
     let (account_id, user) = world(&app, &["+12065550100"]).await;
     let uid = user.user_id.as_str();
-    assign(&app, &account_id, uid, "+12065550100", "")
-        .await
-        .unwrap();
-    update_settings(&app, &account_id, uid, Some(ALL_ON), &[], "")
+    app.assign(&account_id, uid, "+12065550100").await.unwrap();
+    app.update_settings(&account_id, uid, ALL_ON, &[])
         .await
         .unwrap();
     let before = snapshot(&app, &account_id, &[uid], &["+12065550100"]).await;
 
-    let status = unassign(&app, &account_id, uid, false, "")
-        .await
-        .unwrap_err();
+    let status = app.unassign(&account_id, uid, false).await.unwrap_err();
     assert_invalid_field(&status, "confirm");
     assert!(status.message().contains("must be true"), "{status:?}");
 
@@ -730,25 +598,23 @@ async fn unassign_returns_the_number_and_turns_permissions_off(backend: Backend)
     let app = spawn_app(backend).await;
     let (account_id, user) = world(&app, &["+12065550100"]).await;
     let uid = user.user_id.as_str();
-    assign(&app, &account_id, uid, "+12065550100", "")
-        .await
-        .unwrap();
-    update_settings(&app, &account_id, uid, Some(ALL_ON), &[], "")
+    app.assign(&account_id, uid, "+12065550100").await.unwrap();
+    app.update_settings(&account_id, uid, ALL_ON, &[])
         .await
         .unwrap();
 
-    let unassigned = unassign(&app, &account_id, uid, true, "").await.unwrap();
+    let unassigned = app.unassign(&account_id, uid, true).await.unwrap();
     assert_eq!(unassigned.user_id, user.user_id);
     assert_eq!(unassigned.primary_phone_number, "");
     assert_eq!(unassigned.telephony_settings, Some(OFF));
-    assert_eq!(get_user(&app, &account_id, uid).await, unassigned);
+    assert_eq!(app.get_user(&account_id, uid).await, unassigned);
     assert_eq!(get_settings(&app, &account_id, uid).await, OFF);
 
-    let number = get_number(&app, "+12065550100").await;
+    let number = app.get_number("+12065550100").await;
     assert_eq!(number.status, PhoneNumberStatus::Unassigned as i32);
     assert_eq!(number.association, None);
 
-    let events = changes(&app, &account_id).await;
+    let events = app.all_changes(&account_id, "").await;
     let unassigned_events = of_kind(&events, ChangeKind::PhoneNumberUnassigned);
     assert_eq!(unassigned_events.len(), 1, "{events:?}");
     assert_eq!(unassigned_events[0].e164_phone_number, "+12065550100");
@@ -756,9 +622,7 @@ async fn unassign_returns_the_number_and_turns_permissions_off(backend: Backend)
 
     // Nothing left to unassign.
     let before = snapshot(&app, &account_id, &[uid], &["+12065550100"]).await;
-    let status = unassign(&app, &account_id, uid, true, "")
-        .await
-        .unwrap_err();
+    let status = app.unassign(&account_id, uid, true).await.unwrap_err();
     assert_precondition(
         &status,
         "USER_HAS_NO_PHONE_NUMBER",
@@ -770,8 +634,9 @@ async fn unassign_returns_the_number_and_turns_permissions_off(backend: Backend)
     );
 
     // The freed number is back in the inventory: another user can take it.
-    let other = create_user(&app, &account_id, "bob@example.com").await;
-    let reassigned = assign(&app, &account_id, &other.user_id, "+12065550100", "")
+    let other = app.create_user(&account_id, "bob@example.com").await;
+    let reassigned = app
+        .assign(&account_id, &other.user_id, "+12065550100")
         .await
         .unwrap();
     assert_eq!(reassigned.primary_phone_number, "+12065550100");
@@ -786,8 +651,8 @@ async fn assign_retry_returns_the_first_result(backend: Backend) {
     let (account_id, user) = world(&app, &["+12065550100"]).await;
     let request_id = new_request_id();
 
-    let first = assign(
-        &app,
+    let first = assign_via(
+        &mut app.telephony(),
         &account_id,
         &user.user_id,
         "+12065550100",
@@ -796,8 +661,8 @@ async fn assign_retry_returns_the_first_result(backend: Backend) {
     .await
     .unwrap();
     // The retry may format the number differently: it is the same request.
-    let retry = assign(
-        &app,
+    let retry = assign_via(
+        &mut app.telephony(),
         &account_id,
         &user.user_id,
         "+1 (206) 555-0100",
@@ -808,7 +673,7 @@ async fn assign_retry_returns_the_first_result(backend: Backend) {
     assert_eq!(retry, first);
     assert_eq!(first.primary_phone_number, "+12065550100");
 
-    let events = changes(&app, &account_id).await;
+    let events = app.all_changes(&account_id, "").await;
     assert_eq!(
         of_kind(&events, ChangeKind::PhoneNumberAssigned).len(),
         1,
@@ -817,7 +682,8 @@ async fn assign_retry_returns_the_first_result(backend: Backend) {
     assert_eq!(events.len(), 1);
 
     // Without a request_id the same request is a new one, and the rules refuse it.
-    let status = assign(&app, &account_id, &user.user_id, "+12065550100", "")
+    let status = app
+        .assign(&account_id, &user.user_id, "+12065550100")
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
@@ -828,55 +694,94 @@ async fn reused_request_id_for_another_request_is_refused(backend: Backend) {
     let (account_id, user) = world(&app, &["+12065550100", "+12065550101"]).await;
     let uid = user.user_id.as_str();
     let request_id = new_request_id();
-    assign(&app, &account_id, uid, "+12065550100", &request_id)
-        .await
-        .unwrap();
+    assign_via(
+        &mut app.telephony(),
+        &account_id,
+        uid,
+        "+12065550100",
+        &request_id,
+    )
+    .await
+    .unwrap();
     let numbers = ["+12065550100", "+12065550101"];
     let before = snapshot(&app, &account_id, &[uid], &numbers).await;
 
     // Same operation, other number.
-    let status = assign(&app, &account_id, uid, "+12065550101", &request_id)
-        .await
-        .unwrap_err();
+    let status = assign_via(
+        &mut app.telephony(),
+        &account_id,
+        uid,
+        "+12065550101",
+        &request_id,
+    )
+    .await
+    .unwrap_err();
     assert_invalid_field(&status, "request_id");
     assert!(status.message().contains("different request"), "{status:?}");
 
     // Other operations.
-    let status = unassign(&app, &account_id, uid, true, &request_id)
+    let status = unassign_via(&mut app.telephony(), &account_id, uid, true, &request_id)
         .await
         .unwrap_err();
     assert_invalid_field(&status, "request_id");
-    let status = update_settings(&app, &account_id, uid, Some(ALL_ON), &[], &request_id)
-        .await
-        .unwrap_err();
+    let status = update_settings_via(
+        &mut app.telephony(),
+        &account_id,
+        uid,
+        ALL_ON,
+        &[],
+        &request_id,
+    )
+    .await
+    .unwrap_err();
     assert_invalid_field(&status, "request_id");
 
     assert_eq!(snapshot(&app, &account_id, &[uid], &numbers).await, before);
 
     // The same holds for ids first used by the other operations.
     let settings_id = new_request_id();
-    update_settings(&app, &account_id, uid, Some(ALL_ON), &["sms"], &settings_id)
-        .await
-        .unwrap();
-    let status = update_settings(&app, &account_id, uid, Some(ALL_ON), &[], &settings_id)
-        .await
-        .unwrap_err();
+    update_settings_via(
+        &mut app.telephony(),
+        &account_id,
+        uid,
+        ALL_ON,
+        &["sms"],
+        &settings_id,
+    )
+    .await
+    .unwrap();
+    let status = update_settings_via(
+        &mut app.telephony(),
+        &account_id,
+        uid,
+        ALL_ON,
+        &[],
+        &settings_id,
+    )
+    .await
+    .unwrap_err();
     assert_invalid_field(&status, "request_id");
 
     let unassign_id = new_request_id();
-    unassign(&app, &account_id, uid, true, &unassign_id)
+    unassign_via(&mut app.telephony(), &account_id, uid, true, &unassign_id)
         .await
         .unwrap();
-    let other = create_user(&app, &account_id, "bob@example.com").await;
-    assign(&app, &account_id, &other.user_id, "+12065550101", "")
+    let other = app.create_user(&account_id, "bob@example.com").await;
+    app.assign(&account_id, &other.user_id, "+12065550101")
         .await
         .unwrap();
-    let status = unassign(&app, &account_id, &other.user_id, true, &unassign_id)
-        .await
-        .unwrap_err();
+    let status = unassign_via(
+        &mut app.telephony(),
+        &account_id,
+        &other.user_id,
+        true,
+        &unassign_id,
+    )
+    .await
+    .unwrap_err();
     assert_invalid_field(&status, "request_id");
     assert_eq!(
-        get_user(&app, &account_id, &other.user_id)
+        app.get_user(&account_id, &other.user_id)
             .await
             .primary_phone_number,
         "+12065550101"
@@ -887,23 +792,21 @@ async fn request_id_must_be_a_uuid(backend: Backend) {
     let app = spawn_app(backend).await;
     let (account_id, user) = world(&app, &["+12065550100", "+12065550101"]).await;
     let uid = user.user_id.as_str();
-    assign(&app, &account_id, uid, "+12065550100", "")
-        .await
-        .unwrap();
+    app.assign(&account_id, uid, "+12065550100").await.unwrap();
     let numbers = ["+12065550100", "+12065550101"];
     let before = snapshot(&app, &account_id, &[uid], &numbers).await;
 
     for bad in ["retry-1", "12345", "not-a-uuid-at-all-not-a-uuid-at-all"] {
-        let status = assign(&app, &account_id, uid, "+12065550101", bad)
+        let status = assign_via(&mut app.telephony(), &account_id, uid, "+12065550101", bad)
             .await
             .unwrap_err();
         assert_invalid_field(&status, "request_id");
         assert!(status.message().contains("must be a UUID"), "{status:?}");
-        let status = unassign(&app, &account_id, uid, true, bad)
+        let status = unassign_via(&mut app.telephony(), &account_id, uid, true, bad)
             .await
             .unwrap_err();
         assert_invalid_field(&status, "request_id");
-        let status = update_settings(&app, &account_id, uid, Some(ALL_ON), &[], bad)
+        let status = update_settings_via(&mut app.telephony(), &account_id, uid, ALL_ON, &[], bad)
             .await
             .unwrap_err();
         assert_invalid_field(&status, "request_id");
@@ -916,28 +819,26 @@ async fn unassign_retry_returns_the_first_result(backend: Backend) {
     let app = spawn_app(backend).await;
     let (account_id, user) = world(&app, &["+12065550100"]).await;
     let uid = user.user_id.as_str();
-    assign(&app, &account_id, uid, "+12065550100", "")
-        .await
-        .unwrap();
+    app.assign(&account_id, uid, "+12065550100").await.unwrap();
     let request_id = new_request_id();
 
-    let first = unassign(&app, &account_id, uid, true, &request_id)
+    let first = unassign_via(&mut app.telephony(), &account_id, uid, true, &request_id)
         .await
         .unwrap();
     assert_eq!(first.primary_phone_number, "");
-    let retry = unassign(&app, &account_id, uid, true, &request_id)
+    let retry = unassign_via(&mut app.telephony(), &account_id, uid, true, &request_id)
         .await
         .expect("a retry is answered with the first result, not FAILED_PRECONDITION");
     assert_eq!(retry, first);
 
-    let events = changes(&app, &account_id).await;
+    let events = app.all_changes(&account_id, "").await;
     assert_eq!(
         of_kind(&events, ChangeKind::PhoneNumberUnassigned).len(),
         1,
         "{events:?}"
     );
     assert_eq!(
-        get_number(&app, "+12065550100").await.status,
+        app.get_number("+12065550100").await.status,
         PhoneNumberStatus::Unassigned as i32
     );
 }
@@ -946,26 +847,38 @@ async fn settings_retry_returns_the_first_result(backend: Backend) {
     let app = spawn_app(backend).await;
     let (account_id, user) = world(&app, &["+12065550100"]).await;
     let uid = user.user_id.as_str();
-    assign(&app, &account_id, uid, "+12065550100", "")
-        .await
-        .unwrap();
+    app.assign(&account_id, uid, "+12065550100").await.unwrap();
     let request_id = new_request_id();
     let sms_only = TelephonySettings { sms: true, ..OFF };
 
-    let first = update_settings(&app, &account_id, uid, Some(ALL_ON), &["sms"], &request_id)
-        .await
-        .unwrap();
+    let first = update_settings_via(
+        &mut app.telephony(),
+        &account_id,
+        uid,
+        ALL_ON,
+        &["sms"],
+        &request_id,
+    )
+    .await
+    .unwrap();
     assert_eq!(first, sms_only);
 
     // Another request changes the settings in between.
-    update_settings(&app, &account_id, uid, Some(ALL_ON), &[], "")
+    app.update_settings(&account_id, uid, ALL_ON, &[])
         .await
         .unwrap();
     let before_retry = snapshot(&app, &account_id, &[uid], &["+12065550100"]).await;
 
-    let retry = update_settings(&app, &account_id, uid, Some(ALL_ON), &["sms"], &request_id)
-        .await
-        .unwrap();
+    let retry = update_settings_via(
+        &mut app.telephony(),
+        &account_id,
+        uid,
+        ALL_ON,
+        &["sms"],
+        &request_id,
+    )
+    .await
+    .unwrap();
     assert_eq!(retry, first, "the retry answers with the first result");
 
     // The retry neither re-applied anything nor emitted an event.

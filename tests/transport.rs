@@ -9,10 +9,9 @@ use std::time::Duration;
 
 use common::{Backend, TestApp, spawn_app_with, storage_for, test_settings};
 use telephony_admin::proto::{
-    CreateAccountRequest, CreatePhoneNumberOrderRequest, CreateUserRequest, LicenseType,
-    ListAccountsRequest, ListChangesRequest, ListPhoneNumbersRequest, ListUsersRequest,
-    PhoneNumberProductType, WatchChangesRequest, account_service_client::AccountServiceClient,
-    change_service_client::ChangeServiceClient,
+    CreateAccountRequest, CreatePhoneNumberOrderRequest, ListAccountsRequest, ListChangesRequest,
+    ListPhoneNumbersRequest, ListUsersRequest, PhoneNumberProductType, WatchChangesRequest,
+    account_service_client::AccountServiceClient, change_service_client::ChangeServiceClient,
 };
 use telephony_admin::startup::Application;
 use tonic::Code;
@@ -55,25 +54,9 @@ async fn own_channel(app: &TestApp) -> Channel {
         .expect("connect")
 }
 
-async fn create_account(app: &TestApp, name: &str) -> String {
-    app.accounts()
-        .create_account(CreateAccountRequest { name: name.into() })
-        .await
-        .expect("create account")
-        .into_inner()
-        .account_id
-}
-
 async fn list_numbers(app: &TestApp) -> Vec<String> {
-    app.numbers()
-        .list_phone_numbers(ListPhoneNumbersRequest {
-            page_size: 1000,
-            ..Default::default()
-        })
+    app.all_numbers(ListPhoneNumbersRequest::default())
         .await
-        .expect("list numbers")
-        .into_inner()
-        .phone_numbers
         .into_iter()
         .map(|n| n.e164_phone_number)
         .collect()
@@ -192,7 +175,7 @@ async fn plaintext_beyond_loopback_needs_the_flag(backend: Backend) {
     })
     .await;
     assert!(app.address.ip().is_unspecified());
-    create_account(&app, "Reachable").await;
+    app.create_account("Reachable").await;
 }
 
 /// Requests above the configured size are RESOURCE_EXHAUSTED (not tonic's OUT_OF_RANGE), on
@@ -245,7 +228,10 @@ async fn page_size_is_capped(backend: Backend) {
     let app = spawn_app_with(backend, |s| s.max_page_size = 10).await;
     let mut account_id = String::new();
     for i in 0..12 {
-        account_id = create_account(&app, &format!("Account {i:02}")).await;
+        account_id = app
+            .create_account(&format!("Account {i:02}"))
+            .await
+            .account_id;
     }
 
     let refusals = [
@@ -298,15 +284,8 @@ async fn page_size_is_capped(backend: Backend) {
         assert_eq!(page.accounts.len(), 10, "page_size {page_size}");
         assert!(!page.next_page_token.is_empty());
     }
-    app.users()
-        .create_user(CreateUserRequest {
-            account_id: account_id.clone(),
-            email: "ann@example.com".into(),
-            display_name: "Ann".into(),
-            license_type: LicenseType::Basic as i32,
-        })
-        .await
-        .expect("other requests are unaffected");
+    // Other requests are unaffected.
+    app.create_user(&account_id, "ann@example.com").await;
 }
 
 /// A request that takes longer than the deadline is DEADLINE_EXCEEDED, every time, and its

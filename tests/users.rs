@@ -3,61 +3,15 @@
 
 mod common;
 
+use common::fixtures::{UNKNOWN_ID, mask, new_user};
 use common::{Backend, TestApp, spawn_app};
-use prost_types::FieldMask;
 use telephony_admin::proto::{
-    AssignPhoneNumberRequest, ChangeEvent, ChangeKind, CreateAccountRequest,
-    CreatePhoneNumberOrderRequest, CreateUserRequest, DeleteUserRequest, GetPhoneNumberRequest,
-    GetUserRequest, LicenseType, ListChangesRequest, ListUsersRequest, ListUsersResponse,
-    LogoutUserRequest, OrderedPhoneNumberStatus, PhoneNumberProductType, PhoneNumberStatus,
+    ChangeKind, CreateUserRequest, DeleteUserRequest, LicenseType, ListUsersRequest,
+    ListUsersResponse, LogoutUserRequest, OrderedPhoneNumberStatus, PhoneNumberStatus,
     UpdateUserRequest, User,
 };
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
-
-/// An id that is a well-formed UUID but names nothing.
-const UNKNOWN_ID: &str = "0190a5b2-7c4e-7d1a-9b3f-2a6c8e4d1f00";
-
-async fn create_account(app: &TestApp, name: &str) -> String {
-    app.accounts()
-        .create_account(CreateAccountRequest { name: name.into() })
-        .await
-        .unwrap_or_else(|s| panic!("create account {name:?}: {s:?}"))
-        .into_inner()
-        .account_id
-}
-
-fn user_request(account_id: &str, email: &str) -> CreateUserRequest {
-    CreateUserRequest {
-        account_id: account_id.into(),
-        email: email.into(),
-        display_name: "Test User".into(),
-        license_type: LicenseType::Basic as i32,
-    }
-}
-
-async fn try_create_user(app: &TestApp, request: CreateUserRequest) -> Result<User, Status> {
-    app.users()
-        .create_user(request)
-        .await
-        .map(|r| r.into_inner())
-}
-
-async fn create_user(app: &TestApp, account_id: &str, email: &str) -> User {
-    try_create_user(app, user_request(account_id, email))
-        .await
-        .unwrap_or_else(|s| panic!("create user {email}: {s:?}"))
-}
-
-async fn get_user(app: &TestApp, account_id: &str, user_id: &str) -> Result<User, Status> {
-    app.users()
-        .get_user(GetUserRequest {
-            account_id: account_id.into(),
-            user_id: user_id.into(),
-        })
-        .await
-        .map(|r| r.into_inner())
-}
 
 async fn list_users(app: &TestApp, request: ListUsersRequest) -> Result<ListUsersResponse, Status> {
     app.users()
@@ -105,27 +59,6 @@ async fn update_user(app: &TestApp, request: UpdateUserRequest) -> Result<User, 
         .map(|r| r.into_inner())
 }
 
-/// The retained change events of one user.
-async fn changes_of(app: &TestApp, account_id: &str, user_id: &str) -> Vec<ChangeEvent> {
-    app.changes()
-        .list_changes(ListChangesRequest {
-            account_id: account_id.into(),
-            user_id: user_id.into(),
-            page_size: 1000,
-            ..Default::default()
-        })
-        .await
-        .expect("list changes")
-        .into_inner()
-        .events
-}
-
-fn mask(paths: &[&str]) -> Option<FieldMask> {
-    Some(FieldMask {
-        paths: paths.iter().map(|p| p.to_string()).collect(),
-    })
-}
-
 /// INVALID_ARGUMENT whose `google.rpc.BadRequest` holds exactly one violation per listed field,
 /// each mentioning its fragment.
 #[track_caller]
@@ -152,19 +85,17 @@ fn assert_field_violations(status: &Status, expected: &[(&str, &str)]) {
 
 async fn create_user_normalises_and_validates(backend: Backend) {
     let app = spawn_app(backend).await;
-    let account_id = create_account(&app, "Acme").await;
+    let account_id = app.create_account("Acme").await.account_id;
 
-    let user = try_create_user(
-        &app,
-        CreateUserRequest {
+    let user = app
+        .try_create_user(CreateUserRequest {
             account_id: account_id.clone(),
             email: "  Ann.Smith@Example.COM ".into(),
             display_name: "  Ann Smith ".into(),
             license_type: LicenseType::ProTrial as i32,
-        },
-    )
-    .await
-    .unwrap();
+        })
+        .await
+        .unwrap();
     assert_eq!(user.account_id, account_id);
     assert!(uuid::Uuid::try_parse(&user.user_id).is_ok());
     assert_eq!(user.email, "ann.smith@example.com");
@@ -173,27 +104,24 @@ async fn create_user_normalises_and_validates(backend: Backend) {
     assert_eq!(user.primary_phone_number, "");
     let settings = user.telephony_settings.expect("settings");
     assert!(!settings.inbound_calling && !settings.outbound_calling && !settings.sms);
-    assert_eq!(
-        get_user(&app, &account_id, &user.user_id).await.unwrap(),
-        user
-    );
+    assert_eq!(app.get_user(&account_id, &user.user_id).await, user);
 
     let cases: Vec<(CreateUserRequest, &str, &str)> = vec![
         (
-            user_request(&account_id, "not-an-email"),
+            new_user(&account_id, "not-an-email"),
             "email",
             "not a valid email",
         ),
         (
-            user_request(&account_id, "Ann <ann@example.com>"),
+            new_user(&account_id, "Ann <ann@example.com>"),
             "email",
             "not a valid email",
         ),
-        (user_request(&account_id, ""), "email", "is required"),
+        (new_user(&account_id, ""), "email", "is required"),
         (
             CreateUserRequest {
                 display_name: "   ".into(),
-                ..user_request(&account_id, "bob@example.com")
+                ..new_user(&account_id, "bob@example.com")
             },
             "display_name",
             "must not be empty",
@@ -201,7 +129,7 @@ async fn create_user_normalises_and_validates(backend: Backend) {
         (
             CreateUserRequest {
                 display_name: "x".repeat(101),
-                ..user_request(&account_id, "bob@example.com")
+                ..new_user(&account_id, "bob@example.com")
             },
             "display_name",
             "at most 100 characters",
@@ -209,7 +137,7 @@ async fn create_user_normalises_and_validates(backend: Backend) {
         (
             CreateUserRequest {
                 license_type: LicenseType::Unspecified as i32,
-                ..user_request(&account_id, "bob@example.com")
+                ..new_user(&account_id, "bob@example.com")
             },
             "license_type",
             "is required",
@@ -217,36 +145,35 @@ async fn create_user_normalises_and_validates(backend: Backend) {
         (
             CreateUserRequest {
                 license_type: 99,
-                ..user_request(&account_id, "bob@example.com")
+                ..new_user(&account_id, "bob@example.com")
             },
             "license_type",
             "99 is not a known value",
         ),
         (
-            user_request("not-a-uuid", "bob@example.com"),
+            new_user("not-a-uuid", "bob@example.com"),
             "account_id",
             "must be a UUID",
         ),
     ];
     for (request, field, fragment) in cases {
-        let status = try_create_user(&app, request)
+        let status = app
+            .try_create_user(request)
             .await
             .expect_err("an invalid user is refused");
         assert_field_violations(&status, &[(field, fragment)]);
     }
 
     // Every bad field is reported in one error.
-    let status = try_create_user(
-        &app,
-        CreateUserRequest {
+    let status = app
+        .try_create_user(CreateUserRequest {
             account_id: account_id.clone(),
             email: "nope".into(),
             display_name: String::new(),
             license_type: 0,
-        },
-    )
-    .await
-    .unwrap_err();
+        })
+        .await
+        .unwrap_err();
     assert_field_violations(
         &status,
         &[
@@ -256,7 +183,8 @@ async fn create_user_normalises_and_validates(backend: Backend) {
         ],
     );
 
-    let status = try_create_user(&app, user_request(UNKNOWN_ID, "bob@example.com"))
+    let status = app
+        .try_create_user(new_user(UNKNOWN_ID, "bob@example.com"))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
@@ -269,12 +197,13 @@ async fn create_user_normalises_and_validates(backend: Backend) {
 
 async fn create_user_refuses_an_email_taken_in_the_account(backend: Backend) {
     let app = spawn_app(backend).await;
-    let acme = create_account(&app, "Acme").await;
-    let globex = create_account(&app, "Globex").await;
-    let first = create_user(&app, &acme, "ann@example.com").await;
+    let acme = app.create_account("Acme").await.account_id;
+    let globex = app.create_account("Globex").await.account_id;
+    let first = app.create_user(&acme, "ann@example.com").await;
 
     for email in ["ann@example.com", "ANN@Example.com"] {
-        let status = try_create_user(&app, user_request(&acme, email))
+        let status = app
+            .try_create_user(new_user(&acme, email))
             .await
             .unwrap_err();
         assert_eq!(status.code(), Code::AlreadyExists, "{email}: {status:?}");
@@ -287,29 +216,32 @@ async fn create_user_refuses_an_email_taken_in_the_account(backend: Backend) {
     assert_eq!(users, vec![first.clone()]);
 
     // Another account may have a user with the same email.
-    let twin = create_user(&app, &globex, "Ann@Example.com").await;
+    let twin = app.create_user(&globex, "Ann@Example.com").await;
     assert_eq!(twin.email, "ann@example.com");
     assert_ne!(twin.user_id, first.user_id);
-    assert_eq!(get_user(&app, &acme, &first.user_id).await.unwrap(), first);
+    assert_eq!(app.get_user(&acme, &first.user_id).await, first);
 }
 
 async fn get_user_only_through_its_own_account(backend: Backend) {
     let app = spawn_app(backend).await;
-    let acme = create_account(&app, "Acme").await;
-    let globex = create_account(&app, "Globex").await;
-    let user = create_user(&app, &acme, "ann@example.com").await;
+    let acme = app.create_account("Acme").await.account_id;
+    let globex = app.create_account("Globex").await.account_id;
+    let user = app.create_user(&acme, "ann@example.com").await;
 
-    assert_eq!(get_user(&app, &acme, &user.user_id).await.unwrap(), user);
+    assert_eq!(app.get_user(&acme, &user.user_id).await, user);
 
-    let status = get_user(&app, &globex, &user.user_id).await.unwrap_err();
+    let status = app.try_get_user(&globex, &user.user_id).await.unwrap_err();
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
-    let status = get_user(&app, UNKNOWN_ID, &user.user_id).await.unwrap_err();
+    let status = app
+        .try_get_user(UNKNOWN_ID, &user.user_id)
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
-    let status = get_user(&app, &acme, UNKNOWN_ID).await.unwrap_err();
+    let status = app.try_get_user(&acme, UNKNOWN_ID).await.unwrap_err();
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
     assert!(status.message().contains(UNKNOWN_ID), "{status:?}");
 
-    let status = get_user(&app, &acme, "user-1").await.unwrap_err();
+    let status = app.try_get_user(&acme, "user-1").await.unwrap_err();
     assert_field_violations(&status, &[("user_id", "must be a UUID")]);
 
     // Changing or deleting through the wrong account touches nothing either.
@@ -335,13 +267,13 @@ async fn get_user_only_through_its_own_account(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
-    assert_eq!(get_user(&app, &acme, &user.user_id).await.unwrap(), user);
+    assert_eq!(app.get_user(&acme, &user.user_id).await, user);
 }
 
 async fn list_users_pages_and_filters_by_email(backend: Backend) {
     let app = spawn_app(backend).await;
-    let acme = create_account(&app, "Acme").await;
-    let globex = create_account(&app, "Globex").await;
+    let acme = app.create_account("Acme").await.account_id;
+    let globex = app.create_account("Globex").await.account_id;
     let mut created = Vec::new();
     // Emails in reverse order: the listing must follow creation.
     for email in [
@@ -351,9 +283,9 @@ async fn list_users_pages_and_filters_by_email(backend: Backend) {
         "bob@example.com",
         "ann@example.com",
     ] {
-        created.push(create_user(&app, &acme, email).await);
+        created.push(app.create_user(&acme, email).await);
     }
-    let outsider = create_user(&app, &globex, "zed@example.com").await;
+    let outsider = app.create_user(&globex, "zed@example.com").await;
 
     let (listed, sizes) = list_all_users(&app, &acme, 2, "").await;
     assert_eq!(sizes, vec![2, 2, 1]);
@@ -420,8 +352,8 @@ async fn list_users_pages_and_filters_by_email(backend: Backend) {
 
 async fn update_user_follows_the_update_mask(backend: Backend) {
     let app = spawn_app(backend).await;
-    let acme = create_account(&app, "Acme").await;
-    let user = create_user(&app, &acme, "ann@example.com").await;
+    let acme = app.create_account("Acme").await.account_id;
+    let user = app.create_user(&acme, "ann@example.com").await;
     assert_eq!(user.license_type, LicenseType::Basic as i32);
     let request = |display_name: &str, license_type: LicenseType, update_mask| UpdateUserRequest {
         account_id: acme.clone(),
@@ -433,7 +365,11 @@ async fn update_user_follows_the_update_mask(backend: Backend) {
 
     let renamed = update_user(
         &app,
-        request(" Ann Renamed ", LicenseType::Pro, mask(&["display_name"])),
+        request(
+            " Ann Renamed ",
+            LicenseType::Pro,
+            Some(mask(&["display_name"])),
+        ),
     )
     .await
     .unwrap();
@@ -442,24 +378,21 @@ async fn update_user_follows_the_update_mask(backend: Backend) {
     assert_eq!(renamed.email, user.email);
     assert_eq!(renamed.create_time, user.create_time);
     assert_ne!(renamed.update_time, user.update_time);
-    assert_eq!(get_user(&app, &acme, &user.user_id).await.unwrap(), renamed);
+    assert_eq!(app.get_user(&acme, &user.user_id).await, renamed);
 
     // A field outside the mask is ignored, even when it would be invalid.
     let relicensed = update_user(
         &app,
-        request("", LicenseType::Plus, mask(&["license_type"])),
+        request("", LicenseType::Plus, Some(mask(&["license_type"]))),
     )
     .await
     .unwrap();
     assert_eq!(relicensed.display_name, "Ann Renamed");
     assert_eq!(relicensed.license_type, LicenseType::Plus as i32);
-    assert_eq!(
-        get_user(&app, &acme, &user.user_id).await.unwrap(),
-        relicensed
-    );
+    assert_eq!(app.get_user(&acme, &user.user_id).await, relicensed);
 
     // An empty or absent mask changes both fields.
-    let both = update_user(&app, request("Ann Both", LicenseType::Pro, mask(&[])))
+    let both = update_user(&app, request("Ann Both", LicenseType::Pro, Some(mask(&[]))))
         .await
         .unwrap();
     assert_eq!(both.display_name, "Ann Both");
@@ -469,7 +402,7 @@ async fn update_user_follows_the_update_mask(backend: Backend) {
         .unwrap();
     assert_eq!(both.display_name, "Ann Again");
     assert_eq!(both.license_type, LicenseType::ProTrial as i32);
-    assert_eq!(get_user(&app, &acme, &user.user_id).await.unwrap(), both);
+    assert_eq!(app.get_user(&acme, &user.user_id).await, both);
 
     // Refused updates change nothing.
     let status = update_user(
@@ -477,7 +410,7 @@ async fn update_user_follows_the_update_mask(backend: Backend) {
         request(
             "Ann Email",
             LicenseType::Basic,
-            mask(&["display_name", "email"]),
+            Some(mask(&["display_name", "email"])),
         ),
     )
     .await
@@ -497,7 +430,7 @@ async fn update_user_follows_the_update_mask(backend: Backend) {
         &app,
         UpdateUserRequest {
             license_type: 42,
-            ..request("Ann", LicenseType::Basic, mask(&["license_type"]))
+            ..request("Ann", LicenseType::Basic, Some(mask(&["license_type"])))
         },
     )
     .await
@@ -513,52 +446,25 @@ async fn update_user_follows_the_update_mask(backend: Backend) {
     .await
     .unwrap_err();
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
-    assert_eq!(get_user(&app, &acme, &user.user_id).await.unwrap(), both);
+    assert_eq!(app.get_user(&acme, &user.user_id).await, both);
 }
 
 async fn delete_user_returns_the_number_to_the_inventory(backend: Backend) {
     let app = spawn_app(backend).await;
-    let acme = create_account(&app, "Acme").await;
-    let ann = create_user(&app, &acme, "ann@example.com").await;
-    let bob = create_user(&app, &acme, "bob@example.com").await;
+    let acme = app.create_account("Acme").await.account_id;
+    let ann = app.create_user(&acme, "ann@example.com").await;
+    let bob = app.create_user(&acme, "bob@example.com").await;
     const NUMBER: &str = "+12065550123";
 
-    let order = app
-        .numbers()
-        .create_phone_number_order(CreatePhoneNumberOrderRequest {
-            product_type: PhoneNumberProductType::BusinessCalling as i32,
-            e164_phone_numbers: vec![NUMBER.into()],
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let order = app.order_business_numbers(&[NUMBER]).await;
     assert_eq!(
         order.ordered_phone_numbers[0].status,
         OrderedPhoneNumberStatus::Acquired as i32,
         "{order:?}"
     );
-    let assigned = app
-        .telephony()
-        .assign_phone_number(AssignPhoneNumberRequest {
-            account_id: acme.clone(),
-            user_id: ann.user_id.clone(),
-            e164_phone_number: NUMBER.into(),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let assigned = app.assign(&acme, &ann.user_id, NUMBER).await.unwrap();
     assert_eq!(assigned.primary_phone_number, NUMBER);
-    let get_number = || async {
-        app.numbers()
-            .get_phone_number(GetPhoneNumberRequest {
-                phone_number_id: NUMBER.into(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-    };
-    let number = get_number().await;
+    let number = app.get_number(NUMBER).await;
     assert_eq!(number.status, PhoneNumberStatus::Assigned as i32);
     assert_eq!(
         number.association.as_ref().map(|a| a.user_id.as_str()),
@@ -573,32 +479,22 @@ async fn delete_user_returns_the_number_to_the_inventory(backend: Backend) {
         .await
         .unwrap();
 
-    let number = get_number().await;
+    let number = app.get_number(NUMBER).await;
     assert_eq!(number.status, PhoneNumberStatus::Unassigned as i32);
     assert_eq!(number.association, None);
-    let status = get_user(&app, &acme, &ann.user_id).await.unwrap_err();
+    let status = app.try_get_user(&acme, &ann.user_id).await.unwrap_err();
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
     let (users, _) = list_all_users(&app, &acme, 0, "").await;
     assert_eq!(users, vec![bob.clone()]);
 
     // The user is told, with the number they lost.
-    let events = changes_of(&app, &acme, &ann.user_id).await;
+    let events = app.all_changes(&acme, &ann.user_id).await;
     let deleted = events.last().expect("events of the deleted user");
     assert_eq!(deleted.kind, ChangeKind::UserDeleted as i32);
     assert_eq!(deleted.e164_phone_number, NUMBER);
 
     // The number really is free again: another user can take it.
-    let bob = app
-        .telephony()
-        .assign_phone_number(AssignPhoneNumberRequest {
-            account_id: acme.clone(),
-            user_id: bob.user_id.clone(),
-            e164_phone_number: NUMBER.into(),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let bob = app.assign(&acme, &bob.user_id, NUMBER).await.unwrap();
     assert_eq!(bob.primary_phone_number, NUMBER);
 
     let status = app
@@ -612,16 +508,16 @@ async fn delete_user_returns_the_number_to_the_inventory(backend: Backend) {
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
 
     // The email is free again too.
-    let ann_again = create_user(&app, &acme, "ann@example.com").await;
+    let ann_again = app.create_user(&acme, "ann@example.com").await;
     assert_ne!(ann_again.user_id, ann.user_id);
 }
 
 async fn logout_user_records_a_sign_out_event(backend: Backend) {
     let app = spawn_app(backend).await;
-    let acme = create_account(&app, "Acme").await;
-    let globex = create_account(&app, "Globex").await;
-    let ann = create_user(&app, &acme, "ann@example.com").await;
-    let bob = create_user(&app, &acme, "bob@example.com").await;
+    let acme = app.create_account("Acme").await.account_id;
+    let globex = app.create_account("Globex").await.account_id;
+    let ann = app.create_user(&acme, "ann@example.com").await;
+    let bob = app.create_user(&acme, "bob@example.com").await;
 
     let sequence = app
         .users()
@@ -635,7 +531,7 @@ async fn logout_user_records_a_sign_out_event(backend: Backend) {
         .sequence;
     assert!(sequence > 0);
 
-    let events = changes_of(&app, &acme, &ann.user_id).await;
+    let events = app.all_changes(&acme, &ann.user_id).await;
     assert_eq!(events.len(), 1, "{events:?}");
     let event = &events[0];
     assert_eq!(event.sequence, sequence);
@@ -646,7 +542,7 @@ async fn logout_user_records_a_sign_out_event(backend: Backend) {
     assert!(!event.event_id.is_empty());
     assert!(!event.actor.is_empty());
     assert!(event.occur_time.is_some());
-    assert!(changes_of(&app, &acme, &bob.user_id).await.is_empty());
+    assert!(app.all_changes(&acme, &bob.user_id).await.is_empty());
 
     // A second request is a new event with a larger sequence.
     let again = app
@@ -677,13 +573,7 @@ async fn logout_user_records_a_sign_out_event(backend: Backend) {
     }
 
     // The refused requests recorded nothing.
-    let all = app
-        .changes()
-        .list_changes(ListChangesRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .events;
+    let all = app.all_changes("", "").await;
     let sequences: Vec<u64> = all.iter().map(|e| e.sequence).collect();
     assert_eq!(sequences, vec![sequence, again]);
 }

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod fixtures;
+
 use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, Database};
