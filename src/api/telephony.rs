@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::{Access, ApiContext, UserTarget, convert, request_id};
+use super::{Access, ApiContext, convert, request_id};
 use crate::domain::phone_number::E164;
 use crate::domain::telephony::SettingsMask;
 use crate::proto::{self, telephony_service_server::TelephonyService};
@@ -20,13 +20,7 @@ impl TelephonyService for TelephonyApi {
         request: Request<proto::AssignPhoneNumberRequest>,
     ) -> Result<Response<proto::User>, Status> {
         let req = request.get_ref();
-        let (
-            caller,
-            UserTarget {
-                account_id,
-                user_id,
-            },
-        ) = self
+        let (caller, target) = self
             .context
             .authorise_user(&request, Access::Write, &req.account_id, &req.user_id)
             .await?;
@@ -36,14 +30,14 @@ impl TelephonyService for TelephonyApi {
             .context
             .store
             .assign_phone_number(
-                &account_id,
-                &user_id,
+                &target.account_id,
+                &target.user_id,
                 &number,
                 request_id.as_deref(),
                 &caller.key_id,
             )
             .await?;
-        tracing::info!(%account_id, %user_id, phone_number = %number, actor = %caller.key_id, "phone number assigned");
+        tracing::info!(account_id = %target.account_id, user_id = %target.user_id, phone_number = %number, actor = %caller.key_id, "phone number assigned");
         Ok(Response::new(convert::user(user)))
     }
 
@@ -52,13 +46,7 @@ impl TelephonyService for TelephonyApi {
         request: Request<proto::UnassignPhoneNumberRequest>,
     ) -> Result<Response<proto::User>, Status> {
         let req = request.get_ref();
-        let (
-            caller,
-            UserTarget {
-                account_id,
-                user_id,
-            },
-        ) = self
+        let (caller, target) = self
             .context
             .authorise_user(&request, Access::Write, &req.account_id, &req.user_id)
             .await?;
@@ -67,14 +55,14 @@ impl TelephonyService for TelephonyApi {
             .context
             .store
             .unassign_phone_number(
-                &account_id,
-                &user_id,
+                &target.account_id,
+                &target.user_id,
                 req.confirm,
                 request_id.as_deref(),
                 &caller.key_id,
             )
             .await?;
-        tracing::info!(%account_id, %user_id, actor = %caller.key_id, "phone number unassigned");
+        tracing::info!(account_id = %target.account_id, user_id = %target.user_id, actor = %caller.key_id, "phone number unassigned");
         Ok(Response::new(convert::user(user)))
     }
 
@@ -83,20 +71,14 @@ impl TelephonyService for TelephonyApi {
         request: Request<proto::GetTelephonySettingsRequest>,
     ) -> Result<Response<proto::TelephonySettings>, Status> {
         let req = request.get_ref();
-        let (
-            _,
-            UserTarget {
-                account_id,
-                user_id,
-            },
-        ) = self
+        let (_, target) = self
             .context
             .authorise_user(&request, Access::Read, &req.account_id, &req.user_id)
             .await?;
         let settings = self
             .context
             .store
-            .get_telephony_settings(&account_id, &user_id)
+            .get_telephony_settings(&target.account_id, &target.user_id)
             .await?;
         Ok(Response::new(convert::settings(settings)))
     }
@@ -106,13 +88,7 @@ impl TelephonyService for TelephonyApi {
         request: Request<proto::UpdateTelephonySettingsRequest>,
     ) -> Result<Response<proto::TelephonySettings>, Status> {
         let req = request.get_ref();
-        let (
-            caller,
-            UserTarget {
-                account_id,
-                user_id,
-            },
-        ) = self
+        let (caller, target) = self
             .context
             .authorise_user(&request, Access::Write, &req.account_id, &req.user_id)
             .await?;
@@ -130,8 +106,8 @@ impl TelephonyService for TelephonyApi {
             .context
             .store
             .update_telephony_settings(
-                &account_id,
-                &user_id,
+                &target.account_id,
+                &target.user_id,
                 convert::settings_from(requested),
                 mask,
                 request_id.as_deref(),
@@ -139,7 +115,7 @@ impl TelephonyService for TelephonyApi {
             )
             .await?;
         tracing::info!(
-            %account_id, %user_id,
+            account_id = %target.account_id, user_id = %target.user_id,
             inbound_calling = settings.inbound_calling,
             outbound_calling = settings.outbound_calling,
             sms = settings.sms,

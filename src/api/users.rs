@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::{Access, ApiContext, UserTarget, convert, required_id};
+use super::{Access, ApiContext, convert, required_id};
 use crate::domain::error::{Violations, all3};
 use crate::domain::user::{parse_display_name, parse_email};
 use crate::proto::{self, user_service_server::UserService};
@@ -44,17 +44,15 @@ impl UserService for UserApi {
         request: Request<proto::GetUserRequest>,
     ) -> Result<Response<proto::User>, Status> {
         let req = request.get_ref();
-        let (
-            _,
-            UserTarget {
-                account_id,
-                user_id,
-            },
-        ) = self
+        let (_, target) = self
             .context
             .authorise_user(&request, Access::Read, &req.account_id, &req.user_id)
             .await?;
-        let user = self.context.store.get_user(&account_id, &user_id).await?;
+        let user = self
+            .context
+            .store
+            .get_user(&target.account_id, &target.user_id)
+            .await?;
         Ok(Response::new(convert::user(user)))
     }
 
@@ -95,13 +93,7 @@ impl UserService for UserApi {
         request: Request<proto::UpdateUserRequest>,
     ) -> Result<Response<proto::User>, Status> {
         let req = request.get_ref();
-        let (
-            _,
-            UserTarget {
-                account_id,
-                user_id,
-            },
-        ) = self
+        let (_, target) = self
             .context
             .authorise_user(&request, Access::Write, &req.account_id, &req.user_id)
             .await?;
@@ -128,7 +120,7 @@ impl UserService for UserApi {
         let user = self
             .context
             .store
-            .update_user(&account_id, &user_id, update)
+            .update_user(&target.account_id, &target.user_id, update)
             .await?;
         Ok(Response::new(convert::user(user)))
     }
@@ -138,21 +130,15 @@ impl UserService for UserApi {
         request: Request<proto::DeleteUserRequest>,
     ) -> Result<Response<()>, Status> {
         let req = request.get_ref();
-        let (
-            caller,
-            UserTarget {
-                account_id,
-                user_id,
-            },
-        ) = self
+        let (caller, target) = self
             .context
             .authorise_user(&request, Access::Write, &req.account_id, &req.user_id)
             .await?;
         self.context
             .store
-            .delete_user(&account_id, &user_id, &caller.key_id)
+            .delete_user(&target.account_id, &target.user_id, &caller.key_id)
             .await?;
-        tracing::info!(%account_id, %user_id, actor = %caller.key_id, "user deleted");
+        tracing::info!(account_id = %target.account_id, user_id = %target.user_id, actor = %caller.key_id, "user deleted");
         Ok(Response::new(()))
     }
 
@@ -161,22 +147,16 @@ impl UserService for UserApi {
         request: Request<proto::LogoutUserRequest>,
     ) -> Result<Response<proto::LogoutUserResponse>, Status> {
         let req = request.get_ref();
-        let (
-            caller,
-            UserTarget {
-                account_id,
-                user_id,
-            },
-        ) = self
+        let (caller, target) = self
             .context
             .authorise_user(&request, Access::Write, &req.account_id, &req.user_id)
             .await?;
         let sequence = self
             .context
             .store
-            .logout_user(&account_id, &user_id, &caller.key_id)
+            .logout_user(&target.account_id, &target.user_id, &caller.key_id)
             .await?;
-        tracing::info!(%account_id, %user_id, sequence, actor = %caller.key_id, "user sign-out requested");
+        tracing::info!(account_id = %target.account_id, user_id = %target.user_id, sequence, actor = %caller.key_id, "user sign-out requested");
         Ok(Response::new(proto::LogoutUserResponse { sequence }))
     }
 }
