@@ -128,6 +128,10 @@ pub struct ServeSettings {
     #[arg(long, env = "TELEPHONY_ADMIN_EVENT_RETENTION", value_parser = humantime::parse_duration, default_value = "7d")]
     pub event_retention: Duration,
 
+    /// How long a request_id keeps returning its first result; a retry after that is new.
+    #[arg(long, env = "TELEPHONY_ADMIN_IDEMPOTENCY_WINDOW", value_parser = humantime::parse_duration, default_value = "24h")]
+    pub idempotency_window: Duration,
+
     /// How long a deleted number stays restorable.
     #[arg(long, env = "TELEPHONY_ADMIN_DELETION_QUEUE_PERIOD", value_parser = humantime::parse_duration, default_value = "7d")]
     pub deletion_queue_period: Duration,

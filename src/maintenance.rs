@@ -1,6 +1,6 @@
-//! Background housekeeping: purge change events past retention and numbers whose time in the
-//! deletion queue is over. Runs on every replica; the deletes are idempotent, so replicas
-//! running them at once do no harm.
+//! Background housekeeping: purge change events past retention, numbers whose time in the
+//! deletion queue is over, and idempotency records past their window. Runs on every replica;
+//! the deletes are idempotent, so replicas running them at once do no harm.
 
 use std::time::Duration;
 
@@ -9,17 +9,26 @@ use tokio_util::sync::CancellationToken;
 
 use crate::store::Store;
 
+/// How long things are kept.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    pub events: Duration,
+    /// How long a `request_id` keeps returning its first result.
+    pub idempotency: Duration,
+}
+
 pub fn spawn(
     store: Store,
-    event_retention: Duration,
+    retention: Retention,
     interval: Duration,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
+    let as_chrono = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+    let events = as_chrono(retention.events);
+    let idempotency = as_chrono(retention.idempotency);
     tokio::spawn(async move {
-        let retention =
-            chrono::Duration::from_std(event_retention).unwrap_or(chrono::Duration::MAX);
         loop {
-            run_once(&store, retention).await;
+            run_once(&store, events, idempotency).await;
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(interval) => {}
@@ -28,13 +37,20 @@ pub fn spawn(
     })
 }
 
-async fn run_once(store: &Store, retention: chrono::Duration) {
+async fn run_once(store: &Store, events: chrono::Duration, idempotency: chrono::Duration) {
     let now = Utc::now();
-    if let Some(cutoff) = now.checked_sub_signed(retention) {
+    if let Some(cutoff) = now.checked_sub_signed(events) {
         match store.purge_changes_before(cutoff).await {
             Ok(0) => {}
             Ok(purged) => tracing::info!(purged, "change events past retention purged"),
             Err(e) => tracing::warn!(error = %e, "could not purge change events"),
+        }
+    }
+    if let Some(cutoff) = now.checked_sub_signed(idempotency) {
+        match store.purge_idempotency_keys_before(cutoff).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "expired idempotency records purged"),
+            Err(e) => tracing::warn!(error = %e, "could not purge idempotency records"),
         }
     }
     match store.purge_deleted_numbers(now).await {

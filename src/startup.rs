@@ -114,7 +114,10 @@ impl Application {
         }
         crate::maintenance::spawn(
             store.clone(),
-            settings.event_retention,
+            crate::maintenance::Retention {
+                events: settings.event_retention,
+                idempotency: settings.idempotency_window,
+            },
             settings.maintenance_interval,
             shutdown.clone(),
         );

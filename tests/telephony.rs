@@ -4,7 +4,7 @@
 mod common;
 
 use common::fixtures::{assign_via, mask, unassign_via, update_settings_via};
-use common::{Backend, TestApp, spawn_app};
+use common::{Backend, TestApp, spawn_app, spawn_app_with};
 use telephony_admin::proto::{
     ChangeEvent, ChangeKind, CreatePhoneNumberOrderRequest, DeletePhoneNumberRequest,
     GetTelephonySettingsRequest, PhoneNumber, PhoneNumberOrderStatus, PhoneNumberProductType,
@@ -891,6 +891,74 @@ async fn settings_retry_returns_the_first_result(backend: Backend) {
     );
 }
 
+/// A request_id is remembered for the idempotency window only: the housekeeping task forgets
+/// it, and a retry after that is a new request.
+async fn request_id_is_forgotten_after_its_window(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.idempotency_window = std::time::Duration::from_secs(3);
+        s.maintenance_interval = std::time::Duration::from_millis(200);
+    })
+    .await;
+    let (account_id, user) = world(&app, &["+12065550100"]).await;
+    let uid = user.user_id.as_str();
+    let request_id = new_request_id();
+    let first = assign_via(
+        &mut app.telephony(),
+        &account_id,
+        uid,
+        "+12065550100",
+        &request_id,
+    )
+    .await
+    .unwrap();
+    app.unassign(&account_id, uid, true).await.unwrap();
+
+    // Within the window the retry is answered from the record and changes nothing.
+    let retry = assign_via(
+        &mut app.telephony(),
+        &account_id,
+        uid,
+        "+12065550100",
+        &request_id,
+    )
+    .await
+    .unwrap();
+    assert_eq!(retry, first);
+    assert_eq!(app.all_changes(&account_id, "").await.len(), 2);
+    assert_eq!(
+        app.get_user(&account_id, uid).await.primary_phone_number,
+        ""
+    );
+
+    // Once the record is purged, the same request_id assigns the number anew.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        assign_via(
+            &mut app.telephony(),
+            &account_id,
+            uid,
+            "+12065550100",
+            &request_id,
+        )
+        .await
+        .unwrap();
+        if app.all_changes(&account_id, "").await.len() == 3 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the request_id was still remembered 20 s after a 3 s window"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let events = app.all_changes(&account_id, "").await;
+    assert_eq!(events[2].kind, ChangeKind::PhoneNumberAssigned as i32);
+    assert_eq!(
+        app.get_user(&account_id, uid).await.primary_phone_number,
+        "+12065550100"
+    );
+}
+
 on_both_databases!(
     assign_normalises_the_number_and_records_the_association,
     assign_refuses_a_number_not_in_the_inventory,
@@ -912,4 +980,5 @@ on_both_databases!(
     request_id_must_be_a_uuid,
     unassign_retry_returns_the_first_result,
     settings_retry_returns_the_first_result,
+    request_id_is_forgotten_after_its_window,
 );

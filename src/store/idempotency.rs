@@ -1,9 +1,10 @@
 //! Idempotent mutations: the first result of a request that carried a `request_id` is kept in
 //! the same transaction as its change, and a retry with that id gets it back unchanged.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, Set, Statement,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    Set, Statement,
 };
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -77,5 +78,14 @@ impl Store {
         .insert(txn)
         .await?;
         Ok(())
+    }
+
+    /// Forgets results older than `cutoff`: a retry after that is a new request.
+    pub async fn purge_idempotency_keys_before(&self, cutoff: DateTime<Utc>) -> Result<u64> {
+        Ok(idempotency_key::Entity::delete_many()
+            .filter(idempotency_key::Column::CreateTime.lt(cutoff))
+            .exec(self.connection())
+            .await?
+            .rows_affected)
     }
 }
