@@ -8,7 +8,6 @@ use super::{ApiContext, convert, required_id};
 use crate::domain::DomainError;
 use crate::domain::account::parse_account_name;
 use crate::proto::{self, account_service_server::AccountService};
-use crate::store::page::Page;
 
 pub struct AccountApi {
     pub context: Arc<ApiContext>,
@@ -56,27 +55,12 @@ impl AccountService for AccountApi {
             &req.page_token,
             &format!("name_prefix={}", req.name_prefix),
         )?;
-        let accounts = match caller.account() {
-            None => {
-                self.context
-                    .store
-                    .list_accounts(&page, &req.name_prefix)
-                    .await?
-            }
-            // An account-scoped key sees its own account only.
-            Some(own) => {
-                let account = self.context.store.get_account(own).await?;
-                let matches = page.after.is_none()
-                    && account
-                        .name
-                        .to_lowercase()
-                        .starts_with(&req.name_prefix.to_lowercase());
-                Page {
-                    items: if matches { vec![account] } else { Vec::new() },
-                    next_page_token: String::new(),
-                }
-            }
-        };
+        // An account-scoped key sees its own account only.
+        let accounts = self
+            .context
+            .store
+            .list_accounts(&page, &req.name_prefix, caller.account())
+            .await?;
         Ok(Response::new(proto::ListAccountsResponse {
             accounts: accounts.items.into_iter().map(convert::account).collect(),
             next_page_token: accounts.next_page_token,

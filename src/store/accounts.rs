@@ -40,13 +40,17 @@ impl Store {
     }
 
     /// Accounts in creation order, optionally those whose name starts with `name_prefix`
-    /// (ASCII case-insensitive).
+    /// (ASCII case-insensitive), and optionally only the account `only`.
     pub async fn list_accounts(
         &self,
         page: &PageRequest,
         name_prefix: &str,
+        only: Option<&str>,
     ) -> Result<Page<account::Model>> {
         let mut query = account::Entity::find().order_by_asc(account::Column::Id);
+        if let Some(id) = only {
+            query = query.filter(account::Column::Id.eq(id));
+        }
         if !name_prefix.is_empty() {
             let folded = format!("{}%", escape_like(&name_prefix.to_lowercase()));
             let exact = format!("{}%", escape_like(name_prefix));
