@@ -4,9 +4,9 @@
 
 mod common;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use common::fixtures::{assign_via, number, unassign_via, update_settings_via};
+use common::fixtures::{assign_via, number, unassign_via, unix_now, update_settings_via};
 use common::{Backend, TestApp, spawn_app, spawn_app_on, spawn_app_with};
 use telephony_admin::keys::{Role, Scope};
 use telephony_admin::proto::{
@@ -89,13 +89,6 @@ async fn bootstrap_key_id(app: &TestApp) -> String {
         .find(|k| k.name == "bootstrap")
         .expect("the bootstrap key exists")
         .id
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs() as i64
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,8 +3,9 @@
 
 mod common;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use common::fixtures::unix_now;
 use common::{Backend, TestApp, spawn_app, spawn_app_with};
 use prost_types::{FieldMask, Timestamp};
 use telephony_admin::proto::{
@@ -141,13 +142,6 @@ fn assert_mentions(status: &Status, fragment: &str) {
         "{:?} does not mention {fragment:?}",
         status.message()
     );
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs() as i64
 }
 
 fn seconds(t: &Option<Timestamp>) -> i64 {

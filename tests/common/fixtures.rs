@@ -314,3 +314,11 @@ impl TestApp {
         }
     }
 }
+
+/// Seconds since the Unix epoch, to compare with protobuf timestamps.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64
+}
