@@ -4,7 +4,7 @@
 //!
 //! Run with `cargo bench --bench watch_fanout`.
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/api/common/mod.rs"]
 mod common;
 
 use std::time::{Duration, Instant};

@@ -1,10 +1,9 @@
 //! AccountService end to end: creating, reading, listing, renaming and deleting accounts, the
 //! errors each refusal carries, and that the data survives a server restart.
 
-mod common;
 
-use common::fixtures::UNKNOWN_ID;
-use common::{Backend, TestApp, spawn_app, spawn_app_on};
+use crate::common::fixtures::UNKNOWN_ID;
+use crate::common::{Backend, TestApp, spawn_app, spawn_app_on};
 use prost_types::Timestamp;
 use telephony_admin::proto::{
     Account, ChangeKind, CreateAccountRequest, DeleteAccountRequest, DeleteUserRequest,

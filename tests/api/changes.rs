@@ -2,12 +2,11 @@
 //! delivery (replay, live, slow and concurrent), filters, checkpoints, compacted history,
 //! watcher limits, shutdown and revocation, and the ListChanges history.
 
-mod common;
 
 use std::time::Duration;
 
-use common::fixtures::{assign_via, number, unassign_via, unix_now, update_settings_via};
-use common::{Backend, TestApp, spawn_app, spawn_app_on, spawn_app_with};
+use crate::common::fixtures::{assign_via, number, unassign_via, unix_now, update_settings_via};
+use crate::common::{Backend, TestApp, spawn_app, spawn_app_on, spawn_app_with};
 use telephony_admin::keys::{Role, Scope};
 use telephony_admin::proto::{
     AssignPhoneNumberRequest, ChangeEvent, ChangeKind, DeleteUserRequest, ListChangesRequest,
@@ -60,7 +59,7 @@ const OFF: TelephonySettings = TelephonySettings {
 /// Asks for the user's sign-out (the cheapest change: one event, no number needed); returns its
 /// sequence.
 async fn logout_with(
-    client: &mut UserServiceClient<common::Authed>,
+    client: &mut UserServiceClient<crate::common::Authed>,
     account_id: &str,
     user_id: &str,
 ) -> u64 {

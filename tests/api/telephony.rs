@@ -1,10 +1,9 @@
 //! `TelephonyService` end to end: assigning and unassigning a user's number, the rules that refuse
 //! an assignment, calling/SMS permissions with field masks, and idempotent retries by request_id.
 
-mod common;
 
-use common::fixtures::{assign_via, mask, unassign_via, update_settings_via};
-use common::{Backend, TestApp, spawn_app, spawn_app_with};
+use crate::common::fixtures::{assign_via, mask, unassign_via, update_settings_via};
+use crate::common::{Backend, TestApp, spawn_app, spawn_app_with};
 use telephony_admin::proto::{
     ChangeEvent, ChangeKind, CreatePhoneNumberOrderRequest, DeletePhoneNumberRequest,
     GetTelephonySettingsRequest, PhoneNumber, PhoneNumberOrderStatus, PhoneNumberProductType,

@@ -4,7 +4,6 @@
 //! events name the key that made them, that health and reflection need no key, and the `keys`
 //! command of the real binary.
 
-mod common;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
@@ -13,8 +12,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::fixtures::{UNKNOWN_ID, assign_via, mask};
-use common::{Backend, Bearer, TestApp, TestDatabase, spawn_app};
+use crate::common::fixtures::{UNKNOWN_ID, assign_via, mask};
+use crate::common::{Backend, Bearer, TestApp, TestDatabase, spawn_app};
 use prost::Message;
 use telephony_admin::keys::{self, Role, Scope};
 use telephony_admin::proto::{

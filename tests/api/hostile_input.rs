@@ -3,13 +3,12 @@
 //! not a protobuf message at all. Each gets a precise error whose message does not echo the
 //! input back, nothing is stored, and the server keeps serving.
 
-mod common;
 
 use std::future::Future;
 use std::pin::Pin;
 
-use common::fixtures::mask;
-use common::{Backend, TestApp, spawn_app};
+use crate::common::fixtures::mask;
+use crate::common::{Backend, TestApp, spawn_app};
 use http::uri::PathAndQuery;
 use prost::Message;
 use prost::bytes::{Buf, BufMut};

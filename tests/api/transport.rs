@@ -3,11 +3,10 @@
 //! page size, the request deadline, the cap on watch streams per key, and HTTP/2's cap on
 //! concurrent streams per connection.
 
-mod common;
 
 use std::time::Duration;
 
-use common::{Backend, TestApp, spawn_app_with, storage_for, test_settings};
+use crate::common::{Backend, TestApp, spawn_app_with, storage_for, test_settings};
 use telephony_admin::proto::{
     CreateAccountRequest, CreatePhoneNumberOrderRequest, ListAccountsRequest, ListChangesRequest,
     ListPhoneNumbersRequest, ListUsersRequest, PhoneNumberProductType, WatchChangesRequest,
@@ -41,8 +40,8 @@ fn make_certificate() -> TestCertificate {
     }
 }
 
-fn with_key(key: &str) -> common::Bearer {
-    common::Bearer(Some(format!("Bearer {key}").parse().expect("ASCII key")))
+fn with_key(key: &str) -> crate::common::Bearer {
+    crate::common::Bearer(Some(format!("Bearer {key}").parse().expect("ASCII key")))
 }
 
 /// A channel of its own (one HTTP/2 connection), not shared with the harness's clients.
@@ -156,7 +155,7 @@ async fn tls_serves_tls_clients_only(backend: Backend) {
 
 /// Plaintext on a non-loopback address needs an explicit flag; with it, the server starts.
 async fn plaintext_beyond_loopback_needs_the_flag(backend: Backend) {
-    let database = common::TestDatabase::create(backend).await;
+    let database = crate::common::TestDatabase::create(backend).await;
     let mut settings = test_settings();
     settings.listen = "0.0.0.0:0".parse().unwrap();
     let error = match Application::build(&storage_for(&database.url), settings).await {
@@ -169,7 +168,7 @@ async fn plaintext_beyond_loopback_needs_the_flag(backend: Backend) {
     );
     assert!(error.contains("--tls-cert"), "and the TLS flags: {error}");
 
-    let app = common::spawn_app_on(database, |s| {
+    let app = crate::common::spawn_app_on(database, |s| {
         s.listen = "0.0.0.0:0".parse().unwrap();
         s.allow_plaintext_non_loopback = true;
     })

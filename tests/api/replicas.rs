@@ -2,15 +2,14 @@
 //! one replica reaches the other's watchers through LISTEN/NOTIFY, and writers on both replicas
 //! produce one gap-free sequence that every watcher on either replica sees in the same order.
 
-mod common;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::fixtures::new_user;
-use common::{Authed, Backend, Bearer, TestDatabase};
+use crate::common::fixtures::new_user;
+use crate::common::{Authed, Backend, Bearer, TestDatabase};
 use telephony_admin::proto::{
     AssignPhoneNumberRequest, ChangeEvent, ChangeKind, CreateAccountRequest,
     CreatePhoneNumberOrderRequest, ListChangesRequest, PhoneNumberOrderStatus,
@@ -244,7 +243,7 @@ async fn read_all(mut stream: Streaming<WatchChangesResponse>, total: u64) -> Ve
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_change_on_one_replica_reaches_watchers_on_the_other() {
-    if !common::postgres_enabled() {
+    if !crate::common::postgres_enabled() {
         return;
     }
     let database = TestDatabase::create(Backend::Postgres).await;
@@ -279,7 +278,7 @@ async fn a_change_on_one_replica_reaches_watchers_on_the_other() {
 async fn writers_on_both_replicas_make_one_gap_free_sequence() {
     const WRITERS: usize = 4;
     const OPERATIONS: usize = 15;
-    if !common::postgres_enabled() {
+    if !crate::common::postgres_enabled() {
         return;
     }
     let database = TestDatabase::create(Backend::Postgres).await;
@@ -373,7 +372,7 @@ async fn writers_on_both_replicas_make_one_gap_free_sequence() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replicas_started_together_on_a_fresh_database_both_serve() {
-    if !common::postgres_enabled() {
+    if !crate::common::postgres_enabled() {
         return;
     }
     let database = TestDatabase::create(Backend::Postgres).await;

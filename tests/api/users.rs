@@ -1,10 +1,9 @@
 //! UserService end to end: creating, reading, listing, updating and deleting users, asking a
 //! user to sign out, and the errors each refusal carries.
 
-mod common;
 
-use common::fixtures::{UNKNOWN_ID, mask, new_user};
-use common::{Backend, TestApp, spawn_app};
+use crate::common::fixtures::{UNKNOWN_ID, mask, new_user};
+use crate::common::{Backend, TestApp, spawn_app};
 use telephony_admin::proto::{
     ChangeKind, CreateUserRequest, DeleteUserRequest, LicenseType, ListUsersRequest,
     ListUsersResponse, LogoutUserRequest, OrderedPhoneNumberStatus, PhoneNumberStatus,

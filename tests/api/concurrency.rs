@@ -2,14 +2,13 @@
 //! numbers, concurrent retries of one idempotent request, and the schema constraint that backs
 //! the one-number-per-user rule.
 
-mod common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::fixtures::number;
-use common::{Backend, TestApp, spawn_app};
+use crate::common::fixtures::number;
+use crate::common::{Backend, TestApp, spawn_app};
 use sea_orm::{ConnectionTrait, Database, DbBackend, SqlErr, Statement};
 use telephony_admin::proto::{
     AssignPhoneNumberRequest, ChangeEvent, ChangeKind, ListPhoneNumbersRequest, PhoneNumber,

@@ -1,12 +1,11 @@
 //! PhoneNumberService end to end: orders, reading and listing the inventory, updates, and the
 //! deletion queue (delete, restore, expiry and purge).
 
-mod common;
 
 use std::time::Duration;
 
-use common::fixtures::unix_now;
-use common::{Backend, TestApp, spawn_app, spawn_app_with};
+use crate::common::fixtures::unix_now;
+use crate::common::{Backend, TestApp, spawn_app, spawn_app_with};
 use prost_types::{FieldMask, Timestamp};
 use telephony_admin::proto::{
     CreatePhoneNumberOrderRequest, DeletePhoneNumberRequest, GetPhoneNumberOrderRequest,
