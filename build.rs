@@ -1,9 +1,6 @@
-//! Generates the gRPC code from `proto/` with a pure-Rust protobuf compiler (no system `protoc`),
-//! and writes the encoded descriptor set that server reflection serves.
-
-use std::{env, path::PathBuf};
-
-use prost::Message;
+//! Generates the gRPC service traits from `proto/` with protox (pure Rust, no system `protoc`).
+//! The messages, clients and descriptor set come from the `telephony-admin-api` crate; the
+//! traits name its message types through an `extern_path`.
 
 const PROTO_ROOT: &str = "proto";
 const PROTO_FILES: &[&str] = &[
@@ -16,18 +13,17 @@ const PROTO_FILES: &[&str] = &[
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    println!("cargo:rerun-if-changed={PROTO_ROOT}");
+    println!("cargo::rerun-if-changed=build.rs");
+    println!("cargo::rerun-if-changed={PROTO_ROOT}");
+    generate_service_traits()
+}
 
+fn generate_service_traits() -> Result<(), Box<dyn std::error::Error>> {
     let file_descriptors = protox::compile(PROTO_FILES, [PROTO_ROOT])?;
-    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
-    std::fs::write(
-        out_dir.join("telephony_admin_descriptor.bin"),
-        file_descriptors.encode_to_vec(),
-    )?;
-
     tonic_prost_build::configure()
         .build_server(true)
-        .build_client(true)
+        .build_client(false)
+        .extern_path(".telephony.admin.v1", "::telephony_admin_api")
         .compile_fds(file_descriptors)?;
     Ok(())
 }

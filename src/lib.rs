@@ -11,7 +11,7 @@
 //! | [`config`] | flags and environment variables, with defaults |
 //! | [`telemetry`] | the `tracing` subscriber and the one-line-per-RPC log layer |
 //! | [`startup`] | builds and runs the server; shutdown |
-//! | [`proto`] | the generated messages, clients and service traits (public: other services use the clients) |
+//! | [`proto`] | the gRPC contract: messages, clients and descriptor set from the `telephony-admin-api` crate (which other services use alone), and the service traits |
 //! | [`domain`] | the rules, without I/O: numbers, names, assignment, permissions, notices |
 //! | [`store`] | SeaORM entities, migrations, the repository, page tokens |
 //! | [`api`] | one tonic service per file; authentication; errors → `Status` in [`api::status`] |
