@@ -9,6 +9,7 @@
 //! | module | what it is |
 //! |---|---|
 //! | [`config`] | flags and environment variables, with defaults |
+//! | [`database_url`] | database URLs in messages, without their credentials |
 //! | [`telemetry`] | the `tracing` subscriber and the one-line-per-RPC log layer |
 //! | [`startup`] | builds and runs the server; shutdown |
 //! | [`proto`] | the gRPC contract: messages, clients and descriptor set from the `telephony-admin-api` crate (which other services use alone), and the service traits |
@@ -24,6 +25,7 @@
 
 pub mod api;
 pub mod config;
+pub mod database_url;
 pub mod domain;
 pub mod error;
 pub mod events;

@@ -146,16 +146,33 @@ impl Drop for TestDatabase {
 
 /// `postgres://user@host:port/db?x` with the database replaced by `name`.
 fn replace_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, format!("?{query}")),
-        None => (url, String::new()),
-    };
-    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let base = match base[scheme_end..].find('/') {
-        Some(slash) => &base[..scheme_end + slash],
-        None => base,
-    };
-    format!("{base}/{name}{query}")
+    let mut url = url::Url::parse(url).expect("TEST_DATABASE_URL is a URL");
+    url.set_path(name);
+    url.into()
+}
+
+#[test]
+fn replace_database_keeps_everything_but_the_database() {
+    for (admin, expected) in [
+        (
+            "postgres://postgres@127.0.0.1:5432/postgres",
+            "postgres://postgres@127.0.0.1:5432/t1",
+        ),
+        (
+            "postgres://user:p%40ss@db.internal/postgres?sslmode=disable&options=-c%20x%3D1",
+            "postgres://user:p%40ss@db.internal/t1?sslmode=disable&options=-c%20x%3D1",
+        ),
+        (
+            "postgres://postgres@localhost",
+            "postgres://postgres@localhost/t1",
+        ),
+        (
+            "postgres://localhost/?sslmode=disable",
+            "postgres://localhost/t1?sslmode=disable",
+        ),
+    ] {
+        assert_eq!(replace_database(admin, "t1"), expected, "from {admin}");
+    }
 }
 
 /// Adds `authorization: Bearer <key>` to every call.
