@@ -20,25 +20,40 @@ use tonic_prost::ProstCodec;
 
 const METHOD: &str = "/bench.Echo/Echo";
 
-/// A message of any size: one bytes field.
+/// A message of any size: a bytes field, and a small second one to make up an exact size.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Payload {
     #[prost(bytes = "vec", tag = "1")]
     pub body: Vec<u8>,
+    #[prost(bytes = "vec", tag = "2")]
+    pub filler: Vec<u8>,
+}
+
+/// The encoded length of a bytes field of `len` bytes (absent when empty).
+fn field_len(len: usize) -> usize {
+    if len == 0 {
+        0
+    } else {
+        1 + prost::encoding::encoded_len_varint(len as u64) + len
+    }
 }
 
 impl Payload {
-    /// A payload whose encoding is exactly `size` bytes (or 0 bytes, the empty message).
+    /// A payload whose encoding is exactly `size` bytes (1 and 2 cannot be made; they give 3).
     pub fn of_encoded_size(size: usize) -> Self {
         let mut body = size.saturating_sub(2);
-        while body > 0 && 1 + prost::encoding::encoded_len_varint(body as u64) + body > size {
+        loop {
+            let rest = size.checked_sub(field_len(body)).unwrap_or(usize::MAX);
+            // A filler of 1 to 127 bytes costs two bytes more than its length.
+            if rest == 0 || (3..=129).contains(&rest) || body == 0 {
+                let filler = rest.saturating_sub(2).max(usize::from(rest > 0));
+                return Self {
+                    body: vec![b'x'; body],
+                    filler: vec![b'x'; filler],
+                };
+            }
             body -= 1;
         }
-        let payload = Self {
-            body: vec![b'x'; body],
-        };
-        debug_assert!(size < 2 || payload.encoded_len() == size);
-        payload
     }
 }
 
