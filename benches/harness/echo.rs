@@ -10,7 +10,6 @@ use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
 use http::uri::PathAndQuery;
-use prost::Message;
 use tokio_util::sync::CancellationToken;
 use tonic::body::Body;
 use tonic::codegen::StdError;
