@@ -97,7 +97,8 @@ where
                     }
                     call(channel.clone(), index).await?;
                     let done = Instant::now();
-                    if sent >= start && done <= end {
+                    // A call counts when it completes inside the window, however long it took.
+                    if done >= start && done <= end {
                         latencies.push(done - sent);
                     }
                 }
