@@ -2,7 +2,6 @@
 //! delivery (replay, live, slow and concurrent), filters, checkpoints, compacted history,
 //! watcher limits, shutdown and revocation, and the ListChanges history.
 
-
 use std::time::Duration;
 
 use crate::common::fixtures::{assign_via, number, unassign_via, unix_now, update_settings_via};
@@ -1046,6 +1045,8 @@ async fn revoked_key_ends_its_stream(backend: Backend) {
         .into_inner();
     expect_checkpoint(&mut stream).await;
     app.store.revoke_api_key(&key_id).await.unwrap();
+    // Revoked through another store: the server learns of it within 1 s.
+    app.wait_until_refused(&key).await;
     logout(&app, &account, &users[0]).await;
     let ended = timeout(Duration::from_secs(5), stream.message())
         .await
