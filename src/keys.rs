@@ -49,8 +49,14 @@ pub fn generate_secret() -> String {
     format!("{SECRET_PREFIX}{}", hex::encode(bytes))
 }
 
+/// The SHA-256 digest of a secret: what identifies a key in memory.
+pub fn secret_digest(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+/// The digest as stored: lower-case hex.
 pub fn hash_secret(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
+    hex::encode(secret_digest(secret))
 }
 
 /// Creates a key and returns it with its secret, which is never stored.

@@ -15,7 +15,7 @@
 //! | [`proto`] | the gRPC contract: messages, clients and descriptor set from the `telephony-admin-api` crate (which other services use alone), and the service traits |
 //! | [`domain`] | the rules, without I/O: numbers, names, assignment, permissions, notices |
 //! | [`store`] | SeaORM entities, migrations, the repository, page tokens |
-//! | [`api`] | one tonic service per file; authentication; errors → `Status` in [`api::status`] |
+//! | [`api`] | one tonic service per file; authentication with a cache of verified keys; errors → `Status` in [`api::status`] |
 //! | [`events`] | the change hub and the watch streams |
 //! | [`keys`] | API key secrets, roles and scopes |
 //! | [`maintenance`] | retention and the deletion-queue purge |

@@ -28,7 +28,7 @@ use sea_orm_migration::MigratorTrait;
 use tokio::sync::Notify;
 
 pub use changes::{ChangeFilter, ChangeLogState, NOTIFY_CHANNEL};
-pub use keys::{ApiKeyRecord, NewApiKey};
+pub use keys::{ApiKeyRecord, KEYS_CHANNEL, NewApiKey, Revocation, RevocationSignal};
 pub use phone_numbers::{NumberFilter, NumberUpdate, OrderItem, OrderRecord};
 pub use users::{UserUpdate, UserView};
 
@@ -63,6 +63,8 @@ pub struct Store {
     options: StoreOptions,
     /// Signalled after every commit that wrote a change event.
     committed: Arc<Notify>,
+    /// Signalled when a key may have been revoked (here, or on PostgreSQL by another process).
+    revoked: Arc<RevocationSignal>,
 }
 
 impl Store {
@@ -94,6 +96,7 @@ impl Store {
             db,
             options,
             committed: Arc::new(Notify::new()),
+            revoked: Arc::default(),
         })
     }
 
@@ -129,6 +132,12 @@ impl Store {
     /// Woken after each commit that wrote change events (this process only).
     pub fn commit_signal(&self) -> Arc<Notify> {
         self.committed.clone()
+    }
+
+    /// Woken when a key may have been revoked: by this store's revocations, and on PostgreSQL
+    /// by another process's (through the listener).
+    pub fn revocation_signal(&self) -> &Arc<RevocationSignal> {
+        &self.revoked
     }
 
     /// A write transaction: IMMEDIATE on SQLite, READ COMMITTED with row locks on PostgreSQL.

@@ -1045,6 +1045,8 @@ async fn revoked_key_ends_its_stream(backend: Backend) {
         .into_inner();
     expect_checkpoint(&mut stream).await;
     app.store.revoke_api_key(&key_id).await.unwrap();
+    // Revoked through another store: the server learns of it within 1 s.
+    app.wait_until_refused(&key).await;
     logout(&app, &account, &users[0]).await;
     let ended = timeout(Duration::from_secs(5), stream.message())
         .await
