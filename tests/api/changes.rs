@@ -2,7 +2,6 @@
 //! delivery (replay, live, slow and concurrent), filters, checkpoints, compacted history,
 //! watcher limits, shutdown and revocation, and the ListChanges history.
 
-
 use std::time::Duration;
 
 use crate::common::fixtures::{assign_via, number, unassign_via, unix_now, update_settings_via};
@@ -598,6 +597,7 @@ async fn filters_deliver_only_matching_events(backend: Backend) {
             account_id: b.clone(),
             user_id: b_users[0].clone(),
             after_sequence: Some(0),
+            ..Default::default()
         },
     )
     .await;
