@@ -2,20 +2,34 @@
 //! change hub and the housekeeping, bind the listener, and serve every gRPC service with health
 //! and reflection until shutdown.
 //!
-//! Shutdown: SIGINT/SIGTERM (or [`Application::shutdown_token`]) cancels one token. Health turns
-//! NOT_SERVING, open watch streams end at once, the server stops accepting and drains in-flight
-//! requests for at most the configured grace period, then the store is closed.
+//! Health: every service, and the overall service `""`, is SERVING while the database answers a
+//! periodic ping, and NOT_SERVING while it does not.
+//!
+//! Shutdown: SIGINT/SIGTERM (or [`Application::shutdown_token`]) asks to stop. Every service
+//! turns NOT_SERVING at once, and the server keeps serving for the drain delay so that load
+//! balancers stop sending requests. Then it stops accepting, open watch streams end with
+//! UNAVAILABLE, in-flight requests finish (for at most the grace period; a watch stream whose
+//! consumer does not read is not waited for), and the store is closed.
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::{Context, bail};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tonic::server::NamedService;
 use tonic::transport::{Identity, Server, ServerTlsConfig, server::TcpIncoming};
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
 
 use crate::api::{
-    ApiContext, Limits, accounts::AccountApi, changes::ChangeApi, limits::LimitsLayer,
-    phone_numbers::PhoneNumberApi, telephony::TelephonyApi, users::UserApi,
+    ApiContext, Limits,
+    accounts::AccountApi,
+    changes::ChangeApi,
+    in_flight::{InFlight, InFlightLayer},
+    limits::LimitsLayer,
+    phone_numbers::PhoneNumberApi,
+    telephony::TelephonyApi,
+    users::UserApi,
 };
 use crate::config::{ServeSettings, StorageSettings};
 use crate::database_url::redact;
@@ -32,8 +46,9 @@ use crate::telemetry::RpcLogLayer;
 /// Idle time before the kernel probes a connection.
 const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 
-/// Events the hub keeps in memory for live watchers.
-const HUB_CAPACITY: usize = 8192;
+/// Once no unary request is in flight, how long ended watch streams get to deliver their final
+/// status before the remaining connections are closed.
+const STREAM_END_ALLOWANCE: Duration = Duration::from_secs(1);
 
 /// Connects to the configured database, creating the SQLite data directory if needed.
 pub async fn connect_store(
@@ -57,12 +72,14 @@ fn create_dir(dir: &PathBuf) -> anyhow::Result<()> {
 
 pub struct Application {
     local_addr: SocketAddr,
-    shutdown: CancellationToken,
+    /// Cancelled to ask for a graceful stop (what SIGTERM does).
+    stop: CancellationToken,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 impl Application {
     pub async fn build(storage: &StorageSettings, settings: ServeSettings) -> anyhow::Result<Self> {
+        settings.validate().map_err(anyhow::Error::msg)?;
         let tls = match (&settings.tls_cert, &settings.tls_key) {
             (Some(cert), Some(key)) => Some(Identity::from_pem(
                 std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?,
@@ -86,16 +103,22 @@ impl Application {
             StoreOptions {
                 deletion_queue_period: settings.deletion_queue_period,
                 max_connections: settings.db_pool_size,
+                acquire_timeout: settings.database_acquire_timeout,
             },
         )
         .await?;
         store.migrate().await.context("database migration failed")?;
-        ensure_api_key(&store, settings.bootstrap_key.as_deref()).await?;
+        // Replicas starting together must not each create a key.
+        store
+            .with_setup_lock(ensure_api_key(&store, settings.bootstrap_key.as_deref()))
+            .await??;
 
+        let stop = CancellationToken::new();
+        // Cancelled after the drain delay: stop accepting, end streams and background tasks.
         let shutdown = CancellationToken::new();
         let hub = ChangeHub::start(
             store.clone(),
-            HUB_CAPACITY,
+            settings.change_ring_capacity,
             settings.change_poll_interval,
             shutdown.clone(),
         )
@@ -139,12 +162,13 @@ impl Application {
             tls,
             context,
             store,
-            shutdown.clone(),
+            stop.clone(),
+            shutdown,
         ));
         tracing::info!(address = %local_addr, "listening");
         Ok(Self {
             local_addr,
-            shutdown,
+            stop,
             server,
         })
     }
@@ -153,21 +177,78 @@ impl Application {
         self.local_addr
     }
 
-    /// Cancelling it stops the server gracefully.
+    /// Cancelling it stops the server gracefully, as SIGTERM does.
     pub fn shutdown_token(&self) -> CancellationToken {
-        self.shutdown.clone()
+        self.stop.clone()
     }
 
     /// Serves until SIGINT/SIGTERM or the shutdown token.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let shutdown = self.shutdown.clone();
+        let stop = self.stop.clone();
         tokio::spawn(async move {
             wait_for_signal().await;
             tracing::info!("shutdown requested");
-            shutdown.cancel();
+            stop.cancel();
         });
         self.server.await.context("server task failed")?
     }
+}
+
+/// The health service names: every gRPC service and the overall `""`.
+fn health_names() -> [&'static str; 6] {
+    [
+        "",
+        <AccountServiceServer<AccountApi> as NamedService>::NAME,
+        <UserServiceServer<UserApi> as NamedService>::NAME,
+        <PhoneNumberServiceServer<PhoneNumberApi> as NamedService>::NAME,
+        <TelephonyServiceServer<TelephonyApi> as NamedService>::NAME,
+        <ChangeServiceServer<ChangeApi> as NamedService>::NAME,
+    ]
+}
+
+async fn set_health(health: &HealthReporter, status: ServingStatus) {
+    for name in health_names() {
+        health.set_service_status(name, status).await;
+    }
+}
+
+/// Pings the database every `interval`: health follows its answers until shutdown.
+fn watch_database(
+    store: Store,
+    health: HealthReporter,
+    interval: Duration,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut reachable = true;
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(interval) => {}
+            }
+            let answered = tokio::time::timeout(interval.max(Duration::from_secs(1)), store.ping())
+                .await
+                .map_err(|_| "no answer in time".to_owned())
+                .and_then(|pinged| pinged.map_err(|e| e.to_string()));
+            // A stop requested meanwhile owns the health status.
+            if stop.is_cancelled() {
+                return;
+            }
+            match answered {
+                Ok(()) if !reachable => {
+                    tracing::info!("the database answers again; serving");
+                    set_health(&health, ServingStatus::Serving).await;
+                    reachable = true;
+                }
+                Err(error) if reachable => {
+                    tracing::error!(%error, "the database does not answer; health is NOT_SERVING");
+                    set_health(&health, ServingStatus::NotServing).await;
+                    reachable = false;
+                }
+                _ => {}
+            }
+        }
+    })
 }
 
 async fn serve(
@@ -176,21 +257,19 @@ async fn serve(
     tls: Option<Identity>,
     context: Arc<ApiContext>,
     store: Store,
+    stop: CancellationToken,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let max_message = settings.max_message_bytes;
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<AccountServiceServer<AccountApi>>()
-        .await;
-    health.set_serving::<UserServiceServer<UserApi>>().await;
-    health
-        .set_serving::<PhoneNumberServiceServer<PhoneNumberApi>>()
-        .await;
-    health
-        .set_serving::<TelephonyServiceServer<TelephonyApi>>()
-        .await;
-    health.set_serving::<ChangeServiceServer<ChangeApi>>().await;
+    set_health(&health, ServingStatus::Serving).await;
+    let database_watch = watch_database(
+        store.clone(),
+        health.clone(),
+        settings.database_check_interval,
+        stop.clone(),
+    );
+    let in_flight = InFlight::default();
 
     // The google.rpc types too, so that grpcurl can show error details.
     let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -215,6 +294,7 @@ async fn serve(
             .context("invalid TLS certificate or key")?;
     }
     let router = builder
+        .layer(InFlightLayer(in_flight.clone()))
         .layer(RpcLogLayer)
         .layer(LimitsLayer {
             request_timeout: settings.request_timeout,
@@ -250,26 +330,42 @@ async fn serve(
             ChangeServiceServer::new(ChangeApi { context }).max_decoding_message_size(max_message),
         );
 
-    let stopping = shutdown.clone();
-    let health_on_stop = health.clone();
-    let serving = router.serve_with_incoming_shutdown(incoming(listener), async move {
-        stopping.cancelled().await;
-        health_on_stop
-            .set_not_serving::<AccountServiceServer<AccountApi>>()
-            .await;
-    });
+    let draining = async {
+        stop.cancelled().await;
+        set_health(&health, ServingStatus::NotServing).await;
+        tracing::info!(delay = ?settings.shutdown_drain_delay, "draining: health is NOT_SERVING");
+        tokio::time::sleep(settings.shutdown_drain_delay).await;
+        shutdown.cancel();
+    };
+    let serving =
+        router.serve_with_incoming_shutdown(incoming(listener), shutdown.clone().cancelled_owned());
     tokio::pin!(serving);
-    let result = tokio::select! {
-        result = &mut serving => result.map_err(anyhow::Error::from),
-        _ = async {
-            shutdown.cancelled().await;
-            tokio::time::sleep(settings.shutdown_grace).await;
-        } => {
-            tracing::warn!(grace = ?settings.shutdown_grace, "in-flight requests did not finish in time; stopping anyway");
-            Ok(())
+    tokio::pin!(draining);
+    let mut drained = false;
+    let result = loop {
+        tokio::select! {
+            result = &mut serving => break result.map_err(anyhow::Error::from),
+            _ = &mut draining, if !drained => drained = true,
+            _ = async {
+                shutdown.cancelled().await;
+                tokio::time::sleep(settings.shutdown_grace).await;
+            } => {
+                tracing::warn!(grace = ?settings.shutdown_grace, "in-flight requests did not finish in time; stopping anyway");
+                break Ok(());
+            }
+            _ = async {
+                shutdown.cancelled().await;
+                in_flight.idle().await;
+                tokio::time::sleep(STREAM_END_ALLOWANCE).await;
+            } => {
+                tracing::info!("no request in flight; closing the connections of streams that are not read");
+                break Ok(());
+            }
         }
     };
+    stop.cancel();
     shutdown.cancel();
+    let _ = database_watch.await;
     if let Err(e) = store.close().await {
         tracing::warn!(error = %e, "closing the database failed");
     }

@@ -200,7 +200,8 @@ pub fn order(o: OrderRecord) -> proto::PhoneNumberOrder {
     }
 }
 
-pub fn change_event(e: &change_event::Model) -> proto::ChangeEvent {
+/// An event of the log `log_id`.
+pub fn change_event(e: &change_event::Model, log_id: &str) -> proto::ChangeEvent {
     let kind = ChangeKind::from_db(&e.kind);
     let proto_kind = match kind {
         Some(ChangeKind::PhoneNumberAssigned) => proto::ChangeKind::PhoneNumberAssigned,
@@ -226,6 +227,7 @@ pub fn change_event(e: &change_event::Model) -> proto::ChangeEvent {
         notice: e.notice.clone(),
         actor: e.actor.clone(),
         occur_time: Some(timestamp(e.occur_time)),
+        log_id: log_id.to_owned(),
     }
 }
 

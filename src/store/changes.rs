@@ -47,9 +47,11 @@ impl ChangeFilter {
     }
 }
 
-/// The bounds of the retained history.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The bounds of the retained history, and which log it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangeLogState {
+    /// The log's identity (see `ChangeEvent.log_id`).
+    pub log_id: String,
     /// The last committed sequence (0 before the first event).
     pub last_sequence: u64,
     /// Every event up to this sequence has been purged.
@@ -107,6 +109,7 @@ impl Store {
             .await?
             .ok_or_else(|| Error::Internal("the change_log row is missing".into()))?;
         Ok(ChangeLogState {
+            log_id: row.log_id,
             last_sequence: row.last_sequence.max(0) as u64,
             purged_through: row.purged_through.max(0) as u64,
         })

@@ -45,6 +45,8 @@ pub struct StoreOptions {
     pub deletion_queue_period: Duration,
     /// Connection pool size.
     pub max_connections: u32,
+    /// How long a query waits for a connection (e.g. while the database is down) before failing.
+    pub acquire_timeout: Duration,
 }
 
 impl Default for StoreOptions {
@@ -52,6 +54,7 @@ impl Default for StoreOptions {
         Self {
             deletion_queue_period: Duration::from_secs(7 * 24 * 3600),
             max_connections: 16,
+            acquire_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -81,7 +84,7 @@ impl Store {
             })
             .min_connections(1)
             .connect_timeout(Duration::from_secs(10))
-            .acquire_timeout(Duration::from_secs(30))
+            .acquire_timeout(options.acquire_timeout)
             .sqlx_logging(false)
             .map_sqlx_sqlite_opts(|opts| {
                 opts.create_if_missing(true)
@@ -115,6 +118,34 @@ impl Store {
         let migrated = migration::Migrator::up(&self.db, None).await;
         guard.commit().await?;
         migrated
+    }
+
+    /// Runs `setup` under the migration lock, so that replicas starting together on a fresh
+    /// PostgreSQL database do one-time set-up (such as creating the first key) once. The lock is
+    /// held by a connection of its own, outside the pool, so any pool size works; it is released
+    /// when that connection closes, even if this process dies. SQLite runs `setup` as is.
+    pub async fn with_setup_lock<T>(
+        &self,
+        setup: impl std::future::Future<Output = T>,
+    ) -> Result<T, DbErr> {
+        if !self.is_postgres() {
+            return Ok(setup.await);
+        }
+        use sqlx::Connection;
+        let to_db_err = |e: sqlx::Error| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(Arc::new(e)));
+        let options = self.db.get_postgres_connection_pool().connect_options();
+        let mut lock = sqlx::postgres::PgConnection::connect_with(&options)
+            .await
+            .map_err(to_db_err)?;
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut lock)
+            .await
+            .map_err(to_db_err)?;
+        let done = setup.await;
+        // Closing the connection releases the lock too.
+        let _ = lock.close().await;
+        Ok(done)
     }
 
     pub fn connection(&self) -> &DatabaseConnection {

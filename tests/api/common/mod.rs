@@ -215,6 +215,8 @@ pub fn test_settings() -> ServeSettings {
     settings.listen = "127.0.0.1:0".parse().unwrap();
     settings.bootstrap_key = Some(keys::generate_secret());
     settings.shutdown_grace = Duration::from_secs(2);
+    // Tests stop servers often; a drain window would only slow them down.
+    settings.shutdown_drain_delay = Duration::ZERO;
     settings
 }
 
