@@ -9,7 +9,9 @@
 //! | module | what it is |
 //! |---|---|
 //! | [`config`] | flags and environment variables, with defaults |
-//! | [`telemetry`] | the `tracing` subscriber and the one-line-per-RPC log layer |
+//! | [`telemetry`] | the `tracing` subscriber, OTLP trace export, the per-RPC span/log and metrics layers |
+//! | [`metrics`] | the Prometheus registry and the `record_…` hooks the other modules call |
+//! | [`metrics_server`] | the `/metrics` HTTP listener |
 //! | [`startup`] | builds and runs the server; shutdown |
 //! | [`proto`] | the generated messages, clients and service traits (public: other services use the clients) |
 //! | [`domain`] | the rules, without I/O: numbers, names, assignment, permissions, notices |
@@ -29,6 +31,8 @@ pub mod error;
 pub mod events;
 pub mod keys;
 pub mod maintenance;
+pub mod metrics;
+pub mod metrics_server;
 pub mod proto;
 pub mod startup;
 pub mod store;

@@ -27,7 +27,7 @@ use crate::proto::{
     telephony_service_server::TelephonyServiceServer, user_service_server::UserServiceServer,
 };
 use crate::store::{Store, StoreOptions};
-use crate::telemetry::RpcLogLayer;
+use crate::telemetry::{RpcMetricsLayer, rpc_trace_layer};
 
 /// Events the hub keeps in memory for live watchers.
 const HUB_CAPACITY: usize = 8192;
@@ -65,6 +65,7 @@ pub fn redact(url: &str) -> String {
 
 pub struct Application {
     local_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -88,6 +89,10 @@ impl Application {
             );
         }
 
+        if settings.metrics_listen.is_some() {
+            // Before anything records, so that the first housekeeping run is counted too.
+            crate::metrics::enable();
+        }
         let warm_up = tokio::task::spawn_blocking(crate::domain::phone_number::warm_up);
         let store = connect_store(
             storage,
@@ -141,6 +146,12 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let local_addr = listener.local_addr()?;
+        let metrics_addr = match settings.metrics_listen {
+            Some(address) => {
+                Some(crate::metrics_server::start(address, store.clone(), shutdown.clone()).await?)
+            }
+            None => None,
+        };
         let server = tokio::spawn(serve(
             listener,
             settings,
@@ -152,6 +163,7 @@ impl Application {
         tracing::info!(address = %local_addr, "listening");
         Ok(Self {
             local_addr,
+            metrics_addr,
             shutdown,
             server,
         })
@@ -159,6 +171,11 @@ impl Application {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Where `/metrics` is served, when it is.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// Cancelling it stops the server gracefully.
@@ -222,8 +239,11 @@ async fn serve(
             .tls_config(ServerTlsConfig::new().identity(identity))
             .context("invalid TLS certificate or key")?;
     }
+    // Metrics are recorded only when they are served.
+    let rpc_metrics = settings.metrics_listen.map(|_| RpcMetricsLayer);
     let router = builder
-        .layer(RpcLogLayer)
+        .layer(rpc_trace_layer())
+        .layer(tower::util::option_layer(rpc_metrics))
         .layer(LimitsLayer {
             request_timeout: settings.request_timeout,
         })

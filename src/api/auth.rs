@@ -54,6 +54,7 @@ impl Caller {
 
     /// The request names `account_id`; the key must cover it.
     pub fn require_account(&self, account_id: &str) -> Result<()> {
+        crate::telemetry::record_account_id(account_id);
         match &self.scope {
             Scope::Organisation => Ok(()),
             Scope::Account(own) if own == account_id => Ok(()),
@@ -108,7 +109,10 @@ impl Authenticator {
             .find_api_key_by_hash(&hash_secret(secret))
             .await?
             .and_then(to_caller)
-            .ok_or_else(|| Error::Unauthenticated("the API key is unknown or revoked".into()))
+            .ok_or_else(|| {
+                crate::metrics::record_auth_failure(crate::metrics::AuthFailure::UnknownKey);
+                Error::Unauthenticated("the API key is unknown or revoked".into())
+            })
     }
 
     /// Whether the key may still watch, checked for the change at `sequence`: one database
@@ -163,6 +167,7 @@ fn still_valid_verdict(valid: bool) -> Result<()> {
     if valid {
         Ok(())
     } else {
+        crate::metrics::record_auth_failure(crate::metrics::AuthFailure::Revoked);
         Err(Error::Unauthenticated(
             "the API key has been revoked".into(),
         ))
@@ -185,6 +190,7 @@ fn to_caller(record: crate::store::ApiKeyRecord) -> Option<Caller> {
 
 fn bearer<T>(request: &Request<T>) -> Result<&str> {
     let missing = || {
+        crate::metrics::record_auth_failure(crate::metrics::AuthFailure::MissingCredentials);
         Error::Unauthenticated(
             "missing credentials: send the metadata 'authorization: Bearer <API key>'".into(),
         )

@@ -58,6 +58,7 @@ pub async fn watch(
     };
     let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
     tokio::spawn(async move {
+        let _open = crate::metrics::watch_stream_opened();
         let ended = Watcher {
             store,
             hub,
@@ -158,6 +159,7 @@ impl Watcher {
         {
             return Ok(found);
         }
+        crate::metrics::record_ring_fallback();
         let events = self
             .store
             .changes_after(
