@@ -8,6 +8,7 @@ mod access_control;
 mod accounts;
 mod changes;
 mod concurrency;
+mod dashboard;
 mod hostile_input;
 mod input_properties;
 mod metrics;
