@@ -184,6 +184,30 @@ impl Metrics {
             "Rows removed by housekeeping, by kind",
             metrics.purged_rows.clone(),
         );
+        // Every series of a bounded label set exists from the start, at 0, so that rate() and
+        // alerts see the first increase.
+        for kind in DB_ERROR_KINDS {
+            metrics.db_errors.get_or_create(&KindLabel { kind });
+        }
+        for reason in [
+            AuthFailure::MissingCredentials,
+            AuthFailure::UnknownKey,
+            AuthFailure::Revoked,
+            AuthFailure::PermissionDenied,
+        ] {
+            metrics.auth_failures.get_or_create(&ReasonLabel {
+                reason: reason.label(),
+            });
+        }
+        for kind in [
+            PurgeKind::ChangeEvents,
+            PurgeKind::IdempotencyRecords,
+            PurgeKind::DeletedNumbers,
+        ] {
+            metrics
+                .purged_rows
+                .get_or_create(&KindLabel { kind: kind.label() });
+        }
         Self {
             registry,
             ..metrics
@@ -474,6 +498,9 @@ fn raise(gauge: &Gauge, value: i64) {
 fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
+
+/// The `kind` label values of `telephony_admin_db_errors_total`.
+const DB_ERROR_KINDS: [&str; 5] = ["conflict", "pool_timeout", "connection", "query", "other"];
 
 /// A bounded name for what went wrong with the database.
 fn db_error_kind(err: &DbErr) -> &'static str {

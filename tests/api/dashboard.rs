@@ -167,6 +167,12 @@ async fn dashboard_queries_only_exported_metrics() {
             .expect("the dashboard is JSON");
     let server =
         TestProcess::spawn(Backend::Sqlite, &["--metrics-listen", "127.0.0.1:0"], &[]).await;
+    // The RPC histogram has series once an RPC has been served.
+    server
+        .accounts_as(Some(&server.admin_key))
+        .list_accounts(telephony_admin::proto::ListAccountsRequest::default())
+        .await
+        .expect("an RPC");
     let (status, _, text) = http_request(
         server.metrics_address.expect("metrics are served"),
         "GET",
