@@ -187,7 +187,7 @@ impl Metrics {
         // Every series of a bounded label set exists from the start, at 0, so that rate() and
         // alerts see the first increase.
         for kind in DB_ERROR_KINDS {
-            metrics.db_errors.get_or_create(&KindLabel { kind });
+            let _ = metrics.db_errors.get_or_create(&KindLabel { kind });
         }
         for reason in [
             AuthFailure::MissingCredentials,
@@ -195,7 +195,7 @@ impl Metrics {
             AuthFailure::Revoked,
             AuthFailure::PermissionDenied,
         ] {
-            metrics.auth_failures.get_or_create(&ReasonLabel {
+            let _ = metrics.auth_failures.get_or_create(&ReasonLabel {
                 reason: reason.label(),
             });
         }
@@ -204,7 +204,7 @@ impl Metrics {
             PurgeKind::IdempotencyRecords,
             PurgeKind::DeletedNumbers,
         ] {
-            metrics
+            let _ = metrics
                 .purged_rows
                 .get_or_create(&KindLabel { kind: kind.label() });
         }
