@@ -10,8 +10,8 @@ use crate::store::{ApiKeyRecord, NewApiKey, Store};
 /// Marks a string as one of our secrets (and helps secret scanners find leaked ones).
 const SECRET_PREFIX: &str = "tak_";
 
-/// What a key may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a key may do. The command line takes it by the same names as it is stored under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Role {
     /// May read, watch and change.
     Admin,

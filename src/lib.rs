@@ -9,11 +9,12 @@
 //! | module | what it is |
 //! |---|---|
 //! | [`config`] | flags and environment variables, with defaults |
+//! | [`database_url`] | database URLs in messages, without their credentials |
 //! | [`telemetry`] | the `tracing` subscriber, OTLP trace export, the per-RPC span/log and metrics layers |
 //! | [`metrics`] | the Prometheus registry and the `record_…` hooks the other modules call |
 //! | [`metrics_server`] | the `/metrics` HTTP listener |
 //! | [`startup`] | builds and runs the server; shutdown |
-//! | [`proto`] | the generated messages, clients and service traits (public: other services use the clients) |
+//! | [`proto`] | the gRPC contract: messages, clients and descriptor set from the `telephony-admin-api` crate (which other services use alone), and the service traits |
 //! | [`domain`] | the rules, without I/O: numbers, names, assignment, permissions, notices |
 //! | [`store`] | SeaORM entities, migrations, the repository, page tokens |
 //! | [`api`] | one tonic service per file; authentication; errors → `Status` in [`api::status`] |
@@ -26,6 +27,7 @@
 
 pub mod api;
 pub mod config;
+pub mod database_url;
 pub mod domain;
 pub mod error;
 pub mod events;

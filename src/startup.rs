@@ -19,6 +19,7 @@ use crate::api::{
     phone_numbers::PhoneNumberApi, telephony::TelephonyApi, users::UserApi,
 };
 use crate::config::{ServeSettings, StorageSettings};
+use crate::database_url::redact;
 use crate::events::{ChangeHub, pg_listener};
 use crate::keys::{self, Role, Scope};
 use crate::proto::{
@@ -50,17 +51,6 @@ pub async fn connect_store(
 fn create_dir(dir: &PathBuf) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create the data directory {}", dir.display()))
-}
-
-/// The URL without its password, for messages.
-pub fn redact(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.rsplit_once('@') {
-            Some((_, host)) => format!("{scheme}://…@{host}"),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
-    }
 }
 
 pub struct Application {
