@@ -183,6 +183,16 @@ pub struct ServeSettings {
     #[arg(long, env = "TELEPHONY_ADMIN_DB_POOL_SIZE", default_value_t = 16)]
     pub db_pool_size: u32,
 
+    /// Serve Prometheus metrics at `http://ADDRESS/metrics` (e.g. 127.0.0.1:9464); off unless
+    /// given. The endpoint has no authentication: keep it on loopback or a private network.
+    #[arg(long, env = "TELEPHONY_ADMIN_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// Export traces over OTLP/gRPC to this collector (e.g. http://127.0.0.1:4317); off unless
+    /// given.
+    #[arg(long, env = "TELEPHONY_ADMIN_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+
     /// How long shutdown waits for in-flight requests.
     #[arg(long, env = "TELEPHONY_ADMIN_SHUTDOWN_GRACE", value_parser = humantime::parse_duration, default_value = "10s")]
     pub shutdown_grace: Duration,

@@ -43,6 +43,7 @@ impl From<DbErr> for Error {
     /// Races lost to a concurrent transaction become ABORTED (retryable); the rest stay
     /// database errors.
     fn from(err: DbErr) -> Self {
+        crate::metrics::record_db_error(&err);
         if is_conflict(&err) {
             return Error::Domain(DomainError::Aborted(
                 "the request conflicted with a concurrent change; retry it".into(),

@@ -41,7 +41,7 @@ use crate::proto::{
     telephony_service_server::TelephonyServiceServer, user_service_server::UserServiceServer,
 };
 use crate::store::{Store, StoreOptions};
-use crate::telemetry::RpcLogLayer;
+use crate::telemetry::{RpcMetricsLayer, rpc_trace_layer};
 
 /// Idle time before the kernel probes a connection.
 const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
@@ -74,6 +74,7 @@ pub struct Application {
     local_addr: SocketAddr,
     /// Cancelled to ask for a graceful stop (what SIGTERM does).
     stop: CancellationToken,
+    metrics_addr: Option<SocketAddr>,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
@@ -97,6 +98,10 @@ impl Application {
             );
         }
 
+        if settings.metrics_listen.is_some() {
+            // Before anything records, so that the first housekeeping run is counted too.
+            crate::metrics::enable();
+        }
         let warm_up = tokio::task::spawn_blocking(crate::domain::phone_number::warm_up);
         let store = connect_store(
             storage,
@@ -156,6 +161,12 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let local_addr = listener.local_addr()?;
+        let metrics_addr = match settings.metrics_listen {
+            Some(address) => {
+                Some(crate::metrics_server::start(address, store.clone(), shutdown.clone()).await?)
+            }
+            None => None,
+        };
         let server = tokio::spawn(serve(
             listener,
             settings,
@@ -169,12 +180,18 @@ impl Application {
         Ok(Self {
             local_addr,
             stop,
+            metrics_addr,
             server,
         })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Where `/metrics` is served, when it is.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// Cancelling it stops the server gracefully, as SIGTERM does.
@@ -293,9 +310,12 @@ async fn serve(
             .tls_config(ServerTlsConfig::new().identity(identity))
             .context("invalid TLS certificate or key")?;
     }
+    // Metrics are recorded only when they are served.
+    let rpc_metrics = settings.metrics_listen.map(|_| RpcMetricsLayer);
     let router = builder
         .layer(InFlightLayer(in_flight.clone()))
-        .layer(RpcLogLayer)
+        .layer(rpc_trace_layer())
+        .layer(tower::util::option_layer(rpc_metrics))
         .layer(LimitsLayer {
             request_timeout: settings.request_timeout,
         })

@@ -23,7 +23,10 @@ pub fn to_status(err: Error) -> Status {
     match err {
         Error::Domain(domain) => domain_status(domain),
         Error::Unauthenticated(message) => Status::unauthenticated(message),
-        Error::PermissionDenied(message) => Status::permission_denied(message),
+        Error::PermissionDenied(message) => {
+            crate::metrics::record_auth_failure(crate::metrics::AuthFailure::PermissionDenied);
+            Status::permission_denied(message)
+        }
         Error::ResourceExhausted(message) => Status::resource_exhausted(message),
         Error::ShuttingDown => Status::unavailable(
             "the server is shutting down; reconnect and resume with after_sequence set to the last sequence you received",

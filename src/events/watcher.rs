@@ -83,6 +83,7 @@ pub async fn watch(
     let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
     let task_log_id = log_id.clone();
     tokio::spawn(async move {
+        let _open = crate::metrics::watch_stream_opened();
         let ended = Watcher {
             store,
             hub,
@@ -229,6 +230,7 @@ impl Watcher {
         {
             return Ok(found);
         }
+        crate::metrics::record_ring_fallback();
         let events = self
             .store
             .changes_after(

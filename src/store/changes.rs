@@ -100,6 +100,7 @@ impl Store {
             ))
             .await?;
         }
+        crate::metrics::record_event_written(event.sequence.max(0) as u64);
         Ok(event)
     }
 

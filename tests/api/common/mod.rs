@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 pub mod fixtures;
+pub mod process;
 
 use std::time::Duration;
 
