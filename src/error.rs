@@ -43,11 +43,18 @@ impl From<DbErr> for Error {
     /// database errors.
     fn from(err: DbErr) -> Self {
         if is_conflict(&err) {
-            return Error::Domain(DomainError::Aborted(
-                "the request conflicted with a concurrent change; retry it".into(),
-            ));
+            return Error::conflict();
         }
         Error::Database(err)
+    }
+}
+
+impl Error {
+    /// A race lost to a concurrent transaction: ABORTED, the client may retry.
+    pub fn conflict() -> Self {
+        Error::Domain(DomainError::Aborted(
+            "the request conflicted with a concurrent change; retry it".into(),
+        ))
     }
 }
 

@@ -26,7 +26,7 @@ use crate::proto::{
     phone_number_service_server::PhoneNumberServiceServer,
     telephony_service_server::TelephonyServiceServer, user_service_server::UserServiceServer,
 };
-use crate::store::{Store, StoreOptions};
+use crate::store::{Store, StoreOptions, WriteStats, WriterOptions};
 use crate::telemetry::RpcLogLayer;
 
 /// Events the hub keeps in memory for live watchers.
@@ -66,6 +66,7 @@ pub fn redact(url: &str) -> String {
 pub struct Application {
     local_addr: SocketAddr,
     shutdown: CancellationToken,
+    write_stats: Arc<WriteStats>,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
@@ -94,6 +95,10 @@ impl Application {
             StoreOptions {
                 deletion_queue_period: settings.deletion_queue_period,
                 max_connections: settings.db_pool_size,
+                writer: WriterOptions {
+                    max_batch: usize::from(settings.write_batch_max),
+                    gather: settings.write_batch_wait,
+                },
             },
         )
         .await?;
@@ -141,6 +146,7 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let local_addr = listener.local_addr()?;
+        let write_stats = store.write_stats();
         let server = tokio::spawn(serve(
             listener,
             settings,
@@ -153,12 +159,18 @@ impl Application {
         Ok(Self {
             local_addr,
             shutdown,
+            write_stats,
             server,
         })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The database writer's counters (batches committed, their sizes).
+    pub fn write_stats(&self) -> Arc<WriteStats> {
+        self.write_stats.clone()
     }
 
     /// Cancelling it stops the server gracefully.

@@ -3,11 +3,13 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, Set,
 };
 
 use super::Store;
 use super::entities::api_key;
+use super::writer::{Mutation, TxnFuture};
 use crate::domain::{DomainError, account::new_id};
 use crate::error::Result;
 
@@ -44,20 +46,61 @@ impl From<api_key::Model> for ApiKeyRecord {
     }
 }
 
+impl Mutation for NewApiKey {
+    type Output = ApiKeyRecord;
+    const APPENDS_CHANGES: bool = false;
+
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, ApiKeyRecord> {
+        Box::pin(async move {
+            let model = api_key::ActiveModel {
+                id: Set(new_id()),
+                name: Set(self.name.clone()),
+                role: Set(self.role.clone()),
+                account_id: Set(self.account_id.clone()),
+                secret_hash: Set(self.secret_hash.clone()),
+                create_time: Set(Utc::now()),
+                revoke_time: Set(None),
+            }
+            .insert(txn)
+            .await?;
+            Ok(model.into())
+        })
+    }
+}
+
+struct RevokeApiKey {
+    id: String,
+}
+
+impl Mutation for RevokeApiKey {
+    type Output = ApiKeyRecord;
+    const APPENDS_CHANGES: bool = false;
+
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, ApiKeyRecord> {
+        Box::pin(revoke_api_key(txn, &self.id))
+    }
+}
+
+/// Revokes the key; revoking a revoked key changes nothing.
+async fn revoke_api_key(txn: &DatabaseTransaction, id: &str) -> Result<ApiKeyRecord> {
+    let existing = api_key::Entity::find_by_id(id)
+        .one(txn)
+        .await?
+        .ok_or_else(|| DomainError::NotFound {
+            resource: "API key",
+            name: id.to_owned(),
+        })?;
+    if existing.revoke_time.is_some() {
+        return Ok(existing.into());
+    }
+    let mut model: api_key::ActiveModel = existing.into();
+    model.revoke_time = Set(Some(Utc::now()));
+    Ok(model.update(txn).await?.into())
+}
+
 impl Store {
     pub async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKeyRecord> {
-        let model = api_key::ActiveModel {
-            id: Set(new_id()),
-            name: Set(key.name),
-            role: Set(key.role),
-            account_id: Set(key.account_id),
-            secret_hash: Set(key.secret_hash),
-            create_time: Set(Utc::now()),
-            revoke_time: Set(None),
-        }
-        .insert(self.connection())
-        .await?;
-        Ok(model.into())
+        self.write(key).await
     }
 
     /// The key with this secret hash, revoked or not.
@@ -92,18 +135,6 @@ impl Store {
 
     /// Revokes the key; revoking a revoked key changes nothing.
     pub async fn revoke_api_key(&self, id: &str) -> Result<ApiKeyRecord> {
-        let existing = api_key::Entity::find_by_id(id)
-            .one(self.connection())
-            .await?
-            .ok_or_else(|| DomainError::NotFound {
-                resource: "API key",
-                name: id.to_owned(),
-            })?;
-        if existing.revoke_time.is_some() {
-            return Ok(existing.into());
-        }
-        let mut model: api_key::ActiveModel = existing.into();
-        model.revoke_time = Set(Some(Utc::now()));
-        Ok(model.update(self.connection()).await?.into())
+        self.write(RevokeApiKey { id: id.to_owned() }).await
     }
 }
