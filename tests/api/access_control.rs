@@ -4,7 +4,6 @@
 //! events name the key that made them, that health and reflection need no key, and the `keys`
 //! command of the real binary.
 
-
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

@@ -2,7 +2,6 @@
 //! delivery (replay, live, slow and concurrent), filters, checkpoints, compacted history,
 //! watcher limits, shutdown and revocation, and the ListChanges history.
 
-
 use std::time::Duration;
 
 use crate::common::fixtures::{assign_via, number, unassign_via, unix_now, update_settings_via};

@@ -8,6 +8,7 @@ mod access_control;
 mod accounts;
 mod changes;
 mod concurrency;
+mod group_commit;
 mod hostile_input;
 mod input_properties;
 mod phone_numbers;

@@ -2,7 +2,6 @@
 //! one replica reaches the other's watchers through LISTEN/NOTIFY, and writers on both replicas
 //! produce one gap-free sequence that every watcher on either replica sees in the same order.
 
-
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
