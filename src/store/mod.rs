@@ -169,6 +169,13 @@ impl Store {
     }
 }
 
+/// The current time at the precision both databases store (microseconds), so that a value
+/// answered from memory equals the one read back later.
+pub(crate) fn now() -> chrono::DateTime<chrono::Utc> {
+    use chrono::SubsecRound;
+    chrono::Utc::now().trunc_subsecs(6)
+}
+
 fn connect_options(url: &str, max_connections: u32) -> ConnectOptions {
     let mut connect = ConnectOptions::new(url.to_owned());
     connect

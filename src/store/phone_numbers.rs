@@ -104,7 +104,7 @@ pub(super) async fn lock_number(
     e164: &str,
 ) -> Result<phone_number::Model> {
     match lock_number_row(txn, e164).await? {
-        Some(row) if rules::exists_at(&number_state(&row)?, Utc::now()) => Ok(row),
+        Some(row) if rules::exists_at(&number_state(&row)?, super::now()) => Ok(row),
         _ => Err(not_found(e164).into()),
     }
 }
@@ -131,7 +131,7 @@ pub(super) async fn release_number(txn: &DatabaseTransaction, e164: &str) -> Res
             account_id: Set(None),
             user_id: Set(None),
             associate_time: Set(None),
-            update_time: Set(Utc::now()),
+            update_time: Set(super::now()),
             ..Default::default()
         })
         .filter(phone_number::Column::E164.eq(e164))
@@ -205,7 +205,7 @@ pub(super) async fn create_phone_number_order(
     txn: &DatabaseTransaction,
     cmd: &CreatePhoneNumberOrder,
 ) -> Result<OrderRecord> {
-    let now = Utc::now();
+    let now = super::now();
     let order_id = new_id();
     let mut items = Vec::with_capacity(cmd.candidates.len());
     for candidate in &cmd.candidates {
@@ -291,7 +291,7 @@ pub(super) async fn update_phone_number(
 ) -> Result<phone_number::Model> {
     let mut row = lock_number(txn, cmd.number.as_str()).await?;
     let state = number_state(&row)?;
-    let now = Utc::now();
+    let now = super::now();
     let mut model = phone_number::ActiveModel {
         update_time: Set(now),
         ..Default::default()
@@ -331,7 +331,7 @@ pub(super) async fn delete_phone_number(
 ) -> Result<phone_number::Model> {
     let mut row = lock_number(txn, &cmd.e164).await?;
     rules::check_delete(&number_state(&row)?)?;
-    let now = Utc::now();
+    let now = super::now();
     row.status = NumberStatus::DeleteInProgress.as_str().to_owned();
     row.deletion_time = Some(now + cmd.deletion_queue_period);
     row.update_time = now;
@@ -370,7 +370,7 @@ pub(super) async fn restore_phone_number(
     let mut row = lock_number_row(txn, &cmd.e164)
         .await?
         .ok_or_else(|| not_found(&cmd.e164))?;
-    let now = Utc::now();
+    let now = super::now();
     rules::check_restore(&number_state(&row)?, now)?;
     row.status = NumberStatus::Unassigned.as_str().to_owned();
     row.deletion_time = None;
@@ -455,7 +455,7 @@ impl Store {
             .one(self.connection())
             .await?
             .ok_or_else(|| not_found(e164))?;
-        if !rules::exists_at(&number_state(&row)?, Utc::now()) {
+        if !rules::exists_at(&number_state(&row)?, super::now()) {
             return Err(not_found(e164).into());
         }
         Ok(row)
@@ -467,7 +467,7 @@ impl Store {
         filter: &NumberFilter,
         page: &PageRequest,
     ) -> Result<Page<phone_number::Model>> {
-        let now = Utc::now();
+        let now = super::now();
         let mut query = phone_number::Entity::find()
             // Numbers past their deletion time are gone, purged or not.
             .filter(

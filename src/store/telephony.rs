@@ -2,7 +2,6 @@
 //! SMS permissions. Each use case locks the user, then the number, decides through
 //! `domain::telephony`, and writes the change and its event in its savepoint.
 
-use chrono::Utc;
 use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, Set};
 
 use super::Store;
@@ -47,7 +46,7 @@ pub(super) async fn assign_phone_number(
     let row = lock_number(txn, cmd.number.as_str()).await?;
     let settings = telephony::assign(&view.line(), &number_state(&row)?)?;
 
-    let now = Utc::now();
+    let now = super::now();
     // The unique index on user_id backs the rule up if two assignments ever race past it.
     phone_number::Entity::update_many()
         .set(phone_number::ActiveModel {

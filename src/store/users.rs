@@ -176,7 +176,7 @@ pub(super) async fn find_user_view(
     let row = user::Entity::find_by_id(user_id)
         .filter(user::Column::AccountId.eq(account_id))
         .column_as(phone_number::Column::E164, "phone_number")
-        .join(JoinType::LeftJoin, user_number())
+        .join_rev(JoinType::LeftJoin, user_number())
         .into_model::<UserWithNumber>()
         .one(conn)
         .await?;
@@ -267,7 +267,7 @@ pub(super) async fn write_settings(
     view: UserView,
     settings: TelephonySettings,
 ) -> Result<UserView> {
-    let now = Utc::now();
+    let now = super::now();
     let model = user::ActiveModel {
         inbound_calling: Set(settings.inbound_calling),
         outbound_calling: Set(settings.outbound_calling),
@@ -321,7 +321,7 @@ pub(super) async fn create_user(txn: &DatabaseTransaction, cmd: &CreateUser) -> 
     if taken.is_some() {
         return Err(email_taken(account_id, &cmd.email).into());
     }
-    let now = Utc::now();
+    let now = super::now();
     let inserted = user::ActiveModel {
         id: Set(new_id()),
         account_id: Set(account_id.to_owned()),
@@ -361,7 +361,7 @@ impl Mutation for UpdateUser {
 
 pub(super) async fn update_user(txn: &DatabaseTransaction, cmd: &UpdateUser) -> Result<UserView> {
     let view = lock_user_view(txn, &cmd.account_id, &cmd.user_id).await?;
-    let now = Utc::now();
+    let now = super::now();
     let mut model = user::ActiveModel {
         update_time: Set(now),
         ..Default::default()
