@@ -193,6 +193,8 @@ trait Queued: Send {
     /// Whether the kept failure was a lost race worth running again.
     fn should_retry(&self) -> bool;
     fn appends_changes(&self) -> bool;
+    /// Whether the caller has gone away (cancelled, or past its deadline).
+    fn abandoned(&self) -> bool;
     /// Sends the kept outcome.
     fn answer(self: Box<Self>);
     /// Sends `error` instead of the kept outcome.
@@ -230,6 +232,10 @@ impl<M: Mutation> Queued for Submission<M> {
 
     fn appends_changes(&self) -> bool {
         M::APPENDS_CHANGES
+    }
+
+    fn abandoned(&self) -> bool {
+        self.reply.is_closed()
     }
 
     fn answer(self: Box<Self>) {
@@ -327,6 +333,12 @@ impl WriterTask {
         let mut broken: Option<DbErr> = None;
         let mut pending = batch.into_iter();
         for mut mutation in pending.by_ref() {
+            // A request given up before its turn is not run, as a dropped transaction was
+            // never committed.
+            if mutation.abandoned() {
+                failed += 1;
+                continue;
+            }
             let savepoint = match txn.begin().await {
                 Ok(savepoint) => savepoint,
                 Err(e) => {
@@ -335,7 +347,8 @@ impl WriterTask {
                     break;
                 }
             };
-            if mutation.run(&savepoint).await {
+            // Given up while it ran: undone, as if its transaction had been dropped.
+            if mutation.run(&savepoint).await && !mutation.abandoned() {
                 match savepoint.commit().await {
                     Ok(()) => succeeded.push(mutation),
                     Err(e) => {
