@@ -34,7 +34,7 @@ use sea_orm_migration::MigratorTrait;
 use tokio::sync::Notify;
 
 pub use changes::{ChangeFilter, ChangeLogState};
-pub use keys::{ApiKeyRecord, NewApiKey};
+pub use keys::{ApiKeyRecord, KEYS_CHANNEL, NewApiKey, Revocation, RevocationSignal};
 pub use outbox::NOTIFY_CHANNEL;
 pub use phone_numbers::{NumberFilter, NumberUpdate, OrderItem, OrderRecord};
 pub use users::{UserUpdate, UserView};
@@ -78,6 +78,8 @@ pub struct Store {
     options: StoreOptions,
     /// Signalled after every commit that wrote a change event.
     committed: Arc<Notify>,
+    /// Signalled when a key may have been revoked (here, or on PostgreSQL by another process).
+    revoked: Arc<RevocationSignal>,
 }
 
 impl Store {
@@ -105,6 +107,7 @@ impl Store {
             writer,
             options,
             committed,
+            revoked: Arc::default(),
         })
     }
 
@@ -140,6 +143,12 @@ impl Store {
     /// Woken after each commit that wrote change events (this process only).
     pub fn commit_signal(&self) -> Arc<Notify> {
         self.committed.clone()
+    }
+
+    /// Woken when a key may have been revoked: by this store's revocations, and on PostgreSQL
+    /// by another process's (through the listener).
+    pub fn revocation_signal(&self) -> &Arc<RevocationSignal> {
+        &self.revoked
     }
 
     /// Runs `mutation` through the writer; answers once its batch has committed.

@@ -13,6 +13,7 @@ mod hostile_input;
 mod input_properties;
 mod phone_numbers;
 mod replicas;
+mod revocation;
 mod telephony;
 mod transport;
 mod users;
