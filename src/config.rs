@@ -192,6 +192,13 @@ pub struct ServeSettings {
     /// given.
     #[arg(long, env = "TELEPHONY_ADMIN_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,
+    /// The most writes committed together in one transaction.
+    #[arg(long, env = "TELEPHONY_ADMIN_WRITE_BATCH_MAX", default_value_t = 256, value_parser = clap::value_parser!(u16).range(1..))]
+    pub write_batch_max: u16,
+
+    /// How long the writer waits for more writes to join a batch (0: it takes those waiting).
+    #[arg(long, env = "TELEPHONY_ADMIN_WRITE_BATCH_WAIT", value_parser = humantime::parse_duration, default_value = "0s")]
+    pub write_batch_wait: Duration,
 
     /// How long shutdown waits for in-flight requests.
     #[arg(long, env = "TELEPHONY_ADMIN_SHUTDOWN_GRACE", value_parser = humantime::parse_duration, default_value = "10s")]

@@ -45,11 +45,18 @@ impl From<DbErr> for Error {
     fn from(err: DbErr) -> Self {
         crate::metrics::record_db_error(&err);
         if is_conflict(&err) {
-            return Error::Domain(DomainError::Aborted(
-                "the request conflicted with a concurrent change; retry it".into(),
-            ));
+            return Error::conflict();
         }
         Error::Database(err)
+    }
+}
+
+impl Error {
+    /// A race lost to a concurrent transaction: ABORTED, the client may retry.
+    pub fn conflict() -> Self {
+        Error::Domain(DomainError::Aborted(
+            "the request conflicted with a concurrent change; retry it".into(),
+        ))
     }
 }
 

@@ -40,7 +40,7 @@ use crate::proto::{
     phone_number_service_server::PhoneNumberServiceServer,
     telephony_service_server::TelephonyServiceServer, user_service_server::UserServiceServer,
 };
-use crate::store::{Store, StoreOptions};
+use crate::store::{Store, StoreOptions, WriteStats, WriterOptions};
 use crate::telemetry::{RpcMetricsLayer, rpc_trace_layer};
 
 /// Idle time before the kernel probes a connection.
@@ -75,6 +75,7 @@ pub struct Application {
     /// Cancelled to ask for a graceful stop (what SIGTERM does).
     stop: CancellationToken,
     metrics_addr: Option<SocketAddr>,
+    write_stats: Arc<WriteStats>,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
@@ -109,6 +110,10 @@ impl Application {
                 deletion_queue_period: settings.deletion_queue_period,
                 max_connections: settings.db_pool_size,
                 acquire_timeout: settings.database_acquire_timeout,
+                writer: WriterOptions {
+                    max_batch: usize::from(settings.write_batch_max),
+                    gather: settings.write_batch_wait,
+                },
             },
         )
         .await?;
@@ -167,6 +172,7 @@ impl Application {
             }
             None => None,
         };
+        let write_stats = store.write_stats();
         let server = tokio::spawn(serve(
             listener,
             settings,
@@ -181,6 +187,7 @@ impl Application {
             local_addr,
             stop,
             metrics_addr,
+            write_stats,
             server,
         })
     }
@@ -192,6 +199,11 @@ impl Application {
     /// Where `/metrics` is served, when it is.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_addr
+    }
+
+    /// The database writer's counters (batches committed, their sizes).
+    pub fn write_stats(&self) -> Arc<WriteStats> {
+        self.write_stats.clone()
     }
 
     /// Cancelling it stops the server gracefully, as SIGTERM does.

@@ -55,15 +55,15 @@ pub fn user(v: UserView) -> proto::User {
     };
     let telephony_settings = Some(settings(v.settings()));
     proto::User {
-        account_id: v.user.account_id,
-        user_id: v.user.id,
-        email: v.user.email,
-        display_name: v.user.display_name,
+        account_id: v.account_id,
+        user_id: v.user_id,
+        email: v.email,
+        display_name: v.display_name,
         license_type: license_type as i32,
         primary_phone_number: v.phone_number.unwrap_or_default(),
         telephony_settings,
-        create_time: Some(timestamp(v.user.create_time)),
-        update_time: Some(timestamp(v.user.update_time)),
+        create_time: Some(timestamp(v.create_time)),
+        update_time: Some(timestamp(v.update_time)),
     }
 }
 

@@ -10,6 +10,7 @@ mod changes;
 mod concurrency;
 mod dashboard;
 mod faults;
+mod group_commit;
 mod hostile_input;
 mod input_properties;
 mod metrics;

@@ -23,7 +23,7 @@ use telephony_admin::proto::{
     telephony_service_client::TelephonyServiceClient, user_service_client::UserServiceClient,
 };
 use telephony_admin::startup::{Application, connect_store};
-use telephony_admin::store::{Store, StoreOptions};
+use telephony_admin::store::{Store, StoreOptions, WriteStats};
 use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -208,6 +208,8 @@ pub struct TestApp {
     pub store: Store,
     pub shutdown: CancellationToken,
     pub server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// The server's database writer counters (how many writes it committed together).
+    pub write_stats: std::sync::Arc<WriteStats>,
 }
 
 /// Settings for tests: everything default, a random loopback port, a known bootstrap key.
@@ -254,6 +256,7 @@ pub async fn spawn_app_on_url(url: &str, configure: impl FnOnce(&mut ServeSettin
         .expect("the application starts");
     let address = app.local_addr();
     let shutdown = app.shutdown_token();
+    let write_stats = app.write_stats();
     let server = tokio::spawn(app.run_until_stopped());
     let channel = Channel::from_shared(format!("http://{address}"))
         .unwrap()
@@ -272,6 +275,7 @@ pub async fn spawn_app_on_url(url: &str, configure: impl FnOnce(&mut ServeSettin
         store,
         shutdown,
         server: Some(server),
+        write_stats,
     }
 }
 
