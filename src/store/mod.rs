@@ -12,11 +12,13 @@ pub mod page;
 
 mod accounts;
 mod changes;
+mod deliveries;
 mod idempotency;
 mod keys;
 mod phone_numbers;
 mod telephony;
 mod users;
+mod webhooks;
 
 use std::{sync::Arc, time::Duration};
 
@@ -28,9 +30,11 @@ use sea_orm_migration::MigratorTrait;
 use tokio::sync::Notify;
 
 pub use changes::{ChangeFilter, ChangeLogState, NOTIFY_CHANNEL};
+pub use deliveries::{DeliveryState, MAIL_SINK, webhook_sink};
 pub use keys::{ApiKeyRecord, NewApiKey};
 pub use phone_numbers::{NumberFilter, NumberUpdate, OrderItem, OrderRecord};
 pub use users::{UserUpdate, UserView};
+pub use webhooks::{NewWebhook, WebhookUpdate, WebhookView};
 
 /// The PostgreSQL advisory lock key that serialises migrations across replicas.
 const MIGRATION_LOCK: i64 = 0x7465_6c61_646d_0001;
