@@ -16,7 +16,7 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::api::{
     ApiContext, Limits, accounts::AccountApi, changes::ChangeApi, limits::LimitsLayer,
-    phone_numbers::PhoneNumberApi, telephony::TelephonyApi, users::UserApi,
+    phone_numbers::PhoneNumberApi, telephony::TelephonyApi, users::UserApi, webhooks::WebhookApi,
 };
 use crate::config::{ServeSettings, StorageSettings};
 use crate::events::{ChangeHub, pg_listener};
@@ -25,6 +25,7 @@ use crate::proto::{
     self, account_service_server::AccountServiceServer, change_service_server::ChangeServiceServer,
     phone_number_service_server::PhoneNumberServiceServer,
     telephony_service_server::TelephonyServiceServer, user_service_server::UserServiceServer,
+    webhook_service_server::WebhookServiceServer,
 };
 use crate::store::{Store, StoreOptions};
 use crate::telemetry::RpcLogLayer;
@@ -67,6 +68,7 @@ pub struct Application {
     local_addr: SocketAddr,
     shutdown: CancellationToken,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    deliveries: crate::delivery::Deliveries,
 }
 
 impl Application {
@@ -112,6 +114,10 @@ impl Application {
         if store.is_postgres() {
             pg_listener::spawn(store.clone(), shutdown.clone());
         }
+        let deliveries =
+            crate::delivery::spawn(store.clone(), &hub, settings.delivery(), shutdown.clone())
+                .await
+                .context("cannot start the webhook and mail deliveries")?;
         crate::maintenance::spawn(
             store.clone(),
             crate::maintenance::Retention {
@@ -154,11 +160,17 @@ impl Application {
             local_addr,
             shutdown,
             server,
+            deliveries,
         })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The webhook and mail deliveries this replica runs (their lag).
+    pub fn deliveries(&self) -> &crate::delivery::Deliveries {
+        &self.deliveries
     }
 
     /// Cancelling it stops the server gracefully.
@@ -199,6 +211,9 @@ async fn serve(
         .set_serving::<TelephonyServiceServer<TelephonyApi>>()
         .await;
     health.set_serving::<ChangeServiceServer<ChangeApi>>().await;
+    health
+        .set_serving::<WebhookServiceServer<WebhookApi>>()
+        .await;
 
     // The google.rpc types too, so that grpcurl can show error details.
     let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -251,6 +266,15 @@ async fn serve(
         .add_service(
             TelephonyServiceServer::new(TelephonyApi {
                 context: context.clone(),
+            })
+            .max_decoding_message_size(max_message),
+        )
+        .add_service(
+            WebhookServiceServer::new(WebhookApi {
+                context: context.clone(),
+                policy: crate::domain::webhook::TargetPolicy {
+                    allow_insecure: settings.webhook_allow_insecure,
+                },
             })
             .max_decoding_message_size(max_message),
         )

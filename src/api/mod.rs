@@ -11,6 +11,7 @@ pub mod phone_numbers;
 pub mod status;
 pub mod telephony;
 pub mod users;
+pub mod webhooks;
 
 use std::{
     collections::HashMap,
