@@ -8,6 +8,8 @@
 #![allow(dead_code)]
 
 pub mod fixtures;
+pub mod http_receiver;
+pub mod smtp_sink;
 
 use std::time::Duration;
 
