@@ -5,6 +5,8 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::keys::Role;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "telephony-admin",
@@ -38,9 +40,9 @@ pub enum KeysCommand {
     Create {
         #[arg(long)]
         name: String,
-        /// admin (may change things) or viewer (may only read and watch).
-        #[arg(long, value_parser = ["admin", "viewer"])]
-        role: String,
+        /// What the key may do.
+        #[arg(long, value_enum)]
+        role: Role,
         /// Limit the key to one account (default: the whole organisation).
         #[arg(long)]
         account: Option<String>,
@@ -263,5 +265,43 @@ impl ServeSettings {
             serve: ServeSettings,
         }
         Only::parse_from(["serve"]).serve
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys_create(role: &str) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from([
+            "telephony-admin",
+            "keys",
+            "create",
+            "--name",
+            "ops",
+            "--role",
+            role,
+        ])
+    }
+
+    #[test]
+    fn the_keys_command_takes_each_role_by_its_stored_name() {
+        for role in Role::value_variants() {
+            let cli = keys_create(role.as_str()).expect("a known role parses");
+            match cli.command {
+                Command::Keys {
+                    command: KeysCommand::Create { role: parsed, .. },
+                } => assert_eq!(parsed, *role),
+                other => panic!("parsed as {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_keys_command_refuses_an_unknown_role_and_names_the_known_ones() {
+        let error = keys_create("owner").expect_err("an unknown role");
+        assert_eq!(error.kind(), clap::error::ErrorKind::InvalidValue);
+        let text = error.to_string();
+        assert!(text.contains("admin") && text.contains("viewer"), "{text}");
     }
 }

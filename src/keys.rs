@@ -10,8 +10,8 @@ use crate::store::{ApiKeyRecord, NewApiKey, Store};
 /// Marks a string as one of our secrets (and helps secret scanners find leaked ones).
 const SECRET_PREFIX: &str = "tak_";
 
-/// What a key may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a key may do. The command line takes it by the same names as it is stored under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Role {
     /// May read, watch and change.
     Admin,
@@ -49,8 +49,14 @@ pub fn generate_secret() -> String {
     format!("{SECRET_PREFIX}{}", hex::encode(bytes))
 }
 
+/// The SHA-256 digest of a secret: what identifies a key in memory.
+pub fn secret_digest(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+/// The digest as stored: lower-case hex.
 pub fn hash_secret(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
+    hex::encode(secret_digest(secret))
 }
 
 /// Creates a key and returns it with its secret, which is never stored.

@@ -9,12 +9,13 @@
 //! | module | what it is |
 //! |---|---|
 //! | [`config`] | flags and environment variables, with defaults |
+//! | [`database_url`] | database URLs in messages, without their credentials |
 //! | [`telemetry`] | the `tracing` subscriber and the one-line-per-RPC log layer |
 //! | [`startup`] | builds and runs the server; shutdown |
-//! | [`proto`] | the generated messages, clients and service traits (public: other services use the clients) |
+//! | [`proto`] | the gRPC contract: messages, clients and descriptor set from the `telephony-admin-api` crate (which other services use alone), and the service traits |
 //! | [`domain`] | the rules, without I/O: numbers, names, assignment, permissions, notices |
 //! | [`store`] | SeaORM entities, migrations, the repository, page tokens |
-//! | [`api`] | one tonic service per file; authentication; errors → `Status` in [`api::status`] |
+//! | [`api`] | one tonic service per file; authentication with a cache of verified keys; errors → `Status` in [`api::status`] |
 //! | [`events`] | the change hub and the watch streams |
 //! | [`delivery`] | push delivery of change events: webhooks and e-mail to users, with cursors, retries and leases |
 //! | [`keys`] | API key secrets, roles and scopes |
@@ -26,6 +27,7 @@
 
 pub mod api;
 pub mod config;
+pub mod database_url;
 pub mod delivery;
 pub mod domain;
 pub mod error;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use telephony_admin::config::{Cli, Command, KeysCommand, LogFormat};
-use telephony_admin::keys::{self, Role, Scope};
+use telephony_admin::keys::{self, Scope};
 use telephony_admin::startup::{Application, connect_store};
 use telephony_admin::store::StoreOptions;
 use telephony_admin::{domain, telemetry};
@@ -58,7 +58,6 @@ async fn keys_command(
             role,
             account,
         } => {
-            let role = Role::parse(&role).ok_or_else(|| anyhow::anyhow!("unknown role {role}"))?;
             let scope = match account {
                 Some(id) => {
                     let id = domain::account::parse_id("--account", &id)?;

@@ -10,15 +10,15 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::{Context, bail};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::{Identity, Server, ServerTlsConfig};
+use tonic::transport::{Identity, Server, ServerTlsConfig, server::TcpIncoming};
 
 use crate::api::{
     ApiContext, Limits, accounts::AccountApi, changes::ChangeApi, limits::LimitsLayer,
     phone_numbers::PhoneNumberApi, telephony::TelephonyApi, users::UserApi, webhooks::WebhookApi,
 };
 use crate::config::{ServeSettings, StorageSettings};
+use crate::database_url::redact;
 use crate::events::{ChangeHub, pg_listener};
 use crate::keys::{self, Role, Scope};
 use crate::proto::{
@@ -29,6 +29,9 @@ use crate::proto::{
 };
 use crate::store::{Store, StoreOptions};
 use crate::telemetry::RpcLogLayer;
+
+/// Idle time before the kernel probes a connection.
+const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 
 /// Events the hub keeps in memory for live watchers.
 const HUB_CAPACITY: usize = 8192;
@@ -51,17 +54,6 @@ pub async fn connect_store(
 fn create_dir(dir: &PathBuf) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create the data directory {}", dir.display()))
-}
-
-/// The URL without its password, for messages.
-pub fn redact(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.rsplit_once('@') {
-            Some((_, host)) => format!("{scheme}://…@{host}"),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
-    }
 }
 
 pub struct Application {
@@ -284,13 +276,12 @@ async fn serve(
 
     let stopping = shutdown.clone();
     let health_on_stop = health.clone();
-    let serving =
-        router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
-            stopping.cancelled().await;
-            health_on_stop
-                .set_not_serving::<AccountServiceServer<AccountApi>>()
-                .await;
-        });
+    let serving = router.serve_with_incoming_shutdown(incoming(listener), async move {
+        stopping.cancelled().await;
+        health_on_stop
+            .set_not_serving::<AccountServiceServer<AccountApi>>()
+            .await;
+    });
     tokio::pin!(serving);
     let result = tokio::select! {
         result = &mut serving => result.map_err(anyhow::Error::from),
@@ -308,6 +299,14 @@ async fn serve(
     }
     tracing::info!("stopped");
     result
+}
+
+/// Accepted connections, with TCP_NODELAY (else any answer larger than a segment waits for the
+/// client's delayed ACK, about 40 ms) and TCP keepalive (half-open peers are found and closed).
+fn incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(TCP_KEEPALIVE))
 }
 
 /// On a database without keys, creates the first organisation admin key: from the configured

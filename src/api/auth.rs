@@ -1,28 +1,23 @@
 //! Authentication and authorisation of every RPC (health and reflection excepted).
 //!
-//! A request carries `authorization: Bearer <secret>`. The secret is hashed and looked up in the
-//! database on every call, so a revoked key fails at once. Open watch streams re-check their key
-//! before each new event; the answer is shared by all streams of a key for that event (and for
-//! at most [`CACHE_TTL`] while idle), so a thousand streams cost one lookup per event.
+//! A request carries `authorization: Bearer <secret>`. The secret's SHA-256 digest is looked up
+//! in the [`KeyCache`] of verified keys, and in the database only when it is not there (or the
+//! cache is not fresh). A key revoked through this process's store, or announced by PostgreSQL
+//! NOTIFY, fails at once; one revoked by another process on SQLite within
+//! [`FRESHNESS`](super::key_cache::FRESHNESS). Open watch streams check their key in memory
+//! before each event and end as soon as this process learns of the revocation, idle or not.
 //! Scope checks compare the request's account with the key's before anything is read, so a key
 //! outside its scope gets the same PERMISSION_DENIED whether or not the target exists.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::sync::Arc;
 
+use tokio_util::sync::CancellationToken;
 use tonic::Request;
 
+use super::key_cache::KeyCache;
 use crate::error::{Error, Result};
-use crate::keys::{Role, Scope, hash_secret};
+use crate::keys::{Role, Scope, secret_digest};
 use crate::store::Store;
-
-/// How long an idle stream trusts its key's last check.
-const CACHE_TTL: Duration = Duration::from_secs(1);
-/// Entries kept at most; the cache is cleared when full.
-const CACHE_CAPACITY: usize = 10_000;
 
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,98 +69,68 @@ pub fn outside_scope() -> Error {
     Error::PermissionDenied("the target is outside this API key's account".into())
 }
 
-#[derive(Clone)]
-struct Cached {
-    valid: bool,
-    /// The change sequence the check was made for.
-    sequence: u64,
-    checked: Instant,
-}
-
-/// Checks keys against the store.
+/// Checks keys: from memory when the [`KeyCache`] is fresh, else against the store.
 #[derive(Clone)]
 pub struct Authenticator {
     store: Store,
-    cache: Arc<Mutex<HashMap<String, Cached>>>,
-    /// One lookup at a time per key: the streams an event wakes together wait for the first
-    /// one's answer instead of each querying the database.
-    lookups: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    cache: Arc<KeyCache>,
 }
 
 impl Authenticator {
-    pub fn new(store: Store) -> Self {
+    /// An authenticator over `store`'s keys, with the task that keeps its cache fresh until
+    /// `shutdown`. Must be called within a Tokio runtime.
+    pub fn start(store: Store, shutdown: CancellationToken) -> Self {
         Self {
+            cache: KeyCache::start(store.clone(), shutdown),
             store,
-            cache: Arc::new(Mutex::new(HashMap::new())),
-            lookups: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
     /// The caller of `request`, or UNAUTHENTICATED.
     pub async fn authenticate<T>(&self, request: &Request<T>) -> Result<Caller> {
-        let secret = bearer(request)?;
-        self.store
-            .find_api_key_by_hash(&hash_secret(secret))
-            .await?
-            .and_then(to_caller)
-            .ok_or_else(|| Error::Unauthenticated("the API key is unknown or revoked".into()))
-    }
-
-    /// Whether the key may still watch, checked for the change at `sequence`: one database
-    /// lookup per key and sequence, whatever the number of streams.
-    pub async fn still_valid(&self, key_id: &str, sequence: u64) -> Result<()> {
-        if let Some(valid) = self.cached_validity(key_id, sequence) {
-            return still_valid_verdict(valid);
+        let digest = secret_digest(bearer(request)?);
+        if let Some(caller) = self.cache.get(&digest) {
+            return Ok(caller);
         }
-        let gate = {
-            let mut lookups = self.lookups.lock().unwrap_or_else(|e| e.into_inner());
-            if lookups.len() >= CACHE_CAPACITY {
-                lookups.clear();
-            }
-            lookups.entry(key_id.to_owned()).or_default().clone()
-        };
-        let _one_lookup_at_a_time = gate.lock().await;
-        if let Some(valid) = self.cached_validity(key_id, sequence) {
-            return still_valid_verdict(valid);
-        }
-        let valid = self
+        let ticket = self.cache.ticket();
+        let caller = self
             .store
-            .get_api_key(key_id)
+            .find_api_key_by_hash(&hex::encode(digest))
             .await?
             .and_then(to_caller)
-            .is_some();
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.len() >= CACHE_CAPACITY {
-            cache.clear();
+            .ok_or_else(|| Error::Unauthenticated("the API key is unknown or revoked".into()))?;
+        if let Some(ticket) = ticket {
+            self.cache.insert(ticket, digest, caller.clone());
         }
-        cache.insert(
-            key_id.to_owned(),
-            Cached {
-                valid,
-                sequence,
-                checked: Instant::now(),
-            },
-        );
-        still_valid_verdict(valid)
+        Ok(caller)
     }
 
-    /// The cached answer for `key_id`, if it was checked for `sequence` or later, recently.
-    fn cached_validity(&self, key_id: &str, sequence: u64) -> Option<bool> {
-        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        cache
-            .get(key_id)
-            .filter(|c| c.sequence >= sequence && c.checked.elapsed() < CACHE_TTL)
-            .map(|c| c.valid)
+    /// Whether the key may still watch: a memory lookup while the cache is fresh, else the
+    /// database's answer.
+    pub async fn still_valid(&self, key_id: &str) -> Result<()> {
+        let revoked = match self.cache.is_revoked(key_id) {
+            Some(revoked) => revoked,
+            None => self
+                .store
+                .get_api_key(key_id)
+                .await?
+                .and_then(to_caller)
+                .is_none(),
+        };
+        if revoked {
+            Err(Error::Unauthenticated(
+                "the API key has been revoked".into(),
+            ))
+        } else {
+            Ok(())
+        }
     }
-}
 
-fn still_valid_verdict(valid: bool) -> Result<()> {
-    if valid {
-        Ok(())
-    } else {
-        Err(Error::Unauthenticated(
-            "the API key has been revoked".into(),
-        ))
+    /// Resolves once this process knows the key is revoked: at once for a revocation through
+    /// this process's store or announced by PostgreSQL, else within
+    /// [`FRESHNESS`](super::key_cache::FRESHNESS).
+    pub async fn revoked(&self, key_id: &str) {
+        self.cache.revoked(key_id).await
     }
 }
 

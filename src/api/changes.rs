@@ -8,7 +8,7 @@ use tonic::{Request, Response, Status};
 
 use super::auth::Caller;
 use super::{ApiContext, convert, optional_id};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::events::{self, WatchItem, WatchOptions};
 use crate::proto::{self, change_service_server::ChangeService, watch_changes_response::Kind};
 use crate::store::ChangeFilter;
@@ -49,10 +49,10 @@ impl ChangeService for ChangeApi {
         let slot = self.context.open_watch_slot(&caller.key_id)?;
         let auth = self.context.auth.clone();
         let key_id = caller.key_id.clone();
-        let revalidate: events::watcher::Revalidate = Arc::new(move |sequence| {
+        let revalidate: events::watcher::Revalidate = Arc::new(move |_sequence| {
             let auth = auth.clone();
             let key_id = key_id.clone();
-            Box::pin(async move { auth.still_valid(&key_id, sequence).await })
+            Box::pin(async move { auth.still_valid(&key_id).await })
         });
         let receiver = events::watch(
             self.context.store.clone(),
@@ -86,6 +86,18 @@ impl ChangeService for ChangeApi {
                 Err(error) => Err(Status::from(error)),
             }
         });
+        // An idle stream ends too, as soon as this process learns its key was revoked.
+        let revoked = {
+            let auth = self.context.auth.clone();
+            let key_id = caller.key_id.clone();
+            async move {
+                auth.revoked(&key_id).await;
+                Err(Status::from(Error::Unauthenticated(
+                    "the API key has been revoked".into(),
+                )))
+            }
+        };
+        let stream = futures::stream::select(stream, futures::stream::once(revoked));
         Ok(Response::new(Box::pin(stream)))
     }
 

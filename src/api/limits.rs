@@ -1,6 +1,12 @@
 //! Limits that tonic does not answer with the code clients expect: a deadline on every RPC's
 //! response (DEADLINE_EXCEEDED), and oversized messages, which tonic reports as OUT_OF_RANGE
 //! but gRPC specifies as RESOURCE_EXHAUSTED.
+//!
+//! tonic marks an oversized message only by its text: its decoder returns a plain
+//! `Status::out_of_range("Error, decoded message length too large: …")`, with no source or
+//! detail to match instead. The match is kept, and tested against the tonic in Cargo.lock (here
+//! through tonic's own decoder, and end to end in the `transport` tests), so that an upgrade
+//! that rewords it fails a test instead of silently changing the code clients see.
 
 use std::{
     task::{Context, Poll},
@@ -66,6 +72,10 @@ where
     }
 }
 
+/// What tonic's decoder says of a message above `max_decoding_message_size`, as it appears in
+/// the percent-encoded `grpc-message` header and unencoded.
+const TONIC_TOO_LARGE: [&str; 2] = ["message%20length%20too%20large", "message length too large"];
+
 fn message_too_large_is_resource_exhausted<R>(
     mut response: http::Response<R>,
 ) -> http::Response<R> {
@@ -76,9 +86,7 @@ fn message_too_large_is_resource_exhausted<R>(
     let too_large = headers
         .get("grpc-message")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|m| {
-            m.contains("message%20length%20too%20large") || m.contains("message length too large")
-        });
+        .is_some_and(|m| TONIC_TOO_LARGE.iter().any(|text| m.contains(text)));
     if out_of_range && too_large {
         headers.insert(
             "grpc-status",
@@ -86,4 +94,68 @@ fn message_too_large_is_resource_exhausted<R>(
         );
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TIMEOUT: Duration = Duration::from_secs(30);
+
+    /// A unary gRPC request whose one frame announces `length` bytes (and carries them).
+    fn health_check_of(length: u8) -> http::Request<String> {
+        let mut frame = String::from("\0\0\0\0");
+        frame.push(char::from(length));
+        frame.push_str(&"x".repeat(usize::from(length)));
+        http::Request::post("/grpc.health.v1.Health/Check")
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(frame)
+            .expect("a request")
+    }
+
+    fn grpc_status<R>(response: &http::Response<R>) -> Option<&str> {
+        response
+            .headers()
+            .get("grpc-status")
+            .and_then(|v| v.to_str().ok())
+    }
+
+    #[tokio::test]
+    async fn tonics_own_oversized_message_error_becomes_resource_exhausted() {
+        let (_, health) = tonic_health::server::health_reporter();
+        let mut limited = LimitsLayer {
+            request_timeout: TIMEOUT,
+        }
+        .layer(health.max_decoding_message_size(16));
+
+        let response = limited
+            .call(health_check_of(100))
+            .await
+            .expect("a response");
+
+        assert_eq!(
+            grpc_status(&response),
+            Some("8"),
+            "RESOURCE_EXHAUSTED; tonic said {:?}",
+            response.headers().get("grpc-message")
+        );
+    }
+
+    #[tokio::test]
+    async fn other_out_of_range_errors_keep_their_code() {
+        let answer = |_: http::Request<String>| async {
+            Ok::<_, std::convert::Infallible>(
+                tonic::Status::out_of_range("page_size must be at most 1000").into_http::<String>(),
+            )
+        };
+        let mut limited = LimitsLayer {
+            request_timeout: TIMEOUT,
+        }
+        .layer(tower::service_fn(answer));
+
+        let response = limited.call(health_check_of(1)).await.expect("a response");
+
+        assert_eq!(grpc_status(&response), Some("11"), "OUT_OF_RANGE stays");
+    }
 }

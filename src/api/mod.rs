@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod auth;
 pub mod changes;
 pub mod convert;
+pub mod key_cache;
 pub mod limits;
 pub mod phone_numbers;
 pub mod status;
@@ -58,7 +59,7 @@ impl ApiContext {
         shutdown: CancellationToken,
     ) -> Arc<Self> {
         Arc::new(Self {
-            auth: Authenticator::new(store.clone()),
+            auth: Authenticator::start(store.clone(), shutdown.clone()),
             store,
             hub,
             limits,

@@ -1,13 +1,13 @@
-//! PostgreSQL LISTEN: another replica's commits wake this process's hub. Notifications sent
-//! while the listener was disconnected are lost, so every (re)connection also wakes the hub,
-//! which then re-reads the outbox.
+//! PostgreSQL LISTEN: another replica's commits wake this process's hub, and another process's
+//! key revocations reach this process's key cache. Notifications sent while the listener was
+//! disconnected are lost, so every (re)connection also wakes both, which then re-read.
 
 use std::time::Duration;
 
 use sqlx::postgres::PgListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{NOTIFY_CHANNEL, Store};
+use crate::store::{KEYS_CHANNEL, NOTIFY_CHANNEL, Store};
 
 pub fn spawn(store: Store, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -18,7 +18,7 @@ pub fn spawn(store: Store, shutdown: CancellationToken) -> tokio::task::JoinHand
                 let mut listener =
                     PgListener::connect_with(store.connection().get_postgres_connection_pool())
                         .await?;
-                listener.listen(NOTIFY_CHANNEL).await?;
+                listener.listen_all([NOTIFY_CHANNEL, KEYS_CHANNEL]).await?;
                 Ok::<_, sqlx::Error>(listener)
             };
             let mut listener = tokio::select! {
@@ -35,13 +35,18 @@ pub fn spawn(store: Store, shutdown: CancellationToken) -> tokio::task::JoinHand
             };
             backoff = Duration::from_millis(100);
             wake.notify_one();
+            store.revocation_signal().heard();
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
                     received = listener.try_recv() => match received {
+                        Ok(Some(n)) if n.channel() == KEYS_CHANNEL => store.revocation_signal().heard(),
                         Ok(Some(_)) => wake.notify_one(),
                         // The connection dropped and was re-established: anything may have been missed.
-                        Ok(None) => wake.notify_one(),
+                        Ok(None) => {
+                            wake.notify_one();
+                            store.revocation_signal().heard();
+                        }
                         Err(e) => {
                             tracing::warn!(error = %e, "change listener failed; reconnecting");
                             break;

@@ -31,7 +31,7 @@ use tokio::sync::Notify;
 
 pub use changes::{ChangeFilter, ChangeLogState, NOTIFY_CHANNEL};
 pub use deliveries::{DeliveryState, MAIL_SINK, webhook_sink};
-pub use keys::{ApiKeyRecord, NewApiKey};
+pub use keys::{ApiKeyRecord, KEYS_CHANNEL, NewApiKey, Revocation, RevocationSignal};
 pub use phone_numbers::{NumberFilter, NumberUpdate, OrderItem, OrderRecord};
 pub use users::{UserUpdate, UserView};
 pub use webhooks::{NewWebhook, WebhookUpdate, WebhookView};
@@ -67,6 +67,8 @@ pub struct Store {
     options: StoreOptions,
     /// Signalled after every commit that wrote a change event.
     committed: Arc<Notify>,
+    /// Signalled when a key may have been revoked (here, or on PostgreSQL by another process).
+    revoked: Arc<RevocationSignal>,
 }
 
 impl Store {
@@ -98,6 +100,7 @@ impl Store {
             db,
             options,
             committed: Arc::new(Notify::new()),
+            revoked: Arc::default(),
         })
     }
 
@@ -133,6 +136,12 @@ impl Store {
     /// Woken after each commit that wrote change events (this process only).
     pub fn commit_signal(&self) -> Arc<Notify> {
         self.committed.clone()
+    }
+
+    /// Woken when a key may have been revoked: by this store's revocations, and on PostgreSQL
+    /// by another process's (through the listener).
+    pub fn revocation_signal(&self) -> &Arc<RevocationSignal> {
+        &self.revoked
     }
 
     /// A write transaction: IMMEDIATE on SQLite, READ COMMITTED with row locks on PostgreSQL.

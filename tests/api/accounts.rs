@@ -1,7 +1,6 @@
 //! AccountService end to end: creating, reading, listing, renaming and deleting accounts, the
 //! errors each refusal carries, and that the data survives a server restart.
 
-
 use crate::common::fixtures::UNKNOWN_ID;
 use crate::common::{Backend, TestApp, spawn_app, spawn_app_on};
 use prost_types::Timestamp;

@@ -2,7 +2,6 @@
 //! numbers, concurrent retries of one idempotent request, and the schema constraint that backs
 //! the one-number-per-user rule.
 
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,7 +3,6 @@
 //! not a protobuf message at all. Each gets a precise error whose message does not echo the
 //! input back, nothing is stored, and the server keeps serving.
 
-
 use std::future::Future;
 use std::pin::Pin;
 

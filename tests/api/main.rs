@@ -13,6 +13,7 @@ mod input_properties;
 mod mail;
 mod phone_numbers;
 mod replicas;
+mod revocation;
 mod telephony;
 mod transport;
 mod users;

@@ -1,7 +1,6 @@
 //! PhoneNumberService end to end: orders, reading and listing the inventory, updates, and the
 //! deletion queue (delete, restore, expiry and purge).
 
-
 use std::time::Duration;
 
 use crate::common::fixtures::unix_now;

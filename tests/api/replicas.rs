@@ -2,7 +2,6 @@
 //! one replica reaches the other's watchers through LISTEN/NOTIFY, and writers on both replicas
 //! produce one gap-free sequence that every watcher on either replica sees in the same order.
 
-
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -242,10 +241,8 @@ async fn read_all(mut stream: Streaming<WatchChangesResponse>, total: u64) -> Ve
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(postgres_tests_skipped, ignore = "TEST_DATABASE_URL is not set")]
 async fn a_change_on_one_replica_reaches_watchers_on_the_other() {
-    if !crate::common::postgres_enabled() {
-        return;
-    }
     let database = TestDatabase::create(Backend::Postgres).await;
     let (a, b) = two_replicas(&database).await;
     let (account, users) = users_with_numbers(&a, 1).await;
@@ -275,12 +272,10 @@ async fn a_change_on_one_replica_reaches_watchers_on_the_other() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(postgres_tests_skipped, ignore = "TEST_DATABASE_URL is not set")]
 async fn writers_on_both_replicas_make_one_gap_free_sequence() {
     const WRITERS: usize = 4;
     const OPERATIONS: usize = 15;
-    if !crate::common::postgres_enabled() {
-        return;
-    }
     let database = TestDatabase::create(Backend::Postgres).await;
     let (a, b) = two_replicas(&database).await;
     let (account, users) = users_with_numbers(&a, WRITERS).await;
@@ -371,10 +366,8 @@ async fn writers_on_both_replicas_make_one_gap_free_sequence() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(postgres_tests_skipped, ignore = "TEST_DATABASE_URL is not set")]
 async fn replicas_started_together_on_a_fresh_database_both_serve() {
-    if !crate::common::postgres_enabled() {
-        return;
-    }
     let database = TestDatabase::create(Backend::Postgres).await;
     let key = telephony_admin::keys::generate_secret();
     // As a deployment with two replicas does on its first rollout: both migrate at once.

@@ -1,7 +1,6 @@
 //! `TelephonyService` end to end: assigning and unassigning a user's number, the rules that refuse
 //! an assignment, calling/SMS permissions with field masks, and idempotent retries by request_id.
 
-
 use crate::common::fixtures::{assign_via, mask, unassign_via, update_settings_via};
 use crate::common::{Backend, TestApp, spawn_app, spawn_app_with};
 use telephony_admin::proto::{

@@ -3,7 +3,6 @@
 //! page size, the request deadline, the cap on watch streams per key, and HTTP/2's cap on
 //! concurrent streams per connection.
 
-
 use std::time::Duration;
 
 use crate::common::{Backend, TestApp, spawn_app_with, storage_for, test_settings};

@@ -1,7 +1,6 @@
 //! UserService end to end: creating, reading, listing, updating and deleting users, asking a
 //! user to sign out, and the errors each refusal carries.
 
-
 use crate::common::fixtures::{UNKNOWN_ID, mask, new_user};
 use crate::common::{Backend, TestApp, spawn_app};
 use telephony_admin::proto::{

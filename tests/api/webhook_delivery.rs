@@ -273,8 +273,6 @@ mod measure_webhook_latency {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     #[ignore = "a measurement; run explicitly"]
     async fn postgres() {
-        if crate::common::postgres_enabled() {
-            super::measure_latency(crate::common::Backend::Postgres).await;
-        }
+        super::measure_latency(crate::common::Backend::Postgres).await;
     }
 }

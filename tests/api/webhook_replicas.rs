@@ -146,10 +146,8 @@ async fn sign_out(replica: &Replica, account: &str, user: &str) -> u64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(postgres_tests_skipped, ignore = "TEST_DATABASE_URL is not set")]
 async fn one_replica_at_a_time_and_a_takeover_after_a_kill() {
-    if !crate::common::postgres_enabled() {
-        return;
-    }
     let database = TestDatabase::create(Backend::Postgres).await;
     let key = telephony_admin::keys::generate_secret();
     let mut first = Replica::start(&database.url, &key).await;

@@ -14,6 +14,8 @@ pub struct Model {
     pub secret_hash: String,
     pub create_time: DateTimeUtc,
     pub revoke_time: Option<DateTimeUtc>,
+    /// The revocation generation this key was revoked in (see `store::keys`).
+    pub revoke_generation: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

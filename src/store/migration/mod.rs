@@ -3,6 +3,7 @@
 use sea_orm_migration::prelude::*;
 
 mod m0001_initial;
+mod m0002_revocations_and_number_indexes;
 mod m0005_delivery;
 
 pub struct Migrator;
@@ -12,6 +13,7 @@ impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         vec![
             Box::new(m0001_initial::Migration),
+            Box::new(m0002_revocations_and_number_indexes::Migration),
             Box::new(m0005_delivery::Migration),
         ]
     }

@@ -3,6 +3,7 @@
 //! failure, while the `try_` forms and the calls whose refusal tests look at return the status.
 
 use prost_types::FieldMask;
+use std::time::{Duration, Instant};
 use telephony_admin::proto::{
     Account, AssignPhoneNumberRequest, ChangeEvent, CreateAccountRequest,
     CreatePhoneNumberOrderRequest, CreateUserRequest, GetPhoneNumberRequest, GetUserRequest,
@@ -11,9 +12,14 @@ use telephony_admin::proto::{
     PhoneNumberProductType, TelephonySettings, UnassignPhoneNumberRequest,
     UpdateTelephonySettingsRequest, User, telephony_service_client::TelephonyServiceClient,
 };
-use tonic::Status;
+
+use tonic::{Code, Status};
 
 use super::{Authed, TestApp};
+
+/// How long a test waits for a revocation made through another store or process to reach a
+/// server. The service promises 1 s; a loaded test machine gets generous slack.
+pub const REVOCATION_WAIT: Duration = Duration::from_secs(10);
 
 /// A well-formed UUID that names nothing.
 pub const UNKNOWN_ID: &str = "0190a5b2-7c4e-7d1a-9b3f-2a6c8e4d1f00";
@@ -100,6 +106,29 @@ pub async fn update_settings_via(
 }
 
 impl TestApp {
+    /// Polls until `secret` is refused with UNAUTHENTICATED; panics if it still works after
+    /// [`REVOCATION_WAIT`].
+    pub async fn wait_until_refused(&self, secret: &str) {
+        let deadline = Instant::now() + REVOCATION_WAIT;
+        loop {
+            match self
+                .accounts_as(Some(secret))
+                .list_accounts(ListAccountsRequest::default())
+                .await
+            {
+                Err(status) if status.code() == Code::Unauthenticated => return,
+                Err(status) => panic!("unexpected refusal of a revoked key: {status:?}"),
+                Ok(_) => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "the revoked key still works after {REVOCATION_WAIT:?}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+    }
+
     pub async fn create_account(&self, name: &str) -> Account {
         self.accounts()
             .create_account(CreateAccountRequest { name: name.into() })

@@ -1,16 +1,17 @@
-//! The console's flow from a Rust service, with the typed clients of `telephony_admin::proto`:
-//! create an account and a user, order a number, assign it, turn calling and SMS on, watch the
-//! change events, and unassign the number again.
+//! The console's flow from a Rust service that depends on `telephony-admin-api` alone: create an
+//! account and a user, order a number, assign it, turn calling and SMS on, watch the change
+//! events, and unassign the number again.
 //!
 //! ```text
 //! cargo run -- serve                      # in one terminal; note the printed key
-//! TELEPHONY_ADMIN_KEY=tak_… cargo run --example console_flow
+//! TELEPHONY_ADMIN_KEY=tak_… cargo run -p telephony-admin-api --example console_flow
 //! ```
 
 use std::time::Duration;
 
-use prost_types::FieldMask;
-use telephony_admin::proto::{
+use telephony_admin_api::prost_types::FieldMask;
+use telephony_admin_api::tonic::{Request, metadata::MetadataValue, transport::Channel};
+use telephony_admin_api::{
     AssignPhoneNumberRequest, CreateAccountRequest, CreatePhoneNumberOrderRequest,
     CreateUserRequest, LicenseType, PhoneNumberProductType, TelephonySettings,
     UnassignPhoneNumberRequest, UpdateTelephonySettingsRequest, WatchChangesRequest,
@@ -19,7 +20,6 @@ use telephony_admin::proto::{
     telephony_service_client::TelephonyServiceClient, user_service_client::UserServiceClient,
     watch_changes_response::Kind,
 };
-use tonic::{Request, metadata::MetadataValue, transport::Channel};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

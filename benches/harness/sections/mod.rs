@@ -1,0 +1,8 @@
+//! One module per section of the harness. A later section (e.g. bulk import against single
+//! RPCs) is a module here and an entry in `SECTIONS` in `main.rs`.
+
+pub mod listing;
+pub mod reads;
+pub mod startup;
+pub mod watch;
+pub mod writes;
