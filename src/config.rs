@@ -229,10 +229,53 @@ pub struct ServeSettings {
     #[arg(long, env = "TELEPHONY_ADMIN_SMTP_PLAINTEXT_LOOPBACK")]
     pub smtp_plaintext_loopback: bool,
 
+    /// Serve Prometheus metrics at `http://ADDRESS/metrics` (e.g. 127.0.0.1:9464); off unless
+    /// given. The endpoint has no authentication: keep it on loopback or a private network.
+    #[arg(long, env = "TELEPHONY_ADMIN_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// Export traces over OTLP/gRPC to this collector (e.g. http://127.0.0.1:4317); off unless
+    /// given.
+    #[arg(long, env = "TELEPHONY_ADMIN_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+    /// The most writes committed together in one transaction.
+    #[arg(long, env = "TELEPHONY_ADMIN_WRITE_BATCH_MAX", default_value_t = 256, value_parser = clap::value_parser!(u16).range(1..))]
+    pub write_batch_max: u16,
+
+    /// How long the writer waits for more writes to join a batch (0: it takes those waiting).
+    #[arg(long, env = "TELEPHONY_ADMIN_WRITE_BATCH_WAIT", value_parser = humantime::parse_duration, default_value = "0s")]
+    pub write_batch_wait: Duration,
+
     /// How long shutdown waits for in-flight requests.
     #[arg(long, env = "TELEPHONY_ADMIN_SHUTDOWN_GRACE", value_parser = humantime::parse_duration, default_value = "10s")]
     pub shutdown_grace: Duration,
+
+    /// On SIGTERM, how long health reports NOT_SERVING while the server keeps serving, so that
+    /// load balancers stop sending new requests before the listener closes.
+    #[arg(long, env = "TELEPHONY_ADMIN_SHUTDOWN_DRAIN_DELAY", value_parser = humantime::parse_duration, default_value = "5s")]
+    pub shutdown_drain_delay: Duration,
+
+    /// How often the database is pinged; health reports NOT_SERVING while it does not answer.
+    #[arg(long, env = "TELEPHONY_ADMIN_DATABASE_CHECK_INTERVAL", value_parser = humantime::parse_duration, default_value = "5s")]
+    pub database_check_interval: Duration,
+
+    /// How long a request waits for a database connection before answering UNAVAILABLE.
+    #[arg(long, env = "TELEPHONY_ADMIN_DATABASE_ACQUIRE_TIMEOUT", value_parser = humantime::parse_duration, default_value = "10s")]
+    pub database_acquire_timeout: Duration,
+
+    /// Change events the hub keeps in memory for live watchers; a watcher further behind reads
+    /// the database.
+    #[arg(
+        long,
+        env = "TELEPHONY_ADMIN_CHANGE_RING_CAPACITY",
+        default_value_t = 8192
+    )]
+    pub change_ring_capacity: usize,
 }
+
+/// The longest duration any setting accepts: far beyond any sensible value, and far from the
+/// overflow of a point in time.
+const MAX_DURATION: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
 
 impl ServeSettings {
     /// How webhooks and mail are delivered.
@@ -255,6 +298,55 @@ impl ServeSettings {
                 _ => None,
             },
         }
+    }
+
+    /// Refuses values that would make the server spin, busy-poll or overflow a point in time,
+    /// with a message naming the flag.
+    pub fn validate(&self) -> Result<(), String> {
+        let ms = Duration::from_millis;
+        let checks = [
+            ("--event-retention", self.event_retention, ms(1000)),
+            ("--idempotency-window", self.idempotency_window, ms(1000)),
+            (
+                "--deletion-queue-period",
+                self.deletion_queue_period,
+                ms(1000),
+            ),
+            ("--checkpoint-interval", self.checkpoint_interval, ms(100)),
+            ("--change-poll-interval", self.change_poll_interval, ms(10)),
+            ("--maintenance-interval", self.maintenance_interval, ms(100)),
+            ("--request-timeout", self.request_timeout, ms(1)),
+            ("--shutdown-grace", self.shutdown_grace, Duration::ZERO),
+            (
+                "--shutdown-drain-delay",
+                self.shutdown_drain_delay,
+                Duration::ZERO,
+            ),
+            (
+                "--database-check-interval",
+                self.database_check_interval,
+                ms(100),
+            ),
+            (
+                "--database-acquire-timeout",
+                self.database_acquire_timeout,
+                ms(100),
+            ),
+        ];
+        for (flag, value, min) in checks {
+            if value < min || value > MAX_DURATION {
+                return Err(format!(
+                    "{flag} must be between {} and {} (got {})",
+                    humantime::format_duration(min),
+                    humantime::format_duration(MAX_DURATION),
+                    humantime::format_duration(value)
+                ));
+            }
+        }
+        if self.change_ring_capacity == 0 {
+            return Err("--change-ring-capacity must be at least 1".into());
+        }
+        Ok(())
     }
 
     /// Defaults, as a server started with no flags would have them.

@@ -27,7 +27,8 @@ pub enum Error {
     #[error("the server is shutting down")]
     ShuttingDown,
 
-    /// The database failed; the message for the client stays generic.
+    /// The database failed; [`classify_db_error`] says how, and the message for the client
+    /// stays generic.
     #[error("database error: {0}")]
     Database(DbErr),
 
@@ -42,12 +43,20 @@ impl From<DbErr> for Error {
     /// Races lost to a concurrent transaction become ABORTED (retryable); the rest stay
     /// database errors.
     fn from(err: DbErr) -> Self {
+        crate::metrics::record_db_error(&err);
         if is_conflict(&err) {
-            return Error::Domain(DomainError::Aborted(
-                "the request conflicted with a concurrent change; retry it".into(),
-            ));
+            return Error::conflict();
         }
         Error::Database(err)
+    }
+}
+
+impl Error {
+    /// A race lost to a concurrent transaction: ABORTED, the client may retry.
+    pub fn conflict() -> Self {
+        Error::Domain(DomainError::Aborted(
+            "the request conflicted with a concurrent change; retry it".into(),
+        ))
     }
 }
 
@@ -69,6 +78,73 @@ pub fn is_unique_violation(err: &DbErr) -> bool {
     matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
 }
 
+/// What a database failure means for the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbFailure {
+    /// The database cannot be reached or is overloaded (connection, pool, a server shutting
+    /// down): retrying later may succeed.
+    Unavailable,
+    /// The database has no space left: writes fail until an operator frees some.
+    OutOfSpace,
+    /// Deterministic: a violated constraint, a value that does not decode, a schema that does
+    /// not match. Retrying cannot help.
+    Internal,
+}
+
+/// Classifies a database failure that is not a lost race (see [`is_conflict`]).
+pub fn classify_db_error(err: &DbErr) -> DbFailure {
+    match err {
+        DbErr::ConnectionAcquire(_) => DbFailure::Unavailable,
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => classify_sqlx_error(e),
+        // A connection-level failure sea-orm reports without a driver error.
+        DbErr::Conn(_) => DbFailure::Unavailable,
+        _ => DbFailure::Internal,
+    }
+}
+
+fn classify_sqlx_error(err: &sqlx::Error) -> DbFailure {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => DbFailure::Unavailable,
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                // Extended result codes: the primary code is the low byte.
+                match code.parse::<i32>().map(|c| c & 0xff) {
+                    // FULL.
+                    Ok(13) => DbFailure::OutOfSpace,
+                    // BUSY, LOCKED, IOERR, CANTOPEN.
+                    Ok(5 | 6 | 10 | 14) => DbFailure::Unavailable,
+                    _ => DbFailure::Internal,
+                }
+            } else {
+                match code.as_ref() {
+                    "53100" => DbFailure::OutOfSpace,
+                    // Connection exceptions (class 08), insufficient resources (53), operator
+                    // intervention (57: shutdown, cannot connect now), serialization failure
+                    // and deadlock.
+                    c if c.starts_with("08")
+                        || c.starts_with("53")
+                        || c.starts_with("57")
+                        || c == "40001"
+                        || c == "40P01" =>
+                    {
+                        DbFailure::Unavailable
+                    }
+                    _ => DbFailure::Internal,
+                }
+            }
+        }
+        _ => DbFailure::Internal,
+    }
+}
+
 fn database_code(err: &DbErr) -> Option<String> {
     match err {
         DbErr::Exec(RuntimeErr::SqlxError(e))
@@ -78,5 +154,52 @@ fn database_code(err: &DbErr) -> Option<String> {
             _ => None,
         },
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use sea_orm::ConnAcquireErr;
+
+    use super::*;
+
+    fn query(err: sqlx::Error) -> DbErr {
+        DbErr::Query(RuntimeErr::SqlxError(Arc::new(err)))
+    }
+
+    #[test]
+    fn connection_and_pool_failures_are_unavailable() {
+        assert_eq!(
+            classify_db_error(&DbErr::ConnectionAcquire(ConnAcquireErr::Timeout)),
+            DbFailure::Unavailable
+        );
+        assert_eq!(
+            classify_db_error(&query(sqlx::Error::PoolTimedOut)),
+            DbFailure::Unavailable
+        );
+        assert_eq!(
+            classify_db_error(&query(sqlx::Error::Io(std::io::Error::from(
+                std::io::ErrorKind::ConnectionRefused
+            )))),
+            DbFailure::Unavailable
+        );
+    }
+
+    #[test]
+    fn decode_and_logic_failures_are_internal() {
+        assert_eq!(
+            classify_db_error(&DbErr::Type("not a timestamp".into())),
+            DbFailure::Internal
+        );
+        assert_eq!(
+            classify_db_error(&query(sqlx::Error::ColumnNotFound("display_name".into()))),
+            DbFailure::Internal
+        );
+        assert_eq!(
+            classify_db_error(&DbErr::RecordNotFound("x".into())),
+            DbFailure::Internal
+        );
     }
 }

@@ -10,7 +10,9 @@
 //! |---|---|
 //! | [`config`] | flags and environment variables, with defaults |
 //! | [`database_url`] | database URLs in messages, without their credentials |
-//! | [`telemetry`] | the `tracing` subscriber and the one-line-per-RPC log layer |
+//! | [`telemetry`] | the `tracing` subscriber, OTLP trace export, the per-RPC span/log and metrics layers |
+//! | [`metrics`] | the Prometheus registry and the `record_…` hooks the other modules call |
+//! | [`metrics_server`] | the `/metrics` HTTP listener |
 //! | [`startup`] | builds and runs the server; shutdown |
 //! | [`proto`] | the gRPC contract: messages, clients and descriptor set from the `telephony-admin-api` crate (which other services use alone), and the service traits |
 //! | [`domain`] | the rules, without I/O: numbers, names, assignment, permissions, notices |
@@ -34,6 +36,8 @@ pub mod error;
 pub mod events;
 pub mod keys;
 pub mod maintenance;
+pub mod metrics;
+pub mod metrics_server;
 pub mod proto;
 pub mod startup;
 pub mod store;

@@ -13,10 +13,22 @@ use telephony_admin::{domain, telemetry};
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     // The server logs what it does; the one-shot commands only what goes wrong.
-    match &cli.command {
-        Command::Serve(settings) => telemetry::init(settings.log_format, "info"),
-        _ => telemetry::init(LogFormat::Text, "warn"),
-    }
+    let telemetry = match &cli.command {
+        Command::Serve(settings) => telemetry::init(
+            settings.log_format,
+            "info",
+            settings.otlp_endpoint.as_deref(),
+        ),
+        _ => telemetry::init(LogFormat::Text, "warn", None),
+    };
+    // Flushes logs and exports the last spans when main returns.
+    let _telemetry = match telemetry {
+        Ok(guard) => guard,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

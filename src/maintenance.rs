@@ -7,6 +7,7 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::{self, PurgeKind};
 use crate::store::Store;
 
 /// How long things are kept.
@@ -39,23 +40,33 @@ pub fn spawn(
 
 async fn run_once(store: &Store, events: chrono::Duration, idempotency: chrono::Duration) {
     let now = Utc::now();
+    metrics::record_purge_run();
     if let Some(cutoff) = now.checked_sub_signed(events) {
         match store.purge_changes_before(cutoff).await {
             Ok(0) => {}
-            Ok(purged) => tracing::info!(purged, "change events past retention purged"),
+            Ok(purged) => {
+                metrics::record_purged(PurgeKind::ChangeEvents, purged);
+                tracing::info!(purged, "change events past retention purged");
+            }
             Err(e) => tracing::warn!(error = %e, "could not purge change events"),
         }
     }
     if let Some(cutoff) = now.checked_sub_signed(idempotency) {
         match store.purge_idempotency_keys_before(cutoff).await {
             Ok(0) => {}
-            Ok(purged) => tracing::info!(purged, "expired idempotency records purged"),
+            Ok(purged) => {
+                metrics::record_purged(PurgeKind::IdempotencyRecords, purged);
+                tracing::info!(purged, "expired idempotency records purged");
+            }
             Err(e) => tracing::warn!(error = %e, "could not purge idempotency records"),
         }
     }
     match store.purge_deleted_numbers(now).await {
         Ok(0) => {}
-        Ok(purged) => tracing::info!(purged, "phone numbers purged from the deletion queue"),
+        Ok(purged) => {
+            metrics::record_purged(PurgeKind::DeletedNumbers, purged);
+            tracing::info!(purged, "phone numbers purged from the deletion queue");
+        }
         Err(e) => tracing::warn!(error = %e, "could not purge the deletion queue"),
     }
 }

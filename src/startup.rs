@@ -2,20 +2,35 @@
 //! change hub and the housekeeping, bind the listener, and serve every gRPC service with health
 //! and reflection until shutdown.
 //!
-//! Shutdown: SIGINT/SIGTERM (or [`Application::shutdown_token`]) cancels one token. Health turns
-//! NOT_SERVING, open watch streams end at once, the server stops accepting and drains in-flight
-//! requests for at most the configured grace period, then the store is closed.
+//! Health: every service, and the overall service `""`, is SERVING while the database answers a
+//! periodic ping, and NOT_SERVING while it does not.
+//!
+//! Shutdown: SIGINT/SIGTERM (or [`Application::shutdown_token`]) asks to stop. Every service
+//! turns NOT_SERVING at once, and the server keeps serving for the drain delay so that load
+//! balancers stop sending requests. Then it stops accepting, open watch streams end with
+//! UNAVAILABLE, in-flight requests finish (for at most the grace period; a watch stream whose
+//! consumer does not read is not waited for), and the store is closed.
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::{Context, bail};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tonic::server::NamedService;
 use tonic::transport::{Identity, Server, ServerTlsConfig, server::TcpIncoming};
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
 
 use crate::api::{
-    ApiContext, Limits, accounts::AccountApi, changes::ChangeApi, limits::LimitsLayer,
-    phone_numbers::PhoneNumberApi, telephony::TelephonyApi, users::UserApi, webhooks::WebhookApi,
+    ApiContext, Limits,
+    accounts::AccountApi,
+    changes::ChangeApi,
+    in_flight::{InFlight, InFlightLayer},
+    limits::LimitsLayer,
+    phone_numbers::PhoneNumberApi,
+    telephony::TelephonyApi,
+    users::UserApi,
+    webhooks::WebhookApi,
 };
 use crate::config::{ServeSettings, StorageSettings};
 use crate::database_url::redact;
@@ -27,14 +42,15 @@ use crate::proto::{
     telephony_service_server::TelephonyServiceServer, user_service_server::UserServiceServer,
     webhook_service_server::WebhookServiceServer,
 };
-use crate::store::{Store, StoreOptions};
-use crate::telemetry::RpcLogLayer;
+use crate::store::{Store, StoreOptions, WriteStats, WriterOptions};
+use crate::telemetry::{RpcMetricsLayer, rpc_trace_layer};
 
 /// Idle time before the kernel probes a connection.
 const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 
-/// Events the hub keeps in memory for live watchers.
-const HUB_CAPACITY: usize = 8192;
+/// Once no unary request is in flight, how long ended watch streams get to deliver their final
+/// status before the remaining connections are closed.
+const STREAM_END_ALLOWANCE: Duration = Duration::from_secs(1);
 
 /// Connects to the configured database, creating the SQLite data directory if needed.
 pub async fn connect_store(
@@ -58,13 +74,17 @@ fn create_dir(dir: &PathBuf) -> anyhow::Result<()> {
 
 pub struct Application {
     local_addr: SocketAddr,
-    shutdown: CancellationToken,
+    /// Cancelled to ask for a graceful stop (what SIGTERM does).
+    stop: CancellationToken,
+    metrics_addr: Option<SocketAddr>,
+    write_stats: Arc<WriteStats>,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
     deliveries: crate::delivery::Deliveries,
 }
 
 impl Application {
     pub async fn build(storage: &StorageSettings, settings: ServeSettings) -> anyhow::Result<Self> {
+        settings.validate().map_err(anyhow::Error::msg)?;
         let tls = match (&settings.tls_cert, &settings.tls_key) {
             (Some(cert), Some(key)) => Some(Identity::from_pem(
                 std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?,
@@ -82,22 +102,36 @@ impl Application {
             );
         }
 
+        if settings.metrics_listen.is_some() {
+            // Before anything records, so that the first housekeeping run is counted too.
+            crate::metrics::enable();
+        }
         let warm_up = tokio::task::spawn_blocking(crate::domain::phone_number::warm_up);
         let store = connect_store(
             storage,
             StoreOptions {
                 deletion_queue_period: settings.deletion_queue_period,
                 max_connections: settings.db_pool_size,
+                acquire_timeout: settings.database_acquire_timeout,
+                writer: WriterOptions {
+                    max_batch: usize::from(settings.write_batch_max),
+                    gather: settings.write_batch_wait,
+                },
             },
         )
         .await?;
         store.migrate().await.context("database migration failed")?;
-        ensure_api_key(&store, settings.bootstrap_key.as_deref()).await?;
+        // Replicas starting together must not each create a key.
+        store
+            .with_setup_lock(ensure_api_key(&store, settings.bootstrap_key.as_deref()))
+            .await??;
 
+        let stop = CancellationToken::new();
+        // Cancelled after the drain delay: stop accepting, end streams and background tasks.
         let shutdown = CancellationToken::new();
         let hub = ChangeHub::start(
             store.clone(),
-            HUB_CAPACITY,
+            settings.change_ring_capacity,
             settings.change_poll_interval,
             shutdown.clone(),
         )
@@ -139,18 +173,28 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let local_addr = listener.local_addr()?;
+        let metrics_addr = match settings.metrics_listen {
+            Some(address) => {
+                Some(crate::metrics_server::start(address, store.clone(), shutdown.clone()).await?)
+            }
+            None => None,
+        };
+        let write_stats = store.write_stats();
         let server = tokio::spawn(serve(
             listener,
             settings,
             tls,
             context,
             store,
-            shutdown.clone(),
+            stop.clone(),
+            shutdown,
         ));
         tracing::info!(address = %local_addr, "listening");
         Ok(Self {
             local_addr,
-            shutdown,
+            stop,
+            metrics_addr,
+            write_stats,
             server,
             deliveries,
         })
@@ -165,21 +209,89 @@ impl Application {
         &self.deliveries
     }
 
-    /// Cancelling it stops the server gracefully.
+    /// Where `/metrics` is served, when it is.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// The database writer's counters (batches committed, their sizes).
+    pub fn write_stats(&self) -> Arc<WriteStats> {
+        self.write_stats.clone()
+    }
+
+    /// Cancelling it stops the server gracefully, as SIGTERM does.
     pub fn shutdown_token(&self) -> CancellationToken {
-        self.shutdown.clone()
+        self.stop.clone()
     }
 
     /// Serves until SIGINT/SIGTERM or the shutdown token.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let shutdown = self.shutdown.clone();
+        let stop = self.stop.clone();
         tokio::spawn(async move {
             wait_for_signal().await;
             tracing::info!("shutdown requested");
-            shutdown.cancel();
+            stop.cancel();
         });
         self.server.await.context("server task failed")?
     }
+}
+
+/// The health service names: every gRPC service and the overall `""`.
+fn health_names() -> [&'static str; 7] {
+    [
+        "",
+        <AccountServiceServer<AccountApi> as NamedService>::NAME,
+        <UserServiceServer<UserApi> as NamedService>::NAME,
+        <PhoneNumberServiceServer<PhoneNumberApi> as NamedService>::NAME,
+        <TelephonyServiceServer<TelephonyApi> as NamedService>::NAME,
+        <ChangeServiceServer<ChangeApi> as NamedService>::NAME,
+        <WebhookServiceServer<WebhookApi> as NamedService>::NAME,
+    ]
+}
+
+async fn set_health(health: &HealthReporter, status: ServingStatus) {
+    for name in health_names() {
+        health.set_service_status(name, status).await;
+    }
+}
+
+/// Pings the database every `interval`: health follows its answers until shutdown.
+fn watch_database(
+    store: Store,
+    health: HealthReporter,
+    interval: Duration,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut reachable = true;
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(interval) => {}
+            }
+            let answered = tokio::time::timeout(interval.max(Duration::from_secs(1)), store.ping())
+                .await
+                .map_err(|_| "no answer in time".to_owned())
+                .and_then(|pinged| pinged.map_err(|e| e.to_string()));
+            // A stop requested meanwhile owns the health status.
+            if stop.is_cancelled() {
+                return;
+            }
+            match answered {
+                Ok(()) if !reachable => {
+                    tracing::info!("the database answers again; serving");
+                    set_health(&health, ServingStatus::Serving).await;
+                    reachable = true;
+                }
+                Err(error) if reachable => {
+                    tracing::error!(%error, "the database does not answer; health is NOT_SERVING");
+                    set_health(&health, ServingStatus::NotServing).await;
+                    reachable = false;
+                }
+                _ => {}
+            }
+        }
+    })
 }
 
 async fn serve(
@@ -188,24 +300,19 @@ async fn serve(
     tls: Option<Identity>,
     context: Arc<ApiContext>,
     store: Store,
+    stop: CancellationToken,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let max_message = settings.max_message_bytes;
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<AccountServiceServer<AccountApi>>()
-        .await;
-    health.set_serving::<UserServiceServer<UserApi>>().await;
-    health
-        .set_serving::<PhoneNumberServiceServer<PhoneNumberApi>>()
-        .await;
-    health
-        .set_serving::<TelephonyServiceServer<TelephonyApi>>()
-        .await;
-    health.set_serving::<ChangeServiceServer<ChangeApi>>().await;
-    health
-        .set_serving::<WebhookServiceServer<WebhookApi>>()
-        .await;
+    set_health(&health, ServingStatus::Serving).await;
+    let database_watch = watch_database(
+        store.clone(),
+        health.clone(),
+        settings.database_check_interval,
+        stop.clone(),
+    );
+    let in_flight = InFlight::default();
 
     // The google.rpc types too, so that grpcurl can show error details.
     let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -229,8 +336,12 @@ async fn serve(
             .tls_config(ServerTlsConfig::new().identity(identity))
             .context("invalid TLS certificate or key")?;
     }
+    // Metrics are recorded only when they are served.
+    let rpc_metrics = settings.metrics_listen.map(|_| RpcMetricsLayer);
     let router = builder
-        .layer(RpcLogLayer)
+        .layer(InFlightLayer(in_flight.clone()))
+        .layer(rpc_trace_layer())
+        .layer(tower::util::option_layer(rpc_metrics))
         .layer(LimitsLayer {
             request_timeout: settings.request_timeout,
         })
@@ -274,26 +385,42 @@ async fn serve(
             ChangeServiceServer::new(ChangeApi { context }).max_decoding_message_size(max_message),
         );
 
-    let stopping = shutdown.clone();
-    let health_on_stop = health.clone();
-    let serving = router.serve_with_incoming_shutdown(incoming(listener), async move {
-        stopping.cancelled().await;
-        health_on_stop
-            .set_not_serving::<AccountServiceServer<AccountApi>>()
-            .await;
-    });
+    let draining = async {
+        stop.cancelled().await;
+        set_health(&health, ServingStatus::NotServing).await;
+        tracing::info!(delay = ?settings.shutdown_drain_delay, "draining: health is NOT_SERVING");
+        tokio::time::sleep(settings.shutdown_drain_delay).await;
+        shutdown.cancel();
+    };
+    let serving =
+        router.serve_with_incoming_shutdown(incoming(listener), shutdown.clone().cancelled_owned());
     tokio::pin!(serving);
-    let result = tokio::select! {
-        result = &mut serving => result.map_err(anyhow::Error::from),
-        _ = async {
-            shutdown.cancelled().await;
-            tokio::time::sleep(settings.shutdown_grace).await;
-        } => {
-            tracing::warn!(grace = ?settings.shutdown_grace, "in-flight requests did not finish in time; stopping anyway");
-            Ok(())
+    tokio::pin!(draining);
+    let mut drained = false;
+    let result = loop {
+        tokio::select! {
+            result = &mut serving => break result.map_err(anyhow::Error::from),
+            _ = &mut draining, if !drained => drained = true,
+            _ = async {
+                shutdown.cancelled().await;
+                tokio::time::sleep(settings.shutdown_grace).await;
+            } => {
+                tracing::warn!(grace = ?settings.shutdown_grace, "in-flight requests did not finish in time; stopping anyway");
+                break Ok(());
+            }
+            _ = async {
+                shutdown.cancelled().await;
+                in_flight.idle().await;
+                tokio::time::sleep(STREAM_END_ALLOWANCE).await;
+            } => {
+                tracing::info!("no request in flight; closing the connections of streams that are not read");
+                break Ok(());
+            }
         }
     };
+    stop.cancel();
     shutdown.cancel();
+    let _ = database_watch.await;
     if let Err(e) = store.close().await {
         tracing::warn!(error = %e, "closing the database failed");
     }

@@ -49,6 +49,7 @@ impl Caller {
 
     /// The request names `account_id`; the key must cover it.
     pub fn require_account(&self, account_id: &str) -> Result<()> {
+        crate::telemetry::record_account_id(account_id);
         match &self.scope {
             Scope::Organisation => Ok(()),
             Scope::Account(own) if own == account_id => Ok(()),
@@ -98,7 +99,10 @@ impl Authenticator {
             .find_api_key_by_hash(&hex::encode(digest))
             .await?
             .and_then(to_caller)
-            .ok_or_else(|| Error::Unauthenticated("the API key is unknown or revoked".into()))?;
+            .ok_or_else(|| {
+                crate::metrics::record_auth_failure(crate::metrics::AuthFailure::UnknownKey);
+                Error::Unauthenticated("the API key is unknown or revoked".into())
+            })?;
         if let Some(ticket) = ticket {
             self.cache.insert(ticket, digest, caller.clone());
         }
@@ -118,6 +122,7 @@ impl Authenticator {
                 .is_none(),
         };
         if revoked {
+            crate::metrics::record_auth_failure(crate::metrics::AuthFailure::Revoked);
             Err(Error::Unauthenticated(
                 "the API key has been revoked".into(),
             ))
@@ -150,6 +155,7 @@ fn to_caller(record: crate::store::ApiKeyRecord) -> Option<Caller> {
 
 fn bearer<T>(request: &Request<T>) -> Result<&str> {
     let missing = || {
+        crate::metrics::record_auth_failure(crate::metrics::AuthFailure::MissingCredentials);
         Error::Unauthenticated(
             "missing credentials: send the metadata 'authorization: Bearer <API key>'".into(),
         )

@@ -4,6 +4,7 @@ use std::{pin::Pin, sync::Arc};
 
 use futures::Stream;
 use tokio_stream::{StreamExt, wrappers::ReceiverStream};
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use super::auth::Caller;
@@ -35,6 +36,33 @@ fn scoped_filter(caller: &Caller, account_id: &str, user_id: &str) -> Result<Cha
     })
 }
 
+/// Ends the stream with UNAVAILABLE as soon as the server shuts down, dropping what is buffered
+/// for a consumer that is not reading (it resumes from the last item it received).
+fn end_at_shutdown(
+    items: impl Stream<Item = Result<proto::WatchChangesResponse, Status>> + Send + 'static,
+    shutdown: CancellationToken,
+) -> impl Stream<Item = Result<proto::WatchChangesResponse, Status>> + Send + 'static {
+    let items = Box::pin(items);
+    futures::stream::unfold(
+        (items, Some(shutdown)),
+        |(mut items, shutdown)| async move {
+            // `None`: an error was the last item.
+            let shutdown = shutdown?;
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => {
+                    Some((Err(Status::from(Error::ShuttingDown)), (items, None)))
+                }
+                item = items.next() => match item {
+                    None => None,
+                    Some(Err(status)) => Some((Err(status), (items, None))),
+                    Some(ok) => Some((ok, (items, Some(shutdown)))),
+                },
+            }
+        },
+    )
+}
+
 #[tonic::async_trait]
 impl ChangeService for ChangeApi {
     type WatchChangesStream = WatchStream;
@@ -54,12 +82,13 @@ impl ChangeService for ChangeApi {
             let key_id = key_id.clone();
             Box::pin(async move { auth.still_valid(&key_id).await })
         });
-        let receiver = events::watch(
+        let watch = events::watch(
             self.context.store.clone(),
             self.context.hub.clone(),
             WatchOptions {
                 filter: filter.clone(),
                 after_sequence: req.after_sequence,
+                log_id: (!req.log_id.is_empty()).then(|| req.log_id.clone()),
                 checkpoint_interval: self.context.limits.checkpoint_interval,
                 revalidate: Some(revalidate),
             },
@@ -73,15 +102,19 @@ impl ChangeService for ChangeApi {
             actor = %caller.key_id,
             "watch opened"
         );
-        let stream = ReceiverStream::new(receiver).map(move |item| {
+        let log_id = watch.log_id;
+        let items = ReceiverStream::new(watch.items).map(move |item| {
             // The slot lives as long as the stream: dropped when the client goes away.
             let _slot = &slot;
             match item {
                 Ok(WatchItem::Event(event)) => Ok(proto::WatchChangesResponse {
-                    kind: Some(Kind::Event(convert::change_event(&event))),
+                    kind: Some(Kind::Event(convert::change_event(&event, &log_id))),
                 }),
                 Ok(WatchItem::Checkpoint(sequence)) => Ok(proto::WatchChangesResponse {
-                    kind: Some(Kind::Checkpoint(proto::Checkpoint { sequence })),
+                    kind: Some(Kind::Checkpoint(proto::Checkpoint {
+                        sequence,
+                        log_id: log_id.clone(),
+                    })),
                 }),
                 Err(error) => Err(Status::from(error)),
             }
@@ -97,8 +130,11 @@ impl ChangeService for ChangeApi {
                 )))
             }
         };
-        let stream = futures::stream::select(stream, futures::stream::once(revoked));
-        Ok(Response::new(Box::pin(stream)))
+        let items = futures::stream::select(items, futures::stream::once(revoked));
+        Ok(Response::new(Box::pin(end_at_shutdown(
+            items,
+            self.context.shutdown.clone(),
+        ))))
     }
 
     async fn list_changes(
@@ -123,8 +159,13 @@ impl ChangeService for ChangeApi {
             .store
             .list_changes(&filter, req.after_sequence, &page)
             .await?;
+        let log_id = self.context.store.change_log_state().await?.log_id;
         Ok(Response::new(proto::ListChangesResponse {
-            events: events.items.iter().map(convert::change_event).collect(),
+            events: events
+                .items
+                .iter()
+                .map(|e| convert::change_event(e, &log_id))
+                .collect(),
             next_page_token: events.next_page_token,
         }))
     }

@@ -55,15 +55,15 @@ pub fn user(v: UserView) -> proto::User {
     };
     let telephony_settings = Some(settings(v.settings()));
     proto::User {
-        account_id: v.user.account_id,
-        user_id: v.user.id,
-        email: v.user.email,
-        display_name: v.user.display_name,
+        account_id: v.account_id,
+        user_id: v.user_id,
+        email: v.email,
+        display_name: v.display_name,
         license_type: license_type as i32,
         primary_phone_number: v.phone_number.unwrap_or_default(),
         telephony_settings,
-        create_time: Some(timestamp(v.user.create_time)),
-        update_time: Some(timestamp(v.user.update_time)),
+        create_time: Some(timestamp(v.create_time)),
+        update_time: Some(timestamp(v.update_time)),
     }
 }
 
@@ -200,7 +200,8 @@ pub fn order(o: OrderRecord) -> proto::PhoneNumberOrder {
     }
 }
 
-pub fn change_event(e: &change_event::Model) -> proto::ChangeEvent {
+/// An event of the log `log_id`.
+pub fn change_event(e: &change_event::Model, log_id: &str) -> proto::ChangeEvent {
     let kind = ChangeKind::from_db(&e.kind);
     let proto_kind = match kind {
         Some(ChangeKind::PhoneNumberAssigned) => proto::ChangeKind::PhoneNumberAssigned,
@@ -226,6 +227,7 @@ pub fn change_event(e: &change_event::Model) -> proto::ChangeEvent {
         notice: e.notice.clone(),
         actor: e.actor.clone(),
         occur_time: Some(timestamp(e.occur_time)),
+        log_id: log_id.to_owned(),
     }
 }
 

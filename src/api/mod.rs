@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod auth;
 pub mod changes;
 pub mod convert;
+pub mod in_flight;
 pub mod key_cache;
 pub mod limits;
 pub mod phone_numbers;

@@ -8,7 +8,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::domain::DomainError;
-use crate::error::Error;
+use crate::error::{DbFailure, Error, classify_db_error};
 
 /// `google.rpc.ErrorInfo.domain` of this service's errors.
 const ERROR_DOMAIN: &str = "telephony.admin.v1";
@@ -23,15 +23,30 @@ pub fn to_status(err: Error) -> Status {
     match err {
         Error::Domain(domain) => domain_status(domain),
         Error::Unauthenticated(message) => Status::unauthenticated(message),
-        Error::PermissionDenied(message) => Status::permission_denied(message),
+        Error::PermissionDenied(message) => {
+            crate::metrics::record_auth_failure(crate::metrics::AuthFailure::PermissionDenied);
+            Status::permission_denied(message)
+        }
         Error::ResourceExhausted(message) => Status::resource_exhausted(message),
         Error::ShuttingDown => Status::unavailable(
             "the server is shutting down; reconnect and resume with after_sequence set to the last sequence you received",
         ),
-        Error::Database(e) => {
-            tracing::error!(error = %e, "database error");
-            Status::unavailable("the database is unavailable or failed; retry later")
-        }
+        Error::Database(e) => match classify_db_error(&e) {
+            DbFailure::Unavailable => {
+                tracing::warn!(error = %e, "database unavailable");
+                Status::unavailable("the database is unavailable; retry later")
+            }
+            DbFailure::OutOfSpace => {
+                tracing::error!(error = %e, "the database is out of disk space");
+                Status::resource_exhausted(
+                    "the database is out of disk space; reads still work, writes fail until space is freed",
+                )
+            }
+            DbFailure::Internal => {
+                tracing::error!(error = ?e, "database error");
+                Status::internal("internal error")
+            }
+        },
         Error::Internal(message) => {
             tracing::error!(error = %message, "internal error");
             Status::internal("internal error")

@@ -35,7 +35,7 @@ impl UserService for UserApi {
             .store
             .create_user(&account_id, email, display_name, license_type)
             .await?;
-        tracing::info!(%account_id, user_id = %user.user.id, actor = %caller.key_id, "user created");
+        tracing::info!(%account_id, user_id = %user.user_id, actor = %caller.key_id, "user created");
         Ok(Response::new(convert::user(user)))
     }
 

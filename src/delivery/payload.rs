@@ -32,6 +32,7 @@ pub struct ChangeEventJson {
     pub notice: String,
     pub actor: String,
     pub occur_time: String,
+    pub log_id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,8 +42,9 @@ pub struct TelephonySettingsJson {
     pub sms: bool,
 }
 
-impl From<&change_event::Model> for ChangeEventJson {
-    fn from(e: &change_event::Model) -> Self {
+impl ChangeEventJson {
+    /// The event `e` of the log `log_id`.
+    pub fn new(e: &change_event::Model, log_id: &str) -> Self {
         let kind = ChangeKind::from_db(&e.kind);
         Self {
             sequence: e.sequence.max(0).to_string(),
@@ -64,6 +66,7 @@ impl From<&change_event::Model> for ChangeEventJson {
             notice: e.notice.clone(),
             actor: e.actor.clone(),
             occur_time: rfc3339(e.occur_time),
+            log_id: log_id.to_owned(),
         }
     }
 }
@@ -72,9 +75,9 @@ fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
-/// The body for `event`.
-pub fn webhook_body(event: &change_event::Model) -> Vec<u8> {
-    let data = ChangeEventJson::from(event);
+/// The body for `event` of the log `log_id`.
+pub fn webhook_body(event: &change_event::Model, log_id: &str) -> Vec<u8> {
+    let data = ChangeEventJson::new(event, log_id);
     let payload = WebhookPayload {
         kind: data.kind.clone(),
         timestamp: data.occur_time.clone(),
@@ -103,7 +106,7 @@ mod tests {
             actor: "k".into(),
             occur_time: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
         };
-        let body: serde_json::Value = serde_json::from_slice(&webhook_body(&event)).unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&webhook_body(&event, "log")).unwrap();
         assert_eq!(body["type"], "CHANGE_KIND_PHONE_NUMBER_ASSIGNED");
         assert_eq!(body["data"]["sequence"], "42");
         assert_eq!(body["data"]["telephony_settings"]["sms"], true);
@@ -135,8 +138,9 @@ mod tests {
                 actor: "k".into(),
                 occur_time: DateTime::from_timestamp(1_700_000_000, 5_000_000).unwrap(),
             };
-            let api = crate::api::convert::change_event(&event);
-            let json = ChangeEventJson::from(&event);
+            let api = crate::api::convert::change_event(&event, "log");
+            let json = ChangeEventJson::new(&event, "log");
+            assert_eq!(json.log_id, api.log_id);
             assert_eq!(json.kind, api.kind().as_str_name());
             assert_eq!(json.sequence, api.sequence.to_string());
             assert_eq!(json.sign_out_required, api.sign_out_required);

@@ -21,6 +21,8 @@ pub struct WebhookSink {
     policy: TargetPolicy,
     pause_after: Duration,
     config: Option<Config>,
+    /// The change log's identity, sent with every event.
+    log_id: String,
 }
 
 struct Config {
@@ -44,6 +46,7 @@ impl WebhookSink {
             policy,
             pause_after,
             config: None,
+            log_id: String::new(),
         }
     }
 
@@ -71,6 +74,9 @@ impl Sink for WebhookSink {
         match store.find_webhook(&self.id).await? {
             Some(webhook) => {
                 self.config = Some(self.configure(webhook));
+                if self.log_id.is_empty() {
+                    self.log_id = super::source::log_state(store).await?.log_id;
+                }
                 Ok(true)
             }
             None => Ok(false),
@@ -94,7 +100,7 @@ impl Sink for WebhookSink {
             .ok_or_else(|| "the webhook's configuration is not loaded".to_owned())?;
         let target = config.target.as_ref().map_err(Clone::clone)?;
         let timestamp = Utc::now().timestamp();
-        let body = webhook_body(event);
+        let body = webhook_body(event, &self.log_id);
         let secrets: Vec<&str> = config.secrets.iter().map(String::as_str).collect();
         let signature = signature_header(&secrets, &event.event_id, timestamp, &body);
         let headers = [

@@ -126,6 +126,7 @@ impl ChangeHub {
                     }
                 }
                 self.head.send_replace(last);
+                crate::metrics::record_hub_sequence(last);
                 if !full {
                     break;
                 }

@@ -15,4 +15,4 @@ pub mod pg_listener;
 pub mod watcher;
 
 pub use hub::ChangeHub;
-pub use watcher::{WatchItem, WatchOptions, watch};
+pub use watcher::{Watch, WatchItem, WatchOptions, watch};

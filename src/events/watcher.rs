@@ -1,7 +1,11 @@
 //! One `WatchChanges` stream: replay what the consumer missed, then follow the hub, with
 //! checkpoints. It runs as its own task and writes into a small bounded channel; when the
 //! consumer stops reading, the task simply waits (and later resumes from the database), and when
-//! the consumer goes away or the server shuts down, the task ends at once.
+//! the consumer goes away or the server shuts down, the task ends at once, without waiting for
+//! room in the channel.
+//!
+//! A resume point must belong to this log (the consumer may send the `log_id` it came from) and
+//! lie within the retained history: not compacted, not beyond the newest event.
 
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
@@ -18,6 +22,12 @@ use crate::store::{ChangeFilter, Store};
 const BATCH: usize = 256;
 /// Items buffered per watcher: the bound on a slow consumer's memory.
 const CHANNEL_CAPACITY: usize = 64;
+/// While a batch is being sent to a slow consumer, the key is checked again this often.
+const REVALIDATE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// `google.rpc.ErrorInfo` reasons of refused resume points.
+pub const RESUME_POINT_AHEAD_OF_LOG: &str = "RESUME_POINT_AHEAD_OF_LOG";
+pub const CHANGE_LOG_REPLACED: &str = "CHANGE_LOG_REPLACED";
 
 /// What a watcher sends.
 #[derive(Debug, Clone)]
@@ -27,8 +37,9 @@ pub enum WatchItem {
     Checkpoint(u64),
 }
 
-/// Checks, before each event (given its sequence) and each idle checkpoint, that the consumer
-/// may still watch (e.g. its key is not revoked).
+/// Checks, before each batch of events (given the batch's last sequence), at least every
+/// [`REVALIDATE_INTERVAL`] while a batch is being sent, and before each idle checkpoint, that the
+/// consumer may still watch (e.g. its key is not revoked).
 pub type Revalidate =
     Arc<dyn Fn(u64) -> Pin<Box<dyn Future<Output = Result<()>> + Send>> + Send + Sync>;
 
@@ -36,43 +47,96 @@ pub struct WatchOptions {
     pub filter: ChangeFilter,
     /// Resume after this sequence; `None` for live events only.
     pub after_sequence: Option<u64>,
+    /// The log the consumer's resume point came from; `None` when it does not say.
+    pub log_id: Option<String>,
     pub checkpoint_interval: Duration,
     pub revalidate: Option<Revalidate>,
 }
 
-/// Opens a watch: checks the resume point now (so that OUT_OF_RANGE is the RPC's answer), then
+/// An open watch: the log it reads and the items a background task feeds it.
+pub struct Watch {
+    pub log_id: String,
+    pub items: mpsc::Receiver<Result<WatchItem>>,
+}
+
+/// Opens a watch: checks the resume point now (so that the refusal is the RPC's answer), then
 /// returns the receiving end of a stream fed by a background task.
 pub async fn watch(
     store: Store,
     hub: Arc<ChangeHub>,
     options: WatchOptions,
     shutdown: CancellationToken,
-) -> Result<mpsc::Receiver<Result<WatchItem>>> {
+) -> Result<Watch> {
     let state = store.change_log_state().await?;
+    if let Some(expected) = &options.log_id {
+        check_same_log(expected, &state.log_id)?;
+    }
     let cursor = match options.after_sequence {
         Some(after) => {
             check_retained(after, state.purged_through)?;
+            check_not_ahead(after, state.last_sequence)?;
             after
         }
         None => state.last_sequence,
     };
+    let log_id = state.log_id;
     let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+    let task_log_id = log_id.clone();
     tokio::spawn(async move {
+        let _open = crate::metrics::watch_stream_opened();
         let ended = Watcher {
             store,
             hub,
             options,
+            log_id: task_log_id,
             tx: tx.clone(),
             cursor,
         }
-        .run(shutdown)
+        .run(shutdown.clone())
         .await;
         if let Err(error) = ended {
-            // The consumer may be gone already; nothing else to do then.
-            let _ = tx.send(Err(error)).await;
+            if matches!(error, Error::ShuttingDown) {
+                // Never wait for room at shutdown: a consumer that is not reading must not hold
+                // the server up (the API ends its stream with the same error anyway).
+                let _ = tx.try_send(Err(error));
+            } else {
+                // The consumer may be gone already; nothing else to do then.
+                tokio::select! {
+                    _ = shutdown.cancelled() => {}
+                    _ = tx.send(Err(error)) => {}
+                }
+            }
         }
     });
-    Ok(rx)
+    Ok(Watch { log_id, items: rx })
+}
+
+fn check_same_log(expected: &str, actual: &str) -> Result<()> {
+    if expected != actual {
+        return Err(DomainError::precondition(
+            CHANGE_LOG_REPLACED,
+            "log_id",
+            format!(
+                "the resume point belongs to change log {expected}, but this service now serves change log {actual}: the database was restored or replaced, so sequences are not comparable; re-read the current state you need, then watch without after_sequence (or from a sequence of the new log)"
+            ),
+        )
+        .into());
+    }
+    Ok(())
+}
+
+fn check_not_ahead(after: u64, last_sequence: u64) -> Result<()> {
+    if after > last_sequence {
+        return Err(DomainError::precondition(
+            RESUME_POINT_AHEAD_OF_LOG,
+            "after_sequence",
+            format!(
+                "after_sequence {after} is beyond the newest event ({last_sequence}): the database was restored or failed over and lost events you saw; re-read the current state you need, then watch without after_sequence (or from a sequence of this log)"
+            ),
+        )
+        .into());
+    }
+    Ok(())
 }
 
 fn check_retained(after: u64, purged_through: u64) -> Result<()> {
@@ -90,6 +154,7 @@ struct Watcher {
     store: Store,
     hub: Arc<ChangeHub>,
     options: WatchOptions,
+    log_id: String,
     tx: mpsc::Sender<Result<WatchItem>>,
     /// Everything up to here has been sent (or did not match the filter).
     cursor: u64,
@@ -105,9 +170,16 @@ impl Watcher {
             if self.cursor < target {
                 let (events, covered) = self.next_batch(target).await?;
                 let sent_any = !events.is_empty();
+                // One key check for the batch, before its first event; again only if sending
+                // to a slow consumer takes long.
+                let mut checked: Option<Instant> = None;
+                let batch_end = events.last().map_or(covered, |e| e.sequence as u64);
                 for event in events {
-                    if let Some(revalidate) = &self.options.revalidate {
-                        revalidate(event.sequence as u64).await?;
+                    if checked.is_none_or(|at| at.elapsed() >= REVALIDATE_INTERVAL) {
+                        if let Some(revalidate) = &self.options.revalidate {
+                            revalidate(batch_end).await?;
+                        }
+                        checked = Some(Instant::now());
                     }
                     if !self.send(WatchItem::Event(event), &shutdown).await? {
                         return Ok(());
@@ -158,6 +230,7 @@ impl Watcher {
         {
             return Ok(found);
         }
+        crate::metrics::record_ring_fallback();
         let events = self
             .store
             .changes_after(
@@ -167,8 +240,10 @@ impl Watcher {
                 BATCH as u64,
             )
             .await?;
-        // Events purged while we were behind would be skipped silently: refuse instead.
+        // Events purged while we were behind would be skipped silently, and a database replaced
+        // under us would renumber them: refuse instead.
         let state = self.store.change_log_state().await?;
+        check_same_log(&self.log_id, &state.log_id)?;
         check_retained(self.cursor, state.purged_through)?;
         let covered = if events.len() == BATCH {
             events.last().map_or(target, |e| e.sequence as u64)

@@ -2,14 +2,15 @@
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set,
     sea_query::{Expr, ExprTrait, Func, LikeExpr},
 };
 
 use super::Store;
 use super::entities::{account, user};
 use super::page::{Page, PageRequest};
+use super::writer::{Mutation, TxnFuture};
 use crate::domain::{DomainError, account::new_id};
 use crate::error::Result;
 
@@ -20,16 +21,95 @@ pub(super) fn account_not_found(id: &str) -> DomainError {
     }
 }
 
+struct CreateAccount {
+    name: String,
+}
+
+impl Mutation for CreateAccount {
+    type Output = account::Model;
+    const APPENDS_CHANGES: bool = false;
+
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, account::Model> {
+        Box::pin(async move {
+            let now = Utc::now();
+            Ok(account::ActiveModel {
+                id: Set(new_id()),
+                name: Set(self.name.clone()),
+                create_time: Set(now),
+                update_time: Set(now),
+            }
+            .insert(txn)
+            .await?)
+        })
+    }
+}
+
+struct RenameAccount {
+    id: String,
+    name: String,
+}
+
+impl Mutation for RenameAccount {
+    type Output = account::Model;
+    const APPENDS_CHANGES: bool = false;
+
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, account::Model> {
+        Box::pin(rename_account(txn, self))
+    }
+}
+
+async fn rename_account(txn: &DatabaseTransaction, cmd: &RenameAccount) -> Result<account::Model> {
+    let id = cmd.id.as_str();
+    let existing = account::Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(txn)
+        .await?
+        .ok_or_else(|| account_not_found(id))?;
+    let mut model: account::ActiveModel = existing.into();
+    model.name = Set(cmd.name.clone());
+    model.update_time = Set(Utc::now());
+    Ok(model.update(txn).await?)
+}
+
+struct DeleteAccount {
+    id: String,
+}
+
+impl Mutation for DeleteAccount {
+    type Output = ();
+    const APPENDS_CHANGES: bool = false;
+
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, ()> {
+        Box::pin(delete_account(txn, &self.id))
+    }
+}
+
+/// Refused while the account has users (the foreign key would refuse it too).
+async fn delete_account(txn: &DatabaseTransaction, id: &str) -> Result<()> {
+    account::Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(txn)
+        .await?
+        .ok_or_else(|| account_not_found(id))?;
+    let users = user::Entity::find()
+        .filter(user::Column::AccountId.eq(id))
+        .count(txn)
+        .await?;
+    if users > 0 {
+        return Err(DomainError::precondition(
+            "ACCOUNT_HAS_USERS",
+            id,
+            format!("account {id} still has {users} user(s); delete them first"),
+        )
+        .into());
+    }
+    account::Entity::delete_by_id(id).exec(txn).await?;
+    Ok(())
+}
+
 impl Store {
     pub async fn create_account(&self, name: String) -> Result<account::Model> {
-        let now = Utc::now();
-        let model = account::ActiveModel {
-            id: Set(new_id()),
-            name: Set(name),
-            create_time: Set(now),
-            update_time: Set(now),
-        };
-        Ok(model.insert(self.connection()).await?)
+        self.write(CreateAccount { name }).await
     }
 
     pub async fn get_account(&self, id: &str) -> Result<account::Model> {
@@ -76,43 +156,16 @@ impl Store {
     }
 
     pub async fn update_account(&self, id: &str, name: String) -> Result<account::Model> {
-        let txn = self.begin_write().await?;
-        let existing = account::Entity::find_by_id(id)
-            .lock_exclusive()
-            .one(&txn)
-            .await?
-            .ok_or_else(|| account_not_found(id))?;
-        let mut model: account::ActiveModel = existing.into();
-        model.name = Set(name);
-        model.update_time = Set(Utc::now());
-        let updated = model.update(&txn).await?;
-        self.commit(txn, false).await?;
-        Ok(updated)
+        self.write(RenameAccount {
+            id: id.to_owned(),
+            name,
+        })
+        .await
     }
 
     /// Refused while the account has users (the foreign key would refuse it too).
     pub async fn delete_account(&self, id: &str) -> Result<()> {
-        let txn = self.begin_write().await?;
-        account::Entity::find_by_id(id)
-            .lock_exclusive()
-            .one(&txn)
-            .await?
-            .ok_or_else(|| account_not_found(id))?;
-        let users = user::Entity::find()
-            .filter(user::Column::AccountId.eq(id))
-            .count(&txn)
-            .await?;
-        if users > 0 {
-            return Err(DomainError::precondition(
-                "ACCOUNT_HAS_USERS",
-                id,
-                format!("account {id} still has {users} user(s); delete them first"),
-            )
-            .into());
-        }
-        account::Entity::delete_by_id(id).exec(&txn).await?;
-        self.commit(txn, false).await?;
-        Ok(())
+        self.write(DeleteAccount { id: id.to_owned() }).await
     }
 }
 

@@ -1,25 +1,13 @@
-//! The change outbox: appending events inside a use case's transaction, reading them back in
-//! sequence order, and purging those past retention.
-//!
-//! Sequences come from the single `change_log` row, incremented by each appending transaction.
-//! The row stays locked until that transaction commits, so sequence N+1 cannot be handed out
-//! before N is committed or rolled back: readers always see a gap-free prefix, in order.
+//! The change feed, read side: events in sequence order (for watchers and the audit trail) and
+//! the bounds of the retained history. Events are written by [`super::outbox`].
 
-use chrono::{DateTime, Utc};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, Statement,
-};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::Store;
 use super::entities::{change_event, change_log};
 use super::page::{Page, PageRequest};
 use crate::domain::DomainError;
-use crate::domain::change::NewChange;
 use crate::error::{Error, Result};
-
-/// The PostgreSQL NOTIFY channel that tells other replicas a change was committed.
-pub const NOTIFY_CHANNEL: &str = "telephony_admin_changes";
 
 /// Which events a reader wants; `None` means no filter on that field.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -47,9 +35,11 @@ impl ChangeFilter {
     }
 }
 
-/// The bounds of the retained history.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The bounds of the retained history, and which log it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangeLogState {
+    /// The log's identity (see `ChangeEvent.log_id`).
+    pub log_id: String,
     /// The last committed sequence (0 before the first event).
     pub last_sequence: u64,
     /// Every event up to this sequence has been purged.
@@ -57,56 +47,13 @@ pub struct ChangeLogState {
 }
 
 impl Store {
-    /// Writes one change event in `txn` and returns it with its sequence.
-    pub(super) async fn append_change(
-        &self,
-        txn: &DatabaseTransaction,
-        change: NewChange,
-    ) -> Result<change_event::Model> {
-        let backend = self.backend();
-        let row = txn
-            .query_one_raw(Statement::from_string(
-                backend,
-                "UPDATE change_log SET last_sequence = last_sequence + 1 WHERE id = 1 RETURNING last_sequence",
-            ))
-            .await?
-            .ok_or_else(|| Error::Internal("the change_log row is missing".into()))?;
-        let sequence: i64 = row.try_get_by_index(0)?;
-        let notice = change.notice();
-        let event = change_event::ActiveModel {
-            sequence: Set(sequence),
-            event_id: Set(uuid::Uuid::new_v4().to_string()),
-            account_id: Set(change.account_id),
-            user_id: Set(change.user_id),
-            kind: Set(change.kind.as_str().to_owned()),
-            e164: Set(change.e164_phone_number),
-            inbound_calling: Set(change.settings.inbound_calling),
-            outbound_calling: Set(change.settings.outbound_calling),
-            sms: Set(change.settings.sms),
-            notice: Set(notice),
-            actor: Set(change.actor),
-            occur_time: Set(Utc::now()),
-        }
-        .insert(txn)
-        .await?;
-        if self.is_postgres() {
-            // Delivered to listeners on commit, never for a rolled-back transaction.
-            txn.execute_raw(Statement::from_sql_and_values(
-                backend,
-                "SELECT pg_notify($1, $2)",
-                [NOTIFY_CHANNEL.into(), sequence.to_string().into()],
-            ))
-            .await?;
-        }
-        Ok(event)
-    }
-
     pub async fn change_log_state(&self) -> Result<ChangeLogState> {
         let row = change_log::Entity::find_by_id(1)
             .one(self.connection())
             .await?
             .ok_or_else(|| Error::Internal("the change_log row is missing".into()))?;
         Ok(ChangeLogState {
+            log_id: row.log_id,
             last_sequence: row.last_sequence.max(0) as u64,
             purged_through: row.purged_through.max(0) as u64,
         })
@@ -148,39 +95,6 @@ impl Store {
             .changes_after(after, None, filter, page.fetch_limit())
             .await?;
         Ok(page.finish(rows, |e| e.sequence.to_string()))
-    }
-
-    /// Deletes events that occurred before `cutoff`; returns how many went.
-    pub async fn purge_changes_before(&self, cutoff: DateTime<Utc>) -> Result<u64> {
-        // Look first without the write lock: usually there is nothing to purge.
-        let newest_expired = change_event::Entity::find()
-            .filter(change_event::Column::OccurTime.lt(cutoff))
-            .order_by_desc(change_event::Column::Sequence)
-            .one(self.connection())
-            .await?;
-        let Some(newest_expired) = newest_expired else {
-            return Ok(0);
-        };
-        let through = newest_expired.sequence;
-        let txn = self.begin_write().await?;
-        let deleted = change_event::Entity::delete_many()
-            .filter(change_event::Column::Sequence.lte(through))
-            .exec(&txn)
-            .await?
-            .rows_affected;
-        txn.execute_raw(Statement::from_sql_and_values(
-            self.backend(),
-            match self.backend() {
-                sea_orm::DbBackend::Postgres => {
-                    "UPDATE change_log SET purged_through = GREATEST(purged_through, $1) WHERE id = 1"
-                }
-                _ => "UPDATE change_log SET purged_through = MAX(purged_through, ?) WHERE id = 1",
-            },
-            [through.into()],
-        ))
-        .await?;
-        self.commit(txn, false).await?;
-        Ok(deleted)
     }
 }
 

@@ -18,6 +18,7 @@ use tokio::sync::Notify;
 
 use super::Store;
 use super::entities::api_key;
+use super::writer::{Mutation, TxnFuture};
 use crate::domain::{DomainError, account::new_id};
 use crate::error::{Error, Result};
 
@@ -91,21 +92,45 @@ impl From<api_key::Model> for ApiKeyRecord {
     }
 }
 
+impl Mutation for NewApiKey {
+    type Output = ApiKeyRecord;
+    const APPENDS_CHANGES: bool = false;
+
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, ApiKeyRecord> {
+        Box::pin(async move {
+            let model = api_key::ActiveModel {
+                id: Set(new_id()),
+                name: Set(self.name.clone()),
+                role: Set(self.role.clone()),
+                account_id: Set(self.account_id.clone()),
+                secret_hash: Set(self.secret_hash.clone()),
+                create_time: Set(Utc::now()),
+                revoke_time: Set(None),
+                revoke_generation: Set(None),
+            }
+            .insert(txn)
+            .await?;
+            Ok(model.into())
+        })
+    }
+}
+
+struct RevokeApiKey {
+    id: String,
+}
+
+impl Mutation for RevokeApiKey {
+    type Output = ApiKeyRecord;
+    const APPENDS_CHANGES: bool = false;
+
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, ApiKeyRecord> {
+        Box::pin(revoke_api_key_in(txn, &self.id))
+    }
+}
+
 impl Store {
     pub async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKeyRecord> {
-        let model = api_key::ActiveModel {
-            id: Set(new_id()),
-            name: Set(key.name),
-            role: Set(key.role),
-            account_id: Set(key.account_id),
-            secret_hash: Set(key.secret_hash),
-            create_time: Set(Utc::now()),
-            revoke_time: Set(None),
-            revoke_generation: Set(None),
-        }
-        .insert(self.connection())
-        .await?;
-        Ok(model.into())
+        self.write(key).await
     }
 
     /// The key with this secret hash, revoked or not.
@@ -141,9 +166,7 @@ impl Store {
     /// Revokes the key; revoking a revoked key changes nothing. This process's servers hear of
     /// it at once, other processes through [`Store::revocations_after`] (and NOTIFY).
     pub async fn revoke_api_key(&self, id: &str) -> Result<ApiKeyRecord> {
-        let txn = self.begin_write().await?;
-        let revoked = revoke_api_key_in(&txn, id).await?;
-        txn.commit().await?;
+        let revoked = self.write(RevokeApiKey { id: id.to_owned() }).await?;
         self.revocation_signal().heard();
         Ok(revoked)
     }

@@ -1,10 +1,14 @@
-//! Persistence: SeaORM entities, migrations and the repository. Every use case runs in one
-//! transaction, and every change that a user must hear of writes its change event (the outbox
-//! row) in that same transaction.
+//! Persistence: SeaORM entities, migrations and the repository.
+//!
+//! Reads run on a pool of reader connections. Every write is a [`writer::Mutation`]: a use case
+//! (a function over a transaction) with its already validated input, run by the one writer task
+//! of the process inside a savepoint of a shared transaction (group commit). Every change that a
+//! user must hear of writes its change event (the outbox row) in that same savepoint, so the
+//! change and its event commit or vanish together.
 //!
 //! SQLite (the default, one file) and PostgreSQL (for several replicas) are both supported. On
-//! SQLite, write transactions begin IMMEDIATE so that writers queue on the busy timeout instead of
-//! failing; on PostgreSQL, the rows a decision rests on are locked `FOR UPDATE`.
+//! SQLite the writer has a connection of its own, so reads never wait behind writes, and begins
+//! IMMEDIATE; on PostgreSQL, the rows a decision rests on are locked `FOR UPDATE`.
 
 pub mod entities;
 pub mod migration;
@@ -15,26 +19,32 @@ mod changes;
 mod deliveries;
 mod idempotency;
 mod keys;
+mod outbox;
 mod phone_numbers;
 mod telephony;
 mod users;
 mod webhooks;
+mod writer;
 
 use std::{sync::Arc, time::Duration};
 
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    DbErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr,
+    TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 use tokio::sync::Notify;
 
-pub use changes::{ChangeFilter, ChangeLogState, NOTIFY_CHANNEL};
+pub use changes::{ChangeFilter, ChangeLogState};
 pub use deliveries::{DeliveryState, MAIL_SINK, webhook_sink};
 pub use keys::{ApiKeyRecord, KEYS_CHANNEL, NewApiKey, Revocation, RevocationSignal};
+pub use outbox::NOTIFY_CHANNEL;
 pub use phone_numbers::{NumberFilter, NumberUpdate, OrderItem, OrderRecord};
 pub use users::{UserUpdate, UserView};
 pub use webhooks::{NewWebhook, WebhookUpdate, WebhookView};
+pub use writer::{WriteStats, WriterOptions};
+
+use writer::{Mutation, Writer};
 
 /// The PostgreSQL advisory lock key that serialises migrations across replicas.
 const MIGRATION_LOCK: i64 = 0x7465_6c61_646d_0001;
@@ -49,6 +59,10 @@ pub struct StoreOptions {
     pub deletion_queue_period: Duration,
     /// Connection pool size.
     pub max_connections: u32,
+    /// How long a query waits for a connection (e.g. while the database is down) before failing.
+    pub acquire_timeout: Duration,
+    /// How the writer gathers mutations into one transaction.
+    pub writer: WriterOptions,
 }
 
 impl Default for StoreOptions {
@@ -56,14 +70,18 @@ impl Default for StoreOptions {
         Self {
             deletion_queue_period: Duration::from_secs(7 * 24 * 3600),
             max_connections: 16,
+            acquire_timeout: Duration::from_secs(10),
+            writer: WriterOptions::default(),
         }
     }
 }
 
-/// The repository: a connection pool and the wake-up for change watchers in this process.
+/// The repository: the reader pool, the writer, and the wake-up for change watchers in this
+/// process.
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
+    writer: Writer,
     options: StoreOptions,
     /// Signalled after every commit that wrote a change event.
     committed: Arc<Notify>,
@@ -76,30 +94,26 @@ impl Store {
     /// in WAL mode.
     pub async fn connect(url: &str, options: StoreOptions) -> Result<Self, DbErr> {
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        let mut connect = ConnectOptions::new(url.to_owned());
-        connect
-            .max_connections(if in_memory {
-                1
-            } else {
-                options.max_connections
-            })
-            .min_connections(1)
-            .connect_timeout(Duration::from_secs(10))
-            .acquire_timeout(Duration::from_secs(30))
-            .sqlx_logging(false)
-            .map_sqlx_sqlite_opts(|opts| {
-                opts.create_if_missing(true)
-                    .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-                    // FULL: a committed transaction survives a power loss, not just a crash.
-                    .synchronous(sqlx::sqlite::SqliteSynchronous::Full)
-                    .foreign_keys(true)
-                    .busy_timeout(SQLITE_BUSY_TIMEOUT)
-            });
-        let db = Database::connect(connect).await?;
+        let readers = if in_memory {
+            1
+        } else {
+            options.max_connections.max(1)
+        };
+        let db = Database::connect(connect_options(url, readers, options.acquire_timeout)).await?;
+        // SQLite lets one writer in at a time: the writer gets a connection of its own so that
+        // readers never wait for it. An in-memory database is one connection, shared.
+        let write_db = if db.get_database_backend() == DbBackend::Sqlite && !in_memory {
+            Database::connect(connect_options(url, 1, options.acquire_timeout)).await?
+        } else {
+            db.clone()
+        };
+        let committed = Arc::new(Notify::new());
+        let writer = Writer::start(write_db, options.writer, committed.clone());
         Ok(Self {
             db,
+            writer,
             options,
-            committed: Arc::new(Notify::new()),
+            committed,
             revoked: Arc::default(),
         })
     }
@@ -119,6 +133,34 @@ impl Store {
         let migrated = migration::Migrator::up(&self.db, None).await;
         guard.commit().await?;
         migrated
+    }
+
+    /// Runs `setup` under the migration lock, so that replicas starting together on a fresh
+    /// PostgreSQL database do one-time set-up (such as creating the first key) once. The lock is
+    /// held by a connection of its own, outside the pool, so any pool size works; it is released
+    /// when that connection closes, even if this process dies. SQLite runs `setup` as is.
+    pub async fn with_setup_lock<T>(
+        &self,
+        setup: impl std::future::Future<Output = T>,
+    ) -> Result<T, DbErr> {
+        if !self.is_postgres() {
+            return Ok(setup.await);
+        }
+        use sqlx::Connection;
+        let to_db_err = |e: sqlx::Error| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(Arc::new(e)));
+        let options = self.db.get_postgres_connection_pool().connect_options();
+        let mut lock = sqlx::postgres::PgConnection::connect_with(&options)
+            .await
+            .map_err(to_db_err)?;
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut lock)
+            .await
+            .map_err(to_db_err)?;
+        let done = setup.await;
+        // Closing the connection releases the lock too.
+        let _ = lock.close().await;
+        Ok(done)
     }
 
     pub fn connection(&self) -> &DatabaseConnection {
@@ -144,23 +186,14 @@ impl Store {
         &self.revoked
     }
 
-    /// A write transaction: IMMEDIATE on SQLite, READ COMMITTED with row locks on PostgreSQL.
-    async fn begin_write(&self) -> Result<DatabaseTransaction, DbErr> {
-        self.db
-            .begin_with_options(TransactionOptions {
-                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                ..Default::default()
-            })
-            .await
+    /// Runs `mutation` through the writer; answers once its batch has committed.
+    async fn write<M: Mutation>(&self, mutation: M) -> crate::error::Result<M::Output> {
+        self.writer.submit(mutation).await
     }
 
-    /// Commits and, when the transaction recorded changes, wakes this process's watchers.
-    async fn commit(&self, txn: DatabaseTransaction, wrote_changes: bool) -> Result<(), DbErr> {
-        txn.commit().await?;
-        if wrote_changes {
-            self.committed.notify_one();
-        }
-        Ok(())
+    /// The writer's counters (batches, their sizes).
+    pub fn write_stats(&self) -> Arc<WriteStats> {
+        self.writer.stats()
     }
 
     /// Whether the database answers.
@@ -168,7 +201,9 @@ impl Store {
         self.db.ping().await
     }
 
+    /// Lets the writer finish what is queued, then closes the connections.
     pub async fn close(self) -> Result<(), DbErr> {
+        self.writer.close().await;
         self.db.close().await
     }
 
@@ -176,4 +211,30 @@ impl Store {
         chrono::Duration::from_std(self.options.deletion_queue_period)
             .unwrap_or_else(|_| chrono::Duration::days(7))
     }
+}
+
+/// The current time at the precision both databases store (microseconds), so that a value
+/// answered from memory equals the one read back later.
+pub(crate) fn now() -> chrono::DateTime<chrono::Utc> {
+    use chrono::SubsecRound;
+    chrono::Utc::now().trunc_subsecs(6)
+}
+
+fn connect_options(url: &str, max_connections: u32, acquire_timeout: Duration) -> ConnectOptions {
+    let mut connect = ConnectOptions::new(url.to_owned());
+    connect
+        .max_connections(max_connections)
+        .min_connections(1)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(acquire_timeout)
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|opts| {
+            opts.create_if_missing(true)
+                .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                // FULL: a committed transaction survives a power loss, not just a crash.
+                .synchronous(sqlx::sqlite::SqliteSynchronous::Full)
+                .foreign_keys(true)
+                .busy_timeout(SQLITE_BUSY_TIMEOUT)
+        });
+    connect
 }

@@ -1,19 +1,20 @@
 //! The number inventory: orders that acquire numbers, reading and listing numbers, updating
 //! their product type and calling name, and the deletion queue (delete, restore, purge).
+//! Order input is parsed and checked before the order's transaction opens.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    Set,
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
 };
 use serde::{Deserialize, Serialize};
 
 use super::Store;
 use super::entities::{phone_number, phone_number_order};
 use super::page::{Page, PageRequest};
-use super::telephony::number_state;
+use super::writer::{Mutation, TxnFuture};
 use crate::domain::phone_number::{
-    self as rules, E164, NumberStatus, ProductType, check_product_type,
+    self as rules, E164, NumberState, NumberStatus, ProductType, check_product_type,
 };
 use crate::domain::{DomainError, account::new_id};
 use crate::error::{Error, Result};
@@ -66,6 +67,364 @@ fn not_found(e164: &str) -> DomainError {
     }
 }
 
+/// Numbers removed from the deletion queue per purge mutation.
+const PURGE_CHUNK: u64 = 1000;
+
+// ---------------------------------------------------------------------------------------------
+// Repository functions: one query each.
+// ---------------------------------------------------------------------------------------------
+
+/// The domain's view of a stored number.
+pub(super) fn number_state(row: &phone_number::Model) -> Result<NumberState> {
+    let corrupt =
+        |what: &str| Error::Internal(format!("phone number {} has an unknown {what}", row.e164));
+    Ok(NumberState {
+        e164: row.e164.clone(),
+        status: NumberStatus::from_db(&row.status).ok_or_else(|| corrupt("status"))?,
+        product_type: ProductType::from_db(&row.product_type)
+            .ok_or_else(|| corrupt("product type"))?,
+        deletion_time: row.deletion_time,
+    })
+}
+
+/// The number's row, locked, whether or not its deletion time has passed.
+async fn lock_number_row(
+    txn: &DatabaseTransaction,
+    e164: &str,
+) -> Result<Option<phone_number::Model>> {
+    Ok(phone_number::Entity::find_by_id(e164)
+        .lock_exclusive()
+        .one(txn)
+        .await?)
+}
+
+/// The number's row, locked; NOT_FOUND when it is not (or no longer) in the inventory.
+pub(super) async fn lock_number(
+    txn: &DatabaseTransaction,
+    e164: &str,
+) -> Result<phone_number::Model> {
+    match lock_number_row(txn, e164).await? {
+        Some(row) if rules::exists_at(&number_state(&row)?, super::now()) => Ok(row),
+        _ => Err(not_found(e164).into()),
+    }
+}
+
+/// Writes the columns set in `model` to the number's row.
+async fn update_number_row(
+    txn: &DatabaseTransaction,
+    e164: &str,
+    model: phone_number::ActiveModel,
+) -> Result<()> {
+    phone_number::Entity::update_many()
+        .set(model)
+        .filter(phone_number::Column::E164.eq(e164))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// Puts an assigned number back into the inventory as unassigned.
+pub(super) async fn release_number(txn: &DatabaseTransaction, e164: &str) -> Result<()> {
+    let updated = phone_number::Entity::update_many()
+        .set(phone_number::ActiveModel {
+            status: Set(NumberStatus::Unassigned.as_str().to_owned()),
+            account_id: Set(None),
+            user_id: Set(None),
+            associate_time: Set(None),
+            update_time: Set(super::now()),
+            ..Default::default()
+        })
+        .filter(phone_number::Column::E164.eq(e164))
+        .exec(txn)
+        .await?;
+    if updated.rows_affected == 0 {
+        return Err(not_found(e164).into());
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Use cases, each run by the writer inside a savepoint.
+// ---------------------------------------------------------------------------------------------
+
+/// An order whose numbers were parsed and checked: each is a number to acquire, or an item that
+/// already failed.
+pub(super) struct CreatePhoneNumberOrder {
+    pub product_type: ProductType,
+    pub candidates: Vec<Result<E164, OrderItem>>,
+}
+
+impl CreatePhoneNumberOrder {
+    /// Parses and checks every requested number, without touching the database.
+    fn parse(product_type: ProductType, requested: &[String]) -> Self {
+        let mut seen = std::collections::HashSet::new();
+        let candidates = requested
+            .iter()
+            .map(|raw| {
+                let parsed = match E164::parse("e164_phone_numbers", raw) {
+                    Ok(parsed) => parsed,
+                    // Echo what was sent, but not a megabyte of it.
+                    Err(e) => {
+                        return Err(failed(
+                            crate::domain::truncate(raw.trim(), 64),
+                            reason_of(&e),
+                        ));
+                    }
+                };
+                let e164 = parsed.to_string();
+                if !seen.insert(e164.clone()) {
+                    return Err(failed(
+                        e164,
+                        "the number appears more than once in this order".into(),
+                    ));
+                }
+                check_product_type(&parsed, product_type)
+                    .map_err(|e| failed(e164, reason_of(&e)))?;
+                Ok(parsed)
+            })
+            .collect();
+        Self {
+            product_type,
+            candidates,
+        }
+    }
+}
+
+impl Mutation for CreatePhoneNumberOrder {
+    type Output = OrderRecord;
+    const APPENDS_CHANGES: bool = false;
+
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, OrderRecord> {
+        Box::pin(create_phone_number_order(txn, self))
+    }
+}
+
+/// Acquires every candidate that is not in the inventory yet. Each failure is recorded with its
+/// reason; the others still succeed.
+pub(super) async fn create_phone_number_order(
+    txn: &DatabaseTransaction,
+    cmd: &CreatePhoneNumberOrder,
+) -> Result<OrderRecord> {
+    let now = super::now();
+    let order_id = new_id();
+    let mut items = Vec::with_capacity(cmd.candidates.len());
+    for candidate in &cmd.candidates {
+        let parsed = match candidate {
+            Ok(parsed) => parsed,
+            Err(item) => {
+                items.push(item.clone());
+                continue;
+            }
+        };
+        let e164 = parsed.to_string();
+        // A number whose deletion time has passed is gone, even before the purge runs.
+        let stale = lock_number_row(txn, &e164)
+            .await?
+            .filter(|row| number_state(row).is_ok_and(|state| !rules::exists_at(&state, now)));
+        if stale.is_some() {
+            phone_number::Entity::delete_by_id(e164.as_str())
+                .exec(txn)
+                .await?;
+        }
+        let row = phone_number::ActiveModel {
+            e164: Set(e164.clone()),
+            country: Set(parsed.country().to_owned()),
+            number_type: Set(parsed.number_type().as_str().to_owned()),
+            product_type: Set(cmd.product_type.as_str().to_owned()),
+            status: Set(NumberStatus::Unassigned.as_str().to_owned()),
+            account_id: Set(None),
+            user_id: Set(None),
+            associate_time: Set(None),
+            calling_name: Set(String::new()),
+            order_id: Set(order_id.clone()),
+            create_time: Set(now),
+            update_time: Set(now),
+            deletion_time: Set(None),
+        };
+        let inserted = phone_number::Entity::insert(row)
+            .on_conflict_do_nothing_on([phone_number::Column::E164])
+            .exec_without_returning(txn)
+            .await?;
+        if matches!(inserted, sea_orm::TryInsertResult::Inserted(n) if n > 0) {
+            items.push(OrderItem {
+                e164,
+                acquired: true,
+                reason: String::new(),
+            });
+        } else {
+            items.push(failed(
+                e164,
+                "the number is already in the inventory".into(),
+            ));
+        }
+    }
+    let order = phone_number_order::ActiveModel {
+        id: Set(order_id),
+        product_type: Set(cmd.product_type.as_str().to_owned()),
+        status: Set(order_status(&items).to_owned()),
+        items: Set(serde_json::to_string(&items)
+            .map_err(|e| Error::Internal(format!("order items not storable: {e}")))?),
+        create_time: Set(now),
+    }
+    .insert(txn)
+    .await?;
+    Ok(OrderRecord { order, items })
+}
+
+pub(super) struct UpdatePhoneNumber {
+    pub number: E164,
+    pub update: NumberUpdate,
+}
+
+impl Mutation for UpdatePhoneNumber {
+    type Output = phone_number::Model;
+    const APPENDS_CHANGES: bool = false;
+
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, phone_number::Model> {
+        Box::pin(update_phone_number(txn, self))
+    }
+}
+
+pub(super) async fn update_phone_number(
+    txn: &DatabaseTransaction,
+    cmd: &UpdatePhoneNumber,
+) -> Result<phone_number::Model> {
+    let mut row = lock_number(txn, cmd.number.as_str()).await?;
+    let state = number_state(&row)?;
+    let now = super::now();
+    let mut model = phone_number::ActiveModel {
+        update_time: Set(now),
+        ..Default::default()
+    };
+    if let Some(product_type) = cmd.update.product_type {
+        rules::check_product_type_change(&state, &cmd.number, product_type)?;
+        model.product_type = Set(product_type.as_str().to_owned());
+        row.product_type = product_type.as_str().to_owned();
+    }
+    if let Some(calling_name) = &cmd.update.calling_name {
+        model.calling_name = Set(calling_name.clone());
+        row.calling_name = calling_name.clone();
+    }
+    row.update_time = now;
+    update_number_row(txn, cmd.number.as_str(), model).await?;
+    Ok(row)
+}
+
+pub(super) struct DeletePhoneNumber {
+    pub e164: String,
+    pub deletion_queue_period: chrono::Duration,
+}
+
+impl Mutation for DeletePhoneNumber {
+    type Output = phone_number::Model;
+    const APPENDS_CHANGES: bool = false;
+
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, phone_number::Model> {
+        Box::pin(delete_phone_number(txn, self))
+    }
+}
+
+/// Moves an unassigned number into the deletion queue.
+pub(super) async fn delete_phone_number(
+    txn: &DatabaseTransaction,
+    cmd: &DeletePhoneNumber,
+) -> Result<phone_number::Model> {
+    let mut row = lock_number(txn, &cmd.e164).await?;
+    rules::check_delete(&number_state(&row)?)?;
+    let now = super::now();
+    row.status = NumberStatus::DeleteInProgress.as_str().to_owned();
+    row.deletion_time = Some(now + cmd.deletion_queue_period);
+    row.update_time = now;
+    update_number_row(
+        txn,
+        &cmd.e164,
+        phone_number::ActiveModel {
+            status: Set(row.status.clone()),
+            deletion_time: Set(row.deletion_time),
+            update_time: Set(now),
+            ..Default::default()
+        },
+    )
+    .await?;
+    Ok(row)
+}
+
+pub(super) struct RestorePhoneNumber {
+    pub e164: String,
+}
+
+impl Mutation for RestorePhoneNumber {
+    type Output = phone_number::Model;
+    const APPENDS_CHANGES: bool = false;
+
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, phone_number::Model> {
+        Box::pin(restore_phone_number(txn, self))
+    }
+}
+
+/// Brings a number back from the deletion queue as unassigned.
+pub(super) async fn restore_phone_number(
+    txn: &DatabaseTransaction,
+    cmd: &RestorePhoneNumber,
+) -> Result<phone_number::Model> {
+    let mut row = lock_number_row(txn, &cmd.e164)
+        .await?
+        .ok_or_else(|| not_found(&cmd.e164))?;
+    let now = super::now();
+    rules::check_restore(&number_state(&row)?, now)?;
+    row.status = NumberStatus::Unassigned.as_str().to_owned();
+    row.deletion_time = None;
+    row.update_time = now;
+    update_number_row(
+        txn,
+        &cmd.e164,
+        phone_number::ActiveModel {
+            status: Set(row.status.clone()),
+            deletion_time: Set(None),
+            update_time: Set(now),
+            ..Default::default()
+        },
+    )
+    .await?;
+    Ok(row)
+}
+
+/// Removes up to [`PURGE_CHUNK`] numbers whose deletion time has passed.
+struct PurgeDeletedNumbers {
+    now: DateTime<Utc>,
+}
+
+impl Mutation for PurgeDeletedNumbers {
+    type Output = u64;
+    const APPENDS_CHANGES: bool = false;
+
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, u64> {
+        Box::pin(async move {
+            let expired: Vec<String> = phone_number::Entity::find()
+                .select_only()
+                .column(phone_number::Column::E164)
+                .filter(phone_number::Column::Status.eq(NumberStatus::DeleteInProgress.as_str()))
+                .filter(phone_number::Column::DeletionTime.lte(self.now))
+                .limit(PURGE_CHUNK)
+                .into_tuple()
+                .all(txn)
+                .await?;
+            if expired.is_empty() {
+                return Ok(0);
+            }
+            Ok(phone_number::Entity::delete_many()
+                .filter(phone_number::Column::E164.is_in(expired))
+                .exec(txn)
+                .await?
+                .rows_affected)
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The store's surface for the api layer.
+// ---------------------------------------------------------------------------------------------
+
 impl Store {
     /// Acquires every number that is valid, suits the product type and is not in the inventory
     /// yet. Each failure is recorded with its reason; the others still succeed.
@@ -74,88 +433,8 @@ impl Store {
         product_type: ProductType,
         requested: &[String],
     ) -> Result<OrderRecord> {
-        let now = Utc::now();
-        let order_id = new_id();
-        let txn = self.begin_write().await?;
-        let mut items = Vec::with_capacity(requested.len());
-        let mut seen = std::collections::HashSet::new();
-        for raw in requested {
-            let parsed = match E164::parse("e164_phone_numbers", raw) {
-                Ok(parsed) => parsed,
-                Err(e) => {
-                    // Echo what was sent, but not a megabyte of it.
-                    let shown = crate::domain::truncate(raw.trim(), 64);
-                    items.push(failed(shown, reason_of(&e)));
-                    continue;
-                }
-            };
-            let e164 = parsed.to_string();
-            if !seen.insert(e164.clone()) {
-                items.push(failed(
-                    e164,
-                    "the number appears more than once in this order".into(),
-                ));
-                continue;
-            }
-            if let Err(e) = check_product_type(&parsed, product_type) {
-                items.push(failed(e164, reason_of(&e)));
-                continue;
-            }
-            // A number whose deletion time has passed is gone, even before the purge runs.
-            let stale = phone_number::Entity::find_by_id(e164.as_str())
-                .lock_exclusive()
-                .one(&txn)
-                .await?
-                .filter(|row| number_state(row).is_ok_and(|state| !rules::exists_at(&state, now)));
-            if stale.is_some() {
-                phone_number::Entity::delete_by_id(e164.as_str())
-                    .exec(&txn)
-                    .await?;
-            }
-            let row = phone_number::ActiveModel {
-                e164: Set(e164.clone()),
-                country: Set(parsed.country().to_owned()),
-                number_type: Set(parsed.number_type().as_str().to_owned()),
-                product_type: Set(product_type.as_str().to_owned()),
-                status: Set(NumberStatus::Unassigned.as_str().to_owned()),
-                account_id: Set(None),
-                user_id: Set(None),
-                associate_time: Set(None),
-                calling_name: Set(String::new()),
-                order_id: Set(order_id.clone()),
-                create_time: Set(now),
-                update_time: Set(now),
-                deletion_time: Set(None),
-            };
-            let inserted = phone_number::Entity::insert(row)
-                .on_conflict_do_nothing_on([phone_number::Column::E164])
-                .exec_without_returning(&txn)
-                .await?;
-            if matches!(inserted, sea_orm::TryInsertResult::Inserted(n) if n > 0) {
-                items.push(OrderItem {
-                    e164,
-                    acquired: true,
-                    reason: String::new(),
-                });
-            } else {
-                items.push(failed(
-                    e164,
-                    "the number is already in the inventory".into(),
-                ));
-            }
-        }
-        let order = phone_number_order::ActiveModel {
-            id: Set(order_id),
-            product_type: Set(product_type.as_str().to_owned()),
-            status: Set(order_status(&items).to_owned()),
-            items: Set(serde_json::to_string(&items)
-                .map_err(|e| Error::Internal(format!("order items not storable: {e}")))?),
-            create_time: Set(now),
-        }
-        .insert(&txn)
-        .await?;
-        self.commit(txn, false).await?;
-        Ok(OrderRecord { order, items })
+        self.write(CreatePhoneNumberOrder::parse(product_type, requested))
+            .await
     }
 
     pub async fn get_phone_number_order(&self, order_id: &str) -> Result<OrderRecord> {
@@ -176,7 +455,7 @@ impl Store {
             .one(self.connection())
             .await?
             .ok_or_else(|| not_found(e164))?;
-        if !rules::exists_at(&number_state(&row)?, Utc::now()) {
+        if !rules::exists_at(&number_state(&row)?, super::now()) {
             return Err(not_found(e164).into());
         }
         Ok(row)
@@ -198,7 +477,7 @@ impl Store {
             Some(_) if owned => return Ok(page.finish(Vec::new(), |n| n.e164.clone())),
             status => status,
         };
-        let now = Utc::now();
+        let now = super::now();
         let mut query = phone_number::Entity::find()
             // Numbers past their deletion time are gone, purged or not.
             .filter(
@@ -234,67 +513,40 @@ impl Store {
         number: &E164,
         update: NumberUpdate,
     ) -> Result<phone_number::Model> {
-        let txn = self.begin_write().await?;
-        let row = self.lock_number(&txn, number.as_str()).await?;
-        let state = number_state(&row)?;
-        if let Some(product_type) = update.product_type {
-            rules::check_product_type_change(&state, number, product_type)?;
-        }
-        let mut model: phone_number::ActiveModel = row.into();
-        if let Some(product_type) = update.product_type {
-            model.product_type = Set(product_type.as_str().to_owned());
-        }
-        if let Some(calling_name) = update.calling_name {
-            model.calling_name = Set(calling_name);
-        }
-        model.update_time = Set(Utc::now());
-        let updated = model.update(&txn).await?;
-        self.commit(txn, false).await?;
-        Ok(updated)
+        self.write(UpdatePhoneNumber {
+            number: number.clone(),
+            update,
+        })
+        .await
     }
 
     /// Moves an unassigned number into the deletion queue.
     pub async fn delete_phone_number(&self, e164: &str) -> Result<phone_number::Model> {
-        let txn = self.begin_write().await?;
-        let row = self.lock_number(&txn, e164).await?;
-        rules::check_delete(&number_state(&row)?)?;
-        let now = Utc::now();
-        let mut model: phone_number::ActiveModel = row.into();
-        model.status = Set(NumberStatus::DeleteInProgress.as_str().to_owned());
-        model.deletion_time = Set(Some(now + self.deletion_queue_period()));
-        model.update_time = Set(now);
-        let updated = model.update(&txn).await?;
-        self.commit(txn, false).await?;
-        Ok(updated)
+        self.write(DeletePhoneNumber {
+            e164: e164.to_owned(),
+            deletion_queue_period: self.deletion_queue_period(),
+        })
+        .await
     }
 
     /// Brings a number back from the deletion queue as unassigned.
     pub async fn restore_phone_number(&self, e164: &str) -> Result<phone_number::Model> {
-        let txn = self.begin_write().await?;
-        let row = phone_number::Entity::find_by_id(e164)
-            .lock_exclusive()
-            .one(&txn)
-            .await?
-            .ok_or_else(|| not_found(e164))?;
-        let now = Utc::now();
-        rules::check_restore(&number_state(&row)?, now)?;
-        let mut model: phone_number::ActiveModel = row.into();
-        model.status = Set(NumberStatus::Unassigned.as_str().to_owned());
-        model.deletion_time = Set(None);
-        model.update_time = Set(now);
-        let updated = model.update(&txn).await?;
-        self.commit(txn, false).await?;
-        Ok(updated)
+        self.write(RestorePhoneNumber {
+            e164: e164.to_owned(),
+        })
+        .await
     }
 
-    /// Removes numbers whose deletion time has passed; returns how many went.
+    /// Removes numbers whose deletion time has passed, chunk by chunk; returns how many went.
     pub async fn purge_deleted_numbers(&self, now: DateTime<Utc>) -> Result<u64> {
-        let result = phone_number::Entity::delete_many()
-            .filter(phone_number::Column::Status.eq(NumberStatus::DeleteInProgress.as_str()))
-            .filter(phone_number::Column::DeletionTime.lte(now))
-            .exec(self.connection())
-            .await?;
-        Ok(result.rows_affected)
+        let mut total = 0;
+        loop {
+            let deleted = self.write(PurgeDeletedNumbers { now }).await?;
+            total += deleted;
+            if deleted < PURGE_CHUNK {
+                return Ok(total);
+            }
+        }
     }
 }
 

@@ -1,19 +1,192 @@
 //! The console's user telephony page: assign and unassign a number, read and change calling and
 //! SMS permissions. Each use case locks the user, then the number, decides through
-//! `domain::telephony`, writes the change and its event, and commits once.
+//! `domain::telephony`, and writes the change and its event in its savepoint.
 
-use chrono::Utc;
-use sea_orm::{ActiveModelTrait, DatabaseTransaction, EntityTrait, QuerySelect, Set};
+use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, Set};
 
 use super::Store;
-use super::entities::{phone_number, user};
-use super::idempotency::IdempotencyKey;
-use super::users::UserView;
-use crate::domain::DomainError;
+use super::entities::phone_number;
+use super::idempotency::{IdempotencyKey, remember, replay};
+use super::outbox::append_change;
+use super::phone_numbers::{lock_number, number_state, release_number};
+use super::users::{StoredUserView, UserView, lock_user_view, user_not_found, write_settings};
+use super::writer::{Mutation, TxnFuture};
 use crate::domain::change::{ChangeKind, NewChange};
-use crate::domain::phone_number::{E164, NumberState, NumberStatus, ProductType};
+use crate::domain::phone_number::{E164, NumberStatus};
 use crate::domain::telephony::{self, SettingsMask, TelephonySettings};
-use crate::error::{Error, Result};
+use crate::error::Result;
+
+pub(super) struct AssignPhoneNumber {
+    pub account_id: String,
+    pub user_id: String,
+    pub number: E164,
+    pub idempotency: Option<IdempotencyKey>,
+    pub actor: String,
+}
+
+impl Mutation for AssignPhoneNumber {
+    type Output = UserView;
+    const APPENDS_CHANGES: bool = true;
+
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, UserView> {
+        Box::pin(assign_phone_number(txn, self))
+    }
+}
+
+/// Gives the number to the user; their calling and SMS permissions are turned off.
+pub(super) async fn assign_phone_number(
+    txn: &DatabaseTransaction,
+    cmd: &AssignPhoneNumber,
+) -> Result<UserView> {
+    let key = cmd.idempotency.as_ref();
+    if let Some(previous) = replay::<StoredUserView>(txn, key).await? {
+        return Ok(previous.into());
+    }
+    let view = lock_user_view(txn, &cmd.account_id, &cmd.user_id).await?;
+    let row = lock_number(txn, cmd.number.as_str()).await?;
+    let settings = telephony::assign(&view.line(), &number_state(&row)?)?;
+
+    let now = super::now();
+    // The unique index on user_id backs the rule up if two assignments ever race past it.
+    phone_number::Entity::update_many()
+        .set(phone_number::ActiveModel {
+            status: Set(NumberStatus::Assigned.as_str().to_owned()),
+            account_id: Set(Some(cmd.account_id.clone())),
+            user_id: Set(Some(cmd.user_id.clone())),
+            associate_time: Set(Some(now)),
+            update_time: Set(now),
+            ..Default::default()
+        })
+        .filter(phone_number::Column::E164.eq(cmd.number.as_str()))
+        .exec(txn)
+        .await?;
+    let mut result = write_settings(txn, view, settings).await?;
+    result.phone_number = Some(cmd.number.to_string());
+    append_change(
+        txn,
+        NewChange {
+            account_id: cmd.account_id.clone(),
+            user_id: cmd.user_id.clone(),
+            kind: ChangeKind::PhoneNumberAssigned,
+            e164_phone_number: cmd.number.to_string(),
+            settings,
+            actor: cmd.actor.clone(),
+        },
+    )
+    .await?;
+    remember(txn, key, &result).await?;
+    Ok(result)
+}
+
+pub(super) struct UnassignPhoneNumber {
+    pub account_id: String,
+    pub user_id: String,
+    pub confirm: bool,
+    pub idempotency: Option<IdempotencyKey>,
+    pub actor: String,
+}
+
+impl Mutation for UnassignPhoneNumber {
+    type Output = UserView;
+    const APPENDS_CHANGES: bool = true;
+
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, UserView> {
+        Box::pin(unassign_phone_number(txn, self))
+    }
+}
+
+/// Takes the user's number back into the inventory; their permissions go back to off.
+pub(super) async fn unassign_phone_number(
+    txn: &DatabaseTransaction,
+    cmd: &UnassignPhoneNumber,
+) -> Result<UserView> {
+    let key = cmd.idempotency.as_ref();
+    if let Some(previous) = replay::<StoredUserView>(txn, key).await? {
+        return Ok(previous.into());
+    }
+    let view = lock_user_view(txn, &cmd.account_id, &cmd.user_id).await?;
+    let released = telephony::unassign(&view.line(), cmd.confirm)?;
+    release_number(txn, &released).await?;
+    let mut result = write_settings(txn, view, TelephonySettings::OFF).await?;
+    result.phone_number = None;
+    append_change(
+        txn,
+        NewChange {
+            account_id: cmd.account_id.clone(),
+            user_id: cmd.user_id.clone(),
+            kind: ChangeKind::PhoneNumberUnassigned,
+            e164_phone_number: released,
+            settings: TelephonySettings::OFF,
+            actor: cmd.actor.clone(),
+        },
+    )
+    .await?;
+    remember(txn, key, &result).await?;
+    Ok(result)
+}
+
+pub(super) struct UpdateTelephonySettings {
+    pub account_id: String,
+    pub user_id: String,
+    pub requested: TelephonySettings,
+    pub mask: SettingsMask,
+    pub idempotency: Option<IdempotencyKey>,
+    pub actor: String,
+}
+
+impl Mutation for UpdateTelephonySettings {
+    type Output = TelephonySettings;
+    const APPENDS_CHANGES: bool = true;
+
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, TelephonySettings> {
+        Box::pin(update_telephony_settings(txn, self))
+    }
+}
+
+/// Changes the permissions named by the mask; a change to the same values writes nothing.
+pub(super) async fn update_telephony_settings(
+    txn: &DatabaseTransaction,
+    cmd: &UpdateTelephonySettings,
+) -> Result<TelephonySettings> {
+    let key = cmd.idempotency.as_ref();
+    if let Some(previous) = replay(txn, key).await? {
+        return Ok(previous);
+    }
+    let view = lock_user_view(txn, &cmd.account_id, &cmd.user_id).await?;
+    let Some(updated) = telephony::update_settings(&view.line(), cmd.requested, cmd.mask)? else {
+        let unchanged = view.settings;
+        remember(txn, key, &unchanged).await?;
+        return Ok(unchanged);
+    };
+    let e164 = view.phone_number.clone().unwrap_or_default();
+    write_settings(txn, view, updated).await?;
+    append_change(
+        txn,
+        NewChange {
+            account_id: cmd.account_id.clone(),
+            user_id: cmd.user_id.clone(),
+            kind: ChangeKind::TelephonySettingsUpdated,
+            e164_phone_number: e164,
+            settings: updated,
+            actor: cmd.actor.clone(),
+        },
+    )
+    .await?;
+    remember(txn, key, &updated).await?;
+    Ok(updated)
+}
+
+fn idempotency_key(
+    request_id: Option<&str>,
+    operation: &'static str,
+    fingerprint: impl FnOnce() -> String,
+) -> Option<IdempotencyKey> {
+    request_id.map(|request_id| IdempotencyKey {
+        request_id: request_id.to_owned(),
+        operation,
+        fingerprint: fingerprint(),
+    })
+}
 
 impl Store {
     /// Gives `number` to the user; their calling and SMS permissions are turned off.
@@ -25,48 +198,16 @@ impl Store {
         request_id: Option<&str>,
         actor: &str,
     ) -> Result<UserView> {
-        let key = request_id.map(|request_id| IdempotencyKey {
-            request_id,
-            operation: "AssignPhoneNumber",
-            fingerprint: format!("{account_id}/{user_id}/{number}"),
-        });
-        let txn = self.begin_write().await?;
-        if let Some(previous) = self.replay(&txn, key.as_ref()).await? {
-            return Ok(previous);
-        }
-        let view = self.load_user(&txn, account_id, user_id, true).await?;
-        let row = self.lock_number(&txn, number.as_str()).await?;
-        let settings = telephony::assign(&view.line(), &number_state(&row)?)?;
-
-        let now = Utc::now();
-        let mut number_row: phone_number::ActiveModel = row.into();
-        number_row.status = Set(NumberStatus::Assigned.as_str().to_owned());
-        number_row.account_id = Set(Some(account_id.to_owned()));
-        number_row.user_id = Set(Some(user_id.to_owned()));
-        number_row.associate_time = Set(Some(now));
-        number_row.update_time = Set(now);
-        // The unique index on user_id backs the rule up if two assignments ever race past it.
-        number_row.update(&txn).await?;
-        let user = write_settings(&txn, view.user, settings).await?;
-        self.append_change(
-            &txn,
-            NewChange {
-                account_id: account_id.to_owned(),
-                user_id: user_id.to_owned(),
-                kind: ChangeKind::PhoneNumberAssigned,
-                e164_phone_number: number.to_string(),
-                settings,
-                actor: actor.to_owned(),
-            },
-        )
-        .await?;
-        let result = UserView {
-            user,
-            phone_number: Some(number.to_string()),
-        };
-        self.remember(&txn, key.as_ref(), &result).await?;
-        self.commit(txn, true).await?;
-        Ok(result)
+        self.write(AssignPhoneNumber {
+            account_id: account_id.to_owned(),
+            user_id: user_id.to_owned(),
+            number: number.clone(),
+            idempotency: idempotency_key(request_id, "AssignPhoneNumber", || {
+                format!("{account_id}/{user_id}/{number}")
+            }),
+            actor: actor.to_owned(),
+        })
+        .await
     }
 
     /// Takes the user's number back into the inventory; their permissions go back to off.
@@ -78,46 +219,34 @@ impl Store {
         request_id: Option<&str>,
         actor: &str,
     ) -> Result<UserView> {
-        let key = request_id.map(|request_id| IdempotencyKey {
-            request_id,
-            operation: "UnassignPhoneNumber",
-            fingerprint: format!("{account_id}/{user_id}"),
-        });
-        let txn = self.begin_write().await?;
-        if let Some(previous) = self.replay(&txn, key.as_ref()).await? {
-            return Ok(previous);
-        }
-        let view = self.load_user(&txn, account_id, user_id, true).await?;
-        let released = telephony::unassign(&view.line(), confirm)?;
-        self.release_number(&txn, &released).await?;
-        let user = write_settings(&txn, view.user, TelephonySettings::OFF).await?;
-        self.append_change(
-            &txn,
-            NewChange {
-                account_id: account_id.to_owned(),
-                user_id: user_id.to_owned(),
-                kind: ChangeKind::PhoneNumberUnassigned,
-                e164_phone_number: released,
-                settings: TelephonySettings::OFF,
-                actor: actor.to_owned(),
-            },
-        )
-        .await?;
-        let result = UserView {
-            user,
-            phone_number: None,
-        };
-        self.remember(&txn, key.as_ref(), &result).await?;
-        self.commit(txn, true).await?;
-        Ok(result)
+        self.write(UnassignPhoneNumber {
+            account_id: account_id.to_owned(),
+            user_id: user_id.to_owned(),
+            confirm,
+            idempotency: idempotency_key(request_id, "UnassignPhoneNumber", || {
+                format!("{account_id}/{user_id}")
+            }),
+            actor: actor.to_owned(),
+        })
+        .await
     }
 
+    /// The user's permissions: one indexed query on a reader.
     pub async fn get_telephony_settings(
         &self,
         account_id: &str,
         user_id: &str,
     ) -> Result<TelephonySettings> {
-        Ok(self.get_user(account_id, user_id).await?.settings())
+        let row = super::entities::user::Entity::find_by_id(user_id)
+            .filter(super::entities::user::Column::AccountId.eq(account_id))
+            .one(self.connection())
+            .await?
+            .ok_or_else(|| user_not_found(account_id, user_id))?;
+        Ok(TelephonySettings {
+            inbound_calling: row.inbound_calling,
+            outbound_calling: row.outbound_calling,
+            sms: row.sms,
+        })
     }
 
     /// Changes the permissions named by `mask`; a change to the same values writes nothing.
@@ -130,95 +259,24 @@ impl Store {
         request_id: Option<&str>,
         actor: &str,
     ) -> Result<TelephonySettings> {
-        let key = request_id.map(|request_id| IdempotencyKey {
-            request_id,
-            operation: "UpdateTelephonySettings",
-            fingerprint: format!(
-                "{account_id}/{user_id}/{}{}{}/{}{}{}",
-                u8::from(requested.inbound_calling),
-                u8::from(requested.outbound_calling),
-                u8::from(requested.sms),
-                u8::from(mask.inbound_calling),
-                u8::from(mask.outbound_calling),
-                u8::from(mask.sms)
-            ),
-        });
-        let txn = self.begin_write().await?;
-        if let Some(previous) = self.replay(&txn, key.as_ref()).await? {
-            return Ok(previous);
-        }
-        let view = self.load_user(&txn, account_id, user_id, true).await?;
-        let Some(updated) = telephony::update_settings(&view.line(), requested, mask)? else {
-            let unchanged = view.settings();
-            self.remember(&txn, key.as_ref(), &unchanged).await?;
-            self.commit(txn, false).await?;
-            return Ok(unchanged);
-        };
-        write_settings(&txn, view.user, updated).await?;
-        self.append_change(
-            &txn,
-            NewChange {
-                account_id: account_id.to_owned(),
-                user_id: user_id.to_owned(),
-                kind: ChangeKind::TelephonySettingsUpdated,
-                e164_phone_number: view.phone_number.clone().unwrap_or_default(),
-                settings: updated,
-                actor: actor.to_owned(),
-            },
-        )
-        .await?;
-        self.remember(&txn, key.as_ref(), &updated).await?;
-        self.commit(txn, true).await?;
-        Ok(updated)
+        self.write(UpdateTelephonySettings {
+            account_id: account_id.to_owned(),
+            user_id: user_id.to_owned(),
+            requested,
+            mask,
+            idempotency: idempotency_key(request_id, "UpdateTelephonySettings", || {
+                format!(
+                    "{account_id}/{user_id}/{}{}{}/{}{}{}",
+                    u8::from(requested.inbound_calling),
+                    u8::from(requested.outbound_calling),
+                    u8::from(requested.sms),
+                    u8::from(mask.inbound_calling),
+                    u8::from(mask.outbound_calling),
+                    u8::from(mask.sms)
+                )
+            }),
+            actor: actor.to_owned(),
+        })
+        .await
     }
-
-    /// The number's row, locked; NOT_FOUND when it is not (or no longer) in the inventory.
-    pub(super) async fn lock_number(
-        &self,
-        txn: &DatabaseTransaction,
-        e164: &str,
-    ) -> Result<phone_number::Model> {
-        let row = phone_number::Entity::find_by_id(e164)
-            .lock_exclusive()
-            .one(txn)
-            .await?;
-        match row {
-            Some(row)
-                if crate::domain::phone_number::exists_at(&number_state(&row)?, Utc::now()) =>
-            {
-                Ok(row)
-            }
-            _ => Err(DomainError::NotFound {
-                resource: "phone number",
-                name: e164.to_owned(),
-            }
-            .into()),
-        }
-    }
-}
-
-async fn write_settings(
-    txn: &DatabaseTransaction,
-    user: user::Model,
-    settings: TelephonySettings,
-) -> Result<user::Model> {
-    let mut model: user::ActiveModel = user.into();
-    model.inbound_calling = Set(settings.inbound_calling);
-    model.outbound_calling = Set(settings.outbound_calling);
-    model.sms = Set(settings.sms);
-    model.update_time = Set(Utc::now());
-    Ok(model.update(txn).await?)
-}
-
-/// The domain's view of a stored number.
-pub(super) fn number_state(row: &phone_number::Model) -> Result<NumberState> {
-    let corrupt =
-        |what: &str| Error::Internal(format!("phone number {} has an unknown {what}", row.e164));
-    Ok(NumberState {
-        e164: row.e164.clone(),
-        status: NumberStatus::from_db(&row.status).ok_or_else(|| corrupt("status"))?,
-        product_type: ProductType::from_db(&row.product_type)
-            .ok_or_else(|| corrupt("product type"))?,
-        deletion_time: row.deletion_time,
-    })
 }

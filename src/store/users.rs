@@ -1,52 +1,126 @@
-//! Users of an account. A user's number is read from `phone_numbers` (the row pointing at the
-//! user), so the two can never disagree.
+//! Users of an account: the read model, the use cases that create, change, delete and sign out
+//! a user, and the repository functions they share. A user's number is read from
+//! `phone_numbers` (the row pointing at the user), so the two can never disagree.
 
 use std::collections::HashMap;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    FromQueryResult, JoinType, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use serde::{Deserialize, Serialize};
 
 use super::Store;
 use super::accounts::account_not_found;
 use super::entities::{account, phone_number, user};
+use super::outbox::append_change;
 use super::page::{Page, PageRequest};
+use super::phone_numbers::release_number;
+use super::writer::{Mutation, TxnFuture};
 use crate::domain::change::{ChangeKind, NewChange};
-use crate::domain::phone_number::NumberStatus;
 use crate::domain::telephony::{TelephonySettings, UserLine};
 use crate::domain::user::LicenseType;
 use crate::domain::{DomainError, account::new_id};
 use crate::error::{Result, is_unique_violation};
 
-/// A user with the number they hold.
+/// A user with the number they hold. Its serialised form is what an idempotent request's
+/// retry gets back, so it holds plain fields, not a database row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserView {
-    pub user: user::Model,
+    pub account_id: String,
+    pub user_id: String,
+    pub email: String,
+    pub display_name: String,
+    /// As stored: BASIC, PLUS, PRO or PRO_TRIAL.
+    pub license_type: String,
+    pub settings: TelephonySettings,
     pub phone_number: Option<String>,
+    pub create_time: DateTime<Utc>,
+    pub update_time: DateTime<Utc>,
 }
 
 impl UserView {
-    pub fn settings(&self) -> TelephonySettings {
-        TelephonySettings {
-            inbound_calling: self.user.inbound_calling,
-            outbound_calling: self.user.outbound_calling,
-            sms: self.user.sms,
+    fn new(user: user::Model, phone_number: Option<String>) -> Self {
+        Self {
+            settings: TelephonySettings {
+                inbound_calling: user.inbound_calling,
+                outbound_calling: user.outbound_calling,
+                sms: user.sms,
+            },
+            account_id: user.account_id,
+            user_id: user.id,
+            email: user.email,
+            display_name: user.display_name,
+            license_type: user.license_type,
+            phone_number,
+            create_time: user.create_time,
+            update_time: user.update_time,
         }
     }
 
+    pub fn settings(&self) -> TelephonySettings {
+        self.settings
+    }
+
     pub fn license_type(&self) -> Option<LicenseType> {
-        LicenseType::from_db(&self.user.license_type)
+        LicenseType::from_db(&self.license_type)
     }
 
     /// The user as the telephony rules see them.
     pub fn line(&self) -> UserLine {
         UserLine {
-            user_id: self.user.id.clone(),
+            user_id: self.user_id.clone(),
             phone_number: self.phone_number.clone(),
-            settings: self.settings(),
+            settings: self.settings,
+        }
+    }
+}
+
+/// A stored idempotent answer: the current form, or the one that embedded the user's row.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(super) enum StoredUserView {
+    Current(UserView),
+    Legacy {
+        user: LegacyUserRow,
+        phone_number: Option<String>,
+    },
+}
+
+#[derive(Deserialize)]
+pub(super) struct LegacyUserRow {
+    id: String,
+    account_id: String,
+    email: String,
+    display_name: String,
+    license_type: String,
+    inbound_calling: bool,
+    outbound_calling: bool,
+    sms: bool,
+    create_time: DateTime<Utc>,
+    update_time: DateTime<Utc>,
+}
+
+impl From<StoredUserView> for UserView {
+    fn from(stored: StoredUserView) -> Self {
+        match stored {
+            StoredUserView::Current(view) => view,
+            StoredUserView::Legacy { user, phone_number } => UserView::new(
+                user::Model {
+                    id: user.id,
+                    account_id: user.account_id,
+                    email: user.email,
+                    display_name: user.display_name,
+                    license_type: user.license_type,
+                    inbound_calling: user.inbound_calling,
+                    outbound_calling: user.outbound_calling,
+                    sms: user.sms,
+                    create_time: user.create_time,
+                    update_time: user.update_time,
+                },
+                phone_number,
+            ),
         }
     }
 }
@@ -72,6 +146,318 @@ fn email_taken(account_id: &str, email: &str) -> DomainError {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Repository functions: one query each.
+// ---------------------------------------------------------------------------------------------
+
+/// A user's row and their number's E.164, as one LEFT JOIN row.
+#[derive(FromQueryResult)]
+struct UserWithNumber {
+    id: String,
+    account_id: String,
+    email: String,
+    display_name: String,
+    license_type: String,
+    inbound_calling: bool,
+    outbound_calling: bool,
+    sms: bool,
+    create_time: DateTime<Utc>,
+    update_time: DateTime<Utc>,
+    phone_number: Option<String>,
+}
+
+/// The user and their number in one indexed query (primary key, and the unique `user_id` of
+/// `phone_numbers`).
+pub(super) async fn find_user_view(
+    conn: &impl ConnectionTrait,
+    account_id: &str,
+    user_id: &str,
+) -> Result<Option<UserView>> {
+    let row = user::Entity::find_by_id(user_id)
+        .filter(user::Column::AccountId.eq(account_id))
+        .column_as(phone_number::Column::E164, "phone_number")
+        .join_rev(JoinType::LeftJoin, user_number())
+        .into_model::<UserWithNumber>()
+        .one(conn)
+        .await?;
+    Ok(row.map(|r| {
+        UserView::new(
+            user::Model {
+                id: r.id,
+                account_id: r.account_id,
+                email: r.email,
+                display_name: r.display_name,
+                license_type: r.license_type,
+                inbound_calling: r.inbound_calling,
+                outbound_calling: r.outbound_calling,
+                sms: r.sms,
+                create_time: r.create_time,
+                update_time: r.update_time,
+            },
+            r.phone_number,
+        )
+    }))
+}
+
+/// users → phone_numbers on `phone_numbers.user_id = users.id`.
+fn user_number() -> sea_orm::RelationDef {
+    use sea_orm::EntityTrait as _;
+    phone_number::Entity::belongs_to(user::Entity)
+        .from(phone_number::Column::UserId)
+        .to(user::Column::Id)
+        .into()
+}
+
+/// The user's row, locked until the transaction ends (decisions about one user are serialised).
+pub(super) async fn lock_user(
+    txn: &DatabaseTransaction,
+    account_id: &str,
+    user_id: &str,
+) -> Result<user::Model> {
+    user::Entity::find_by_id(user_id)
+        .filter(user::Column::AccountId.eq(account_id))
+        .lock_exclusive()
+        .one(txn)
+        .await?
+        .ok_or_else(|| user_not_found(account_id, user_id).into())
+}
+
+/// The E.164 of the number the user holds.
+pub(super) async fn number_of_user(
+    conn: &impl ConnectionTrait,
+    user_id: &str,
+) -> Result<Option<String>> {
+    Ok(phone_number::Entity::find()
+        .select_only()
+        .column(phone_number::Column::E164)
+        .filter(phone_number::Column::UserId.eq(user_id))
+        .into_tuple::<String>()
+        .one(conn)
+        .await?)
+}
+
+/// The user, locked, with their number.
+pub(super) async fn lock_user_view(
+    txn: &DatabaseTransaction,
+    account_id: &str,
+    user_id: &str,
+) -> Result<UserView> {
+    let user = lock_user(txn, account_id, user_id).await?;
+    let phone_number = number_of_user(txn, user_id).await?;
+    Ok(UserView::new(user, phone_number))
+}
+
+/// Writes the columns set in `model` to the user's row.
+async fn update_user_row(
+    txn: &DatabaseTransaction,
+    user_id: &str,
+    model: user::ActiveModel,
+) -> Result<()> {
+    user::Entity::update_many()
+        .set(model)
+        .filter(user::Column::Id.eq(user_id))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// Writes the user's permissions; returns the user as now stored.
+pub(super) async fn write_settings(
+    txn: &DatabaseTransaction,
+    view: UserView,
+    settings: TelephonySettings,
+) -> Result<UserView> {
+    let now = super::now();
+    let model = user::ActiveModel {
+        inbound_calling: Set(settings.inbound_calling),
+        outbound_calling: Set(settings.outbound_calling),
+        sms: Set(settings.sms),
+        update_time: Set(now),
+        ..Default::default()
+    };
+    update_user_row(txn, &view.user_id, model).await?;
+    Ok(UserView {
+        settings,
+        update_time: now,
+        ..view
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Use cases, each run by the writer inside a savepoint.
+// ---------------------------------------------------------------------------------------------
+
+pub(super) struct CreateUser {
+    pub account_id: String,
+    pub email: String,
+    pub display_name: String,
+    pub license_type: LicenseType,
+}
+
+impl Mutation for CreateUser {
+    type Output = UserView;
+    const APPENDS_CHANGES: bool = false;
+
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, UserView> {
+        Box::pin(create_user(txn, self))
+    }
+}
+
+pub(super) async fn create_user(txn: &DatabaseTransaction, cmd: &CreateUser) -> Result<UserView> {
+    let account_id = cmd.account_id.as_str();
+    account::Entity::find_by_id(account_id)
+        .lock_shared()
+        .one(txn)
+        .await?
+        .ok_or_else(|| account_not_found(account_id))?;
+    let taken = user::Entity::find()
+        .select_only()
+        .column(user::Column::Id)
+        .filter(user::Column::AccountId.eq(account_id))
+        .filter(user::Column::Email.eq(cmd.email.as_str()))
+        .into_tuple::<String>()
+        .one(txn)
+        .await?;
+    if taken.is_some() {
+        return Err(email_taken(account_id, &cmd.email).into());
+    }
+    let now = super::now();
+    let inserted = user::ActiveModel {
+        id: Set(new_id()),
+        account_id: Set(account_id.to_owned()),
+        email: Set(cmd.email.clone()),
+        display_name: Set(cmd.display_name.clone()),
+        license_type: Set(cmd.license_type.as_str().to_owned()),
+        inbound_calling: Set(false),
+        outbound_calling: Set(false),
+        sms: Set(false),
+        create_time: Set(now),
+        update_time: Set(now),
+    }
+    .insert(txn)
+    .await;
+    match inserted {
+        Ok(user) => Ok(UserView::new(user, None)),
+        // A concurrent request (on another replica) took the email between check and insert.
+        Err(e) if is_unique_violation(&e) => Err(email_taken(account_id, &cmd.email).into()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(super) struct UpdateUser {
+    pub account_id: String,
+    pub user_id: String,
+    pub update: UserUpdate,
+}
+
+impl Mutation for UpdateUser {
+    type Output = UserView;
+    const APPENDS_CHANGES: bool = false;
+
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, UserView> {
+        Box::pin(update_user(txn, self))
+    }
+}
+
+pub(super) async fn update_user(txn: &DatabaseTransaction, cmd: &UpdateUser) -> Result<UserView> {
+    let view = lock_user_view(txn, &cmd.account_id, &cmd.user_id).await?;
+    let now = super::now();
+    let mut model = user::ActiveModel {
+        update_time: Set(now),
+        ..Default::default()
+    };
+    let mut updated = UserView {
+        update_time: now,
+        ..view
+    };
+    if let Some(display_name) = &cmd.update.display_name {
+        model.display_name = Set(display_name.clone());
+        updated.display_name = display_name.clone();
+    }
+    if let Some(license_type) = cmd.update.license_type {
+        model.license_type = Set(license_type.as_str().to_owned());
+        updated.license_type = license_type.as_str().to_owned();
+    }
+    update_user_row(txn, &updated.user_id, model).await?;
+    Ok(updated)
+}
+
+pub(super) struct DeleteUser {
+    pub account_id: String,
+    pub user_id: String,
+    pub actor: String,
+}
+
+impl Mutation for DeleteUser {
+    type Output = ();
+    const APPENDS_CHANGES: bool = true;
+
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, ()> {
+        Box::pin(delete_user(txn, self))
+    }
+}
+
+/// Deletes the user; their number goes back to the inventory, and they are told.
+pub(super) async fn delete_user(txn: &DatabaseTransaction, cmd: &DeleteUser) -> Result<()> {
+    let view = lock_user_view(txn, &cmd.account_id, &cmd.user_id).await?;
+    if let Some(number) = &view.phone_number {
+        release_number(txn, number).await?;
+    }
+    user::Entity::delete_by_id(cmd.user_id.as_str())
+        .exec(txn)
+        .await?;
+    append_change(
+        txn,
+        NewChange {
+            account_id: cmd.account_id.clone(),
+            user_id: cmd.user_id.clone(),
+            kind: ChangeKind::UserDeleted,
+            e164_phone_number: view.phone_number.unwrap_or_default(),
+            settings: TelephonySettings::OFF,
+            actor: cmd.actor.clone(),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+pub(super) struct LogoutUser {
+    pub account_id: String,
+    pub user_id: String,
+    pub actor: String,
+}
+
+impl Mutation for LogoutUser {
+    type Output = u64;
+    const APPENDS_CHANGES: bool = true;
+
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, u64> {
+        Box::pin(logout_user(txn, self))
+    }
+}
+
+/// Asks for the user's sign-out everywhere; returns the event's sequence.
+pub(super) async fn logout_user(txn: &DatabaseTransaction, cmd: &LogoutUser) -> Result<u64> {
+    let view = lock_user_view(txn, &cmd.account_id, &cmd.user_id).await?;
+    let event = append_change(
+        txn,
+        NewChange {
+            account_id: cmd.account_id.clone(),
+            user_id: cmd.user_id.clone(),
+            kind: ChangeKind::UserSignOutRequested,
+            e164_phone_number: view.phone_number.clone().unwrap_or_default(),
+            settings: view.settings,
+            actor: cmd.actor.clone(),
+        },
+    )
+    .await?;
+    Ok(event.sequence as u64)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The store's surface for the api layer.
+// ---------------------------------------------------------------------------------------------
+
 impl Store {
     pub async fn create_user(
         &self,
@@ -80,51 +466,20 @@ impl Store {
         display_name: String,
         license_type: LicenseType,
     ) -> Result<UserView> {
-        let txn = self.begin_write().await?;
-        account::Entity::find_by_id(account_id)
-            .lock_shared()
-            .one(&txn)
-            .await?
-            .ok_or_else(|| account_not_found(account_id))?;
-        let taken = user::Entity::find()
-            .filter(user::Column::AccountId.eq(account_id))
-            .filter(user::Column::Email.eq(email.as_str()))
-            .one(&txn)
-            .await?;
-        if taken.is_some() {
-            return Err(email_taken(account_id, &email).into());
-        }
-        let now = Utc::now();
-        let inserted = user::ActiveModel {
-            id: Set(new_id()),
-            account_id: Set(account_id.to_owned()),
-            email: Set(email.clone()),
-            display_name: Set(display_name),
-            license_type: Set(license_type.as_str().to_owned()),
-            inbound_calling: Set(false),
-            outbound_calling: Set(false),
-            sms: Set(false),
-            create_time: Set(now),
-            update_time: Set(now),
-        }
-        .insert(&txn)
-        .await;
-        let user = match inserted {
-            Ok(user) => user,
-            // A concurrent request took the email between our check and our insert.
-            Err(e) if is_unique_violation(&e) => return Err(email_taken(account_id, &email).into()),
-            Err(e) => return Err(e.into()),
-        };
-        self.commit(txn, false).await?;
-        Ok(UserView {
-            user,
-            phone_number: None,
+        self.write(CreateUser {
+            account_id: account_id.to_owned(),
+            email,
+            display_name,
+            license_type,
         })
+        .await
     }
 
+    /// One indexed query on a reader.
     pub async fn get_user(&self, account_id: &str, user_id: &str) -> Result<UserView> {
-        self.load_user(self.connection(), account_id, user_id, false)
-            .await
+        find_user_view(self.connection(), account_id, user_id)
+            .await?
+            .ok_or_else(|| user_not_found(account_id, user_id).into())
     }
 
     /// Users of an account in creation order, or the one with `email`.
@@ -163,12 +518,12 @@ impl Store {
         };
         let views = users
             .into_iter()
-            .map(|user| UserView {
-                phone_number: numbers.remove(&user.id),
-                user,
+            .map(|user| {
+                let number = numbers.remove(&user.id);
+                UserView::new(user, number)
             })
             .collect();
-        Ok(page.finish(views, |v| v.user.id.clone()))
+        Ok(page.finish(views, |v| v.user_id.clone()))
     }
 
     pub async fn update_user(
@@ -177,112 +532,31 @@ impl Store {
         user_id: &str,
         update: UserUpdate,
     ) -> Result<UserView> {
-        let txn = self.begin_write().await?;
-        let view = self.load_user(&txn, account_id, user_id, true).await?;
-        let mut model: user::ActiveModel = view.user.into();
-        if let Some(display_name) = update.display_name {
-            model.display_name = Set(display_name);
-        }
-        if let Some(license_type) = update.license_type {
-            model.license_type = Set(license_type.as_str().to_owned());
-        }
-        model.update_time = Set(Utc::now());
-        let user = model.update(&txn).await?;
-        self.commit(txn, false).await?;
-        Ok(UserView {
-            user,
-            phone_number: view.phone_number,
+        self.write(UpdateUser {
+            account_id: account_id.to_owned(),
+            user_id: user_id.to_owned(),
+            update,
         })
+        .await
     }
 
     /// Deletes the user; their number goes back to the inventory, and they are told.
     pub async fn delete_user(&self, account_id: &str, user_id: &str, actor: &str) -> Result<()> {
-        let txn = self.begin_write().await?;
-        let view = self.load_user(&txn, account_id, user_id, true).await?;
-        if let Some(number) = &view.phone_number {
-            self.release_number(&txn, number).await?;
-        }
-        user::Entity::delete_by_id(user_id).exec(&txn).await?;
-        self.append_change(
-            &txn,
-            NewChange {
-                account_id: account_id.to_owned(),
-                user_id: user_id.to_owned(),
-                kind: ChangeKind::UserDeleted,
-                e164_phone_number: view.phone_number.clone().unwrap_or_default(),
-                settings: TelephonySettings::OFF,
-                actor: actor.to_owned(),
-            },
-        )
-        .await?;
-        self.commit(txn, true).await?;
-        Ok(())
+        self.write(DeleteUser {
+            account_id: account_id.to_owned(),
+            user_id: user_id.to_owned(),
+            actor: actor.to_owned(),
+        })
+        .await
     }
 
     /// Asks for the user's sign-out everywhere; returns the event's sequence.
     pub async fn logout_user(&self, account_id: &str, user_id: &str, actor: &str) -> Result<u64> {
-        let txn = self.begin_write().await?;
-        let view = self.load_user(&txn, account_id, user_id, true).await?;
-        let event = self
-            .append_change(
-                &txn,
-                NewChange {
-                    account_id: account_id.to_owned(),
-                    user_id: user_id.to_owned(),
-                    kind: ChangeKind::UserSignOutRequested,
-                    e164_phone_number: view.phone_number.clone().unwrap_or_default(),
-                    settings: view.settings(),
-                    actor: actor.to_owned(),
-                },
-            )
-            .await?;
-        self.commit(txn, true).await?;
-        Ok(event.sequence as u64)
-    }
-
-    /// The user and their number; with `lock`, the user's row is locked until the transaction
-    /// ends (so that decisions about the user are serialised).
-    pub(super) async fn load_user(
-        &self,
-        conn: &impl ConnectionTrait,
-        account_id: &str,
-        user_id: &str,
-        lock: bool,
-    ) -> Result<UserView> {
-        let mut query =
-            user::Entity::find_by_id(user_id).filter(user::Column::AccountId.eq(account_id));
-        if lock {
-            query = query.lock_exclusive();
-        }
-        let user = query
-            .one(conn)
-            .await?
-            .ok_or_else(|| user_not_found(account_id, user_id))?;
-        let phone_number = phone_number::Entity::find()
-            .filter(phone_number::Column::UserId.eq(user_id))
-            .one(conn)
-            .await?
-            .map(|n| n.e164);
-        Ok(UserView { user, phone_number })
-    }
-
-    /// Puts an assigned number back into the inventory as unassigned.
-    pub(super) async fn release_number(&self, txn: &DatabaseTransaction, e164: &str) -> Result<()> {
-        let number = phone_number::Entity::find_by_id(e164)
-            .lock_exclusive()
-            .one(txn)
-            .await?
-            .ok_or_else(|| DomainError::NotFound {
-                resource: "phone number",
-                name: e164.to_owned(),
-            })?;
-        let mut model: phone_number::ActiveModel = number.into();
-        model.status = Set(NumberStatus::Unassigned.as_str().to_owned());
-        model.account_id = Set(None);
-        model.user_id = Set(None);
-        model.associate_time = Set(None);
-        model.update_time = Set(Utc::now());
-        model.update(txn).await?;
-        Ok(())
+        self.write(LogoutUser {
+            account_id: account_id.to_owned(),
+            user_id: user_id.to_owned(),
+            actor: actor.to_owned(),
+        })
+        .await
     }
 }

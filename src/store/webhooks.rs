@@ -4,8 +4,9 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
 };
 
 use super::Store;
@@ -51,6 +52,16 @@ pub struct WebhookUpdate {
     pub paused: Option<bool>,
 }
 
+/// A write transaction of its own (webhook changes write no change events, so they need not
+/// join the change writer's batches): IMMEDIATE on SQLite, so that it queues for the write lock.
+async fn begin_immediate(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    db.begin_with_options(TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..Default::default()
+    })
+    .await
+}
+
 fn webhook_not_found(id: &str) -> DomainError {
     DomainError::NotFound {
         resource: "webhook",
@@ -60,7 +71,7 @@ fn webhook_not_found(id: &str) -> DomainError {
 
 impl Store {
     pub async fn create_webhook(&self, new: NewWebhook) -> Result<WebhookView> {
-        let txn = self.begin_write().await?;
+        let txn = begin_immediate(self.connection()).await?;
         let start_after = change_log::Entity::find_by_id(1)
             .one(&txn)
             .await?
@@ -85,7 +96,7 @@ impl Store {
         let delivery = new_delivery(&webhook_sink(&webhook.id), start_after)
             .insert(&txn)
             .await?;
-        self.commit(txn, false).await?;
+        txn.commit().await?;
         Ok(WebhookView { webhook, delivery })
     }
 
@@ -146,7 +157,7 @@ impl Store {
     }
 
     pub async fn update_webhook(&self, id: &str, update: WebhookUpdate) -> Result<WebhookView> {
-        let txn = self.begin_write().await?;
+        let txn = begin_immediate(self.connection()).await?;
         let existing = webhook::Entity::find_by_id(id)
             .lock_exclusive()
             .one(&txn)
@@ -182,12 +193,12 @@ impl Store {
             }
             _ => state,
         };
-        self.commit(txn, false).await?;
+        txn.commit().await?;
         Ok(WebhookView { webhook, delivery })
     }
 
     pub async fn delete_webhook(&self, id: &str) -> Result<()> {
-        let txn = self.begin_write().await?;
+        let txn = begin_immediate(self.connection()).await?;
         let deleted = webhook::Entity::delete_by_id(id).exec(&txn).await?;
         if deleted.rows_affected == 0 {
             return Err(webhook_not_found(id).into());
@@ -195,7 +206,7 @@ impl Store {
         delivery::Entity::delete_by_id(webhook_sink(id))
             .exec(&txn)
             .await?;
-        self.commit(txn, false).await?;
+        txn.commit().await?;
         Ok(())
     }
 
@@ -206,7 +217,7 @@ impl Store {
         secret: String,
         previous_expire_time: DateTime<Utc>,
     ) -> Result<WebhookView> {
-        let txn = self.begin_write().await?;
+        let txn = begin_immediate(self.connection()).await?;
         let existing = webhook::Entity::find_by_id(id)
             .lock_exclusive()
             .one(&txn)
@@ -219,7 +230,7 @@ impl Store {
         model.secret = Set(secret);
         model.update_time = Set(Utc::now());
         let webhook = model.update(&txn).await?;
-        self.commit(txn, false).await?;
+        txn.commit().await?;
         self.with_delivery(webhook).await
     }
 

@@ -599,6 +599,7 @@ async fn filters_deliver_only_matching_events(backend: Backend) {
             account_id: b.clone(),
             user_id: b_users[0].clone(),
             after_sequence: Some(0),
+            ..Default::default()
         },
     )
     .await;

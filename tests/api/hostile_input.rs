@@ -962,6 +962,7 @@ fn change_cases<'a>(app: &'a TestApp, _f: &'a Fixture) -> Vec<Case<'a>> {
                             account_id: a,
                             user_id: u,
                             after_sequence: None,
+                            ..Default::default()
                         })
                         .await
                         .map(drop)
@@ -1148,7 +1149,7 @@ async fn hostile_numbers_in_an_order_fail_one_by_one(backend: Backend) {
 async fn extreme_but_valid_values(backend: Backend) {
     let app = spawn_app(backend).await;
     let f = fixture(&app).await;
-    // A resume point beyond the last event: nothing to list, a stream that opens.
+    // A resume point beyond the last event: nothing to list, and a watch that is refused.
     let events = app
         .changes()
         .list_changes(ListChangesRequest {
@@ -1160,13 +1161,19 @@ async fn extreme_but_valid_values(backend: Backend) {
         .into_inner()
         .events;
     assert!(events.is_empty(), "{events:?}");
-    app.changes()
+    let refused = app
+        .changes()
         .watch_changes(WatchChangesRequest {
             after_sequence: Some(u64::MAX),
             ..Default::default()
         })
         .await
-        .expect("a watch from u64::MAX opens");
+        .expect_err("a watch from u64::MAX, beyond the log, is refused");
+    assert_eq!(
+        refused.code(),
+        tonic::Code::FailedPrecondition,
+        "{refused:?}"
+    );
     // The largest page and a maximal, valid name.
     app.accounts()
         .list_accounts(ListAccountsRequest {

@@ -82,6 +82,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             account_id: account.account_id.clone(),
             user_id: user.user_id.clone(),
             after_sequence: None,
+            log_id: String::new(),
         })
         .await?
         .into_inner();

@@ -1,4 +1,5 @@
-//! `change_log`: one row holding the last sequence handed out and the last one purged.
+//! `change_log`: one row holding the last sequence handed out, the last one purged, and the
+//! log's identity.
 //! Updating the row locks it until commit, so sequences commit in the order they are issued.
 
 use sea_orm::entity::prelude::*;
@@ -10,6 +11,8 @@ pub struct Model {
     pub id: i32,
     pub last_sequence: i64,
     pub purged_through: i64,
+    /// The log's identity, random, created with the database.
+    pub log_id: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -11,6 +11,7 @@
 
 pub mod fixtures;
 pub mod http_receiver;
+pub mod process;
 pub mod smtp_sink;
 
 use std::time::Duration;
@@ -25,7 +26,7 @@ use telephony_admin::proto::{
     webhook_service_client::WebhookServiceClient,
 };
 use telephony_admin::startup::{Application, connect_store};
-use telephony_admin::store::{Store, StoreOptions};
+use telephony_admin::store::{Store, StoreOptions, WriteStats};
 use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -210,6 +211,8 @@ pub struct TestApp {
     pub store: Store,
     pub shutdown: CancellationToken,
     pub server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// The server's database writer counters (how many writes it committed together).
+    pub write_stats: std::sync::Arc<WriteStats>,
 }
 
 /// Settings for tests: everything default, a random loopback port, a known bootstrap key.
@@ -218,6 +221,8 @@ pub fn test_settings() -> ServeSettings {
     settings.listen = "127.0.0.1:0".parse().unwrap();
     settings.bootstrap_key = Some(keys::generate_secret());
     settings.shutdown_grace = Duration::from_secs(2);
+    // Tests stop servers often; a drain window would only slow them down.
+    settings.shutdown_drain_delay = Duration::ZERO;
     settings
 }
 
@@ -254,6 +259,7 @@ pub async fn spawn_app_on_url(url: &str, configure: impl FnOnce(&mut ServeSettin
         .expect("the application starts");
     let address = app.local_addr();
     let shutdown = app.shutdown_token();
+    let write_stats = app.write_stats();
     let server = tokio::spawn(app.run_until_stopped());
     let channel = Channel::from_shared(format!("http://{address}"))
         .unwrap()
@@ -272,6 +278,7 @@ pub async fn spawn_app_on_url(url: &str, configure: impl FnOnce(&mut ServeSettin
         store,
         shutdown,
         server: Some(server),
+        write_stats,
     }
 }
 

@@ -1,0 +1,535 @@
+//! Prometheus metrics: the process's registry and the one-line hooks the rest of the service
+//! calls (`metrics::record_…`), encoded as OpenMetrics text by the `/metrics` listener.
+//!
+//! Recording is off until [`enable`] is called (the server does so when `--metrics-listen` is
+//! given); until then every hook returns at once. The registry is per process, like the
+//! process it describes. Label values come from small fixed sets (gRPC method names known from
+//! the service descriptors, status codes, reasons, kinds): never ids, numbers or keys.
+//!
+//! RPC metrics follow the OpenTelemetry semantic conventions for RPC servers, in Prometheus
+//! naming: `rpc_server_duration_seconds{rpc_system, rpc_service, rpc_method,
+//! rpc_grpc_status_code}`; its `_count` is the number of requests.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        OnceLock,
+        atomic::{AtomicI64, Ordering},
+    },
+    time::Duration,
+};
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::Registry,
+};
+use prost::Message;
+use sea_orm::DbErr;
+
+/// Media type of [`encode`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Upper bounds, in seconds, of the RPC duration buckets: the OpenTelemetry recommendation,
+/// with finer steps below 5 ms where this service's reads land.
+const RPC_DURATION_BUCKETS: [f64; 16] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    10.0,
+];
+
+/// Upper bounds of the write batch size buckets (mutations per commit).
+const WRITE_BATCH_BUCKETS: [f64; 10] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
+
+/// The label value for an RPC path that is not one of the served methods.
+pub const OTHER: &str = "_OTHER";
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RpcLabels {
+    rpc_system: &'static str,
+    rpc_service: &'static str,
+    rpc_method: &'static str,
+    rpc_grpc_status_code: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Every metric the service exports.
+pub struct Metrics {
+    registry: Registry,
+    rpc_duration: HistogramFamily<RpcLabels>,
+    watch_streams: Gauge,
+    hub_sequence: Gauge,
+    newest_sequence: Gauge,
+    hub_lag: Gauge,
+    ring_fallbacks: Counter,
+    events_written: Counter,
+    write_batch: Histogram,
+    db_connections_in_use: Gauge,
+    db_connections_idle: Gauge,
+    db_errors: Family<KindLabel, Counter>,
+    auth_failures: Family<ReasonLabel, Counter>,
+    purge_runs: Counter,
+    purged_rows: Family<KindLabel, Counter>,
+}
+
+static METRICS: OnceLock<Metrics> = OnceLock::new();
+
+/// Turns recording on for the rest of the process and returns the registry's owner.
+pub fn enable() -> &'static Metrics {
+    METRICS.get_or_init(Metrics::new)
+}
+
+fn get() -> Option<&'static Metrics> {
+    METRICS.get()
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let metrics = Self {
+            registry: Registry::default(),
+            rpc_duration: Family::new_with_constructor(|| Histogram::new(RPC_DURATION_BUCKETS)),
+            watch_streams: Gauge::default(),
+            hub_sequence: Gauge::default(),
+            newest_sequence: Gauge::default(),
+            hub_lag: Gauge::default(),
+            ring_fallbacks: Counter::default(),
+            events_written: Counter::default(),
+            write_batch: Histogram::new(WRITE_BATCH_BUCKETS),
+            db_connections_in_use: Gauge::default(),
+            db_connections_idle: Gauge::default(),
+            db_errors: Family::default(),
+            auth_failures: Family::default(),
+            purge_runs: Counter::default(),
+            purged_rows: Family::default(),
+        };
+        let mut registry = Registry::default();
+        registry.register(
+            "rpc_server_duration_seconds",
+            "Duration of inbound RPCs until the response (for a stream: until it opens); _count is the number of RPCs",
+            metrics.rpc_duration.clone(),
+        );
+        let service = registry.sub_registry_with_prefix("telephony_admin");
+        service.register(
+            "watch_streams",
+            "Open WatchChanges streams",
+            metrics.watch_streams.clone(),
+        );
+        service.register(
+            "change_hub_sequence",
+            "Highest change sequence loaded into the in-memory hub",
+            metrics.hub_sequence.clone(),
+        );
+        service.register(
+            "change_newest_sequence",
+            "Highest change sequence this process has written or loaded",
+            metrics.newest_sequence.clone(),
+        );
+        service.register(
+            "change_hub_lag_events",
+            "Events written but not yet loaded into the hub (newest sequence minus hub sequence)",
+            metrics.hub_lag.clone(),
+        );
+        service.register(
+            "watch_ring_fallbacks",
+            "Watch reads that fell behind the in-memory ring and went to the database",
+            metrics.ring_fallbacks.clone(),
+        );
+        service.register(
+            "change_events_written",
+            "Change events appended by this process",
+            metrics.events_written.clone(),
+        );
+        service.register(
+            "write_batch_size",
+            "Mutations committed together in one database transaction",
+            metrics.write_batch.clone(),
+        );
+        service.register(
+            "db_pool_connections_in_use",
+            "Database connections checked out of the pool",
+            metrics.db_connections_in_use.clone(),
+        );
+        service.register(
+            "db_pool_connections_idle",
+            "Open database connections waiting in the pool",
+            metrics.db_connections_idle.clone(),
+        );
+        service.register(
+            "db_errors",
+            "Database errors by kind (conflict, pool_timeout, connection, query, other)",
+            metrics.db_errors.clone(),
+        );
+        service.register(
+            "auth_failures",
+            "Rejected credentials and permissions, by reason",
+            metrics.auth_failures.clone(),
+        );
+        service.register(
+            "purge_runs",
+            "Housekeeping runs (retention and deletion-queue purges)",
+            metrics.purge_runs.clone(),
+        );
+        service.register(
+            "purged_rows",
+            "Rows removed by housekeeping, by kind",
+            metrics.purged_rows.clone(),
+        );
+        // Every series of a bounded label set exists from the start, at 0, so that rate() and
+        // alerts see the first increase.
+        for kind in DB_ERROR_KINDS {
+            let _ = metrics.db_errors.get_or_create(&KindLabel { kind });
+        }
+        for reason in [
+            AuthFailure::MissingCredentials,
+            AuthFailure::UnknownKey,
+            AuthFailure::Revoked,
+            AuthFailure::PermissionDenied,
+        ] {
+            let _ = metrics.auth_failures.get_or_create(&ReasonLabel {
+                reason: reason.label(),
+            });
+        }
+        for kind in [
+            PurgeKind::ChangeEvents,
+            PurgeKind::IdempotencyRecords,
+            PurgeKind::DeletedNumbers,
+        ] {
+            let _ = metrics
+                .purged_rows
+                .get_or_create(&KindLabel { kind: kind.label() });
+        }
+        Self {
+            registry,
+            ..metrics
+        }
+    }
+
+    /// The current values, as OpenMetrics text; `pool` refreshes the connection pool gauges.
+    pub fn encode(&self, pool: Option<PoolState>) -> String {
+        if let Some(pool) = pool {
+            self.db_connections_in_use.set(i64::from(pool.in_use));
+            self.db_connections_idle.set(i64::from(pool.idle));
+        }
+        let mut text = String::with_capacity(8 * 1024);
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}
+
+/// The database connection pool at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolState {
+    pub in_use: u32,
+    pub idle: u32,
+}
+
+impl PoolState {
+    /// Reads the pool behind a SeaORM connection.
+    pub fn of(db: &sea_orm::DatabaseConnection) -> Self {
+        let (size, idle) = match db.get_database_backend() {
+            sea_orm::DbBackend::Postgres => {
+                let pool = db.get_postgres_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            _ => {
+                let pool = db.get_sqlite_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+        };
+        let idle = u32::try_from(idle).unwrap_or(u32::MAX).min(size);
+        Self {
+            in_use: size - idle,
+            idle,
+        }
+    }
+}
+
+/// A gRPC method as bounded label values: one the server serves, or [`OTHER`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RpcMethod {
+    /// Fully qualified service name, e.g. `telephony.admin.v1.UserService`.
+    pub service: &'static str,
+    /// Method name, e.g. `GetUser`.
+    pub method: &'static str,
+    /// `service/method`, the span name the conventions ask for.
+    pub full_name: &'static str,
+}
+
+const OTHER_METHOD: RpcMethod = RpcMethod {
+    service: OTHER,
+    method: OTHER,
+    full_name: OTHER,
+};
+
+/// The served method an HTTP/2 path (`/package.Service/Method`) names, or [`OTHER`]: a client
+/// cannot make up label values.
+pub fn rpc_method(path: &str) -> RpcMethod {
+    static CATALOG: OnceLock<HashMap<String, (String, String, String)>> = OnceLock::new();
+    let catalog = CATALOG.get_or_init(served_methods);
+    match catalog.get(path) {
+        Some((service, method, full_name)) => RpcMethod {
+            service,
+            method,
+            full_name,
+        },
+        None => OTHER_METHOD,
+    }
+}
+
+/// Every method of the served services, from their descriptors: path → (service, method, name).
+fn served_methods() -> HashMap<String, (String, String, String)> {
+    let mut methods = HashMap::new();
+    for encoded in [
+        crate::proto::FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+    ] {
+        let Ok(set) = prost_types::FileDescriptorSet::decode(encoded) else {
+            continue;
+        };
+        for file in set.file {
+            let package = file.package();
+            for service in &file.service {
+                let service_name = if package.is_empty() {
+                    service.name().to_owned()
+                } else {
+                    format!("{package}.{}", service.name())
+                };
+                for method in &service.method {
+                    let full_name = format!("{service_name}/{}", method.name());
+                    methods.insert(
+                        format!("/{full_name}"),
+                        (service_name.clone(), method.name().to_owned(), full_name),
+                    );
+                }
+            }
+        }
+    }
+    // Reflection's descriptors are not exported by tonic-reflection; it has one method.
+    for service in [
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ] {
+        let full_name = format!("{service}/ServerReflectionInfo");
+        methods.insert(
+            format!("/{full_name}"),
+            (
+                service.to_owned(),
+                "ServerReflectionInfo".to_owned(),
+                full_name,
+            ),
+        );
+    }
+    methods
+}
+
+/// One finished RPC (for a stream: one opened), with its gRPC status code.
+pub fn record_rpc(method: RpcMethod, grpc_status_code: i32, elapsed: Duration) {
+    if let Some(m) = get() {
+        m.rpc_duration
+            .get_or_create(&RpcLabels {
+                rpc_system: "grpc",
+                rpc_service: method.service,
+                rpc_method: method.method,
+                rpc_grpc_status_code: grpc_status_code,
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+}
+
+/// Counts an open watch stream until the returned guard drops.
+#[must_use = "the stream counts as open until the guard drops"]
+pub fn watch_stream_opened() -> WatchStreamGuard {
+    let gauge = get().map(|m| {
+        m.watch_streams.inc();
+        &m.watch_streams
+    });
+    WatchStreamGuard { gauge }
+}
+
+/// Decrements the open watch streams when dropped.
+pub struct WatchStreamGuard {
+    gauge: Option<&'static Gauge>,
+}
+
+impl Drop for WatchStreamGuard {
+    fn drop(&mut self) {
+        if let Some(gauge) = self.gauge {
+            gauge.dec();
+        }
+    }
+}
+
+/// The hub loaded events up to `sequence`.
+pub fn record_hub_sequence(sequence: u64) {
+    if let Some(m) = get() {
+        let sequence = to_i64(sequence);
+        m.hub_sequence.set(sequence);
+        raise(&m.newest_sequence, sequence);
+        m.update_hub_lag();
+    }
+}
+
+/// A watcher fell behind the ring and read from the database.
+pub fn record_ring_fallback() {
+    if let Some(m) = get() {
+        m.ring_fallbacks.inc();
+    }
+}
+
+/// A change event was appended with `sequence`.
+pub fn record_event_written(sequence: u64) {
+    if let Some(m) = get() {
+        m.events_written.inc();
+        raise(&m.newest_sequence, to_i64(sequence));
+        m.update_hub_lag();
+    }
+}
+
+/// One database commit carried `size` mutations (group commit).
+pub fn record_write_batch(size: usize) {
+    if let Some(m) = get() {
+        m.write_batch.observe(size as f64);
+    }
+}
+
+/// A database error, by kind.
+pub fn record_db_error(err: &DbErr) {
+    if let Some(m) = get() {
+        m.db_errors
+            .get_or_create(&KindLabel {
+                kind: db_error_kind(err),
+            })
+            .inc();
+    }
+}
+
+/// Why credentials or permissions were refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No usable `authorization: Bearer` metadata.
+    MissingCredentials,
+    /// The secret matches no active key.
+    UnknownKey,
+    /// An open watch stream's key was revoked.
+    Revoked,
+    /// A valid key without the role or scope for the request.
+    PermissionDenied,
+}
+
+impl AuthFailure {
+    fn label(self) -> &'static str {
+        match self {
+            AuthFailure::MissingCredentials => "missing_credentials",
+            AuthFailure::UnknownKey => "unknown_key",
+            AuthFailure::Revoked => "revoked",
+            AuthFailure::PermissionDenied => "permission_denied",
+        }
+    }
+}
+
+pub fn record_auth_failure(reason: AuthFailure) {
+    if let Some(m) = get() {
+        m.auth_failures
+            .get_or_create(&ReasonLabel {
+                reason: reason.label(),
+            })
+            .inc();
+    }
+}
+
+/// What housekeeping removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PurgeKind {
+    ChangeEvents,
+    IdempotencyRecords,
+    DeletedNumbers,
+}
+
+impl PurgeKind {
+    fn label(self) -> &'static str {
+        match self {
+            PurgeKind::ChangeEvents => "change_events",
+            PurgeKind::IdempotencyRecords => "idempotency_records",
+            PurgeKind::DeletedNumbers => "deleted_numbers",
+        }
+    }
+}
+
+/// One housekeeping run started.
+pub fn record_purge_run() {
+    if let Some(m) = get() {
+        m.purge_runs.inc();
+    }
+}
+
+/// Housekeeping removed `rows` of `kind`.
+pub fn record_purged(kind: PurgeKind, rows: u64) {
+    if let Some(m) = get() {
+        m.purged_rows
+            .get_or_create(&KindLabel { kind: kind.label() })
+            .inc_by(rows);
+    }
+}
+
+impl Metrics {
+    fn update_hub_lag(&self) {
+        let lag = self.newest_sequence.get() - self.hub_sequence.get();
+        self.hub_lag.set(lag.max(0));
+    }
+}
+
+/// Raises `gauge` to `value` if it is lower.
+fn raise(gauge: &Gauge, value: i64) {
+    let atomic: &AtomicI64 = gauge.inner();
+    atomic.fetch_max(value, Ordering::Relaxed);
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// The `kind` label values of `telephony_admin_db_errors_total`.
+const DB_ERROR_KINDS: [&str; 5] = ["conflict", "pool_timeout", "connection", "query", "other"];
+
+/// A bounded name for what went wrong with the database.
+fn db_error_kind(err: &DbErr) -> &'static str {
+    if crate::error::is_conflict(err) {
+        return "conflict";
+    }
+    match err {
+        DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout) => "pool_timeout",
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => "connection",
+        DbErr::Exec(_) | DbErr::Query(_) => "query",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn served_methods_resolve_and_others_do_not() {
+        let get_user = rpc_method("/telephony.admin.v1.UserService/GetUser");
+        assert_eq!(get_user.service, "telephony.admin.v1.UserService");
+        assert_eq!(get_user.method, "GetUser");
+        assert_eq!(get_user.full_name, "telephony.admin.v1.UserService/GetUser");
+        assert_eq!(rpc_method("/grpc.health.v1.Health/Check").method, "Check");
+        assert_eq!(
+            rpc_method("/telephony.admin.v1.UserService/Nope"),
+            OTHER_METHOD
+        );
+        assert_eq!(rpc_method("/9876543210"), OTHER_METHOD);
+    }
+}

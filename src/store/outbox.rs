@@ -1,0 +1,144 @@
+//! The change outbox, write side: appending an event inside a use case's transaction, and
+//! purging events past retention in short chunks.
+//!
+//! Sequences come from the single `change_log` row, incremented by each appending mutation.
+//! The row stays locked until the transaction commits, so sequence N+1 cannot be handed out
+//! before N is committed or rolled back: readers always see a gap-free prefix, in order. A
+//! mutation rolled back to its savepoint takes its increment with it.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, Statement,
+};
+
+use super::Store;
+use super::entities::change_event;
+use super::writer::{Mutation, TxnFuture};
+use crate::domain::change::NewChange;
+use crate::error::{Error, Result};
+
+/// The PostgreSQL NOTIFY channel that tells other replicas a change was committed.
+pub const NOTIFY_CHANNEL: &str = "telephony_admin_changes";
+
+/// Events deleted per purge mutation, so that a purge never holds the writer for long.
+const PURGE_CHUNK: i64 = 1000;
+
+/// Writes one change event in `txn` and returns it with its sequence.
+pub(super) async fn append_change(
+    txn: &DatabaseTransaction,
+    change: NewChange,
+) -> Result<change_event::Model> {
+    let backend = txn.get_database_backend();
+    let row = txn
+        .query_one_raw(Statement::from_string(
+            backend,
+            "UPDATE change_log SET last_sequence = last_sequence + 1 WHERE id = 1 RETURNING last_sequence",
+        ))
+        .await?
+        .ok_or_else(|| Error::Internal("the change_log row is missing".into()))?;
+    let sequence: i64 = row.try_get_by_index(0)?;
+    let notice = change.notice();
+    let event = change_event::ActiveModel {
+        sequence: Set(sequence),
+        event_id: Set(uuid::Uuid::new_v4().to_string()),
+        account_id: Set(change.account_id),
+        user_id: Set(change.user_id),
+        kind: Set(change.kind.as_str().to_owned()),
+        e164: Set(change.e164_phone_number),
+        inbound_calling: Set(change.settings.inbound_calling),
+        outbound_calling: Set(change.settings.outbound_calling),
+        sms: Set(change.settings.sms),
+        notice: Set(notice),
+        actor: Set(change.actor),
+        occur_time: Set(Utc::now()),
+    }
+    .insert(txn)
+    .await?;
+    if backend == DbBackend::Postgres {
+        // Delivered to listeners on commit, never for a rolled-back transaction.
+        txn.execute_raw(Statement::from_sql_and_values(
+            backend,
+            "SELECT pg_notify($1, $2)",
+            [NOTIFY_CHANNEL.into(), sequence.to_string().into()],
+        ))
+        .await?;
+    }
+    crate::metrics::record_event_written(event.sequence.max(0) as u64);
+    Ok(event)
+}
+
+/// Deletes up to [`PURGE_CHUNK`] events with a sequence at most `through`, and records how far
+/// the history is purged; returns how many went.
+struct PurgeChanges {
+    through: i64,
+}
+
+impl Mutation for PurgeChanges {
+    type Output = u64;
+    const APPENDS_CHANGES: bool = false;
+
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, u64> {
+        Box::pin(purge_changes(txn, self.through))
+    }
+}
+
+async fn purge_changes(txn: &DatabaseTransaction, through: i64) -> Result<u64> {
+    let backend = txn.get_database_backend();
+    // The oldest chunk first, so that `purged_through` always describes a gap-free prefix.
+    let chunk_end = change_event::Entity::find()
+        .select_only()
+        .column(change_event::Column::Sequence)
+        .filter(change_event::Column::Sequence.lte(through))
+        .order_by_asc(change_event::Column::Sequence)
+        .offset((PURGE_CHUNK - 1) as u64)
+        .limit(1)
+        .into_tuple::<i64>()
+        .one(txn)
+        .await?
+        .unwrap_or(through);
+    let deleted = change_event::Entity::delete_many()
+        .filter(change_event::Column::Sequence.lte(chunk_end))
+        .exec(txn)
+        .await?
+        .rows_affected;
+    txn.execute_raw(Statement::from_sql_and_values(
+        backend,
+        match backend {
+            DbBackend::Postgres => {
+                "UPDATE change_log SET purged_through = GREATEST(purged_through, $1) WHERE id = 1"
+            }
+            _ => "UPDATE change_log SET purged_through = MAX(purged_through, ?) WHERE id = 1",
+        },
+        [chunk_end.into()],
+    ))
+    .await?;
+    Ok(deleted)
+}
+
+impl Store {
+    /// Deletes events that occurred before `cutoff`, chunk by chunk; returns how many went.
+    pub async fn purge_changes_before(&self, cutoff: DateTime<Utc>) -> Result<u64> {
+        // Look first on a reader: usually there is nothing to purge.
+        let newest_expired = change_event::Entity::find()
+            .filter(change_event::Column::OccurTime.lt(cutoff))
+            .order_by_desc(change_event::Column::Sequence)
+            .one(self.connection())
+            .await?;
+        let Some(newest_expired) = newest_expired else {
+            return Ok(0);
+        };
+        let mut total = 0;
+        loop {
+            let deleted = self
+                .write(PurgeChanges {
+                    through: newest_expired.sequence,
+                })
+                .await?;
+            total += deleted;
+            if deleted < PURGE_CHUNK as u64 {
+                return Ok(total);
+            }
+        }
+    }
+}

@@ -1,0 +1,426 @@
+//! The group-commit writer: the one task per process that writes to the database.
+//!
+//! Mutations are submitted through a channel. The writer takes the first one waiting, then
+//! whatever else is already queued (up to a bound), opens ONE transaction (IMMEDIATE on SQLite),
+//! runs each mutation in a savepoint of its own, commits once and then answers every caller.
+//! A mutation that fails rolls back its savepoint alone and gets its own error; the others of
+//! the batch still commit. One commit (one WAL sync) pays for the whole batch.
+//!
+//! On PostgreSQL a mutation can lose a race with another replica (deadlock or serialization
+//! failure). Its savepoint is rolled back, so the rest of the batch is unharmed, and it is run
+//! again in the next batch, a few times at most, before it is answered ABORTED.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use sea_orm::{
+    DatabaseConnection, DatabaseTransaction, DbErr, SqliteTransactionMode, TransactionOptions,
+    TransactionTrait,
+};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::DomainError;
+use crate::error::{Error, Result, is_conflict};
+
+/// A boxed future borrowing the transaction it runs in.
+pub(crate) type TxnFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
+
+/// One write use case with its validated input: run by the writer inside a savepoint.
+pub(crate) trait Mutation: Send + Sync + 'static {
+    type Output: Send + 'static;
+
+    /// Whether the mutation may append change events (watchers are woken after the commit).
+    const APPENDS_CHANGES: bool;
+
+    /// Runs the use case in `txn`. It may run more than once (after losing a race on
+    /// PostgreSQL), each time in a fresh savepoint.
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, Self::Output>;
+}
+
+/// How the writer gathers batches.
+#[derive(Debug, Clone, Copy)]
+pub struct WriterOptions {
+    /// The most mutations in one transaction.
+    pub max_batch: usize,
+    /// How long the writer waits after the first mutation for others to join its batch
+    /// (zero: take only those already waiting).
+    pub gather: Duration,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        Self {
+            max_batch: 256,
+            gather: Duration::ZERO,
+        }
+    }
+}
+
+/// Counters of the writer's work, for logs, metrics and tests.
+#[derive(Debug, Default)]
+pub struct WriteStats {
+    batches: AtomicU64,
+    mutations: AtomicU64,
+    largest_batch: AtomicU64,
+    shared_batches: AtomicU64,
+    mixed_batches: AtomicU64,
+}
+
+impl WriteStats {
+    /// Committed transactions.
+    pub fn batches(&self) -> u64 {
+        self.batches.load(Ordering::Relaxed)
+    }
+
+    /// Mutations run (committed or failed).
+    pub fn mutations(&self) -> u64 {
+        self.mutations.load(Ordering::Relaxed)
+    }
+
+    /// The most mutations one batch held.
+    pub fn largest_batch(&self) -> u64 {
+        self.largest_batch.load(Ordering::Relaxed)
+    }
+
+    /// Committed batches that held more than one mutation.
+    pub fn shared_batches(&self) -> u64 {
+        self.shared_batches.load(Ordering::Relaxed)
+    }
+
+    /// Committed batches in which at least one mutation failed and at least one succeeded.
+    pub fn mixed_batches(&self) -> u64 {
+        self.mixed_batches.load(Ordering::Relaxed)
+    }
+
+    fn record(&self, size: usize, failed: usize, committed: bool) {
+        if committed {
+            crate::metrics::record_write_batch(size);
+        }
+        let size = size as u64;
+        self.mutations.fetch_add(size, Ordering::Relaxed);
+        self.largest_batch.fetch_max(size, Ordering::Relaxed);
+        if committed {
+            self.batches.fetch_add(1, Ordering::Relaxed);
+            if size > 1 {
+                self.shared_batches.fetch_add(1, Ordering::Relaxed);
+            }
+            if failed > 0 && (failed as u64) < size {
+                self.mixed_batches.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Times a mutation that lost a race on PostgreSQL is run again before it is answered ABORTED.
+const MAX_ATTEMPTS: u32 = 3;
+
+/// The handle through which mutations reach the writer task.
+#[derive(Clone)]
+pub(crate) struct Writer {
+    queue: mpsc::Sender<Box<dyn Queued>>,
+    stop: CancellationToken,
+    task: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    stats: Arc<WriteStats>,
+}
+
+impl Writer {
+    /// Starts the writer task on `db` (on SQLite: a pool of one connection used by nothing
+    /// else). `committed` is signalled after each commit that may have written change events.
+    pub fn start(db: DatabaseConnection, options: WriterOptions, committed: Arc<Notify>) -> Self {
+        let max_batch = options.max_batch.max(1);
+        let (queue, incoming) = mpsc::channel(max_batch.saturating_mul(8));
+        let stop = CancellationToken::new();
+        let stats = Arc::new(WriteStats::default());
+        let task = tokio::spawn(
+            WriterTask {
+                db,
+                incoming,
+                max_batch,
+                gather: options.gather,
+                committed,
+                stats: stats.clone(),
+                carried: Vec::new(),
+            }
+            .run(stop.clone()),
+        );
+        Self {
+            queue,
+            stop,
+            task: Arc::new(std::sync::Mutex::new(Some(task))),
+            stats,
+        }
+    }
+
+    /// Queues `mutation` and waits for its outcome (after its batch has committed).
+    pub async fn submit<M: Mutation>(&self, mutation: M) -> Result<M::Output> {
+        let (reply, answer) = oneshot::channel();
+        let queued = Box::new(Submission {
+            mutation,
+            outcome: None,
+            attempts: 0,
+            reply,
+        });
+        if self.queue.send(queued).await.is_err() {
+            return Err(Error::ShuttingDown);
+        }
+        answer.await.unwrap_or(Err(Error::ShuttingDown))
+    }
+
+    pub fn stats(&self) -> Arc<WriteStats> {
+        self.stats.clone()
+    }
+
+    /// Stops taking mutations, runs those already queued, and waits for the task to end.
+    pub async fn close(&self) {
+        self.stop.cancel();
+        let task = self.task.lock().ok().and_then(|mut task| task.take());
+        if let Some(task) = task
+            && let Err(e) = task.await
+        {
+            tracing::error!(error = %e, "the database writer task failed");
+        }
+    }
+}
+
+/// A submitted mutation with its reply channel, type-erased for the queue.
+trait Queued: Send {
+    /// Runs the mutation in `txn` and keeps the outcome; true when it succeeded.
+    fn run<'a>(
+        &'a mut self,
+        txn: &'a DatabaseTransaction,
+    ) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
+    /// Whether the kept failure was a lost race worth running again.
+    fn should_retry(&self) -> bool;
+    fn appends_changes(&self) -> bool;
+    /// Whether the caller has gone away (cancelled, or past its deadline).
+    fn abandoned(&self) -> bool;
+    /// Sends the kept outcome.
+    fn answer(self: Box<Self>);
+    /// Sends `error` instead of the kept outcome.
+    fn fail(self: Box<Self>, error: Error);
+}
+
+struct Submission<M: Mutation> {
+    mutation: M,
+    outcome: Option<Result<M::Output>>,
+    attempts: u32,
+    reply: oneshot::Sender<Result<M::Output>>,
+}
+
+impl<M: Mutation> Queued for Submission<M> {
+    fn run<'a>(
+        &'a mut self,
+        txn: &'a DatabaseTransaction,
+    ) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>> {
+        Box::pin(async move {
+            self.attempts += 1;
+            let outcome = self.mutation.run(txn).await;
+            let ok = outcome.is_ok();
+            self.outcome = Some(outcome);
+            ok
+        })
+    }
+
+    fn should_retry(&self) -> bool {
+        self.attempts < MAX_ATTEMPTS
+            && matches!(
+                self.outcome,
+                Some(Err(Error::Domain(DomainError::Aborted(_))))
+            )
+    }
+
+    fn appends_changes(&self) -> bool {
+        M::APPENDS_CHANGES
+    }
+
+    fn abandoned(&self) -> bool {
+        self.reply.is_closed()
+    }
+
+    fn answer(self: Box<Self>) {
+        let outcome = self.outcome.unwrap_or_else(|| {
+            Err(Error::Internal(
+                "a mutation was answered before it ran".into(),
+            ))
+        });
+        // The caller may have gone away; the mutation's effect stands either way.
+        let _ = self.reply.send(outcome);
+    }
+
+    fn fail(self: Box<Self>, error: Error) {
+        let _ = self.reply.send(Err(error));
+    }
+}
+
+struct WriterTask {
+    db: DatabaseConnection,
+    incoming: mpsc::Receiver<Box<dyn Queued>>,
+    max_batch: usize,
+    gather: Duration,
+    committed: Arc<Notify>,
+    stats: Arc<WriteStats>,
+    /// Mutations that lost a race in the last batch, run first in the next.
+    carried: Vec<Box<dyn Queued>>,
+}
+
+impl WriterTask {
+    async fn run(mut self, stop: CancellationToken) {
+        loop {
+            let mut batch = std::mem::take(&mut self.carried);
+            if batch.is_empty() {
+                tokio::select! {
+                    biased;
+                    next = self.incoming.recv() => match next {
+                        Some(first) => batch.push(first),
+                        None => break,
+                    },
+                    _ = stop.cancelled() => break,
+                }
+                if !self.gather.is_zero() {
+                    tokio::select! {
+                        _ = tokio::time::sleep(self.gather) => {}
+                        _ = stop.cancelled() => {}
+                    }
+                }
+            }
+            while batch.len() < self.max_batch {
+                match self.incoming.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+            self.run_batch(batch).await;
+        }
+        // Closing: refuse new mutations, finish those already queued.
+        self.incoming.close();
+        loop {
+            let mut batch = std::mem::take(&mut self.carried);
+            while batch.len() < self.max_batch {
+                match self.incoming.recv().await {
+                    Some(next) => batch.push(next),
+                    None => break,
+                }
+            }
+            if batch.is_empty() {
+                break;
+            }
+            self.run_batch(batch).await;
+        }
+        tracing::debug!("the database writer stopped");
+    }
+
+    async fn run_batch(&mut self, batch: Vec<Box<dyn Queued>>) {
+        let size = batch.len();
+        let txn = match self
+            .db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await
+        {
+            Ok(txn) => txn,
+            Err(e) => {
+                tracing::warn!(error = %e, size, "cannot begin a write transaction");
+                fail_all(batch, &e);
+                self.stats.record(size, size, false);
+                return;
+            }
+        };
+        let mut succeeded: Vec<Box<dyn Queued>> = Vec::with_capacity(size);
+        let mut failed = 0;
+        let mut broken: Option<DbErr> = None;
+        let mut pending = batch.into_iter();
+        for mut mutation in pending.by_ref() {
+            // A request given up before its turn is not run, as a dropped transaction was
+            // never committed.
+            if mutation.abandoned() {
+                failed += 1;
+                continue;
+            }
+            let savepoint = match txn.begin().await {
+                Ok(savepoint) => savepoint,
+                Err(e) => {
+                    mutation.fail(copy_err(&e));
+                    broken = Some(e);
+                    break;
+                }
+            };
+            // Given up while it ran: undone, as if its transaction had been dropped.
+            if mutation.run(&savepoint).await && !mutation.abandoned() {
+                match savepoint.commit().await {
+                    Ok(()) => succeeded.push(mutation),
+                    Err(e) => {
+                        mutation.fail(copy_err(&e));
+                        broken = Some(e);
+                        break;
+                    }
+                }
+                continue;
+            }
+            failed += 1;
+            if let Err(e) = savepoint.rollback().await {
+                mutation.answer();
+                broken = Some(e);
+                break;
+            }
+            if mutation.should_retry() {
+                self.carried.push(mutation);
+            } else {
+                // A failed mutation changed nothing: its answer need not wait for the commit.
+                mutation.answer();
+            }
+        }
+        if let Some(e) = broken {
+            // The transaction itself is unusable: nothing of this batch commits.
+            tracing::warn!(error = %e, size, "a write transaction broke; rolling back the batch");
+            let _ = txn.rollback().await;
+            fail_all(succeeded, &e);
+            fail_all(pending.collect(), &e);
+            self.stats.record(size, size, false);
+            return;
+        }
+        if succeeded.is_empty() {
+            // Nothing to keep (a rollback costs no sync).
+            let _ = txn.rollback().await;
+            self.stats.record(size, failed, false);
+            return;
+        }
+        match txn.commit().await {
+            Ok(()) => {
+                self.stats.record(size, failed, true);
+                tracing::trace!(size, failed, "write batch committed");
+                if succeeded.iter().any(|m| m.appends_changes()) {
+                    self.committed.notify_one();
+                }
+                for mutation in succeeded {
+                    mutation.answer();
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, size, "a write batch failed to commit");
+                self.stats.record(size, size, false);
+                fail_all(succeeded, &e);
+            }
+        }
+    }
+}
+
+fn fail_all(mutations: Vec<Box<dyn Queued>>, error: &DbErr) {
+    for mutation in mutations {
+        mutation.fail(copy_err(error));
+    }
+}
+
+/// `DbErr` is not `Clone`: every caller of a failed batch gets an error of the same kind (a
+/// conflict stays a conflict, ABORTED; the rest stay database errors).
+fn copy_err(error: &DbErr) -> Error {
+    if is_conflict(error) {
+        return Error::conflict();
+    }
+    Error::Database(DbErr::Custom(error.to_string()))
+}

@@ -1,0 +1,314 @@
+//! Group commit, on both databases: the server's one writer runs concurrent writes in shared
+//! transactions, each in a savepoint of its own. A write that fails inside a batch gets its own
+//! error and leaves no trace (no event, no sequence number), the others of the batch commit,
+//! sequences stay gap-free, and retries of one idempotent request inside one batch share the
+//! first result.
+//!
+//! The servers here let the writer wait a moment for writes to gather, and the tests repeat a
+//! round until the writer's counters show the kind of batch the test is about (a loaded machine
+//! may split a round), so that no assertion depends on timing.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use futures::future::join_all;
+use telephony_admin::proto::{
+    AssignPhoneNumberRequest, ChangeKind, ListChangesRequest, LogoutUserRequest,
+    UnassignPhoneNumberRequest, User,
+};
+use tonic::Code;
+
+use crate::common::fixtures::{UNKNOWN_ID, number};
+use crate::common::{Backend, TestApp, spawn_app_with};
+
+/// How long the writer waits for a batch to gather in these tests.
+const GATHER: Duration = Duration::from_millis(150);
+/// Rounds tried before a test gives up on seeing the batch it needs.
+const MAX_ROUNDS: usize = 10;
+
+async fn spawn_batching_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |s| s.write_batch_wait = GATHER).await
+}
+
+/// Every retained event of the account after `after`, in sequence order.
+async fn events_after(app: &TestApp, account_id: &str, after: u64) -> Vec<(u64, i32, String)> {
+    app.all_changes_as(
+        &app.admin_key,
+        ListChangesRequest {
+            account_id: account_id.into(),
+            after_sequence: after,
+            ..Default::default()
+        },
+    )
+    .await
+    .into_iter()
+    .map(|e| (e.sequence, e.kind, e.user_id))
+    .collect()
+}
+
+/// All retained events of every account, as sequences.
+async fn all_sequences(app: &TestApp) -> Vec<u64> {
+    app.all_changes("", "")
+        .await
+        .into_iter()
+        .map(|e| e.sequence)
+        .collect()
+}
+
+async fn failing_write_in_a_batch_leaves_the_others_committed(backend: Backend) {
+    let app = spawn_batching_app(backend).await;
+    let account = app.create_account("Batch").await;
+    let mut users = Vec::new();
+    for i in 0..8 {
+        users.push(
+            app.create_user(&account.account_id, &format!("u{i}@example.com"))
+                .await,
+        );
+    }
+    let mut last_sequence = 0;
+    for round in 0.. {
+        assert!(
+            round < MAX_ROUNDS,
+            "no batch mixed failed and committed writes"
+        );
+        let mixed_before = app.write_stats.mixed_batches();
+        // Per user: a sign-out that commits, an unassignment that fails (no number) and a
+        // sign-out of an unknown user of the account that fails.
+        let calls = users.iter().flat_map(|user| {
+            let account_id = account.account_id.clone();
+            let user_id = user.user_id.clone();
+            let mut users_client = app.users();
+            let mut failing_users = app.users();
+            let mut telephony = app.telephony();
+            let (a1, a2, a3, u1, u2) = (
+                account_id.clone(),
+                account_id.clone(),
+                account_id,
+                user_id.clone(),
+                user_id.clone(),
+            );
+            [
+                Box::pin(async move {
+                    users_client
+                        .logout_user(LogoutUserRequest {
+                            account_id: a1,
+                            user_id: u1.clone(),
+                        })
+                        .await
+                        .map(|r| (u1, Some(r.into_inner().sequence)))
+                }) as std::pin::Pin<Box<dyn Future<Output = _> + Send>>,
+                Box::pin(async move {
+                    telephony
+                        .unassign_phone_number(UnassignPhoneNumberRequest {
+                            account_id: a2,
+                            user_id: u2.clone(),
+                            confirm: true,
+                            request_id: String::new(),
+                        })
+                        .await
+                        .map(|_| (u2, None))
+                }),
+                Box::pin(async move {
+                    failing_users
+                        .logout_user(LogoutUserRequest {
+                            account_id: a3,
+                            user_id: UNKNOWN_ID.into(),
+                        })
+                        .await
+                        .map(|_| (UNKNOWN_ID.to_owned(), None))
+                }),
+            ]
+        });
+        let results = join_all(calls).await;
+
+        let mut committed = BTreeSet::new();
+        let mut failed_precondition = 0;
+        let mut not_found = 0;
+        for result in results {
+            match result {
+                Ok((user_id, Some(sequence))) => {
+                    assert!(
+                        committed.insert((sequence, user_id)),
+                        "a sequence was reused"
+                    );
+                }
+                Ok(other) => panic!("a write that must fail succeeded: {other:?}"),
+                Err(status) if status.code() == Code::FailedPrecondition => {
+                    assert!(
+                        status.message().contains("has no phone number to unassign"),
+                        "its own message: {status:?}"
+                    );
+                    failed_precondition += 1;
+                }
+                Err(status) if status.code() == Code::NotFound => {
+                    assert!(status.message().contains(UNKNOWN_ID), "{status:?}");
+                    not_found += 1;
+                }
+                Err(status) => panic!("unexpected error: {status:?}"),
+            }
+        }
+        assert_eq!(committed.len(), users.len(), "every sign-out committed");
+        assert_eq!(failed_precondition, users.len());
+        assert_eq!(not_found, users.len());
+
+        // The events are exactly the committed sign-outs, with the sequences they were
+        // answered with, gap-free after the previous round.
+        let events = events_after(&app, &account.account_id, last_sequence).await;
+        let expected: Vec<(u64, i32, String)> = committed
+            .iter()
+            .map(|(sequence, user_id)| {
+                (
+                    *sequence,
+                    ChangeKind::UserSignOutRequested as i32,
+                    user_id.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(events, expected, "only committed writes have events");
+        let sequences: Vec<u64> = events.iter().map(|e| e.0).collect();
+        let gap_free: Vec<u64> = (last_sequence + 1..=last_sequence + users.len() as u64).collect();
+        assert_eq!(sequences, gap_free, "no failed write took a sequence");
+        last_sequence = *sequences.last().expect("events");
+
+        if app.write_stats.mixed_batches() > mixed_before {
+            break;
+        }
+    }
+    assert_eq!(
+        all_sequences(&app).await,
+        (1..=last_sequence).collect::<Vec<_>>()
+    );
+}
+
+async fn idempotent_retries_in_one_batch_share_the_first_result(backend: Backend) {
+    let app = spawn_batching_app(backend).await;
+    let account = app.create_account("Retries").await;
+    let numbers: Vec<String> = (0..MAX_ROUNDS).map(number).collect();
+    app.order_business_numbers(&numbers).await;
+    const RETRIES: usize = 6;
+    for (round, e164) in numbers.iter().enumerate() {
+        let user = app
+            .create_user(&account.account_id, &format!("r{round}@example.com"))
+            .await;
+        let shared_before = app.write_stats.shared_batches();
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let assign = AssignPhoneNumberRequest {
+            account_id: account.account_id.clone(),
+            user_id: user.user_id.clone(),
+            e164_phone_number: e164.clone(),
+            request_id: request_id.clone(),
+        };
+        let retries = (0..RETRIES).map(|_| {
+            let mut client = app.telephony();
+            let request = assign.clone();
+            async move { client.assign_phone_number(request).await }
+        });
+        // The same request_id for another request, in the same batch: refused.
+        let mut misuse_client = app.telephony();
+        let misuse = misuse_client.unassign_phone_number(UnassignPhoneNumberRequest {
+            account_id: account.account_id.clone(),
+            user_id: user.user_id.clone(),
+            confirm: true,
+            request_id: request_id.clone(),
+        });
+        let (answers, misuse) = tokio::join!(join_all(retries), misuse);
+
+        let answers: Vec<User> = answers
+            .into_iter()
+            .map(|a| a.expect("every retry succeeds").into_inner())
+            .collect();
+        assert!(
+            answers.iter().all(|a| a == &answers[0]),
+            "every retry gets the first result: {answers:?}"
+        );
+        assert_eq!(answers[0].primary_phone_number, *e164);
+        match misuse {
+            // Ran after the first assignment: the id is taken by another request.
+            Err(status) if status.code() == Code::InvalidArgument => {
+                assert!(status.message().contains("request_id"), "{status:?}");
+            }
+            // Ran first: a real unassignment of a user without a number.
+            Err(status) if status.code() == Code::FailedPrecondition => {}
+            other => panic!("reusing a request_id for another request: {other:?}"),
+        }
+        let assigned = app
+            .all_changes(&account.account_id, &user.user_id)
+            .await
+            .into_iter()
+            .filter(|e| e.kind == ChangeKind::PhoneNumberAssigned as i32)
+            .count();
+        assert_eq!(assigned, 1, "one assignment, one event");
+
+        // Several retries went through one transaction: the test has shown what it is about.
+        if app.write_stats.shared_batches() > shared_before {
+            break;
+        }
+        assert!(round + 1 < MAX_ROUNDS, "the retries never shared a batch");
+    }
+    let sequences = all_sequences(&app).await;
+    assert_eq!(sequences, (1..=sequences.len() as u64).collect::<Vec<_>>());
+}
+
+async fn concurrent_writes_keep_sequences_gap_free(backend: Backend) {
+    // The default writer: batches are whatever is waiting when a transaction starts.
+    let app = crate::common::spawn_app(backend).await;
+    let account = app.create_account("Gap-free").await;
+    let numbers: Vec<String> = (20..36).map(number).collect();
+    app.order_business_numbers(&numbers).await;
+    let mut users = Vec::new();
+    for i in 0..numbers.len() {
+        users.push(
+            app.create_user(&account.account_id, &format!("g{i}@example.com"))
+                .await,
+        );
+    }
+    let work = users.iter().zip(&numbers).map(|(user, e164)| {
+        let account_id = account.account_id.clone();
+        let user_id = user.user_id.clone();
+        let e164 = e164.clone();
+        let mut telephony = app.telephony();
+        let mut users_client = app.users();
+        async move {
+            let mut writes = 0u64;
+            for _ in 0..3 {
+                telephony
+                    .assign_phone_number(AssignPhoneNumberRequest {
+                        account_id: account_id.clone(),
+                        user_id: user_id.clone(),
+                        e164_phone_number: e164.clone(),
+                        request_id: String::new(),
+                    })
+                    .await
+                    .expect("assign");
+                users_client
+                    .logout_user(LogoutUserRequest {
+                        account_id: account_id.clone(),
+                        user_id: user_id.clone(),
+                    })
+                    .await
+                    .expect("logout");
+                telephony
+                    .unassign_phone_number(UnassignPhoneNumberRequest {
+                        account_id: account_id.clone(),
+                        user_id: user_id.clone(),
+                        confirm: true,
+                        request_id: String::new(),
+                    })
+                    .await
+                    .expect("unassign");
+                writes += 3;
+            }
+            writes
+        }
+    });
+    let writes: u64 = join_all(work).await.into_iter().sum();
+    let sequences = all_sequences(&app).await;
+    assert_eq!(sequences, (1..=writes).collect::<Vec<_>>());
+    assert!(app.write_stats.mutations() >= writes);
+}
+
+on_both_databases!(
+    failing_write_in_a_batch_leaves_the_others_committed,
+    idempotent_retries_in_one_batch_share_the_first_result,
+    concurrent_writes_keep_sequences_gap_free,
+);
