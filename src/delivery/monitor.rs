@@ -57,6 +57,7 @@ impl Monitor {
             failures: 0,
         });
         change(lag);
+        publish(&lags);
     }
 
     pub(super) fn progress(&self, sink: &str, cursor: u64, head: u64) {
@@ -86,5 +87,26 @@ impl Monitor {
     pub(super) fn forget(&self, sink: &str) {
         let mut lags = self.lags.lock().unwrap_or_else(|e| e.into_inner());
         lags.remove(sink);
+        publish(&lags);
     }
+}
+
+/// Per kind (never per webhook: ids are no label values), the slowest delivery's lag and how
+/// many are failing, for the metrics.
+fn publish(lags: &HashMap<String, DeliveryLag>) {
+    for kind in crate::metrics::DELIVERY_KINDS {
+        let of_kind = lags.values().filter(|lag| sink_kind(&lag.sink) == kind);
+        let (behind, failing) = of_kind.fold((0, 0), |(behind, failing), lag| {
+            (
+                behind.max(lag.behind()),
+                failing + u64::from(lag.failures > 0),
+            )
+        });
+        crate::metrics::record_delivery_state(kind, behind, failing);
+    }
+}
+
+/// `webhook:<id>` → `webhook`; `mail` → `mail`.
+fn sink_kind(sink: &str) -> &str {
+    sink.split(':').next().unwrap_or(sink)
 }
