@@ -32,6 +32,11 @@ pub enum Error {
     #[error("database error: {0}")]
     Database(DbErr),
 
+    /// The failure of a whole write batch, given to each of its mutations: `DbErr` is not
+    /// `Clone`, so each gets the original's classification and text.
+    #[error("database error: {message}")]
+    DatabaseBatch { failure: DbFailure, message: String },
+
     /// Anything else that should not happen.
     #[error("internal error: {0}")]
     Internal(String),

@@ -31,24 +31,31 @@ pub fn to_status(err: Error) -> Status {
         Error::ShuttingDown => Status::unavailable(
             "the server is shutting down; reconnect and resume with after_sequence set to the last sequence you received",
         ),
-        Error::Database(e) => match classify_db_error(&e) {
-            DbFailure::Unavailable => {
-                tracing::warn!(error = %e, "database unavailable");
-                Status::unavailable("the database is unavailable; retry later")
-            }
-            DbFailure::OutOfSpace => {
-                tracing::error!(error = %e, "the database is out of disk space");
-                Status::resource_exhausted(
-                    "the database is out of disk space; reads still work, writes fail until space is freed",
-                )
-            }
-            DbFailure::Internal => {
-                tracing::error!(error = ?e, "database error");
-                Status::internal("internal error")
-            }
-        },
+        Error::Database(e) => database_status(classify_db_error(&e), &e),
+        Error::DatabaseBatch { failure, message } => database_status(failure, &message),
         Error::Internal(message) => {
             tracing::error!(error = %message, "internal error");
+            Status::internal("internal error")
+        }
+    }
+}
+
+/// A database failure: the client learns what it can do about it, never the detail, which is
+/// logged.
+fn database_status(failure: DbFailure, error: &dyn std::fmt::Debug) -> Status {
+    match failure {
+        DbFailure::Unavailable => {
+            tracing::warn!(?error, "database unavailable");
+            Status::unavailable("the database is unavailable; retry later")
+        }
+        DbFailure::OutOfSpace => {
+            tracing::error!(?error, "the database is out of disk space");
+            Status::resource_exhausted(
+                "the database is out of disk space; reads still work, writes fail until space is freed",
+            )
+        }
+        DbFailure::Internal => {
+            tracing::error!(?error, "database error");
             Status::internal("internal error")
         }
     }

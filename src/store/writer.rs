@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, Span};
 
 use crate::domain::DomainError;
-use crate::error::{Error, Result, is_conflict};
+use crate::error::{Error, Result, classify_db_error, is_conflict};
 
 /// A boxed future borrowing the transaction it runs in.
 pub(crate) type TxnFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
@@ -454,5 +454,8 @@ fn copy_err(error: &DbErr) -> Error {
     if is_conflict(error) {
         return Error::conflict();
     }
-    Error::Database(DbErr::Custom(error.to_string()))
+    Error::DatabaseBatch {
+        failure: classify_db_error(error),
+        message: error.to_string(),
+    }
 }
