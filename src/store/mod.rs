@@ -36,7 +36,8 @@ use tokio::sync::Notify;
 pub use changes::{ChangeFilter, ChangeLogState};
 pub use keys::{ApiKeyRecord, KEYS_CHANNEL, NewApiKey, Revocation, RevocationSignal};
 pub use outbox::NOTIFY_CHANNEL;
-pub use phone_numbers::{NumberFilter, NumberUpdate, OrderItem, OrderRecord};
+pub use phone_numbers::{NumberFilter, NumberUpdate, OrderItem, OrderRecord, visible_to};
+pub use telephony::Requester;
 pub use users::{UserUpdate, UserView};
 pub use writer::{WriteStats, WriterOptions};
 

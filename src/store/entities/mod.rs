@@ -4,7 +4,7 @@ pub mod account;
 pub mod api_key;
 pub mod change_event;
 pub mod change_log;
-pub mod idempotency_key;
+pub mod idempotency_record;
 pub mod phone_number;
 pub mod phone_number_order;
 pub mod user;
