@@ -30,6 +30,7 @@ use crate::api::{
     phone_numbers::PhoneNumberApi,
     telephony::TelephonyApi,
     users::UserApi,
+    webhooks::WebhookApi,
 };
 use crate::config::{ServeSettings, StorageSettings};
 use crate::database_url::redact;
@@ -39,6 +40,7 @@ use crate::proto::{
     self, account_service_server::AccountServiceServer, change_service_server::ChangeServiceServer,
     phone_number_service_server::PhoneNumberServiceServer,
     telephony_service_server::TelephonyServiceServer, user_service_server::UserServiceServer,
+    webhook_service_server::WebhookServiceServer,
 };
 use crate::store::{Store, StoreOptions, WriteStats, WriterOptions};
 use crate::telemetry::{RpcMetricsLayer, rpc_trace_layer};
@@ -77,6 +79,7 @@ pub struct Application {
     metrics_addr: Option<SocketAddr>,
     write_stats: Arc<WriteStats>,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    deliveries: crate::delivery::Deliveries,
 }
 
 impl Application {
@@ -137,6 +140,10 @@ impl Application {
         if store.is_postgres() {
             pg_listener::spawn(store.clone(), shutdown.clone());
         }
+        let deliveries =
+            crate::delivery::spawn(store.clone(), &hub, settings.delivery(), shutdown.clone())
+                .await
+                .context("cannot start the webhook and mail deliveries")?;
         crate::maintenance::spawn(
             store.clone(),
             crate::maintenance::Retention {
@@ -189,11 +196,17 @@ impl Application {
             metrics_addr,
             write_stats,
             server,
+            deliveries,
         })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The webhook and mail deliveries this replica runs (their lag).
+    pub fn deliveries(&self) -> &crate::delivery::Deliveries {
+        &self.deliveries
     }
 
     /// Where `/metrics` is served, when it is.
@@ -224,7 +237,7 @@ impl Application {
 }
 
 /// The health service names: every gRPC service and the overall `""`.
-fn health_names() -> [&'static str; 6] {
+fn health_names() -> [&'static str; 7] {
     [
         "",
         <AccountServiceServer<AccountApi> as NamedService>::NAME,
@@ -232,6 +245,7 @@ fn health_names() -> [&'static str; 6] {
         <PhoneNumberServiceServer<PhoneNumberApi> as NamedService>::NAME,
         <TelephonyServiceServer<TelephonyApi> as NamedService>::NAME,
         <ChangeServiceServer<ChangeApi> as NamedService>::NAME,
+        <WebhookServiceServer<WebhookApi> as NamedService>::NAME,
     ]
 }
 
@@ -355,6 +369,15 @@ async fn serve(
         .add_service(
             TelephonyServiceServer::new(TelephonyApi {
                 context: context.clone(),
+            })
+            .max_decoding_message_size(max_message),
+        )
+        .add_service(
+            WebhookServiceServer::new(WebhookApi {
+                context: context.clone(),
+                policy: crate::domain::webhook::TargetPolicy {
+                    allow_insecure: settings.webhook_allow_insecure,
+                },
             })
             .max_decoding_message_size(max_message),
         )

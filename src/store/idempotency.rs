@@ -118,7 +118,7 @@ impl Mutation for PurgeIdempotencyKeys {
     fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, u64> {
         Box::pin(async move {
             use idempotency_record::Column;
-            // Served by the index on create_time (migration m0004).
+            // Served by the index on create_time (migration m0006).
             let expired: Vec<(String, String)> = idempotency_record::Entity::find()
                 .select_only()
                 .column(Column::Scope)

@@ -120,7 +120,7 @@ impl Store {
     /// Deletes events that occurred before `cutoff`, chunk by chunk; returns how many went.
     pub async fn purge_changes_before(&self, cutoff: DateTime<Utc>) -> Result<u64> {
         // Look first on a reader: usually there is nothing to purge. Ordered by the index on
-        // (occur_time, sequence) (migration m0004), this reads one entry of it, never the
+        // (occur_time, sequence) (migration m0006), this reads one entry of it, never the
         // retained log (a MAX(sequence) would walk the primary key back through it). Events of
         // one log occur in sequence order up to clock differences between replicas, so the
         // purge ends at most a few milliseconds' worth of events off the cutoff.

@@ -4,7 +4,13 @@ pub mod account;
 pub mod api_key;
 pub mod change_event;
 pub mod change_log;
+<<<<<<< HEAD
 pub mod idempotency_record;
+=======
+pub mod delivery;
+pub mod idempotency_key;
+>>>>>>> main
 pub mod phone_number;
 pub mod phone_number_order;
 pub mod user;
+pub mod webhook;

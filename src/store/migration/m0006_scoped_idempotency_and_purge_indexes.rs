@@ -110,7 +110,7 @@ impl MigrationTrait for Migration {
 
     async fn down(&self, _manager: &SchemaManager) -> Result<(), DbErr> {
         Err(DbErr::Migration(
-            "m0004 cannot be undone: the tenant of each idempotency record would be lost".into(),
+            "m0006 cannot be undone: the tenant of each idempotency record would be lost".into(),
         ))
     }
 }
