@@ -4,12 +4,8 @@ pub mod account;
 pub mod api_key;
 pub mod change_event;
 pub mod change_log;
-<<<<<<< HEAD
-pub mod idempotency_record;
-=======
 pub mod delivery;
-pub mod idempotency_key;
->>>>>>> main
+pub mod idempotency_record;
 pub mod phone_number;
 pub mod phone_number_order;
 pub mod user;
