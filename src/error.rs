@@ -57,6 +57,11 @@ impl From<DbErr> for Error {
 }
 
 impl Error {
+    /// What a key is told about anything outside its account: no more than that.
+    pub fn outside_scope() -> Self {
+        Error::PermissionDenied("the target is outside this API key's account".into())
+    }
+
     /// A race lost to a concurrent transaction: ABORTED, the client may retry.
     pub fn conflict() -> Self {
         Error::Domain(DomainError::Aborted(

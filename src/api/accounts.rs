@@ -90,8 +90,8 @@ impl AccountService for AccountApi {
         caller.require_admin()?;
         caller.require_organisation()?;
         let id = required_id("account_id", &request.get_ref().account_id)?;
-        self.context.store.delete_account(&id).await?;
-        tracing::info!(account_id = %id, actor = %caller.key_id, "account deleted");
+        let revoked_keys = self.context.store.delete_account(&id).await?;
+        tracing::info!(account_id = %id, actor = %caller.key_id, revoked_keys = ?revoked_keys, "account deleted, its API keys revoked");
         Ok(Response::new(()))
     }
 }

@@ -67,7 +67,7 @@ impl Caller {
 }
 
 pub fn outside_scope() -> Error {
-    Error::PermissionDenied("the target is outside this API key's account".into())
+    Error::outside_scope()
 }
 
 /// Checks keys: from memory when the [`KeyCache`] is fresh, else against the store.

@@ -11,22 +11,10 @@ use crate::domain::error::Violations;
 use crate::domain::phone_number::{E164, NumberStatus, parse_calling_name};
 use crate::error::Error;
 use crate::proto::{self, phone_number_service_server::PhoneNumberService};
-use crate::store::entities::phone_number;
-use crate::store::{NumberFilter, NumberUpdate};
+use crate::store::{NumberFilter, NumberUpdate, visible_to};
 
 pub struct PhoneNumberApi {
     pub context: Arc<ApiContext>,
-}
-
-/// An account-scoped key sees unassigned numbers (to assign them) and its account's numbers.
-fn visible_to(account: Option<&str>, number: &phone_number::Model) -> bool {
-    match account {
-        None => true,
-        Some(own) => {
-            number.status == NumberStatus::Unassigned.as_str()
-                || number.account_id.as_deref() == Some(own)
-        }
-    }
 }
 
 #[tonic::async_trait]

@@ -8,6 +8,7 @@ use super::{Access, ApiContext, convert, request_id};
 use crate::domain::phone_number::E164;
 use crate::domain::telephony::SettingsMask;
 use crate::proto::{self, telephony_service_server::TelephonyService};
+use crate::store;
 
 pub struct TelephonyApi {
     pub context: Arc<ApiContext>,
@@ -34,7 +35,10 @@ impl TelephonyService for TelephonyApi {
                 &target.user_id,
                 &number,
                 request_id.as_deref(),
-                &caller.key_id,
+                store::Requester {
+                    key_id: &caller.key_id,
+                    account: caller.account(),
+                },
             )
             .await?;
         tracing::info!(account_id = %target.account_id, user_id = %target.user_id, phone_number = %number, actor = %caller.key_id, "phone number assigned");
@@ -59,7 +63,10 @@ impl TelephonyService for TelephonyApi {
                 &target.user_id,
                 req.confirm,
                 request_id.as_deref(),
-                &caller.key_id,
+                store::Requester {
+                    key_id: &caller.key_id,
+                    account: caller.account(),
+                },
             )
             .await?;
         tracing::info!(account_id = %target.account_id, user_id = %target.user_id, actor = %caller.key_id, "phone number unassigned");
@@ -111,7 +118,10 @@ impl TelephonyService for TelephonyApi {
                 convert::settings_from(requested),
                 mask,
                 request_id.as_deref(),
-                &caller.key_id,
+                store::Requester {
+                    key_id: &caller.key_id,
+                    account: caller.account(),
+                },
             )
             .await?;
         tracing::info!(

@@ -1,4 +1,4 @@
-//! Accounts: create, read, list, rename, delete.
+//! Accounts: create, read, list, rename, delete (which revokes the account's API keys).
 
 use chrono::Utc;
 use sea_orm::{
@@ -8,7 +8,8 @@ use sea_orm::{
 };
 
 use super::Store;
-use super::entities::{account, user};
+use super::entities::{account, api_key, user};
+use super::keys::revoke_api_key_in;
 use super::page::{Page, PageRequest};
 use super::writer::{Mutation, TxnFuture};
 use crate::domain::{DomainError, account::new_id};
@@ -76,16 +77,17 @@ struct DeleteAccount {
 }
 
 impl Mutation for DeleteAccount {
-    type Output = ();
+    type Output = Vec<String>;
     const APPENDS_CHANGES: bool = false;
 
-    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, ()> {
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, Vec<String>> {
         Box::pin(delete_account(txn, &self.id))
     }
 }
 
-/// Refused while the account has users (the foreign key would refuse it too).
-async fn delete_account(txn: &DatabaseTransaction, id: &str) -> Result<()> {
+/// Refused while the account has users (the foreign key would refuse it too). The account's
+/// keys are revoked with it, in the same transaction; returns their ids.
+async fn delete_account(txn: &DatabaseTransaction, id: &str) -> Result<Vec<String>> {
     account::Entity::find_by_id(id)
         .lock_exclusive()
         .one(txn)
@@ -103,8 +105,20 @@ async fn delete_account(txn: &DatabaseTransaction, id: &str) -> Result<()> {
         )
         .into());
     }
+    let keys: Vec<String> = api_key::Entity::find()
+        .select_only()
+        .column(api_key::Column::Id)
+        .filter(api_key::Column::AccountId.eq(id))
+        .filter(api_key::Column::RevokeTime.is_null())
+        .order_by_asc(api_key::Column::Id)
+        .into_tuple()
+        .all(txn)
+        .await?;
+    for key in &keys {
+        revoke_api_key_in(txn, key).await?;
+    }
     account::Entity::delete_by_id(id).exec(txn).await?;
-    Ok(())
+    Ok(keys)
 }
 
 impl Store {
@@ -163,9 +177,15 @@ impl Store {
         .await
     }
 
-    /// Refused while the account has users (the foreign key would refuse it too).
-    pub async fn delete_account(&self, id: &str) -> Result<()> {
-        self.write(DeleteAccount { id: id.to_owned() }).await
+    /// Refused while the account has users (the foreign key would refuse it too). The
+    /// account's API keys are revoked with it, like [`Store::revoke_api_key`] does (every
+    /// server's key cache hears of it); returns their ids.
+    pub async fn delete_account(&self, id: &str) -> Result<Vec<String>> {
+        let revoked = self.write(DeleteAccount { id: id.to_owned() }).await?;
+        if !revoked.is_empty() {
+            self.revocation_signal().heard();
+        }
+        Ok(revoked)
     }
 }
 

@@ -1,10 +1,17 @@
 //! Idempotent mutations: the first result of a request that carried a `request_id` is kept in
 //! the same transaction as its change, and a retry with that id gets it back unchanged.
 //!
+//! Records are kept per tenant (the caller's account, or the organisation): a `request_id` that
+//! another tenant happens to use is a different request. The fingerprint holds every input that
+//! changes the outcome, so a reused id with different input is refused, not answered with the
+//! first result. Only successes are kept: a refused request rolls its savepoint back, record and
+//! all, so a corrected retry with the same id is decided afresh.
+//!
 //! Two retries may run in the same write batch, one after the other: the second finds the
 //! record the first wrote in its (released) savepoint.
 
 use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait, ValueTuple};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
     QueryFilter, QuerySelect, Set, Statement,
@@ -12,7 +19,7 @@ use sea_orm::{
 use serde::{Serialize, de::DeserializeOwned};
 
 use super::Store;
-use super::entities::idempotency_key;
+use super::entities::idempotency_record;
 use super::writer::{Mutation, TxnFuture};
 use crate::domain::DomainError;
 use crate::error::{Error, Result};
@@ -20,12 +27,23 @@ use crate::error::{Error, Result};
 /// Records deleted per purge mutation, so that a purge never holds the writer for long.
 const PURGE_CHUNK: u64 = 1000;
 
-/// What identifies one idempotent request: its id, the operation and the request's content.
+/// What identifies one idempotent request: its tenant and id, the operation and the request's
+/// content.
 #[derive(Debug, Clone)]
 pub(super) struct IdempotencyKey {
+    /// See [`scope_of`].
+    pub scope: String,
     pub request_id: String,
     pub operation: &'static str,
     pub fingerprint: String,
+}
+
+/// The tenant whose records a caller reads and writes: its account, or the organisation.
+pub(super) fn scope_of(account: Option<&str>) -> String {
+    match account {
+        Some(account_id) => format!("account/{account_id}"),
+        None => "organisation".to_owned(),
+    }
 }
 
 /// Inside `txn`: the stored result of an earlier request with the same id, if any. On
@@ -40,13 +58,14 @@ pub(super) async fn replay<T: DeserializeOwned>(
         txn.execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
             "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-            [key.request_id.as_str().into()],
+            [format!("{}/{}", key.scope, key.request_id).into()],
         ))
         .await?;
     }
-    let Some(stored) = idempotency_key::Entity::find_by_id(key.request_id.as_str())
-        .one(txn)
-        .await?
+    let Some(stored) =
+        idempotency_record::Entity::find_by_id((key.scope.clone(), key.request_id.clone()))
+            .one(txn)
+            .await?
     else {
         return Ok(None);
     };
@@ -74,7 +93,8 @@ pub(super) async fn remember<T: Serialize>(
     let Some(key) = key else { return Ok(()) };
     let response = serde_json::to_string(response)
         .map_err(|e| Error::Internal(format!("response not storable: {e}")))?;
-    idempotency_key::ActiveModel {
+    idempotency_record::ActiveModel {
+        scope: Set(key.scope.clone()),
         request_id: Set(key.request_id.clone()),
         operation: Set(key.operation.to_owned()),
         fingerprint: Set(key.fingerprint.clone()),
@@ -97,10 +117,13 @@ impl Mutation for PurgeIdempotencyKeys {
 
     fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, u64> {
         Box::pin(async move {
-            let expired: Vec<String> = idempotency_key::Entity::find()
+            use idempotency_record::Column;
+            // Served by the index on create_time (migration m0006).
+            let expired: Vec<(String, String)> = idempotency_record::Entity::find()
                 .select_only()
-                .column(idempotency_key::Column::RequestId)
-                .filter(idempotency_key::Column::CreateTime.lt(self.cutoff))
+                .column(Column::Scope)
+                .column(Column::RequestId)
+                .filter(Column::CreateTime.lt(self.cutoff))
                 .limit(PURGE_CHUNK)
                 .into_tuple()
                 .all(txn)
@@ -108,8 +131,14 @@ impl Mutation for PurgeIdempotencyKeys {
             if expired.is_empty() {
                 return Ok(0);
             }
-            Ok(idempotency_key::Entity::delete_many()
-                .filter(idempotency_key::Column::RequestId.is_in(expired))
+            let keys = expired
+                .into_iter()
+                .map(|(scope, request_id)| ValueTuple::Two(scope.into(), request_id.into()));
+            Ok(idempotency_record::Entity::delete_many()
+                .filter(
+                    Expr::tuple([Expr::col(Column::Scope), Expr::col(Column::RequestId)])
+                        .in_tuples(keys),
+                )
                 .exec(txn)
                 .await?
                 .rows_affected)

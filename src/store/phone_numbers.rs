@@ -60,6 +60,19 @@ fn order_status(items: &[OrderItem]) -> &'static str {
     }
 }
 
+/// Whether a key of `account` (`None`: an organisation key) may see the number: an
+/// account-scoped key sees unassigned numbers (to assign them) and its account's numbers. Every
+/// answer about a number, reads and assignments alike, hides the others the same way.
+pub fn visible_to(account: Option<&str>, number: &phone_number::Model) -> bool {
+    match account {
+        None => true,
+        Some(own) => {
+            number.status == NumberStatus::Unassigned.as_str()
+                || number.account_id.as_deref() == Some(own)
+        }
+    }
+}
+
 fn not_found(e164: &str) -> DomainError {
     DomainError::NotFound {
         resource: "phone number",
@@ -201,33 +214,36 @@ impl Mutation for CreatePhoneNumberOrder {
 
 /// Acquires every candidate that is not in the inventory yet. Each failure is recorded with its
 /// reason; the others still succeed.
+///
+/// Numbers are written in E.164 order, whatever the request's order, so that two orders that
+/// overlap take their locks in the same order and cannot deadlock. Only what the order changes
+/// is locked: a number already in the inventory is left alone (the insert that conflicts with
+/// it does not lock it), so assignments of it go on while the order runs.
 pub(super) async fn create_phone_number_order(
     txn: &DatabaseTransaction,
     cmd: &CreatePhoneNumberOrder,
 ) -> Result<OrderRecord> {
     let now = super::now();
     let order_id = new_id();
-    let mut items = Vec::with_capacity(cmd.candidates.len());
-    for candidate in &cmd.candidates {
-        let parsed = match candidate {
-            Ok(parsed) => parsed,
-            Err(item) => {
-                items.push(item.clone());
-                continue;
-            }
-        };
-        let e164 = parsed.to_string();
-        // A number whose deletion time has passed is gone, even before the purge runs.
-        let stale = lock_number_row(txn, &e164)
-            .await?
-            .filter(|row| number_state(row).is_ok_and(|state| !rules::exists_at(&state, now)));
-        if stale.is_some() {
-            phone_number::Entity::delete_by_id(e164.as_str())
-                .exec(txn)
-                .await?;
-        }
+    let mut acquiring: Vec<&E164> = cmd
+        .candidates
+        .iter()
+        .filter_map(|c| c.as_ref().ok())
+        .collect();
+    acquiring.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    let mut acquired = std::collections::HashSet::with_capacity(acquiring.len());
+    for parsed in acquiring {
+        let e164 = parsed.as_str();
+        // A number whose deletion time has passed is gone, even before the purge runs. The
+        // delete touches (and locks) that row only.
+        phone_number::Entity::delete_many()
+            .filter(phone_number::Column::E164.eq(e164))
+            .filter(phone_number::Column::Status.eq(NumberStatus::DeleteInProgress.as_str()))
+            .filter(phone_number::Column::DeletionTime.lte(now))
+            .exec(txn)
+            .await?;
         let row = phone_number::ActiveModel {
-            e164: Set(e164.clone()),
+            e164: Set(e164.to_owned()),
             country: Set(parsed.country().to_owned()),
             number_type: Set(parsed.number_type().as_str().to_owned()),
             product_type: Set(cmd.product_type.as_str().to_owned()),
@@ -246,18 +262,26 @@ pub(super) async fn create_phone_number_order(
             .exec_without_returning(txn)
             .await?;
         if matches!(inserted, sea_orm::TryInsertResult::Inserted(n) if n > 0) {
-            items.push(OrderItem {
-                e164,
-                acquired: true,
-                reason: String::new(),
-            });
-        } else {
-            items.push(failed(
-                e164,
-                "the number is already in the inventory".into(),
-            ));
+            acquired.insert(e164);
         }
     }
+    // The items in the request's order.
+    let items: Vec<OrderItem> = cmd
+        .candidates
+        .iter()
+        .map(|candidate| match candidate {
+            Err(item) => item.clone(),
+            Ok(parsed) if acquired.contains(parsed.as_str()) => OrderItem {
+                e164: parsed.to_string(),
+                acquired: true,
+                reason: String::new(),
+            },
+            Ok(parsed) => failed(
+                parsed.to_string(),
+                "the number is already in the inventory".into(),
+            ),
+        })
+        .collect();
     let order = phone_number_order::ActiveModel {
         id: Set(order_id),
         product_type: Set(cmd.product_type.as_str().to_owned()),

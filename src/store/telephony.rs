@@ -6,17 +6,21 @@ use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, Set};
 
 use super::Store;
 use super::entities::phone_number;
-use super::idempotency::{IdempotencyKey, remember, replay};
+use super::idempotency::{IdempotencyKey, remember, replay, scope_of};
 use super::outbox::append_change;
-use super::phone_numbers::{lock_number, number_state, release_number};
+use super::phone_numbers::{lock_number, number_state, release_number, visible_to};
 use super::users::{StoredUserView, UserView, lock_user_view, user_not_found, write_settings};
 use super::writer::{Mutation, TxnFuture};
+use crate::domain::DomainError;
 use crate::domain::change::{ChangeKind, NewChange};
 use crate::domain::phone_number::{E164, NumberStatus};
 use crate::domain::telephony::{self, SettingsMask, TelephonySettings};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 pub(super) struct AssignPhoneNumber {
+    /// The caller's account, for an account-scoped key: numbers it may not see are answered
+    /// as outside its scope, whatever their state.
+    pub caller_account: Option<String>,
     pub account_id: String,
     pub user_id: String,
     pub number: E164,
@@ -43,7 +47,7 @@ pub(super) async fn assign_phone_number(
         return Ok(previous.into());
     }
     let view = lock_user_view(txn, &cmd.account_id, &cmd.user_id).await?;
-    let row = lock_number(txn, cmd.number.as_str()).await?;
+    let row = lock_visible_number(txn, cmd.caller_account.as_deref(), &cmd.number).await?;
     let settings = telephony::assign(&view.line(), &number_state(&row)?)?;
 
     let now = super::now();
@@ -76,6 +80,23 @@ pub(super) async fn assign_phone_number(
     .await?;
     remember(txn, key, &result).await?;
     Ok(result)
+}
+
+/// The number's row, locked. For an account-scoped caller, a number it may not see (absent,
+/// queued for deletion, another account's) is PERMISSION_DENIED, as GetPhoneNumber answers it.
+async fn lock_visible_number(
+    txn: &DatabaseTransaction,
+    caller_account: Option<&str>,
+    number: &E164,
+) -> Result<phone_number::Model> {
+    let Some(own) = caller_account else {
+        return lock_number(txn, number.as_str()).await;
+    };
+    match lock_number(txn, number.as_str()).await {
+        Ok(row) if visible_to(Some(own), &row) => Ok(row),
+        Ok(_) | Err(Error::Domain(DomainError::NotFound { .. })) => Err(Error::outside_scope()),
+        Err(e) => Err(e),
+    }
 }
 
 pub(super) struct UnassignPhoneNumber {
@@ -176,12 +197,22 @@ pub(super) async fn update_telephony_settings(
     Ok(updated)
 }
 
+/// Who asks for a change: the key (for the change's actor) and its account, if it is scoped to
+/// one (for idempotency records and what the answer may reveal).
+#[derive(Debug, Clone, Copy)]
+pub struct Requester<'a> {
+    pub key_id: &'a str,
+    pub account: Option<&'a str>,
+}
+
 fn idempotency_key(
+    caller: Requester<'_>,
     request_id: Option<&str>,
     operation: &'static str,
     fingerprint: impl FnOnce() -> String,
 ) -> Option<IdempotencyKey> {
     request_id.map(|request_id| IdempotencyKey {
+        scope: scope_of(caller.account),
         request_id: request_id.to_owned(),
         operation,
         fingerprint: fingerprint(),
@@ -196,16 +227,17 @@ impl Store {
         user_id: &str,
         number: &E164,
         request_id: Option<&str>,
-        actor: &str,
+        caller: Requester<'_>,
     ) -> Result<UserView> {
         self.write(AssignPhoneNumber {
+            caller_account: caller.account.map(str::to_owned),
             account_id: account_id.to_owned(),
             user_id: user_id.to_owned(),
             number: number.clone(),
-            idempotency: idempotency_key(request_id, "AssignPhoneNumber", || {
+            idempotency: idempotency_key(caller, request_id, "AssignPhoneNumber", || {
                 format!("{account_id}/{user_id}/{number}")
             }),
-            actor: actor.to_owned(),
+            actor: caller.key_id.to_owned(),
         })
         .await
     }
@@ -217,16 +249,16 @@ impl Store {
         user_id: &str,
         confirm: bool,
         request_id: Option<&str>,
-        actor: &str,
+        caller: Requester<'_>,
     ) -> Result<UserView> {
         self.write(UnassignPhoneNumber {
             account_id: account_id.to_owned(),
             user_id: user_id.to_owned(),
             confirm,
-            idempotency: idempotency_key(request_id, "UnassignPhoneNumber", || {
-                format!("{account_id}/{user_id}")
+            idempotency: idempotency_key(caller, request_id, "UnassignPhoneNumber", || {
+                format!("{account_id}/{user_id}/confirm={confirm}")
             }),
-            actor: actor.to_owned(),
+            actor: caller.key_id.to_owned(),
         })
         .await
     }
@@ -257,14 +289,14 @@ impl Store {
         requested: TelephonySettings,
         mask: SettingsMask,
         request_id: Option<&str>,
-        actor: &str,
+        caller: Requester<'_>,
     ) -> Result<TelephonySettings> {
         self.write(UpdateTelephonySettings {
             account_id: account_id.to_owned(),
             user_id: user_id.to_owned(),
             requested,
             mask,
-            idempotency: idempotency_key(request_id, "UpdateTelephonySettings", || {
+            idempotency: idempotency_key(caller, request_id, "UpdateTelephonySettings", || {
                 format!(
                     "{account_id}/{user_id}/{}{}{}/{}{}{}",
                     u8::from(requested.inbound_calling),
@@ -275,7 +307,7 @@ impl Store {
                     u8::from(mask.sms)
                 )
             }),
-            actor: actor.to_owned(),
+            actor: caller.key_id.to_owned(),
         })
         .await
     }

@@ -5,7 +5,7 @@ pub mod api_key;
 pub mod change_event;
 pub mod change_log;
 pub mod delivery;
-pub mod idempotency_key;
+pub mod idempotency_record;
 pub mod phone_number;
 pub mod phone_number_order;
 pub mod user;

@@ -6,6 +6,7 @@ mod m0001_initial;
 mod m0002_revocations_and_number_indexes;
 mod m0003_change_log_identity;
 mod m0005_delivery;
+mod m0006_scoped_idempotency_and_purge_indexes;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_revocations_and_number_indexes::Migration),
             Box::new(m0003_change_log_identity::Migration),
             Box::new(m0005_delivery::Migration),
+            Box::new(m0006_scoped_idempotency_and_purge_indexes::Migration),
         ]
     }
 }
