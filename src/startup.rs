@@ -41,6 +41,7 @@ use crate::proto::{
     telephony_service_server::TelephonyServiceServer, user_service_server::UserServiceServer,
 };
 use crate::store::{Store, StoreOptions, WriteStats, WriterOptions};
+use crate::tasks::BackgroundTasks;
 use crate::telemetry::{RpcMetricsLayer, rpc_trace_layer};
 
 /// Idle time before the kernel probes a connection.
@@ -76,6 +77,7 @@ pub struct Application {
     stop: CancellationToken,
     metrics_addr: Option<SocketAddr>,
     write_stats: Arc<WriteStats>,
+    tasks: BackgroundTasks,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
@@ -126,16 +128,17 @@ impl Application {
         let stop = CancellationToken::new();
         // Cancelled after the drain delay: stop accepting, end streams and background tasks.
         let shutdown = CancellationToken::new();
+        let tasks = BackgroundTasks::new(shutdown.clone());
         let hub = ChangeHub::start(
             store.clone(),
             settings.change_ring_capacity,
             settings.change_poll_interval,
-            shutdown.clone(),
+            &tasks,
         )
         .await
         .context("cannot read the change log")?;
         if store.is_postgres() {
-            pg_listener::spawn(store.clone(), shutdown.clone());
+            pg_listener::spawn(store.clone(), &tasks);
         }
         crate::maintenance::spawn(
             store.clone(),
@@ -144,7 +147,7 @@ impl Application {
                 idempotency: settings.idempotency_window,
             },
             settings.maintenance_interval,
-            shutdown.clone(),
+            &tasks,
         );
 
         let context = ApiContext::new(
@@ -156,7 +159,7 @@ impl Application {
                 checkpoint_interval: settings.checkpoint_interval,
                 max_order_numbers: 1000,
             },
-            shutdown.clone(),
+            tasks.clone(),
         );
 
         warm_up
@@ -168,7 +171,7 @@ impl Application {
         let local_addr = listener.local_addr()?;
         let metrics_addr = match settings.metrics_listen {
             Some(address) => {
-                Some(crate::metrics_server::start(address, store.clone(), shutdown.clone()).await?)
+                Some(crate::metrics_server::start(address, store.clone(), &tasks).await?)
             }
             None => None,
         };
@@ -180,7 +183,7 @@ impl Application {
             context,
             store,
             stop.clone(),
-            shutdown,
+            tasks.clone(),
         ));
         tracing::info!(address = %local_addr, "listening");
         Ok(Self {
@@ -188,6 +191,7 @@ impl Application {
             stop,
             metrics_addr,
             write_stats,
+            tasks,
             server,
         })
     }
@@ -206,20 +210,30 @@ impl Application {
         self.write_stats.clone()
     }
 
+    /// The tracked background tasks: a task spawned here is asked to stop at shutdown (through
+    /// [`BackgroundTasks::shutdown_token`]) and awaited before the store closes and
+    /// [`Self::run_until_stopped`] returns.
+    pub fn background_tasks(&self) -> BackgroundTasks {
+        self.tasks.clone()
+    }
+
     /// Cancelling it stops the server gracefully, as SIGTERM does.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.stop.clone()
     }
 
-    /// Serves until SIGINT/SIGTERM or the shutdown token.
+    /// Serves until SIGINT/SIGTERM or the shutdown token. When it returns, every background task
+    /// has ended and the store is closed.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let stop = self.stop.clone();
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            tracing::info!("shutdown requested");
-            stop.cancel();
-        });
-        self.server.await.context("server task failed")?
+        let mut server = self.server;
+        tokio::select! {
+            finished = &mut server => return finished.context("server task failed")?,
+            _ = wait_for_signal() => {
+                tracing::info!("shutdown requested");
+                self.stop.cancel();
+            }
+        }
+        server.await.context("server task failed")?
     }
 }
 
@@ -247,8 +261,9 @@ fn watch_database(
     health: HealthReporter,
     interval: Duration,
     stop: CancellationToken,
+    tasks: &BackgroundTasks,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         let mut reachable = true;
         loop {
             tokio::select! {
@@ -287,8 +302,9 @@ async fn serve(
     context: Arc<ApiContext>,
     store: Store,
     stop: CancellationToken,
-    shutdown: CancellationToken,
+    tasks: BackgroundTasks,
 ) -> anyhow::Result<()> {
+    let shutdown = tasks.shutdown_token();
     let max_message = settings.max_message_bytes;
     let (health, health_service) = tonic_health::server::health_reporter();
     set_health(&health, ServingStatus::Serving).await;
@@ -297,6 +313,7 @@ async fn serve(
         health.clone(),
         settings.database_check_interval,
         stop.clone(),
+        &tasks,
     );
     let in_flight = InFlight::default();
 
@@ -396,8 +413,9 @@ async fn serve(
         }
     };
     stop.cancel();
-    shutdown.cancel();
     let _ = database_watch.await;
+    // Nothing may touch the store once it is closed, and nothing may outlive the server.
+    tasks.shut_down().await;
     if let Err(e) = store.close().await {
         tracing::warn!(error = %e, "closing the database failed");
     }

@@ -18,6 +18,7 @@ mod phone_numbers;
 mod reliability;
 mod replicas;
 mod revocation;
+mod shutdown;
 mod telephony;
 mod traces;
 mod transport;
