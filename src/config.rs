@@ -183,6 +183,52 @@ pub struct ServeSettings {
     #[arg(long, env = "TELEPHONY_ADMIN_DB_POOL_SIZE", default_value_t = 16)]
     pub db_pool_size: u32,
 
+    /// Let webhooks use plain http:// and reach loopback, link-local and private addresses
+    /// (tests and internal deployments only).
+    #[arg(long, env = "TELEPHONY_ADMIN_WEBHOOK_ALLOW_INSECURE")]
+    pub webhook_allow_insecure: bool,
+
+    /// The longest one delivery attempt may take (a webhook's HTTP exchange, an SMTP session).
+    #[arg(long, env = "TELEPHONY_ADMIN_DELIVERY_TIMEOUT", value_parser = humantime::parse_duration, default_value = "10s")]
+    pub delivery_timeout: Duration,
+
+    /// The first wait before retrying a failed delivery; it doubles (with jitter) up to
+    /// --delivery-retry-max.
+    #[arg(long, env = "TELEPHONY_ADMIN_DELIVERY_RETRY_MIN", value_parser = humantime::parse_duration, default_value = "1s")]
+    pub delivery_retry_min: Duration,
+
+    /// The longest wait between retries of a failed delivery.
+    #[arg(long, env = "TELEPHONY_ADMIN_DELIVERY_RETRY_MAX", value_parser = humantime::parse_duration, default_value = "5m")]
+    pub delivery_retry_max: Duration,
+
+    /// A webhook whose deliveries fail continuously for this long is paused.
+    #[arg(long, env = "TELEPHONY_ADMIN_WEBHOOK_PAUSE_AFTER", value_parser = humantime::parse_duration, default_value = "24h")]
+    pub webhook_pause_after: Duration,
+
+    /// How long a replica's hold on a delivery lasts unrenewed: when a replica dies, another
+    /// takes its deliveries over after at most this long (plus a quarter of it).
+    #[arg(long, env = "TELEPHONY_ADMIN_DELIVERY_LEASE", value_parser = humantime::parse_duration, default_value = "30s")]
+    pub delivery_lease: Duration,
+
+    /// Mail relay for the e-mail to users: smtp://host[:port] (STARTTLS, port 587 by default) or
+    /// smtps://host[:port] (TLS, port 465), with user:password@ if the relay wants them.
+    /// Without it, no mail is sent.
+    #[arg(
+        long,
+        env = "TELEPHONY_ADMIN_SMTP_URL",
+        hide_env_values = true,
+        requires = "mail_from"
+    )]
+    pub smtp_url: Option<String>,
+
+    /// The sender of the e-mail to users, e.g. "Telephony <telephony@example.com>".
+    #[arg(long, env = "TELEPHONY_ADMIN_MAIL_FROM", requires = "smtp_url")]
+    pub mail_from: Option<String>,
+
+    /// Let an smtp:// URL to a loopback relay speak without TLS (a local relay or a test sink).
+    #[arg(long, env = "TELEPHONY_ADMIN_SMTP_PLAINTEXT_LOOPBACK")]
+    pub smtp_plaintext_loopback: bool,
+
     /// Serve Prometheus metrics at `http://ADDRESS/metrics` (e.g. 127.0.0.1:9464); off unless
     /// given. The endpoint has no authentication: keep it on loopback or a private network.
     #[arg(long, env = "TELEPHONY_ADMIN_METRICS_LISTEN")]
@@ -232,6 +278,28 @@ pub struct ServeSettings {
 const MAX_DURATION: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
 
 impl ServeSettings {
+    /// How webhooks and mail are delivered.
+    pub fn delivery(&self) -> crate::delivery::DeliverySettings {
+        crate::delivery::DeliverySettings {
+            policy: crate::domain::webhook::TargetPolicy {
+                allow_insecure: self.webhook_allow_insecure,
+            },
+            attempt_timeout: self.delivery_timeout,
+            retry_min: self.delivery_retry_min,
+            retry_max: self.delivery_retry_max,
+            pause_after: self.webhook_pause_after,
+            lease_ttl: self.delivery_lease,
+            mail: match (&self.smtp_url, &self.mail_from) {
+                (Some(smtp_url), Some(from)) => Some(crate::delivery::MailSettings {
+                    smtp_url: smtp_url.clone(),
+                    from: from.clone(),
+                    allow_plaintext_loopback: self.smtp_plaintext_loopback,
+                }),
+                _ => None,
+            },
+        }
+    }
+
     /// Refuses values that would make the server spin, busy-poll or overflow a point in time,
     /// with a message naming the flag.
     pub fn validate(&self) -> Result<(), String> {

@@ -19,16 +19,19 @@
 //! | [`store`] | SeaORM entities, migrations, the repository, page tokens |
 //! | [`api`] | one tonic service per file; authentication with a cache of verified keys; errors → `Status` in [`api::status`] |
 //! | [`events`] | the change hub and the watch streams |
+//! | [`delivery`] | push delivery of change events: webhooks and e-mail to users, with cursors, retries and leases |
 //! | [`keys`] | API key secrets, roles and scopes |
 //! | [`maintenance`] | retention and the deletion-queue purge |
 //! | [`error`] | the crate's error type |
 //! | [`tasks`] | the tracked background tasks that shutdown waits for |
 //!
-//! Dependencies point one way: `api → store → domain`, `api → domain`, `api → events → store`.
+//! Dependencies point one way: `api → store → domain`, `api → domain`, `api → events → store`,
+//! `delivery → store`, `delivery → events` (the hub's head only), `api → delivery` (target checks).
 
 pub mod api;
 pub mod config;
 pub mod database_url;
+pub mod delivery;
 pub mod domain;
 pub mod error;
 pub mod events;

@@ -80,6 +80,8 @@ pub struct Metrics {
     auth_failures: Family<ReasonLabel, Counter>,
     purge_runs: Counter,
     purged_rows: Family<KindLabel, Counter>,
+    delivery_lag: Family<KindLabel, Gauge>,
+    delivery_failing: Family<KindLabel, Gauge>,
 }
 
 static METRICS: OnceLock<Metrics> = OnceLock::new();
@@ -111,6 +113,8 @@ impl Metrics {
             auth_failures: Family::default(),
             purge_runs: Counter::default(),
             purged_rows: Family::default(),
+            delivery_lag: Family::default(),
+            delivery_failing: Family::default(),
         };
         let mut registry = Registry::default();
         registry.register(
@@ -184,8 +188,22 @@ impl Metrics {
             "Rows removed by housekeeping, by kind",
             metrics.purged_rows.clone(),
         );
+        service.register(
+            "delivery_lag_events",
+            "Events in the log past the slowest delivery's cursor on this replica, by kind (webhook, mail)",
+            metrics.delivery_lag.clone(),
+        );
+        service.register(
+            "delivery_failing",
+            "Deliveries on this replica whose last attempt failed, by kind (webhook, mail)",
+            metrics.delivery_failing.clone(),
+        );
         // Every series of a bounded label set exists from the start, at 0, so that rate() and
         // alerts see the first increase.
+        for kind in DELIVERY_KINDS {
+            let _ = metrics.delivery_lag.get_or_create(&KindLabel { kind });
+            let _ = metrics.delivery_failing.get_or_create(&KindLabel { kind });
+        }
         for kind in DB_ERROR_KINDS {
             let _ = metrics.db_errors.get_or_create(&KindLabel { kind });
         }
@@ -474,6 +492,22 @@ pub fn record_purge_run() {
 }
 
 /// Housekeeping removed `rows` of `kind`.
+/// The kinds of delivery: the label values of the delivery metrics.
+pub const DELIVERY_KINDS: [&str; 2] = ["webhook", "mail"];
+
+/// The deliveries of one kind on this replica: how far the slowest is behind the log, and how
+/// many are failing.
+pub fn record_delivery_state(kind: &'static str, lag: u64, failing: u64) {
+    if let Some(m) = get() {
+        m.delivery_lag
+            .get_or_create(&KindLabel { kind })
+            .set(i64::try_from(lag).unwrap_or(i64::MAX));
+        m.delivery_failing
+            .get_or_create(&KindLabel { kind })
+            .set(i64::try_from(failing).unwrap_or(i64::MAX));
+    }
+}
+
 pub fn record_purged(kind: PurgeKind, rows: u64) {
     if let Some(m) = get() {
         m.purged_rows

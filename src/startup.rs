@@ -30,6 +30,7 @@ use crate::api::{
     phone_numbers::PhoneNumberApi,
     telephony::TelephonyApi,
     users::UserApi,
+    webhooks::WebhookApi,
 };
 use crate::config::{ServeSettings, StorageSettings};
 use crate::database_url::redact;
@@ -39,6 +40,7 @@ use crate::proto::{
     self, account_service_server::AccountServiceServer, change_service_server::ChangeServiceServer,
     phone_number_service_server::PhoneNumberServiceServer,
     telephony_service_server::TelephonyServiceServer, user_service_server::UserServiceServer,
+    webhook_service_server::WebhookServiceServer,
 };
 use crate::store::{Store, StoreOptions, WriteStats, WriterOptions};
 use crate::tasks::BackgroundTasks;
@@ -79,6 +81,7 @@ pub struct Application {
     write_stats: Arc<WriteStats>,
     tasks: BackgroundTasks,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    deliveries: crate::delivery::Deliveries,
 }
 
 impl Application {
@@ -95,7 +98,7 @@ impl Application {
         let stop = CancellationToken::new();
         // Cancelled after the drain delay: stop accepting, end streams and background tasks.
         let tasks = BackgroundTasks::new(CancellationToken::new());
-        let context = start_background_tasks(&store, &settings, &tasks).await?;
+        let (context, deliveries) = start_background_tasks(&store, &settings, &tasks).await?;
 
         warm_up
             .await
@@ -128,11 +131,17 @@ impl Application {
             write_stats,
             tasks,
             server,
+            deliveries,
         })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The webhook and mail deliveries this replica runs (their lag).
+    pub fn deliveries(&self) -> &crate::delivery::Deliveries {
+        &self.deliveries
     }
 
     /// Where `/metrics` is served, when it is.
@@ -220,13 +229,13 @@ async fn connect_and_migrate(
     Ok(store)
 }
 
-/// Starts the change hub, the PostgreSQL listener, housekeeping and the key cache on `tasks`;
-/// returns what the handlers share.
+/// Starts the change hub, the PostgreSQL listener, the deliveries, housekeeping and the key cache;
+/// returns what the handlers share, and the deliveries.
 async fn start_background_tasks(
     store: &Store,
     settings: &ServeSettings,
     tasks: &BackgroundTasks,
-) -> anyhow::Result<Arc<ApiContext>> {
+) -> anyhow::Result<(Arc<ApiContext>, crate::delivery::Deliveries)> {
     let hub = ChangeHub::start(
         store.clone(),
         settings.change_ring_capacity,
@@ -238,6 +247,14 @@ async fn start_background_tasks(
     if store.is_postgres() {
         pg_listener::spawn(store.clone(), tasks);
     }
+    let deliveries = crate::delivery::spawn(
+        store.clone(),
+        &hub,
+        settings.delivery(),
+        tasks.shutdown_token(),
+    )
+    .await
+    .context("cannot start the webhook and mail deliveries")?;
     crate::maintenance::spawn(
         store.clone(),
         crate::maintenance::Retention {
@@ -247,7 +264,7 @@ async fn start_background_tasks(
         settings.maintenance_interval,
         tasks,
     );
-    Ok(ApiContext::new(
+    let context = ApiContext::new(
         store.clone(),
         hub,
         Limits {
@@ -257,11 +274,12 @@ async fn start_background_tasks(
             max_order_numbers: 1000,
         },
         tasks.clone(),
-    ))
+    );
+    Ok((context, deliveries))
 }
 
 /// The health service names: every gRPC service and the overall `""`.
-fn health_names() -> [&'static str; 6] {
+fn health_names() -> [&'static str; 7] {
     [
         "",
         <AccountServiceServer<AccountApi> as NamedService>::NAME,
@@ -269,6 +287,7 @@ fn health_names() -> [&'static str; 6] {
         <PhoneNumberServiceServer<PhoneNumberApi> as NamedService>::NAME,
         <TelephonyServiceServer<TelephonyApi> as NamedService>::NAME,
         <ChangeServiceServer<ChangeApi> as NamedService>::NAME,
+        <WebhookServiceServer<WebhookApi> as NamedService>::NAME,
     ]
 }
 
@@ -450,6 +469,15 @@ fn router(
         .add_service(
             TelephonyServiceServer::new(TelephonyApi {
                 context: context.clone(),
+            })
+            .max_decoding_message_size(max_message),
+        )
+        .add_service(
+            WebhookServiceServer::new(WebhookApi {
+                context: context.clone(),
+                policy: crate::domain::webhook::TargetPolicy {
+                    allow_insecure: settings.webhook_allow_insecure,
+                },
             })
             .max_decoding_message_size(max_message),
         )

@@ -13,6 +13,7 @@ pub mod phone_numbers;
 pub mod status;
 pub mod telephony;
 pub mod users;
+pub mod webhooks;
 
 use std::{
     collections::HashMap,

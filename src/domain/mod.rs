@@ -10,6 +10,7 @@ pub mod error;
 pub mod phone_number;
 pub mod telephony;
 pub mod user;
+pub mod webhook;
 
 pub use error::{DomainError, FieldViolation};
 

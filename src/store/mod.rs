@@ -16,12 +16,14 @@ pub mod page;
 
 mod accounts;
 mod changes;
+mod deliveries;
 mod idempotency;
 mod keys;
 mod outbox;
 mod phone_numbers;
 mod telephony;
 mod users;
+mod webhooks;
 mod writer;
 
 use std::{sync::Arc, time::Duration};
@@ -34,10 +36,12 @@ use sea_orm_migration::MigratorTrait;
 use tokio::sync::Notify;
 
 pub use changes::{ChangeFilter, ChangeLogState};
+pub use deliveries::{DeliveryState, MAIL_SINK, webhook_sink};
 pub use keys::{ApiKeyRecord, KEYS_CHANNEL, NewApiKey, Revocation, RevocationSignal};
 pub use outbox::NOTIFY_CHANNEL;
 pub use phone_numbers::{NumberFilter, NumberUpdate, OrderItem, OrderRecord};
 pub use users::{UserUpdate, UserView};
+pub use webhooks::{NewWebhook, WebhookUpdate, WebhookView};
 pub use writer::{WriteStats, WriterOptions};
 
 use writer::{Mutation, Writer};

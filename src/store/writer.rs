@@ -22,6 +22,7 @@ use sea_orm::{
 };
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, Span};
 
 use crate::domain::DomainError;
 use crate::error::{Error, Result, is_conflict};
@@ -158,11 +159,18 @@ impl Writer {
     /// Queues `mutation` and waits for its outcome (after its batch has committed).
     pub async fn submit<M: Mutation>(&self, mutation: M) -> Result<M::Output> {
         let (reply, answer) = oneshot::channel();
+        // A child of the caller's span (the RPC's), though it runs on the writer's task.
+        let span = tracing::info_span!(
+            "store.use_case",
+            use_case = use_case_name::<M>(),
+            outcome = tracing::field::Empty,
+        );
         let queued = Box::new(Submission {
             mutation,
             outcome: None,
             attempts: 0,
             reply,
+            span,
         });
         if self.queue.send(queued).await.is_err() {
             return Err(Error::ShuttingDown);
@@ -202,6 +210,14 @@ trait Queued: Send {
     fn answer(self: Box<Self>);
     /// Sends `error` instead of the kept outcome.
     fn fail(self: Box<Self>, error: Error);
+    /// The use case's span, a child of the caller's.
+    fn span(&self) -> &Span;
+}
+
+/// The use case's type name without its module path, e.g. `AssignPhoneNumber`.
+fn use_case_name<M>() -> &'static str {
+    let name = std::any::type_name::<M>();
+    name.rsplit("::").next().unwrap_or(name)
 }
 
 struct Submission<M: Mutation> {
@@ -209,6 +225,7 @@ struct Submission<M: Mutation> {
     outcome: Option<Result<M::Output>>,
     attempts: u32,
     reply: oneshot::Sender<Result<M::Output>>,
+    span: Span,
 }
 
 impl<M: Mutation> Queued for Submission<M> {
@@ -218,8 +235,9 @@ impl<M: Mutation> Queued for Submission<M> {
     ) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>> {
         Box::pin(async move {
             self.attempts += 1;
-            let outcome = self.mutation.run(txn).await;
+            let outcome = self.mutation.run(txn).instrument(self.span.clone()).await;
             let ok = outcome.is_ok();
+            self.span.record("outcome", if ok { "ok" } else { "error" });
             self.outcome = Some(outcome);
             ok
         })
@@ -253,6 +271,10 @@ impl<M: Mutation> Queued for Submission<M> {
 
     fn fail(self: Box<Self>, error: Error) {
         let _ = self.reply.send(Err(error));
+    }
+
+    fn span(&self) -> &Span {
+        &self.span
     }
 }
 
@@ -390,7 +412,17 @@ impl WriterTask {
             self.stats.record(size, failed, false);
             return;
         }
-        match txn.commit().await {
+        // One commit for many use cases: a child of the first, linked to the others.
+        let commit_span = tracing::info_span!(
+            parent: succeeded[0].span(),
+            "store.commit",
+            batch_size = size,
+            failed,
+        );
+        for mutation in &succeeded[1..] {
+            commit_span.follows_from(mutation.span());
+        }
+        match txn.commit().instrument(commit_span).await {
             Ok(()) => {
                 self.stats.record(size, failed, true);
                 tracing::trace!(size, failed, "write batch committed");

@@ -17,15 +17,16 @@ use prost::Message;
 use telephony_admin::keys::{self, Role, Scope};
 use telephony_admin::proto::{
     self, Account, AssignPhoneNumberRequest, ChangeEvent, ChangeKind, CreateAccountRequest,
-    CreatePhoneNumberOrderRequest, CreateUserRequest, DeleteAccountRequest,
-    DeletePhoneNumberRequest, DeleteUserRequest, GetAccountRequest, GetPhoneNumberOrderRequest,
-    GetPhoneNumberRequest, GetTelephonySettingsRequest, GetUserRequest, LicenseType,
-    ListAccountsRequest, ListChangesRequest, ListPhoneNumbersRequest, ListUsersRequest,
-    LogoutUserRequest, PhoneNumber, PhoneNumberProductType, PhoneNumberStatus,
-    RestorePhoneNumberRequest, TelephonySettings, UnassignPhoneNumberRequest, UpdateAccountRequest,
-    UpdatePhoneNumberRequest, UpdateTelephonySettingsRequest, UpdateUserRequest, User,
-    WatchChangesRequest, WatchChangesResponse, account_service_client::AccountServiceClient,
-    watch_changes_response::Kind,
+    CreatePhoneNumberOrderRequest, CreateUserRequest, CreateWebhookRequest, DeleteAccountRequest,
+    DeletePhoneNumberRequest, DeleteUserRequest, DeleteWebhookRequest, GetAccountRequest,
+    GetPhoneNumberOrderRequest, GetPhoneNumberRequest, GetTelephonySettingsRequest, GetUserRequest,
+    GetWebhookRequest, LicenseType, ListAccountsRequest, ListChangesRequest,
+    ListPhoneNumbersRequest, ListUsersRequest, ListWebhooksRequest, LogoutUserRequest, PhoneNumber,
+    PhoneNumberProductType, PhoneNumberStatus, RestorePhoneNumberRequest,
+    RotateWebhookSecretRequest, TelephonySettings, UnassignPhoneNumberRequest,
+    UpdateAccountRequest, UpdatePhoneNumberRequest, UpdateTelephonySettingsRequest,
+    UpdateUserRequest, UpdateWebhookRequest, User, WatchChangesRequest, WatchChangesResponse,
+    account_service_client::AccountServiceClient, watch_changes_response::Kind,
 };
 use tonic::{Code, Status, Streaming};
 
@@ -40,6 +41,7 @@ enum Service {
     PhoneNumber,
     Telephony,
     Change,
+    Webhook,
 }
 
 impl Service {
@@ -50,6 +52,7 @@ impl Service {
             Self::PhoneNumber => "telephony.admin.v1.PhoneNumberService",
             Self::Telephony => "telephony.admin.v1.TelephonyService",
             Self::Change => "telephony.admin.v1.ChangeService",
+            Self::Webhook => "telephony.admin.v1.WebhookService",
         }
     }
 }
@@ -81,6 +84,12 @@ enum Rpc {
     UpdateTelephonySettings,
     WatchChanges,
     ListChanges,
+    CreateWebhook,
+    GetWebhook,
+    ListWebhooks,
+    UpdateWebhook,
+    DeleteWebhook,
+    RotateWebhookSecret,
 }
 
 /// Who calls. "Own" and "other" say whether the request targets the key's account or another.
@@ -215,6 +224,12 @@ fn table() -> Vec<Row> {
         row(UpdateTelephonySettings,MUTATES, [Allow, Viewer, Allow,   Scope,     Viewer,  Viewer]),
         row(WatchChanges,           READS,   [Allow, Allow,  Allow,   Scope,     Allow,   Scope]),
         row(ListChanges,            READS,   [Allow, Allow,  Allow,   Scope,     Allow,   Scope]),
+        row(CreateWebhook,          MUTATES, [Allow, Viewer, OrgOnly, OrgOnly,   Viewer,  Viewer]),
+        row(GetWebhook,             READS,   [Allow, Viewer, OrgOnly, OrgOnly,   Viewer,  Viewer]),
+        row(ListWebhooks,           READS,   [Allow, Viewer, OrgOnly, OrgOnly,   Viewer,  Viewer]),
+        row(UpdateWebhook,          MUTATES, [Allow, Viewer, OrgOnly, OrgOnly,   Viewer,  Viewer]),
+        row(DeleteWebhook,          MUTATES, [Allow, Viewer, OrgOnly, OrgOnly,   Viewer,  Viewer]),
+        row(RotateWebhookSecret,    MUTATES, [Allow, Viewer, OrgOnly, OrgOnly,   Viewer,  Viewer]),
     ];
     rows
 }
@@ -251,6 +266,8 @@ impl Rpc {
             | GetTelephonySettings
             | UpdateTelephonySettings => Service::Telephony,
             WatchChanges | ListChanges => Service::Change,
+            CreateWebhook | GetWebhook | ListWebhooks | UpdateWebhook | DeleteWebhook
+            | RotateWebhookSecret => Service::Webhook,
         }
     }
 
@@ -268,7 +285,19 @@ impl Rpc {
         };
         match self {
             CreateAccount | GetAccount | ListAccounts | UpdateAccount | DeleteAccount
-            | CreateUser | ListPhoneNumbers | WatchChanges | ListChanges => {}
+            | CreateUser | ListPhoneNumbers | WatchChanges | ListChanges | CreateWebhook
+            | ListWebhooks => {}
+            GetWebhook | UpdateWebhook | DeleteWebhook | RotateWebhookSecret => {
+                target.webhook_id = app
+                    .webhooks()
+                    .create_webhook(webhook_request())
+                    .await
+                    .expect("create webhook")
+                    .into_inner()
+                    .webhook
+                    .expect("the webhook")
+                    .webhook_id;
+            }
             GetUser | ListUsers | UpdateUser | DeleteUser | LogoutUser | GetTelephonySettings => {
                 target.user_id = app
                     .create_user(account_id, "target@example.com")
@@ -522,7 +551,57 @@ impl Rpc {
                 })
                 .await
                 .map(drop),
+            CreateWebhook => app
+                .webhooks_as(key)
+                .create_webhook(webhook_request())
+                .await
+                .map(drop),
+            GetWebhook => app
+                .webhooks_as(key)
+                .get_webhook(GetWebhookRequest {
+                    webhook_id: t.webhook_id.clone(),
+                })
+                .await
+                .map(drop),
+            ListWebhooks => app
+                .webhooks_as(key)
+                .list_webhooks(ListWebhooksRequest::default())
+                .await
+                .map(drop),
+            UpdateWebhook => app
+                .webhooks_as(key)
+                .update_webhook(UpdateWebhookRequest {
+                    webhook_id: t.webhook_id.clone(),
+                    description: "renamed".into(),
+                    update_mask: Some(mask(&["description"])),
+                    ..Default::default()
+                })
+                .await
+                .map(drop),
+            DeleteWebhook => app
+                .webhooks_as(key)
+                .delete_webhook(DeleteWebhookRequest {
+                    webhook_id: t.webhook_id.clone(),
+                })
+                .await
+                .map(drop),
+            RotateWebhookSecret => app
+                .webhooks_as(key)
+                .rotate_webhook_secret(RotateWebhookSecretRequest {
+                    webhook_id: t.webhook_id.clone(),
+                })
+                .await
+                .map(drop),
         }
+    }
+}
+
+/// A webhook the default policy accepts without a name lookup: https, a public address.
+fn webhook_request() -> CreateWebhookRequest {
+    CreateWebhookRequest {
+        url: "https://192.0.43.10/hooks".into(),
+        description: "access control".into(),
+        filter: None,
     }
 }
 
@@ -533,6 +612,7 @@ struct Target {
     user_id: String,
     number: String,
     order_id: String,
+    webhook_id: String,
 }
 
 /// A server with the keys every case shares.
@@ -692,6 +772,10 @@ async fn change_service_access(backend: Backend) {
     run_table(backend, Service::Change).await;
 }
 
+async fn webhook_service_access(backend: Backend) {
+    run_table(backend, Service::Webhook).await;
+}
+
 /// The table names every method the service descriptors declare, and nothing else.
 #[test]
 fn the_table_covers_every_rpc() {
@@ -713,7 +797,7 @@ fn the_table_covers_every_rpc() {
     let covered: BTreeSet<String> = rows.iter().map(|r| r.rpc.full_name()).collect();
     assert_eq!(covered.len(), rows.len(), "a row is listed twice");
     assert_eq!(covered, declared);
-    assert_eq!(declared.len(), 24);
+    assert_eq!(declared.len(), 30);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -902,12 +986,14 @@ async fn refusals_do_not_reveal_existence(backend: Backend) {
         user_id: other_user.user_id.clone(),
         number: "+12065550101".into(),
         order_id: String::new(),
+        webhook_id: String::new(),
     };
     let missing = Target {
         account_id: UNKNOWN_ID.into(),
         user_id: "0190a5b2-7c4e-7d1a-9b3f-2a6c8e4d1f01".into(),
         number: "+12065550101".into(),
         order_id: String::new(),
+        webhook_id: String::new(),
     };
     let before = snapshot(&app, &[&own.account_id, &other.account_id]).await;
     for role in [Role::Admin, Role::Viewer] {
@@ -1328,6 +1414,7 @@ async fn health_and_reflection_need_no_key(backend: Backend) {
             Service::PhoneNumber,
             Service::Telephony,
             Service::Change,
+            Service::Webhook,
         ] {
             assert!(
                 listed.iter().any(|s| s == service.full_name()),
@@ -1621,6 +1708,7 @@ on_both_databases!(
     phone_number_service_access,
     telephony_service_access,
     change_service_access,
+    webhook_service_access,
     account_keys_see_only_their_account,
     refusals_do_not_reveal_existence,
     change_events_name_their_actor,

@@ -14,7 +14,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind};
-use telephony_admin::proto::{CreateAccountRequest, GetUserRequest};
+use telephony_admin::proto::{CreateAccountRequest, GetUserRequest, LogoutUserRequest};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status};
 
@@ -181,6 +181,41 @@ async fn traceparent_is_the_parent_of_the_rpc_span(backend: Backend) {
         string_attribute(&span.attributes, "account_id").as_deref(),
         Some(account.account_id.as_str())
     );
+
+    // A write: the use case runs on the store's writer task, yet its span is a child of the RPC
+    // span, and the commit's span a child of the use case's.
+    let write_trace_id = uuid::Uuid::new_v4().simple().to_string();
+    let mut logout = Request::new(LogoutUserRequest {
+        account_id: account.account_id.clone(),
+        user_id: user.user_id.clone(),
+    });
+    logout.metadata_mut().insert(
+        "traceparent",
+        format!("00-{write_trace_id}-{parent_span_id}-01")
+            .parse()
+            .unwrap(),
+    );
+    users.logout_user(logout).await.unwrap();
+    let write_trace = hex::decode(&write_trace_id).unwrap();
+    let (_, rpc) = collector
+        .wait_for(|span| span.trace_id == write_trace && span.name.ends_with("/LogoutUser"))
+        .await;
+    let (_, use_case) = collector
+        .wait_for(|span| span.trace_id == write_trace && span.name == "store.use_case")
+        .await;
+    assert_eq!(use_case.parent_span_id, rpc.span_id, "{use_case:?}");
+    assert_eq!(
+        string_attribute(&use_case.attributes, "use_case").as_deref(),
+        Some("LogoutUser")
+    );
+    assert_eq!(
+        string_attribute(&use_case.attributes, "outcome").as_deref(),
+        Some("ok")
+    );
+    let (_, commit) = collector
+        .wait_for(|span| span.trace_id == write_trace && span.name == "store.commit")
+        .await;
+    assert_eq!(commit.parent_span_id, use_case.span_id, "{commit:?}");
 
     // The RPC's log line names the trace.
     let line = server

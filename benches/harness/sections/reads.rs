@@ -138,8 +138,56 @@ pub async fn run(run: &Run) -> anyhow::Result<Vec<Row>> {
             .target(Target::AtMost(2.0)),
         );
     }
+    rows.push(metrics_cost(run, &service, &fixture).await?);
     service.stop().await?;
     Ok(rows)
+}
+
+/// GetUser throughput with `--metrics-listen` on, against the same service without metrics, one
+/// after the other. The per-RPC trace layer (not exporting) is on in both.
+async fn metrics_cost(run: &Run, plain: &InProcess, fixture: &Arc<Fixture>) -> anyhow::Result<Row> {
+    let database = run.target.create().await?;
+    let metered = InProcess::start(&database, |settings| {
+        settings.metrics_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    })
+    .await?;
+    let (account_id, user_id) = api::user_with_number(
+        &metered.clients,
+        "metered@example.com",
+        "+12065550199",
+        None,
+    )
+    .await?;
+    let metered_fixture = Arc::new(Fixture {
+        account_id,
+        user_id,
+        bearer: metered.clients.bearer.clone(),
+    });
+    let get_user = |fixture: &Arc<Fixture>| {
+        let fixture = fixture.clone();
+        move |channel: Channel, _| {
+            let fixture = fixture.clone();
+            async move { Read::GetUser.call(&fixture, channel).await.map(drop) }
+        }
+    };
+    let plain_channels = api::connect(plain.address, CONNECTIONS).await?;
+    let metered_channels = api::connect(metered.address, CONNECTIONS).await?;
+    let without = closed_loop(&plain_channels, STREAMS, run.budget, get_user(fixture)).await?;
+    let with = closed_loop(
+        &metered_channels,
+        STREAMS,
+        run.budget,
+        get_user(&metered_fixture),
+    )
+    .await?;
+    metered.stop().await?;
+    Ok(Row::new(
+        SECTION,
+        format!("GetUser with metrics on vs off, calls/s at {CONNECTIONS}x{STREAMS}"),
+        Figure::PerSecond(with.per_second()),
+    )
+    .against(Figure::PerSecond(without.per_second()))
+    .target(Target::AtLeast(0.95)))
 }
 
 struct Compared {

@@ -5,6 +5,7 @@ use sea_orm_migration::prelude::*;
 mod m0001_initial;
 mod m0002_revocations_and_number_indexes;
 mod m0003_change_log_identity;
+mod m0005_delivery;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_initial::Migration),
             Box::new(m0002_revocations_and_number_indexes::Migration),
             Box::new(m0003_change_log_identity::Migration),
+            Box::new(m0005_delivery::Migration),
         ]
     }
 }

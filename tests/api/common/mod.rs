@@ -10,7 +10,9 @@
 #![allow(dead_code)]
 
 pub mod fixtures;
+pub mod http_receiver;
 pub mod process;
+pub mod smtp_sink;
 
 use std::time::Duration;
 
@@ -21,6 +23,7 @@ use telephony_admin::proto::{
     account_service_client::AccountServiceClient, change_service_client::ChangeServiceClient,
     phone_number_service_client::PhoneNumberServiceClient,
     telephony_service_client::TelephonyServiceClient, user_service_client::UserServiceClient,
+    webhook_service_client::WebhookServiceClient,
 };
 use telephony_admin::startup::{Application, connect_store};
 use telephony_admin::store::{Store, StoreOptions, WriteStats};
@@ -321,6 +324,12 @@ impl TestApp {
     }
     pub fn changes_as(&self, key: Option<&str>) -> ChangeServiceClient<Authed> {
         ChangeServiceClient::with_interceptor(self.channel.clone(), bearer(key))
+    }
+    pub fn webhooks(&self) -> WebhookServiceClient<Authed> {
+        self.webhooks_as(Some(&self.admin_key))
+    }
+    pub fn webhooks_as(&self, key: Option<&str>) -> WebhookServiceClient<Authed> {
+        WebhookServiceClient::with_interceptor(self.channel.clone(), bearer(key))
     }
 
     /// Creates an API key directly in the database (as the `keys create` command does).

@@ -1,0 +1,25 @@
+//! Where deliveries read events: the change log, after a cursor. The one place that knows how the
+//! store answers "events after sequence N", so that it is easy to re-point.
+
+use crate::error::Result;
+use crate::store::entities::change_event;
+use crate::store::{ChangeFilter, ChangeLogState, Store};
+
+/// Up to `limit` events after `after`, of `account_id` if given, in sequence order.
+pub async fn events_after(
+    store: &Store,
+    after: u64,
+    account_id: Option<&str>,
+    limit: u64,
+) -> Result<Vec<change_event::Model>> {
+    let filter = ChangeFilter {
+        account_id: account_id.map(str::to_owned),
+        user_id: None,
+    };
+    store.changes_after(after, None, &filter, limit).await
+}
+
+/// The last committed sequence and how far retention has purged.
+pub async fn log_state(store: &Store) -> Result<ChangeLogState> {
+    store.change_log_state().await
+}
