@@ -23,6 +23,7 @@
 //! | [`keys`] | API key secrets, roles and scopes |
 //! | [`maintenance`] | retention and the deletion-queue purge |
 //! | [`error`] | the crate's error type |
+//! | [`tasks`] | the tracked background tasks that shutdown waits for |
 //!
 //! Dependencies point one way: `api → store → domain`, `api → domain`, `api → events → store`,
 //! `delivery → store`, `delivery → events` (the hub's head only), `api → delivery` (target checks).
@@ -41,4 +42,5 @@ pub mod metrics_server;
 pub mod proto;
 pub mod startup;
 pub mod store;
+pub mod tasks;
 pub mod telemetry;

@@ -5,10 +5,10 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{self, PurgeKind};
 use crate::store::Store;
+use crate::tasks::BackgroundTasks;
 
 /// How long things are kept.
 #[derive(Debug, Clone, Copy)]
@@ -22,12 +22,13 @@ pub fn spawn(
     store: Store,
     retention: Retention,
     interval: Duration,
-    shutdown: CancellationToken,
+    tasks: &BackgroundTasks,
 ) -> tokio::task::JoinHandle<()> {
+    let shutdown = tasks.shutdown_token();
     let as_chrono = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
     let events = as_chrono(retention.events);
     let idempotency = as_chrono(retention.idempotency);
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         loop {
             run_once(&store, events, idempotency).await;
             tokio::select! {

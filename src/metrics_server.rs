@@ -11,23 +11,23 @@ use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{self, Metrics, PoolState};
 use crate::store::Store;
+use crate::tasks::BackgroundTasks;
 
 /// Enables metrics, binds `address` and serves until `shutdown`; returns the bound address.
 pub async fn start(
     address: SocketAddr,
     store: Store,
-    shutdown: CancellationToken,
+    tasks: &BackgroundTasks,
 ) -> anyhow::Result<SocketAddr> {
     let metrics = metrics::enable();
     let listener = TcpListener::bind(address)
         .await
         .with_context(|| format!("cannot listen for metrics on {address}"))?;
     let local_addr = listener.local_addr()?;
-    tokio::spawn(accept_loop(listener, metrics, store, shutdown));
+    tasks.spawn(accept_loop(listener, metrics, store, tasks.clone()));
     tracing::info!(address = %local_addr, "serving metrics at /metrics");
     Ok(local_addr)
 }
@@ -36,8 +36,9 @@ async fn accept_loop(
     listener: TcpListener,
     metrics: &'static Metrics,
     store: Store,
-    shutdown: CancellationToken,
+    tasks: BackgroundTasks,
 ) {
+    let shutdown = tasks.shutdown_token();
     loop {
         let stream = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -56,11 +57,16 @@ async fn accept_loop(
             let response = respond(&request, metrics, &store);
             async move { Ok::<_, Infallible>(response) }
         });
-        tokio::spawn(async move {
-            // A scraper that hangs up early is not worth a log line.
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service);
+            // A scraper that hangs up early is not worth a log line; one that keeps its
+            // connection open must not hold up shutdown.
+            tokio::select! {
+                _ = connection => {}
+                _ = shutdown.cancelled() => {}
+            }
         });
     }
 }

@@ -43,6 +43,7 @@ use crate::proto::{
     webhook_service_server::WebhookServiceServer,
 };
 use crate::store::{Store, StoreOptions, WriteStats, WriterOptions};
+use crate::tasks::BackgroundTasks;
 use crate::telemetry::{RpcMetricsLayer, rpc_trace_layer};
 
 /// Idle time before the kernel probes a connection.
@@ -78,6 +79,7 @@ pub struct Application {
     stop: CancellationToken,
     metrics_addr: Option<SocketAddr>,
     write_stats: Arc<WriteStats>,
+    tasks: BackgroundTasks,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
     deliveries: crate::delivery::Deliveries,
 }
@@ -85,86 +87,18 @@ pub struct Application {
 impl Application {
     pub async fn build(storage: &StorageSettings, settings: ServeSettings) -> anyhow::Result<Self> {
         settings.validate().map_err(anyhow::Error::msg)?;
-        let tls = match (&settings.tls_cert, &settings.tls_key) {
-            (Some(cert), Some(key)) => Some(Identity::from_pem(
-                std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?,
-                std::fs::read(key).with_context(|| format!("cannot read {}", key.display()))?,
-            )),
-            _ => None,
-        };
-        if tls.is_none()
-            && !settings.listen.ip().is_loopback()
-            && !settings.allow_plaintext_non_loopback
-        {
-            bail!(
-                "refusing to serve plaintext on the non-loopback address {}: give --tls-cert and --tls-key, or --allow-plaintext-non-loopback if TLS is terminated in front of the service",
-                settings.listen
-            );
-        }
-
+        let tls = tls_identity(&settings)?;
         if settings.metrics_listen.is_some() {
             // Before anything records, so that the first housekeeping run is counted too.
             crate::metrics::enable();
         }
         let warm_up = tokio::task::spawn_blocking(crate::domain::phone_number::warm_up);
-        let store = connect_store(
-            storage,
-            StoreOptions {
-                deletion_queue_period: settings.deletion_queue_period,
-                max_connections: settings.db_pool_size,
-                acquire_timeout: settings.database_acquire_timeout,
-                writer: WriterOptions {
-                    max_batch: usize::from(settings.write_batch_max),
-                    gather: settings.write_batch_wait,
-                },
-            },
-        )
-        .await?;
-        store.migrate().await.context("database migration failed")?;
-        // Replicas starting together must not each create a key.
-        store
-            .with_setup_lock(ensure_api_key(&store, settings.bootstrap_key.as_deref()))
-            .await??;
+        let store = connect_and_migrate(storage, &settings).await?;
 
         let stop = CancellationToken::new();
         // Cancelled after the drain delay: stop accepting, end streams and background tasks.
-        let shutdown = CancellationToken::new();
-        let hub = ChangeHub::start(
-            store.clone(),
-            settings.change_ring_capacity,
-            settings.change_poll_interval,
-            shutdown.clone(),
-        )
-        .await
-        .context("cannot read the change log")?;
-        if store.is_postgres() {
-            pg_listener::spawn(store.clone(), shutdown.clone());
-        }
-        let deliveries =
-            crate::delivery::spawn(store.clone(), &hub, settings.delivery(), shutdown.clone())
-                .await
-                .context("cannot start the webhook and mail deliveries")?;
-        crate::maintenance::spawn(
-            store.clone(),
-            crate::maintenance::Retention {
-                events: settings.event_retention,
-                idempotency: settings.idempotency_window,
-            },
-            settings.maintenance_interval,
-            shutdown.clone(),
-        );
-
-        let context = ApiContext::new(
-            store.clone(),
-            hub,
-            Limits {
-                max_page_size: settings.max_page_size,
-                max_watchers_per_key: settings.max_watchers_per_key,
-                checkpoint_interval: settings.checkpoint_interval,
-                max_order_numbers: 1000,
-            },
-            shutdown.clone(),
-        );
+        let tasks = BackgroundTasks::new(CancellationToken::new());
+        let (context, deliveries) = start_background_tasks(&store, &settings, &tasks).await?;
 
         warm_up
             .await
@@ -175,7 +109,7 @@ impl Application {
         let local_addr = listener.local_addr()?;
         let metrics_addr = match settings.metrics_listen {
             Some(address) => {
-                Some(crate::metrics_server::start(address, store.clone(), shutdown.clone()).await?)
+                Some(crate::metrics_server::start(address, store.clone(), &tasks).await?)
             }
             None => None,
         };
@@ -187,7 +121,7 @@ impl Application {
             context,
             store,
             stop.clone(),
-            shutdown,
+            tasks.clone(),
         ));
         tracing::info!(address = %local_addr, "listening");
         Ok(Self {
@@ -195,6 +129,7 @@ impl Application {
             stop,
             metrics_addr,
             write_stats,
+            tasks,
             server,
             deliveries,
         })
@@ -219,21 +154,128 @@ impl Application {
         self.write_stats.clone()
     }
 
+    /// The tracked background tasks: a task spawned here is asked to stop at shutdown (through
+    /// [`BackgroundTasks::shutdown_token`]) and awaited before the store closes and
+    /// [`Self::run_until_stopped`] returns.
+    pub fn background_tasks(&self) -> BackgroundTasks {
+        self.tasks.clone()
+    }
+
     /// Cancelling it stops the server gracefully, as SIGTERM does.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.stop.clone()
     }
 
-    /// Serves until SIGINT/SIGTERM or the shutdown token.
+    /// Serves until SIGINT/SIGTERM or the shutdown token. When it returns, every background task
+    /// has ended and the store is closed.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let stop = self.stop.clone();
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            tracing::info!("shutdown requested");
-            stop.cancel();
-        });
-        self.server.await.context("server task failed")?
+        let mut server = self.server;
+        tokio::select! {
+            finished = &mut server => return finished.context("server task failed")?,
+            _ = wait_for_signal() => {
+                tracing::info!("shutdown requested");
+                self.stop.cancel();
+            }
+        }
+        server.await.context("server task failed")?
     }
+}
+
+/// The TLS identity, when configured; refuses plaintext on a non-loopback address unless
+/// explicitly allowed.
+fn tls_identity(settings: &ServeSettings) -> anyhow::Result<Option<Identity>> {
+    let tls = match (&settings.tls_cert, &settings.tls_key) {
+        (Some(cert), Some(key)) => Some(Identity::from_pem(
+            std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?,
+            std::fs::read(key).with_context(|| format!("cannot read {}", key.display()))?,
+        )),
+        _ => None,
+    };
+    if tls.is_none()
+        && !settings.listen.ip().is_loopback()
+        && !settings.allow_plaintext_non_loopback
+    {
+        bail!(
+            "refusing to serve plaintext on the non-loopback address {}: give --tls-cert and --tls-key, or --allow-plaintext-non-loopback if TLS is terminated in front of the service",
+            settings.listen
+        );
+    }
+    Ok(tls)
+}
+
+/// Opens the store, migrates it and makes sure an API key exists.
+async fn connect_and_migrate(
+    storage: &StorageSettings,
+    settings: &ServeSettings,
+) -> anyhow::Result<Store> {
+    let store = connect_store(
+        storage,
+        StoreOptions {
+            deletion_queue_period: settings.deletion_queue_period,
+            max_connections: settings.db_pool_size,
+            acquire_timeout: settings.database_acquire_timeout,
+            writer: WriterOptions {
+                max_batch: usize::from(settings.write_batch_max),
+                gather: settings.write_batch_wait,
+            },
+        },
+    )
+    .await?;
+    store.migrate().await.context("database migration failed")?;
+    // Replicas starting together must not each create a key.
+    store
+        .with_setup_lock(ensure_api_key(&store, settings.bootstrap_key.as_deref()))
+        .await??;
+    Ok(store)
+}
+
+/// Starts the change hub, the PostgreSQL listener, the deliveries, housekeeping and the key cache;
+/// returns what the handlers share, and the deliveries.
+async fn start_background_tasks(
+    store: &Store,
+    settings: &ServeSettings,
+    tasks: &BackgroundTasks,
+) -> anyhow::Result<(Arc<ApiContext>, crate::delivery::Deliveries)> {
+    let hub = ChangeHub::start(
+        store.clone(),
+        settings.change_ring_capacity,
+        settings.change_poll_interval,
+        tasks,
+    )
+    .await
+    .context("cannot read the change log")?;
+    if store.is_postgres() {
+        pg_listener::spawn(store.clone(), tasks);
+    }
+    let deliveries = crate::delivery::spawn(
+        store.clone(),
+        &hub,
+        settings.delivery(),
+        tasks.shutdown_token(),
+    )
+    .await
+    .context("cannot start the webhook and mail deliveries")?;
+    crate::maintenance::spawn(
+        store.clone(),
+        crate::maintenance::Retention {
+            events: settings.event_retention,
+            idempotency: settings.idempotency_window,
+        },
+        settings.maintenance_interval,
+        tasks,
+    );
+    let context = ApiContext::new(
+        store.clone(),
+        hub,
+        Limits {
+            max_page_size: settings.max_page_size,
+            max_watchers_per_key: settings.max_watchers_per_key,
+            checkpoint_interval: settings.checkpoint_interval,
+            max_order_numbers: 1000,
+        },
+        tasks.clone(),
+    );
+    Ok((context, deliveries))
 }
 
 /// The health service names: every gRPC service and the overall `""`.
@@ -261,8 +303,9 @@ fn watch_database(
     health: HealthReporter,
     interval: Duration,
     stop: CancellationToken,
+    tasks: &BackgroundTasks,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         let mut reachable = true;
         loop {
             tokio::select! {
@@ -301,32 +344,89 @@ async fn serve(
     context: Arc<ApiContext>,
     store: Store,
     stop: CancellationToken,
-    shutdown: CancellationToken,
+    tasks: BackgroundTasks,
 ) -> anyhow::Result<()> {
-    let max_message = settings.max_message_bytes;
-    let (health, health_service) = tonic_health::server::health_reporter();
-    set_health(&health, ServingStatus::Serving).await;
+    let (health, health_service) = health_service().await;
     let database_watch = watch_database(
         store.clone(),
         health.clone(),
         settings.database_check_interval,
         stop.clone(),
+        &tasks,
     );
     let in_flight = InFlight::default();
+    let routes = Routes {
+        context,
+        health_service,
+        in_flight: in_flight.clone(),
+    };
+    let serving = router(&settings, tls, routes, listener, tasks.shutdown_token())?;
+    let result = drain_then_stop(serving, &settings, &health, &stop, &tasks, &in_flight).await;
 
-    // The google.rpc types too, so that grpcurl can show error details.
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    // grpcurl before 1.8.8 speaks only v1alpha.
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()?;
+    stop.cancel();
+    let _ = database_watch.await;
+    // Nothing may touch the store once it is closed, and nothing may outlive the server.
+    tasks.shut_down().await;
+    if let Err(e) = store.close().await {
+        tracing::warn!(error = %e, "closing the database failed");
+    }
+    tracing::info!("stopped");
+    result
+}
 
+/// The health service, every name SERVING.
+async fn health_service() -> (
+    HealthReporter,
+    tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
+) {
+    let (health, service) = tonic_health::server::health_reporter();
+    set_health(&health, ServingStatus::Serving).await;
+    (health, service)
+}
+
+/// Server reflection, v1 and (for grpcurl before 1.8.8) v1alpha, over our services and the
+/// google.rpc types too, so that grpcurl can show error details.
+fn reflection_services() -> anyhow::Result<(
+    tonic_reflection::server::v1::ServerReflectionServer<
+        impl tonic_reflection::server::v1::ServerReflection,
+    >,
+    tonic_reflection::server::v1alpha::ServerReflectionServer<
+        impl tonic_reflection::server::v1alpha::ServerReflection,
+    >,
+)> {
+    let configure = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+    };
+    Ok((configure().build_v1()?, configure().build_v1alpha()?))
+}
+
+/// What the router serves besides reflection.
+struct Routes<H> {
+    context: Arc<ApiContext>,
+    health_service: H,
+    in_flight: InFlight,
+}
+
+/// Every service behind the layers (in-flight count, trace, metrics, limits), serving
+/// `listener` until `shutdown`.
+fn router(
+    settings: &ServeSettings,
+    tls: Option<Identity>,
+    Routes {
+        context,
+        health_service,
+        in_flight,
+    }: Routes<
+        tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
+    >,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<impl Future<Output = Result<(), tonic::transport::Error>> + Send> {
+    let max_message = settings.max_message_bytes;
+    let (reflection_v1, reflection_v1alpha) = reflection_services()?;
     let mut builder = Server::builder()
         .max_concurrent_streams(settings.max_concurrent_streams)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
@@ -339,7 +439,7 @@ async fn serve(
     // Metrics are recorded only when they are served.
     let rpc_metrics = settings.metrics_listen.map(|_| RpcMetricsLayer);
     let router = builder
-        .layer(InFlightLayer(in_flight.clone()))
+        .layer(InFlightLayer(in_flight))
         .layer(rpc_trace_layer())
         .layer(tower::util::option_layer(rpc_metrics))
         .layer(LimitsLayer {
@@ -384,22 +484,33 @@ async fn serve(
         .add_service(
             ChangeServiceServer::new(ChangeApi { context }).max_decoding_message_size(max_message),
         );
+    Ok(router.serve_with_incoming_shutdown(incoming(listener), shutdown.cancelled_owned()))
+}
 
+/// Serves until `stop`; then NOT_SERVING for the drain delay, then stops accepting and waits
+/// for in-flight requests (at most the grace period).
+async fn drain_then_stop<E: Into<anyhow::Error>>(
+    serving: impl Future<Output = Result<(), E>>,
+    settings: &ServeSettings,
+    health: &HealthReporter,
+    stop: &CancellationToken,
+    tasks: &BackgroundTasks,
+    in_flight: &InFlight,
+) -> anyhow::Result<()> {
+    let shutdown = tasks.shutdown_token();
     let draining = async {
         stop.cancelled().await;
-        set_health(&health, ServingStatus::NotServing).await;
+        set_health(health, ServingStatus::NotServing).await;
         tracing::info!(delay = ?settings.shutdown_drain_delay, "draining: health is NOT_SERVING");
         tokio::time::sleep(settings.shutdown_drain_delay).await;
         shutdown.cancel();
     };
-    let serving =
-        router.serve_with_incoming_shutdown(incoming(listener), shutdown.clone().cancelled_owned());
     tokio::pin!(serving);
     tokio::pin!(draining);
     let mut drained = false;
-    let result = loop {
+    loop {
         tokio::select! {
-            result = &mut serving => break result.map_err(anyhow::Error::from),
+            result = &mut serving => break result.map_err(Into::into),
             _ = &mut draining, if !drained => drained = true,
             _ = async {
                 shutdown.cancelled().await;
@@ -417,15 +528,7 @@ async fn serve(
                 break Ok(());
             }
         }
-    };
-    stop.cancel();
-    shutdown.cancel();
-    let _ = database_watch.await;
-    if let Err(e) = store.close().await {
-        tracing::warn!(error = %e, "closing the database failed");
     }
-    tracing::info!("stopped");
-    result
 }
 
 /// Accepted connections, with TCP_NODELAY (else any answer larger than a segment waits for the

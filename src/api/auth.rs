@@ -11,13 +11,13 @@
 
 use std::sync::Arc;
 
-use tokio_util::sync::CancellationToken;
 use tonic::Request;
 
 use super::key_cache::KeyCache;
 use crate::error::{Error, Result};
 use crate::keys::{Role, Scope, secret_digest};
 use crate::store::Store;
+use crate::tasks::BackgroundTasks;
 
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,9 +80,9 @@ pub struct Authenticator {
 impl Authenticator {
     /// An authenticator over `store`'s keys, with the task that keeps its cache fresh until
     /// `shutdown`. Must be called within a Tokio runtime.
-    pub fn start(store: Store, shutdown: CancellationToken) -> Self {
+    pub fn start(store: Store, tasks: &BackgroundTasks) -> Self {
         Self {
-            cache: KeyCache::start(store.clone(), shutdown),
+            cache: KeyCache::start(store.clone(), tasks),
             store,
         }
     }

@@ -92,7 +92,7 @@ impl ChangeService for ChangeApi {
                 checkpoint_interval: self.context.limits.checkpoint_interval,
                 revalidate: Some(revalidate),
             },
-            self.context.shutdown.clone(),
+            &self.context.tasks,
         )
         .await?;
         tracing::info!(

@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::auth::Caller;
 use crate::store::{Revocation, Store};
+use crate::tasks::BackgroundTasks;
 
 /// How often revocations are checked when nothing signals one.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
@@ -67,7 +68,7 @@ struct State {
 impl KeyCache {
     /// A cache over `store`'s keys and the task that keeps it fresh until `shutdown`. Must be
     /// called within a Tokio runtime.
-    pub fn start(store: Store, shutdown: CancellationToken) -> std::sync::Arc<Self> {
+    pub fn start(store: Store, tasks: &BackgroundTasks) -> std::sync::Arc<Self> {
         let cache = std::sync::Arc::new(Self {
             state: RwLock::new(State::default()),
             ready: AtomicBool::new(false),
@@ -77,7 +78,7 @@ impl KeyCache {
             revoked_news: watch::Sender::new(0),
             store,
         });
-        tokio::spawn(cache.clone().refresh(shutdown));
+        tasks.spawn(cache.clone().refresh(tasks.shutdown_token()));
         cache
     }
 
@@ -237,7 +238,7 @@ mod tests {
                 .await
                 .expect("key");
         let shutdown = CancellationToken::new();
-        let cache = KeyCache::start(store.clone(), shutdown.clone());
+        let cache = KeyCache::start(store.clone(), &BackgroundTasks::new(shutdown.clone()));
         let ticket = loop {
             if let Some(ticket) = cache.ticket() {
                 break ticket;

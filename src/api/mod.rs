@@ -29,6 +29,7 @@ use crate::error::{Error, Result};
 use crate::events::ChangeHub;
 use crate::store::Store;
 use crate::store::page::PageRequest;
+use crate::tasks::BackgroundTasks;
 use auth::Authenticator;
 
 /// What the handlers share.
@@ -39,6 +40,8 @@ pub struct ApiContext {
     pub limits: Limits,
     /// Fired on shutdown: open streams end.
     pub shutdown: CancellationToken,
+    /// Where watch streams' tasks run, so that shutdown waits for them.
+    pub tasks: BackgroundTasks,
     watchers: Mutex<HashMap<String, usize>>,
 }
 
@@ -57,14 +60,15 @@ impl ApiContext {
         store: Store,
         hub: Arc<ChangeHub>,
         limits: Limits,
-        shutdown: CancellationToken,
+        tasks: BackgroundTasks,
     ) -> Arc<Self> {
         Arc::new(Self {
-            auth: Authenticator::start(store.clone(), shutdown.clone()),
+            auth: Authenticator::start(store.clone(), &tasks),
             store,
             hub,
             limits,
-            shutdown,
+            shutdown: tasks.shutdown_token(),
+            tasks,
             watchers: Mutex::new(HashMap::new()),
         })
     }

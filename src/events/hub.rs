@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::store::entities::change_event;
 use crate::store::{ChangeFilter, Store};
+use crate::tasks::BackgroundTasks;
 
 /// How many events one outbox read takes.
 const LOAD_BATCH: u64 = 1000;
@@ -28,7 +29,7 @@ impl ChangeHub {
         store: Store,
         capacity: usize,
         poll_interval: Duration,
-        shutdown: CancellationToken,
+        tasks: &BackgroundTasks,
     ) -> crate::error::Result<Arc<Self>> {
         let last = store.change_log_state().await?.last_sequence;
         let hub = Arc::new(Self {
@@ -36,7 +37,10 @@ impl ChangeHub {
             ring: RwLock::new(VecDeque::with_capacity(capacity)),
             capacity: capacity.max(1),
         });
-        tokio::spawn(hub.clone().load_loop(store, poll_interval, shutdown));
+        tasks.spawn(
+            hub.clone()
+                .load_loop(store, poll_interval, tasks.shutdown_token()),
+        );
         Ok(hub)
     }
 

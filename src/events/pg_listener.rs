@@ -5,12 +5,13 @@
 use std::time::Duration;
 
 use sqlx::postgres::PgListener;
-use tokio_util::sync::CancellationToken;
 
 use crate::store::{KEYS_CHANNEL, NOTIFY_CHANNEL, Store};
+use crate::tasks::BackgroundTasks;
 
-pub fn spawn(store: Store, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+pub fn spawn(store: Store, tasks: &BackgroundTasks) -> tokio::task::JoinHandle<()> {
+    let shutdown = tasks.shutdown_token();
+    tasks.spawn(async move {
         let wake = store.commit_signal();
         let mut backoff = Duration::from_millis(100);
         loop {

@@ -17,6 +17,7 @@ use super::hub::{ChangeHub, Event};
 use crate::domain::DomainError;
 use crate::error::{Error, Result};
 use crate::store::{ChangeFilter, Store};
+use crate::tasks::BackgroundTasks;
 
 /// Events read per step, from the ring or the database.
 const BATCH: usize = 256;
@@ -65,8 +66,9 @@ pub async fn watch(
     store: Store,
     hub: Arc<ChangeHub>,
     options: WatchOptions,
-    shutdown: CancellationToken,
+    tasks: &BackgroundTasks,
 ) -> Result<Watch> {
+    let shutdown = tasks.shutdown_token();
     let state = store.change_log_state().await?;
     if let Some(expected) = &options.log_id {
         check_same_log(expected, &state.log_id)?;
@@ -82,7 +84,7 @@ pub async fn watch(
     let log_id = state.log_id;
     let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
     let task_log_id = log_id.clone();
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         let _open = crate::metrics::watch_stream_opened();
         let ended = Watcher {
             store,

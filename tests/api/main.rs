@@ -19,6 +19,7 @@ mod phone_numbers;
 mod reliability;
 mod replicas;
 mod revocation;
+mod shutdown;
 mod store_safety;
 mod telephony;
 mod traces;

@@ -17,6 +17,7 @@ use telephony_admin::proto::{
     WatchChangesRequest, WatchChangesResponse, watch_changes_response::Kind,
 };
 use telephony_admin::startup::Application;
+use telephony_admin::tasks::BackgroundTasks;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint};
@@ -227,14 +228,10 @@ async fn replay_checks_the_key_once_per_batch(backend: Backend) {
 
     let shutdown = CancellationToken::new();
     let _stop = shutdown.clone().drop_guard();
-    let hub = ChangeHub::start(
-        app.store.clone(),
-        64,
-        Duration::from_secs(1),
-        shutdown.clone(),
-    )
-    .await
-    .expect("hub");
+    let tasks = BackgroundTasks::new(shutdown.clone());
+    let hub = ChangeHub::start(app.store.clone(), 64, Duration::from_secs(1), &tasks)
+        .await
+        .expect("hub");
     let checks = Arc::new(AtomicUsize::new(0));
     let counted = checks.clone();
     let revalidate: events::watcher::Revalidate = Arc::new(move |_| {
@@ -251,7 +248,7 @@ async fn replay_checks_the_key_once_per_batch(backend: Backend) {
             checkpoint_interval: Duration::from_secs(60),
             revalidate: Some(revalidate),
         },
-        shutdown.clone(),
+        &tasks,
     )
     .await
     .expect("watch");
