@@ -21,6 +21,7 @@ mod idempotency;
 mod keys;
 mod outbox;
 mod phone_numbers;
+mod sqlite_planner;
 mod telephony;
 mod users;
 mod webhooks;
@@ -236,6 +237,11 @@ fn connect_options(url: &str, max_connections: u32, acquire_timeout: Duration) -
                 .synchronous(sqlx::sqlite::SqliteSynchronous::Full)
                 .foreign_keys(true)
                 .busy_timeout(SQLITE_BUSY_TIMEOUT)
+        })
+        .map_sqlx_sqlite_pool_opts(|pool| {
+            pool.after_connect(|connection, _| {
+                Box::pin(sqlite_planner::keep_plans_stable(connection))
+            })
         });
     connect
 }
