@@ -5,13 +5,12 @@
 //! command of the real binary.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::common::fixtures::{REVOCATION_WAIT, UNKNOWN_ID, assign_via, mask};
+use crate::common::process::ServerCommand;
 use crate::common::{Backend, Bearer, TestApp, TestDatabase, spawn_app};
 use prost::Message;
 use telephony_admin::keys::{self, Role, Scope};
@@ -1572,81 +1571,16 @@ async fn keys_cli_creates_lists_and_revokes(backend: Backend) {
         .expect("another key is unaffected");
 }
 
-/// Kills the server process if a test fails while it runs.
-struct ServerProcess(Child);
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// The secrets used against a real server process (valid, unknown and revoked ones) never
 /// appear in what it logs, even at debug level.
 async fn secrets_never_appear_in_the_server_log(backend: Backend) {
     let database = TestDatabase::create(backend).await;
-    let bootstrap = keys::generate_secret();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_telephony-admin"))
-        .arg("--database-url")
-        .arg(&database.url)
-        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
-        .env_remove("DATABASE_URL")
-        .env("TELEPHONY_ADMIN_BOOTSTRAP_KEY", &bootstrap)
+    let mut server = ServerCommand::new()
         .env("RUST_LOG", "debug")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the server");
-    let log = Arc::new(Mutex::new(String::new()));
-    let (address_tx, address_rx) = tokio::sync::oneshot::channel::<String>();
-    let mut address_tx = Some(address_tx);
-    let stdout = child.stdout.take().expect("stdout");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut server = ServerProcess(child);
-    let readers = {
-        let out_log = log.clone();
-        let err_log = log.clone();
-        [
-            std::thread::spawn(move || {
-                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                    if let Ok(json) = serde_json::from_str::<serde_json::Value>(&line)
-                        && json["message"] == "listening"
-                        && let Some(address) = json["address"].as_str()
-                        && let Some(tx) = address_tx.take()
-                    {
-                        let _ = tx.send(address.to_owned());
-                    }
-                    let mut log = out_log.lock().unwrap();
-                    log.push_str(&line);
-                    log.push('\n');
-                }
-            }),
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    let mut log = err_log.lock().unwrap();
-                    log.push_str(&line);
-                    log.push('\n');
-                }
-            }),
-        ]
-    };
-    let address = tokio::time::timeout(Duration::from_secs(60), address_rx)
-        .await
-        .expect("the server starts within 60 s")
-        .unwrap_or_else(|_| panic!("the server exited:\n{}", log.lock().unwrap()));
-
-    let channel = tonic::transport::Channel::from_shared(format!("http://{address}"))
-        .unwrap()
-        .connect()
-        .await
-        .expect("connect");
-    let client = |secret: &str| {
-        AccountServiceClient::with_interceptor(
-            channel.clone(),
-            Bearer(Some(format!("Bearer {secret}").parse().unwrap())),
-        )
-    };
+        .start_on(&database.url)
+        .await;
+    let bootstrap = server.admin_key.clone();
+    let client = |secret: &str| server.accounts_as(Some(secret));
     client(&bootstrap)
         .create_account(CreateAccountRequest {
             name: "Acme".into(),
@@ -1682,14 +1616,8 @@ async fn secrets_never_appear_in_the_server_log(backend: Backend) {
         assert!(Instant::now() < deadline, "the revoked key still works");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    drop(channel);
-
-    let _ = server.0.kill();
-    let _ = server.0.wait();
-    for reader in readers {
-        reader.join().expect("log reader");
-    }
-    let log = log.lock().unwrap().clone();
+    server.kill();
+    let log = server.output();
     assert!(
         log.contains("AccountService/CreateAccount"),
         "the RPCs were logged, so the log was captured:\n{log}"

@@ -8,10 +8,9 @@
 //! they must run; elsewhere they are skipped with a printed reason.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::SocketAddr;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -36,6 +35,7 @@ use tonic_health::pb::{
 };
 
 use crate::common::fixtures::new_user;
+use crate::common::process::{ServerCommand, TestProcess};
 use crate::common::{Authed, Backend, Bearer, TestDatabase, spawn_app_on_url};
 
 const CALL: Duration = Duration::from_secs(10);
@@ -72,6 +72,13 @@ struct Clients {
 }
 
 impl Clients {
+    fn of(process: &TestProcess) -> Self {
+        Self {
+            channel: process.channel.clone(),
+            key: process.admin_key.clone(),
+        }
+    }
+
     fn bearer(&self) -> Bearer {
         Bearer(Some(format!("Bearer {}", self.key).parse().unwrap()))
     }
@@ -189,99 +196,6 @@ fn assert_gap_free(events: &[ChangeEvent]) {
             events.len()
         );
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The binary as a child process
-// ---------------------------------------------------------------------------------------------
-
-struct ServerProcess {
-    child: Child,
-    clients: Clients,
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl ServerProcess {
-    async fn start(database_url: &str, key: &str) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_telephony-admin"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
-            .env("TELEPHONY_ADMIN_BOOTSTRAP_KEY", key)
-            .env("DATABASE_URL", database_url)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the telephony-admin binary");
-        let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
-        let pipes: [Box<dyn Read + Send>; 2] = [
-            Box::new(child.stdout.take().expect("stdout")),
-            Box::new(child.stderr.take().expect("stderr")),
-        ];
-        for pipe in pipes {
-            let lines_tx = lines_tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines() {
-                    let Ok(line) = line else { break };
-                    let _ = lines_tx.send(line);
-                }
-            });
-        }
-        drop(lines_tx);
-        let mut seen = Vec::new();
-        let address = timeout(Duration::from_secs(60), async {
-            while let Some(line) = lines.recv().await {
-                if let Some(address) = listening_address(&line) {
-                    return Some(address);
-                }
-                seen.push(line);
-            }
-            None
-        })
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| {
-            panic!(
-                "the server did not log `listening`; its output:\n{}",
-                seen.join("\n")
-            )
-        });
-        // Keep draining the output: a full pipe would block the server's logging.
-        tokio::spawn(async move { while lines.recv().await.is_some() {} });
-        let channel = Channel::from_shared(format!("http://{address}"))
-            .unwrap()
-            .connect()
-            .await
-            .expect("connect to the server");
-        Self {
-            child,
-            clients: Clients {
-                channel,
-                key: key.to_owned(),
-            },
-        }
-    }
-
-    /// SIGKILL: no shutdown, no flush, nothing.
-    fn kill(&mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reap");
-    }
-}
-
-fn listening_address(line: &str) -> Option<SocketAddr> {
-    let record: serde_json::Value = serde_json::from_str(line).ok()?;
-    if record.get("message")?.as_str()? != "listening" {
-        return None;
-    }
-    record.get("address")?.as_str()?.parse().ok()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -549,8 +463,10 @@ async fn sigkill_under_load_loses_nothing_acknowledged(backend: Backend) {
     let started = Instant::now();
     let database = TestDatabase::create(backend).await;
     let key = telephony_admin::keys::generate_secret();
-    let mut server = ServerProcess::start(&database.url, &key).await;
-    let (account, users, numbers) = server.clients.set_up(CRASH_USERS, CRASH_NUMBERS).await;
+    let server = ServerCommand::new().key(&key);
+    let mut process = server.clone().start_on(&database.url).await;
+    let mut clients = Clients::of(&process);
+    let (account, users, numbers) = clients.set_up(CRASH_USERS, CRASH_NUMBERS).await;
     let numbers = Arc::new(numbers);
     let mut logs: Vec<UserLog> = (0..CRASH_USERS).map(|_| UserLog::default()).collect();
     let acknowledged = Arc::new(AtomicUsize::new(0));
@@ -563,7 +479,7 @@ async fn sigkill_under_load_loses_nothing_acknowledged(backend: Backend) {
                 .enumerate()
                 .map(|(i, (user, log))| {
                     crash_worker(
-                        server.clients.clone(),
+                        clients.clone(),
                         account.clone(),
                         user.clone(),
                         numbers.clone(),
@@ -587,13 +503,14 @@ async fn sigkill_under_load_loses_nothing_acknowledged(backend: Backend) {
                 _ = &mut load => panic!("the workers stopped while the server was up"),
                 _ = timeout(Duration::from_secs(60), under_way) => {}
             }
-            server.kill();
+            process.kill();
             timeout(Duration::from_secs(60), load)
                 .await
                 .expect("every worker notices the crash");
         }
-        server = ServerProcess::start(&database.url, &key).await;
-        check_after_crash(&server.clients, &account, &users, &mut logs).await;
+        process = server.clone().start_on(&database.url).await;
+        clients = Clients::of(&process);
+        check_after_crash(&clients, &account, &users, &mut logs).await;
     }
     let acknowledged: usize = logs.iter().map(|l| l.applied.len()).sum();
     assert!(
