@@ -15,12 +15,12 @@ use crate::common::{Backend, Bearer, TestApp, TestDatabase, spawn_app};
 use prost::Message;
 use telephony_admin::keys::{self, Role, Scope};
 use telephony_admin::proto::{
-    self, Account, AssignPhoneNumberRequest, ChangeEvent, ChangeKind, CreateAccountRequest,
+    self, AssignPhoneNumberRequest, ChangeEvent, ChangeKind, CreateAccountRequest,
     CreatePhoneNumberOrderRequest, CreateUserRequest, CreateWebhookRequest, DeleteAccountRequest,
     DeletePhoneNumberRequest, DeleteUserRequest, DeleteWebhookRequest, GetAccountRequest,
     GetPhoneNumberOrderRequest, GetPhoneNumberRequest, GetTelephonySettingsRequest, GetUserRequest,
     GetWebhookRequest, LicenseType, ListAccountsRequest, ListChangesRequest,
-    ListPhoneNumbersRequest, ListUsersRequest, ListWebhooksRequest, LogoutUserRequest, PhoneNumber,
+    ListPhoneNumbersRequest, ListUsersRequest, ListWebhooksRequest, LogoutUserRequest,
     PhoneNumberProductType, PhoneNumberStatus, RestorePhoneNumberRequest,
     RotateWebhookSecretRequest, TelephonySettings, UnassignPhoneNumberRequest,
     UpdateAccountRequest, UpdatePhoneNumberRequest, UpdateTelephonySettingsRequest,
@@ -706,7 +706,7 @@ async fn run_table(backend: Backend, service: Service) {
             let expect = row.expectation(caller);
             let check_unchanged = row.mutates && expect != Expect::Allow;
             let before = if check_unchanged {
-                Some(snapshot(app, &[&own, &other]).await)
+                Some(app.snapshot(&[&own, &other]).await)
             } else {
                 None
             };
@@ -733,7 +733,7 @@ async fn run_table(backend: Backend, service: Service) {
                 }
             }
             if let Some(before) = before {
-                let after = snapshot(app, &[&own, &other]).await;
+                let after = app.snapshot(&[&own, &other]).await;
                 if before != after {
                     failures.push(format!(
                         "{case}: refused, but the state changed:\nbefore: {before:#?}\nafter: {after:#?}"
@@ -800,31 +800,8 @@ fn the_table_covers_every_rpc() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The state as the organisation admin sees it.
+// Reading watch streams.
 // ---------------------------------------------------------------------------------------------
-
-#[derive(Debug, PartialEq)]
-struct Snapshot {
-    accounts: Vec<Account>,
-    users: Vec<User>,
-    numbers: Vec<PhoneNumber>,
-    changes: Vec<ChangeEvent>,
-}
-
-/// Every account, number and change event, and the users of `accounts` (the only accounts a
-/// case targets).
-async fn snapshot(app: &TestApp, accounts: &[&str]) -> Snapshot {
-    let mut users = Vec::new();
-    for account_id in accounts {
-        users.extend(app.all_users(account_id).await);
-    }
-    Snapshot {
-        accounts: app.all_accounts().await,
-        users,
-        numbers: app.all_numbers(ListPhoneNumbersRequest::default()).await,
-        changes: app.all_changes("", "").await,
-    }
-}
 
 /// The next event on a watch stream, skipping checkpoints.
 async fn next_event(stream: &mut Streaming<WatchChangesResponse>) -> ChangeEvent {
@@ -994,7 +971,7 @@ async fn refusals_do_not_reveal_existence(backend: Backend) {
         order_id: String::new(),
         webhook_id: String::new(),
     };
-    let before = snapshot(&app, &[&own.account_id, &other.account_id]).await;
+    let before = app.snapshot(&[&own.account_id, &other.account_id]).await;
     for role in [Role::Admin, Role::Viewer] {
         let key = app
             .create_key(role, Scope::Account(own.account_id.clone()))
@@ -1053,7 +1030,7 @@ async fn refusals_do_not_reveal_existence(backend: Backend) {
     }
     assert_eq!(
         before,
-        snapshot(&app, &[&own.account_id, &other.account_id]).await
+        app.snapshot(&[&own.account_id, &other.account_id]).await
     );
 }
 
@@ -1329,6 +1306,39 @@ async fn authorization_must_be_a_bearer_token(backend: Backend) {
     assert!(accounts.is_empty(), "a refused call created {accounts:?}");
 }
 
+/// The names of the services that reflection `$version` (`v1` or `v1alpha`: the same messages in
+/// two packages) lists, asked without a key.
+macro_rules! reflected_services {
+    ($app:expr, $version:ident) => {{
+        use tonic_reflection::pb::$version::{
+            ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+            server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+        };
+        let version = stringify!($version);
+        let mut client = ServerReflectionClient::new($app.channel.clone());
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut stream = client
+            .server_reflection_info(tokio_stream::once(request))
+            .await
+            .unwrap_or_else(|s| panic!("reflection {version} without a key: {s:?}"))
+            .into_inner();
+        let answer = stream
+            .message()
+            .await
+            .unwrap_or_else(|s| panic!("{version} answer: {s:?}"))
+            .expect("one message");
+        match answer.message_response {
+            Some(MessageResponse::ListServicesResponse(list)) => {
+                list.service.into_iter().map(|s| s.name).collect::<Vec<_>>()
+            }
+            other => panic!("unexpected {version} reflection answer {other:?}"),
+        }
+    }};
+}
+
 /// Health checking and both reflection versions answer without a key.
 async fn health_and_reflection_need_no_key(backend: Backend) {
     use tonic_health::pb::{
@@ -1352,60 +1362,8 @@ async fn health_and_reflection_need_no_key(backend: Backend) {
         assert_eq!(answer.status, ServingStatus::Serving as i32, "{service:?}");
     }
 
-    let services = {
-        use tonic_reflection::pb::v1::{
-            ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
-            server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
-        };
-        let mut client = ServerReflectionClient::new(app.channel.clone());
-        let request = ServerReflectionRequest {
-            host: String::new(),
-            message_request: Some(MessageRequest::ListServices(String::new())),
-        };
-        let mut stream = client
-            .server_reflection_info(tokio_stream::once(request))
-            .await
-            .expect("reflection v1 without a key")
-            .into_inner();
-        let answer = stream
-            .message()
-            .await
-            .expect("v1 answer")
-            .expect("one message");
-        match answer.message_response {
-            Some(MessageResponse::ListServicesResponse(list)) => {
-                list.service.into_iter().map(|s| s.name).collect::<Vec<_>>()
-            }
-            other => panic!("unexpected v1 reflection answer {other:?}"),
-        }
-    };
-    let services_alpha = {
-        use tonic_reflection::pb::v1alpha::{
-            ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
-            server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
-        };
-        let mut client = ServerReflectionClient::new(app.channel.clone());
-        let request = ServerReflectionRequest {
-            host: String::new(),
-            message_request: Some(MessageRequest::ListServices(String::new())),
-        };
-        let mut stream = client
-            .server_reflection_info(tokio_stream::once(request))
-            .await
-            .expect("reflection v1alpha without a key")
-            .into_inner();
-        let answer = stream
-            .message()
-            .await
-            .expect("v1alpha answer")
-            .expect("one message");
-        match answer.message_response {
-            Some(MessageResponse::ListServicesResponse(list)) => {
-                list.service.into_iter().map(|s| s.name).collect::<Vec<_>>()
-            }
-            other => panic!("unexpected v1alpha reflection answer {other:?}"),
-        }
-    };
+    let services = reflected_services!(app, v1);
+    let services_alpha = reflected_services!(app, v1alpha);
     for listed in [&services, &services_alpha] {
         for service in [
             Service::Account,

@@ -12,15 +12,15 @@ use http::uri::PathAndQuery;
 use prost::Message;
 use prost::bytes::{Buf, BufMut};
 use telephony_admin::proto::{
-    Account, AssignPhoneNumberRequest, ChangeEvent, CreateAccountRequest,
-    CreatePhoneNumberOrderRequest, CreateUserRequest, DeleteAccountRequest,
-    DeletePhoneNumberRequest, DeleteUserRequest, GetAccountRequest, GetPhoneNumberOrderRequest,
-    GetPhoneNumberRequest, GetTelephonySettingsRequest, GetUserRequest, LicenseType,
-    ListAccountsRequest, ListAccountsResponse, ListChangesRequest, ListPhoneNumbersRequest,
-    ListUsersRequest, LogoutUserRequest, OrderedPhoneNumberStatus, PhoneNumber,
-    PhoneNumberOrderStatus, PhoneNumberProductType, PhoneNumberStatus, RestorePhoneNumberRequest,
-    TelephonySettings, UnassignPhoneNumberRequest, UpdateAccountRequest, UpdatePhoneNumberRequest,
-    UpdateTelephonySettingsRequest, UpdateUserRequest, User, WatchChangesRequest,
+    AssignPhoneNumberRequest, CreateAccountRequest, CreatePhoneNumberOrderRequest,
+    CreateUserRequest, DeleteAccountRequest, DeletePhoneNumberRequest, DeleteUserRequest,
+    GetAccountRequest, GetPhoneNumberOrderRequest, GetPhoneNumberRequest,
+    GetTelephonySettingsRequest, GetUserRequest, LicenseType, ListAccountsRequest,
+    ListAccountsResponse, ListChangesRequest, ListPhoneNumbersRequest, ListUsersRequest,
+    LogoutUserRequest, OrderedPhoneNumberStatus, PhoneNumberOrderStatus, PhoneNumberProductType,
+    PhoneNumberStatus, RestorePhoneNumberRequest, TelephonySettings, UnassignPhoneNumberRequest,
+    UpdateAccountRequest, UpdatePhoneNumberRequest, UpdateTelephonySettingsRequest,
+    UpdateUserRequest, WatchChangesRequest,
 };
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::{Code, Status};
@@ -104,27 +104,6 @@ async fn fixture(app: &TestApp) -> Fixture {
         assigned: "+12065550100".into(),
         deleted: "+12065550102".into(),
         order_id: order.order_id,
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The state as the organisation admin sees it.
-// ---------------------------------------------------------------------------------------------
-
-#[derive(Debug, PartialEq)]
-struct Snapshot {
-    accounts: Vec<Account>,
-    users: Vec<User>,
-    numbers: Vec<PhoneNumber>,
-    changes: Vec<ChangeEvent>,
-}
-
-async fn snapshot(app: &TestApp, account_id: &str) -> Snapshot {
-    Snapshot {
-        accounts: app.all_accounts().await,
-        users: app.all_users(account_id).await,
-        numbers: app.all_numbers(ListPhoneNumbersRequest::default()).await,
-        changes: app.all_changes("", "").await,
     }
 }
 
@@ -1022,7 +1001,7 @@ fn change_cases<'a>(app: &'a TestApp, _f: &'a Fixture) -> Vec<Case<'a>> {
 async fn run_cases(backend: Backend, make: for<'a> fn(&'a TestApp, &'a Fixture) -> Vec<Case<'a>>) {
     let app = spawn_app(backend).await;
     let f = fixture(&app).await;
-    let before = snapshot(&app, &f.account_id).await;
+    let before = app.snapshot(&[&f.account_id]).await;
     let cases = make(&app, &f);
     let count = cases.len();
     let mut failures = Vec::new();
@@ -1060,7 +1039,7 @@ async fn run_cases(backend: Backend, make: for<'a> fn(&'a TestApp, &'a Fixture) 
     );
     assert_eq!(
         before,
-        snapshot(&app, &f.account_id).await,
+        app.snapshot(&[&f.account_id]).await,
         "a refused request changed state"
     );
     // Still serving.
@@ -1322,7 +1301,7 @@ fn bearer(app: &TestApp) -> http::HeaderValue {
 async fn bytes_that_are_not_protobuf(backend: Backend) {
     let app = spawn_app(backend).await;
     let f = fixture(&app).await;
-    let before = snapshot(&app, &f.account_id).await;
+    let before = app.snapshot(&[&f.account_id]).await;
     let mut failures = Vec::new();
     for (method, streaming, string_field) in METHODS {
         let tag = (string_field << 3) | 2;
@@ -1356,7 +1335,7 @@ async fn bytes_that_are_not_protobuf(backend: Backend) {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert_eq!(before, snapshot(&app, &f.account_id).await);
+    assert_eq!(before, app.snapshot(&[&f.account_id]).await);
 
     // The raw client itself is sound: a well-formed body is answered, and an unknown field in
     // it is ignored.
