@@ -140,8 +140,11 @@ async fn toggle_sms(
 async fn purges_of_several_chunks_keep_the_log_and_records_consistent(backend: Backend) {
     // Chunks are 1,000 rows: 2,050 expired rows take three.
     const EXPIRED: usize = 2_050;
+    // The writes run in this many concurrent lanes, one user each: the writer commits concurrent
+    // writes together, so more lanes write the same rows in fewer commits.
+    const LANES: usize = 50;
     let app = spawn_app(backend).await;
-    let (account, pairs) = users_with_numbers(&app, 10).await;
+    let (account, pairs) = users_with_numbers(&app, LANES).await;
     let assigned = pairs.len();
     let old_ids = toggle_sms(&app, &account, &pairs, EXPIRED - assigned).await;
     tokio::time::sleep(Duration::from_millis(20)).await;
