@@ -178,6 +178,27 @@ fn replace_database_keeps_everything_but_the_database() {
     }
 }
 
+/// Polls `read` every 20 ms until `counted` finds `count` in what it returns, and returns that.
+/// After `within` it fails with `shortfall(counted)`, which says what arrived.
+pub async fn wait_for_count<T>(
+    count: usize,
+    within: Duration,
+    read: impl Fn() -> Vec<T>,
+    counted: impl Fn(&[T]) -> usize,
+    shortfall: impl Fn(usize) -> String,
+) -> Vec<T> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let items = read();
+        let got = counted(&items);
+        if got >= count {
+            return items;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", shortfall(got));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Adds `authorization: Bearer <key>` to every call.
 #[derive(Clone)]
 pub struct Bearer(pub Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
