@@ -4,15 +4,13 @@
 
 use std::time::Duration;
 
-use crate::common::fixtures::new_user;
+use crate::common::clients::Clients;
 use crate::common::process::{ServerCommand, TestProcess};
 use crate::common::{Backend, TestDatabase};
 use telephony_admin::proto::{
-    AssignPhoneNumberRequest, ChangeEvent, ChangeKind, CreateAccountRequest,
-    CreatePhoneNumberOrderRequest, ListChangesRequest, PhoneNumberOrderStatus,
-    PhoneNumberProductType, TelephonySettings, UnassignPhoneNumberRequest,
-    UpdateTelephonySettingsRequest, WatchChangesRequest, WatchChangesResponse,
-    watch_changes_response::Kind,
+    AssignPhoneNumberRequest, ChangeEvent, ChangeKind, CreateAccountRequest, ListChangesRequest,
+    TelephonySettings, UnassignPhoneNumberRequest, UpdateTelephonySettingsRequest,
+    WatchChangesRequest, WatchChangesResponse, watch_changes_response::Kind,
 };
 use tokio::time::timeout;
 use tonic::Streaming;
@@ -44,40 +42,8 @@ async fn users_with_numbers(
     replica: &TestProcess,
     count: usize,
 ) -> (String, Vec<(String, String)>) {
-    let account = replica
-        .accounts()
-        .create_account(CreateAccountRequest {
-            name: "Acme".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .account_id;
-    let numbers: Vec<String> = (0..count)
-        .map(|i| format!("+120655501{:02}", 40 + i))
-        .collect();
-    let order = replica
-        .numbers()
-        .create_phone_number_order(CreatePhoneNumberOrderRequest {
-            product_type: PhoneNumberProductType::BusinessCalling as i32,
-            e164_phone_numbers: numbers.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(order.status, PhoneNumberOrderStatus::Successful as i32);
-    let mut users = Vec::new();
-    for (i, number) in numbers.into_iter().enumerate() {
-        let user = replica
-            .users()
-            .create_user(new_user(&account, &format!("user{i}@example.com")))
-            .await
-            .unwrap()
-            .into_inner()
-            .user_id;
-        users.push((user, number));
-    }
-    (account, users)
+    let (account, users, numbers) = Clients::of(replica).set_up(count, count).await;
+    (account, users.into_iter().zip(numbers).collect())
 }
 
 async fn open_watch(

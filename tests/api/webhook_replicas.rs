@@ -5,11 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use telephony_admin::proto::{
-    CreateAccountRequest, CreateWebhookRequest, ListChangesRequest, LogoutUserRequest,
-};
+use telephony_admin::proto::{CreateWebhookRequest, ListChangesRequest, LogoutUserRequest};
 
-use crate::common::fixtures::new_user;
+use crate::common::clients::Clients;
 use crate::common::http_receiver::{Mode, Receiver};
 use crate::common::process::{ServerCommand, TestProcess};
 use crate::common::{Backend, TestDatabase};
@@ -55,22 +53,8 @@ async fn one_replica_at_a_time_and_a_takeover_after_a_kill() {
     let mut first = start_replica(&database.url, &key).await;
     // Requests are held a little, so that two replicas delivering at once would overlap.
     let receiver = Receiver::start_holding(Mode::Accept, Duration::from_millis(10)).await;
-    let account = first
-        .accounts()
-        .create_account(CreateAccountRequest {
-            name: "Acme".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .account_id;
-    let user = first
-        .users()
-        .create_user(new_user(&account, "user@example.com"))
-        .await
-        .unwrap()
-        .into_inner()
-        .user_id;
+    let (account, users, _) = Clients::of(&first).set_up(1, 0).await;
+    let user = &users[0];
     let created = first
         .webhooks()
         .create_webhook(CreateWebhookRequest {
@@ -84,12 +68,12 @@ async fn one_replica_at_a_time_and_a_takeover_after_a_kill() {
     receiver.trust(&created.secret);
 
     // The first replica, alone, takes the webhook.
-    let mut sent = vec![sign_out(&first, &account, &user).await];
+    let mut sent = vec![sign_out(&first, &account, user).await];
     receiver.wait_for(1, Duration::from_secs(60)).await;
     let second = start_replica(&database.url, &key).await;
     for i in 0..40 {
         let through = if i % 2 == 0 { &first } else { &second };
-        sent.push(sign_out(through, &account, &user).await);
+        sent.push(sign_out(through, &account, user).await);
     }
     receiver.wait_for(sent.len(), Duration::from_secs(60)).await;
 
@@ -98,7 +82,7 @@ async fn one_replica_at_a_time_and_a_takeover_after_a_kill() {
     first.kill();
     let killed_at = Instant::now();
     for _ in 0..20 {
-        sent.push(sign_out(&second, &account, &user).await);
+        sent.push(sign_out(&second, &account, user).await);
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let received = receiver

@@ -1,7 +1,8 @@
 //! SIGKILL under load: the real binary is killed at a random moment while workers change users,
 //! restarted, and checked, again and again.
 
-use super::{CALL, Clients, assert_gap_free};
+use super::assert_gap_free;
+use crate::common::clients::{CALL, Clients};
 use crate::common::process::ServerCommand;
 use crate::common::{Backend, TestDatabase};
 use std::collections::HashMap;

@@ -1,7 +1,8 @@
 //! Database restart: a private PostgreSQL stopped (as a crash would) and started again under
 //! load, with two replicas on it.
 
-use super::{Clients, assert_gap_free, eventually, is_root, skip_unless};
+use super::{assert_gap_free, eventually, is_root, skip_unless};
+use crate::common::clients::Clients;
 use crate::common::spawn_app_on_url;
 use std::path::{Path, PathBuf};
 use std::process::Command;

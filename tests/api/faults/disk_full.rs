@@ -1,7 +1,8 @@
 //! Disk full under SQLite: writes are refused clearly, reads keep working, and writes work again
 //! once space returns.
 
-use super::{Clients, assert_gap_free, eventually, is_root, skip_unless};
+use super::{assert_gap_free, eventually, is_root, skip_unless};
+use crate::common::clients::Clients;
 use crate::common::spawn_app_on_url;
 use sea_orm::ConnectionTrait;
 use std::io::Write;
