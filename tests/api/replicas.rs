@@ -2,197 +2,52 @@
 //! one replica reaches the other's watchers through LISTEN/NOTIFY, and writers on both replicas
 //! produce one gap-free sequence that every watcher on either replica sees in the same order.
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::common::fixtures::new_user;
-use crate::common::{Authed, Backend, Bearer, TestDatabase};
+use crate::common::clients::Clients;
+use crate::common::process::{ServerCommand, TestProcess};
+use crate::common::{Backend, TestDatabase};
 use telephony_admin::proto::{
-    AssignPhoneNumberRequest, ChangeEvent, ChangeKind, CreateAccountRequest,
-    CreatePhoneNumberOrderRequest, ListChangesRequest, PhoneNumberOrderStatus,
-    PhoneNumberProductType, TelephonySettings, UnassignPhoneNumberRequest,
-    UpdateTelephonySettingsRequest, WatchChangesRequest, WatchChangesResponse,
-    account_service_client::AccountServiceClient, change_service_client::ChangeServiceClient,
-    phone_number_service_client::PhoneNumberServiceClient,
-    telephony_service_client::TelephonyServiceClient, user_service_client::UserServiceClient,
-    watch_changes_response::Kind,
+    AssignPhoneNumberRequest, ChangeEvent, ChangeKind, CreateAccountRequest, ListChangesRequest,
+    TelephonySettings, UnassignPhoneNumberRequest, UpdateTelephonySettingsRequest,
+    WatchChangesRequest, WatchChangesResponse, watch_changes_response::Kind,
 };
 use tokio::time::timeout;
 use tonic::Streaming;
-use tonic::transport::Channel;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-/// One `telephony-admin serve` process; killed when dropped, so a failing test leaves none behind.
-struct Replica {
-    child: Child,
-    address: SocketAddr,
-    channel: Channel,
-    key: String,
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Replica {
-    /// Starts the binary on `database_url` and waits for its `listening` log line.
-    async fn start(database_url: &str, key: &str) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_telephony-admin"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
-                // Only LISTEN/NOTIFY (or this process's own commits) can wake the change hub.
-                "--change-poll-interval",
-                "1h",
-            ])
-            .env("TELEPHONY_ADMIN_BOOTSTRAP_KEY", key)
-            .env("DATABASE_URL", database_url)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the telephony-admin binary");
-        let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
-        let pipes: [Box<dyn Read + Send>; 2] = [
-            Box::new(child.stdout.take().expect("stdout")),
-            Box::new(child.stderr.take().expect("stderr")),
-        ];
-        for pipe in pipes {
-            let lines_tx = lines_tx.clone();
-            // Keep draining after the address is found: a full pipe would block the server's
-            // logging.
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines() {
-                    let Ok(line) = line else { break };
-                    let _ = lines_tx.send(line);
-                }
-            });
-        }
-        drop(lines_tx);
-        let mut seen = Vec::new();
-        let address = timeout(Duration::from_secs(60), async {
-            while let Some(line) = lines.recv().await {
-                if let Some(address) = listening_address(&line) {
-                    return Some(address);
-                }
-                seen.push(line);
-            }
-            None
-        })
+/// A replica of the binary on `database_url`, with the bootstrap key `key`.
+async fn start_replica(database_url: &str, key: &str) -> TestProcess {
+    ServerCommand::new()
+        .key(key)
+        // Only LISTEN/NOTIFY (or this process's own commits) can wake the change hub.
+        .args(&["--change-poll-interval", "1h"])
+        .start_on(database_url)
         .await
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| {
-            panic!(
-                "the replica did not log `listening`; its output:\n{}",
-                seen.join("\n")
-            )
-        });
-        let channel = Channel::from_shared(format!("http://{address}"))
-            .unwrap()
-            .connect()
-            .await
-            .expect("connect to the replica");
-        Self {
-            child,
-            address,
-            channel,
-            key: key.to_owned(),
-        }
-    }
-
-    fn bearer(&self) -> Bearer {
-        Bearer(Some(
-            format!("Bearer {}", self.key).parse().expect("ASCII key"),
-        ))
-    }
-
-    fn accounts(&self) -> AccountServiceClient<Authed> {
-        AccountServiceClient::with_interceptor(self.channel.clone(), self.bearer())
-    }
-    fn users(&self) -> UserServiceClient<Authed> {
-        UserServiceClient::with_interceptor(self.channel.clone(), self.bearer())
-    }
-    fn numbers(&self) -> PhoneNumberServiceClient<Authed> {
-        PhoneNumberServiceClient::with_interceptor(self.channel.clone(), self.bearer())
-    }
-    fn telephony(&self) -> TelephonyServiceClient<Authed> {
-        TelephonyServiceClient::with_interceptor(self.channel.clone(), self.bearer())
-    }
-    fn changes(&self) -> ChangeServiceClient<Authed> {
-        ChangeServiceClient::with_interceptor(self.channel.clone(), self.bearer())
-    }
-}
-
-/// The address of a JSON `listening` log line.
-fn listening_address(line: &str) -> Option<SocketAddr> {
-    let record: serde_json::Value = serde_json::from_str(line).ok()?;
-    if record.get("message")?.as_str()? != "listening" {
-        return None;
-    }
-    record.get("address")?.as_str()?.parse().ok()
 }
 
 /// Two replicas on a fresh database. The second starts once the first is listening, i.e. once
 /// the schema exists and the bootstrap key has been created.
-async fn two_replicas(database: &TestDatabase) -> (Replica, Replica) {
+async fn two_replicas(database: &TestDatabase) -> (TestProcess, TestProcess) {
     let key = telephony_admin::keys::generate_secret();
-    let a = Replica::start(&database.url, &key).await;
-    let b = Replica::start(&database.url, &key).await;
+    let a = start_replica(&database.url, &key).await;
+    let b = start_replica(&database.url, &key).await;
     assert_ne!(a.address, b.address);
     (a, b)
 }
 
 /// An account with `count` users, each with a BUSINESS_CALLING number in stock for them.
-async fn users_with_numbers(replica: &Replica, count: usize) -> (String, Vec<(String, String)>) {
-    let account = replica
-        .accounts()
-        .create_account(CreateAccountRequest {
-            name: "Acme".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .account_id;
-    let numbers: Vec<String> = (0..count)
-        .map(|i| format!("+120655501{:02}", 40 + i))
-        .collect();
-    let order = replica
-        .numbers()
-        .create_phone_number_order(CreatePhoneNumberOrderRequest {
-            product_type: PhoneNumberProductType::BusinessCalling as i32,
-            e164_phone_numbers: numbers.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(order.status, PhoneNumberOrderStatus::Successful as i32);
-    let mut users = Vec::new();
-    for (i, number) in numbers.into_iter().enumerate() {
-        let user = replica
-            .users()
-            .create_user(new_user(&account, &format!("user{i}@example.com")))
-            .await
-            .unwrap()
-            .into_inner()
-            .user_id;
-        users.push((user, number));
-    }
-    (account, users)
+async fn users_with_numbers(
+    replica: &TestProcess,
+    count: usize,
+) -> (String, Vec<(String, String)>) {
+    let (account, users, numbers) = Clients::of(replica).set_up(count, count).await;
+    (account, users.into_iter().zip(numbers).collect())
 }
 
 async fn open_watch(
-    replica: &Replica,
+    replica: &TestProcess,
     after_sequence: Option<u64>,
 ) -> Streaming<WatchChangesResponse> {
     let mut stream = replica
@@ -372,8 +227,8 @@ async fn replicas_started_together_on_a_fresh_database_both_serve() {
     let key = telephony_admin::keys::generate_secret();
     // As a deployment with two replicas does on its first rollout: both migrate at once.
     let (a, b) = tokio::join!(
-        Replica::start(&database.url, &key),
-        Replica::start(&database.url, &key)
+        start_replica(&database.url, &key),
+        start_replica(&database.url, &key)
     );
     for replica in [&a, &b] {
         let account = replica

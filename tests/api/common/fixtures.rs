@@ -342,6 +342,30 @@ impl TestApp {
             page_token = page.next_page_token;
         }
     }
+
+    /// Every account, number and change event, and the users of `accounts`: what a refused
+    /// request must leave as it was.
+    pub async fn snapshot(&self, accounts: &[&str]) -> Snapshot {
+        let mut users = Vec::new();
+        for account_id in accounts {
+            users.extend(self.all_users(account_id).await);
+        }
+        Snapshot {
+            accounts: self.all_accounts().await,
+            users,
+            numbers: self.all_numbers(ListPhoneNumbersRequest::default()).await,
+            changes: self.all_changes("", "").await,
+        }
+    }
+}
+
+/// The state as the organisation admin sees it, from [`TestApp::snapshot`].
+#[derive(Debug, PartialEq)]
+pub struct Snapshot {
+    pub accounts: Vec<Account>,
+    pub users: Vec<User>,
+    pub numbers: Vec<PhoneNumber>,
+    pub changes: Vec<ChangeEvent>,
 }
 
 /// Seconds since the Unix epoch, to compare with protobuf timestamps.

@@ -173,22 +173,15 @@ impl Receiver {
         within: Duration,
         counted: impl Fn(&[Received]) -> usize,
     ) -> Vec<Received> {
-        let deadline = Instant::now() + within;
-        loop {
-            let accepted = self.accepted();
-            if counted(&accepted) >= count {
-                return accepted;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the receiver got {} of {count} deliveries within {within:?} ({} requests, {} refused, bad signatures: {:?})",
-                counted(&accepted),
+        super::wait_for_count(count, within, || self.accepted(), counted, |got| {
+            format!(
+                "the receiver got {got} of {count} deliveries within {within:?} ({} requests, {} refused, bad signatures: {:?})",
                 self.requests(),
                 self.refused(),
                 self.bad_signatures()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            )
+        })
+        .await
     }
 }
 

@@ -9,6 +9,7 @@
 
 #![allow(dead_code)]
 
+pub mod clients;
 pub mod fixtures;
 pub mod http_receiver;
 pub mod process;
@@ -175,6 +176,27 @@ fn replace_database_keeps_everything_but_the_database() {
         ),
     ] {
         assert_eq!(replace_database(admin, "t1"), expected, "from {admin}");
+    }
+}
+
+/// Polls `read` every 20 ms until `counted` finds `count` in what it returns, and returns that.
+/// After `within` it fails with `shortfall(counted)`, which says what arrived.
+pub async fn wait_for_count<T>(
+    count: usize,
+    within: Duration,
+    read: impl Fn() -> Vec<T>,
+    counted: impl Fn(&[T]) -> usize,
+    shortfall: impl Fn(usize) -> String,
+) -> Vec<T> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let items = read();
+        let got = counted(&items);
+        if got >= count {
+            return items;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", shortfall(got));
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

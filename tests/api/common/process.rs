@@ -1,74 +1,116 @@
 //! The real `telephony-admin` binary as a child process, for what is per process: its metrics
-//! registry and its trace exporter. It logs JSON on standard output; the harness reads the
-//! addresses it bound from those lines and keeps every line for tests to search.
+//! registry, its trace exporter, a crash (SIGKILL) and a restart, and several replicas on one
+//! database. It logs JSON on standard output; the harness reads the addresses it bound from
+//! those lines and keeps every line (of standard error too) for tests to search.
+//!
+//! [`ServerCommand`] says how to start it (flags, environment, bootstrap key, which database);
+//! [`TestProcess`] is the running server, killed when dropped.
 
 use std::{
-    io::{BufRead, BufReader},
+    io::{BufRead, BufReader, Read},
     net::SocketAddr,
     process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
+    thread::JoinHandle,
     time::{Duration, Instant},
 };
 
 use telephony_admin::keys;
 use tonic::transport::Channel;
 
-use super::{Backend, TestDatabase, bearer};
+use super::{Authed, Backend, TestDatabase, bearer};
 use telephony_admin::proto::{
     account_service_client::AccountServiceClient, change_service_client::ChangeServiceClient,
-    user_service_client::UserServiceClient,
+    phone_number_service_client::PhoneNumberServiceClient,
+    telephony_service_client::TelephonyServiceClient, user_service_client::UserServiceClient,
+    webhook_service_client::WebhookServiceClient,
 };
 
-/// A running server binary; killed when dropped.
-pub struct TestProcess {
-    child: Child,
-    pub address: SocketAddr,
-    /// Where `/metrics` is served, when `--metrics-listen` was given.
-    pub metrics_address: Option<SocketAddr>,
-    pub admin_key: String,
-    pub channel: Channel,
-    /// Every line written to standard output so far.
-    lines: Arc<Mutex<Vec<String>>>,
-    _database: TestDatabase,
+/// How to start `telephony-admin serve`: on 127.0.0.1:0, logging JSON at `info`, with the flags
+/// and environment added here.
+#[derive(Debug, Clone, Default)]
+pub struct ServerCommand {
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    key: Option<String>,
 }
 
-impl TestProcess {
-    /// Starts `telephony-admin serve` on a fresh database with `args` added, and waits until it
-    /// listens (at most 60 s).
-    pub async fn spawn(backend: Backend, args: &[&str], env: &[(&str, &str)]) -> Self {
+impl ServerCommand {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds flags after `serve`.
+    pub fn args(mut self, args: &[&str]) -> Self {
+        self.args.extend(args.iter().map(|a| (*a).to_owned()));
+        self
+    }
+
+    /// Sets an environment variable (after the defaults, so it may replace `RUST_LOG`).
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// The bootstrap admin key (else a new one): processes that share a database share it.
+    pub fn key(mut self, key: &str) -> Self {
+        self.key = Some(key.to_owned());
+        self
+    }
+
+    /// Starts on a fresh database of its own, dropped with the process.
+    pub async fn start(self, backend: Backend) -> TestProcess {
         let database = TestDatabase::create(backend).await;
-        let admin_key = keys::generate_secret();
+        let mut process = self.start_on(&database.url).await;
+        process._database = Some(database);
+        process
+    }
+
+    /// Starts on the database at `database_url` (the caller's, perhaps shared with other
+    /// processes) and waits until it listens (at most 60 s) and a channel to it is connected.
+    pub async fn start_on(self, database_url: &str) -> TestProcess {
+        let admin_key = self.key.unwrap_or_else(keys::generate_secret);
         let mut command = Command::new(env!("CARGO_BIN_EXE_telephony-admin"));
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
-            .args(args)
-            .env("DATABASE_URL", &database.url)
+            .args(&self.args)
+            .env("DATABASE_URL", database_url)
             .env("TELEPHONY_ADMIN_BOOTSTRAP_KEY", &admin_key)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        for (name, value) in env {
+            .stderr(Stdio::piped());
+        for (name, value) in &self.env {
             command.env(name, value);
         }
         let mut child = command.spawn().expect("start the telephony-admin binary");
-        let stdout = child.stdout.take().expect("piped stdout");
         let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let mut process = Self {
+        let pipes: [Box<dyn Read + Send>; 2] = [
+            Box::new(child.stdout.take().expect("piped stdout")),
+            Box::new(child.stderr.take().expect("piped stderr")),
+        ];
+        // Read both pipes to their end: a full pipe would block the server's logging.
+        let readers = pipes
+            .into_iter()
+            .map(|pipe| {
+                let sink = lines.clone();
+                std::thread::spawn(move || {
+                    for line in BufReader::new(pipe).lines() {
+                        let Ok(line) = line else { return };
+                        sink.lock().unwrap().push(line);
+                    }
+                })
+            })
+            .collect();
+        let mut process = TestProcess {
             child,
             address: "0.0.0.0:0".parse().unwrap(),
             metrics_address: None,
             admin_key,
             channel: Channel::from_static("http://127.0.0.1:1").connect_lazy(),
             lines,
-            _database: database,
+            readers,
+            _database: None,
         };
         let listening = process
             .wait_for_line(|line| line["message"] == "listening")
@@ -83,6 +125,48 @@ impl TestProcess {
             .await
             .expect("connect to the server process");
         process
+    }
+}
+
+/// A running server binary; killed when dropped.
+pub struct TestProcess {
+    child: Child,
+    pub address: SocketAddr,
+    /// Where `/metrics` is served, when `--metrics-listen` was given.
+    pub metrics_address: Option<SocketAddr>,
+    /// The bootstrap key: an organisation admin key.
+    pub admin_key: String,
+    pub channel: Channel,
+    /// Every line written to standard output and standard error so far.
+    lines: Arc<Mutex<Vec<String>>>,
+    readers: Vec<JoinHandle<()>>,
+    _database: Option<TestDatabase>,
+}
+
+impl TestProcess {
+    /// Starts `telephony-admin serve` on a fresh database with `args` and `env` added.
+    pub async fn spawn(backend: Backend, args: &[&str], env: &[(&str, &str)]) -> Self {
+        env.iter()
+            .fold(ServerCommand::new().args(args), |command, (name, value)| {
+                command.env(name, value)
+            })
+            .start(backend)
+            .await
+    }
+
+    /// SIGKILL: no graceful shutdown, nothing flushed or released. Returns once the process is
+    /// reaped and all it wrote has been read.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("SIGKILL the server");
+        self.child.wait().expect("reap the server");
+        for reader in self.readers.drain(..) {
+            reader.join().expect("output reader");
+        }
+    }
+
+    /// Everything written so far, one line each.
+    pub fn output(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
     }
 
     /// The first log line (parsed JSON) for which `matches` holds, if any yet.
@@ -111,25 +195,51 @@ impl TestProcess {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!(
                     "the server exited ({status}) before logging the expected line; its output:\n{}",
-                    self.lines.lock().unwrap().join("\n")
+                    self.output()
                 );
             }
             assert!(
                 Instant::now() < deadline,
                 "no matching log line within 60 s; output:\n{}",
-                self.lines.lock().unwrap().join("\n")
+                self.output()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
-    pub fn accounts_as(&self, key: Option<&str>) -> AccountServiceClient<super::Authed> {
+    /// Clients that carry the bootstrap (organisation admin) key.
+    pub fn accounts(&self) -> AccountServiceClient<Authed> {
+        self.accounts_as(Some(&self.admin_key))
+    }
+    pub fn users(&self) -> UserServiceClient<Authed> {
+        self.users_as(Some(&self.admin_key))
+    }
+    pub fn numbers(&self) -> PhoneNumberServiceClient<Authed> {
+        PhoneNumberServiceClient::with_interceptor(
+            self.channel.clone(),
+            bearer(Some(&self.admin_key)),
+        )
+    }
+    pub fn telephony(&self) -> TelephonyServiceClient<Authed> {
+        TelephonyServiceClient::with_interceptor(
+            self.channel.clone(),
+            bearer(Some(&self.admin_key)),
+        )
+    }
+    pub fn changes(&self) -> ChangeServiceClient<Authed> {
+        self.changes_as(Some(&self.admin_key))
+    }
+    pub fn webhooks(&self) -> WebhookServiceClient<Authed> {
+        WebhookServiceClient::with_interceptor(self.channel.clone(), bearer(Some(&self.admin_key)))
+    }
+
+    pub fn accounts_as(&self, key: Option<&str>) -> AccountServiceClient<Authed> {
         AccountServiceClient::with_interceptor(self.channel.clone(), bearer(key))
     }
-    pub fn users_as(&self, key: Option<&str>) -> UserServiceClient<super::Authed> {
+    pub fn users_as(&self, key: Option<&str>) -> UserServiceClient<Authed> {
         UserServiceClient::with_interceptor(self.channel.clone(), bearer(key))
     }
-    pub fn changes_as(&self, key: Option<&str>) -> ChangeServiceClient<super::Authed> {
+    pub fn changes_as(&self, key: Option<&str>) -> ChangeServiceClient<Authed> {
         ChangeServiceClient::with_interceptor(self.channel.clone(), bearer(key))
     }
 }

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -106,19 +106,14 @@ impl SmtpSink {
         within: Duration,
         counted: impl Fn(&[Mail]) -> usize,
     ) -> Vec<Mail> {
-        let deadline = Instant::now() + within;
-        loop {
-            let mails = self.mails();
-            if counted(&mails) >= count {
-                return mails;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the SMTP sink got {} of {count} mails within {within:?}",
-                counted(&mails)
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        super::wait_for_count(
+            count,
+            within,
+            || self.mails(),
+            counted,
+            |got| format!("the SMTP sink got {got} of {count} mails within {within:?}"),
+        )
+        .await
     }
 }
 
