@@ -21,6 +21,7 @@ mod idempotency;
 mod keys;
 mod outbox;
 mod phone_numbers;
+mod sign_out;
 mod telephony;
 mod users;
 mod webhooks;

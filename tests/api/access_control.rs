@@ -16,17 +16,18 @@ use crate::common::{Backend, Bearer, TestApp, TestDatabase, spawn_app};
 use prost::Message;
 use telephony_admin::keys::{self, Role, Scope};
 use telephony_admin::proto::{
-    self, Account, AssignPhoneNumberRequest, ChangeEvent, ChangeKind, CreateAccountRequest,
-    CreatePhoneNumberOrderRequest, CreateUserRequest, CreateWebhookRequest, DeleteAccountRequest,
-    DeletePhoneNumberRequest, DeleteUserRequest, DeleteWebhookRequest, GetAccountRequest,
-    GetPhoneNumberOrderRequest, GetPhoneNumberRequest, GetTelephonySettingsRequest, GetUserRequest,
-    GetWebhookRequest, LicenseType, ListAccountsRequest, ListChangesRequest,
-    ListPhoneNumbersRequest, ListUsersRequest, ListWebhooksRequest, LogoutUserRequest, PhoneNumber,
-    PhoneNumberProductType, PhoneNumberStatus, RestorePhoneNumberRequest,
-    RotateWebhookSecretRequest, TelephonySettings, UnassignPhoneNumberRequest,
-    UpdateAccountRequest, UpdatePhoneNumberRequest, UpdateTelephonySettingsRequest,
-    UpdateUserRequest, UpdateWebhookRequest, User, WatchChangesRequest, WatchChangesResponse,
-    account_service_client::AccountServiceClient, watch_changes_response::Kind,
+    self, Account, AcknowledgeSignOutRequest, AssignPhoneNumberRequest, ChangeEvent, ChangeKind,
+    CreateAccountRequest, CreatePhoneNumberOrderRequest, CreateUserRequest, CreateWebhookRequest,
+    DeleteAccountRequest, DeletePhoneNumberRequest, DeleteUserRequest, DeleteWebhookRequest,
+    GetAccountRequest, GetPhoneNumberOrderRequest, GetPhoneNumberRequest,
+    GetTelephonySettingsRequest, GetUserRequest, GetWebhookRequest, LicenseType,
+    ListAccountsRequest, ListChangesRequest, ListPhoneNumbersRequest, ListUsersRequest,
+    ListWebhooksRequest, LogoutUserRequest, PhoneNumber, PhoneNumberProductType, PhoneNumberStatus,
+    RestorePhoneNumberRequest, RotateWebhookSecretRequest, TelephonySettings,
+    UnassignPhoneNumberRequest, UpdateAccountRequest, UpdatePhoneNumberRequest,
+    UpdateTelephonySettingsRequest, UpdateUserRequest, UpdateWebhookRequest, User,
+    WatchChangesRequest, WatchChangesResponse, account_service_client::AccountServiceClient,
+    watch_changes_response::Kind,
 };
 use tonic::{Code, Status, Streaming};
 
@@ -59,7 +60,7 @@ impl Service {
 
 /// Every RPC of the API; the variant's name is the method's name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Rpc {
+pub(crate) enum Rpc {
     CreateAccount,
     GetAccount,
     ListAccounts,
@@ -71,6 +72,7 @@ enum Rpc {
     UpdateUser,
     DeleteUser,
     LogoutUser,
+    AcknowledgeSignOut,
     CreatePhoneNumberOrder,
     GetPhoneNumberOrder,
     GetPhoneNumber,
@@ -178,10 +180,10 @@ impl Expect {
     }
 }
 
-struct Row {
-    rpc: Rpc,
+pub(crate) struct Row {
+    pub(crate) rpc: Rpc,
     /// Whether the RPC changes state, so that a refusal must leave everything as it was.
-    mutates: bool,
+    pub(crate) mutates: bool,
     /// Columns: org admin, org viewer, account admin (own, other), account viewer (own, other).
     expect: [Expect; 6],
 }
@@ -189,7 +191,7 @@ struct Row {
 const MUTATES: bool = true;
 const READS: bool = false;
 
-fn table() -> Vec<Row> {
+pub(crate) fn table() -> Vec<Row> {
     use Expect::{Allow, ListScope, OrgOnly, Scope, Viewer};
     use Rpc::*;
     let row = |rpc, mutates, expect| Row {
@@ -211,6 +213,7 @@ fn table() -> Vec<Row> {
         row(UpdateUser,             MUTATES, [Allow, Viewer, Allow,   Scope,     Viewer,  Viewer]),
         row(DeleteUser,             MUTATES, [Allow, Viewer, Allow,   Scope,     Viewer,  Viewer]),
         row(LogoutUser,             MUTATES, [Allow, Viewer, Allow,   Scope,     Viewer,  Viewer]),
+        row(AcknowledgeSignOut,     MUTATES, [Allow, Viewer, Allow,   Scope,     Viewer,  Viewer]),
         row(CreatePhoneNumberOrder, MUTATES, [Allow, Viewer, OrgOnly, OrgOnly,   Viewer,  Viewer]),
         row(GetPhoneNumberOrder,    READS,   [Allow, Allow,  OrgOnly, OrgOnly,   OrgOnly, OrgOnly]),
         row(GetPhoneNumber,         READS,   [Allow, Allow,  Allow,   Scope,     Allow,   Scope]),
@@ -251,9 +254,8 @@ impl Rpc {
             CreateAccount | GetAccount | ListAccounts | UpdateAccount | DeleteAccount => {
                 Service::Account
             }
-            CreateUser | GetUser | ListUsers | UpdateUser | DeleteUser | LogoutUser => {
-                Service::User
-            }
+            CreateUser | GetUser | ListUsers | UpdateUser | DeleteUser | LogoutUser
+            | AcknowledgeSignOut => Service::User,
             CreatePhoneNumberOrder
             | GetPhoneNumberOrder
             | GetPhoneNumber
@@ -271,12 +273,12 @@ impl Rpc {
         }
     }
 
-    fn full_name(self) -> String {
+    pub(crate) fn full_name(self) -> String {
         format!("{}/{:?}", self.service().full_name(), self)
     }
 
     /// Creates, as the organisation admin, what the call needs to succeed when allowed.
-    async fn prepare(self, bench: &Bench, account_id: &str) -> Target {
+    pub(crate) async fn prepare(self, bench: &Bench, account_id: &str) -> Target {
         use Rpc::*;
         let app = &bench.app;
         let mut target = Target {
@@ -333,6 +335,22 @@ impl Rpc {
                 target.number = bench.fresh_number();
                 app.order_business_numbers(&[target.number.clone()]).await;
             }
+            AcknowledgeSignOut => {
+                target.user_id = app
+                    .create_user(account_id, "target@example.com")
+                    .await
+                    .user_id;
+                target.sequence = app
+                    .users()
+                    .logout_user(LogoutUserRequest {
+                        account_id: account_id.to_owned(),
+                        user_id: target.user_id.clone(),
+                    })
+                    .await
+                    .expect("a change to acknowledge")
+                    .into_inner()
+                    .sequence;
+            }
             GetPhoneNumber | UnassignPhoneNumber | UpdateTelephonySettings => {
                 target.user_id = app
                     .create_user(account_id, "target@example.com")
@@ -349,7 +367,12 @@ impl Rpc {
     }
 
     /// Makes the call with `key`; only the outcome matters here.
-    async fn call(self, app: &TestApp, key: Option<&str>, t: &Target) -> Result<(), Status> {
+    pub(crate) async fn call(
+        self,
+        app: &TestApp,
+        key: Option<&str>,
+        t: &Target,
+    ) -> Result<(), Status> {
         use Rpc::*;
         let account_id = t.account_id.clone();
         let user_id = t.user_id.clone();
@@ -434,6 +457,16 @@ impl Rpc {
                 .logout_user(LogoutUserRequest {
                     account_id,
                     user_id,
+                })
+                .await
+                .map(drop),
+            AcknowledgeSignOut => app
+                .users_as(key)
+                .acknowledge_sign_out(AcknowledgeSignOutRequest {
+                    account_id,
+                    user_id,
+                    through_sequence: t.sequence,
+                    request_id: String::new(),
                 })
                 .await
                 .map(drop),
@@ -607,17 +640,19 @@ fn webhook_request() -> CreateWebhookRequest {
 
 /// What a call acts on; which fields matter depends on the RPC.
 #[derive(Debug, Default)]
-struct Target {
+pub(crate) struct Target {
     account_id: String,
     user_id: String,
+    /// A change event of the user (to acknowledge).
+    sequence: u64,
     number: String,
     order_id: String,
     webhook_id: String,
 }
 
 /// A server with the keys every case shares.
-struct Bench {
-    app: TestApp,
+pub(crate) struct Bench {
+    pub(crate) app: TestApp,
     org_viewer: String,
     /// A key that worked and was then revoked.
     revoked: String,
@@ -625,7 +660,7 @@ struct Bench {
 }
 
 impl Bench {
-    async fn start(backend: Backend) -> Self {
+    pub(crate) async fn start(backend: Backend) -> Self {
         let app = spawn_app(backend).await;
         let org_viewer = app.create_key(Role::Viewer, Scope::Organisation).await;
         let revoked = revoked_key(&app).await;
@@ -797,7 +832,7 @@ fn the_table_covers_every_rpc() {
     let covered: BTreeSet<String> = rows.iter().map(|r| r.rpc.full_name()).collect();
     assert_eq!(covered.len(), rows.len(), "a row is listed twice");
     assert_eq!(covered, declared);
-    assert_eq!(declared.len(), 30);
+    assert_eq!(declared.len(), 31);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -805,7 +840,7 @@ fn the_table_covers_every_rpc() {
 // ---------------------------------------------------------------------------------------------
 
 #[derive(Debug, PartialEq)]
-struct Snapshot {
+pub(crate) struct Snapshot {
     accounts: Vec<Account>,
     users: Vec<User>,
     numbers: Vec<PhoneNumber>,
@@ -814,7 +849,7 @@ struct Snapshot {
 
 /// Every account, number and change event, and the users of `accounts` (the only accounts a
 /// case targets).
-async fn snapshot(app: &TestApp, accounts: &[&str]) -> Snapshot {
+pub(crate) async fn snapshot(app: &TestApp, accounts: &[&str]) -> Snapshot {
     let mut users = Vec::new();
     for account_id in accounts {
         users.extend(app.all_users(account_id).await);
@@ -987,6 +1022,7 @@ async fn refusals_do_not_reveal_existence(backend: Backend) {
         number: "+12065550101".into(),
         order_id: String::new(),
         webhook_id: String::new(),
+        sequence: 0,
     };
     let missing = Target {
         account_id: UNKNOWN_ID.into(),
@@ -994,6 +1030,7 @@ async fn refusals_do_not_reveal_existence(backend: Backend) {
         number: "+12065550101".into(),
         order_id: String::new(),
         webhook_id: String::new(),
+        sequence: 0,
     };
     let before = snapshot(&app, &[&own.account_id, &other.account_id]).await;
     for role in [Role::Admin, Role::Viewer] {
