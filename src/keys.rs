@@ -17,6 +17,9 @@ pub enum Role {
     Admin,
     /// May only read and watch.
     Viewer,
+    /// What a session service gets: may only watch changes (and list them), read users and
+    /// acknowledge their sign-outs. Every other RPC, reads included, is PERMISSION_DENIED.
+    SessionService,
 }
 
 impl Role {
@@ -24,6 +27,7 @@ impl Role {
         match self {
             Self::Admin => "admin",
             Self::Viewer => "viewer",
+            Self::SessionService => "session-service",
         }
     }
 
@@ -31,6 +35,7 @@ impl Role {
         match value {
             "admin" => Some(Self::Admin),
             "viewer" => Some(Self::Viewer),
+            "session-service" => Some(Self::SessionService),
             _ => None,
         }
     }

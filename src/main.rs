@@ -92,12 +92,12 @@ async fn keys_command(
         }
         KeysCommand::List => {
             println!(
-                "{:<36}  {:<7}  {:<36}  {:<20}  name",
+                "{:<36}  {:<15}  {:<36}  {:<20}  name",
                 "id", "role", "scope", "revoked"
             );
             for key in store.list_api_keys().await? {
                 println!(
-                    "{:<36}  {:<7}  {:<36}  {:<20}  {}",
+                    "{:<36}  {:<15}  {:<36}  {:<20}  {}",
                     key.id,
                     key.role,
                     key.account_id.as_deref().unwrap_or("organisation"),

@@ -247,14 +247,9 @@ async fn start_background_tasks(
     if store.is_postgres() {
         pg_listener::spawn(store.clone(), tasks);
     }
-    let deliveries = crate::delivery::spawn(
-        store.clone(),
-        &hub,
-        settings.delivery(),
-        tasks.shutdown_token(),
-    )
-    .await
-    .context("cannot start the webhook and mail deliveries")?;
+    let deliveries = crate::delivery::spawn(store.clone(), &hub, settings.delivery(), tasks)
+        .await
+        .context("cannot start the webhook and mail deliveries")?;
     crate::maintenance::spawn(
         store.clone(),
         crate::maintenance::Retention {

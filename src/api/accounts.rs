@@ -33,6 +33,7 @@ impl AccountService for AccountApi {
         request: Request<proto::GetAccountRequest>,
     ) -> Result<Response<proto::Account>, Status> {
         let caller = self.context.auth.authenticate(&request).await?;
+        caller.require_reader()?;
         let id = required_id("account_id", &request.get_ref().account_id)?;
         caller.require_account(&id)?;
         let account = self.context.store.get_account(&id).await?;
@@ -44,6 +45,7 @@ impl AccountService for AccountApi {
         request: Request<proto::ListAccountsRequest>,
     ) -> Result<Response<proto::ListAccountsResponse>, Status> {
         let caller = self.context.auth.authenticate(&request).await?;
+        caller.require_reader()?;
         let req = request.get_ref();
         if req.name_prefix.chars().count() > 100 {
             return Err(

@@ -31,9 +31,25 @@ impl Caller {
     pub fn require_admin(&self) -> Result<()> {
         match self.role {
             Role::Admin => Ok(()),
-            Role::Viewer => Err(Error::PermissionDenied(
-                "this API key has the viewer role and may only read".into(),
-            )),
+            Role::Viewer => Err(viewer_may_only_read()),
+            Role::SessionService => Err(session_service_may_not()),
+        }
+    }
+
+    /// Reads of anything but users and changes (accounts, numbers, orders, settings): every
+    /// role but the session service's.
+    pub fn require_reader(&self) -> Result<()> {
+        match self.role {
+            Role::Admin | Role::Viewer => Ok(()),
+            Role::SessionService => Err(session_service_may_not()),
+        }
+    }
+
+    /// Acknowledging a user's sign-out: admins and session services.
+    pub fn require_sign_out_acknowledger(&self) -> Result<()> {
+        match self.role {
+            Role::Admin | Role::SessionService => Ok(()),
+            Role::Viewer => Err(viewer_may_only_read()),
         }
     }
 
@@ -64,6 +80,16 @@ impl Caller {
             Scope::Account(id) => Some(id),
         }
     }
+}
+
+fn viewer_may_only_read() -> Error {
+    Error::PermissionDenied("this API key has the viewer role and may only read".into())
+}
+
+fn session_service_may_not() -> Error {
+    Error::PermissionDenied(
+        "this API key has the session-service role and may only watch and list changes, read users and acknowledge sign-outs".into(),
+    )
 }
 
 pub fn outside_scope() -> Error {

@@ -54,6 +54,12 @@ pub fn user(v: UserView) -> proto::User {
         None => proto::LicenseType::Unspecified,
     };
     let telephony_settings = Some(settings(v.settings()));
+    let sign_out_pending = v.sign_out_pending.map(|p| proto::SignOutPending {
+        oldest_change_sequence: p.oldest_sequence,
+        oldest_change_time: Some(timestamp(p.oldest_time)),
+        latest_change_sequence: p.latest_sequence,
+        latest_change_time: Some(timestamp(p.latest_time)),
+    });
     proto::User {
         account_id: v.account_id,
         user_id: v.user_id,
@@ -64,6 +70,7 @@ pub fn user(v: UserView) -> proto::User {
         telephony_settings,
         create_time: Some(timestamp(v.create_time)),
         update_time: Some(timestamp(v.update_time)),
+        sign_out_pending,
     }
 }
 
@@ -209,6 +216,7 @@ pub fn change_event(e: &change_event::Model, log_id: &str) -> proto::ChangeEvent
         Some(ChangeKind::TelephonySettingsUpdated) => proto::ChangeKind::TelephonySettingsUpdated,
         Some(ChangeKind::UserSignOutRequested) => proto::ChangeKind::UserSignOutRequested,
         Some(ChangeKind::UserDeleted) => proto::ChangeKind::UserDeleted,
+        Some(ChangeKind::SignOutAcknowledged) => proto::ChangeKind::SignOutAcknowledged,
         None => proto::ChangeKind::Unspecified,
     };
     proto::ChangeEvent {

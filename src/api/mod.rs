@@ -124,8 +124,13 @@ impl Drop for WatchSlot {
 /// What a request does to its target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
+    /// Reading what only readers may read (e.g. the user's telephony settings).
     Read,
+    /// Reading the user: every role.
+    ReadUser,
     Write,
+    /// Acknowledging the user's sign-out: admins and session services.
+    AcknowledgeSignOut,
 }
 
 /// A user named by a request: validated identifiers.
@@ -147,8 +152,11 @@ impl ApiContext {
         user_id: &str,
     ) -> Result<(auth::Caller, UserTarget)> {
         let caller = self.auth.authenticate(request).await?;
-        if access == Access::Write {
-            caller.require_admin()?;
+        match access {
+            Access::Read => caller.require_reader()?,
+            Access::ReadUser => {}
+            Access::Write => caller.require_admin()?,
+            Access::AcknowledgeSignOut => caller.require_sign_out_acknowledger()?,
         }
         let account_id = required_id("account_id", account_id)?;
         caller.require_account(&account_id)?;

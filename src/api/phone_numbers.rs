@@ -73,6 +73,7 @@ impl PhoneNumberService for PhoneNumberApi {
         request: Request<proto::GetPhoneNumberOrderRequest>,
     ) -> Result<Response<proto::PhoneNumberOrder>, Status> {
         let caller = self.context.auth.authenticate(&request).await?;
+        caller.require_reader()?;
         caller.require_organisation()?;
         let id = required_id("order_id", &request.get_ref().order_id)?;
         let order = self.context.store.get_phone_number_order(&id).await?;
@@ -84,6 +85,7 @@ impl PhoneNumberService for PhoneNumberApi {
         request: Request<proto::GetPhoneNumberRequest>,
     ) -> Result<Response<proto::PhoneNumber>, Status> {
         let caller = self.context.auth.authenticate(&request).await?;
+        caller.require_reader()?;
         let number = E164::parse("phone_number_id", &request.get_ref().phone_number_id)?;
         let found = self.context.store.get_phone_number(number.as_str()).await;
         // Outside its scope a key learns nothing, not even whether the number exists.
@@ -104,6 +106,7 @@ impl PhoneNumberService for PhoneNumberApi {
         request: Request<proto::ListPhoneNumbersRequest>,
     ) -> Result<Response<proto::ListPhoneNumbersResponse>, Status> {
         let caller = self.context.auth.authenticate(&request).await?;
+        caller.require_reader()?;
         let req = request.get_ref();
         let filter = NumberFilter {
             status: convert::number_status("status", req.status)?,

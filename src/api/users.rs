@@ -1,14 +1,15 @@
-//! `UserService`: users of an account, and asking a user to sign out.
+//! `UserService`: users of an account, asking a user to sign out, and recording that they did.
 
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::{Access, ApiContext, convert, required_id};
+use super::{Access, ApiContext, convert, request_id, required_id};
 use crate::domain::error::{Violations, all3};
+use crate::domain::sign_out::parse_through;
 use crate::domain::user::{parse_display_name, parse_email};
 use crate::proto::{self, user_service_server::UserService};
-use crate::store::UserUpdate;
+use crate::store::{Requester, UserUpdate};
 
 pub struct UserApi {
     pub context: Arc<ApiContext>,
@@ -46,7 +47,7 @@ impl UserService for UserApi {
         let req = request.get_ref();
         let (_, target) = self
             .context
-            .authorise_user(&request, Access::Read, &req.account_id, &req.user_id)
+            .authorise_user(&request, Access::ReadUser, &req.account_id, &req.user_id)
             .await?;
         let user = self
             .context
@@ -73,14 +74,15 @@ impl UserService for UserApi {
             req.page_size,
             &req.page_token,
             &format!(
-                "account={account_id};email={}",
-                email.as_deref().unwrap_or("")
+                "account={account_id};email={};sign_out_pending={:?}",
+                email.as_deref().unwrap_or(""),
+                req.sign_out_pending
             ),
         )?;
         let users = self
             .context
             .store
-            .list_users(&account_id, email.as_deref(), &page)
+            .list_users(&account_id, email.as_deref(), req.sign_out_pending, &page)
             .await?;
         Ok(Response::new(proto::ListUsersResponse {
             users: users.items.into_iter().map(convert::user).collect(),
@@ -158,5 +160,39 @@ impl UserService for UserApi {
             .await?;
         tracing::info!(account_id = %target.account_id, user_id = %target.user_id, sequence, actor = %caller.key_id, "user sign-out requested");
         Ok(Response::new(proto::LogoutUserResponse { sequence }))
+    }
+
+    async fn acknowledge_sign_out(
+        &self,
+        request: Request<proto::AcknowledgeSignOutRequest>,
+    ) -> Result<Response<proto::User>, Status> {
+        let req = request.get_ref();
+        let (caller, target) = self
+            .context
+            .authorise_user(
+                &request,
+                Access::AcknowledgeSignOut,
+                &req.account_id,
+                &req.user_id,
+            )
+            .await?;
+        let through = parse_through("through_sequence", req.through_sequence)?;
+        let request_id = request_id(&req.request_id)?;
+        let user = self
+            .context
+            .store
+            .acknowledge_sign_out(
+                &target.account_id,
+                &target.user_id,
+                through,
+                request_id.as_deref(),
+                Requester {
+                    key_id: &caller.key_id,
+                    account: caller.account(),
+                },
+            )
+            .await?;
+        tracing::info!(account_id = %target.account_id, user_id = %target.user_id, through, still_pending = user.sign_out_pending.is_some(), actor = %caller.key_id, "sign-out acknowledged");
+        Ok(Response::new(convert::user(user)))
     }
 }

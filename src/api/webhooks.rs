@@ -93,6 +93,7 @@ fn change_kind(raw: i32) -> Option<ChangeKind> {
         proto::ChangeKind::TelephonySettingsUpdated => ChangeKind::TelephonySettingsUpdated,
         proto::ChangeKind::UserSignOutRequested => ChangeKind::UserSignOutRequested,
         proto::ChangeKind::UserDeleted => ChangeKind::UserDeleted,
+        proto::ChangeKind::SignOutAcknowledged => ChangeKind::SignOutAcknowledged,
     })
 }
 
@@ -103,6 +104,7 @@ fn proto_kind(kind: ChangeKind) -> proto::ChangeKind {
         ChangeKind::TelephonySettingsUpdated => proto::ChangeKind::TelephonySettingsUpdated,
         ChangeKind::UserSignOutRequested => proto::ChangeKind::UserSignOutRequested,
         ChangeKind::UserDeleted => proto::ChangeKind::UserDeleted,
+        ChangeKind::SignOutAcknowledged => proto::ChangeKind::SignOutAcknowledged,
     }
 }
 

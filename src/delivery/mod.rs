@@ -29,11 +29,11 @@ pub mod worker;
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use anyhow::{Context, bail};
-use tokio_util::sync::CancellationToken;
 
 use crate::domain::webhook::TargetPolicy;
 use crate::events::ChangeHub;
 use crate::store::{MAIL_SINK, Store};
+use crate::tasks::BackgroundTasks;
 pub use mail::MailSettings;
 pub use monitor::{DeliveryLag, Monitor};
 
@@ -87,12 +87,14 @@ impl Deliveries {
     }
 }
 
-/// Starts delivering (webhooks always; mail when configured) until `shutdown` fires.
+/// Starts delivering (webhooks always; mail when configured) until `tasks`' shutdown fires. The
+/// supervisor and every worker are tracked tasks: shutdown waits for them to hand their leases
+/// back.
 pub async fn spawn(
     store: Store,
     hub: &ChangeHub,
     settings: DeliverySettings,
-    shutdown: CancellationToken,
+    tasks: &BackgroundTasks,
 ) -> anyhow::Result<Deliveries> {
     settings.check()?;
     let mail = match &settings.mail {
@@ -115,14 +117,15 @@ pub async fn spawn(
             head: hub.subscribe(),
             settings: Arc::new(settings.clone()),
             monitor: monitor.clone(),
-            shutdown,
+            shutdown: tasks.shutdown_token(),
         },
+        tasks: tasks.clone(),
         owner: uuid::Uuid::new_v4().to_string(),
         http: Arc::new(http_client::HttpClient::new(settings.policy)?),
         policy: settings.policy,
         mail,
         workers: HashMap::new(),
     };
-    tokio::spawn(supervisor.run());
+    tasks.spawn(supervisor.run());
     Ok(Deliveries { monitor })
 }

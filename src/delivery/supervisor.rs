@@ -14,9 +14,12 @@ use super::worker::{self, WorkerContext};
 use crate::domain::webhook::TargetPolicy;
 use crate::error::Result;
 use crate::store::MAIL_SINK;
+use crate::tasks::BackgroundTasks;
 
 pub(super) struct Supervisor {
     pub context: WorkerContext,
+    /// Where the workers run, so that shutdown waits for them.
+    pub tasks: BackgroundTasks,
     pub owner: String,
     pub http: Arc<HttpClient>,
     pub policy: TargetPolicy,
@@ -80,7 +83,7 @@ impl Supervisor {
             };
             let context = self.context.clone();
             let worker = if let (true, Some(mail)) = (is_mail, self.mail.take()) {
-                tokio::spawn(async move {
+                self.tasks.spawn(async move {
                     let mut mail = mail;
                     worker::run(&mut mail, lease, context).await;
                     Some(mail)
@@ -92,7 +95,7 @@ impl Supervisor {
                     self.policy,
                     self.context.settings.pause_after,
                 );
-                tokio::spawn(async move {
+                self.tasks.spawn(async move {
                     let mut sink = sink;
                     worker::run(&mut sink, lease, context).await;
                     None

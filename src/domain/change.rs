@@ -1,5 +1,6 @@
 //! Change events: the kinds of change a user must learn of, and the notice they are sent.
-//! Every change here requires the user to sign out and sign back in.
+//! Every change here requires the user to sign out and sign back in, except the record that
+//! they did ([`ChangeKind::SignOutAcknowledged`]).
 
 use super::telephony::TelephonySettings;
 
@@ -10,6 +11,8 @@ pub enum ChangeKind {
     TelephonySettingsUpdated,
     UserSignOutRequested,
     UserDeleted,
+    /// The user signed out and back in: an audit record, not a change to pick up.
+    SignOutAcknowledged,
 }
 
 impl ChangeKind {
@@ -20,6 +23,7 @@ impl ChangeKind {
             Self::TelephonySettingsUpdated => "TELEPHONY_SETTINGS_UPDATED",
             Self::UserSignOutRequested => "USER_SIGN_OUT_REQUESTED",
             Self::UserDeleted => "USER_DELETED",
+            Self::SignOutAcknowledged => "SIGN_OUT_ACKNOWLEDGED",
         }
     }
 
@@ -30,13 +34,15 @@ impl ChangeKind {
             "TELEPHONY_SETTINGS_UPDATED" => Self::TelephonySettingsUpdated,
             "USER_SIGN_OUT_REQUESTED" => Self::UserSignOutRequested,
             "USER_DELETED" => Self::UserDeleted,
+            "SIGN_OUT_ACKNOWLEDGED" => Self::SignOutAcknowledged,
             _ => return None,
         })
     }
 
-    /// Every kind of change takes effect only after the user signs in again.
+    /// Every kind of change takes effect only after the user signs in again; the
+    /// acknowledgement that they did is no change to pick up.
     pub fn sign_out_required(self) -> bool {
-        true
+        self != Self::SignOutAcknowledged
     }
 }
 
@@ -84,6 +90,10 @@ pub fn notice(kind: ChangeKind, number: &str, settings: TelephonySettings) -> St
         ChangeKind::UserDeleted => format!(
             "Your user has been deleted and your business calling phone number {number} has been removed. You have been signed out."
         ),
+        ChangeKind::SignOutAcknowledged => {
+            "You have signed out and back in: your current number and permissions are in effect."
+                .to_owned()
+        }
     }
 }
 
@@ -129,9 +139,13 @@ mod tests {
             ChangeKind::TelephonySettingsUpdated,
             ChangeKind::UserSignOutRequested,
             ChangeKind::UserDeleted,
+            ChangeKind::SignOutAcknowledged,
         ] {
             assert_eq!(ChangeKind::from_db(kind.as_str()), Some(kind));
-            assert!(kind.sign_out_required());
+            assert_eq!(
+                kind.sign_out_required(),
+                kind != ChangeKind::SignOutAcknowledged
+            );
         }
     }
 }

@@ -3,19 +3,21 @@
 //!
 //! A lease is a row's `lease_owner` with an expiry. A replica takes a delivery whose lease is free
 //! or expired, renews it while it works, and releases it when it stops; every write of progress
-//! names the owner, so a replica that lost its lease cannot move the cursor. Expiries are written
+//! names the owner, so a replica that lost its lease cannot move the cursor. Every write is a
+//! mutation of the group-commit writer. Expiries are written
 //! with the replica's clock: replicas' clocks must agree to well within the lease time (NTP).
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, QuerySelect, Set,
-    sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter,
+    QuerySelect, Set, sea_query::Expr,
 };
 
 use super::Store;
 use super::entities::{delivery, user};
+use super::writer::{Mutation, TxnFuture};
 use crate::error::Result;
 
 /// The delivery key of the e-mail to users.
@@ -47,11 +49,11 @@ fn held_by(sink: &str, owner: &str) -> Condition {
 impl Store {
     /// Creates the delivery starting after `start_after` unless it exists.
     pub async fn ensure_delivery(&self, sink: &str, start_after: u64) -> Result<()> {
-        delivery::Entity::insert(new_delivery(sink, start_after))
-            .on_conflict_do_nothing_on([delivery::Column::Sink])
-            .exec_without_returning(self.connection())
-            .await?;
-        Ok(())
+        self.write(EnsureDelivery {
+            sink: sink.to_owned(),
+            start_after,
+        })
+        .await
     }
 
     pub async fn delivery_state(&self, sink: &str) -> Result<Option<DeliveryState>> {
@@ -80,29 +82,21 @@ impl Store {
         owner: &str,
         ttl: Duration,
     ) -> Result<bool> {
-        let updated = delivery::Entity::update_many()
-            .col_expr(delivery::Column::LeaseOwner, Expr::value(owner))
-            .col_expr(delivery::Column::LeaseExpireTime, Expr::value(expiry(ttl)))
-            .filter(delivery::Column::Sink.eq(sink))
-            .filter(delivery::Column::Paused.eq(false))
-            .filter(lease_free_or(owner))
-            .exec(self.connection())
-            .await?;
-        Ok(updated.rows_affected == 1)
+        self.write(AcquireLease {
+            sink: sink.to_owned(),
+            owner: owner.to_owned(),
+            ttl,
+        })
+        .await
     }
 
     /// Gives the lease up at once, so another replica may take over without waiting.
     pub async fn release_delivery_lease(&self, sink: &str, owner: &str) -> Result<()> {
-        delivery::Entity::update_many()
-            .col_expr(delivery::Column::LeaseOwner, Expr::value(None::<String>))
-            .col_expr(
-                delivery::Column::LeaseExpireTime,
-                Expr::value(None::<DateTime<Utc>>),
-            )
-            .filter(held_by(sink, owner))
-            .exec(self.connection())
-            .await?;
-        Ok(())
+        self.write(ReleaseLease {
+            sink: sink.to_owned(),
+            owner: owner.to_owned(),
+        })
+        .await
     }
 
     /// Moves the cursor to `cursor` (after delivering the event `delivered`, if any) and clears
@@ -114,23 +108,13 @@ impl Store {
         cursor: u64,
         delivered: Option<u64>,
     ) -> Result<bool> {
-        let mut update = delivery::Entity::update_many()
-            .col_expr(delivery::Column::Cursor, Expr::value(to_db(cursor)))
-            .col_expr(
-                delivery::Column::FailingSince,
-                Expr::value(None::<DateTime<Utc>>),
-            );
-        if let Some(delivered) = delivered {
-            update = update.col_expr(
-                delivery::Column::LastDelivered,
-                Expr::value(to_db(delivered)),
-            );
-        }
-        let updated = update
-            .filter(held_by(sink, owner))
-            .exec(self.connection())
-            .await?;
-        Ok(updated.rows_affected == 1)
+        self.write(AdvanceDelivery {
+            sink: sink.to_owned(),
+            owner: owner.to_owned(),
+            cursor,
+            delivered,
+        })
+        .await
     }
 
     /// Records a failed attempt. When every attempt has failed for `pause_after`, the delivery
@@ -142,27 +126,13 @@ impl Store {
         error: &str,
         pause_after: Option<Duration>,
     ) -> Result<Option<bool>> {
-        let Some(state) = delivery::Entity::find()
-            .filter(held_by(sink, owner))
-            .one(self.connection())
-            .await?
-        else {
-            return Ok(None);
-        };
-        let now = Utc::now();
-        let failing_since = state.failing_since.unwrap_or(now);
-        let pause = pause_after.is_some_and(|limit| {
-            chrono::Duration::from_std(limit).is_ok_and(|limit| now - failing_since >= limit)
-        });
-        let mut model: delivery::ActiveModel = state.into();
-        model.failing_since = Set(Some(failing_since));
-        model.last_error = Set(Some(error.to_owned()));
-        model.last_error_time = Set(Some(now));
-        if pause {
-            model.paused = Set(true);
-        }
-        model.update(self.connection()).await?;
-        Ok(Some(pause))
+        self.write(RecordFailure {
+            sink: sink.to_owned(),
+            owner: owner.to_owned(),
+            error: error.to_owned(),
+            pause_after,
+        })
+        .await
     }
 
     /// Records an event given up for good (e.g. a refused mail recipient) and moves past it.
@@ -173,18 +143,13 @@ impl Store {
         cursor: u64,
         error: &str,
     ) -> Result<bool> {
-        let updated = delivery::Entity::update_many()
-            .col_expr(delivery::Column::Cursor, Expr::value(to_db(cursor)))
-            .col_expr(delivery::Column::LastError, Expr::value(error))
-            .col_expr(delivery::Column::LastErrorTime, Expr::value(Utc::now()))
-            .col_expr(
-                delivery::Column::FailingSince,
-                Expr::value(None::<DateTime<Utc>>),
-            )
-            .filter(held_by(sink, owner))
-            .exec(self.connection())
-            .await?;
-        Ok(updated.rows_affected == 1)
+        self.write(SkipEvent {
+            sink: sink.to_owned(),
+            owner: owner.to_owned(),
+            cursor,
+            error: error.to_owned(),
+        })
+        .await
     }
 
     /// The e-mail address of a user, if the user still exists.
@@ -196,6 +161,196 @@ impl Store {
             .into_tuple::<String>()
             .one(self.connection())
             .await?)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Use cases, each run by the writer inside a savepoint. Each is one conditional statement (the
+// failure record: a locked read, then a write), so that on PostgreSQL two replicas racing for a
+// lease serialise on the row: the second one's condition is checked again against the first
+// one's committed row, and it matches nothing. Times are taken when the mutation runs, never
+// before it was queued: an expiry is never earlier than the holder's own reckoning.
+// ---------------------------------------------------------------------------------------------
+
+struct EnsureDelivery {
+    sink: String,
+    start_after: u64,
+}
+
+impl Mutation for EnsureDelivery {
+    type Output = ();
+    const APPENDS_CHANGES: bool = false;
+
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, ()> {
+        Box::pin(async move {
+            delivery::Entity::insert(new_delivery(&self.sink, self.start_after))
+                .on_conflict_do_nothing_on([delivery::Column::Sink])
+                .exec_without_returning(txn)
+                .await?;
+            Ok(())
+        })
+    }
+}
+
+struct AcquireLease {
+    sink: String,
+    owner: String,
+    ttl: Duration,
+}
+
+impl Mutation for AcquireLease {
+    type Output = bool;
+    const APPENDS_CHANGES: bool = false;
+
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, bool> {
+        Box::pin(async move {
+            let updated = delivery::Entity::update_many()
+                .col_expr(
+                    delivery::Column::LeaseOwner,
+                    Expr::value(self.owner.as_str()),
+                )
+                .col_expr(
+                    delivery::Column::LeaseExpireTime,
+                    Expr::value(expiry(self.ttl)),
+                )
+                .filter(delivery::Column::Sink.eq(self.sink.as_str()))
+                .filter(delivery::Column::Paused.eq(false))
+                .filter(lease_free_or(&self.owner))
+                .exec(txn)
+                .await?;
+            Ok(updated.rows_affected == 1)
+        })
+    }
+}
+
+struct ReleaseLease {
+    sink: String,
+    owner: String,
+}
+
+impl Mutation for ReleaseLease {
+    type Output = ();
+    const APPENDS_CHANGES: bool = false;
+
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, ()> {
+        Box::pin(async move {
+            delivery::Entity::update_many()
+                .col_expr(delivery::Column::LeaseOwner, Expr::value(None::<String>))
+                .col_expr(
+                    delivery::Column::LeaseExpireTime,
+                    Expr::value(None::<DateTime<Utc>>),
+                )
+                .filter(held_by(&self.sink, &self.owner))
+                .exec(txn)
+                .await?;
+            Ok(())
+        })
+    }
+}
+
+struct AdvanceDelivery {
+    sink: String,
+    owner: String,
+    cursor: u64,
+    delivered: Option<u64>,
+}
+
+impl Mutation for AdvanceDelivery {
+    type Output = bool;
+    const APPENDS_CHANGES: bool = false;
+
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, bool> {
+        Box::pin(async move {
+            let mut update = delivery::Entity::update_many()
+                .col_expr(delivery::Column::Cursor, Expr::value(to_db(self.cursor)))
+                .col_expr(
+                    delivery::Column::FailingSince,
+                    Expr::value(None::<DateTime<Utc>>),
+                );
+            if let Some(delivered) = self.delivered {
+                update = update.col_expr(
+                    delivery::Column::LastDelivered,
+                    Expr::value(to_db(delivered)),
+                );
+            }
+            let updated = update
+                .filter(held_by(&self.sink, &self.owner))
+                .exec(txn)
+                .await?;
+            Ok(updated.rows_affected == 1)
+        })
+    }
+}
+
+struct RecordFailure {
+    sink: String,
+    owner: String,
+    error: String,
+    pause_after: Option<Duration>,
+}
+
+impl Mutation for RecordFailure {
+    type Output = Option<bool>;
+    const APPENDS_CHANGES: bool = false;
+
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, Option<bool>> {
+        Box::pin(async move {
+            // Locked: the streak's start is read and written by one transaction at a time.
+            let Some(state) = delivery::Entity::find()
+                .filter(held_by(&self.sink, &self.owner))
+                .lock_exclusive()
+                .one(txn)
+                .await?
+            else {
+                return Ok(None);
+            };
+            let now = Utc::now();
+            let failing_since = state.failing_since.unwrap_or(now);
+            let pause = self.pause_after.is_some_and(|limit| {
+                chrono::Duration::from_std(limit).is_ok_and(|limit| now - failing_since >= limit)
+            });
+            let mut model: delivery::ActiveModel = state.into();
+            model.failing_since = Set(Some(failing_since));
+            model.last_error = Set(Some(self.error.clone()));
+            model.last_error_time = Set(Some(now));
+            if pause {
+                model.paused = Set(true);
+            }
+            model.update(txn).await?;
+            Ok(Some(pause))
+        })
+    }
+}
+
+struct SkipEvent {
+    sink: String,
+    owner: String,
+    cursor: u64,
+    error: String,
+}
+
+impl Mutation for SkipEvent {
+    type Output = bool;
+    const APPENDS_CHANGES: bool = false;
+
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, bool> {
+        Box::pin(async move {
+            let updated = delivery::Entity::update_many()
+                .col_expr(delivery::Column::Cursor, Expr::value(to_db(self.cursor)))
+                .col_expr(
+                    delivery::Column::LastError,
+                    Expr::value(self.error.as_str()),
+                )
+                .col_expr(delivery::Column::LastErrorTime, Expr::value(Utc::now()))
+                .col_expr(
+                    delivery::Column::FailingSince,
+                    Expr::value(None::<DateTime<Utc>>),
+                )
+                .filter(held_by(&self.sink, &self.owner))
+                .exec(txn)
+                .await?;
+            Ok(updated.rows_affected == 1)
+        })
     }
 }
 

@@ -21,6 +21,7 @@ mod idempotency;
 mod keys;
 mod outbox;
 mod phone_numbers;
+mod sign_out;
 mod sqlite_planner;
 mod telephony;
 mod users;

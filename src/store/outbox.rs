@@ -14,6 +14,7 @@ use sea_orm::{
 
 use super::Store;
 use super::entities::change_event;
+use super::sign_out::mark_pending;
 use super::writer::{Mutation, TxnFuture};
 use crate::domain::change::NewChange;
 use crate::error::{Error, Result};
@@ -24,7 +25,8 @@ pub const NOTIFY_CHANNEL: &str = "telephony_admin_changes";
 /// Events deleted per purge mutation, so that a purge never holds the writer for long.
 const PURGE_CHUNK: i64 = 1000;
 
-/// Writes one change event in `txn` and returns it with its sequence.
+/// Writes one change event in `txn` and returns it with its sequence; a sign-out-required one
+/// also marks its user as pending ([`mark_pending`]).
 pub(super) async fn append_change(
     txn: &DatabaseTransaction,
     change: NewChange,
@@ -39,6 +41,7 @@ pub(super) async fn append_change(
         .ok_or_else(|| Error::Internal("the change_log row is missing".into()))?;
     let sequence: i64 = row.try_get_by_index(0)?;
     let notice = change.notice();
+    let kind = change.kind;
     let event = change_event::ActiveModel {
         sequence: Set(sequence),
         event_id: Set(uuid::Uuid::new_v4().to_string()),
@@ -51,7 +54,7 @@ pub(super) async fn append_change(
         sms: Set(change.settings.sms),
         notice: Set(notice),
         actor: Set(change.actor),
-        occur_time: Set(Utc::now()),
+        occur_time: Set(super::now()),
     }
     .insert(txn)
     .await?;
@@ -63,6 +66,11 @@ pub(super) async fn append_change(
             [NOTIFY_CHANNEL.into(), sequence.to_string().into()],
         ))
         .await?;
+    }
+    if kind.sign_out_required() {
+        // The user has one more change to pick up: in this same savepoint, so the two commit
+        // or vanish together.
+        mark_pending(txn, &event.user_id, event.sequence, event.occur_time).await?;
     }
     crate::metrics::record_event_written(event.sequence.max(0) as u64);
     Ok(event)

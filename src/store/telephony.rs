@@ -14,6 +14,7 @@ use super::writer::{Mutation, TxnFuture};
 use crate::domain::DomainError;
 use crate::domain::change::{ChangeKind, NewChange};
 use crate::domain::phone_number::{E164, NumberStatus};
+use crate::domain::sign_out::SignOutPending;
 use crate::domain::telephony::{self, SettingsMask, TelephonySettings};
 use crate::error::{Error, Result};
 
@@ -66,7 +67,7 @@ pub(super) async fn assign_phone_number(
         .await?;
     let mut result = write_settings(txn, view, settings).await?;
     result.phone_number = Some(cmd.number.to_string());
-    append_change(
+    let event = append_change(
         txn,
         NewChange {
             account_id: cmd.account_id.clone(),
@@ -78,6 +79,11 @@ pub(super) async fn assign_phone_number(
         },
     )
     .await?;
+    result.sign_out_pending = Some(SignOutPending::record(
+        result.sign_out_pending,
+        event.sequence.max(0) as u64,
+        event.occur_time,
+    ));
     remember(txn, key, &result).await?;
     Ok(result)
 }
@@ -130,7 +136,7 @@ pub(super) async fn unassign_phone_number(
     release_number(txn, &released).await?;
     let mut result = write_settings(txn, view, TelephonySettings::OFF).await?;
     result.phone_number = None;
-    append_change(
+    let event = append_change(
         txn,
         NewChange {
             account_id: cmd.account_id.clone(),
@@ -142,6 +148,11 @@ pub(super) async fn unassign_phone_number(
         },
     )
     .await?;
+    result.sign_out_pending = Some(SignOutPending::record(
+        result.sign_out_pending,
+        event.sequence.max(0) as u64,
+        event.occur_time,
+    ));
     remember(txn, key, &result).await?;
     Ok(result)
 }
@@ -205,7 +216,7 @@ pub struct Requester<'a> {
     pub account: Option<&'a str>,
 }
 
-fn idempotency_key(
+pub(super) fn idempotency_key(
     caller: Requester<'_>,
     request_id: Option<&str>,
     operation: &'static str,

@@ -17,8 +17,10 @@ use super::entities::{account, phone_number, user};
 use super::outbox::append_change;
 use super::page::{Page, PageRequest};
 use super::phone_numbers::release_number;
+use super::sign_out::pending_of;
 use super::writer::{Mutation, TxnFuture};
 use crate::domain::change::{ChangeKind, NewChange};
+use crate::domain::sign_out::SignOutPending;
 use crate::domain::telephony::{TelephonySettings, UserLine};
 use crate::domain::user::LicenseType;
 use crate::domain::{DomainError, account::new_id};
@@ -38,11 +40,15 @@ pub struct UserView {
     pub phone_number: Option<String>,
     pub create_time: DateTime<Utc>,
     pub update_time: DateTime<Utc>,
+    /// Sign-out-required changes not yet acknowledged (absent from answers stored before it).
+    #[serde(default)]
+    pub sign_out_pending: Option<SignOutPending>,
 }
 
 impl UserView {
     fn new(user: user::Model, phone_number: Option<String>) -> Self {
         Self {
+            sign_out_pending: pending_of(&user),
             settings: TelephonySettings {
                 inbound_calling: user.inbound_calling,
                 outbound_calling: user.outbound_calling,
@@ -118,6 +124,10 @@ impl From<StoredUserView> for UserView {
                     sms: user.sms,
                     create_time: user.create_time,
                     update_time: user.update_time,
+                    sign_out_pending_oldest_sequence: None,
+                    sign_out_pending_oldest_time: None,
+                    sign_out_pending_latest_sequence: None,
+                    sign_out_pending_latest_time: None,
                 },
                 phone_number,
             ),
@@ -163,6 +173,10 @@ struct UserWithNumber {
     sms: bool,
     create_time: DateTime<Utc>,
     update_time: DateTime<Utc>,
+    sign_out_pending_oldest_sequence: Option<i64>,
+    sign_out_pending_oldest_time: Option<DateTime<Utc>>,
+    sign_out_pending_latest_sequence: Option<i64>,
+    sign_out_pending_latest_time: Option<DateTime<Utc>>,
     phone_number: Option<String>,
 }
 
@@ -193,6 +207,10 @@ pub(super) async fn find_user_view(
                 sms: r.sms,
                 create_time: r.create_time,
                 update_time: r.update_time,
+                sign_out_pending_oldest_sequence: r.sign_out_pending_oldest_sequence,
+                sign_out_pending_oldest_time: r.sign_out_pending_oldest_time,
+                sign_out_pending_latest_sequence: r.sign_out_pending_latest_sequence,
+                sign_out_pending_latest_time: r.sign_out_pending_latest_time,
             },
             r.phone_number,
         )
@@ -333,6 +351,7 @@ pub(super) async fn create_user(txn: &DatabaseTransaction, cmd: &CreateUser) -> 
         sms: Set(false),
         create_time: Set(now),
         update_time: Set(now),
+        ..Default::default()
     }
     .insert(txn)
     .await;
@@ -482,11 +501,13 @@ impl Store {
             .ok_or_else(|| user_not_found(account_id, user_id).into())
     }
 
-    /// Users of an account in creation order, or the one with `email`.
+    /// Users of an account in creation order, or the one with `email`; with
+    /// `sign_out_pending`, only those with (true) or without (false) a change to pick up.
     pub async fn list_users(
         &self,
         account_id: &str,
         email: Option<&str>,
+        sign_out_pending: Option<bool>,
         page: &PageRequest,
     ) -> Result<Page<UserView>> {
         let db = self.connection();
@@ -499,6 +520,16 @@ impl Store {
             .order_by_asc(user::Column::Id);
         if let Some(email) = email {
             query = query.filter(user::Column::Email.eq(email));
+        }
+        // `true` is served by the partial index of pending users (migration m0007).
+        match sign_out_pending {
+            Some(true) => {
+                query = query.filter(user::Column::SignOutPendingLatestSequence.is_not_null())
+            }
+            Some(false) => {
+                query = query.filter(user::Column::SignOutPendingLatestSequence.is_null())
+            }
+            None => {}
         }
         if let Some(after) = &page.after {
             query = query.filter(user::Column::Id.gt(after.as_str()));

@@ -1,18 +1,18 @@
 //! Webhooks: their configuration with their delivery state, and how many matching events wait.
-//! A webhook and its delivery row are created and deleted together; a new webhook starts after
-//! the last committed event.
+//! A webhook and its delivery row are created and deleted together, by mutations of the writer;
+//! a new webhook starts after the last committed event.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
 };
 
 use super::Store;
 use super::deliveries::{new_delivery, webhook_sink};
 use super::entities::{change_event, change_log, delivery, webhook};
 use super::page::{Page, PageRequest};
+use super::writer::{Mutation, TxnFuture};
 use crate::domain::DomainError;
 use crate::domain::webhook::EventFilter;
 use crate::error::{Error, Result};
@@ -52,16 +52,6 @@ pub struct WebhookUpdate {
     pub paused: Option<bool>,
 }
 
-/// A write transaction of its own (webhook changes write no change events, so they need not
-/// join the change writer's batches): IMMEDIATE on SQLite, so that it queues for the write lock.
-async fn begin_immediate(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
-    db.begin_with_options(TransactionOptions {
-        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-        ..Default::default()
-    })
-    .await
-}
-
 fn webhook_not_found(id: &str) -> DomainError {
     DomainError::NotFound {
         resource: "webhook",
@@ -71,33 +61,7 @@ fn webhook_not_found(id: &str) -> DomainError {
 
 impl Store {
     pub async fn create_webhook(&self, new: NewWebhook) -> Result<WebhookView> {
-        let txn = begin_immediate(self.connection()).await?;
-        let start_after = change_log::Entity::find_by_id(1)
-            .one(&txn)
-            .await?
-            .ok_or_else(|| Error::Internal("the change_log row is missing".into()))?
-            .last_sequence
-            .max(0) as u64;
-        let now = Utc::now();
-        let webhook = webhook::ActiveModel {
-            id: Set(crate::domain::account::new_id()),
-            url: Set(new.url),
-            description: Set(new.description),
-            account_id: Set(new.filter.account_id.clone()),
-            kinds: Set(new.filter.kinds_to_db()),
-            secret: Set(new.secret),
-            previous_secret: Set(None),
-            previous_secret_expire_time: Set(None),
-            create_time: Set(now),
-            update_time: Set(now),
-        }
-        .insert(&txn)
-        .await?;
-        let delivery = new_delivery(&webhook_sink(&webhook.id), start_after)
-            .insert(&txn)
-            .await?;
-        txn.commit().await?;
-        Ok(WebhookView { webhook, delivery })
+        self.write(CreateWebhook { new }).await
     }
 
     pub async fn get_webhook(&self, id: &str) -> Result<WebhookView> {
@@ -157,57 +121,15 @@ impl Store {
     }
 
     pub async fn update_webhook(&self, id: &str, update: WebhookUpdate) -> Result<WebhookView> {
-        let txn = begin_immediate(self.connection()).await?;
-        let existing = webhook::Entity::find_by_id(id)
-            .lock_exclusive()
-            .one(&txn)
-            .await?
-            .ok_or_else(|| webhook_not_found(id))?;
-        let mut model: webhook::ActiveModel = existing.into();
-        if let Some(url) = update.url {
-            model.url = Set(url);
-        }
-        if let Some(description) = update.description {
-            model.description = Set(description);
-        }
-        if let Some(filter) = update.filter {
-            model.account_id = Set(filter.account_id.clone());
-            model.kinds = Set(filter.kinds_to_db());
-        }
-        model.update_time = Set(Utc::now());
-        let webhook = model.update(&txn).await?;
-        let sink = webhook_sink(id);
-        let state = delivery::Entity::find_by_id(sink.as_str())
-            .one(&txn)
-            .await?
-            .ok_or_else(|| Error::Internal(format!("webhook {id} has no delivery row")))?;
-        let delivery = match update.paused {
-            Some(paused) if paused != state.paused => {
-                let mut model: delivery::ActiveModel = state.into();
-                model.paused = Set(paused);
-                if !paused {
-                    // Resuming starts a new streak: the pause timer counts from the next failure.
-                    model.failing_since = Set(None);
-                }
-                model.update(&txn).await?
-            }
-            _ => state,
-        };
-        txn.commit().await?;
-        Ok(WebhookView { webhook, delivery })
+        self.write(UpdateWebhook {
+            id: id.to_owned(),
+            update,
+        })
+        .await
     }
 
     pub async fn delete_webhook(&self, id: &str) -> Result<()> {
-        let txn = begin_immediate(self.connection()).await?;
-        let deleted = webhook::Entity::delete_by_id(id).exec(&txn).await?;
-        if deleted.rows_affected == 0 {
-            return Err(webhook_not_found(id).into());
-        }
-        delivery::Entity::delete_by_id(webhook_sink(id))
-            .exec(&txn)
-            .await?;
-        txn.commit().await?;
-        Ok(())
+        self.write(DeleteWebhook { id: id.to_owned() }).await
     }
 
     /// Replaces the secret; the old one keeps signing until `previous_expire_time`.
@@ -217,21 +139,12 @@ impl Store {
         secret: String,
         previous_expire_time: DateTime<Utc>,
     ) -> Result<WebhookView> {
-        let txn = begin_immediate(self.connection()).await?;
-        let existing = webhook::Entity::find_by_id(id)
-            .lock_exclusive()
-            .one(&txn)
-            .await?
-            .ok_or_else(|| webhook_not_found(id))?;
-        let previous = existing.secret.clone();
-        let mut model: webhook::ActiveModel = existing.into();
-        model.previous_secret = Set(Some(previous));
-        model.previous_secret_expire_time = Set(Some(previous_expire_time));
-        model.secret = Set(secret);
-        model.update_time = Set(Utc::now());
-        let webhook = model.update(&txn).await?;
-        txn.commit().await?;
-        self.with_delivery(webhook).await
+        self.write(RotateWebhookSecret {
+            id: id.to_owned(),
+            secret,
+            previous_expire_time,
+        })
+        .await
     }
 
     /// How many events after `after` match `filter`.
@@ -246,5 +159,161 @@ impl Store {
                 .filter(change_event::Column::Kind.is_in(filter.kinds.iter().map(|k| k.as_str())));
         }
         Ok(query.count(self.connection()).await?)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Use cases, each run by the writer inside a savepoint.
+// ---------------------------------------------------------------------------------------------
+
+/// The delivery row of webhook `id`, in `txn`.
+async fn delivery_of(txn: &DatabaseTransaction, id: &str) -> Result<delivery::Model> {
+    delivery::Entity::find_by_id(webhook_sink(id))
+        .one(txn)
+        .await?
+        .ok_or_else(|| Error::Internal(format!("webhook {id} has no delivery row")))
+}
+
+/// The webhook's row, locked until the transaction ends.
+async fn lock_webhook(txn: &DatabaseTransaction, id: &str) -> Result<webhook::Model> {
+    Ok(webhook::Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(txn)
+        .await?
+        .ok_or_else(|| webhook_not_found(id))?)
+}
+
+struct CreateWebhook {
+    new: NewWebhook,
+}
+
+impl Mutation for CreateWebhook {
+    type Output = WebhookView;
+    const APPENDS_CHANGES: bool = false;
+
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, WebhookView> {
+        Box::pin(async move {
+            let new = self.new.clone();
+            // The log's end as this transaction sees it: nothing committed before the webhook
+            // is delivered to it, nothing after is skipped.
+            let start_after = change_log::Entity::find_by_id(1)
+                .one(txn)
+                .await?
+                .ok_or_else(|| Error::Internal("the change_log row is missing".into()))?
+                .last_sequence
+                .max(0) as u64;
+            let now = super::now();
+            let webhook = webhook::ActiveModel {
+                id: Set(crate::domain::account::new_id()),
+                url: Set(new.url),
+                description: Set(new.description),
+                account_id: Set(new.filter.account_id.clone()),
+                kinds: Set(new.filter.kinds_to_db()),
+                secret: Set(new.secret),
+                previous_secret: Set(None),
+                previous_secret_expire_time: Set(None),
+                create_time: Set(now),
+                update_time: Set(now),
+            }
+            .insert(txn)
+            .await?;
+            let delivery = new_delivery(&webhook_sink(&webhook.id), start_after)
+                .insert(txn)
+                .await?;
+            Ok(WebhookView { webhook, delivery })
+        })
+    }
+}
+
+struct UpdateWebhook {
+    id: String,
+    update: WebhookUpdate,
+}
+
+impl Mutation for UpdateWebhook {
+    type Output = WebhookView;
+    const APPENDS_CHANGES: bool = false;
+
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, WebhookView> {
+        Box::pin(async move {
+            let (id, update) = (self.id.as_str(), self.update.clone());
+            let mut model: webhook::ActiveModel = lock_webhook(txn, id).await?.into();
+            if let Some(url) = update.url {
+                model.url = Set(url);
+            }
+            if let Some(description) = update.description {
+                model.description = Set(description);
+            }
+            if let Some(filter) = update.filter {
+                model.account_id = Set(filter.account_id.clone());
+                model.kinds = Set(filter.kinds_to_db());
+            }
+            model.update_time = Set(super::now());
+            let webhook = model.update(txn).await?;
+            let state = delivery_of(txn, id).await?;
+            let delivery = match update.paused {
+                Some(paused) if paused != state.paused => {
+                    let mut model: delivery::ActiveModel = state.into();
+                    model.paused = Set(paused);
+                    if !paused {
+                        // Resuming starts a new streak: the pause timer counts from the next
+                        // failure.
+                        model.failing_since = Set(None);
+                    }
+                    model.update(txn).await?
+                }
+                _ => state,
+            };
+            Ok(WebhookView { webhook, delivery })
+        })
+    }
+}
+
+struct DeleteWebhook {
+    id: String,
+}
+
+impl Mutation for DeleteWebhook {
+    type Output = ();
+    const APPENDS_CHANGES: bool = false;
+
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, ()> {
+        Box::pin(async move {
+            let id = self.id.as_str();
+            let deleted = webhook::Entity::delete_by_id(id).exec(txn).await?;
+            if deleted.rows_affected == 0 {
+                return Err(webhook_not_found(id).into());
+            }
+            delivery::Entity::delete_by_id(webhook_sink(id))
+                .exec(txn)
+                .await?;
+            Ok(())
+        })
+    }
+}
+
+struct RotateWebhookSecret {
+    id: String,
+    secret: String,
+    previous_expire_time: DateTime<Utc>,
+}
+
+impl Mutation for RotateWebhookSecret {
+    type Output = WebhookView;
+    const APPENDS_CHANGES: bool = false;
+
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, WebhookView> {
+        Box::pin(async move {
+            let existing = lock_webhook(txn, &self.id).await?;
+            let previous = existing.secret.clone();
+            let mut model: webhook::ActiveModel = existing.into();
+            model.previous_secret = Set(Some(previous));
+            model.previous_secret_expire_time = Set(Some(self.previous_expire_time));
+            model.secret = Set(self.secret.clone());
+            model.update_time = Set(super::now());
+            let webhook = model.update(txn).await?;
+            let delivery = delivery_of(txn, &self.id).await?;
+            Ok(WebhookView { webhook, delivery })
+        })
     }
 }

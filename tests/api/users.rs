@@ -36,6 +36,7 @@ async fn list_all_users(
                 page_size,
                 page_token: page_token.clone(),
                 email: email.into(),
+                ..Default::default()
             },
         )
         .await
@@ -328,6 +329,7 @@ async fn list_users_pages_and_filters_by_email(backend: Backend) {
                 page_size: 2,
                 page_token: first.next_page_token.clone(),
                 email: email.into(),
+                ..Default::default()
             },
         )
         .await

@@ -1,5 +1,6 @@
 //! `users`: people in an account, with their calling and SMS permissions. The user's number is
 //! the row of `phone_numbers` that points at the user (unique), so it cannot disagree with it.
+//! The `sign_out_pending_…` columns say which changes the user has not yet signed in again for.
 
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -18,6 +19,11 @@ pub struct Model {
     pub sms: bool,
     pub create_time: DateTimeUtc,
     pub update_time: DateTimeUtc,
+    /// The sign-out-required changes not yet acknowledged (all NULL when none is pending).
+    pub sign_out_pending_oldest_sequence: Option<i64>,
+    pub sign_out_pending_oldest_time: Option<DateTimeUtc>,
+    pub sign_out_pending_latest_sequence: Option<i64>,
+    pub sign_out_pending_latest_time: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

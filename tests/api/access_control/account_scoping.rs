@@ -155,6 +155,7 @@ async fn refusals_do_not_reveal_existence(backend: Backend) {
         number: "+12065550101".into(),
         order_id: String::new(),
         webhook_id: String::new(),
+        sequence: 0,
     };
     let missing = Target {
         account_id: UNKNOWN_ID.into(),
@@ -162,6 +163,7 @@ async fn refusals_do_not_reveal_existence(backend: Backend) {
         number: "+12065550101".into(),
         order_id: String::new(),
         webhook_id: String::new(),
+        sequence: 0,
     };
     let before = app.snapshot(&[&own.account_id, &other.account_id]).await;
     for role in [Role::Admin, Role::Viewer] {

@@ -12,8 +12,8 @@ mod account_scoping;
 mod audit;
 mod authentication;
 mod key_lifecycle;
-mod roles;
-mod table;
+pub(crate) mod roles;
+pub(crate) mod table;
 
 /// The next event on a watch stream, skipping checkpoints.
 async fn next_event(stream: &mut Streaming<WatchChangesResponse>) -> ChangeEvent {

@@ -7,21 +7,21 @@ use crate::common::{Backend, TestApp, spawn_app};
 use std::sync::atomic::{AtomicU32, Ordering};
 use telephony_admin::keys::{self, Role, Scope};
 use telephony_admin::proto::{
-    AssignPhoneNumberRequest, CreateAccountRequest, CreatePhoneNumberOrderRequest,
-    CreateUserRequest, CreateWebhookRequest, DeleteAccountRequest, DeletePhoneNumberRequest,
-    DeleteUserRequest, DeleteWebhookRequest, GetAccountRequest, GetPhoneNumberOrderRequest,
-    GetPhoneNumberRequest, GetTelephonySettingsRequest, GetUserRequest, GetWebhookRequest,
-    LicenseType, ListAccountsRequest, ListChangesRequest, ListPhoneNumbersRequest,
-    ListUsersRequest, ListWebhooksRequest, LogoutUserRequest, PhoneNumberProductType,
-    RestorePhoneNumberRequest, RotateWebhookSecretRequest, TelephonySettings,
-    UnassignPhoneNumberRequest, UpdateAccountRequest, UpdatePhoneNumberRequest,
+    AcknowledgeSignOutRequest, AssignPhoneNumberRequest, CreateAccountRequest,
+    CreatePhoneNumberOrderRequest, CreateUserRequest, CreateWebhookRequest, DeleteAccountRequest,
+    DeletePhoneNumberRequest, DeleteUserRequest, DeleteWebhookRequest, GetAccountRequest,
+    GetPhoneNumberOrderRequest, GetPhoneNumberRequest, GetTelephonySettingsRequest, GetUserRequest,
+    GetWebhookRequest, LicenseType, ListAccountsRequest, ListChangesRequest,
+    ListPhoneNumbersRequest, ListUsersRequest, ListWebhooksRequest, LogoutUserRequest,
+    PhoneNumberProductType, RestorePhoneNumberRequest, RotateWebhookSecretRequest,
+    TelephonySettings, UnassignPhoneNumberRequest, UpdateAccountRequest, UpdatePhoneNumberRequest,
     UpdateTelephonySettingsRequest, UpdateUserRequest, UpdateWebhookRequest, WatchChangesRequest,
 };
 use tonic::Status;
 
 impl Rpc {
     /// Creates, as the organisation admin, what the call needs to succeed when allowed.
-    async fn prepare(self, bench: &Bench, account_id: &str) -> Target {
+    pub(crate) async fn prepare(self, bench: &Bench, account_id: &str) -> Target {
         use Rpc::*;
         let app = &bench.app;
         let mut target = Target {
@@ -78,6 +78,22 @@ impl Rpc {
                 target.number = bench.fresh_number();
                 app.order_business_numbers(&[target.number.clone()]).await;
             }
+            AcknowledgeSignOut => {
+                target.user_id = app
+                    .create_user(account_id, "target@example.com")
+                    .await
+                    .user_id;
+                target.sequence = app
+                    .users()
+                    .logout_user(LogoutUserRequest {
+                        account_id: account_id.to_owned(),
+                        user_id: target.user_id.clone(),
+                    })
+                    .await
+                    .expect("a change to acknowledge")
+                    .into_inner()
+                    .sequence;
+            }
             GetPhoneNumber | UnassignPhoneNumber | UpdateTelephonySettings => {
                 target.user_id = app
                     .create_user(account_id, "target@example.com")
@@ -94,7 +110,7 @@ impl Rpc {
     }
 
     /// Makes the call with `key`; only the outcome matters here.
-    pub(super) async fn call(
+    pub(crate) async fn call(
         self,
         app: &TestApp,
         key: Option<&str>,
@@ -184,6 +200,16 @@ impl Rpc {
                 .logout_user(LogoutUserRequest {
                     account_id,
                     user_id,
+                })
+                .await
+                .map(drop),
+            AcknowledgeSignOut => app
+                .users_as(key)
+                .acknowledge_sign_out(AcknowledgeSignOutRequest {
+                    account_id,
+                    user_id,
+                    through_sequence: t.sequence,
+                    request_id: String::new(),
                 })
                 .await
                 .map(drop),
@@ -357,17 +383,19 @@ fn webhook_request() -> CreateWebhookRequest {
 
 /// What a call acts on; which fields matter depends on the RPC.
 #[derive(Debug, Default)]
-pub(super) struct Target {
+pub(crate) struct Target {
     pub(super) account_id: String,
     pub(super) user_id: String,
+    /// A change event of the user (to acknowledge).
+    pub(super) sequence: u64,
     pub(super) number: String,
     pub(super) order_id: String,
     pub(super) webhook_id: String,
 }
 
 /// A server with the keys every case shares.
-struct Bench {
-    app: TestApp,
+pub(crate) struct Bench {
+    pub(crate) app: TestApp,
     org_viewer: String,
     /// A key that worked and was then revoked.
     revoked: String,
@@ -375,7 +403,7 @@ struct Bench {
 }
 
 impl Bench {
-    async fn start(backend: Backend) -> Self {
+    pub(crate) async fn start(backend: Backend) -> Self {
         let app = spawn_app(backend).await;
         let org_viewer = app.create_key(Role::Viewer, Scope::Organisation).await;
         let revoked = revoked_key(&app).await;

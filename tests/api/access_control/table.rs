@@ -31,7 +31,7 @@ impl Service {
 
 /// Every RPC of the API; the variant's name is the method's name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Rpc {
+pub(crate) enum Rpc {
     CreateAccount,
     GetAccount,
     ListAccounts,
@@ -43,6 +43,7 @@ pub(super) enum Rpc {
     UpdateUser,
     DeleteUser,
     LogoutUser,
+    AcknowledgeSignOut,
     CreatePhoneNumberOrder,
     GetPhoneNumberOrder,
     GetPhoneNumber,
@@ -150,10 +151,10 @@ impl Expect {
     }
 }
 
-pub(super) struct Row {
-    pub(super) rpc: Rpc,
+pub(crate) struct Row {
+    pub(crate) rpc: Rpc,
     /// Whether the RPC changes state, so that a refusal must leave everything as it was.
-    pub(super) mutates: bool,
+    pub(crate) mutates: bool,
     /// Columns: org admin, org viewer, account admin (own, other), account viewer (own, other).
     expect: [Expect; 6],
 }
@@ -161,7 +162,7 @@ pub(super) struct Row {
 const MUTATES: bool = true;
 const READS: bool = false;
 
-pub(super) fn table() -> Vec<Row> {
+pub(crate) fn table() -> Vec<Row> {
     use Expect::{Allow, ListScope, OrgOnly, Scope, Viewer};
     use Rpc::*;
     let row = |rpc, mutates, expect| Row {
@@ -183,6 +184,7 @@ pub(super) fn table() -> Vec<Row> {
         row(UpdateUser,             MUTATES, [Allow, Viewer, Allow,   Scope,     Viewer,  Viewer]),
         row(DeleteUser,             MUTATES, [Allow, Viewer, Allow,   Scope,     Viewer,  Viewer]),
         row(LogoutUser,             MUTATES, [Allow, Viewer, Allow,   Scope,     Viewer,  Viewer]),
+        row(AcknowledgeSignOut,     MUTATES, [Allow, Viewer, Allow,   Scope,     Viewer,  Viewer]),
         row(CreatePhoneNumberOrder, MUTATES, [Allow, Viewer, OrgOnly, OrgOnly,   Viewer,  Viewer]),
         row(GetPhoneNumberOrder,    READS,   [Allow, Allow,  OrgOnly, OrgOnly,   OrgOnly, OrgOnly]),
         row(GetPhoneNumber,         READS,   [Allow, Allow,  Allow,   Scope,     Allow,   Scope]),
@@ -223,9 +225,8 @@ impl Rpc {
             CreateAccount | GetAccount | ListAccounts | UpdateAccount | DeleteAccount => {
                 Service::Account
             }
-            CreateUser | GetUser | ListUsers | UpdateUser | DeleteUser | LogoutUser => {
-                Service::User
-            }
+            CreateUser | GetUser | ListUsers | UpdateUser | DeleteUser | LogoutUser
+            | AcknowledgeSignOut => Service::User,
             CreatePhoneNumberOrder
             | GetPhoneNumberOrder
             | GetPhoneNumber
@@ -243,7 +244,7 @@ impl Rpc {
         }
     }
 
-    pub(super) fn full_name(self) -> String {
+    pub(crate) fn full_name(self) -> String {
         format!("{}/{:?}", self.service().full_name(), self)
     }
 }
@@ -269,5 +270,5 @@ fn the_table_covers_every_rpc() {
     let covered: BTreeSet<String> = rows.iter().map(|r| r.rpc.full_name()).collect();
     assert_eq!(covered.len(), rows.len(), "a row is listed twice");
     assert_eq!(covered, declared);
-    assert_eq!(declared.len(), 30);
+    assert_eq!(declared.len(), 31);
 }

@@ -272,7 +272,7 @@ impl TestApp {
                     account_id: account_id.into(),
                     page_size: 1000,
                     page_token,
-                    email: String::new(),
+                    ..Default::default()
                 })
                 .await
                 .unwrap_or_else(|s| panic!("list users of {account_id}: {s:?}"))

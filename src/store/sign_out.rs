@@ -1,0 +1,222 @@
+//! Who still has to sign out, in the store: every sign-out-required change event marks its user
+//! as pending in the same savepoint ([`mark_pending`], called by `outbox::append_change`, the one
+//! place events are written), and `AcknowledgeSignOut` clears or narrows that state under the
+//! rule of `domain::sign_out`, recording a SIGN_OUT_ACKNOWLEDGED event when it acknowledged
+//! anything.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, Func};
+use sea_orm::{
+    ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+
+use super::Store;
+use super::entities::{change_event, change_log, user};
+use super::idempotency::{IdempotencyKey, remember, replay};
+use super::outbox::append_change;
+use super::telephony::{Requester, idempotency_key};
+use super::users::{StoredUserView, UserView, lock_user_view};
+use super::writer::{Mutation, TxnFuture};
+use crate::domain::change::{ChangeKind, NewChange};
+use crate::domain::sign_out::{self, Acknowledgement, SignOutPending};
+use crate::error::{Error, Result};
+
+/// The pending state stored on a user's row.
+pub(super) fn pending_of(row: &user::Model) -> Option<SignOutPending> {
+    Some(SignOutPending {
+        oldest_sequence: row.sign_out_pending_oldest_sequence?.max(0) as u64,
+        oldest_time: row.sign_out_pending_oldest_time?,
+        latest_sequence: row.sign_out_pending_latest_sequence?.max(0) as u64,
+        latest_time: row.sign_out_pending_latest_time?,
+    })
+}
+
+/// Inside the savepoint of a sign-out-required event: the event becomes the user's newest
+/// pending change (and the oldest, if none was pending). One statement; a deleted user's row is
+/// gone, so their USER_DELETED event marks nothing.
+pub(super) async fn mark_pending(
+    txn: &DatabaseTransaction,
+    user_id: &str,
+    sequence: i64,
+    time: DateTime<Utc>,
+) -> Result<()> {
+    use user::Column;
+    user::Entity::update_many()
+        .col_expr(
+            Column::SignOutPendingOldestSequence,
+            Func::coalesce([
+                Expr::col(Column::SignOutPendingOldestSequence),
+                Expr::value(sequence),
+            ])
+            .into(),
+        )
+        .col_expr(
+            Column::SignOutPendingOldestTime,
+            Func::coalesce([
+                Expr::col(Column::SignOutPendingOldestTime),
+                Expr::value(time),
+            ])
+            .into(),
+        )
+        .col_expr(Column::SignOutPendingLatestSequence, Expr::value(sequence))
+        .col_expr(Column::SignOutPendingLatestTime, Expr::value(time))
+        .filter(Column::Id.eq(user_id))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+async fn write_pending(
+    txn: &DatabaseTransaction,
+    user_id: &str,
+    pending: Option<SignOutPending>,
+) -> Result<()> {
+    use user::Column;
+    let sequence = |s: u64| i64::try_from(s).unwrap_or(i64::MAX);
+    user::Entity::update_many()
+        .col_expr(
+            Column::SignOutPendingOldestSequence,
+            Expr::value(pending.map(|p| sequence(p.oldest_sequence))),
+        )
+        .col_expr(
+            Column::SignOutPendingOldestTime,
+            Expr::value(pending.map(|p| p.oldest_time)),
+        )
+        .col_expr(
+            Column::SignOutPendingLatestSequence,
+            Expr::value(pending.map(|p| sequence(p.latest_sequence))),
+        )
+        .col_expr(
+            Column::SignOutPendingLatestTime,
+            Expr::value(pending.map(|p| p.latest_time)),
+        )
+        .filter(Column::Id.eq(user_id))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// The newest sequence of the log, as this transaction sees it.
+async fn newest_sequence(txn: &DatabaseTransaction) -> Result<u64> {
+    let row = change_log::Entity::find_by_id(1)
+        .one(txn)
+        .await?
+        .ok_or_else(|| Error::Internal("the change_log row is missing".into()))?;
+    Ok(row.last_sequence.max(0) as u64)
+}
+
+/// The user's oldest sign-out-required change after `through` (and at most `latest`), by the
+/// index on (user_id, sequence). `None` if retention purged it.
+async fn oldest_change_after(
+    txn: &DatabaseTransaction,
+    user_id: &str,
+    through: u64,
+    latest: u64,
+) -> Result<Option<(u64, DateTime<Utc>)>> {
+    use change_event::Column;
+    let found: Option<(i64, DateTime<Utc>)> = change_event::Entity::find()
+        .select_only()
+        .column(Column::Sequence)
+        .column(Column::OccurTime)
+        .filter(Column::UserId.eq(user_id))
+        .filter(Column::Sequence.gt(through as i64))
+        .filter(Column::Sequence.lte(latest as i64))
+        .filter(Column::Kind.ne(ChangeKind::SignOutAcknowledged.as_str()))
+        .order_by_asc(Column::Sequence)
+        .limit(1)
+        .into_tuple()
+        .one(txn)
+        .await?;
+    Ok(found.map(|(sequence, time)| (sequence.max(0) as u64, time)))
+}
+
+pub(super) struct AcknowledgeSignOut {
+    pub account_id: String,
+    pub user_id: String,
+    pub through: u64,
+    pub idempotency: Option<IdempotencyKey>,
+    pub actor: String,
+}
+
+impl Mutation for AcknowledgeSignOut {
+    type Output = UserView;
+    const APPENDS_CHANGES: bool = true;
+
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, UserView> {
+        Box::pin(acknowledge_sign_out(txn, self))
+    }
+}
+
+/// Acknowledges the user's changes up to `through`; answers the user as now stored.
+async fn acknowledge_sign_out(
+    txn: &DatabaseTransaction,
+    cmd: &AcknowledgeSignOut,
+) -> Result<UserView> {
+    let key = cmd.idempotency.as_ref();
+    if let Some(previous) = replay::<StoredUserView>(txn, key).await? {
+        return Ok(previous.into());
+    }
+    let mut view = lock_user_view(txn, &cmd.account_id, &cmd.user_id).await?;
+    sign_out::check_through(cmd.through, newest_sequence(txn).await?)?;
+    let remaining = match (
+        sign_out::acknowledge(view.sign_out_pending.as_ref(), cmd.through),
+        view.sign_out_pending,
+    ) {
+        (Acknowledgement::Nothing, _) | (_, None) => {
+            remember(txn, key, &view).await?;
+            return Ok(view);
+        }
+        (Acknowledgement::All, Some(_)) => None,
+        (Acknowledgement::Partly { through }, Some(pending)) => {
+            // Events purged by retention leave the newest change as the oldest one known.
+            let (oldest_sequence, oldest_time) =
+                oldest_change_after(txn, &cmd.user_id, through, pending.latest_sequence)
+                    .await?
+                    .unwrap_or((pending.latest_sequence, pending.latest_time));
+            Some(SignOutPending {
+                oldest_sequence,
+                oldest_time,
+                ..pending
+            })
+        }
+    };
+    write_pending(txn, &cmd.user_id, remaining).await?;
+    view.sign_out_pending = remaining;
+    append_change(
+        txn,
+        NewChange {
+            account_id: cmd.account_id.clone(),
+            user_id: cmd.user_id.clone(),
+            kind: ChangeKind::SignOutAcknowledged,
+            e164_phone_number: view.phone_number.clone().unwrap_or_default(),
+            settings: view.settings,
+            actor: cmd.actor.clone(),
+        },
+    )
+    .await?;
+    remember(txn, key, &view).await?;
+    Ok(view)
+}
+
+impl Store {
+    /// Records that the user signed out and back in, reflecting every change up to `through`.
+    pub async fn acknowledge_sign_out(
+        &self,
+        account_id: &str,
+        user_id: &str,
+        through: u64,
+        request_id: Option<&str>,
+        caller: Requester<'_>,
+    ) -> Result<UserView> {
+        self.write(AcknowledgeSignOut {
+            account_id: account_id.to_owned(),
+            user_id: user_id.to_owned(),
+            through,
+            idempotency: idempotency_key(caller, request_id, "AcknowledgeSignOut", || {
+                format!("{account_id}/{user_id}/{through}")
+            }),
+            actor: caller.key_id.to_owned(),
+        })
+        .await
+    }
+}
