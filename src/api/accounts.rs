@@ -24,7 +24,7 @@ impl AccountService for AccountApi {
         caller.require_organisation()?;
         let name = parse_account_name("name", &request.get_ref().name)?;
         let account = self.context.store.create_account(name).await?;
-        tracing::info!(account_id = %account.id, actor = %caller.key_id, "account created");
+        tracing::info!(account_id = %account.account_id, actor = %caller.key_id, "account created");
         Ok(Response::new(convert::account(account)))
     }
 

@@ -59,7 +59,7 @@ impl PhoneNumberService for PhoneNumberApi {
             .await?;
         let acquired = order.items.iter().filter(|i| i.acquired).count();
         tracing::info!(
-            order_id = %order.order.id,
+            order_id = %order.order_id,
             requested = order.items.len(),
             acquired,
             actor = %caller.key_id,

@@ -72,7 +72,7 @@ impl WebhookApi {
         let pending = self
             .context
             .store
-            .count_matching_changes(view.delivery.cursor.max(0) as u64, &view.filter())
+            .count_matching_changes(view.delivery.cursor, &view.filter())
             .await?;
         Ok(webhook(view, pending))
     }
@@ -96,16 +96,6 @@ fn change_kind(raw: i32) -> Option<ChangeKind> {
     })
 }
 
-fn proto_kind(kind: ChangeKind) -> proto::ChangeKind {
-    match kind {
-        ChangeKind::PhoneNumberAssigned => proto::ChangeKind::PhoneNumberAssigned,
-        ChangeKind::PhoneNumberUnassigned => proto::ChangeKind::PhoneNumberUnassigned,
-        ChangeKind::TelephonySettingsUpdated => proto::ChangeKind::TelephonySettingsUpdated,
-        ChangeKind::UserSignOutRequested => proto::ChangeKind::UserSignOutRequested,
-        ChangeKind::UserDeleted => proto::ChangeKind::UserDeleted,
-    }
-}
-
 fn webhook(view: WebhookView, pending: u64) -> proto::Webhook {
     let filter = view.filter();
     let WebhookView { webhook, delivery } = view;
@@ -118,7 +108,7 @@ fn webhook(view: WebhookView, pending: u64) -> proto::Webhook {
             kinds: filter
                 .kinds
                 .into_iter()
-                .map(|k| proto_kind(k) as i32)
+                .map(|k| convert::change_kind(k) as i32)
                 .collect(),
         }),
         state: if delivery.paused {
@@ -126,8 +116,8 @@ fn webhook(view: WebhookView, pending: u64) -> proto::Webhook {
         } else {
             proto::WebhookState::Active
         } as i32,
-        last_delivered_sequence: delivery.last_delivered.max(0) as u64,
-        delivered_through_sequence: delivery.cursor.max(0) as u64,
+        last_delivered_sequence: delivery.last_delivered,
+        delivered_through_sequence: delivery.cursor,
         pending_events: pending,
         last_error: delivery.last_error.unwrap_or_default(),
         last_error_time: delivery.last_error_time.map(convert::timestamp),

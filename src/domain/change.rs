@@ -1,6 +1,8 @@
 //! Change events: the kinds of change a user must learn of, and the notice they are sent.
 //! Every change here requires the user to sign out and sign back in.
 
+use chrono::{DateTime, Utc};
+
 use super::telephony::TelephonySettings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +58,27 @@ impl NewChange {
     pub fn notice(&self) -> String {
         notice(self.kind, &self.e164_phone_number, self.settings)
     }
+}
+
+/// A recorded change, with its place in the change log: what watchers, the audit trail and
+/// push deliveries are given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeEvent {
+    /// Organisation-wide, strictly increasing by one, without gaps.
+    pub sequence: u64,
+    pub event_id: String,
+    pub account_id: String,
+    pub user_id: String,
+    pub kind: ChangeKind,
+    /// Empty when the change concerns no number (a user without one deleted or signed out).
+    pub e164_phone_number: String,
+    /// The user's permissions after the change.
+    pub settings: TelephonySettings,
+    /// The plain text sent to the user.
+    pub notice: String,
+    /// The API key that made the change.
+    pub actor: String,
+    pub occur_time: DateTime<Utc>,
 }
 
 const SIGN_IN_AGAIN: &str = "Sign out and sign back in for the change to take effect.";

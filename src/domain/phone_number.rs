@@ -190,6 +190,42 @@ impl NumberStatus {
     }
 }
 
+/// How an order went: every number acquired, some of them, or none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderStatus {
+    Successful,
+    Partial,
+    Failed,
+}
+
+impl OrderStatus {
+    /// The status of an order that acquired `acquired` of `requested` numbers.
+    pub fn of(acquired: usize, requested: usize) -> Self {
+        match acquired {
+            0 => Self::Failed,
+            n if n == requested => Self::Successful,
+            _ => Self::Partial,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Successful => "SUCCESSFUL",
+            Self::Partial => "PARTIAL",
+            Self::Failed => "FAILED",
+        }
+    }
+
+    pub fn from_db(value: &str) -> Option<Self> {
+        Some(match value {
+            "SUCCESSFUL" => Self::Successful,
+            "PARTIAL" => Self::Partial,
+            "FAILED" => Self::Failed,
+            _ => return None,
+        })
+    }
+}
+
 /// Toll-free numbers are for contact centres (Voice Connector, SIP media applications), not for
 /// a person's business calling.
 pub fn check_product_type(number: &E164, product: ProductType) -> Result<(), DomainError> {

@@ -170,9 +170,9 @@ pub struct EventFilter {
 }
 
 impl EventFilter {
-    pub fn matches(&self, account_id: &str, kind: &str) -> bool {
+    pub fn matches(&self, account_id: &str, kind: ChangeKind) -> bool {
         self.account_id.as_deref().is_none_or(|a| a == account_id)
-            && (self.kinds.is_empty() || self.kinds.iter().any(|k| k.as_str() == kind))
+            && (self.kinds.is_empty() || self.kinds.contains(&kind))
     }
 
     /// The kinds as stored: their names joined by commas (empty: every kind).
@@ -260,14 +260,14 @@ mod tests {
     #[test]
     fn filters_match_account_and_kinds() {
         let all = EventFilter::default();
-        assert!(all.matches("a", "USER_DELETED"));
+        assert!(all.matches("a", ChangeKind::UserDeleted));
         let some = EventFilter {
             account_id: Some("a".into()),
             kinds: vec![ChangeKind::PhoneNumberAssigned],
         };
-        assert!(some.matches("a", "PHONE_NUMBER_ASSIGNED"));
-        assert!(!some.matches("b", "PHONE_NUMBER_ASSIGNED"));
-        assert!(!some.matches("a", "USER_DELETED"));
+        assert!(some.matches("a", ChangeKind::PhoneNumberAssigned));
+        assert!(!some.matches("b", ChangeKind::PhoneNumberAssigned));
+        assert!(!some.matches("a", ChangeKind::UserDeleted));
         assert_eq!(
             EventFilter::kinds_from_db(&some.kinds_to_db()),
             some.kinds.clone()

@@ -175,7 +175,7 @@ impl Watcher {
                 // One key check for the batch, before its first event; again only if sending
                 // to a slow consumer takes long.
                 let mut checked: Option<Instant> = None;
-                let batch_end = events.last().map_or(covered, |e| e.sequence as u64);
+                let batch_end = events.last().map_or(covered, |e| e.sequence);
                 for event in events {
                     if checked.is_none_or(|at| at.elapsed() >= REVALIDATE_INTERVAL) {
                         if let Some(revalidate) = &self.options.revalidate {
@@ -248,7 +248,7 @@ impl Watcher {
         check_same_log(&self.log_id, &state.log_id)?;
         check_retained(self.cursor, state.purged_through)?;
         let covered = if events.len() == BATCH {
-            events.last().map_or(target, |e| e.sequence as u64)
+            events.last().map_or(target, |e| e.sequence)
         } else {
             target
         };

@@ -11,6 +11,7 @@ use super::Store;
 use super::entities::{account, api_key, user};
 use super::keys::revoke_api_key_in;
 use super::page::{Page, PageRequest};
+use super::views::AccountView;
 use super::writer::{Mutation, TxnFuture};
 use crate::domain::{DomainError, account::new_id};
 use crate::error::Result;
@@ -27,20 +28,21 @@ struct CreateAccount {
 }
 
 impl Mutation for CreateAccount {
-    type Output = account::Model;
+    type Output = AccountView;
     const APPENDS_CHANGES: bool = false;
 
-    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, account::Model> {
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, AccountView> {
         Box::pin(async move {
             let now = Utc::now();
-            Ok(account::ActiveModel {
+            let row = account::ActiveModel {
                 id: Set(new_id()),
                 name: Set(self.name.clone()),
                 create_time: Set(now),
                 update_time: Set(now),
             }
             .insert(txn)
-            .await?)
+            .await?;
+            Ok(row.into())
         })
     }
 }
@@ -51,15 +53,15 @@ struct RenameAccount {
 }
 
 impl Mutation for RenameAccount {
-    type Output = account::Model;
+    type Output = AccountView;
     const APPENDS_CHANGES: bool = false;
 
-    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, account::Model> {
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, AccountView> {
         Box::pin(rename_account(txn, self))
     }
 }
 
-async fn rename_account(txn: &DatabaseTransaction, cmd: &RenameAccount) -> Result<account::Model> {
+async fn rename_account(txn: &DatabaseTransaction, cmd: &RenameAccount) -> Result<AccountView> {
     let id = cmd.id.as_str();
     let existing = account::Entity::find_by_id(id)
         .lock_exclusive()
@@ -69,7 +71,7 @@ async fn rename_account(txn: &DatabaseTransaction, cmd: &RenameAccount) -> Resul
     let mut model: account::ActiveModel = existing.into();
     model.name = Set(cmd.name.clone());
     model.update_time = Set(Utc::now());
-    Ok(model.update(txn).await?)
+    Ok(model.update(txn).await?.into())
 }
 
 struct DeleteAccount {
@@ -122,14 +124,15 @@ async fn delete_account(txn: &DatabaseTransaction, id: &str) -> Result<Vec<Strin
 }
 
 impl Store {
-    pub async fn create_account(&self, name: String) -> Result<account::Model> {
+    pub async fn create_account(&self, name: String) -> Result<AccountView> {
         self.write(CreateAccount { name }).await
     }
 
-    pub async fn get_account(&self, id: &str) -> Result<account::Model> {
+    pub async fn get_account(&self, id: &str) -> Result<AccountView> {
         account::Entity::find_by_id(id)
             .one(self.connection())
             .await?
+            .map(AccountView::from)
             .ok_or_else(|| account_not_found(id).into())
     }
 
@@ -140,7 +143,7 @@ impl Store {
         page: &PageRequest,
         name_prefix: &str,
         only: Option<&str>,
-    ) -> Result<Page<account::Model>> {
+    ) -> Result<Page<AccountView>> {
         let mut query = account::Entity::find().order_by_asc(account::Column::Id);
         if let Some(id) = only {
             query = query.filter(account::Column::Id.eq(id));
@@ -166,10 +169,11 @@ impl Store {
             .limit(page.fetch_limit())
             .all(self.connection())
             .await?;
-        Ok(page.finish(rows, |a| a.id.clone()))
+        let views = rows.into_iter().map(AccountView::from).collect();
+        Ok(page.finish(views, |a: &AccountView| a.account_id.clone()))
     }
 
-    pub async fn update_account(&self, id: &str, name: String) -> Result<account::Model> {
+    pub async fn update_account(&self, id: &str, name: String) -> Result<AccountView> {
         self.write(RenameAccount {
             id: id.to_owned(),
             name,

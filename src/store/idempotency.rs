@@ -10,19 +10,18 @@
 //! Two retries may run in the same write batch, one after the other: the second finds the
 //! record the first wrote in its (released) savepoint.
 
+use super::Store;
+use super::answers::{self, Answer};
+use super::entities::idempotency_record;
+use super::writer::{Mutation, TxnFuture};
+use crate::domain::DomainError;
+use crate::error::{Error, Result};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, ValueTuple};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
     QueryFilter, QuerySelect, Set, Statement,
 };
-use serde::{Serialize, de::DeserializeOwned};
-
-use super::Store;
-use super::entities::idempotency_record;
-use super::writer::{Mutation, TxnFuture};
-use crate::domain::DomainError;
-use crate::error::{Error, Result};
 
 /// Records deleted per purge mutation, so that a purge never holds the writer for long.
 const PURGE_CHUNK: u64 = 1000;
@@ -49,7 +48,7 @@ pub(super) fn scope_of(account: Option<&str>) -> String {
 /// Inside `txn`: the stored result of an earlier request with the same id, if any. On
 /// PostgreSQL the id is locked first so that concurrent retries (on any replica) wait for the
 /// first one.
-pub(super) async fn replay<T: DeserializeOwned>(
+pub(super) async fn replay<T: Answer>(
     txn: &DatabaseTransaction,
     key: Option<&IdempotencyKey>,
 ) -> Result<Option<T>> {
@@ -79,19 +78,33 @@ pub(super) async fn replay<T: DeserializeOwned>(
         )
         .into());
     }
-    serde_json::from_str(&stored.response)
-        .map(Some)
-        .map_err(|e| Error::Internal(format!("stored idempotent response unreadable: {e}")))
+    match answers::decode(&stored.response) {
+        Ok(answer) => Ok(Some(answer)),
+        Err(why) => {
+            // Deciding afresh could apply the request twice: the request took effect, and the
+            // caller is told so.
+            tracing::warn!(scope = %key.scope, request_id = %key.request_id, %why, "stored idempotent answer unreadable");
+            Err(DomainError::precondition(
+                "REQUEST_ID_ANSWER_UNREADABLE",
+                &key.request_id,
+                format!(
+                    "request_id {} was already used for this request and it took effect, but its answer was stored by another version of the service and cannot be replayed; read the current state instead of retrying",
+                    key.request_id
+                ),
+            )
+            .into())
+        }
+    }
 }
 
 /// Inside `txn`: keeps `response` as the result of the request.
-pub(super) async fn remember<T: Serialize>(
+pub(super) async fn remember<T: Answer>(
     txn: &DatabaseTransaction,
     key: Option<&IdempotencyKey>,
     response: &T,
 ) -> Result<()> {
     let Some(key) = key else { return Ok(()) };
-    let response = serde_json::to_string(response)
+    let response = answers::encode(response)
         .map_err(|e| Error::Internal(format!("response not storable: {e}")))?;
     idempotency_record::ActiveModel {
         scope: Set(key.scope.clone()),

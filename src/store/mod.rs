@@ -1,4 +1,5 @@
-//! Persistence: SeaORM entities, migrations and the repository.
+//! Persistence: SeaORM entities, migrations and the repository. Rows stay here: the store
+//! answers with the read models of [`views`] (and the domain's types), never with an entity.
 //!
 //! Reads run on a pool of reader connections. Every write is a [`writer::Mutation`]: a use case
 //! (a function over a transaction) with its already validated input, run by the one writer task
@@ -15,6 +16,7 @@ pub mod migration;
 pub mod page;
 
 mod accounts;
+mod answers;
 mod changes;
 mod deliveries;
 mod idempotency;
@@ -23,6 +25,7 @@ mod outbox;
 mod phone_numbers;
 mod telephony;
 mod users;
+mod views;
 mod webhooks;
 mod writer;
 
@@ -36,13 +39,14 @@ use sea_orm_migration::MigratorTrait;
 use tokio::sync::Notify;
 
 pub use changes::{ChangeFilter, ChangeLogState};
-pub use deliveries::{DeliveryState, MAIL_SINK, webhook_sink};
+pub use deliveries::{MAIL_SINK, webhook_sink};
 pub use keys::{ApiKeyRecord, KEYS_CHANNEL, NewApiKey, Revocation, RevocationSignal};
 pub use outbox::NOTIFY_CHANNEL;
-pub use phone_numbers::{NumberFilter, NumberUpdate, OrderItem, OrderRecord, visible_to};
+pub use phone_numbers::{NumberFilter, NumberUpdate, OrderItem, visible_to};
 pub use telephony::Requester;
 pub use users::{UserUpdate, UserView};
-pub use webhooks::{NewWebhook, WebhookUpdate, WebhookView};
+pub use views::{AccountView, DeliveryState, NumberView, OrderRecord, WebhookConfig, WebhookView};
+pub use webhooks::{NewWebhook, WebhookUpdate};
 pub use writer::{WriteStats, WriterOptions};
 
 use writer::{Mutation, Writer};

@@ -12,9 +12,10 @@ use serde::{Deserialize, Serialize};
 use super::Store;
 use super::entities::{phone_number, phone_number_order};
 use super::page::{Page, PageRequest};
+use super::views::{NumberView, OrderRecord};
 use super::writer::{Mutation, TxnFuture};
 use crate::domain::phone_number::{
-    self as rules, E164, NumberState, NumberStatus, ProductType, check_product_type,
+    self as rules, E164, NumberState, NumberStatus, OrderStatus, ProductType, check_product_type,
 };
 use crate::domain::{DomainError, account::new_id};
 use crate::error::{Error, Result};
@@ -26,13 +27,6 @@ pub struct OrderItem {
     pub e164: String,
     pub acquired: bool,
     pub reason: String,
-}
-
-/// An order with its items.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OrderRecord {
-    pub order: phone_number_order::Model,
-    pub items: Vec<OrderItem>,
 }
 
 /// Filters of `list_phone_numbers`; `None` means no filter on that field.
@@ -51,24 +45,18 @@ pub struct NumberUpdate {
     pub calling_name: Option<String>,
 }
 
-fn order_status(items: &[OrderItem]) -> &'static str {
-    let acquired = items.iter().filter(|i| i.acquired).count();
-    match acquired {
-        0 => "FAILED",
-        n if n == items.len() => "SUCCESSFUL",
-        _ => "PARTIAL",
-    }
+fn order_status(items: &[OrderItem]) -> OrderStatus {
+    OrderStatus::of(items.iter().filter(|i| i.acquired).count(), items.len())
 }
 
 /// Whether a key of `account` (`None`: an organisation key) may see the number: an
 /// account-scoped key sees unassigned numbers (to assign them) and its account's numbers. Every
 /// answer about a number, reads and assignments alike, hides the others the same way.
-pub fn visible_to(account: Option<&str>, number: &phone_number::Model) -> bool {
+pub fn visible_to(account: Option<&str>, number: &NumberView) -> bool {
     match account {
         None => true,
         Some(own) => {
-            number.status == NumberStatus::Unassigned.as_str()
-                || number.account_id.as_deref() == Some(own)
+            number.status == NumberStatus::Unassigned || number.account_id.as_deref() == Some(own)
         }
     }
 }
@@ -88,36 +76,29 @@ const PURGE_CHUNK: u64 = 1000;
 // ---------------------------------------------------------------------------------------------
 
 /// The domain's view of a stored number.
-pub(super) fn number_state(row: &phone_number::Model) -> Result<NumberState> {
-    let corrupt =
-        |what: &str| Error::Internal(format!("phone number {} has an unknown {what}", row.e164));
-    Ok(NumberState {
-        e164: row.e164.clone(),
-        status: NumberStatus::from_db(&row.status).ok_or_else(|| corrupt("status"))?,
-        product_type: ProductType::from_db(&row.product_type)
-            .ok_or_else(|| corrupt("product type"))?,
-        deletion_time: row.deletion_time,
-    })
+pub(super) fn number_state(number: &NumberView) -> NumberState {
+    NumberState {
+        e164: number.e164.clone(),
+        status: number.status,
+        product_type: number.product_type,
+        deletion_time: number.deletion_time,
+    }
 }
 
 /// The number's row, locked, whether or not its deletion time has passed.
-async fn lock_number_row(
-    txn: &DatabaseTransaction,
-    e164: &str,
-) -> Result<Option<phone_number::Model>> {
-    Ok(phone_number::Entity::find_by_id(e164)
+async fn lock_number_row(txn: &DatabaseTransaction, e164: &str) -> Result<Option<NumberView>> {
+    phone_number::Entity::find_by_id(e164)
         .lock_exclusive()
         .one(txn)
-        .await?)
+        .await?
+        .map(NumberView::try_from)
+        .transpose()
 }
 
 /// The number's row, locked; NOT_FOUND when it is not (or no longer) in the inventory.
-pub(super) async fn lock_number(
-    txn: &DatabaseTransaction,
-    e164: &str,
-) -> Result<phone_number::Model> {
+pub(super) async fn lock_number(txn: &DatabaseTransaction, e164: &str) -> Result<NumberView> {
     match lock_number_row(txn, e164).await? {
-        Some(row) if rules::exists_at(&number_state(&row)?, super::now()) => Ok(row),
+        Some(number) if rules::exists_at(&number_state(&number), super::now()) => Ok(number),
         _ => Err(not_found(e164).into()),
     }
 }
@@ -285,14 +266,14 @@ pub(super) async fn create_phone_number_order(
     let order = phone_number_order::ActiveModel {
         id: Set(order_id),
         product_type: Set(cmd.product_type.as_str().to_owned()),
-        status: Set(order_status(&items).to_owned()),
+        status: Set(order_status(&items).as_str().to_owned()),
         items: Set(serde_json::to_string(&items)
             .map_err(|e| Error::Internal(format!("order items not storable: {e}")))?),
         create_time: Set(now),
     }
     .insert(txn)
     .await?;
-    Ok(OrderRecord { order, items })
+    OrderRecord::new(order, items)
 }
 
 pub(super) struct UpdatePhoneNumber {
@@ -301,10 +282,10 @@ pub(super) struct UpdatePhoneNumber {
 }
 
 impl Mutation for UpdatePhoneNumber {
-    type Output = phone_number::Model;
+    type Output = NumberView;
     const APPENDS_CHANGES: bool = false;
 
-    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, phone_number::Model> {
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, NumberView> {
         Box::pin(update_phone_number(txn, self))
     }
 }
@@ -312,9 +293,9 @@ impl Mutation for UpdatePhoneNumber {
 pub(super) async fn update_phone_number(
     txn: &DatabaseTransaction,
     cmd: &UpdatePhoneNumber,
-) -> Result<phone_number::Model> {
+) -> Result<NumberView> {
     let mut row = lock_number(txn, cmd.number.as_str()).await?;
-    let state = number_state(&row)?;
+    let state = number_state(&row);
     let now = super::now();
     let mut model = phone_number::ActiveModel {
         update_time: Set(now),
@@ -323,7 +304,7 @@ pub(super) async fn update_phone_number(
     if let Some(product_type) = cmd.update.product_type {
         rules::check_product_type_change(&state, &cmd.number, product_type)?;
         model.product_type = Set(product_type.as_str().to_owned());
-        row.product_type = product_type.as_str().to_owned();
+        row.product_type = product_type;
     }
     if let Some(calling_name) = &cmd.update.calling_name {
         model.calling_name = Set(calling_name.clone());
@@ -340,10 +321,10 @@ pub(super) struct DeletePhoneNumber {
 }
 
 impl Mutation for DeletePhoneNumber {
-    type Output = phone_number::Model;
+    type Output = NumberView;
     const APPENDS_CHANGES: bool = false;
 
-    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, phone_number::Model> {
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, NumberView> {
         Box::pin(delete_phone_number(txn, self))
     }
 }
@@ -352,18 +333,18 @@ impl Mutation for DeletePhoneNumber {
 pub(super) async fn delete_phone_number(
     txn: &DatabaseTransaction,
     cmd: &DeletePhoneNumber,
-) -> Result<phone_number::Model> {
+) -> Result<NumberView> {
     let mut row = lock_number(txn, &cmd.e164).await?;
-    rules::check_delete(&number_state(&row)?)?;
+    rules::check_delete(&number_state(&row))?;
     let now = super::now();
-    row.status = NumberStatus::DeleteInProgress.as_str().to_owned();
+    row.status = NumberStatus::DeleteInProgress;
     row.deletion_time = Some(now + cmd.deletion_queue_period);
     row.update_time = now;
     update_number_row(
         txn,
         &cmd.e164,
         phone_number::ActiveModel {
-            status: Set(row.status.clone()),
+            status: Set(row.status.as_str().to_owned()),
             deletion_time: Set(row.deletion_time),
             update_time: Set(now),
             ..Default::default()
@@ -378,10 +359,10 @@ pub(super) struct RestorePhoneNumber {
 }
 
 impl Mutation for RestorePhoneNumber {
-    type Output = phone_number::Model;
+    type Output = NumberView;
     const APPENDS_CHANGES: bool = false;
 
-    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, phone_number::Model> {
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, NumberView> {
         Box::pin(restore_phone_number(txn, self))
     }
 }
@@ -390,20 +371,20 @@ impl Mutation for RestorePhoneNumber {
 pub(super) async fn restore_phone_number(
     txn: &DatabaseTransaction,
     cmd: &RestorePhoneNumber,
-) -> Result<phone_number::Model> {
+) -> Result<NumberView> {
     let mut row = lock_number_row(txn, &cmd.e164)
         .await?
         .ok_or_else(|| not_found(&cmd.e164))?;
     let now = super::now();
-    rules::check_restore(&number_state(&row)?, now)?;
-    row.status = NumberStatus::Unassigned.as_str().to_owned();
+    rules::check_restore(&number_state(&row), now)?;
+    row.status = NumberStatus::Unassigned;
     row.deletion_time = None;
     row.update_time = now;
     update_number_row(
         txn,
         &cmd.e164,
         phone_number::ActiveModel {
-            status: Set(row.status.clone()),
+            status: Set(row.status.as_str().to_owned()),
             deletion_time: Set(None),
             update_time: Set(now),
             ..Default::default()
@@ -471,18 +452,20 @@ impl Store {
             })?;
         let items = serde_json::from_str(&order.items)
             .map_err(|e| Error::Internal(format!("order {order_id} items unreadable: {e}")))?;
-        Ok(OrderRecord { order, items })
+        OrderRecord::new(order, items)
     }
 
-    pub async fn get_phone_number(&self, e164: &str) -> Result<phone_number::Model> {
-        let row = phone_number::Entity::find_by_id(e164)
-            .one(self.connection())
-            .await?
-            .ok_or_else(|| not_found(e164))?;
-        if !rules::exists_at(&number_state(&row)?, super::now()) {
+    pub async fn get_phone_number(&self, e164: &str) -> Result<NumberView> {
+        let number = NumberView::try_from(
+            phone_number::Entity::find_by_id(e164)
+                .one(self.connection())
+                .await?
+                .ok_or_else(|| not_found(e164))?,
+        )?;
+        if !rules::exists_at(&number_state(&number), super::now()) {
             return Err(not_found(e164).into());
         }
-        Ok(row)
+        Ok(number)
     }
 
     /// Numbers in E.164 order, filtered. Every combination of filters is served by an index that
@@ -491,7 +474,7 @@ impl Store {
         &self,
         filter: &NumberFilter,
         page: &PageRequest,
-    ) -> Result<Page<phone_number::Model>> {
+    ) -> Result<Page<NumberView>> {
         // A number with an account or a user is ASSIGNED (a table constraint): beside those
         // filters, ASSIGNED adds nothing and another status matches nothing. So no index is
         // needed for account and status together.
@@ -525,18 +508,21 @@ impl Store {
         if let Some(after) = &page.after {
             query = query.filter(phone_number::Column::E164.gt(after.as_str()));
         }
-        let rows = query
+        let numbers = query
             .limit(page.fetch_limit())
             .all(self.connection())
-            .await?;
-        Ok(page.finish(rows, |n| n.e164.clone()))
+            .await?
+            .into_iter()
+            .map(NumberView::try_from)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(page.finish(numbers, |n| n.e164.clone()))
     }
 
     pub async fn update_phone_number(
         &self,
         number: &E164,
         update: NumberUpdate,
-    ) -> Result<phone_number::Model> {
+    ) -> Result<NumberView> {
         self.write(UpdatePhoneNumber {
             number: number.clone(),
             update,
@@ -545,7 +531,7 @@ impl Store {
     }
 
     /// Moves an unassigned number into the deletion queue.
-    pub async fn delete_phone_number(&self, e164: &str) -> Result<phone_number::Model> {
+    pub async fn delete_phone_number(&self, e164: &str) -> Result<NumberView> {
         self.write(DeletePhoneNumber {
             e164: e164.to_owned(),
             deletion_queue_period: self.deletion_queue_period(),
@@ -554,7 +540,7 @@ impl Store {
     }
 
     /// Brings a number back from the deletion queue as unassigned.
-    pub async fn restore_phone_number(&self, e164: &str) -> Result<phone_number::Model> {
+    pub async fn restore_phone_number(&self, e164: &str) -> Result<NumberView> {
         self.write(RestorePhoneNumber {
             e164: e164.to_owned(),
         })

@@ -9,7 +9,8 @@ use super::entities::phone_number;
 use super::idempotency::{IdempotencyKey, remember, replay, scope_of};
 use super::outbox::append_change;
 use super::phone_numbers::{lock_number, number_state, release_number, visible_to};
-use super::users::{StoredUserView, UserView, lock_user_view, user_not_found, write_settings};
+use super::users::{UserView, lock_user_view, user_not_found, write_settings};
+use super::views::NumberView;
 use super::writer::{Mutation, TxnFuture};
 use crate::domain::DomainError;
 use crate::domain::change::{ChangeKind, NewChange};
@@ -43,12 +44,12 @@ pub(super) async fn assign_phone_number(
     cmd: &AssignPhoneNumber,
 ) -> Result<UserView> {
     let key = cmd.idempotency.as_ref();
-    if let Some(previous) = replay::<StoredUserView>(txn, key).await? {
-        return Ok(previous.into());
+    if let Some(previous) = replay(txn, key).await? {
+        return Ok(previous);
     }
     let view = lock_user_view(txn, &cmd.account_id, &cmd.user_id).await?;
     let row = lock_visible_number(txn, cmd.caller_account.as_deref(), &cmd.number).await?;
-    let settings = telephony::assign(&view.line(), &number_state(&row)?)?;
+    let settings = telephony::assign(&view.line(), &number_state(&row))?;
 
     let now = super::now();
     // The unique index on user_id backs the rule up if two assignments ever race past it.
@@ -88,7 +89,7 @@ async fn lock_visible_number(
     txn: &DatabaseTransaction,
     caller_account: Option<&str>,
     number: &E164,
-) -> Result<phone_number::Model> {
+) -> Result<NumberView> {
     let Some(own) = caller_account else {
         return lock_number(txn, number.as_str()).await;
     };
@@ -122,8 +123,8 @@ pub(super) async fn unassign_phone_number(
     cmd: &UnassignPhoneNumber,
 ) -> Result<UserView> {
     let key = cmd.idempotency.as_ref();
-    if let Some(previous) = replay::<StoredUserView>(txn, key).await? {
-        return Ok(previous.into());
+    if let Some(previous) = replay(txn, key).await? {
+        return Ok(previous);
     }
     let view = lock_user_view(txn, &cmd.account_id, &cmd.user_id).await?;
     let released = telephony::unassign(&view.line(), cmd.confirm)?;

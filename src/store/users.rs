@@ -9,7 +9,6 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
     FromQueryResult, JoinType, QueryFilter, QueryOrder, QuerySelect, Set,
 };
-use serde::{Deserialize, Serialize};
 
 use super::Store;
 use super::accounts::account_not_found;
@@ -24,9 +23,9 @@ use crate::domain::user::LicenseType;
 use crate::domain::{DomainError, account::new_id};
 use crate::error::{Result, is_unique_violation};
 
-/// A user with the number they hold. Its serialised form is what an idempotent request's
-/// retry gets back, so it holds plain fields, not a database row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A user with the number they hold. An idempotent request's retry gets it back through its
+/// stored form (`store::answers`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserView {
     pub account_id: String,
     pub user_id: String,
@@ -73,54 +72,6 @@ impl UserView {
             user_id: self.user_id.clone(),
             phone_number: self.phone_number.clone(),
             settings: self.settings,
-        }
-    }
-}
-
-/// A stored idempotent answer: the current form, or the one that embedded the user's row.
-#[derive(Deserialize)]
-#[serde(untagged)]
-pub(super) enum StoredUserView {
-    Current(UserView),
-    Legacy {
-        user: LegacyUserRow,
-        phone_number: Option<String>,
-    },
-}
-
-#[derive(Deserialize)]
-pub(super) struct LegacyUserRow {
-    id: String,
-    account_id: String,
-    email: String,
-    display_name: String,
-    license_type: String,
-    inbound_calling: bool,
-    outbound_calling: bool,
-    sms: bool,
-    create_time: DateTime<Utc>,
-    update_time: DateTime<Utc>,
-}
-
-impl From<StoredUserView> for UserView {
-    fn from(stored: StoredUserView) -> Self {
-        match stored {
-            StoredUserView::Current(view) => view,
-            StoredUserView::Legacy { user, phone_number } => UserView::new(
-                user::Model {
-                    id: user.id,
-                    account_id: user.account_id,
-                    email: user.email,
-                    display_name: user.display_name,
-                    license_type: user.license_type,
-                    inbound_calling: user.inbound_calling,
-                    outbound_calling: user.outbound_calling,
-                    sms: user.sms,
-                    create_time: user.create_time,
-                    update_time: user.update_time,
-                },
-                phone_number,
-            ),
         }
     }
 }
@@ -451,7 +402,7 @@ pub(super) async fn logout_user(txn: &DatabaseTransaction, cmd: &LogoutUser) -> 
         },
     )
     .await?;
-    Ok(event.sequence as u64)
+    Ok(event.sequence)
 }
 
 // ---------------------------------------------------------------------------------------------

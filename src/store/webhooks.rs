@@ -13,25 +13,10 @@ use super::Store;
 use super::deliveries::{new_delivery, webhook_sink};
 use super::entities::{change_event, change_log, delivery, webhook};
 use super::page::{Page, PageRequest};
+use super::views::{WebhookConfig, WebhookView};
 use crate::domain::DomainError;
 use crate::domain::webhook::EventFilter;
 use crate::error::{Error, Result};
-
-/// A webhook with its delivery state.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WebhookView {
-    pub webhook: webhook::Model,
-    pub delivery: delivery::Model,
-}
-
-impl WebhookView {
-    pub fn filter(&self) -> EventFilter {
-        EventFilter {
-            account_id: self.webhook.account_id.clone(),
-            kinds: EventFilter::kinds_from_db(&self.webhook.kinds),
-        }
-    }
-}
 
 /// What to store for a new webhook.
 #[derive(Debug, Clone)]
@@ -97,7 +82,7 @@ impl Store {
             .insert(&txn)
             .await?;
         txn.commit().await?;
-        Ok(WebhookView { webhook, delivery })
+        Ok(WebhookView::new(webhook, delivery))
     }
 
     pub async fn get_webhook(&self, id: &str) -> Result<WebhookView> {
@@ -109,10 +94,11 @@ impl Store {
     }
 
     /// The webhook's configuration only, for its delivery; `None` once deleted.
-    pub async fn find_webhook(&self, id: &str) -> Result<Option<webhook::Model>> {
+    pub async fn find_webhook(&self, id: &str) -> Result<Option<WebhookConfig>> {
         Ok(webhook::Entity::find_by_id(id)
             .one(self.connection())
-            .await?)
+            .await?
+            .map(WebhookConfig::from))
     }
 
     async fn with_delivery(&self, webhook: webhook::Model) -> Result<WebhookView> {
@@ -122,7 +108,7 @@ impl Store {
             .ok_or_else(|| {
                 Error::Internal(format!("webhook {} has no delivery row", webhook.id))
             })?;
-        Ok(WebhookView { webhook, delivery })
+        Ok(WebhookView::new(webhook, delivery))
     }
 
     /// Webhooks in creation order (their ids are time-ordered).
@@ -151,7 +137,7 @@ impl Store {
                 .ok_or_else(|| {
                     Error::Internal(format!("webhook {} has no delivery row", webhook.id))
                 })?;
-            views.push(WebhookView { webhook, delivery });
+            views.push(WebhookView::new(webhook, delivery));
         }
         Ok(page.finish(views, |v| v.webhook.id.clone()))
     }
@@ -194,7 +180,7 @@ impl Store {
             _ => state,
         };
         txn.commit().await?;
-        Ok(WebhookView { webhook, delivery })
+        Ok(WebhookView::new(webhook, delivery))
     }
 
     pub async fn delete_webhook(&self, id: &str) -> Result<()> {

@@ -2,9 +2,8 @@
 //! change it describes; `sequence` comes from `change_log` and has no gaps.
 
 use sea_orm::entity::prelude::*;
-use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "change_events")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]

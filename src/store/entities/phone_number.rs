@@ -2,9 +2,8 @@
 //! most one number, and a number (one row) belongs to at most one user.
 
 use sea_orm::entity::prelude::*;
-use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "phone_numbers")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]

@@ -1,9 +1,8 @@
 //! `phone_number_orders`: each order and the outcome of every number in it (as JSON).
 
 use sea_orm::entity::prelude::*;
-use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "phone_number_orders")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
