@@ -16,7 +16,7 @@
 //! | [`startup`] | builds and runs the server; shutdown |
 //! | [`proto`] | the gRPC contract: messages, clients and descriptor set from the `telephony-admin-api` crate (which other services use alone), and the service traits |
 //! | [`domain`] | the rules, without I/O: numbers, names, assignment, permissions, notices |
-//! | [`store`] | SeaORM entities, migrations, the repository, page tokens |
+//! | [`store`] | SeaORM entities (enum columns derived), migrations, the repository, page tokens; answers with read models, rows never leave it |
 //! | [`api`] | one tonic service per file; authentication with a cache of verified keys; errors → `Status` in [`api::status`] |
 //! | [`events`] | the change hub and the watch streams |
 //! | [`delivery`] | push delivery of change events: webhooks and e-mail to users, with cursors, retries and leases |

@@ -45,12 +45,11 @@ pub fn settings_from(s: &proto::TelephonySettings) -> TelephonySettings {
 }
 
 pub fn user(v: UserView) -> proto::User {
-    let license_type = match v.license_type() {
-        Some(LicenseType::Basic) => proto::LicenseType::Basic,
-        Some(LicenseType::Plus) => proto::LicenseType::Plus,
-        Some(LicenseType::Pro) => proto::LicenseType::Pro,
-        Some(LicenseType::ProTrial) => proto::LicenseType::ProTrial,
-        None => proto::LicenseType::Unspecified,
+    let license_type = match v.license_type {
+        LicenseType::Basic => proto::LicenseType::Basic,
+        LicenseType::Plus => proto::LicenseType::Plus,
+        LicenseType::Pro => proto::LicenseType::Pro,
+        LicenseType::ProTrial => proto::LicenseType::ProTrial,
     };
     let telephony_settings = Some(settings(v.settings()));
     proto::User {

@@ -8,6 +8,7 @@ pub mod account;
 pub mod change;
 pub mod error;
 pub mod phone_number;
+pub mod role;
 pub mod telephony;
 pub mod user;
 pub mod webhook;

@@ -29,23 +29,6 @@ pub enum NumberType {
     TollFree,
 }
 
-impl NumberType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Local => "LOCAL",
-            Self::TollFree => "TOLL_FREE",
-        }
-    }
-
-    pub fn from_db(value: &str) -> Option<Self> {
-        match value {
-            "LOCAL" => Some(Self::Local),
-            "TOLL_FREE" => Some(Self::TollFree),
-            _ => None,
-        }
-    }
-}
-
 impl E164 {
     /// Parses any common international notation (`+1 (206) 555-0100`, `+1.206.555.0100`, …).
     /// The number must carry its country code and be valid for that country.
@@ -145,21 +128,13 @@ pub enum ProductType {
 }
 
 impl ProductType {
+    /// The product's name, as in messages.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::BusinessCalling => "BUSINESS_CALLING",
             Self::VoiceConnector => "VOICE_CONNECTOR",
             Self::SipMediaApplicationDialIn => "SIP_MEDIA_APPLICATION_DIAL_IN",
         }
-    }
-
-    pub fn from_db(value: &str) -> Option<Self> {
-        Some(match value {
-            "BUSINESS_CALLING" => Self::BusinessCalling,
-            "VOICE_CONNECTOR" => Self::VoiceConnector,
-            "SIP_MEDIA_APPLICATION_DIAL_IN" => Self::SipMediaApplicationDialIn,
-            _ => return None,
-        })
     }
 }
 
@@ -169,25 +144,6 @@ pub enum NumberStatus {
     Unassigned,
     Assigned,
     DeleteInProgress,
-}
-
-impl NumberStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Unassigned => "UNASSIGNED",
-            Self::Assigned => "ASSIGNED",
-            Self::DeleteInProgress => "DELETE_IN_PROGRESS",
-        }
-    }
-
-    pub fn from_db(value: &str) -> Option<Self> {
-        Some(match value {
-            "UNASSIGNED" => Self::Unassigned,
-            "ASSIGNED" => Self::Assigned,
-            "DELETE_IN_PROGRESS" => Self::DeleteInProgress,
-            _ => return None,
-        })
-    }
 }
 
 /// How an order went: every number acquired, some of them, or none.
@@ -206,23 +162,6 @@ impl OrderStatus {
             n if n == requested => Self::Successful,
             _ => Self::Partial,
         }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Successful => "SUCCESSFUL",
-            Self::Partial => "PARTIAL",
-            Self::Failed => "FAILED",
-        }
-    }
-
-    pub fn from_db(value: &str) -> Option<Self> {
-        Some(match value {
-            "SUCCESSFUL" => Self::Successful,
-            "PARTIAL" => Self::Partial,
-            "FAILED" => Self::Failed,
-            _ => return None,
-        })
     }
 }
 

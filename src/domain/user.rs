@@ -15,27 +15,6 @@ pub enum LicenseType {
     ProTrial,
 }
 
-impl LicenseType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Basic => "BASIC",
-            Self::Plus => "PLUS",
-            Self::Pro => "PRO",
-            Self::ProTrial => "PRO_TRIAL",
-        }
-    }
-
-    pub fn from_db(value: &str) -> Option<Self> {
-        Some(match value {
-            "BASIC" => Self::Basic,
-            "PLUS" => Self::Plus,
-            "PRO" => Self::Pro,
-            "PRO_TRIAL" => Self::ProTrial,
-            _ => return None,
-        })
-    }
-}
-
 /// An email address, normalised to lower case so that uniqueness ignores case.
 pub fn parse_email(field: &str, raw: &str) -> Result<String, DomainError> {
     let trimmed = raw.trim();
@@ -83,18 +62,5 @@ mod tests {
             assert!(parse_email("email", bad).is_err(), "{bad:?} accepted");
         }
         assert!(parse_email("email", &format!("{}@example.com", "a".repeat(300))).is_err());
-    }
-
-    #[test]
-    fn licence_types_round_trip_through_storage() {
-        for license in [
-            LicenseType::Basic,
-            LicenseType::Plus,
-            LicenseType::Pro,
-            LicenseType::ProTrial,
-        ] {
-            assert_eq!(LicenseType::from_db(license.as_str()), Some(license));
-        }
-        assert_eq!(LicenseType::from_db("GOLD"), None);
     }
 }

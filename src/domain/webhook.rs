@@ -174,24 +174,6 @@ impl EventFilter {
         self.account_id.as_deref().is_none_or(|a| a == account_id)
             && (self.kinds.is_empty() || self.kinds.contains(&kind))
     }
-
-    /// The kinds as stored: their names joined by commas (empty: every kind).
-    pub fn kinds_to_db(&self) -> String {
-        self.kinds
-            .iter()
-            .map(|k| k.as_str())
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-
-    /// The stored form back; unknown names (from a newer version) are ignored.
-    pub fn kinds_from_db(value: &str) -> Vec<ChangeKind> {
-        value
-            .split(',')
-            .filter(|s| !s.is_empty())
-            .filter_map(ChangeKind::from_db)
-            .collect()
-    }
 }
 
 #[cfg(test)]
@@ -268,9 +250,5 @@ mod tests {
         assert!(some.matches("a", ChangeKind::PhoneNumberAssigned));
         assert!(!some.matches("b", ChangeKind::PhoneNumberAssigned));
         assert!(!some.matches("a", ChangeKind::UserDeleted));
-        assert_eq!(
-            EventFilter::kinds_from_db(&some.kinds_to_db()),
-            some.kinds.clone()
-        );
     }
 }

@@ -11,8 +11,12 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
+use sea_orm::ActiveEnum;
+
+use super::entities::enums;
 use super::users::UserView;
 use crate::domain::telephony::TelephonySettings;
+use crate::domain::user::LicenseType;
 
 /// The version of the stored form this server writes.
 pub(super) const VERSION: u64 = 1;
@@ -23,7 +27,8 @@ pub(super) trait Answer: Sized {
     type Stored: Serialize + DeserializeOwned;
 
     fn to_stored(&self) -> Self::Stored;
-    fn from_stored(stored: Self::Stored) -> Self;
+    /// `None` when a value is not one this server knows.
+    fn from_stored(stored: Self::Stored) -> Option<Self>;
     /// An answer stored before answers carried a version.
     fn from_unversioned(value: Value) -> Option<Self>;
 }
@@ -79,9 +84,9 @@ pub(super) fn decode<A: Answer>(text: &str) -> Result<A, Unreadable> {
         .get("answer")
         .cloned()
         .ok_or_else(|| Unreadable::Malformed("no answer".into()))?;
-    serde_json::from_value(answer)
-        .map(A::from_stored)
-        .map_err(|e| Unreadable::Malformed(e.to_string()))
+    let stored =
+        serde_json::from_value(answer).map_err(|e| Unreadable::Malformed(e.to_string()))?;
+    A::from_stored(stored).ok_or_else(|| Unreadable::Malformed("an unknown value".into()))
 }
 
 /// Calling and SMS permissions, as stored.
@@ -119,8 +124,8 @@ impl Answer for TelephonySettings {
         (*self).into()
     }
 
-    fn from_stored(stored: StoredSettings) -> Self {
-        stored.into()
+    fn from_stored(stored: StoredSettings) -> Option<Self> {
+        Some(stored.into())
     }
 
     fn from_unversioned(value: Value) -> Option<Self> {
@@ -174,7 +179,7 @@ impl Answer for UserView {
             user_id: self.user_id.clone(),
             email: self.email.clone(),
             display_name: self.display_name.clone(),
-            license_type: self.license_type.clone(),
+            license_type: license_name(self.license_type),
             settings: self.settings.into(),
             phone_number: self.phone_number.clone(),
             create_time: self.create_time,
@@ -182,23 +187,23 @@ impl Answer for UserView {
         }
     }
 
-    fn from_stored(s: StoredUser) -> Self {
-        UserView {
+    fn from_stored(s: StoredUser) -> Option<Self> {
+        Some(UserView {
             account_id: s.account_id,
             user_id: s.user_id,
             email: s.email,
             display_name: s.display_name,
-            license_type: s.license_type,
+            license_type: license_type(&s.license_type)?,
             settings: s.settings.into(),
             phone_number: s.phone_number,
             create_time: s.create_time,
             update_time: s.update_time,
-        }
+        })
     }
 
     fn from_unversioned(value: Value) -> Option<Self> {
         if let Ok(stored) = serde_json::from_value::<StoredUser>(value.clone()) {
-            return Some(Self::from_stored(stored));
+            return Self::from_stored(stored);
         }
         let RowForm { user, phone_number } = serde_json::from_value(value).ok()?;
         Some(UserView {
@@ -206,7 +211,7 @@ impl Answer for UserView {
             user_id: user.id,
             email: user.email,
             display_name: user.display_name,
-            license_type: user.license_type,
+            license_type: license_type(&user.license_type)?,
             settings: TelephonySettings {
                 inbound_calling: user.inbound_calling,
                 outbound_calling: user.outbound_calling,
@@ -219,6 +224,17 @@ impl Answer for UserView {
     }
 }
 
+/// A licence type by the name it is stored under.
+fn license_name(license: LicenseType) -> String {
+    enums::LicenseType::from(license).to_value()
+}
+
+fn license_type(name: &str) -> Option<LicenseType> {
+    enums::LicenseType::try_from_value(&name.to_owned())
+        .ok()
+        .map(Into::into)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,7 +245,7 @@ mod tests {
             user_id: "u".into(),
             email: "ann@example.com".into(),
             display_name: "Ann".into(),
-            license_type: "PRO".into(),
+            license_type: LicenseType::Pro,
             settings: TelephonySettings {
                 sms: true,
                 ..TelephonySettings::OFF

@@ -76,13 +76,13 @@ impl Store {
         if let Some(up_to) = up_to {
             query = query.filter(change_event::Column::Sequence.lte(to_db_sequence(up_to)));
         }
-        filter
+        Ok(filter
             .apply(query)
             .all(self.connection())
             .await?
             .into_iter()
-            .map(ChangeEvent::try_from)
-            .collect()
+            .map(ChangeEvent::from)
+            .collect())
     }
 
     /// The history as pages, for the audit trail.

@@ -44,7 +44,7 @@ pub(super) async fn append_change(
         event_id: Set(uuid::Uuid::new_v4().to_string()),
         account_id: Set(change.account_id),
         user_id: Set(change.user_id),
-        kind: Set(change.kind.as_str().to_owned()),
+        kind: Set(change.kind.into()),
         e164: Set(change.e164_phone_number),
         inbound_calling: Set(change.settings.inbound_calling),
         outbound_calling: Set(change.settings.outbound_calling),
@@ -65,7 +65,7 @@ pub(super) async fn append_change(
         .await?;
     }
     crate::metrics::record_event_written(event.sequence.max(0) as u64);
-    ChangeEvent::try_from(event)
+    Ok(event.into())
 }
 
 /// Deletes up to [`PURGE_CHUNK`] events with a sequence at most `through`, and records how far

@@ -10,6 +10,7 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 
 use super::Store;
+use super::entities::enums::{self, NumberStatus as Stored};
 use super::entities::{phone_number, phone_number_order};
 use super::page::{Page, PageRequest};
 use super::views::{NumberView, OrderRecord};
@@ -87,12 +88,11 @@ pub(super) fn number_state(number: &NumberView) -> NumberState {
 
 /// The number's row, locked, whether or not its deletion time has passed.
 async fn lock_number_row(txn: &DatabaseTransaction, e164: &str) -> Result<Option<NumberView>> {
-    phone_number::Entity::find_by_id(e164)
+    Ok(phone_number::Entity::find_by_id(e164)
         .lock_exclusive()
         .one(txn)
         .await?
-        .map(NumberView::try_from)
-        .transpose()
+        .map(NumberView::from))
 }
 
 /// The number's row, locked; NOT_FOUND when it is not (or no longer) in the inventory.
@@ -121,7 +121,7 @@ async fn update_number_row(
 pub(super) async fn release_number(txn: &DatabaseTransaction, e164: &str) -> Result<()> {
     let updated = phone_number::Entity::update_many()
         .set(phone_number::ActiveModel {
-            status: Set(NumberStatus::Unassigned.as_str().to_owned()),
+            status: Set(NumberStatus::Unassigned.into()),
             account_id: Set(None),
             user_id: Set(None),
             associate_time: Set(None),
@@ -219,16 +219,16 @@ pub(super) async fn create_phone_number_order(
         // delete touches (and locks) that row only.
         phone_number::Entity::delete_many()
             .filter(phone_number::Column::E164.eq(e164))
-            .filter(phone_number::Column::Status.eq(NumberStatus::DeleteInProgress.as_str()))
+            .filter(phone_number::Column::Status.eq(Stored::from(NumberStatus::DeleteInProgress)))
             .filter(phone_number::Column::DeletionTime.lte(now))
             .exec(txn)
             .await?;
         let row = phone_number::ActiveModel {
             e164: Set(e164.to_owned()),
             country: Set(parsed.country().to_owned()),
-            number_type: Set(parsed.number_type().as_str().to_owned()),
-            product_type: Set(cmd.product_type.as_str().to_owned()),
-            status: Set(NumberStatus::Unassigned.as_str().to_owned()),
+            number_type: Set(parsed.number_type().into()),
+            product_type: Set(cmd.product_type.into()),
+            status: Set(NumberStatus::Unassigned.into()),
             account_id: Set(None),
             user_id: Set(None),
             associate_time: Set(None),
@@ -265,15 +265,15 @@ pub(super) async fn create_phone_number_order(
         .collect();
     let order = phone_number_order::ActiveModel {
         id: Set(order_id),
-        product_type: Set(cmd.product_type.as_str().to_owned()),
-        status: Set(order_status(&items).as_str().to_owned()),
+        product_type: Set(cmd.product_type.into()),
+        status: Set(order_status(&items).into()),
         items: Set(serde_json::to_string(&items)
             .map_err(|e| Error::Internal(format!("order items not storable: {e}")))?),
         create_time: Set(now),
     }
     .insert(txn)
     .await?;
-    OrderRecord::new(order, items)
+    Ok(OrderRecord::new(order, items))
 }
 
 pub(super) struct UpdatePhoneNumber {
@@ -303,7 +303,7 @@ pub(super) async fn update_phone_number(
     };
     if let Some(product_type) = cmd.update.product_type {
         rules::check_product_type_change(&state, &cmd.number, product_type)?;
-        model.product_type = Set(product_type.as_str().to_owned());
+        model.product_type = Set(product_type.into());
         row.product_type = product_type;
     }
     if let Some(calling_name) = &cmd.update.calling_name {
@@ -344,7 +344,7 @@ pub(super) async fn delete_phone_number(
         txn,
         &cmd.e164,
         phone_number::ActiveModel {
-            status: Set(row.status.as_str().to_owned()),
+            status: Set(row.status.into()),
             deletion_time: Set(row.deletion_time),
             update_time: Set(now),
             ..Default::default()
@@ -384,7 +384,7 @@ pub(super) async fn restore_phone_number(
         txn,
         &cmd.e164,
         phone_number::ActiveModel {
-            status: Set(row.status.as_str().to_owned()),
+            status: Set(row.status.into()),
             deletion_time: Set(None),
             update_time: Set(now),
             ..Default::default()
@@ -408,7 +408,9 @@ impl Mutation for PurgeDeletedNumbers {
             let expired: Vec<String> = phone_number::Entity::find()
                 .select_only()
                 .column(phone_number::Column::E164)
-                .filter(phone_number::Column::Status.eq(NumberStatus::DeleteInProgress.as_str()))
+                .filter(
+                    phone_number::Column::Status.eq(Stored::from(NumberStatus::DeleteInProgress)),
+                )
                 .filter(phone_number::Column::DeletionTime.lte(self.now))
                 .limit(PURGE_CHUNK)
                 .into_tuple()
@@ -452,16 +454,16 @@ impl Store {
             })?;
         let items = serde_json::from_str(&order.items)
             .map_err(|e| Error::Internal(format!("order {order_id} items unreadable: {e}")))?;
-        OrderRecord::new(order, items)
+        Ok(OrderRecord::new(order, items))
     }
 
     pub async fn get_phone_number(&self, e164: &str) -> Result<NumberView> {
-        let number = NumberView::try_from(
+        let number = NumberView::from(
             phone_number::Entity::find_by_id(e164)
                 .one(self.connection())
                 .await?
                 .ok_or_else(|| not_found(e164))?,
-        )?;
+        );
         if !rules::exists_at(&number_state(&number), super::now()) {
             return Err(not_found(e164).into());
         }
@@ -494,10 +496,12 @@ impl Store {
             )
             .order_by_asc(phone_number::Column::E164);
         if let Some(status) = status {
-            query = query.filter(phone_number::Column::Status.eq(status.as_str()));
+            query = query.filter(phone_number::Column::Status.eq(Stored::from(status)));
         }
         if let Some(product_type) = filter.product_type {
-            query = query.filter(phone_number::Column::ProductType.eq(product_type.as_str()));
+            query = query.filter(
+                phone_number::Column::ProductType.eq(enums::ProductType::from(product_type)),
+            );
         }
         if let Some(account_id) = &filter.account_id {
             query = query.filter(phone_number::Column::AccountId.eq(account_id.as_str()));
@@ -513,8 +517,8 @@ impl Store {
             .all(self.connection())
             .await?
             .into_iter()
-            .map(NumberView::try_from)
-            .collect::<Result<Vec<_>>>()?;
+            .map(NumberView::from)
+            .collect();
         Ok(page.finish(numbers, |n| n.e164.clone()))
     }
 

@@ -55,7 +55,7 @@ pub(super) async fn assign_phone_number(
     // The unique index on user_id backs the rule up if two assignments ever race past it.
     phone_number::Entity::update_many()
         .set(phone_number::ActiveModel {
-            status: Set(NumberStatus::Assigned.as_str().to_owned()),
+            status: Set(NumberStatus::Assigned.into()),
             account_id: Set(Some(cmd.account_id.clone())),
             user_id: Set(Some(cmd.user_id.clone())),
             associate_time: Set(Some(now)),

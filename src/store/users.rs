@@ -12,7 +12,7 @@ use sea_orm::{
 
 use super::Store;
 use super::accounts::account_not_found;
-use super::entities::{account, phone_number, user};
+use super::entities::{account, enums, phone_number, user};
 use super::outbox::append_change;
 use super::page::{Page, PageRequest};
 use super::phone_numbers::release_number;
@@ -31,8 +31,7 @@ pub struct UserView {
     pub user_id: String,
     pub email: String,
     pub display_name: String,
-    /// As stored: BASIC, PLUS, PRO or PRO_TRIAL.
-    pub license_type: String,
+    pub license_type: LicenseType,
     pub settings: TelephonySettings,
     pub phone_number: Option<String>,
     pub create_time: DateTime<Utc>,
@@ -51,7 +50,7 @@ impl UserView {
             user_id: user.id,
             email: user.email,
             display_name: user.display_name,
-            license_type: user.license_type,
+            license_type: user.license_type.into(),
             phone_number,
             create_time: user.create_time,
             update_time: user.update_time,
@@ -60,10 +59,6 @@ impl UserView {
 
     pub fn settings(&self) -> TelephonySettings {
         self.settings
-    }
-
-    pub fn license_type(&self) -> Option<LicenseType> {
-        LicenseType::from_db(&self.license_type)
     }
 
     /// The user as the telephony rules see them.
@@ -108,7 +103,7 @@ struct UserWithNumber {
     account_id: String,
     email: String,
     display_name: String,
-    license_type: String,
+    license_type: enums::LicenseType,
     inbound_calling: bool,
     outbound_calling: bool,
     sms: bool,
@@ -278,7 +273,7 @@ pub(super) async fn create_user(txn: &DatabaseTransaction, cmd: &CreateUser) -> 
         account_id: Set(account_id.to_owned()),
         email: Set(cmd.email.clone()),
         display_name: Set(cmd.display_name.clone()),
-        license_type: Set(cmd.license_type.as_str().to_owned()),
+        license_type: Set(cmd.license_type.into()),
         inbound_calling: Set(false),
         outbound_calling: Set(false),
         sms: Set(false),
@@ -326,8 +321,8 @@ pub(super) async fn update_user(txn: &DatabaseTransaction, cmd: &UpdateUser) -> 
         updated.display_name = display_name.clone();
     }
     if let Some(license_type) = cmd.update.license_type {
-        model.license_type = Set(license_type.as_str().to_owned());
-        updated.license_type = license_type.as_str().to_owned();
+        model.license_type = Set(license_type.into());
+        updated.license_type = license_type;
     }
     update_user_row(txn, &updated.user_id, model).await?;
     Ok(updated)

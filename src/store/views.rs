@@ -3,13 +3,13 @@
 
 use chrono::{DateTime, Utc};
 
+use super::entities::enums::kinds_from_db;
 use super::entities::{account, change_event, delivery, phone_number, phone_number_order, webhook};
 use super::phone_numbers::OrderItem;
-use crate::domain::change::{ChangeEvent, ChangeKind};
+use crate::domain::change::ChangeEvent;
 use crate::domain::phone_number::{NumberStatus, NumberType, OrderStatus, ProductType};
 use crate::domain::telephony::TelephonySettings;
 use crate::domain::webhook::EventFilter;
-use crate::error::{Error, Result};
 
 /// An account.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,19 +52,12 @@ pub struct NumberView {
     pub deletion_time: Option<DateTime<Utc>>,
 }
 
-impl TryFrom<phone_number::Model> for NumberView {
-    type Error = Error;
-
-    fn try_from(row: phone_number::Model) -> Result<Self> {
-        let corrupt = |what: &str| {
-            Error::Internal(format!("phone number {} has an unknown {what}", row.e164))
-        };
-        Ok(Self {
-            number_type: NumberType::from_db(&row.number_type)
-                .ok_or_else(|| corrupt("number type"))?,
-            product_type: ProductType::from_db(&row.product_type)
-                .ok_or_else(|| corrupt("product type"))?,
-            status: NumberStatus::from_db(&row.status).ok_or_else(|| corrupt("status"))?,
+impl From<phone_number::Model> for NumberView {
+    fn from(row: phone_number::Model) -> Self {
+        Self {
+            number_type: row.number_type.into(),
+            product_type: row.product_type.into(),
+            status: row.status.into(),
             e164: row.e164,
             country: row.country,
             account_id: row.account_id,
@@ -75,7 +68,7 @@ impl TryFrom<phone_number::Model> for NumberView {
             create_time: row.create_time,
             update_time: row.update_time,
             deletion_time: row.deletion_time,
-        })
+        }
     }
 }
 
@@ -90,33 +83,25 @@ pub struct OrderRecord {
 }
 
 impl OrderRecord {
-    pub(super) fn new(row: phone_number_order::Model, items: Vec<OrderItem>) -> Result<Self> {
-        let corrupt =
-            |what: &str| Error::Internal(format!("order {} has an unknown {what}", row.id));
-        Ok(Self {
-            product_type: ProductType::from_db(&row.product_type)
-                .ok_or_else(|| corrupt("product type"))?,
-            status: OrderStatus::from_db(&row.status).ok_or_else(|| corrupt("status"))?,
+    pub(super) fn new(row: phone_number_order::Model, items: Vec<OrderItem>) -> Self {
+        Self {
+            product_type: row.product_type.into(),
+            status: row.status.into(),
             order_id: row.id,
             items,
             create_time: row.create_time,
-        })
+        }
     }
 }
 
-impl TryFrom<change_event::Model> for ChangeEvent {
-    type Error = Error;
-
-    fn try_from(row: change_event::Model) -> Result<Self> {
-        let kind = ChangeKind::from_db(&row.kind).ok_or_else(|| {
-            Error::Internal(format!("change event {} has an unknown kind", row.sequence))
-        })?;
-        Ok(Self {
+impl From<change_event::Model> for ChangeEvent {
+    fn from(row: change_event::Model) -> Self {
+        Self {
             sequence: row.sequence.max(0) as u64,
             event_id: row.event_id,
             account_id: row.account_id,
             user_id: row.user_id,
-            kind,
+            kind: row.kind.into(),
             e164_phone_number: row.e164,
             settings: TelephonySettings {
                 inbound_calling: row.inbound_calling,
@@ -126,7 +111,7 @@ impl TryFrom<change_event::Model> for ChangeEvent {
             notice: row.notice,
             actor: row.actor,
             occur_time: row.occur_time,
-        })
+        }
     }
 }
 
@@ -150,7 +135,7 @@ impl From<webhook::Model> for WebhookConfig {
         Self {
             filter: EventFilter {
                 account_id: row.account_id,
-                kinds: EventFilter::kinds_from_db(&row.kinds),
+                kinds: kinds_from_db(&row.kinds),
             },
             id: row.id,
             url: row.url,

@@ -11,6 +11,7 @@ use sea_orm::{
 
 use super::Store;
 use super::deliveries::{new_delivery, webhook_sink};
+use super::entities::enums::{self, kinds_to_db};
 use super::entities::{change_event, change_log, delivery, webhook};
 use super::page::{Page, PageRequest};
 use super::views::{WebhookConfig, WebhookView};
@@ -69,7 +70,7 @@ impl Store {
             url: Set(new.url),
             description: Set(new.description),
             account_id: Set(new.filter.account_id.clone()),
-            kinds: Set(new.filter.kinds_to_db()),
+            kinds: Set(kinds_to_db(&new.filter.kinds)),
             secret: Set(new.secret),
             previous_secret: Set(None),
             previous_secret_expire_time: Set(None),
@@ -158,7 +159,7 @@ impl Store {
         }
         if let Some(filter) = update.filter {
             model.account_id = Set(filter.account_id.clone());
-            model.kinds = Set(filter.kinds_to_db());
+            model.kinds = Set(kinds_to_db(&filter.kinds));
         }
         model.update_time = Set(Utc::now());
         let webhook = model.update(&txn).await?;
@@ -228,8 +229,10 @@ impl Store {
             query = query.filter(change_event::Column::AccountId.eq(account_id.as_str()));
         }
         if !filter.kinds.is_empty() {
-            query = query
-                .filter(change_event::Column::Kind.is_in(filter.kinds.iter().map(|k| k.as_str())));
+            query = query.filter(
+                change_event::Column::Kind
+                    .is_in(filter.kinds.iter().map(|k| enums::ChangeKind::from(*k))),
+            );
         }
         Ok(query.count(self.connection()).await?)
     }

@@ -3,6 +3,8 @@
 
 use sea_orm::entity::prelude::*;
 
+use super::enums::ChangeKind;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "change_events")]
 pub struct Model {
@@ -11,7 +13,7 @@ pub struct Model {
     pub event_id: String,
     pub account_id: String,
     pub user_id: String,
-    pub kind: String,
+    pub kind: ChangeKind,
     pub e164: String,
     pub inbound_calling: bool,
     pub outbound_calling: bool,

@@ -3,6 +3,8 @@
 
 use sea_orm::entity::prelude::*;
 
+use super::enums::LicenseType;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "users")]
 pub struct Model {
@@ -11,7 +13,7 @@ pub struct Model {
     pub account_id: String,
     pub email: String,
     pub display_name: String,
-    pub license_type: String,
+    pub license_type: LicenseType,
     pub inbound_calling: bool,
     pub outbound_calling: bool,
     pub sms: bool,
