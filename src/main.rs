@@ -72,9 +72,9 @@ async fn keys_command(
         } => {
             let scope = match account {
                 Some(id) => {
-                    let id = domain::account::parse_id("--account", &id)?;
+                    let id = domain::ids::AccountId::parse("--account", &id)?;
                     store.get_account(&id).await?;
-                    Scope::Account(id)
+                    Scope::Account(id.into())
                 }
                 None => Scope::Organisation,
             };

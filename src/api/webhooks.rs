@@ -7,12 +7,13 @@ use chrono::Utc;
 use tonic::{Request, Response, Status};
 
 use super::auth::Caller;
-use super::{ApiContext, convert, optional_id, required_id};
+use super::{ApiContext, convert, optional, required_id};
 use crate::delivery::http_client::check_target;
 use crate::delivery::signature::generate_secret;
 use crate::domain::DomainError;
 use crate::domain::change::ChangeKind;
 use crate::domain::error::Violations;
+use crate::domain::ids::AccountId;
 use crate::domain::webhook::{EventFilter, TargetPolicy, parse_description, parse_webhook_url};
 use crate::error::Result;
 use crate::proto::{self, webhook_service_server::WebhookService};
@@ -47,7 +48,12 @@ impl WebhookApi {
         };
         let mut violations = Violations::new();
         let account_id = violations
-            .check(optional_id("filter.account_id", &filter.account_id).map_err(into_domain))
+            .check(
+                optional(&filter.account_id, |v| {
+                    AccountId::parse("filter.account_id", v)
+                })
+                .map_err(into_domain),
+            )
             .flatten();
         let mut kinds = Vec::new();
         for (i, raw) in filter.kinds.iter().enumerate() {
@@ -65,7 +71,10 @@ impl WebhookApi {
             // Refuse a filter that can never match.
             self.context.store.get_account(account_id).await?;
         }
-        Ok(EventFilter { account_id, kinds })
+        Ok(EventFilter {
+            account_id: account_id.map(String::from),
+            kinds,
+        })
     }
 
     async fn view(&self, view: WebhookView) -> Result<proto::Webhook> {

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::ids::{AccountId, UserId};
 use super::telephony::TelephonySettings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,8 +36,8 @@ impl ChangeKind {
 /// A change about to be recorded, before the store gives it a sequence number.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewChange {
-    pub account_id: String,
-    pub user_id: String,
+    pub account_id: AccountId,
+    pub user_id: UserId,
     pub kind: ChangeKind,
     pub e164_phone_number: String,
     pub settings: TelephonySettings,

@@ -177,25 +177,52 @@ pub fn check_product_type(number: &E164, product: ProductType) -> Result<(), Dom
     Ok(())
 }
 
-/// The caller-ID name shown for outbound calls: empty, or 2 to 15 letters, digits and spaces.
+/// The caller-ID name shown for outbound calls.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct CallingName(String);
+
+impl CallingName {
+    /// Empty, or 2 to 15 ASCII letters, digits and spaces, kept as given.
+    pub fn parse(field: &str, raw: &str) -> Result<Self, DomainError> {
+        if raw.is_empty() {
+            return Ok(Self::default());
+        }
+        let count = raw.chars().count();
+        if !(2..=15).contains(&count) {
+            return Err(DomainError::invalid(
+                field,
+                "must be empty or 2 to 15 characters long",
+            ));
+        }
+        if !raw.chars().all(|c| c.is_ascii_alphanumeric() || c == ' ') {
+            return Err(DomainError::invalid(
+                field,
+                "may contain only letters, digits and spaces",
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CallingName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<CallingName> for String {
+    fn from(name: CallingName) -> String {
+        name.0
+    }
+}
+
+/// The name as text; see [`CallingName::parse`].
 pub fn parse_calling_name(field: &str, raw: &str) -> Result<String, DomainError> {
-    if raw.is_empty() {
-        return Ok(String::new());
-    }
-    let count = raw.chars().count();
-    if !(2..=15).contains(&count) {
-        return Err(DomainError::invalid(
-            field,
-            "must be empty or 2 to 15 characters long",
-        ));
-    }
-    if !raw.chars().all(|c| c.is_ascii_alphanumeric() || c == ' ') {
-        return Err(DomainError::invalid(
-            field,
-            "may contain only letters, digits and spaces",
-        ));
-    }
-    Ok(raw.to_owned())
+    CallingName::parse(field, raw).map(String::from)
 }
 
 /// The current state of a number, as far as the rules below need it.
@@ -331,6 +358,42 @@ mod tests {
         assert!(check_product_type(&toll_free, ProductType::VoiceConnector).is_ok());
         let local = E164::parse("n", "+12065550100").unwrap();
         assert!(check_product_type(&local, ProductType::BusinessCalling).is_ok());
+    }
+
+    fn refused(raw: &str) -> String {
+        match CallingName::parse("calling_name", raw) {
+            Err(DomainError::InvalidArgument(v)) => v[0].description.clone(),
+            other => panic!("expected INVALID_ARGUMENT, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_calling_name_may_be_empty() {
+        assert_eq!(CallingName::parse("calling_name", "").unwrap().as_str(), "");
+    }
+
+    #[test]
+    fn a_calling_name_is_2_to_15_characters() {
+        assert_eq!(refused("A"), "must be empty or 2 to 15 characters long");
+        assert_eq!(
+            refused("ABCDEFGHIJKLMNOP"),
+            "must be empty or 2 to 15 characters long"
+        );
+        let name = CallingName::parse("calling_name", "ABCDEFGHIJKLMNO").unwrap();
+        assert_eq!(name.to_string(), "ABCDEFGHIJKLMNO");
+    }
+
+    #[test]
+    fn a_calling_name_has_only_letters_digits_and_spaces() {
+        for bad in ["Front-Desk", "Zoë", "a\tb"] {
+            assert_eq!(refused(bad), "may contain only letters, digits and spaces");
+        }
+        assert_eq!(
+            CallingName::parse("calling_name", "Front Desk 1")
+                .unwrap()
+                .as_str(),
+            "Front Desk 1"
+        );
     }
 
     #[test]

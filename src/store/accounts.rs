@@ -13,13 +13,14 @@ use super::keys::revoke_api_key_in;
 use super::page::{Page, PageRequest};
 use super::views::AccountView;
 use super::writer::{Mutation, TxnFuture};
-use crate::domain::{DomainError, account::new_id};
+use crate::domain::DomainError;
+use crate::domain::ids::AccountId;
 use crate::error::Result;
 
-pub(super) fn account_not_found(id: &str) -> DomainError {
+pub(super) fn account_not_found(id: &AccountId) -> DomainError {
     DomainError::NotFound {
         resource: "account",
-        name: id.to_owned(),
+        name: id.to_string(),
     }
 }
 
@@ -35,7 +36,7 @@ impl Mutation for CreateAccount {
         Box::pin(async move {
             let now = Utc::now();
             let row = account::ActiveModel {
-                id: Set(new_id()),
+                id: Set(AccountId::generate().into()),
                 name: Set(self.name.clone()),
                 create_time: Set(now),
                 update_time: Set(now),
@@ -48,7 +49,7 @@ impl Mutation for CreateAccount {
 }
 
 struct RenameAccount {
-    id: String,
+    id: AccountId,
     name: String,
 }
 
@@ -62,12 +63,11 @@ impl Mutation for RenameAccount {
 }
 
 async fn rename_account(txn: &DatabaseTransaction, cmd: &RenameAccount) -> Result<AccountView> {
-    let id = cmd.id.as_str();
-    let existing = account::Entity::find_by_id(id)
+    let existing = account::Entity::find_by_id(cmd.id.as_str())
         .lock_exclusive()
         .one(txn)
         .await?
-        .ok_or_else(|| account_not_found(id))?;
+        .ok_or_else(|| account_not_found(&cmd.id))?;
     let mut model: account::ActiveModel = existing.into();
     model.name = Set(cmd.name.clone());
     model.update_time = Set(Utc::now());
@@ -75,7 +75,7 @@ async fn rename_account(txn: &DatabaseTransaction, cmd: &RenameAccount) -> Resul
 }
 
 struct DeleteAccount {
-    id: String,
+    id: AccountId,
 }
 
 impl Mutation for DeleteAccount {
@@ -89,12 +89,13 @@ impl Mutation for DeleteAccount {
 
 /// Refused while the account has users (the foreign key would refuse it too). The account's
 /// keys are revoked with it, in the same transaction; returns their ids.
-async fn delete_account(txn: &DatabaseTransaction, id: &str) -> Result<Vec<String>> {
+async fn delete_account(txn: &DatabaseTransaction, account_id: &AccountId) -> Result<Vec<String>> {
+    let id = account_id.as_str();
     account::Entity::find_by_id(id)
         .lock_exclusive()
         .one(txn)
         .await?
-        .ok_or_else(|| account_not_found(id))?;
+        .ok_or_else(|| account_not_found(account_id))?;
     let users = user::Entity::find()
         .filter(user::Column::AccountId.eq(id))
         .count(txn)
@@ -128,8 +129,8 @@ impl Store {
         self.write(CreateAccount { name }).await
     }
 
-    pub async fn get_account(&self, id: &str) -> Result<AccountView> {
-        account::Entity::find_by_id(id)
+    pub async fn get_account(&self, id: &AccountId) -> Result<AccountView> {
+        account::Entity::find_by_id(id.as_str())
             .one(self.connection())
             .await?
             .map(AccountView::from)
@@ -173,9 +174,9 @@ impl Store {
         Ok(page.finish(views, |a: &AccountView| a.account_id.clone()))
     }
 
-    pub async fn update_account(&self, id: &str, name: String) -> Result<AccountView> {
+    pub async fn update_account(&self, id: &AccountId, name: String) -> Result<AccountView> {
         self.write(RenameAccount {
-            id: id.to_owned(),
+            id: id.clone(),
             name,
         })
         .await
@@ -184,8 +185,8 @@ impl Store {
     /// Refused while the account has users (the foreign key would refuse it too). The
     /// account's API keys are revoked with it, like [`Store::revoke_api_key`] does (every
     /// server's key cache hears of it); returns their ids.
-    pub async fn delete_account(&self, id: &str) -> Result<Vec<String>> {
-        let revoked = self.write(DeleteAccount { id: id.to_owned() }).await?;
+    pub async fn delete_account(&self, id: &AccountId) -> Result<Vec<String>> {
+        let revoked = self.write(DeleteAccount { id: id.clone() }).await?;
         if !revoked.is_empty() {
             self.revocation_signal().heard();
         }

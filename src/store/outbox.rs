@@ -42,8 +42,8 @@ pub(super) async fn append_change(
     let event = change_event::ActiveModel {
         sequence: Set(sequence),
         event_id: Set(uuid::Uuid::new_v4().to_string()),
-        account_id: Set(change.account_id),
-        user_id: Set(change.user_id),
+        account_id: Set(change.account_id.into()),
+        user_id: Set(change.user_id.into()),
         kind: Set(change.kind.into()),
         e164: Set(change.e164_phone_number),
         inbound_calling: Set(change.settings.inbound_calling),

@@ -15,8 +15,10 @@ use super::entities::{phone_number, phone_number_order};
 use super::page::{Page, PageRequest};
 use super::views::{NumberView, OrderRecord};
 use super::writer::{Mutation, TxnFuture};
+use crate::domain::ids::{AccountId, UserId};
 use crate::domain::phone_number::{
-    self as rules, E164, NumberState, NumberStatus, OrderStatus, ProductType, check_product_type,
+    self as rules, CallingName, E164, NumberState, NumberStatus, OrderStatus, ProductType,
+    check_product_type,
 };
 use crate::domain::{DomainError, account::new_id};
 use crate::error::{Error, Result};
@@ -35,15 +37,15 @@ pub struct OrderItem {
 pub struct NumberFilter {
     pub status: Option<NumberStatus>,
     pub product_type: Option<ProductType>,
-    pub account_id: Option<String>,
-    pub user_id: Option<String>,
+    pub account_id: Option<AccountId>,
+    pub user_id: Option<UserId>,
 }
 
 /// Fields of a number to change; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]
 pub struct NumberUpdate {
     pub product_type: Option<ProductType>,
-    pub calling_name: Option<String>,
+    pub calling_name: Option<CallingName>,
 }
 
 fn order_status(items: &[OrderItem]) -> OrderStatus {
@@ -307,8 +309,8 @@ pub(super) async fn update_phone_number(
         row.product_type = product_type;
     }
     if let Some(calling_name) = &cmd.update.calling_name {
-        model.calling_name = Set(calling_name.clone());
-        row.calling_name = calling_name.clone();
+        model.calling_name = Set(calling_name.to_string());
+        row.calling_name = calling_name.to_string();
     }
     row.update_time = now;
     update_number_row(txn, cmd.number.as_str(), model).await?;
