@@ -8,9 +8,6 @@ use phonenumber::{Mode, Type};
 
 use super::DomainError;
 
-/// How long a deleted number waits in the deletion queue before it is purged for good.
-pub const DELETION_QUEUE_DAYS: i64 = 7;
-
 /// Longest raw input accepted before parsing (formatting characters included).
 const MAX_RAW_CHARS: usize = 64;
 
@@ -234,9 +231,10 @@ pub struct NumberState {
     pub deletion_time: Option<DateTime<Utc>>,
 }
 
-/// When a number deleted at `now` is purged.
-pub fn deletion_time(now: DateTime<Utc>) -> DateTime<Utc> {
-    now + Duration::days(DELETION_QUEUE_DAYS)
+/// When a number deleted at `now` is purged: after the configured deletion-queue period.
+pub fn deletion_time(now: DateTime<Utc>, period: Duration) -> DateTime<Utc> {
+    now.checked_add_signed(period)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// Deleting is allowed for unassigned numbers only.
@@ -430,7 +428,10 @@ mod tests {
     #[test]
     fn restore_works_only_within_the_queue_period() {
         let now = Utc::now();
-        let queued = state(NumberStatus::DeleteInProgress, Some(deletion_time(now)));
+        let queued = state(
+            NumberStatus::DeleteInProgress,
+            Some(deletion_time(now, Duration::days(7))),
+        );
         assert!(check_restore(&queued, now + Duration::days(6)).is_ok());
         assert!(matches!(
             check_restore(&queued, now + Duration::days(7)),

@@ -57,7 +57,8 @@ const MIGRATION_LOCK: i64 = 0x7465_6c61_646d_0001;
 /// How long a SQLite writer waits for the write lock before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Store settings that change behaviour rather than connection.
+/// Store settings that change behaviour rather than connection. Their defaults are the
+/// configuration's (`config::defaults`).
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
     /// How long a deleted number stays restorable.
@@ -68,17 +69,6 @@ pub struct StoreOptions {
     pub acquire_timeout: Duration,
     /// How the writer gathers mutations into one transaction.
     pub writer: WriterOptions,
-}
-
-impl Default for StoreOptions {
-    fn default() -> Self {
-        Self {
-            deletion_queue_period: Duration::from_secs(7 * 24 * 3600),
-            max_connections: 16,
-            acquire_timeout: Duration::from_secs(10),
-            writer: WriterOptions::default(),
-        }
-    }
 }
 
 /// The repository: the reader pool, the writer, and the wake-up for change watchers in this
@@ -213,8 +203,9 @@ impl Store {
     }
 
     fn deletion_queue_period(&self) -> chrono::Duration {
+        // The configuration bounds it; beyond chrono's range it saturates.
         chrono::Duration::from_std(self.options.deletion_queue_period)
-            .unwrap_or_else(|_| chrono::Duration::days(7))
+            .unwrap_or(chrono::Duration::MAX)
     }
 }
 

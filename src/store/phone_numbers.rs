@@ -340,7 +340,7 @@ pub(super) async fn delete_phone_number(
     rules::check_delete(&number_state(&row))?;
     let now = super::now();
     row.status = NumberStatus::DeleteInProgress;
-    row.deletion_time = Some(now + cmd.deletion_queue_period);
+    row.deletion_time = Some(rules::deletion_time(now, cmd.deletion_queue_period));
     row.update_time = now;
     update_number_row(
         txn,
