@@ -103,7 +103,7 @@ async fn drive<S: Sink>(
         if !sink.refresh(&store).await? {
             return Ok("deleted");
         }
-        let mut cursor = state.cursor.max(0) as u64;
+        let mut cursor = state.cursor;
         let log = source::log_state(&store).await?;
         if log.purged_through > cursor {
             let message = format!(

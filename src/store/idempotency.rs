@@ -172,3 +172,68 @@ impl Store {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::TransactionTrait;
+
+    use super::*;
+    use crate::domain::telephony::TelephonySettings;
+    use crate::store::StoreOptions;
+
+    fn key() -> IdempotencyKey {
+        IdempotencyKey {
+            scope: scope_of(None),
+            request_id: "6f9619ff-8b86-d011-b42d-00c04fc964ff".into(),
+            operation: "UpdateTelephonySettings",
+            fingerprint: "f".into(),
+        }
+    }
+
+    async fn store_with_record(response: &str) -> Store {
+        let store = Store::connect("sqlite::memory:", StoreOptions::default())
+            .await
+            .expect("store");
+        store.migrate().await.expect("migrate");
+        let key = key();
+        idempotency_record::ActiveModel {
+            scope: Set(key.scope),
+            request_id: Set(key.request_id),
+            operation: Set(key.operation.to_owned()),
+            fingerprint: Set(key.fingerprint),
+            response: Set(response.to_owned()),
+            create_time: Set(Utc::now()),
+        }
+        .insert(store.connection())
+        .await
+        .expect("record");
+        store
+    }
+
+    #[tokio::test]
+    async fn a_retry_gets_the_stored_answer_back() {
+        let settings = TelephonySettings {
+            sms: true,
+            ..TelephonySettings::OFF
+        };
+        let store = store_with_record(&answers::encode(&settings).unwrap()).await;
+        let txn = store.connection().begin().await.unwrap();
+        let replayed = replay::<TelephonySettings>(&txn, Some(&key())).await;
+        assert_eq!(replayed.unwrap(), Some(settings));
+    }
+
+    #[tokio::test]
+    async fn an_answer_stored_in_an_unknown_version_is_a_failed_precondition_not_a_panic() {
+        let store = store_with_record(r#"{"version":99,"answer":{"sms":true}}"#).await;
+        let txn = store.connection().begin().await.unwrap();
+        match replay::<TelephonySettings>(&txn, Some(&key())).await {
+            Err(Error::Domain(DomainError::FailedPrecondition {
+                reason, message, ..
+            })) => {
+                assert_eq!(reason, "REQUEST_ID_ANSWER_UNREADABLE");
+                assert!(message.contains("took effect"), "{message}");
+            }
+            other => panic!("expected FAILED_PRECONDITION, got {other:?}"),
+        }
+    }
+}
