@@ -4,10 +4,11 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::{Access, ApiContext, convert, request_id, required_id};
+use super::{Access, ApiContext, convert, request_id};
 use crate::domain::error::{Violations, all3};
+use crate::domain::ids::AccountId;
 use crate::domain::sign_out::parse_through;
-use crate::domain::user::{parse_display_name, parse_email};
+use crate::domain::user::{DisplayName, Email};
 use crate::proto::{self, user_service_server::UserService};
 use crate::store::{Requester, UserUpdate};
 
@@ -24,11 +25,11 @@ impl UserService for UserApi {
         let caller = self.context.auth.authenticate(&request).await?;
         caller.require_admin()?;
         let req = request.get_ref();
-        let account_id = required_id("account_id", &req.account_id)?;
-        caller.require_account(&account_id)?;
+        let account_id = AccountId::parse("account_id", &req.account_id)?;
+        caller.require_account(account_id.as_str())?;
         let (email, display_name, license_type) = all3(
-            parse_email("email", &req.email),
-            parse_display_name("display_name", &req.display_name),
+            Email::parse("email", &req.email),
+            DisplayName::parse("display_name", &req.display_name),
             convert::license_type("license_type", req.license_type),
         )?;
         let user = self
@@ -63,26 +64,26 @@ impl UserService for UserApi {
     ) -> Result<Response<proto::ListUsersResponse>, Status> {
         let caller = self.context.auth.authenticate(&request).await?;
         let req = request.get_ref();
-        let account_id = required_id("account_id", &req.account_id)?;
-        caller.require_account(&account_id)?;
+        let account_id = AccountId::parse("account_id", &req.account_id)?;
+        caller.require_account(account_id.as_str())?;
         let email = if req.email.is_empty() {
             None
         } else {
-            Some(parse_email("email", &req.email)?)
+            Some(Email::parse("email", &req.email)?)
         };
         let page = self.context.page(
             req.page_size,
             &req.page_token,
             &format!(
                 "account={account_id};email={};sign_out_pending={:?}",
-                email.as_deref().unwrap_or(""),
+                email.as_ref().map_or("", Email::as_str),
                 req.sign_out_pending
             ),
         )?;
         let users = self
             .context
             .store
-            .list_users(&account_id, email.as_deref(), req.sign_out_pending, &page)
+            .list_users(&account_id, email.as_ref(), req.sign_out_pending, &page)
             .await?;
         Ok(Response::new(proto::ListUsersResponse {
             users: users.items.into_iter().map(convert::user).collect(),
@@ -108,7 +109,7 @@ impl UserService for UserApi {
         let mut violations = Violations::new();
         let update = UserUpdate {
             display_name: if wants("display_name") {
-                violations.check(parse_display_name("display_name", &req.display_name))
+                violations.check(DisplayName::parse("display_name", &req.display_name))
             } else {
                 None
             },

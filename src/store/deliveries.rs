@@ -17,6 +17,7 @@ use sea_orm::{
 
 use super::Store;
 use super::entities::{delivery, user};
+use super::views::DeliveryState;
 use super::writer::{Mutation, TxnFuture};
 use crate::error::Result;
 
@@ -27,9 +28,6 @@ pub const MAIL_SINK: &str = "mail";
 pub fn webhook_sink(webhook_id: &str) -> String {
     format!("webhook:{webhook_id}")
 }
-
-/// The state of one delivery.
-pub type DeliveryState = delivery::Model;
 
 fn to_db(sequence: u64) -> i64 {
     i64::try_from(sequence).unwrap_or(i64::MAX)
@@ -59,7 +57,8 @@ impl Store {
     pub async fn delivery_state(&self, sink: &str) -> Result<Option<DeliveryState>> {
         Ok(delivery::Entity::find_by_id(sink)
             .one(self.connection())
-            .await?)
+            .await?
+            .map(DeliveryState::from))
     }
 
     /// Deliveries that are not paused and whose lease is free, expired or `owner`'s.

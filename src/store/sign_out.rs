@@ -11,13 +11,14 @@ use sea_orm::{
 };
 
 use super::Store;
-use super::entities::{change_event, change_log, user};
+use super::entities::{change_event, change_log, enums, user};
 use super::idempotency::{IdempotencyKey, remember, replay};
 use super::outbox::append_change;
 use super::telephony::{Requester, idempotency_key};
-use super::users::{StoredUserView, UserView, lock_user_view};
+use super::users::{UserView, lock_user_view};
 use super::writer::{Mutation, TxnFuture};
 use crate::domain::change::{ChangeKind, NewChange};
+use crate::domain::ids::{AccountId, UserId};
 use crate::domain::sign_out::{self, Acknowledgement, SignOutPending};
 use crate::error::{Error, Result};
 
@@ -121,7 +122,7 @@ async fn oldest_change_after(
         .filter(Column::UserId.eq(user_id))
         .filter(Column::Sequence.gt(through as i64))
         .filter(Column::Sequence.lte(latest as i64))
-        .filter(Column::Kind.ne(ChangeKind::SignOutAcknowledged.as_str()))
+        .filter(Column::Kind.ne(enums::ChangeKind::from(ChangeKind::SignOutAcknowledged)))
         .order_by_asc(Column::Sequence)
         .limit(1)
         .into_tuple()
@@ -131,8 +132,8 @@ async fn oldest_change_after(
 }
 
 pub(super) struct AcknowledgeSignOut {
-    pub account_id: String,
-    pub user_id: String,
+    pub account_id: AccountId,
+    pub user_id: UserId,
     pub through: u64,
     pub idempotency: Option<IdempotencyKey>,
     pub actor: String,
@@ -153,8 +154,8 @@ async fn acknowledge_sign_out(
     cmd: &AcknowledgeSignOut,
 ) -> Result<UserView> {
     let key = cmd.idempotency.as_ref();
-    if let Some(previous) = replay::<StoredUserView>(txn, key).await? {
-        return Ok(previous.into());
+    if let Some(previous) = replay(txn, key).await? {
+        return Ok(previous);
     }
     let mut view = lock_user_view(txn, &cmd.account_id, &cmd.user_id).await?;
     sign_out::check_through(cmd.through, newest_sequence(txn).await?)?;
@@ -170,7 +171,7 @@ async fn acknowledge_sign_out(
         (Acknowledgement::Partly { through }, Some(pending)) => {
             // Events purged by retention leave the newest change as the oldest one known.
             let (oldest_sequence, oldest_time) =
-                oldest_change_after(txn, &cmd.user_id, through, pending.latest_sequence)
+                oldest_change_after(txn, cmd.user_id.as_str(), through, pending.latest_sequence)
                     .await?
                     .unwrap_or((pending.latest_sequence, pending.latest_time));
             Some(SignOutPending {
@@ -180,7 +181,7 @@ async fn acknowledge_sign_out(
             })
         }
     };
-    write_pending(txn, &cmd.user_id, remaining).await?;
+    write_pending(txn, cmd.user_id.as_str(), remaining).await?;
     view.sign_out_pending = remaining;
     append_change(
         txn,
@@ -202,15 +203,15 @@ impl Store {
     /// Records that the user signed out and back in, reflecting every change up to `through`.
     pub async fn acknowledge_sign_out(
         &self,
-        account_id: &str,
-        user_id: &str,
+        account_id: &AccountId,
+        user_id: &UserId,
         through: u64,
         request_id: Option<&str>,
         caller: Requester<'_>,
     ) -> Result<UserView> {
         self.write(AcknowledgeSignOut {
-            account_id: account_id.to_owned(),
-            user_id: user_id.to_owned(),
+            account_id: account_id.clone(),
+            user_id: user_id.clone(),
             through,
             idempotency: idempotency_key(caller, request_id, "AcknowledgeSignOut", || {
                 format!("{account_id}/{user_id}/{through}")
