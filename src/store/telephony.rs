@@ -83,7 +83,7 @@ pub(super) async fn assign_phone_number(
     .await?;
     result.sign_out_pending = Some(SignOutPending::record(
         result.sign_out_pending,
-        event.sequence.max(0) as u64,
+        event.sequence,
         event.occur_time,
     ));
     remember(txn, key, &result).await?;
@@ -152,7 +152,7 @@ pub(super) async fn unassign_phone_number(
     .await?;
     result.sign_out_pending = Some(SignOutPending::record(
         result.sign_out_pending,
-        event.sequence.max(0) as u64,
+        event.sequence,
         event.occur_time,
     ));
     remember(txn, key, &result).await?;
