@@ -15,6 +15,7 @@ pub mod migration;
 pub mod page;
 
 mod accounts;
+mod batch;
 mod changes;
 mod deliveries;
 mod idempotency;
@@ -35,6 +36,10 @@ use sea_orm::{
 use sea_orm_migration::MigratorTrait;
 use tokio::sync::Notify;
 
+pub use batch::{
+    AssignItem, BatchItem, BatchOptions, EncodeError, ItemResult, NewUserItem, NumberUpdateItem,
+    SettingsItem, UnassignItem, UserUpdateItem,
+};
 pub use changes::{ChangeFilter, ChangeLogState};
 pub use deliveries::{DeliveryState, MAIL_SINK, webhook_sink};
 pub use keys::{ApiKeyRecord, KEYS_CHANNEL, NewApiKey, Revocation, RevocationSignal};
