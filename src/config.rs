@@ -163,6 +163,10 @@ pub struct ServeSettings {
     #[arg(long, env = "TELEPHONY_ADMIN_MAX_PAGE_SIZE", default_value_t = 1000)]
     pub max_page_size: u64,
 
+    /// Most items in one batch request (BatchAssignPhoneNumbers, BatchCreateUsers, …).
+    #[arg(long, env = "TELEPHONY_ADMIN_MAX_BATCH_ITEMS", default_value_t = 1000)]
+    pub max_batch_items: usize,
+
     /// HTTP/2 streams a connection may have open at once.
     #[arg(
         long,

@@ -16,8 +16,8 @@
 //! | [`startup`] | builds and runs the server; shutdown |
 //! | [`proto`] | the gRPC contract: messages, clients and descriptor set from the `telephony-admin-api` crate (which other services use alone), and the service traits |
 //! | [`domain`] | the rules, without I/O: numbers, names, assignment, permissions, notices |
-//! | [`store`] | SeaORM entities, migrations, the repository, page tokens |
-//! | [`api`] | one tonic service per file; authentication with a cache of verified keys; errors → `Status` in [`api::status`] |
+//! | [`store`] | SeaORM entities, migrations, the repository, page tokens, batches of use cases in one mutation |
+//! | [`api`] | one tonic service per file (their batch RPCs in [`api::batch`]); authentication with a cache of verified keys; errors → `Status` in [`api::status`] |
 //! | [`events`] | the change hub and the watch streams |
 //! | [`delivery`] | push delivery of change events: webhooks and e-mail to users, with cursors, retries and leases |
 //! | [`keys`] | API key secrets, roles and scopes |

@@ -30,6 +30,8 @@ use telephony_admin::proto::{
 };
 use tonic::{Code, Status, Streaming};
 
+mod batch_calls;
+
 // ---------------------------------------------------------------------------------------------
 // The table: every RPC, and what each kind of caller gets.
 // ---------------------------------------------------------------------------------------------
@@ -90,6 +92,13 @@ enum Rpc {
     UpdateWebhook,
     DeleteWebhook,
     RotateWebhookSecret,
+    BatchCreateUsers,
+    BatchUpdateUsers,
+    BatchUpdatePhoneNumbers,
+    BatchDeletePhoneNumbers,
+    BatchAssignPhoneNumbers,
+    BatchUnassignPhoneNumbers,
+    BatchUpdateTelephonySettings,
 }
 
 /// Who calls. "Own" and "other" say whether the request targets the key's account or another.
@@ -230,6 +239,14 @@ fn table() -> Vec<Row> {
         row(UpdateWebhook,          MUTATES, [Allow, Viewer, OrgOnly, OrgOnly,   Viewer,  Viewer]),
         row(DeleteWebhook,          MUTATES, [Allow, Viewer, OrgOnly, OrgOnly,   Viewer,  Viewer]),
         row(RotateWebhookSecret,    MUTATES, [Allow, Viewer, OrgOnly, OrgOnly,   Viewer,  Viewer]),
+        // Batches: the item's status, which must be the single RPC's.
+        row(BatchCreateUsers,       MUTATES, [Allow, Viewer, Allow,   Scope,     Viewer,  Viewer]),
+        row(BatchUpdateUsers,       MUTATES, [Allow, Viewer, Allow,   Scope,     Viewer,  Viewer]),
+        row(BatchUpdatePhoneNumbers,MUTATES, [Allow, Viewer, OrgOnly, OrgOnly,   Viewer,  Viewer]),
+        row(BatchDeletePhoneNumbers,MUTATES, [Allow, Viewer, OrgOnly, OrgOnly,   Viewer,  Viewer]),
+        row(BatchAssignPhoneNumbers,MUTATES, [Allow, Viewer, Allow,   Scope,     Viewer,  Viewer]),
+        row(BatchUnassignPhoneNumbers, MUTATES, [Allow, Viewer, Allow, Scope,    Viewer,  Viewer]),
+        row(BatchUpdateTelephonySettings, MUTATES, [Allow, Viewer, Allow, Scope, Viewer,  Viewer]),
     ];
     rows
 }
@@ -251,20 +268,24 @@ impl Rpc {
             CreateAccount | GetAccount | ListAccounts | UpdateAccount | DeleteAccount => {
                 Service::Account
             }
-            CreateUser | GetUser | ListUsers | UpdateUser | DeleteUser | LogoutUser => {
-                Service::User
-            }
+            CreateUser | GetUser | ListUsers | UpdateUser | DeleteUser | LogoutUser
+            | BatchCreateUsers | BatchUpdateUsers => Service::User,
             CreatePhoneNumberOrder
             | GetPhoneNumberOrder
             | GetPhoneNumber
             | ListPhoneNumbers
             | UpdatePhoneNumber
             | DeletePhoneNumber
-            | RestorePhoneNumber => Service::PhoneNumber,
+            | RestorePhoneNumber
+            | BatchUpdatePhoneNumbers
+            | BatchDeletePhoneNumbers => Service::PhoneNumber,
             AssignPhoneNumber
             | UnassignPhoneNumber
             | GetTelephonySettings
-            | UpdateTelephonySettings => Service::Telephony,
+            | UpdateTelephonySettings
+            | BatchAssignPhoneNumbers
+            | BatchUnassignPhoneNumbers
+            | BatchUpdateTelephonySettings => Service::Telephony,
             WatchChanges | ListChanges => Service::Change,
             CreateWebhook | GetWebhook | ListWebhooks | UpdateWebhook | DeleteWebhook
             | RotateWebhookSecret => Service::Webhook,
@@ -286,7 +307,7 @@ impl Rpc {
         match self {
             CreateAccount | GetAccount | ListAccounts | UpdateAccount | DeleteAccount
             | CreateUser | ListPhoneNumbers | WatchChanges | ListChanges | CreateWebhook
-            | ListWebhooks => {}
+            | ListWebhooks | BatchCreateUsers => {}
             GetWebhook | UpdateWebhook | DeleteWebhook | RotateWebhookSecret => {
                 target.webhook_id = app
                     .webhooks()
@@ -298,7 +319,8 @@ impl Rpc {
                     .expect("the webhook")
                     .webhook_id;
             }
-            GetUser | ListUsers | UpdateUser | DeleteUser | LogoutUser | GetTelephonySettings => {
+            GetUser | ListUsers | UpdateUser | DeleteUser | LogoutUser | GetTelephonySettings
+            | BatchUpdateUsers => {
                 target.user_id = app
                     .create_user(account_id, "target@example.com")
                     .await
@@ -311,7 +333,10 @@ impl Rpc {
                     .await
                     .order_id;
             }
-            UpdatePhoneNumber | DeletePhoneNumber => {
+            UpdatePhoneNumber
+            | DeletePhoneNumber
+            | BatchUpdatePhoneNumbers
+            | BatchDeletePhoneNumbers => {
                 target.number = bench.fresh_number();
                 app.order_business_numbers(&[target.number.clone()]).await;
             }
@@ -325,7 +350,7 @@ impl Rpc {
                     .await
                     .expect("delete the number to restore");
             }
-            AssignPhoneNumber => {
+            AssignPhoneNumber | BatchAssignPhoneNumbers => {
                 target.user_id = app
                     .create_user(account_id, "target@example.com")
                     .await
@@ -333,7 +358,11 @@ impl Rpc {
                 target.number = bench.fresh_number();
                 app.order_business_numbers(&[target.number.clone()]).await;
             }
-            GetPhoneNumber | UnassignPhoneNumber | UpdateTelephonySettings => {
+            GetPhoneNumber
+            | UnassignPhoneNumber
+            | UpdateTelephonySettings
+            | BatchUnassignPhoneNumbers
+            | BatchUpdateTelephonySettings => {
                 target.user_id = app
                     .create_user(account_id, "target@example.com")
                     .await
@@ -592,6 +621,13 @@ impl Rpc {
                 })
                 .await
                 .map(drop),
+            BatchCreateUsers
+            | BatchUpdateUsers
+            | BatchUpdatePhoneNumbers
+            | BatchDeletePhoneNumbers
+            | BatchAssignPhoneNumbers
+            | BatchUnassignPhoneNumbers
+            | BatchUpdateTelephonySettings => batch_calls::call(self, app, key, t).await,
         }
     }
 }
@@ -797,7 +833,7 @@ fn the_table_covers_every_rpc() {
     let covered: BTreeSet<String> = rows.iter().map(|r| r.rpc.full_name()).collect();
     assert_eq!(covered.len(), rows.len(), "a row is listed twice");
     assert_eq!(covered, declared);
-    assert_eq!(declared.len(), 30);
+    assert_eq!(declared.len(), 37);
 }
 
 // ---------------------------------------------------------------------------------------------

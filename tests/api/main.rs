@@ -6,6 +6,9 @@ mod common;
 
 mod access_control;
 mod accounts;
+mod batch_numbers;
+mod batch_telephony;
+mod batch_users;
 mod changes;
 mod concurrency;
 mod dashboard;
