@@ -8,6 +8,7 @@ pub mod batch;
 pub mod changes;
 pub mod convert;
 pub mod in_flight;
+pub mod inventory;
 pub mod key_cache;
 pub mod limits;
 pub mod phone_numbers;

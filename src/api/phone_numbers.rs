@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::auth::outside_scope;
-use super::{ApiContext, convert, optional_id, required_id};
+use super::{ApiContext, convert, inventory, optional_id, required_id};
 use crate::domain::DomainError;
 use crate::domain::error::Violations;
 use crate::domain::phone_number::{E164, NumberStatus, parse_calling_name};
@@ -110,6 +110,9 @@ impl PhoneNumberService for PhoneNumberApi {
             product_type: convert::product_type("product_type", req.product_type)?,
             account_id: optional_id("account_id", &req.account_id)?,
             user_id: optional_id("user_id", &req.user_id)?,
+            e164_prefix: inventory::e164_prefix("e164_prefix", &req.e164_prefix)?,
+            country: inventory::country("country", &req.country)?,
+            number_type: inventory::number_type("type", req.r#type)?,
         };
         if let Some(own) = caller.account() {
             let inventory = filter.status == Some(NumberStatus::Unassigned);
@@ -125,8 +128,14 @@ impl PhoneNumberService for PhoneNumberApi {
             req.page_size,
             &req.page_token,
             &format!(
-                "status={};product={};account={};user={}",
-                req.status, req.product_type, req.account_id, req.user_id
+                "status={};product={};account={};user={};prefix={};country={};type={}",
+                req.status,
+                req.product_type,
+                req.account_id,
+                req.user_id,
+                filter.e164_prefix.as_deref().unwrap_or(""),
+                filter.country.as_deref().unwrap_or(""),
+                req.r#type
             ),
         )?;
         let numbers = self
@@ -213,6 +222,20 @@ impl PhoneNumberService for PhoneNumberApi {
         request: Request<proto::BatchDeletePhoneNumbersRequest>,
     ) -> Result<Response<proto::BatchDeletePhoneNumbersResponse>, Status> {
         super::batch::phone_numbers::delete(&self.context, request).await
+    }
+
+    async fn list_phone_number_orders(
+        &self,
+        request: Request<proto::ListPhoneNumberOrdersRequest>,
+    ) -> Result<Response<proto::ListPhoneNumberOrdersResponse>, Status> {
+        inventory::list_orders(&self.context, request).await
+    }
+
+    async fn list_phone_number_assignments(
+        &self,
+        request: Request<proto::ListPhoneNumberAssignmentsRequest>,
+    ) -> Result<Response<proto::ListPhoneNumberAssignmentsResponse>, Status> {
+        inventory::list_assignments(&self.context, request).await
     }
 }
 

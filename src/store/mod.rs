@@ -18,8 +18,10 @@ mod accounts;
 mod batch;
 mod changes;
 mod deliveries;
+mod history;
 mod idempotency;
 mod keys;
+mod orders;
 mod outbox;
 mod phone_numbers;
 mod telephony;
@@ -42,6 +44,7 @@ pub use batch::{
 };
 pub use changes::{ChangeFilter, ChangeLogState};
 pub use deliveries::{DeliveryState, MAIL_SINK, webhook_sink};
+pub use history::AssignmentPeriod;
 pub use keys::{ApiKeyRecord, KEYS_CHANNEL, NewApiKey, Revocation, RevocationSignal};
 pub use outbox::NOTIFY_CHANNEL;
 pub use phone_numbers::{NumberFilter, NumberUpdate, OrderItem, OrderRecord, visible_to};

@@ -14,7 +14,7 @@ use super::entities::{phone_number, phone_number_order};
 use super::page::{Page, PageRequest};
 use super::writer::{Mutation, TxnFuture};
 use crate::domain::phone_number::{
-    self as rules, E164, NumberState, NumberStatus, ProductType, check_product_type,
+    self as rules, E164, NumberState, NumberStatus, NumberType, ProductType, check_product_type,
 };
 use crate::domain::{DomainError, account::new_id};
 use crate::error::{Error, Result};
@@ -42,6 +42,11 @@ pub struct NumberFilter {
     pub product_type: Option<ProductType>,
     pub account_id: Option<String>,
     pub user_id: Option<String>,
+    /// Numbers whose E.164 form starts with this ("+" and digits).
+    pub e164_prefix: Option<String>,
+    /// ISO 3166-1 alpha-2, upper case.
+    pub country: Option<String>,
+    pub number_type: Option<NumberType>,
 }
 
 /// Fields of a number to change; `None` leaves a field as it is.
@@ -138,13 +143,14 @@ async fn update_number_row(
 
 /// Puts an assigned number back into the inventory as unassigned.
 pub(super) async fn release_number(txn: &DatabaseTransaction, e164: &str) -> Result<()> {
+    let now = super::now();
     let updated = phone_number::Entity::update_many()
         .set(phone_number::ActiveModel {
             status: Set(NumberStatus::Unassigned.as_str().to_owned()),
             account_id: Set(None),
             user_id: Set(None),
             associate_time: Set(None),
-            update_time: Set(super::now()),
+            update_time: Set(now),
             ..Default::default()
         })
         .filter(phone_number::Column::E164.eq(e164))
@@ -153,7 +159,7 @@ pub(super) async fn release_number(txn: &DatabaseTransaction, e164: &str) -> Res
     if updated.rows_affected == 0 {
         return Err(not_found(e164).into());
     }
-    Ok(())
+    super::history::close_period(txn, e164, now).await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -522,6 +528,19 @@ impl Store {
         if let Some(user_id) = &filter.user_id {
             query = query.filter(phone_number::Column::UserId.eq(user_id.as_str()));
         }
+        if let Some(prefix) = &filter.e164_prefix {
+            // A range on the key, so that every index ending in e164 serves it.
+            query = query.filter(phone_number::Column::E164.gte(prefix.as_str()));
+            if let Some(end) = prefix_end(prefix) {
+                query = query.filter(phone_number::Column::E164.lt(end));
+            }
+        }
+        if let Some(country) = &filter.country {
+            query = query.filter(phone_number::Column::Country.eq(country.as_str()));
+        }
+        if let Some(number_type) = filter.number_type {
+            query = query.filter(phone_number::Column::NumberType.eq(number_type.as_str()));
+        }
         if let Some(after) = &page.after {
             query = query.filter(phone_number::Column::E164.gt(after.as_str()));
         }
@@ -574,6 +593,16 @@ impl Store {
     }
 }
 
+/// The first string after every string that starts with `prefix` ("+" and digits): the prefix
+/// with its last digit below 9 increased, and what follows that digit dropped. `None` when every
+/// digit is 9 (no upper bound needed).
+fn prefix_end(prefix: &str) -> Option<String> {
+    let digits = prefix.strip_prefix('+')?;
+    let last = digits.rfind(|c: char| c != '9')?;
+    let next = (digits.as_bytes()[last] + 1) as char;
+    Some(format!("+{}{next}", &digits[..last]))
+}
+
 fn failed(e164: String, reason: String) -> OrderItem {
     OrderItem {
         e164,
@@ -591,5 +620,18 @@ fn reason_of(err: &DomainError) -> String {
             .collect::<Vec<_>>()
             .join("; "),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn a_prefix_ends_where_its_last_digit_below_nine_is_increased() {
+        assert_eq!(prefix_end("+1206").as_deref(), Some("+1207"));
+        assert_eq!(prefix_end("+1299").as_deref(), Some("+13"));
+        assert_eq!(prefix_end("+999"), None);
+        assert_eq!(prefix_end("+4"), Some("+5".into()));
     }
 }

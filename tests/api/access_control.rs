@@ -99,6 +99,8 @@ enum Rpc {
     BatchAssignPhoneNumbers,
     BatchUnassignPhoneNumbers,
     BatchUpdateTelephonySettings,
+    ListPhoneNumberOrders,
+    ListPhoneNumberAssignments,
 }
 
 /// Who calls. "Own" and "other" say whether the request targets the key's account or another.
@@ -247,6 +249,9 @@ fn table() -> Vec<Row> {
         row(BatchAssignPhoneNumbers,MUTATES, [Allow, Viewer, Allow,   Scope,     Viewer,  Viewer]),
         row(BatchUnassignPhoneNumbers, MUTATES, [Allow, Viewer, Allow, Scope,    Viewer,  Viewer]),
         row(BatchUpdateTelephonySettings, MUTATES, [Allow, Viewer, Allow, Scope, Viewer,  Viewer]),
+        row(ListPhoneNumberOrders,  READS,   [Allow, Allow,  OrgOnly, OrgOnly,   OrgOnly, OrgOnly]),
+        // An account key sees its own account's periods of any number.
+        row(ListPhoneNumberAssignments, READS, [Allow, Allow, Allow,  Allow,     Allow,   Allow]),
     ];
     rows
 }
@@ -278,7 +283,9 @@ impl Rpc {
             | DeletePhoneNumber
             | RestorePhoneNumber
             | BatchUpdatePhoneNumbers
-            | BatchDeletePhoneNumbers => Service::PhoneNumber,
+            | BatchDeletePhoneNumbers
+            | ListPhoneNumberOrders
+            | ListPhoneNumberAssignments => Service::PhoneNumber,
             AssignPhoneNumber
             | UnassignPhoneNumber
             | GetTelephonySettings
@@ -305,9 +312,19 @@ impl Rpc {
             ..Target::default()
         };
         match self {
-            CreateAccount | GetAccount | ListAccounts | UpdateAccount | DeleteAccount
-            | CreateUser | ListPhoneNumbers | WatchChanges | ListChanges | CreateWebhook
-            | ListWebhooks | BatchCreateUsers => {}
+            CreateAccount
+            | GetAccount
+            | ListAccounts
+            | UpdateAccount
+            | DeleteAccount
+            | CreateUser
+            | ListPhoneNumbers
+            | WatchChanges
+            | ListChanges
+            | CreateWebhook
+            | ListWebhooks
+            | BatchCreateUsers
+            | ListPhoneNumberOrders => {}
             GetWebhook | UpdateWebhook | DeleteWebhook | RotateWebhookSecret => {
                 target.webhook_id = app
                     .webhooks()
@@ -326,7 +343,9 @@ impl Rpc {
                     .await
                     .user_id;
             }
-            CreatePhoneNumberOrder => target.number = bench.fresh_number(),
+            CreatePhoneNumberOrder | ListPhoneNumberAssignments => {
+                target.number = bench.fresh_number()
+            }
             GetPhoneNumberOrder => {
                 target.order_id = app
                     .order_business_numbers(&[bench.fresh_number()])
@@ -628,6 +647,19 @@ impl Rpc {
             | BatchAssignPhoneNumbers
             | BatchUnassignPhoneNumbers
             | BatchUpdateTelephonySettings => batch_calls::call(self, app, key, t).await,
+            ListPhoneNumberOrders => app
+                .numbers_as(key)
+                .list_phone_number_orders(proto::ListPhoneNumberOrdersRequest::default())
+                .await
+                .map(drop),
+            ListPhoneNumberAssignments => app
+                .numbers_as(key)
+                .list_phone_number_assignments(proto::ListPhoneNumberAssignmentsRequest {
+                    phone_number_id: t.number.clone(),
+                    ..Default::default()
+                })
+                .await
+                .map(drop),
         }
     }
 }
@@ -833,7 +865,7 @@ fn the_table_covers_every_rpc() {
     let covered: BTreeSet<String> = rows.iter().map(|r| r.rpc.full_name()).collect();
     assert_eq!(covered.len(), rows.len(), "a row is listed twice");
     assert_eq!(covered, declared);
-    assert_eq!(declared.len(), 37);
+    assert_eq!(declared.len(), 39);
 }
 
 // ---------------------------------------------------------------------------------------------

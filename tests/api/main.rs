@@ -16,6 +16,7 @@ mod faults;
 mod group_commit;
 mod hostile_input;
 mod input_properties;
+mod inventory_history;
 mod mail;
 mod metrics;
 mod phone_numbers;

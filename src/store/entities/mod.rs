@@ -7,6 +7,7 @@ pub mod change_log;
 pub mod delivery;
 pub mod idempotency_record;
 pub mod phone_number;
+pub mod phone_number_assignment;
 pub mod phone_number_order;
 pub mod user;
 pub mod webhook;
