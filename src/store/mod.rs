@@ -20,6 +20,8 @@ mod changes;
 mod deliveries;
 mod history;
 mod idempotency;
+#[cfg(test)]
+mod inventory_plans;
 mod keys;
 mod orders;
 mod outbox;

@@ -492,7 +492,8 @@ impl Store {
     }
 
     /// Numbers in E.164 order, filtered. Every combination of filters is served by an index that
-    /// ends in `e164` (migration m0002), so a page costs the same however large the inventory.
+    /// ends in `e164` (migrations m0002 and m0008), so a page costs the same however large the
+    /// inventory.
     pub async fn list_phone_numbers(
         &self,
         filter: &NumberFilter,
@@ -507,43 +508,7 @@ impl Store {
             Some(_) if owned => return Ok(page.finish(Vec::new(), |n| n.e164.clone())),
             status => status,
         };
-        let now = super::now();
-        let mut query = phone_number::Entity::find()
-            // Numbers past their deletion time are gone, purged or not.
-            .filter(
-                Condition::any()
-                    .add(phone_number::Column::DeletionTime.is_null())
-                    .add(phone_number::Column::DeletionTime.gt(now)),
-            )
-            .order_by_asc(phone_number::Column::E164);
-        if let Some(status) = status {
-            query = query.filter(phone_number::Column::Status.eq(status.as_str()));
-        }
-        if let Some(product_type) = filter.product_type {
-            query = query.filter(phone_number::Column::ProductType.eq(product_type.as_str()));
-        }
-        if let Some(account_id) = &filter.account_id {
-            query = query.filter(phone_number::Column::AccountId.eq(account_id.as_str()));
-        }
-        if let Some(user_id) = &filter.user_id {
-            query = query.filter(phone_number::Column::UserId.eq(user_id.as_str()));
-        }
-        if let Some(prefix) = &filter.e164_prefix {
-            // A range on the key, so that every index ending in e164 serves it.
-            query = query.filter(phone_number::Column::E164.gte(prefix.as_str()));
-            if let Some(end) = prefix_end(prefix) {
-                query = query.filter(phone_number::Column::E164.lt(end));
-            }
-        }
-        if let Some(country) = &filter.country {
-            query = query.filter(phone_number::Column::Country.eq(country.as_str()));
-        }
-        if let Some(number_type) = filter.number_type {
-            query = query.filter(phone_number::Column::NumberType.eq(number_type.as_str()));
-        }
-        if let Some(after) = &page.after {
-            query = query.filter(phone_number::Column::E164.gt(after.as_str()));
-        }
+        let query = numbers_query(filter, status, page.after.as_deref(), super::now());
         let rows = query
             .limit(page.fetch_limit())
             .all(self.connection())
@@ -591,6 +556,53 @@ impl Store {
             }
         }
     }
+}
+
+/// The query of a ListPhoneNumbers page (without its limit), `status` as adjusted for the owner
+/// filters.
+pub(super) fn numbers_query(
+    filter: &NumberFilter,
+    status: Option<NumberStatus>,
+    after: Option<&str>,
+    now: DateTime<Utc>,
+) -> sea_orm::Select<phone_number::Entity> {
+    let mut query = phone_number::Entity::find()
+        // Numbers past their deletion time are gone, purged or not.
+        .filter(
+            Condition::any()
+                .add(phone_number::Column::DeletionTime.is_null())
+                .add(phone_number::Column::DeletionTime.gt(now)),
+        )
+        .order_by_asc(phone_number::Column::E164);
+    if let Some(status) = status {
+        query = query.filter(phone_number::Column::Status.eq(status.as_str()));
+    }
+    if let Some(product_type) = filter.product_type {
+        query = query.filter(phone_number::Column::ProductType.eq(product_type.as_str()));
+    }
+    if let Some(account_id) = &filter.account_id {
+        query = query.filter(phone_number::Column::AccountId.eq(account_id.as_str()));
+    }
+    if let Some(user_id) = &filter.user_id {
+        query = query.filter(phone_number::Column::UserId.eq(user_id.as_str()));
+    }
+    if let Some(prefix) = &filter.e164_prefix {
+        // A range on the key, so that every index ending in e164 serves it.
+        query = query.filter(phone_number::Column::E164.gte(prefix.as_str()));
+        if let Some(end) = prefix_end(prefix) {
+            query = query.filter(phone_number::Column::E164.lt(end));
+        }
+    }
+    if let Some(country) = &filter.country {
+        query = query.filter(phone_number::Column::Country.eq(country.as_str()));
+    }
+    if let Some(number_type) = filter.number_type {
+        query = query.filter(phone_number::Column::NumberType.eq(number_type.as_str()));
+    }
+    if let Some(after) = after {
+        query = query.filter(phone_number::Column::E164.gt(after));
+    }
+    query
 }
 
 /// The first string after every string that starts with `prefix` ("+" and digits): the prefix
