@@ -32,6 +32,10 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Import a CSV file through a running service's batch RPCs (users, assignments, settings).
+    Import(Box<crate::cli::ImportArgs>),
+    /// Export numbers, users, assignments or changes from a running service to stdout.
+    Export(Box<crate::cli::ExportArgs>),
 }
 
 #[derive(Debug, Subcommand)]

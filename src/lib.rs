@@ -9,6 +9,7 @@
 //! | module | what it is |
 //! |---|---|
 //! | [`config`] | flags and environment variables, with defaults |
+//! | [`cli`] | `import` and `export`: bulk work as a gRPC client of a running service |
 //! | [`database_url`] | database URLs in messages, without their credentials |
 //! | [`telemetry`] | the `tracing` subscriber, OTLP trace export, the per-RPC span/log and metrics layers |
 //! | [`metrics`] | the Prometheus registry and the `record_…` hooks the other modules call |
@@ -26,9 +27,11 @@
 //! | [`tasks`] | the tracked background tasks that shutdown waits for |
 //!
 //! Dependencies point one way: `api → store → domain`, `api → domain`, `api → events → store`,
-//! `delivery → store`, `delivery → events` (the hub's head only), `api → delivery` (target checks).
+//! `delivery → store`, `delivery → events` (the hub's head only), `api → delivery` (target checks);
+//! `cli` uses only the gRPC contract ([`proto`]).
 
 pub mod api;
+pub mod cli;
 pub mod config;
 pub mod database_url;
 pub mod delivery;

@@ -10,6 +10,7 @@ mod batch_numbers;
 mod batch_telephony;
 mod batch_users;
 mod changes;
+mod cli_bulk;
 mod concurrency;
 mod dashboard;
 mod faults;
