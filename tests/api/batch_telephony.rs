@@ -2,6 +2,7 @@
 //! single RPCs', dry runs, atomic batches, conflicts inside one batch, per-item access control,
 //! the size limit and idempotent retries.
 
+use std::time::Duration;
 use telephony_admin::keys::{Role, Scope};
 use telephony_admin::proto::{
     BatchAssignPhoneNumbersRequest, BatchUnassignPhoneNumbersRequest,
@@ -9,6 +10,8 @@ use telephony_admin::proto::{
     batch_assign_phone_numbers_request::Item as Assignment,
     batch_update_telephony_settings_request::Item as SettingsChange,
 };
+
+use telephony_admin::proto::{WatchChangesRequest, watch_changes_response::Kind};
 use tonic::Code;
 
 use crate::common::batch::{block, bulk_users, code_of, rpc_status, timeless};
@@ -185,6 +188,17 @@ async fn an_atomic_batch_that_fails_applies_nothing(backend: Backend) {
     let numbers = block(3000, 5);
     app.order_business_numbers(&numbers).await;
     let events_before = app.all_changes("", "").await;
+    // A watch from the last event before the batches: it must see the second batch's events only.
+    let mut watch = app
+        .changes()
+        .watch_changes(WatchChangesRequest {
+            account_id: account.account_id.clone(),
+            after_sequence: Some(events_before.last().map_or(0, |e| e.sequence)),
+            ..Default::default()
+        })
+        .await
+        .expect("watch")
+        .into_inner();
     let mut items: Vec<Assignment> = (0..5)
         .map(|i| assignment(&users[i].user_id, &numbers[i]))
         .collect();
@@ -211,9 +225,26 @@ async fn an_atomic_batch_that_fails_applies_nothing(backend: Backend) {
 
     // The same batch without the bad item commits wholly.
     items.remove(3);
-    let results = assign_batch(&app, &account.account_id, items, false, true).await;
+    let results = assign_batch(&app, &account.account_id, items.clone(), false, true).await;
     assert!(results.iter().all(|r| code_of(&r.status) == Code::Ok));
     assert_eq!(app.all_changes("", "").await.len(), events_before.len() + 4);
+    for item in &items {
+        let event = loop {
+            let message = tokio::time::timeout(Duration::from_secs(10), watch.message())
+                .await
+                .expect("an event within 10 s")
+                .expect("the stream does not fail")
+                .expect("the stream stays open");
+            if let Some(Kind::Event(event)) = message.kind {
+                break event;
+            }
+        };
+        assert_eq!(
+            (event.user_id.as_str(), event.e164_phone_number.as_str()),
+            (item.user_id.as_str(), item.e164_phone_number.as_str()),
+            "the watch sees the committed batch's events, in item order, and nothing else"
+        );
+    }
 }
 
 async fn unassign_and_settings_batches_answer_per_item(backend: Backend) {
