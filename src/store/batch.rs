@@ -190,9 +190,12 @@ impl Store {
         M: Mutation,
         M::Output: Serialize + DeserializeOwned + Sync,
     {
-        // A dry run neither replays nor keeps an answer: it writes nothing.
+        // A dry run neither replays nor keeps an answer: it writes nothing. Nor does a batch
+        // whose every item was refused before the store (e.g. a viewer's retry of an admin's
+        // request): it gets its refusals, as the single RPCs would answer, not a stored answer.
+        let any_runs = items.iter().any(Result::is_ok);
         let idempotency = match (&options.request_id, options.validate_only) {
-            (Some(request_id), false) => Some(IdempotencyKey {
+            (Some(request_id), false) if any_runs => Some(IdempotencyKey {
                 scope: scope_of(caller.account),
                 request_id: request_id.clone(),
                 operation,

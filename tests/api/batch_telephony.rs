@@ -505,6 +505,22 @@ async fn a_retried_batch_with_its_request_id_changes_nothing_more(backend: Backe
     assert!(app.get_number(&numbers[0]).await.association.is_none());
     assert_eq!(app.all_changes(&account.account_id, "").await.len(), 2);
 
+    // A viewer's retry is refused per item, as AssignPhoneNumber refuses it, not answered.
+    let viewer = app.create_key(Role::Viewer, Scope::Organisation).await;
+    let refused = app
+        .telephony_as(Some(&viewer))
+        .batch_assign_phone_numbers(request.clone())
+        .await
+        .expect("answered")
+        .into_inner()
+        .results;
+    assert!(
+        refused
+            .iter()
+            .all(|r| code_of(&r.status) == Code::PermissionDenied),
+        "{refused:?}"
+    );
+
     // The same id for other content is refused.
     let mut other = request;
     other.items.pop();
