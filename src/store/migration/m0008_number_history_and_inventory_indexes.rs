@@ -171,3 +171,93 @@ impl MigrationTrait for Migration {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ActiveModelTrait, Database, EntityTrait, Set};
+    use sea_orm_migration::MigratorTrait;
+
+    use crate::store::entities::{account, phone_number, phone_number_assignment, user};
+    use crate::store::migration::Migrator;
+
+    /// The migrations before this one.
+    const BEFORE: u32 = 5;
+
+    #[tokio::test]
+    async fn numbers_assigned_before_the_migration_get_their_open_period() {
+        let db = Database::connect("sqlite::memory:")
+            .await
+            .expect("database");
+        Migrator::up(&db, Some(BEFORE))
+            .await
+            .expect("earlier migrations");
+        let now = crate::store::now();
+        account::ActiveModel {
+            id: Set("a1".into()),
+            name: Set("Account".into()),
+            create_time: Set(now),
+            update_time: Set(now),
+        }
+        .insert(&db)
+        .await
+        .expect("account");
+        user::ActiveModel {
+            id: Set("u1".into()),
+            account_id: Set("a1".into()),
+            email: Set("ann@example.com".into()),
+            display_name: Set("Ann".into()),
+            license_type: Set("BASIC".into()),
+            inbound_calling: Set(false),
+            outbound_calling: Set(false),
+            sms: Set(false),
+            create_time: Set(now),
+            update_time: Set(now),
+        }
+        .insert(&db)
+        .await
+        .expect("user");
+        for (e164, holder) in [("+12065550100", Some(("a1", "u1"))), ("+12065550101", None)] {
+            phone_number::ActiveModel {
+                e164: Set(e164.into()),
+                country: Set("US".into()),
+                number_type: Set("LOCAL".into()),
+                product_type: Set("BUSINESS_CALLING".into()),
+                status: Set(if holder.is_some() {
+                    "ASSIGNED"
+                } else {
+                    "UNASSIGNED"
+                }
+                .into()),
+                account_id: Set(holder.map(|(a, _)| a.to_owned())),
+                user_id: Set(holder.map(|(_, u)| u.to_owned())),
+                associate_time: Set(holder.map(|_| now)),
+                calling_name: Set(String::new()),
+                order_id: Set("o1".into()),
+                create_time: Set(now),
+                update_time: Set(now),
+                deletion_time: Set(None),
+            }
+            .insert(&db)
+            .await
+            .expect("number");
+        }
+
+        Migrator::up(&db, None).await.expect("this migration");
+        let periods = phone_number_assignment::Entity::find()
+            .all(&db)
+            .await
+            .expect("history");
+        assert_eq!(periods.len(), 1, "{periods:?}");
+        let period = &periods[0];
+        assert_eq!(
+            (
+                period.e164.as_str(),
+                period.account_id.as_str(),
+                period.user_id.as_str()
+            ),
+            ("+12065550100", "a1", "u1")
+        );
+        assert_eq!(period.assign_time, now);
+        assert_eq!(period.unassign_time, None);
+    }
+}
