@@ -6,6 +6,51 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::keys::Role;
+use crate::store::{StoreOptions, WriterOptions};
+
+/// Defaults that more than the flags need. The flags' defaults are written from these, and
+/// [`StoreOptions::default`] is made of them, so that each is stated once.
+pub mod defaults {
+    use std::time::Duration;
+
+    /// How long a deleted number stays restorable.
+    pub const DELETION_QUEUE_PERIOD: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+    /// Database connections per replica.
+    pub const DB_POOL_SIZE: u32 = 16;
+    /// How long a query waits for a connection before failing.
+    pub const DATABASE_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+    /// The most writes committed together in one transaction.
+    pub const WRITE_BATCH_MAX: u16 = 256;
+    /// How long the writer waits for more writes to join a batch.
+    pub const WRITE_BATCH_WAIT: Duration = Duration::ZERO;
+    /// The most items in one batch request; also the import's batch size, so that an import
+    /// against a server with no flags fits.
+    pub const MAX_BATCH_ITEMS: usize = 1000;
+}
+
+/// A duration default in the flags' notation (`7days`, `10s`), for `default_value`.
+macro_rules! duration_default {
+    ($duration:expr) => {{
+        static TEXT: std::sync::LazyLock<String> =
+            std::sync::LazyLock::new(|| humantime::format_duration($duration).to_string());
+        TEXT.as_str()
+    }};
+}
+
+/// The store's options as a server started with no flags has them.
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            deletion_queue_period: defaults::DELETION_QUEUE_PERIOD,
+            max_connections: defaults::DB_POOL_SIZE,
+            acquire_timeout: defaults::DATABASE_ACQUIRE_TIMEOUT,
+            writer: WriterOptions {
+                max_batch: usize::from(defaults::WRITE_BATCH_MAX),
+                gather: defaults::WRITE_BATCH_WAIT,
+            },
+        }
+    }
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -139,7 +184,7 @@ pub struct ServeSettings {
     pub idempotency_window: Duration,
 
     /// How long a deleted number stays restorable.
-    #[arg(long, env = "TELEPHONY_ADMIN_DELETION_QUEUE_PERIOD", value_parser = humantime::parse_duration, default_value = "7d")]
+    #[arg(long, env = "TELEPHONY_ADMIN_DELETION_QUEUE_PERIOD", value_parser = humantime::parse_duration, default_value = duration_default!(defaults::DELETION_QUEUE_PERIOD))]
     pub deletion_queue_period: Duration,
 
     /// How often an idle watch stream receives a checkpoint.
@@ -168,7 +213,7 @@ pub struct ServeSettings {
     pub max_page_size: u64,
 
     /// Most items in one batch request (BatchAssignPhoneNumbers, BatchCreateUsers, …).
-    #[arg(long, env = "TELEPHONY_ADMIN_MAX_BATCH_ITEMS", default_value_t = 1000)]
+    #[arg(long, env = "TELEPHONY_ADMIN_MAX_BATCH_ITEMS", default_value_t = defaults::MAX_BATCH_ITEMS)]
     pub max_batch_items: usize,
 
     /// HTTP/2 streams a connection may have open at once.
@@ -188,7 +233,7 @@ pub struct ServeSettings {
     pub max_watchers_per_key: usize,
 
     /// Database connections per replica.
-    #[arg(long, env = "TELEPHONY_ADMIN_DB_POOL_SIZE", default_value_t = 16)]
+    #[arg(long, env = "TELEPHONY_ADMIN_DB_POOL_SIZE", default_value_t = defaults::DB_POOL_SIZE)]
     pub db_pool_size: u32,
 
     /// Let webhooks use plain http:// and reach loopback, link-local and private addresses
@@ -247,11 +292,11 @@ pub struct ServeSettings {
     #[arg(long, env = "TELEPHONY_ADMIN_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,
     /// The most writes committed together in one transaction.
-    #[arg(long, env = "TELEPHONY_ADMIN_WRITE_BATCH_MAX", default_value_t = 256, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, env = "TELEPHONY_ADMIN_WRITE_BATCH_MAX", default_value_t = defaults::WRITE_BATCH_MAX, value_parser = clap::value_parser!(u16).range(1..))]
     pub write_batch_max: u16,
 
     /// How long the writer waits for more writes to join a batch (0: it takes those waiting).
-    #[arg(long, env = "TELEPHONY_ADMIN_WRITE_BATCH_WAIT", value_parser = humantime::parse_duration, default_value = "0s")]
+    #[arg(long, env = "TELEPHONY_ADMIN_WRITE_BATCH_WAIT", value_parser = humantime::parse_duration, default_value = duration_default!(defaults::WRITE_BATCH_WAIT))]
     pub write_batch_wait: Duration,
 
     /// How long shutdown waits for in-flight requests.
@@ -268,7 +313,7 @@ pub struct ServeSettings {
     pub database_check_interval: Duration,
 
     /// How long a request waits for a database connection before answering UNAVAILABLE.
-    #[arg(long, env = "TELEPHONY_ADMIN_DATABASE_ACQUIRE_TIMEOUT", value_parser = humantime::parse_duration, default_value = "10s")]
+    #[arg(long, env = "TELEPHONY_ADMIN_DATABASE_ACQUIRE_TIMEOUT", value_parser = humantime::parse_duration, default_value = duration_default!(defaults::DATABASE_ACQUIRE_TIMEOUT))]
     pub database_acquire_timeout: Duration,
 
     /// Change events the hub keeps in memory for live watchers; a watcher further behind reads
@@ -357,6 +402,19 @@ impl ServeSettings {
         Ok(())
     }
 
+    /// The store's options.
+    pub fn store_options(&self) -> StoreOptions {
+        StoreOptions {
+            deletion_queue_period: self.deletion_queue_period,
+            max_connections: self.db_pool_size,
+            acquire_timeout: self.database_acquire_timeout,
+            writer: WriterOptions {
+                max_batch: usize::from(self.write_batch_max),
+                gather: self.write_batch_wait,
+            },
+        }
+    }
+
     /// Defaults, as a server started with no flags would have them.
     pub fn defaults() -> Self {
         #[derive(Parser)]
@@ -395,6 +453,21 @@ mod tests {
                 other => panic!("parsed as {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn the_flags_default_to_the_defaults_the_store_has() {
+        let flags = ServeSettings::defaults().store_options();
+        let store = StoreOptions::default();
+        assert_eq!(flags.deletion_queue_period, store.deletion_queue_period);
+        assert_eq!(
+            flags.deletion_queue_period,
+            Duration::from_secs(7 * 24 * 60 * 60)
+        );
+        assert_eq!(flags.max_connections, store.max_connections);
+        assert_eq!(flags.acquire_timeout, store.acquire_timeout);
+        assert_eq!(flags.writer.max_batch, store.writer.max_batch);
+        assert_eq!(flags.writer.gather, store.writer.gather);
     }
 
     #[test]

@@ -10,31 +10,7 @@ use crate::store::{ApiKeyRecord, NewApiKey, Store};
 /// Marks a string as one of our secrets (and helps secret scanners find leaked ones).
 const SECRET_PREFIX: &str = "tak_";
 
-/// What a key may do. The command line takes it by the same names as it is stored under.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Role {
-    /// May read, watch and change.
-    Admin,
-    /// May only read and watch.
-    Viewer,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Admin => "admin",
-            Self::Viewer => "viewer",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "admin" => Some(Self::Admin),
-            "viewer" => Some(Self::Viewer),
-            _ => None,
-        }
-    }
-}
+pub use crate::domain::role::Role;
 
 /// Where a key may act.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,7 +47,7 @@ pub async fn create_key(
     let record = store
         .create_api_key(NewApiKey {
             name: name.to_owned(),
-            role: role.as_str().to_owned(),
+            role,
             account_id: match scope {
                 Scope::Organisation => None,
                 Scope::Account(id) => Some(id.clone()),

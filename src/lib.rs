@@ -16,8 +16,8 @@
 //! | [`metrics_server`] | the `/metrics` HTTP listener |
 //! | [`startup`] | builds and runs the server; shutdown |
 //! | [`proto`] | the gRPC contract: messages, clients and descriptor set from the `telephony-admin-api` crate (which other services use alone), and the service traits |
-//! | [`domain`] | the rules, without I/O: numbers, names, assignment, permissions, notices |
-//! | [`store`] | SeaORM entities, migrations, the repository, page tokens, batches of use cases in one mutation |
+//! | [`domain`] | the rules, without I/O: ids, e-mail addresses, names and numbers as types parsed once at the edge; assignment, permissions, notices |
+//! | [`store`] | SeaORM entities (enum columns derived), migrations, the repository, page tokens, batches of use cases in one mutation; answers with read models, rows never leave it |
 //! | [`api`] | one tonic service per file (their batch RPCs in [`api::batch`]); authentication with a cache of verified keys; errors → `Status` in [`api::status`] |
 //! | [`events`] | the change hub and the watch streams |
 //! | [`delivery`] | push delivery of change events: webhooks and e-mail to users, with cursors, retries and leases |

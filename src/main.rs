@@ -75,9 +75,9 @@ async fn keys_command(
         } => {
             let scope = match account {
                 Some(id) => {
-                    let id = domain::account::parse_id("--account", &id)?;
+                    let id = domain::ids::AccountId::parse("--account", &id)?;
                     store.get_account(&id).await?;
-                    Scope::Account(id)
+                    Scope::Account(id.into())
                 }
                 None => Scope::Organisation,
             };
@@ -85,7 +85,7 @@ async fn keys_command(
             let (record, secret) = keys::create_key(store, &name, role, &scope, None).await?;
             println!("id:     {}", record.id);
             println!("name:   {}", record.name);
-            println!("role:   {}", record.role);
+            println!("role:   {}", record.role.as_str());
             println!(
                 "scope:  {}",
                 record.account_id.as_deref().unwrap_or("organisation")
@@ -102,7 +102,7 @@ async fn keys_command(
                 println!(
                     "{:<36}  {:<7}  {:<36}  {:<20}  {}",
                     key.id,
-                    key.role,
+                    key.role.as_str(),
                     key.account_id.as_deref().unwrap_or("organisation"),
                     key.revoke_time
                         .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())

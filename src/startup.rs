@@ -42,7 +42,7 @@ use crate::proto::{
     telephony_service_server::TelephonyServiceServer, user_service_server::UserServiceServer,
     webhook_service_server::WebhookServiceServer,
 };
-use crate::store::{Store, StoreOptions, WriteStats, WriterOptions};
+use crate::store::{Store, StoreOptions, WriteStats};
 use crate::tasks::BackgroundTasks;
 use crate::telemetry::{RpcMetricsLayer, rpc_trace_layer};
 
@@ -208,19 +208,7 @@ async fn connect_and_migrate(
     storage: &StorageSettings,
     settings: &ServeSettings,
 ) -> anyhow::Result<Store> {
-    let store = connect_store(
-        storage,
-        StoreOptions {
-            deletion_queue_period: settings.deletion_queue_period,
-            max_connections: settings.db_pool_size,
-            acquire_timeout: settings.database_acquire_timeout,
-            writer: WriterOptions {
-                max_batch: usize::from(settings.write_batch_max),
-                gather: settings.write_batch_wait,
-            },
-        },
-    )
-    .await?;
+    let store = connect_store(storage, settings.store_options()).await?;
     store.migrate().await.context("database migration failed")?;
     // Replicas starting together must not each create a key.
     store

@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::{ApiContext, convert, required_id};
+use super::{ApiContext, convert};
 use crate::domain::DomainError;
 use crate::domain::account::parse_account_name;
+use crate::domain::ids::AccountId;
 use crate::proto::{self, account_service_server::AccountService};
 
 pub struct AccountApi {
@@ -24,7 +25,7 @@ impl AccountService for AccountApi {
         caller.require_organisation()?;
         let name = parse_account_name("name", &request.get_ref().name)?;
         let account = self.context.store.create_account(name).await?;
-        tracing::info!(account_id = %account.id, actor = %caller.key_id, "account created");
+        tracing::info!(account_id = %account.account_id, actor = %caller.key_id, "account created");
         Ok(Response::new(convert::account(account)))
     }
 
@@ -33,8 +34,8 @@ impl AccountService for AccountApi {
         request: Request<proto::GetAccountRequest>,
     ) -> Result<Response<proto::Account>, Status> {
         let caller = self.context.auth.authenticate(&request).await?;
-        let id = required_id("account_id", &request.get_ref().account_id)?;
-        caller.require_account(&id)?;
+        let id = AccountId::parse("account_id", &request.get_ref().account_id)?;
+        caller.require_account(id.as_str())?;
         let account = self.context.store.get_account(&id).await?;
         Ok(Response::new(convert::account(account)))
     }
@@ -74,8 +75,8 @@ impl AccountService for AccountApi {
         let caller = self.context.auth.authenticate(&request).await?;
         caller.require_admin()?;
         let req = request.get_ref();
-        let id = required_id("account_id", &req.account_id)?;
-        caller.require_account(&id)?;
+        let id = AccountId::parse("account_id", &req.account_id)?;
+        caller.require_account(id.as_str())?;
         let name = parse_account_name("name", &req.name)?;
         let account = self.context.store.update_account(&id, name).await?;
         tracing::info!(account_id = %id, actor = %caller.key_id, "account renamed");
@@ -89,7 +90,7 @@ impl AccountService for AccountApi {
         let caller = self.context.auth.authenticate(&request).await?;
         caller.require_admin()?;
         caller.require_organisation()?;
-        let id = required_id("account_id", &request.get_ref().account_id)?;
+        let id = AccountId::parse("account_id", &request.get_ref().account_id)?;
         let revoked_keys = self.context.store.delete_account(&id).await?;
         tracing::info!(account_id = %id, actor = %caller.key_id, revoked_keys = ?revoked_keys, "account deleted, its API keys revoked");
         Ok(Response::new(()))

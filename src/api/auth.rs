@@ -145,7 +145,7 @@ fn to_caller(record: crate::store::ApiKeyRecord) -> Option<Caller> {
     }
     Some(Caller {
         key_id: record.id,
-        role: Role::parse(&record.role)?,
+        role: record.role,
         scope: match record.account_id {
             Some(id) => Scope::Account(id),
             None => Scope::Organisation,

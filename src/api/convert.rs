@@ -1,17 +1,16 @@
-//! Conversions between stored records and protobuf messages, and between proto enums and
+//! Conversions between the store's read models and protobuf messages, and between proto enums and
 //! domain types. Unknown enum numbers are INVALID_ARGUMENT, never a panic.
 
 use chrono::{DateTime, Utc};
 use prost_types::Timestamp;
 
-use crate::domain::change::ChangeKind;
-use crate::domain::phone_number::{NumberStatus, NumberType, ProductType};
+use crate::domain::change::{ChangeEvent, ChangeKind};
+use crate::domain::phone_number::{NumberStatus, NumberType, OrderStatus, ProductType};
 use crate::domain::telephony::TelephonySettings;
 use crate::domain::user::LicenseType;
 use crate::domain::{DomainError, FieldViolation};
 use crate::proto;
-use crate::store::entities::{account, change_event, phone_number};
-use crate::store::{OrderRecord, UserView};
+use crate::store::{AccountView, NumberView, OrderRecord, UserView};
 
 pub fn timestamp(t: DateTime<Utc>) -> Timestamp {
     Timestamp {
@@ -20,9 +19,9 @@ pub fn timestamp(t: DateTime<Utc>) -> Timestamp {
     }
 }
 
-pub fn account(a: account::Model) -> proto::Account {
+pub fn account(a: AccountView) -> proto::Account {
     proto::Account {
-        account_id: a.id,
+        account_id: a.account_id,
         name: a.name,
         create_time: Some(timestamp(a.create_time)),
         update_time: Some(timestamp(a.update_time)),
@@ -46,12 +45,11 @@ pub fn settings_from(s: &proto::TelephonySettings) -> TelephonySettings {
 }
 
 pub fn user(v: UserView) -> proto::User {
-    let license_type = match v.license_type() {
-        Some(LicenseType::Basic) => proto::LicenseType::Basic,
-        Some(LicenseType::Plus) => proto::LicenseType::Plus,
-        Some(LicenseType::Pro) => proto::LicenseType::Pro,
-        Some(LicenseType::ProTrial) => proto::LicenseType::ProTrial,
-        None => proto::LicenseType::Unspecified,
+    let license_type = match v.license_type {
+        LicenseType::Basic => proto::LicenseType::Basic,
+        LicenseType::Plus => proto::LicenseType::Plus,
+        LicenseType::Pro => proto::LicenseType::Pro,
+        LicenseType::ProTrial => proto::LicenseType::ProTrial,
     };
     let telephony_settings = Some(settings(v.settings()));
     proto::User {
@@ -113,30 +111,27 @@ fn unknown_enum(field: &str, raw: i32) -> DomainError {
     )])
 }
 
-fn proto_product_type(value: &str) -> proto::PhoneNumberProductType {
-    match ProductType::from_db(value) {
-        Some(ProductType::BusinessCalling) => proto::PhoneNumberProductType::BusinessCalling,
-        Some(ProductType::VoiceConnector) => proto::PhoneNumberProductType::VoiceConnector,
-        Some(ProductType::SipMediaApplicationDialIn) => {
+fn proto_product_type(value: ProductType) -> proto::PhoneNumberProductType {
+    match value {
+        ProductType::BusinessCalling => proto::PhoneNumberProductType::BusinessCalling,
+        ProductType::VoiceConnector => proto::PhoneNumberProductType::VoiceConnector,
+        ProductType::SipMediaApplicationDialIn => {
             proto::PhoneNumberProductType::SipMediaApplicationDialIn
         }
-        None => proto::PhoneNumberProductType::Unspecified,
     }
 }
 
-pub fn phone_number(n: phone_number::Model) -> proto::PhoneNumber {
-    let status = match NumberStatus::from_db(&n.status) {
-        Some(NumberStatus::Unassigned) => proto::PhoneNumberStatus::Unassigned,
-        Some(NumberStatus::Assigned) => proto::PhoneNumberStatus::Assigned,
-        Some(NumberStatus::DeleteInProgress) => proto::PhoneNumberStatus::DeleteInProgress,
-        None => proto::PhoneNumberStatus::Unspecified,
+pub fn phone_number(n: NumberView) -> proto::PhoneNumber {
+    let status = match n.status {
+        NumberStatus::Unassigned => proto::PhoneNumberStatus::Unassigned,
+        NumberStatus::Assigned => proto::PhoneNumberStatus::Assigned,
+        NumberStatus::DeleteInProgress => proto::PhoneNumberStatus::DeleteInProgress,
     };
-    let number_type = match NumberType::from_db(&n.number_type) {
-        Some(NumberType::Local) => proto::PhoneNumberType::Local,
-        Some(NumberType::TollFree) => proto::PhoneNumberType::TollFree,
-        None => proto::PhoneNumberType::Unspecified,
+    let number_type = match n.number_type {
+        NumberType::Local => proto::PhoneNumberType::Local,
+        NumberType::TollFree => proto::PhoneNumberType::TollFree,
     };
-    let product_type = proto_product_type(&n.product_type);
+    let product_type = proto_product_type(n.product_type);
     // Business calling numbers carry voice and SMS; the others carry voice only.
     let sms = product_type == proto::PhoneNumberProductType::BusinessCalling
         && number_type == proto::PhoneNumberType::Local;
@@ -173,15 +168,14 @@ pub fn phone_number(n: phone_number::Model) -> proto::PhoneNumber {
 }
 
 pub fn order(o: OrderRecord) -> proto::PhoneNumberOrder {
-    let status = match o.order.status.as_str() {
-        "SUCCESSFUL" => proto::PhoneNumberOrderStatus::Successful,
-        "PARTIAL" => proto::PhoneNumberOrderStatus::Partial,
-        "FAILED" => proto::PhoneNumberOrderStatus::Failed,
-        _ => proto::PhoneNumberOrderStatus::Unspecified,
+    let status = match o.status {
+        OrderStatus::Successful => proto::PhoneNumberOrderStatus::Successful,
+        OrderStatus::Partial => proto::PhoneNumberOrderStatus::Partial,
+        OrderStatus::Failed => proto::PhoneNumberOrderStatus::Failed,
     };
     proto::PhoneNumberOrder {
-        order_id: o.order.id,
-        product_type: proto_product_type(&o.order.product_type) as i32,
+        order_id: o.order_id,
+        product_type: proto_product_type(o.product_type) as i32,
         status: status as i32,
         ordered_phone_numbers: o
             .items
@@ -196,38 +190,35 @@ pub fn order(o: OrderRecord) -> proto::PhoneNumberOrder {
                 reason: item.reason,
             })
             .collect(),
-        create_time: Some(timestamp(o.order.create_time)),
+        create_time: Some(timestamp(o.create_time)),
     }
 }
 
 /// An event of the log `log_id`.
-pub fn change_event(e: &change_event::Model, log_id: &str) -> proto::ChangeEvent {
-    let kind = ChangeKind::from_db(&e.kind);
-    let proto_kind = match kind {
-        Some(ChangeKind::PhoneNumberAssigned) => proto::ChangeKind::PhoneNumberAssigned,
-        Some(ChangeKind::PhoneNumberUnassigned) => proto::ChangeKind::PhoneNumberUnassigned,
-        Some(ChangeKind::TelephonySettingsUpdated) => proto::ChangeKind::TelephonySettingsUpdated,
-        Some(ChangeKind::UserSignOutRequested) => proto::ChangeKind::UserSignOutRequested,
-        Some(ChangeKind::UserDeleted) => proto::ChangeKind::UserDeleted,
-        None => proto::ChangeKind::Unspecified,
-    };
+pub fn change_event(e: &ChangeEvent, log_id: &str) -> proto::ChangeEvent {
     proto::ChangeEvent {
-        sequence: e.sequence as u64,
+        sequence: e.sequence,
         event_id: e.event_id.clone(),
         account_id: e.account_id.clone(),
         user_id: e.user_id.clone(),
-        kind: proto_kind as i32,
-        e164_phone_number: e.e164.clone(),
-        telephony_settings: Some(proto::TelephonySettings {
-            inbound_calling: e.inbound_calling,
-            outbound_calling: e.outbound_calling,
-            sms: e.sms,
-        }),
-        sign_out_required: kind.is_some_and(ChangeKind::sign_out_required),
+        kind: change_kind(e.kind) as i32,
+        e164_phone_number: e.e164_phone_number.clone(),
+        telephony_settings: Some(settings(e.settings)),
+        sign_out_required: e.kind.sign_out_required(),
         notice: e.notice.clone(),
         actor: e.actor.clone(),
         occur_time: Some(timestamp(e.occur_time)),
         log_id: log_id.to_owned(),
+    }
+}
+
+pub fn change_kind(kind: ChangeKind) -> proto::ChangeKind {
+    match kind {
+        ChangeKind::PhoneNumberAssigned => proto::ChangeKind::PhoneNumberAssigned,
+        ChangeKind::PhoneNumberUnassigned => proto::ChangeKind::PhoneNumberUnassigned,
+        ChangeKind::TelephonySettingsUpdated => proto::ChangeKind::TelephonySettingsUpdated,
+        ChangeKind::UserSignOutRequested => proto::ChangeKind::UserSignOutRequested,
+        ChangeKind::UserDeleted => proto::ChangeKind::UserDeleted,
     }
 }
 

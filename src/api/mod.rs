@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::domain::DomainError;
 use crate::domain::account::parse_id;
+use crate::domain::ids::{AccountId, UserId};
 use crate::error::{Error, Result};
 use crate::events::ChangeHub;
 use crate::store::Store;
@@ -135,8 +136,8 @@ pub enum Access {
 /// A user named by a request: validated identifiers.
 #[derive(Debug, Clone)]
 pub struct UserTarget {
-    pub account_id: String,
-    pub user_id: String,
+    pub account_id: AccountId,
+    pub user_id: UserId,
 }
 
 impl ApiContext {
@@ -167,9 +168,9 @@ pub fn authorise_target(
     if access == Access::Write {
         caller.require_admin()?;
     }
-    let account_id = required_id("account_id", account_id)?;
-    caller.require_account(&account_id)?;
-    let user_id = required_id("user_id", user_id)?;
+    let account_id = AccountId::parse("account_id", account_id)?;
+    caller.require_account(account_id.as_str())?;
+    let user_id = UserId::parse("user_id", user_id)?;
     Ok(UserTarget {
         account_id,
         user_id,
@@ -183,10 +184,18 @@ pub fn required_id(field: &str, value: &str) -> Result<String> {
 
 /// An optional identifier field (empty = none).
 pub fn optional_id(field: &str, value: &str) -> Result<Option<String>> {
+    optional(value, |v| parse_id(field, v))
+}
+
+/// An optional field (empty = none), parsed when given.
+pub fn optional<T>(
+    value: &str,
+    parse: impl FnOnce(&str) -> std::result::Result<T, DomainError>,
+) -> Result<Option<T>> {
     if value.is_empty() {
         Ok(None)
     } else {
-        Ok(Some(parse_id(field, value)?))
+        Ok(Some(parse(value)?))
     }
 }
 

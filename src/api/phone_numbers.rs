@@ -5,10 +5,11 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::auth::outside_scope;
-use super::{ApiContext, convert, inventory, optional_id, required_id};
+use super::{ApiContext, convert, inventory, optional, required_id};
 use crate::domain::DomainError;
 use crate::domain::error::Violations;
-use crate::domain::phone_number::{E164, NumberStatus, parse_calling_name};
+use crate::domain::ids::{AccountId, UserId};
+use crate::domain::phone_number::{CallingName, E164, NumberStatus};
 use crate::error::Error;
 use crate::proto::{self, phone_number_service_server::PhoneNumberService};
 use crate::store::{NumberFilter, NumberUpdate, visible_to};
@@ -59,7 +60,7 @@ impl PhoneNumberService for PhoneNumberApi {
             .await?;
         let acquired = order.items.iter().filter(|i| i.acquired).count();
         tracing::info!(
-            order_id = %order.order.id,
+            order_id = %order.order_id,
             requested = order.items.len(),
             acquired,
             actor = %caller.key_id,
@@ -108,15 +109,15 @@ impl PhoneNumberService for PhoneNumberApi {
         let filter = NumberFilter {
             status: convert::number_status("status", req.status)?,
             product_type: convert::product_type("product_type", req.product_type)?,
-            account_id: optional_id("account_id", &req.account_id)?,
-            user_id: optional_id("user_id", &req.user_id)?,
+            account_id: optional(&req.account_id, |v| AccountId::parse("account_id", v))?,
+            user_id: optional(&req.user_id, |v| UserId::parse("user_id", v))?,
             e164_prefix: inventory::e164_prefix("e164_prefix", &req.e164_prefix)?,
             country: inventory::country("country", &req.country)?,
             number_type: inventory::number_type("type", req.r#type)?,
         };
         if let Some(own) = caller.account() {
             let inventory = filter.status == Some(NumberStatus::Unassigned);
-            let own_numbers = filter.account_id.as_deref() == Some(own);
+            let own_numbers = filter.account_id.as_ref().map(AccountId::as_str) == Some(own);
             if !(inventory || own_numbers) {
                 return Err(Error::PermissionDenied(
                     "an account-scoped API key may list unassigned numbers (status UNASSIGNED) or its own account's numbers (account_id)".into(),
@@ -271,7 +272,7 @@ pub(crate) fn number_update(
         }
     }
     if paths.contains(&"calling_name") {
-        update.calling_name = violations.check(parse_calling_name("calling_name", calling_name));
+        update.calling_name = violations.check(CallingName::parse("calling_name", calling_name));
     }
     violations.finish()?;
     Ok((number, update))

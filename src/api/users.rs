@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::{Access, ApiContext, convert, required_id};
+use super::{Access, ApiContext, convert};
 use crate::domain::error::{Violations, all3};
-use crate::domain::user::{LicenseType, parse_display_name, parse_email};
+use crate::domain::ids::AccountId;
+use crate::domain::user::{DisplayName, Email, LicenseType};
 use crate::proto::{self, user_service_server::UserService};
 use crate::store::UserUpdate;
 
@@ -23,8 +24,8 @@ impl UserService for UserApi {
         let caller = self.context.auth.authenticate(&request).await?;
         caller.require_admin()?;
         let req = request.get_ref();
-        let account_id = required_id("account_id", &req.account_id)?;
-        caller.require_account(&account_id)?;
+        let account_id = AccountId::parse("account_id", &req.account_id)?;
+        caller.require_account(account_id.as_str())?;
         let (email, display_name, license_type) =
             new_user_fields(&req.email, &req.display_name, req.license_type)?;
         let user = self
@@ -59,25 +60,25 @@ impl UserService for UserApi {
     ) -> Result<Response<proto::ListUsersResponse>, Status> {
         let caller = self.context.auth.authenticate(&request).await?;
         let req = request.get_ref();
-        let account_id = required_id("account_id", &req.account_id)?;
-        caller.require_account(&account_id)?;
+        let account_id = AccountId::parse("account_id", &req.account_id)?;
+        caller.require_account(account_id.as_str())?;
         let email = if req.email.is_empty() {
             None
         } else {
-            Some(parse_email("email", &req.email)?)
+            Some(Email::parse("email", &req.email)?)
         };
         let page = self.context.page(
             req.page_size,
             &req.page_token,
             &format!(
                 "account={account_id};email={}",
-                email.as_deref().unwrap_or("")
+                email.as_ref().map_or("", Email::as_str)
             ),
         )?;
         let users = self
             .context
             .store
-            .list_users(&account_id, email.as_deref(), &page)
+            .list_users(&account_id, email.as_ref(), &page)
             .await?;
         Ok(Response::new(proto::ListUsersResponse {
             users: users.items.into_iter().map(convert::user).collect(),
@@ -162,10 +163,10 @@ pub(crate) fn new_user_fields(
     email: &str,
     display_name: &str,
     license_type: i32,
-) -> Result<(String, String, LicenseType), crate::domain::DomainError> {
+) -> Result<(Email, DisplayName, LicenseType), crate::domain::DomainError> {
     all3(
-        parse_email("email", email),
-        parse_display_name("display_name", display_name),
+        Email::parse("email", email),
+        DisplayName::parse("display_name", display_name),
         convert::license_type("license_type", license_type),
     )
 }
@@ -185,7 +186,7 @@ pub(crate) fn user_update(
     let mut violations = Violations::new();
     let update = UserUpdate {
         display_name: if wants("display_name") {
-            violations.check(parse_display_name("display_name", display_name))
+            violations.check(DisplayName::parse("display_name", display_name))
         } else {
             None
         },

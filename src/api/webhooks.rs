@@ -7,12 +7,13 @@ use chrono::Utc;
 use tonic::{Request, Response, Status};
 
 use super::auth::Caller;
-use super::{ApiContext, convert, optional_id, required_id};
+use super::{ApiContext, convert, optional, required_id};
 use crate::delivery::http_client::check_target;
 use crate::delivery::signature::generate_secret;
 use crate::domain::DomainError;
 use crate::domain::change::ChangeKind;
 use crate::domain::error::Violations;
+use crate::domain::ids::AccountId;
 use crate::domain::webhook::{EventFilter, TargetPolicy, parse_description, parse_webhook_url};
 use crate::error::Result;
 use crate::proto::{self, webhook_service_server::WebhookService};
@@ -47,7 +48,12 @@ impl WebhookApi {
         };
         let mut violations = Violations::new();
         let account_id = violations
-            .check(optional_id("filter.account_id", &filter.account_id).map_err(into_domain))
+            .check(
+                optional(&filter.account_id, |v| {
+                    AccountId::parse("filter.account_id", v)
+                })
+                .map_err(into_domain),
+            )
             .flatten();
         let mut kinds = Vec::new();
         for (i, raw) in filter.kinds.iter().enumerate() {
@@ -65,14 +71,17 @@ impl WebhookApi {
             // Refuse a filter that can never match.
             self.context.store.get_account(account_id).await?;
         }
-        Ok(EventFilter { account_id, kinds })
+        Ok(EventFilter {
+            account_id: account_id.map(String::from),
+            kinds,
+        })
     }
 
     async fn view(&self, view: WebhookView) -> Result<proto::Webhook> {
         let pending = self
             .context
             .store
-            .count_matching_changes(view.delivery.cursor.max(0) as u64, &view.filter())
+            .count_matching_changes(view.delivery.cursor, &view.filter())
             .await?;
         Ok(webhook(view, pending))
     }
@@ -96,16 +105,6 @@ fn change_kind(raw: i32) -> Option<ChangeKind> {
     })
 }
 
-fn proto_kind(kind: ChangeKind) -> proto::ChangeKind {
-    match kind {
-        ChangeKind::PhoneNumberAssigned => proto::ChangeKind::PhoneNumberAssigned,
-        ChangeKind::PhoneNumberUnassigned => proto::ChangeKind::PhoneNumberUnassigned,
-        ChangeKind::TelephonySettingsUpdated => proto::ChangeKind::TelephonySettingsUpdated,
-        ChangeKind::UserSignOutRequested => proto::ChangeKind::UserSignOutRequested,
-        ChangeKind::UserDeleted => proto::ChangeKind::UserDeleted,
-    }
-}
-
 fn webhook(view: WebhookView, pending: u64) -> proto::Webhook {
     let filter = view.filter();
     let WebhookView { webhook, delivery } = view;
@@ -118,7 +117,7 @@ fn webhook(view: WebhookView, pending: u64) -> proto::Webhook {
             kinds: filter
                 .kinds
                 .into_iter()
-                .map(|k| proto_kind(k) as i32)
+                .map(|k| convert::change_kind(k) as i32)
                 .collect(),
         }),
         state: if delivery.paused {
@@ -126,8 +125,8 @@ fn webhook(view: WebhookView, pending: u64) -> proto::Webhook {
         } else {
             proto::WebhookState::Active
         } as i32,
-        last_delivered_sequence: delivery.last_delivered.max(0) as u64,
-        delivered_through_sequence: delivery.cursor.max(0) as u64,
+        last_delivered_sequence: delivery.last_delivered,
+        delivered_through_sequence: delivery.cursor,
         pending_events: pending,
         last_error: delivery.last_error.unwrap_or_default(),
         last_error_time: delivery.last_error_time.map(convert::timestamp),

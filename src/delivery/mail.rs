@@ -20,10 +20,10 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::worker::{Outcome, Sink};
+use crate::domain::change::ChangeEvent;
 use crate::domain::change::ChangeKind;
 use crate::error::Result;
 use crate::store::Store;
-use crate::store::entities::change_event;
 
 /// The relay and the sender, from the configuration.
 #[derive(Debug, Clone)]
@@ -57,7 +57,7 @@ impl MailSink {
         })
     }
 
-    fn message(&self, event: &change_event::Model, to: &str) -> Result<Message, String> {
+    fn message(&self, event: &ChangeEvent, to: &str) -> Result<Message, String> {
         let to: Mailbox = to
             .parse()
             .map_err(|e| format!("the user's address {to:?} is not usable: {e}"))?;
@@ -131,15 +131,18 @@ fn percent_decode(raw: &str) -> String {
 }
 
 /// Subject, plain text and HTML of the mail for `event`, in the words of its notice.
-pub fn compose(event: &change_event::Model) -> (String, String, String) {
-    let subject = match ChangeKind::from_db(&event.kind) {
-        Some(ChangeKind::PhoneNumberAssigned) => {
-            format!("Your business calling number is now {}", event.e164)
+pub fn compose(event: &ChangeEvent) -> (String, String, String) {
+    let subject = match event.kind {
+        ChangeKind::PhoneNumberAssigned => {
+            format!(
+                "Your business calling number is now {}",
+                event.e164_phone_number
+            )
         }
-        Some(ChangeKind::PhoneNumberUnassigned) => {
+        ChangeKind::PhoneNumberUnassigned => {
             "Your business calling number has been removed".to_owned()
         }
-        Some(ChangeKind::TelephonySettingsUpdated) => {
+        ChangeKind::TelephonySettingsUpdated => {
             "Your calling and SMS permissions have changed".to_owned()
         }
         _ => "Please sign out and sign back in".to_owned(),
@@ -176,12 +179,11 @@ impl Sink for MailSink {
         None
     }
 
-    fn wants(&self, event: &change_event::Model) -> bool {
-        ChangeKind::from_db(&event.kind)
-            .is_some_and(|kind| kind.sign_out_required() && kind != ChangeKind::UserDeleted)
+    fn wants(&self, event: &ChangeEvent) -> bool {
+        event.kind.sign_out_required() && event.kind != ChangeKind::UserDeleted
     }
 
-    async fn deliver(&mut self, event: &change_event::Model) -> Result<Outcome, String> {
+    async fn deliver(&mut self, event: &ChangeEvent) -> Result<Outcome, String> {
         let address = self
             .store
             .user_email(&event.account_id, &event.user_id)
@@ -237,16 +239,14 @@ mod tests {
 
     #[test]
     fn the_mail_says_what_changed_and_asks_to_sign_in_again() {
-        let event = change_event::Model {
+        let event = ChangeEvent {
             sequence: 7,
             event_id: "e".into(),
             account_id: "a".into(),
             user_id: "u".into(),
-            kind: "PHONE_NUMBER_ASSIGNED".into(),
-            e164: "+12065550100".into(),
-            inbound_calling: false,
-            outbound_calling: false,
-            sms: false,
+            kind: ChangeKind::PhoneNumberAssigned,
+            e164_phone_number: "+12065550100".into(),
+            settings: crate::domain::telephony::TelephonySettings::OFF,
             notice: "Your number is <new>".into(),
             actor: "k".into(),
             occur_time: chrono::Utc::now(),

@@ -7,7 +7,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use crate::store::entities::change_event;
+use crate::domain::change::ChangeEvent;
 
 /// One delivery's progress as this replica sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,10 +67,10 @@ impl Monitor {
         });
     }
 
-    pub(super) fn delivered(&self, sink: &str, event: &change_event::Model, attempt: Duration) {
+    pub(super) fn delivered(&self, sink: &str, event: &ChangeEvent, attempt: Duration) {
         let committed: SystemTime = event.occur_time.into();
         let since_commit = SystemTime::now().duration_since(committed).ok();
-        let sequence = event.sequence.max(0) as u64;
+        let sequence = event.sequence;
         self.update(sink, |lag| {
             lag.cursor = lag.cursor.max(sequence);
             lag.head = lag.head.max(sequence);

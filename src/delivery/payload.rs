@@ -6,8 +6,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::change::ChangeKind;
-use crate::store::entities::change_event;
+use crate::domain::change::ChangeEvent;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WebhookPayload {
@@ -44,25 +43,21 @@ pub struct TelephonySettingsJson {
 
 impl ChangeEventJson {
     /// The event `e` of the log `log_id`.
-    pub fn new(e: &change_event::Model, log_id: &str) -> Self {
-        let kind = ChangeKind::from_db(&e.kind);
+    pub fn new(e: &ChangeEvent, log_id: &str) -> Self {
         Self {
-            sequence: e.sequence.max(0).to_string(),
+            sequence: e.sequence.to_string(),
             event_id: e.event_id.clone(),
             account_id: e.account_id.clone(),
             user_id: e.user_id.clone(),
             // The proto enum's names are the stored names with this prefix.
-            kind: match kind {
-                Some(kind) => format!("CHANGE_KIND_{}", kind.as_str()),
-                None => "CHANGE_KIND_UNSPECIFIED".to_owned(),
-            },
-            e164_phone_number: e.e164.clone(),
+            kind: format!("CHANGE_KIND_{}", e.kind.as_str()),
+            e164_phone_number: e.e164_phone_number.clone(),
             telephony_settings: TelephonySettingsJson {
-                inbound_calling: e.inbound_calling,
-                outbound_calling: e.outbound_calling,
-                sms: e.sms,
+                inbound_calling: e.settings.inbound_calling,
+                outbound_calling: e.settings.outbound_calling,
+                sms: e.settings.sms,
             },
-            sign_out_required: kind.is_some_and(ChangeKind::sign_out_required),
+            sign_out_required: e.kind.sign_out_required(),
             notice: e.notice.clone(),
             actor: e.actor.clone(),
             occur_time: rfc3339(e.occur_time),
@@ -76,7 +71,7 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 }
 
 /// The body for `event` of the log `log_id`.
-pub fn webhook_body(event: &change_event::Model, log_id: &str) -> Vec<u8> {
+pub fn webhook_body(event: &ChangeEvent, log_id: &str) -> Vec<u8> {
     let data = ChangeEventJson::new(event, log_id);
     let payload = WebhookPayload {
         kind: data.kind.clone(),
@@ -89,19 +84,22 @@ pub fn webhook_body(event: &change_event::Model, log_id: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::change::ChangeKind;
+    use crate::domain::telephony::TelephonySettings;
 
     #[test]
     fn the_body_carries_the_event_in_proto_json_form() {
-        let event = change_event::Model {
+        let event = ChangeEvent {
             sequence: 42,
             event_id: "e".into(),
             account_id: "a".into(),
             user_id: "u".into(),
-            kind: "PHONE_NUMBER_ASSIGNED".into(),
-            e164: "+12065550100".into(),
-            inbound_calling: false,
-            outbound_calling: false,
-            sms: true,
+            kind: ChangeKind::PhoneNumberAssigned,
+            e164_phone_number: "+12065550100".into(),
+            settings: TelephonySettings {
+                sms: true,
+                ..TelephonySettings::OFF
+            },
             notice: "Your number".into(),
             actor: "k".into(),
             occur_time: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
@@ -118,22 +116,24 @@ mod tests {
     #[test]
     fn every_field_matches_what_the_api_returns() {
         for kind in [
-            "PHONE_NUMBER_ASSIGNED",
-            "PHONE_NUMBER_UNASSIGNED",
-            "TELEPHONY_SETTINGS_UPDATED",
-            "USER_SIGN_OUT_REQUESTED",
-            "USER_DELETED",
+            ChangeKind::PhoneNumberAssigned,
+            ChangeKind::PhoneNumberUnassigned,
+            ChangeKind::TelephonySettingsUpdated,
+            ChangeKind::UserSignOutRequested,
+            ChangeKind::UserDeleted,
         ] {
-            let event = change_event::Model {
+            let event = ChangeEvent {
                 sequence: 9,
                 event_id: "e".into(),
                 account_id: "a".into(),
                 user_id: "u".into(),
-                kind: kind.into(),
-                e164: "+12065550100".into(),
-                inbound_calling: true,
-                outbound_calling: false,
-                sms: true,
+                kind,
+                e164_phone_number: "+12065550100".into(),
+                settings: TelephonySettings {
+                    inbound_calling: true,
+                    outbound_calling: false,
+                    sms: true,
+                },
                 notice: "n".into(),
                 actor: "k".into(),
                 occur_time: DateTime::from_timestamp(1_700_000_000, 5_000_000).unwrap(),

@@ -1,8 +1,8 @@
 //! Where deliveries read events: the change log, after a cursor. The one place that knows how the
 //! store answers "events after sequence N", so that it is easy to re-point.
 
+use crate::domain::change::ChangeEvent;
 use crate::error::Result;
-use crate::store::entities::change_event;
 use crate::store::{ChangeFilter, ChangeLogState, Store};
 
 /// Up to `limit` events after `after`, of `account_id` if given, in sequence order.
@@ -11,7 +11,7 @@ pub async fn events_after(
     after: u64,
     account_id: Option<&str>,
     limit: u64,
-) -> Result<Vec<change_event::Model>> {
+) -> Result<Vec<ChangeEvent>> {
     let filter = ChangeFilter {
         account_id: account_id.map(str::to_owned),
         user_id: None,

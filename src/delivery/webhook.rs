@@ -10,10 +10,11 @@ use super::http_client::HttpClient;
 use super::payload::webhook_body;
 use super::signature::signature_header;
 use super::worker::{Outcome, Sink};
+use crate::domain::change::ChangeEvent;
 use crate::domain::webhook::{EventFilter, TargetPolicy, WebhookUrl, parse_webhook_url};
 use crate::error::Result;
 use crate::store::Store;
-use crate::store::entities::{change_event, webhook};
+use crate::store::WebhookConfig;
 
 pub struct WebhookSink {
     id: String,
@@ -50,7 +51,7 @@ impl WebhookSink {
         }
     }
 
-    fn configure(&self, webhook: webhook::Model) -> Config {
+    fn configure(&self, webhook: WebhookConfig) -> Config {
         let mut secrets = vec![webhook.secret];
         if let (Some(previous), Some(expiry)) =
             (webhook.previous_secret, webhook.previous_secret_expire_time)
@@ -60,10 +61,7 @@ impl WebhookSink {
         }
         Config {
             target: parse_webhook_url("url", &webhook.url, self.policy).map_err(|e| e.to_string()),
-            filter: EventFilter {
-                account_id: webhook.account_id,
-                kinds: EventFilter::kinds_from_db(&webhook.kinds),
-            },
+            filter: webhook.filter,
             secrets,
         }
     }
@@ -87,13 +85,13 @@ impl Sink for WebhookSink {
         self.config.as_ref()?.filter.account_id.clone()
     }
 
-    fn wants(&self, event: &change_event::Model) -> bool {
+    fn wants(&self, event: &ChangeEvent) -> bool {
         self.config
             .as_ref()
-            .is_some_and(|c| c.filter.matches(&event.account_id, &event.kind))
+            .is_some_and(|c| c.filter.matches(&event.account_id, event.kind))
     }
 
-    async fn deliver(&mut self, event: &change_event::Model) -> Result<Outcome, String> {
+    async fn deliver(&mut self, event: &ChangeEvent) -> Result<Outcome, String> {
         let config = self
             .config
             .as_ref()

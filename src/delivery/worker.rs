@@ -15,9 +15,9 @@ use super::backoff::Backoff;
 use super::monitor::Monitor;
 use super::source;
 use super::{DeliverySettings, lease::Lease};
+use crate::domain::change::ChangeEvent;
 use crate::error::Result;
 use crate::store::Store;
-use crate::store::entities::change_event;
 
 /// Events read from the log at a time.
 const BATCH: u64 = 200;
@@ -36,11 +36,11 @@ pub trait Sink: Send + 'static {
     fn refresh(&mut self, store: &Store) -> impl Future<Output = Result<bool>> + Send;
     /// Events of other accounts are not even read.
     fn account_filter(&self) -> Option<String>;
-    fn wants(&self, event: &change_event::Model) -> bool;
+    fn wants(&self, event: &ChangeEvent) -> bool;
     /// One attempt; `Err` is retried with backoff.
     fn deliver(
         &mut self,
-        event: &change_event::Model,
+        event: &ChangeEvent,
     ) -> impl Future<Output = Result<Outcome, String>> + Send;
     /// How long deliveries may fail continuously before the delivery is paused (`None`: never).
     fn pause_after(&self) -> Option<Duration>;
@@ -103,7 +103,7 @@ async fn drive<S: Sink>(
         if !sink.refresh(&store).await? {
             return Ok("deleted");
         }
-        let mut cursor = state.cursor.max(0) as u64;
+        let mut cursor = state.cursor;
         let log = source::log_state(&store).await?;
         if log.purged_through > cursor {
             let message = format!(
@@ -139,7 +139,7 @@ async fn drive<S: Sink>(
         }
         let mut scanned_past = None;
         for event in &events {
-            let sequence = event.sequence.max(0) as u64;
+            let sequence = event.sequence;
             if !sink.wants(event) {
                 scanned_past = Some(sequence);
                 continue;
@@ -171,12 +171,12 @@ async fn deliver_one<S: Sink>(
     lease: &mut Lease,
     context: &WorkerContext,
     backoff: &mut Backoff,
-    event: &change_event::Model,
+    event: &ChangeEvent,
     budget: Duration,
 ) -> Result<Step> {
     let store = &context.store;
     let key = lease.sink().to_owned();
-    let sequence = event.sequence.max(0) as u64;
+    let sequence = event.sequence;
     loop {
         if !lease.keep(store, budget).await? {
             return Ok(Step::Stop("lease lost or delivery paused"));

@@ -7,7 +7,9 @@
 pub mod account;
 pub mod change;
 pub mod error;
+pub mod ids;
 pub mod phone_number;
+pub mod role;
 pub mod telephony;
 pub mod user;
 pub mod webhook;

@@ -8,9 +8,6 @@ use phonenumber::{Mode, Type};
 
 use super::DomainError;
 
-/// How long a deleted number waits in the deletion queue before it is purged for good.
-pub const DELETION_QUEUE_DAYS: i64 = 7;
-
 /// Longest raw input accepted before parsing (formatting characters included).
 const MAX_RAW_CHARS: usize = 64;
 
@@ -27,23 +24,6 @@ pub struct E164 {
 pub enum NumberType {
     Local,
     TollFree,
-}
-
-impl NumberType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Local => "LOCAL",
-            Self::TollFree => "TOLL_FREE",
-        }
-    }
-
-    pub fn from_db(value: &str) -> Option<Self> {
-        match value {
-            "LOCAL" => Some(Self::Local),
-            "TOLL_FREE" => Some(Self::TollFree),
-            _ => None,
-        }
-    }
 }
 
 impl E164 {
@@ -145,21 +125,13 @@ pub enum ProductType {
 }
 
 impl ProductType {
+    /// The product's name, as in messages.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::BusinessCalling => "BUSINESS_CALLING",
             Self::VoiceConnector => "VOICE_CONNECTOR",
             Self::SipMediaApplicationDialIn => "SIP_MEDIA_APPLICATION_DIAL_IN",
         }
-    }
-
-    pub fn from_db(value: &str) -> Option<Self> {
-        Some(match value {
-            "BUSINESS_CALLING" => Self::BusinessCalling,
-            "VOICE_CONNECTOR" => Self::VoiceConnector,
-            "SIP_MEDIA_APPLICATION_DIAL_IN" => Self::SipMediaApplicationDialIn,
-            _ => return None,
-        })
     }
 }
 
@@ -171,22 +143,22 @@ pub enum NumberStatus {
     DeleteInProgress,
 }
 
-impl NumberStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Unassigned => "UNASSIGNED",
-            Self::Assigned => "ASSIGNED",
-            Self::DeleteInProgress => "DELETE_IN_PROGRESS",
-        }
-    }
+/// How an order went: every number acquired, some of them, or none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderStatus {
+    Successful,
+    Partial,
+    Failed,
+}
 
-    pub fn from_db(value: &str) -> Option<Self> {
-        Some(match value {
-            "UNASSIGNED" => Self::Unassigned,
-            "ASSIGNED" => Self::Assigned,
-            "DELETE_IN_PROGRESS" => Self::DeleteInProgress,
-            _ => return None,
-        })
+impl OrderStatus {
+    /// The status of an order that acquired `acquired` of `requested` numbers.
+    pub fn of(acquired: usize, requested: usize) -> Self {
+        match acquired {
+            0 => Self::Failed,
+            n if n == requested => Self::Successful,
+            _ => Self::Partial,
+        }
     }
 }
 
@@ -202,25 +174,52 @@ pub fn check_product_type(number: &E164, product: ProductType) -> Result<(), Dom
     Ok(())
 }
 
-/// The caller-ID name shown for outbound calls: empty, or 2 to 15 letters, digits and spaces.
+/// The caller-ID name shown for outbound calls.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct CallingName(String);
+
+impl CallingName {
+    /// Empty, or 2 to 15 ASCII letters, digits and spaces, kept as given.
+    pub fn parse(field: &str, raw: &str) -> Result<Self, DomainError> {
+        if raw.is_empty() {
+            return Ok(Self::default());
+        }
+        let count = raw.chars().count();
+        if !(2..=15).contains(&count) {
+            return Err(DomainError::invalid(
+                field,
+                "must be empty or 2 to 15 characters long",
+            ));
+        }
+        if !raw.chars().all(|c| c.is_ascii_alphanumeric() || c == ' ') {
+            return Err(DomainError::invalid(
+                field,
+                "may contain only letters, digits and spaces",
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CallingName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<CallingName> for String {
+    fn from(name: CallingName) -> String {
+        name.0
+    }
+}
+
+/// The name as text; see [`CallingName::parse`].
 pub fn parse_calling_name(field: &str, raw: &str) -> Result<String, DomainError> {
-    if raw.is_empty() {
-        return Ok(String::new());
-    }
-    let count = raw.chars().count();
-    if !(2..=15).contains(&count) {
-        return Err(DomainError::invalid(
-            field,
-            "must be empty or 2 to 15 characters long",
-        ));
-    }
-    if !raw.chars().all(|c| c.is_ascii_alphanumeric() || c == ' ') {
-        return Err(DomainError::invalid(
-            field,
-            "may contain only letters, digits and spaces",
-        ));
-    }
-    Ok(raw.to_owned())
+    CallingName::parse(field, raw).map(String::from)
 }
 
 /// The current state of a number, as far as the rules below need it.
@@ -232,9 +231,10 @@ pub struct NumberState {
     pub deletion_time: Option<DateTime<Utc>>,
 }
 
-/// When a number deleted at `now` is purged.
-pub fn deletion_time(now: DateTime<Utc>) -> DateTime<Utc> {
-    now + Duration::days(DELETION_QUEUE_DAYS)
+/// When a number deleted at `now` is purged: after the configured deletion-queue period.
+pub fn deletion_time(now: DateTime<Utc>, period: Duration) -> DateTime<Utc> {
+    now.checked_add_signed(period)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// Deleting is allowed for unassigned numbers only.
@@ -358,6 +358,42 @@ mod tests {
         assert!(check_product_type(&local, ProductType::BusinessCalling).is_ok());
     }
 
+    fn refused(raw: &str) -> String {
+        match CallingName::parse("calling_name", raw) {
+            Err(DomainError::InvalidArgument(v)) => v[0].description.clone(),
+            other => panic!("expected INVALID_ARGUMENT, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_calling_name_may_be_empty() {
+        assert_eq!(CallingName::parse("calling_name", "").unwrap().as_str(), "");
+    }
+
+    #[test]
+    fn a_calling_name_is_2_to_15_characters() {
+        assert_eq!(refused("A"), "must be empty or 2 to 15 characters long");
+        assert_eq!(
+            refused("ABCDEFGHIJKLMNOP"),
+            "must be empty or 2 to 15 characters long"
+        );
+        let name = CallingName::parse("calling_name", "ABCDEFGHIJKLMNO").unwrap();
+        assert_eq!(name.to_string(), "ABCDEFGHIJKLMNO");
+    }
+
+    #[test]
+    fn a_calling_name_has_only_letters_digits_and_spaces() {
+        for bad in ["Front-Desk", "Zoë", "a\tb"] {
+            assert_eq!(refused(bad), "may contain only letters, digits and spaces");
+        }
+        assert_eq!(
+            CallingName::parse("calling_name", "Front Desk 1")
+                .unwrap()
+                .as_str(),
+            "Front Desk 1"
+        );
+    }
+
     #[test]
     fn calling_names_follow_the_console_rules() {
         for good in ["", "Ab", "Front Desk 1", "ABCDEFGHIJKLMNO"] {
@@ -392,7 +428,10 @@ mod tests {
     #[test]
     fn restore_works_only_within_the_queue_period() {
         let now = Utc::now();
-        let queued = state(NumberStatus::DeleteInProgress, Some(deletion_time(now)));
+        let queued = state(
+            NumberStatus::DeleteInProgress,
+            Some(deletion_time(now, Duration::days(7))),
+        );
         assert!(check_restore(&queued, now + Duration::days(6)).is_ok());
         assert!(matches!(
             check_restore(&queued, now + Duration::days(7)),

@@ -170,27 +170,9 @@ pub struct EventFilter {
 }
 
 impl EventFilter {
-    pub fn matches(&self, account_id: &str, kind: &str) -> bool {
+    pub fn matches(&self, account_id: &str, kind: ChangeKind) -> bool {
         self.account_id.as_deref().is_none_or(|a| a == account_id)
-            && (self.kinds.is_empty() || self.kinds.iter().any(|k| k.as_str() == kind))
-    }
-
-    /// The kinds as stored: their names joined by commas (empty: every kind).
-    pub fn kinds_to_db(&self) -> String {
-        self.kinds
-            .iter()
-            .map(|k| k.as_str())
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-
-    /// The stored form back; unknown names (from a newer version) are ignored.
-    pub fn kinds_from_db(value: &str) -> Vec<ChangeKind> {
-        value
-            .split(',')
-            .filter(|s| !s.is_empty())
-            .filter_map(ChangeKind::from_db)
-            .collect()
+            && (self.kinds.is_empty() || self.kinds.contains(&kind))
     }
 }
 
@@ -260,17 +242,13 @@ mod tests {
     #[test]
     fn filters_match_account_and_kinds() {
         let all = EventFilter::default();
-        assert!(all.matches("a", "USER_DELETED"));
+        assert!(all.matches("a", ChangeKind::UserDeleted));
         let some = EventFilter {
             account_id: Some("a".into()),
             kinds: vec![ChangeKind::PhoneNumberAssigned],
         };
-        assert!(some.matches("a", "PHONE_NUMBER_ASSIGNED"));
-        assert!(!some.matches("b", "PHONE_NUMBER_ASSIGNED"));
-        assert!(!some.matches("a", "USER_DELETED"));
-        assert_eq!(
-            EventFilter::kinds_from_db(&some.kinds_to_db()),
-            some.kinds.clone()
-        );
+        assert!(some.matches("a", ChangeKind::PhoneNumberAssigned));
+        assert!(!some.matches("b", ChangeKind::PhoneNumberAssigned));
+        assert!(!some.matches("a", ChangeKind::UserDeleted));
     }
 }

@@ -6,14 +6,14 @@ use std::{collections::VecDeque, sync::Arc, time::Duration};
 use tokio::sync::{RwLock, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::store::entities::change_event;
+use crate::domain::change::ChangeEvent;
 use crate::store::{ChangeFilter, Store};
 use crate::tasks::BackgroundTasks;
 
 /// How many events one outbox read takes.
 const LOAD_BATCH: u64 = 1000;
 
-pub type Event = Arc<change_event::Model>;
+pub type Event = Arc<ChangeEvent>;
 
 pub struct ChangeHub {
     /// The highest sequence loaded into the ring; watchers wait for it to move.
@@ -63,14 +63,11 @@ impl ChangeHub {
         max_scan: usize,
     ) -> Option<(Vec<Event>, u64)> {
         let ring = self.ring.read().await;
-        let head = ring
-            .back()
-            .map(|e| e.sequence as u64)
-            .unwrap_or(self.head());
+        let head = ring.back().map(|e| e.sequence).unwrap_or(self.head());
         if after >= head {
             return Some((Vec::new(), after));
         }
-        let first = ring.front()?.sequence as u64;
+        let first = ring.front()?.sequence;
         if after + 1 < first {
             return None;
         }
@@ -78,7 +75,7 @@ impl ChangeHub {
         let mut covered = after;
         let mut matched = Vec::new();
         for event in ring.iter().skip(start).take(max_scan) {
-            covered = event.sequence as u64;
+            covered = event.sequence;
             if filter.matches(event) {
                 matched.push(event.clone());
             }
@@ -112,14 +109,14 @@ impl ChangeHub {
                         break;
                     }
                 };
-                let Some(last) = events.last().map(|e| e.sequence as u64) else {
+                let Some(last) = events.last().map(|e| e.sequence) else {
                     break;
                 };
                 let full = events.len() as u64 == LOAD_BATCH;
                 {
                     let mut ring = self.ring.write().await;
                     // The ring must stay contiguous: drop it if the log moved on without us.
-                    if ring.back().is_some_and(|b| b.sequence as u64 != head) {
+                    if ring.back().is_some_and(|b| b.sequence != head) {
                         ring.clear();
                     }
                     for event in events {

@@ -82,6 +82,7 @@ pub async fn watch(
         None => state.last_sequence,
     };
     let log_id = state.log_id;
+    let committed = state.last_sequence;
     let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
     let task_log_id = log_id.clone();
     tasks.spawn(async move {
@@ -93,6 +94,7 @@ pub async fn watch(
             log_id: task_log_id,
             tx: tx.clone(),
             cursor,
+            committed,
         }
         .run(shutdown.clone())
         .await;
@@ -160,6 +162,9 @@ struct Watcher {
     tx: mpsc::Sender<Result<WatchItem>>,
     /// Everything up to here has been sent (or did not match the filter).
     cursor: u64,
+    /// The last sequence committed when the watch opened: the replay goes at least this far
+    /// before the caught-up checkpoint, even if this process's hub has not loaded it yet.
+    committed: u64,
 }
 
 impl Watcher {
@@ -168,14 +173,14 @@ impl Watcher {
         let mut caught_up = false;
         let mut last_sent = Instant::now();
         loop {
-            let target = *head.borrow_and_update();
+            let target = (*head.borrow_and_update()).max(self.committed);
             if self.cursor < target {
                 let (events, covered) = self.next_batch(target).await?;
                 let sent_any = !events.is_empty();
                 // One key check for the batch, before its first event; again only if sending
                 // to a slow consumer takes long.
                 let mut checked: Option<Instant> = None;
-                let batch_end = events.last().map_or(covered, |e| e.sequence as u64);
+                let batch_end = events.last().map_or(covered, |e| e.sequence);
                 for event in events {
                     if checked.is_none_or(|at| at.elapsed() >= REVALIDATE_INTERVAL) {
                         if let Some(revalidate) = &self.options.revalidate {
@@ -225,10 +230,12 @@ impl Watcher {
     /// The next events after the cursor, up to `target`, from the ring if it still holds them,
     /// else from the database; and the sequence they cover.
     async fn next_batch(&self, target: u64) -> Result<(Vec<Event>, u64)> {
-        if let Some(found) = self
-            .hub
-            .read_after(self.cursor, &self.options.filter, BATCH)
-            .await
+        // The ring serves only what the hub has loaded.
+        if target <= self.hub.head()
+            && let Some(found) = self
+                .hub
+                .read_after(self.cursor, &self.options.filter, BATCH)
+                .await
         {
             return Ok(found);
         }
@@ -248,7 +255,7 @@ impl Watcher {
         check_same_log(&self.log_id, &state.log_id)?;
         check_retained(self.cursor, state.purged_through)?;
         let covered = if events.len() == BATCH {
-            events.last().map_or(target, |e| e.sequence as u64)
+            events.last().map_or(target, |e| e.sequence)
         } else {
             target
         };

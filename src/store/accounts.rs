@@ -11,14 +11,16 @@ use super::Store;
 use super::entities::{account, api_key, user};
 use super::keys::revoke_api_key_in;
 use super::page::{Page, PageRequest};
+use super::views::AccountView;
 use super::writer::{Mutation, TxnFuture};
-use crate::domain::{DomainError, account::new_id};
+use crate::domain::DomainError;
+use crate::domain::ids::AccountId;
 use crate::error::Result;
 
-pub(super) fn account_not_found(id: &str) -> DomainError {
+pub(super) fn account_not_found(id: &AccountId) -> DomainError {
     DomainError::NotFound {
         resource: "account",
-        name: id.to_owned(),
+        name: id.to_string(),
     }
 }
 
@@ -27,53 +29,53 @@ struct CreateAccount {
 }
 
 impl Mutation for CreateAccount {
-    type Output = account::Model;
+    type Output = AccountView;
     const APPENDS_CHANGES: bool = false;
 
-    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, account::Model> {
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, AccountView> {
         Box::pin(async move {
             let now = Utc::now();
-            Ok(account::ActiveModel {
-                id: Set(new_id()),
+            let row = account::ActiveModel {
+                id: Set(AccountId::generate().into()),
                 name: Set(self.name.clone()),
                 create_time: Set(now),
                 update_time: Set(now),
             }
             .insert(txn)
-            .await?)
+            .await?;
+            Ok(row.into())
         })
     }
 }
 
 struct RenameAccount {
-    id: String,
+    id: AccountId,
     name: String,
 }
 
 impl Mutation for RenameAccount {
-    type Output = account::Model;
+    type Output = AccountView;
     const APPENDS_CHANGES: bool = false;
 
-    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, account::Model> {
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, AccountView> {
         Box::pin(rename_account(txn, self))
     }
 }
 
-async fn rename_account(txn: &DatabaseTransaction, cmd: &RenameAccount) -> Result<account::Model> {
-    let id = cmd.id.as_str();
-    let existing = account::Entity::find_by_id(id)
+async fn rename_account(txn: &DatabaseTransaction, cmd: &RenameAccount) -> Result<AccountView> {
+    let existing = account::Entity::find_by_id(cmd.id.as_str())
         .lock_exclusive()
         .one(txn)
         .await?
-        .ok_or_else(|| account_not_found(id))?;
+        .ok_or_else(|| account_not_found(&cmd.id))?;
     let mut model: account::ActiveModel = existing.into();
     model.name = Set(cmd.name.clone());
     model.update_time = Set(Utc::now());
-    Ok(model.update(txn).await?)
+    Ok(model.update(txn).await?.into())
 }
 
 struct DeleteAccount {
-    id: String,
+    id: AccountId,
 }
 
 impl Mutation for DeleteAccount {
@@ -87,12 +89,13 @@ impl Mutation for DeleteAccount {
 
 /// Refused while the account has users (the foreign key would refuse it too). The account's
 /// keys are revoked with it, in the same transaction; returns their ids.
-async fn delete_account(txn: &DatabaseTransaction, id: &str) -> Result<Vec<String>> {
+async fn delete_account(txn: &DatabaseTransaction, account_id: &AccountId) -> Result<Vec<String>> {
+    let id = account_id.as_str();
     account::Entity::find_by_id(id)
         .lock_exclusive()
         .one(txn)
         .await?
-        .ok_or_else(|| account_not_found(id))?;
+        .ok_or_else(|| account_not_found(account_id))?;
     let users = user::Entity::find()
         .filter(user::Column::AccountId.eq(id))
         .count(txn)
@@ -122,14 +125,15 @@ async fn delete_account(txn: &DatabaseTransaction, id: &str) -> Result<Vec<Strin
 }
 
 impl Store {
-    pub async fn create_account(&self, name: String) -> Result<account::Model> {
+    pub async fn create_account(&self, name: String) -> Result<AccountView> {
         self.write(CreateAccount { name }).await
     }
 
-    pub async fn get_account(&self, id: &str) -> Result<account::Model> {
-        account::Entity::find_by_id(id)
+    pub async fn get_account(&self, id: &AccountId) -> Result<AccountView> {
+        account::Entity::find_by_id(id.as_str())
             .one(self.connection())
             .await?
+            .map(AccountView::from)
             .ok_or_else(|| account_not_found(id).into())
     }
 
@@ -140,7 +144,7 @@ impl Store {
         page: &PageRequest,
         name_prefix: &str,
         only: Option<&str>,
-    ) -> Result<Page<account::Model>> {
+    ) -> Result<Page<AccountView>> {
         let mut query = account::Entity::find().order_by_asc(account::Column::Id);
         if let Some(id) = only {
             query = query.filter(account::Column::Id.eq(id));
@@ -166,12 +170,13 @@ impl Store {
             .limit(page.fetch_limit())
             .all(self.connection())
             .await?;
-        Ok(page.finish(rows, |a| a.id.clone()))
+        let views = rows.into_iter().map(AccountView::from).collect();
+        Ok(page.finish(views, |a: &AccountView| a.account_id.clone()))
     }
 
-    pub async fn update_account(&self, id: &str, name: String) -> Result<account::Model> {
+    pub async fn update_account(&self, id: &AccountId, name: String) -> Result<AccountView> {
         self.write(RenameAccount {
-            id: id.to_owned(),
+            id: id.clone(),
             name,
         })
         .await
@@ -180,8 +185,8 @@ impl Store {
     /// Refused while the account has users (the foreign key would refuse it too). The
     /// account's API keys are revoked with it, like [`Store::revoke_api_key`] does (every
     /// server's key cache hears of it); returns their ids.
-    pub async fn delete_account(&self, id: &str) -> Result<Vec<String>> {
-        let revoked = self.write(DeleteAccount { id: id.to_owned() }).await?;
+    pub async fn delete_account(&self, id: &AccountId) -> Result<Vec<String>> {
+        let revoked = self.write(DeleteAccount { id: id.clone() }).await?;
         if !revoked.is_empty() {
             self.revocation_signal().heard();
         }

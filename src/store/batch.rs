@@ -17,13 +17,15 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use sea_orm::{DatabaseTransaction, TransactionTrait};
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use super::Store;
+use super::answers::Answer;
 use super::idempotency::{IdempotencyKey, remember, replay, scope_of};
 use super::telephony::Requester;
 use super::writer::{Mutation, TxnFuture};
 use crate::domain::DomainError;
+use crate::domain::ids::{AccountId, UserId};
+use crate::domain::user::{DisplayName, Email};
 use crate::error::{Error, Result};
 
 /// Turns an item's error into its encoded answer (the status the single RPC would give).
@@ -43,12 +45,13 @@ pub struct BatchOptions {
     pub encode: EncodeError,
 }
 
-/// One item's answer: its encoded error, or the resource it produced.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One item's answer: its encoded error, or the resource it produced. Kept for a retry in the
+/// versioned form of [`super::answers`].
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ItemResult<T> {
     /// The encoded error (base64), as the caller's encoder made it; `None` when the item succeeded.
-    error: Option<String>,
-    resource: Option<T>,
+    pub(super) error: Option<String>,
+    pub(super) resource: Option<T>,
 }
 
 impl<T> ItemResult<T> {
@@ -92,7 +95,7 @@ pub(super) struct Batch<M: Mutation> {
 impl<M> Mutation for Batch<M>
 where
     M: Mutation,
-    M::Output: Serialize + DeserializeOwned + Sync,
+    M::Output: Answer + Sync,
 {
     type Output = Vec<ItemResult<M::Output>>;
     const APPENDS_CHANGES: bool = M::APPENDS_CHANGES;
@@ -116,7 +119,7 @@ async fn run_batch<M>(
 ) -> Result<Vec<ItemResult<M::Output>>>
 where
     M: Mutation,
-    M::Output: Serialize + DeserializeOwned + Sync,
+    M::Output: Answer + Sync,
 {
     let key = batch.idempotency.as_ref();
     if let Some(previous) = replay(txn, key).await? {
@@ -188,7 +191,7 @@ impl Store {
     ) -> Result<Vec<ItemResult<M::Output>>>
     where
         M: Mutation,
-        M::Output: Serialize + DeserializeOwned + Sync,
+        M::Output: Answer + Sync,
     {
         // A dry run neither replays nor keeps an answer: it writes nothing. Nor does a batch
         // whose every item was refused before the store (e.g. a viewer's retry of an admin's
@@ -221,24 +224,24 @@ impl Store {
 /// An item of BatchAssignPhoneNumbers.
 #[derive(Debug, Clone)]
 pub struct AssignItem {
-    pub account_id: String,
-    pub user_id: String,
+    pub account_id: AccountId,
+    pub user_id: UserId,
     pub number: crate::domain::phone_number::E164,
 }
 
 /// An item of BatchUnassignPhoneNumbers.
 #[derive(Debug, Clone)]
 pub struct UnassignItem {
-    pub account_id: String,
-    pub user_id: String,
+    pub account_id: AccountId,
+    pub user_id: UserId,
     pub confirm: bool,
 }
 
 /// An item of BatchUpdateTelephonySettings.
 #[derive(Debug, Clone)]
 pub struct SettingsItem {
-    pub account_id: String,
-    pub user_id: String,
+    pub account_id: AccountId,
+    pub user_id: UserId,
     pub requested: crate::domain::telephony::TelephonySettings,
     pub mask: crate::domain::telephony::SettingsMask,
 }
@@ -246,17 +249,17 @@ pub struct SettingsItem {
 /// An item of BatchCreateUsers.
 #[derive(Debug, Clone)]
 pub struct NewUserItem {
-    pub account_id: String,
-    pub email: String,
-    pub display_name: String,
+    pub account_id: AccountId,
+    pub email: Email,
+    pub display_name: DisplayName,
     pub license_type: crate::domain::user::LicenseType,
 }
 
 /// An item of BatchUpdateUsers.
 #[derive(Debug, Clone)]
 pub struct UserUpdateItem {
-    pub account_id: String,
-    pub user_id: String,
+    pub account_id: AccountId,
+    pub user_id: UserId,
     pub update: super::UserUpdate,
 }
 
@@ -361,7 +364,7 @@ impl Store {
         items: Vec<BatchItem<NumberUpdateItem>>,
         options: BatchOptions,
         caller: Requester<'_>,
-    ) -> Result<Vec<ItemResult<super::entities::phone_number::Model>>> {
+    ) -> Result<Vec<ItemResult<super::NumberView>>> {
         let items = commands(items, |item| super::phone_numbers::UpdatePhoneNumber {
             number: item.number,
             update: item.update,
@@ -375,7 +378,7 @@ impl Store {
         items: Vec<BatchItem<crate::domain::phone_number::E164>>,
         options: BatchOptions,
         caller: Requester<'_>,
-    ) -> Result<Vec<ItemResult<super::entities::phone_number::Model>>> {
+    ) -> Result<Vec<ItemResult<super::NumberView>>> {
         let period = self.deletion_queue_period();
         let items = commands(items, |number| super::phone_numbers::DeletePhoneNumber {
             e164: number.as_str().to_owned(),

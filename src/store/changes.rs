@@ -7,6 +7,7 @@ use super::Store;
 use super::entities::{change_event, change_log};
 use super::page::{Page, PageRequest};
 use crate::domain::DomainError;
+use crate::domain::change::ChangeEvent;
 use crate::error::{Error, Result};
 
 /// Which events a reader wants; `None` means no filter on that field.
@@ -17,7 +18,7 @@ pub struct ChangeFilter {
 }
 
 impl ChangeFilter {
-    pub fn matches(&self, event: &change_event::Model) -> bool {
+    pub fn matches(&self, event: &ChangeEvent) -> bool {
         self.account_id
             .as_ref()
             .is_none_or(|a| a == &event.account_id)
@@ -67,7 +68,7 @@ impl Store {
         up_to: Option<u64>,
         filter: &ChangeFilter,
         limit: u64,
-    ) -> Result<Vec<change_event::Model>> {
+    ) -> Result<Vec<ChangeEvent>> {
         let mut query = change_event::Entity::find()
             .filter(change_event::Column::Sequence.gt(to_db_sequence(after)))
             .order_by_asc(change_event::Column::Sequence)
@@ -75,7 +76,13 @@ impl Store {
         if let Some(up_to) = up_to {
             query = query.filter(change_event::Column::Sequence.lte(to_db_sequence(up_to)));
         }
-        Ok(filter.apply(query).all(self.connection()).await?)
+        Ok(filter
+            .apply(query)
+            .all(self.connection())
+            .await?
+            .into_iter()
+            .map(ChangeEvent::from)
+            .collect())
     }
 
     /// The history as pages, for the audit trail.
@@ -84,7 +91,7 @@ impl Store {
         filter: &ChangeFilter,
         after_sequence: u64,
         page: &PageRequest,
-    ) -> Result<Page<change_event::Model>> {
+    ) -> Result<Page<ChangeEvent>> {
         let after = match &page.after {
             Some(key) => key.parse::<u64>().map_err(|_| {
                 DomainError::invalid("page_token", "is not a page token of this list")

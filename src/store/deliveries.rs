@@ -16,6 +16,7 @@ use sea_orm::{
 
 use super::Store;
 use super::entities::{delivery, user};
+use super::views::DeliveryState;
 use crate::error::Result;
 
 /// The delivery key of the e-mail to users.
@@ -25,9 +26,6 @@ pub const MAIL_SINK: &str = "mail";
 pub fn webhook_sink(webhook_id: &str) -> String {
     format!("webhook:{webhook_id}")
 }
-
-/// The state of one delivery.
-pub type DeliveryState = delivery::Model;
 
 fn to_db(sequence: u64) -> i64 {
     i64::try_from(sequence).unwrap_or(i64::MAX)
@@ -57,7 +55,8 @@ impl Store {
     pub async fn delivery_state(&self, sink: &str) -> Result<Option<DeliveryState>> {
         Ok(delivery::Entity::find_by_id(sink)
             .one(self.connection())
-            .await?)
+            .await?
+            .map(DeliveryState::from))
     }
 
     /// Deliveries that are not paused and whose lease is free, expired or `owner`'s.

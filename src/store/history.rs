@@ -11,33 +11,24 @@ use sea_orm::{
 use super::Store;
 use super::entities::phone_number_assignment;
 use super::page::{Page, PageRequest};
+use super::views::AssignmentPeriod;
+use crate::domain::ids::{AccountId, UserId};
 use crate::domain::{DomainError, account::new_id};
 use crate::error::Result;
-
-/// One period a user held a number.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AssignmentPeriod {
-    pub e164: String,
-    pub account_id: String,
-    pub user_id: String,
-    pub assign_time: DateTime<Utc>,
-    /// `None` while the user holds the number.
-    pub unassign_time: Option<DateTime<Utc>>,
-}
 
 /// Inside the assignment's savepoint: the user holds the number from `now`.
 pub(super) async fn open_period(
     txn: &DatabaseTransaction,
     e164: &str,
-    account_id: &str,
-    user_id: &str,
+    account_id: &AccountId,
+    user_id: &UserId,
     now: DateTime<Utc>,
 ) -> Result<()> {
     phone_number_assignment::ActiveModel {
         id: Set(new_id()),
         e164: Set(e164.to_owned()),
-        account_id: Set(account_id.to_owned()),
-        user_id: Set(user_id.to_owned()),
+        account_id: Set(account_id.to_string()),
+        user_id: Set(user_id.to_string()),
         assign_time: Set(now),
         unassign_time: Set(None),
     }
@@ -107,17 +98,7 @@ impl Store {
             .await?;
         let page = page.finish(rows, key_of);
         Ok(Page {
-            items: page
-                .items
-                .into_iter()
-                .map(|row| AssignmentPeriod {
-                    e164: row.e164,
-                    account_id: row.account_id,
-                    user_id: row.user_id,
-                    assign_time: row.assign_time,
-                    unassign_time: row.unassign_time,
-                })
-                .collect(),
+            items: page.items.into_iter().map(AssignmentPeriod::from).collect(),
             next_page_token: page.next_page_token,
         })
     }

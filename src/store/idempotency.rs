@@ -10,19 +10,18 @@
 //! Two retries may run in the same write batch, one after the other: the second finds the
 //! record the first wrote in its (released) savepoint.
 
+use super::Store;
+use super::answers::{self, Answer};
+use super::entities::idempotency_record;
+use super::writer::{Mutation, TxnFuture};
+use crate::domain::DomainError;
+use crate::error::{Error, Result};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, ValueTuple};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
     QueryFilter, QuerySelect, Set, Statement,
 };
-use serde::{Serialize, de::DeserializeOwned};
-
-use super::Store;
-use super::entities::idempotency_record;
-use super::writer::{Mutation, TxnFuture};
-use crate::domain::DomainError;
-use crate::error::{Error, Result};
 
 /// Records deleted per purge mutation, so that a purge never holds the writer for long.
 const PURGE_CHUNK: u64 = 1000;
@@ -49,7 +48,7 @@ pub(super) fn scope_of(account: Option<&str>) -> String {
 /// Inside `txn`: the stored result of an earlier request with the same id, if any. On
 /// PostgreSQL the id is locked first so that concurrent retries (on any replica) wait for the
 /// first one.
-pub(super) async fn replay<T: DeserializeOwned>(
+pub(super) async fn replay<T: Answer>(
     txn: &DatabaseTransaction,
     key: Option<&IdempotencyKey>,
 ) -> Result<Option<T>> {
@@ -79,19 +78,33 @@ pub(super) async fn replay<T: DeserializeOwned>(
         )
         .into());
     }
-    serde_json::from_str(&stored.response)
-        .map(Some)
-        .map_err(|e| Error::Internal(format!("stored idempotent response unreadable: {e}")))
+    match answers::decode(&stored.response) {
+        Ok(answer) => Ok(Some(answer)),
+        Err(why) => {
+            // Deciding afresh could apply the request twice: the request took effect, and the
+            // caller is told so.
+            tracing::warn!(scope = %key.scope, request_id = %key.request_id, %why, "stored idempotent answer unreadable");
+            Err(DomainError::precondition(
+                "REQUEST_ID_ANSWER_UNREADABLE",
+                &key.request_id,
+                format!(
+                    "request_id {} was already used for this request and it took effect, but its answer was stored by another version of the service and cannot be replayed; read the current state instead of retrying",
+                    key.request_id
+                ),
+            )
+            .into())
+        }
+    }
 }
 
 /// Inside `txn`: keeps `response` as the result of the request.
-pub(super) async fn remember<T: Serialize>(
+pub(super) async fn remember<T: Answer>(
     txn: &DatabaseTransaction,
     key: Option<&IdempotencyKey>,
     response: &T,
 ) -> Result<()> {
     let Some(key) = key else { return Ok(()) };
-    let response = serde_json::to_string(response)
+    let response = answers::encode(response)
         .map_err(|e| Error::Internal(format!("response not storable: {e}")))?;
     idempotency_record::ActiveModel {
         scope: Set(key.scope.clone()),
@@ -156,6 +169,71 @@ impl Store {
             if deleted < PURGE_CHUNK {
                 return Ok(total);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::TransactionTrait;
+
+    use super::*;
+    use crate::domain::telephony::TelephonySettings;
+    use crate::store::StoreOptions;
+
+    fn key() -> IdempotencyKey {
+        IdempotencyKey {
+            scope: scope_of(None),
+            request_id: "6f9619ff-8b86-d011-b42d-00c04fc964ff".into(),
+            operation: "UpdateTelephonySettings",
+            fingerprint: "f".into(),
+        }
+    }
+
+    async fn store_with_record(response: &str) -> Store {
+        let store = Store::connect("sqlite::memory:", StoreOptions::default())
+            .await
+            .expect("store");
+        store.migrate().await.expect("migrate");
+        let key = key();
+        idempotency_record::ActiveModel {
+            scope: Set(key.scope),
+            request_id: Set(key.request_id),
+            operation: Set(key.operation.to_owned()),
+            fingerprint: Set(key.fingerprint),
+            response: Set(response.to_owned()),
+            create_time: Set(Utc::now()),
+        }
+        .insert(store.connection())
+        .await
+        .expect("record");
+        store
+    }
+
+    #[tokio::test]
+    async fn a_retry_gets_the_stored_answer_back() {
+        let settings = TelephonySettings {
+            sms: true,
+            ..TelephonySettings::OFF
+        };
+        let store = store_with_record(&answers::encode(&settings).unwrap()).await;
+        let txn = store.connection().begin().await.unwrap();
+        let replayed = replay::<TelephonySettings>(&txn, Some(&key())).await;
+        assert_eq!(replayed.unwrap(), Some(settings));
+    }
+
+    #[tokio::test]
+    async fn an_answer_stored_in_an_unknown_version_is_a_failed_precondition_not_a_panic() {
+        let store = store_with_record(r#"{"version":99,"answer":{"sms":true}}"#).await;
+        let txn = store.connection().begin().await.unwrap();
+        match replay::<TelephonySettings>(&txn, Some(&key())).await {
+            Err(Error::Domain(DomainError::FailedPrecondition {
+                reason, message, ..
+            })) => {
+                assert_eq!(reason, "REQUEST_ID_ANSWER_UNREADABLE");
+                assert!(message.contains("took effect"), "{message}");
+            }
+            other => panic!("expected FAILED_PRECONDITION, got {other:?}"),
         }
     }
 }

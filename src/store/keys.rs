@@ -19,6 +19,7 @@ use tokio::sync::Notify;
 use super::Store;
 use super::entities::api_key;
 use super::writer::{Mutation, TxnFuture};
+use crate::domain::role::Role;
 use crate::domain::{DomainError, account::new_id};
 use crate::error::{Error, Result};
 
@@ -64,7 +65,7 @@ pub struct Revocation {
 pub struct ApiKeyRecord {
     pub id: String,
     pub name: String,
-    pub role: String,
+    pub role: Role,
     pub account_id: Option<String>,
     pub create_time: DateTime<Utc>,
     pub revoke_time: Option<DateTime<Utc>>,
@@ -74,7 +75,7 @@ pub struct ApiKeyRecord {
 #[derive(Debug, Clone)]
 pub struct NewApiKey {
     pub name: String,
-    pub role: String,
+    pub role: Role,
     pub account_id: Option<String>,
     pub secret_hash: String,
 }
@@ -84,7 +85,7 @@ impl From<api_key::Model> for ApiKeyRecord {
         Self {
             id: m.id,
             name: m.name,
-            role: m.role,
+            role: m.role.into(),
             account_id: m.account_id,
             create_time: m.create_time,
             revoke_time: m.revoke_time,
@@ -101,7 +102,7 @@ impl Mutation for NewApiKey {
             let model = api_key::ActiveModel {
                 id: Set(new_id()),
                 name: Set(self.name.clone()),
-                role: Set(self.role.clone()),
+                role: Set(self.role.into()),
                 account_id: Set(self.account_id.clone()),
                 secret_hash: Set(self.secret_hash.clone()),
                 create_time: Set(Utc::now()),

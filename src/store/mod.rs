@@ -1,4 +1,5 @@
-//! Persistence: SeaORM entities, migrations and the repository.
+//! Persistence: SeaORM entities, migrations and the repository. Rows stay here: the store
+//! answers with the read models of [`views`] (and the domain's types), never with an entity.
 //!
 //! Reads run on a pool of reader connections. Every write is a [`writer::Mutation`]: a use case
 //! (a function over a transaction) with its already validated input, run by the one writer task
@@ -15,6 +16,7 @@ pub mod migration;
 pub mod page;
 
 mod accounts;
+mod answers;
 mod batch;
 mod changes;
 mod deliveries;
@@ -28,6 +30,7 @@ mod outbox;
 mod phone_numbers;
 mod telephony;
 mod users;
+mod views;
 mod webhooks;
 mod writer;
 
@@ -45,14 +48,17 @@ pub use batch::{
     SettingsItem, UnassignItem, UserUpdateItem,
 };
 pub use changes::{ChangeFilter, ChangeLogState};
-pub use deliveries::{DeliveryState, MAIL_SINK, webhook_sink};
-pub use history::AssignmentPeriod;
+pub use deliveries::{MAIL_SINK, webhook_sink};
 pub use keys::{ApiKeyRecord, KEYS_CHANNEL, NewApiKey, Revocation, RevocationSignal};
 pub use outbox::NOTIFY_CHANNEL;
-pub use phone_numbers::{NumberFilter, NumberUpdate, OrderItem, OrderRecord, visible_to};
+pub use phone_numbers::{NumberFilter, NumberUpdate, OrderItem, visible_to};
 pub use telephony::Requester;
 pub use users::{UserUpdate, UserView};
-pub use webhooks::{NewWebhook, WebhookUpdate, WebhookView};
+pub use views::{
+    AccountView, AssignmentPeriod, DeliveryState, NumberView, OrderRecord, WebhookConfig,
+    WebhookView,
+};
+pub use webhooks::{NewWebhook, WebhookUpdate};
 pub use writer::{WriteStats, WriterOptions};
 
 use writer::{Mutation, Writer};
@@ -63,7 +69,8 @@ const MIGRATION_LOCK: i64 = 0x7465_6c61_646d_0001;
 /// How long a SQLite writer waits for the write lock before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Store settings that change behaviour rather than connection.
+/// Store settings that change behaviour rather than connection. Their defaults are the
+/// configuration's (`config::defaults`).
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
     /// How long a deleted number stays restorable.
@@ -74,17 +81,6 @@ pub struct StoreOptions {
     pub acquire_timeout: Duration,
     /// How the writer gathers mutations into one transaction.
     pub writer: WriterOptions,
-}
-
-impl Default for StoreOptions {
-    fn default() -> Self {
-        Self {
-            deletion_queue_period: Duration::from_secs(7 * 24 * 3600),
-            max_connections: 16,
-            acquire_timeout: Duration::from_secs(10),
-            writer: WriterOptions::default(),
-        }
-    }
 }
 
 /// The repository: the reader pool, the writer, and the wake-up for change watchers in this
@@ -219,8 +215,9 @@ impl Store {
     }
 
     fn deletion_queue_period(&self) -> chrono::Duration {
+        // The configuration bounds it; beyond chrono's range it saturates.
         chrono::Duration::from_std(self.options.deletion_queue_period)
-            .unwrap_or_else(|_| chrono::Duration::days(7))
+            .unwrap_or(chrono::Duration::MAX)
     }
 }
 

@@ -6,7 +6,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use super::Store;
 use super::entities::phone_number_order;
 use super::page::{Page, PageRequest};
-use super::phone_numbers::OrderRecord;
+use super::views::OrderRecord;
 use crate::error::{Error, Result};
 
 impl Store {
@@ -29,7 +29,7 @@ impl Store {
                 let items = serde_json::from_str(&order.items).map_err(|e| {
                     Error::Internal(format!("order {} items unreadable: {e}", order.id))
                 })?;
-                Ok(OrderRecord { order, items })
+                Ok(OrderRecord::new(order, items))
             })
             .collect::<Result<_>>()?;
         Ok(Page {

@@ -15,7 +15,7 @@ use sea_orm::{
 use super::Store;
 use super::entities::change_event;
 use super::writer::{Mutation, TxnFuture};
-use crate::domain::change::NewChange;
+use crate::domain::change::{ChangeEvent, NewChange};
 use crate::error::{Error, Result};
 
 /// The PostgreSQL NOTIFY channel that tells other replicas a change was committed.
@@ -28,7 +28,7 @@ const PURGE_CHUNK: i64 = 1000;
 pub(super) async fn append_change(
     txn: &DatabaseTransaction,
     change: NewChange,
-) -> Result<change_event::Model> {
+) -> Result<ChangeEvent> {
     let backend = txn.get_database_backend();
     let row = txn
         .query_one_raw(Statement::from_string(
@@ -42,9 +42,9 @@ pub(super) async fn append_change(
     let event = change_event::ActiveModel {
         sequence: Set(sequence),
         event_id: Set(uuid::Uuid::new_v4().to_string()),
-        account_id: Set(change.account_id),
-        user_id: Set(change.user_id),
-        kind: Set(change.kind.as_str().to_owned()),
+        account_id: Set(change.account_id.into()),
+        user_id: Set(change.user_id.into()),
+        kind: Set(change.kind.into()),
         e164: Set(change.e164_phone_number),
         inbound_calling: Set(change.settings.inbound_calling),
         outbound_calling: Set(change.settings.outbound_calling),
@@ -65,7 +65,7 @@ pub(super) async fn append_change(
         .await?;
     }
     crate::metrics::record_event_written(event.sequence.max(0) as u64);
-    Ok(event)
+    Ok(event.into())
 }
 
 /// Deletes up to [`PURGE_CHUNK`] events with a sequence at most `through`, and records how far

@@ -10,11 +10,15 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 
 use super::Store;
+use super::entities::enums::{self, NumberStatus as Stored};
 use super::entities::{phone_number, phone_number_order};
 use super::page::{Page, PageRequest};
+use super::views::{NumberView, OrderRecord};
 use super::writer::{Mutation, TxnFuture};
+use crate::domain::ids::{AccountId, UserId};
 use crate::domain::phone_number::{
-    self as rules, E164, NumberState, NumberStatus, NumberType, ProductType, check_product_type,
+    self as rules, CallingName, E164, NumberState, NumberStatus, NumberType, OrderStatus,
+    ProductType, check_product_type,
 };
 use crate::domain::{DomainError, account::new_id};
 use crate::error::{Error, Result};
@@ -28,20 +32,13 @@ pub struct OrderItem {
     pub reason: String,
 }
 
-/// An order with its items.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OrderRecord {
-    pub order: phone_number_order::Model,
-    pub items: Vec<OrderItem>,
-}
-
 /// Filters of `list_phone_numbers`; `None` means no filter on that field.
 #[derive(Debug, Clone, Default)]
 pub struct NumberFilter {
     pub status: Option<NumberStatus>,
     pub product_type: Option<ProductType>,
-    pub account_id: Option<String>,
-    pub user_id: Option<String>,
+    pub account_id: Option<AccountId>,
+    pub user_id: Option<UserId>,
     /// Numbers whose E.164 form starts with this ("+" and digits).
     pub e164_prefix: Option<String>,
     /// ISO 3166-1 alpha-2, upper case.
@@ -53,27 +50,21 @@ pub struct NumberFilter {
 #[derive(Debug, Clone, Default)]
 pub struct NumberUpdate {
     pub product_type: Option<ProductType>,
-    pub calling_name: Option<String>,
+    pub calling_name: Option<CallingName>,
 }
 
-fn order_status(items: &[OrderItem]) -> &'static str {
-    let acquired = items.iter().filter(|i| i.acquired).count();
-    match acquired {
-        0 => "FAILED",
-        n if n == items.len() => "SUCCESSFUL",
-        _ => "PARTIAL",
-    }
+fn order_status(items: &[OrderItem]) -> OrderStatus {
+    OrderStatus::of(items.iter().filter(|i| i.acquired).count(), items.len())
 }
 
 /// Whether a key of `account` (`None`: an organisation key) may see the number: an
 /// account-scoped key sees unassigned numbers (to assign them) and its account's numbers. Every
 /// answer about a number, reads and assignments alike, hides the others the same way.
-pub fn visible_to(account: Option<&str>, number: &phone_number::Model) -> bool {
+pub fn visible_to(account: Option<&str>, number: &NumberView) -> bool {
     match account {
         None => true,
         Some(own) => {
-            number.status == NumberStatus::Unassigned.as_str()
-                || number.account_id.as_deref() == Some(own)
+            number.status == NumberStatus::Unassigned || number.account_id.as_deref() == Some(own)
         }
     }
 }
@@ -93,36 +84,28 @@ const PURGE_CHUNK: u64 = 1000;
 // ---------------------------------------------------------------------------------------------
 
 /// The domain's view of a stored number.
-pub(super) fn number_state(row: &phone_number::Model) -> Result<NumberState> {
-    let corrupt =
-        |what: &str| Error::Internal(format!("phone number {} has an unknown {what}", row.e164));
-    Ok(NumberState {
-        e164: row.e164.clone(),
-        status: NumberStatus::from_db(&row.status).ok_or_else(|| corrupt("status"))?,
-        product_type: ProductType::from_db(&row.product_type)
-            .ok_or_else(|| corrupt("product type"))?,
-        deletion_time: row.deletion_time,
-    })
+pub(super) fn number_state(number: &NumberView) -> NumberState {
+    NumberState {
+        e164: number.e164.clone(),
+        status: number.status,
+        product_type: number.product_type,
+        deletion_time: number.deletion_time,
+    }
 }
 
 /// The number's row, locked, whether or not its deletion time has passed.
-async fn lock_number_row(
-    txn: &DatabaseTransaction,
-    e164: &str,
-) -> Result<Option<phone_number::Model>> {
+async fn lock_number_row(txn: &DatabaseTransaction, e164: &str) -> Result<Option<NumberView>> {
     Ok(phone_number::Entity::find_by_id(e164)
         .lock_exclusive()
         .one(txn)
-        .await?)
+        .await?
+        .map(NumberView::from))
 }
 
 /// The number's row, locked; NOT_FOUND when it is not (or no longer) in the inventory.
-pub(super) async fn lock_number(
-    txn: &DatabaseTransaction,
-    e164: &str,
-) -> Result<phone_number::Model> {
+pub(super) async fn lock_number(txn: &DatabaseTransaction, e164: &str) -> Result<NumberView> {
     match lock_number_row(txn, e164).await? {
-        Some(row) if rules::exists_at(&number_state(&row)?, super::now()) => Ok(row),
+        Some(number) if rules::exists_at(&number_state(&number), super::now()) => Ok(number),
         _ => Err(not_found(e164).into()),
     }
 }
@@ -146,7 +129,7 @@ pub(super) async fn release_number(txn: &DatabaseTransaction, e164: &str) -> Res
     let now = super::now();
     let updated = phone_number::Entity::update_many()
         .set(phone_number::ActiveModel {
-            status: Set(NumberStatus::Unassigned.as_str().to_owned()),
+            status: Set(NumberStatus::Unassigned.into()),
             account_id: Set(None),
             user_id: Set(None),
             associate_time: Set(None),
@@ -244,16 +227,16 @@ pub(super) async fn create_phone_number_order(
         // delete touches (and locks) that row only.
         phone_number::Entity::delete_many()
             .filter(phone_number::Column::E164.eq(e164))
-            .filter(phone_number::Column::Status.eq(NumberStatus::DeleteInProgress.as_str()))
+            .filter(phone_number::Column::Status.eq(Stored::from(NumberStatus::DeleteInProgress)))
             .filter(phone_number::Column::DeletionTime.lte(now))
             .exec(txn)
             .await?;
         let row = phone_number::ActiveModel {
             e164: Set(e164.to_owned()),
             country: Set(parsed.country().to_owned()),
-            number_type: Set(parsed.number_type().as_str().to_owned()),
-            product_type: Set(cmd.product_type.as_str().to_owned()),
-            status: Set(NumberStatus::Unassigned.as_str().to_owned()),
+            number_type: Set(parsed.number_type().into()),
+            product_type: Set(cmd.product_type.into()),
+            status: Set(NumberStatus::Unassigned.into()),
             account_id: Set(None),
             user_id: Set(None),
             associate_time: Set(None),
@@ -290,15 +273,15 @@ pub(super) async fn create_phone_number_order(
         .collect();
     let order = phone_number_order::ActiveModel {
         id: Set(order_id),
-        product_type: Set(cmd.product_type.as_str().to_owned()),
-        status: Set(order_status(&items).to_owned()),
+        product_type: Set(cmd.product_type.into()),
+        status: Set(order_status(&items).into()),
         items: Set(serde_json::to_string(&items)
             .map_err(|e| Error::Internal(format!("order items not storable: {e}")))?),
         create_time: Set(now),
     }
     .insert(txn)
     .await?;
-    Ok(OrderRecord { order, items })
+    Ok(OrderRecord::new(order, items))
 }
 
 pub(super) struct UpdatePhoneNumber {
@@ -307,10 +290,10 @@ pub(super) struct UpdatePhoneNumber {
 }
 
 impl Mutation for UpdatePhoneNumber {
-    type Output = phone_number::Model;
+    type Output = NumberView;
     const APPENDS_CHANGES: bool = false;
 
-    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, phone_number::Model> {
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, NumberView> {
         Box::pin(update_phone_number(txn, self))
     }
 }
@@ -318,9 +301,9 @@ impl Mutation for UpdatePhoneNumber {
 pub(super) async fn update_phone_number(
     txn: &DatabaseTransaction,
     cmd: &UpdatePhoneNumber,
-) -> Result<phone_number::Model> {
+) -> Result<NumberView> {
     let mut row = lock_number(txn, cmd.number.as_str()).await?;
-    let state = number_state(&row)?;
+    let state = number_state(&row);
     let now = super::now();
     let mut model = phone_number::ActiveModel {
         update_time: Set(now),
@@ -328,12 +311,12 @@ pub(super) async fn update_phone_number(
     };
     if let Some(product_type) = cmd.update.product_type {
         rules::check_product_type_change(&state, &cmd.number, product_type)?;
-        model.product_type = Set(product_type.as_str().to_owned());
-        row.product_type = product_type.as_str().to_owned();
+        model.product_type = Set(product_type.into());
+        row.product_type = product_type;
     }
     if let Some(calling_name) = &cmd.update.calling_name {
-        model.calling_name = Set(calling_name.clone());
-        row.calling_name = calling_name.clone();
+        model.calling_name = Set(calling_name.to_string());
+        row.calling_name = calling_name.to_string();
     }
     row.update_time = now;
     update_number_row(txn, cmd.number.as_str(), model).await?;
@@ -346,10 +329,10 @@ pub(super) struct DeletePhoneNumber {
 }
 
 impl Mutation for DeletePhoneNumber {
-    type Output = phone_number::Model;
+    type Output = NumberView;
     const APPENDS_CHANGES: bool = false;
 
-    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, phone_number::Model> {
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, NumberView> {
         Box::pin(delete_phone_number(txn, self))
     }
 }
@@ -358,18 +341,18 @@ impl Mutation for DeletePhoneNumber {
 pub(super) async fn delete_phone_number(
     txn: &DatabaseTransaction,
     cmd: &DeletePhoneNumber,
-) -> Result<phone_number::Model> {
+) -> Result<NumberView> {
     let mut row = lock_number(txn, &cmd.e164).await?;
-    rules::check_delete(&number_state(&row)?)?;
+    rules::check_delete(&number_state(&row))?;
     let now = super::now();
-    row.status = NumberStatus::DeleteInProgress.as_str().to_owned();
-    row.deletion_time = Some(now + cmd.deletion_queue_period);
+    row.status = NumberStatus::DeleteInProgress;
+    row.deletion_time = Some(rules::deletion_time(now, cmd.deletion_queue_period));
     row.update_time = now;
     update_number_row(
         txn,
         &cmd.e164,
         phone_number::ActiveModel {
-            status: Set(row.status.clone()),
+            status: Set(row.status.into()),
             deletion_time: Set(row.deletion_time),
             update_time: Set(now),
             ..Default::default()
@@ -384,10 +367,10 @@ pub(super) struct RestorePhoneNumber {
 }
 
 impl Mutation for RestorePhoneNumber {
-    type Output = phone_number::Model;
+    type Output = NumberView;
     const APPENDS_CHANGES: bool = false;
 
-    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, phone_number::Model> {
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, NumberView> {
         Box::pin(restore_phone_number(txn, self))
     }
 }
@@ -396,20 +379,20 @@ impl Mutation for RestorePhoneNumber {
 pub(super) async fn restore_phone_number(
     txn: &DatabaseTransaction,
     cmd: &RestorePhoneNumber,
-) -> Result<phone_number::Model> {
+) -> Result<NumberView> {
     let mut row = lock_number_row(txn, &cmd.e164)
         .await?
         .ok_or_else(|| not_found(&cmd.e164))?;
     let now = super::now();
-    rules::check_restore(&number_state(&row)?, now)?;
-    row.status = NumberStatus::Unassigned.as_str().to_owned();
+    rules::check_restore(&number_state(&row), now)?;
+    row.status = NumberStatus::Unassigned;
     row.deletion_time = None;
     row.update_time = now;
     update_number_row(
         txn,
         &cmd.e164,
         phone_number::ActiveModel {
-            status: Set(row.status.clone()),
+            status: Set(row.status.into()),
             deletion_time: Set(None),
             update_time: Set(now),
             ..Default::default()
@@ -433,7 +416,9 @@ impl Mutation for PurgeDeletedNumbers {
             let expired: Vec<String> = phone_number::Entity::find()
                 .select_only()
                 .column(phone_number::Column::E164)
-                .filter(phone_number::Column::Status.eq(NumberStatus::DeleteInProgress.as_str()))
+                .filter(
+                    phone_number::Column::Status.eq(Stored::from(NumberStatus::DeleteInProgress)),
+                )
                 .filter(phone_number::Column::DeletionTime.lte(self.now))
                 .limit(PURGE_CHUNK)
                 .into_tuple()
@@ -477,18 +462,20 @@ impl Store {
             })?;
         let items = serde_json::from_str(&order.items)
             .map_err(|e| Error::Internal(format!("order {order_id} items unreadable: {e}")))?;
-        Ok(OrderRecord { order, items })
+        Ok(OrderRecord::new(order, items))
     }
 
-    pub async fn get_phone_number(&self, e164: &str) -> Result<phone_number::Model> {
-        let row = phone_number::Entity::find_by_id(e164)
-            .one(self.connection())
-            .await?
-            .ok_or_else(|| not_found(e164))?;
-        if !rules::exists_at(&number_state(&row)?, super::now()) {
+    pub async fn get_phone_number(&self, e164: &str) -> Result<NumberView> {
+        let number = NumberView::from(
+            phone_number::Entity::find_by_id(e164)
+                .one(self.connection())
+                .await?
+                .ok_or_else(|| not_found(e164))?,
+        );
+        if !rules::exists_at(&number_state(&number), super::now()) {
             return Err(not_found(e164).into());
         }
-        Ok(row)
+        Ok(number)
     }
 
     /// Numbers in E.164 order, filtered. Every combination of filters is served by an index that
@@ -498,7 +485,7 @@ impl Store {
         &self,
         filter: &NumberFilter,
         page: &PageRequest,
-    ) -> Result<Page<phone_number::Model>> {
+    ) -> Result<Page<NumberView>> {
         // A number with an account or a user is ASSIGNED (a table constraint): beside those
         // filters, ASSIGNED adds nothing and another status matches nothing. So no index is
         // needed for account and status together.
@@ -509,18 +496,21 @@ impl Store {
             status => status,
         };
         let query = numbers_query(filter, status, page.after.as_deref(), super::now());
-        let rows = query
+        let numbers = query
             .limit(page.fetch_limit())
             .all(self.connection())
-            .await?;
-        Ok(page.finish(rows, |n| n.e164.clone()))
+            .await?
+            .into_iter()
+            .map(NumberView::from)
+            .collect();
+        Ok(page.finish(numbers, |n| n.e164.clone()))
     }
 
     pub async fn update_phone_number(
         &self,
         number: &E164,
         update: NumberUpdate,
-    ) -> Result<phone_number::Model> {
+    ) -> Result<NumberView> {
         self.write(UpdatePhoneNumber {
             number: number.clone(),
             update,
@@ -529,7 +519,7 @@ impl Store {
     }
 
     /// Moves an unassigned number into the deletion queue.
-    pub async fn delete_phone_number(&self, e164: &str) -> Result<phone_number::Model> {
+    pub async fn delete_phone_number(&self, e164: &str) -> Result<NumberView> {
         self.write(DeletePhoneNumber {
             e164: e164.to_owned(),
             deletion_queue_period: self.deletion_queue_period(),
@@ -538,7 +528,7 @@ impl Store {
     }
 
     /// Brings a number back from the deletion queue as unassigned.
-    pub async fn restore_phone_number(&self, e164: &str) -> Result<phone_number::Model> {
+    pub async fn restore_phone_number(&self, e164: &str) -> Result<NumberView> {
         self.write(RestorePhoneNumber {
             e164: e164.to_owned(),
         })
@@ -575,10 +565,11 @@ pub(super) fn numbers_query(
         )
         .order_by_asc(phone_number::Column::E164);
     if let Some(status) = status {
-        query = query.filter(phone_number::Column::Status.eq(status.as_str()));
+        query = query.filter(phone_number::Column::Status.eq(Stored::from(status)));
     }
     if let Some(product_type) = filter.product_type {
-        query = query.filter(phone_number::Column::ProductType.eq(product_type.as_str()));
+        query = query
+            .filter(phone_number::Column::ProductType.eq(enums::ProductType::from(product_type)));
     }
     if let Some(account_id) = &filter.account_id {
         query = query.filter(phone_number::Column::AccountId.eq(account_id.as_str()));
@@ -597,7 +588,8 @@ pub(super) fn numbers_query(
         query = query.filter(phone_number::Column::Country.eq(country.as_str()));
     }
     if let Some(number_type) = filter.number_type {
-        query = query.filter(phone_number::Column::NumberType.eq(number_type.as_str()));
+        query =
+            query.filter(phone_number::Column::NumberType.eq(enums::NumberType::from(number_type)));
     }
     if let Some(after) = after {
         query = query.filter(phone_number::Column::E164.gt(after));

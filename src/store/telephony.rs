@@ -10,10 +10,12 @@ use super::history::open_period;
 use super::idempotency::{IdempotencyKey, remember, replay, scope_of};
 use super::outbox::append_change;
 use super::phone_numbers::{lock_number, number_state, release_number, visible_to};
-use super::users::{StoredUserView, UserView, lock_user_view, user_not_found, write_settings};
+use super::users::{UserView, lock_user_view, user_not_found, write_settings};
+use super::views::NumberView;
 use super::writer::{Mutation, TxnFuture};
 use crate::domain::DomainError;
 use crate::domain::change::{ChangeKind, NewChange};
+use crate::domain::ids::{AccountId, UserId};
 use crate::domain::phone_number::{E164, NumberStatus};
 use crate::domain::telephony::{self, SettingsMask, TelephonySettings};
 use crate::error::{Error, Result};
@@ -22,8 +24,8 @@ pub(super) struct AssignPhoneNumber {
     /// The caller's account, for an account-scoped key: numbers it may not see are answered
     /// as outside its scope, whatever their state.
     pub caller_account: Option<String>,
-    pub account_id: String,
-    pub user_id: String,
+    pub account_id: AccountId,
+    pub user_id: UserId,
     pub number: E164,
     pub idempotency: Option<IdempotencyKey>,
     pub actor: String,
@@ -44,20 +46,20 @@ pub(super) async fn assign_phone_number(
     cmd: &AssignPhoneNumber,
 ) -> Result<UserView> {
     let key = cmd.idempotency.as_ref();
-    if let Some(previous) = replay::<StoredUserView>(txn, key).await? {
-        return Ok(previous.into());
+    if let Some(previous) = replay(txn, key).await? {
+        return Ok(previous);
     }
     let view = lock_user_view(txn, &cmd.account_id, &cmd.user_id).await?;
     let row = lock_visible_number(txn, cmd.caller_account.as_deref(), &cmd.number).await?;
-    let settings = telephony::assign(&view.line(), &number_state(&row)?)?;
+    let settings = telephony::assign(&view.line(), &number_state(&row))?;
 
     let now = super::now();
     // The unique index on user_id backs the rule up if two assignments ever race past it.
     phone_number::Entity::update_many()
         .set(phone_number::ActiveModel {
-            status: Set(NumberStatus::Assigned.as_str().to_owned()),
-            account_id: Set(Some(cmd.account_id.clone())),
-            user_id: Set(Some(cmd.user_id.clone())),
+            status: Set(NumberStatus::Assigned.into()),
+            account_id: Set(Some(cmd.account_id.to_string())),
+            user_id: Set(Some(cmd.user_id.to_string())),
             associate_time: Set(Some(now)),
             update_time: Set(now),
             ..Default::default()
@@ -90,7 +92,7 @@ async fn lock_visible_number(
     txn: &DatabaseTransaction,
     caller_account: Option<&str>,
     number: &E164,
-) -> Result<phone_number::Model> {
+) -> Result<NumberView> {
     let Some(own) = caller_account else {
         return lock_number(txn, number.as_str()).await;
     };
@@ -102,8 +104,8 @@ async fn lock_visible_number(
 }
 
 pub(super) struct UnassignPhoneNumber {
-    pub account_id: String,
-    pub user_id: String,
+    pub account_id: AccountId,
+    pub user_id: UserId,
     pub confirm: bool,
     pub idempotency: Option<IdempotencyKey>,
     pub actor: String,
@@ -124,8 +126,8 @@ pub(super) async fn unassign_phone_number(
     cmd: &UnassignPhoneNumber,
 ) -> Result<UserView> {
     let key = cmd.idempotency.as_ref();
-    if let Some(previous) = replay::<StoredUserView>(txn, key).await? {
-        return Ok(previous.into());
+    if let Some(previous) = replay(txn, key).await? {
+        return Ok(previous);
     }
     let view = lock_user_view(txn, &cmd.account_id, &cmd.user_id).await?;
     let released = telephony::unassign(&view.line(), cmd.confirm)?;
@@ -149,8 +151,8 @@ pub(super) async fn unassign_phone_number(
 }
 
 pub(super) struct UpdateTelephonySettings {
-    pub account_id: String,
-    pub user_id: String,
+    pub account_id: AccountId,
+    pub user_id: UserId,
     pub requested: TelephonySettings,
     pub mask: SettingsMask,
     pub idempotency: Option<IdempotencyKey>,
@@ -225,16 +227,16 @@ impl Store {
     /// Gives `number` to the user; their calling and SMS permissions are turned off.
     pub async fn assign_phone_number(
         &self,
-        account_id: &str,
-        user_id: &str,
+        account_id: &AccountId,
+        user_id: &UserId,
         number: &E164,
         request_id: Option<&str>,
         caller: Requester<'_>,
     ) -> Result<UserView> {
         self.write(AssignPhoneNumber {
             caller_account: caller.account.map(str::to_owned),
-            account_id: account_id.to_owned(),
-            user_id: user_id.to_owned(),
+            account_id: account_id.clone(),
+            user_id: user_id.clone(),
             number: number.clone(),
             idempotency: idempotency_key(caller, request_id, "AssignPhoneNumber", || {
                 format!("{account_id}/{user_id}/{number}")
@@ -247,15 +249,15 @@ impl Store {
     /// Takes the user's number back into the inventory; their permissions go back to off.
     pub async fn unassign_phone_number(
         &self,
-        account_id: &str,
-        user_id: &str,
+        account_id: &AccountId,
+        user_id: &UserId,
         confirm: bool,
         request_id: Option<&str>,
         caller: Requester<'_>,
     ) -> Result<UserView> {
         self.write(UnassignPhoneNumber {
-            account_id: account_id.to_owned(),
-            user_id: user_id.to_owned(),
+            account_id: account_id.clone(),
+            user_id: user_id.clone(),
             confirm,
             idempotency: idempotency_key(caller, request_id, "UnassignPhoneNumber", || {
                 format!("{account_id}/{user_id}/confirm={confirm}")
@@ -268,11 +270,11 @@ impl Store {
     /// The user's permissions: one indexed query on a reader.
     pub async fn get_telephony_settings(
         &self,
-        account_id: &str,
-        user_id: &str,
+        account_id: &AccountId,
+        user_id: &UserId,
     ) -> Result<TelephonySettings> {
-        let row = super::entities::user::Entity::find_by_id(user_id)
-            .filter(super::entities::user::Column::AccountId.eq(account_id))
+        let row = super::entities::user::Entity::find_by_id(user_id.as_str())
+            .filter(super::entities::user::Column::AccountId.eq(account_id.as_str()))
             .one(self.connection())
             .await?
             .ok_or_else(|| user_not_found(account_id, user_id))?;
@@ -286,16 +288,16 @@ impl Store {
     /// Changes the permissions named by `mask`; a change to the same values writes nothing.
     pub async fn update_telephony_settings(
         &self,
-        account_id: &str,
-        user_id: &str,
+        account_id: &AccountId,
+        user_id: &UserId,
         requested: TelephonySettings,
         mask: SettingsMask,
         request_id: Option<&str>,
         caller: Requester<'_>,
     ) -> Result<TelephonySettings> {
         self.write(UpdateTelephonySettings {
-            account_id: account_id.to_owned(),
-            user_id: user_id.to_owned(),
+            account_id: account_id.clone(),
+            user_id: user_id.clone(),
             requested,
             mask,
             idempotency: idempotency_key(caller, request_id, "UpdateTelephonySettings", || {

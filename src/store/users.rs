@@ -9,31 +9,30 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
     FromQueryResult, JoinType, QueryFilter, QueryOrder, QuerySelect, Set,
 };
-use serde::{Deserialize, Serialize};
 
 use super::Store;
 use super::accounts::account_not_found;
-use super::entities::{account, phone_number, user};
+use super::entities::{account, enums, phone_number, user};
 use super::outbox::append_change;
 use super::page::{Page, PageRequest};
 use super::phone_numbers::release_number;
 use super::writer::{Mutation, TxnFuture};
+use crate::domain::DomainError;
 use crate::domain::change::{ChangeKind, NewChange};
+use crate::domain::ids::{AccountId, UserId};
 use crate::domain::telephony::{TelephonySettings, UserLine};
-use crate::domain::user::LicenseType;
-use crate::domain::{DomainError, account::new_id};
+use crate::domain::user::{DisplayName, Email, LicenseType};
 use crate::error::{Result, is_unique_violation};
 
-/// A user with the number they hold. Its serialised form is what an idempotent request's
-/// retry gets back, so it holds plain fields, not a database row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A user with the number they hold. An idempotent request's retry gets it back through its
+/// stored form (`store::answers`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserView {
     pub account_id: String,
     pub user_id: String,
     pub email: String,
     pub display_name: String,
-    /// As stored: BASIC, PLUS, PRO or PRO_TRIAL.
-    pub license_type: String,
+    pub license_type: LicenseType,
     pub settings: TelephonySettings,
     pub phone_number: Option<String>,
     pub create_time: DateTime<Utc>,
@@ -52,7 +51,7 @@ impl UserView {
             user_id: user.id,
             email: user.email,
             display_name: user.display_name,
-            license_type: user.license_type,
+            license_type: user.license_type.into(),
             phone_number,
             create_time: user.create_time,
             update_time: user.update_time,
@@ -61,10 +60,6 @@ impl UserView {
 
     pub fn settings(&self) -> TelephonySettings {
         self.settings
-    }
-
-    pub fn license_type(&self) -> Option<LicenseType> {
-        LicenseType::from_db(&self.license_type)
     }
 
     /// The user as the telephony rules see them.
@@ -77,69 +72,21 @@ impl UserView {
     }
 }
 
-/// A stored idempotent answer: the current form, or the one that embedded the user's row.
-#[derive(Deserialize)]
-#[serde(untagged)]
-pub(super) enum StoredUserView {
-    Current(UserView),
-    Legacy {
-        user: LegacyUserRow,
-        phone_number: Option<String>,
-    },
-}
-
-#[derive(Deserialize)]
-pub(super) struct LegacyUserRow {
-    id: String,
-    account_id: String,
-    email: String,
-    display_name: String,
-    license_type: String,
-    inbound_calling: bool,
-    outbound_calling: bool,
-    sms: bool,
-    create_time: DateTime<Utc>,
-    update_time: DateTime<Utc>,
-}
-
-impl From<StoredUserView> for UserView {
-    fn from(stored: StoredUserView) -> Self {
-        match stored {
-            StoredUserView::Current(view) => view,
-            StoredUserView::Legacy { user, phone_number } => UserView::new(
-                user::Model {
-                    id: user.id,
-                    account_id: user.account_id,
-                    email: user.email,
-                    display_name: user.display_name,
-                    license_type: user.license_type,
-                    inbound_calling: user.inbound_calling,
-                    outbound_calling: user.outbound_calling,
-                    sms: user.sms,
-                    create_time: user.create_time,
-                    update_time: user.update_time,
-                },
-                phone_number,
-            ),
-        }
-    }
-}
-
 /// Fields of a user to change; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]
 pub struct UserUpdate {
-    pub display_name: Option<String>,
+    pub display_name: Option<DisplayName>,
     pub license_type: Option<LicenseType>,
 }
 
-pub(super) fn user_not_found(account_id: &str, user_id: &str) -> DomainError {
+pub(super) fn user_not_found(account_id: &AccountId, user_id: &UserId) -> DomainError {
     DomainError::NotFound {
         resource: "user",
         name: format!("{user_id} in account {account_id}"),
     }
 }
 
-fn email_taken(account_id: &str, email: &str) -> DomainError {
+fn email_taken(account_id: &AccountId, email: &Email) -> DomainError {
     DomainError::AlreadyExists {
         resource: "user",
         name: format!("with email {email} in account {account_id}"),
@@ -157,7 +104,7 @@ struct UserWithNumber {
     account_id: String,
     email: String,
     display_name: String,
-    license_type: String,
+    license_type: enums::LicenseType,
     inbound_calling: bool,
     outbound_calling: bool,
     sms: bool,
@@ -170,11 +117,11 @@ struct UserWithNumber {
 /// `phone_numbers`).
 pub(super) async fn find_user_view(
     conn: &impl ConnectionTrait,
-    account_id: &str,
-    user_id: &str,
+    account_id: &AccountId,
+    user_id: &UserId,
 ) -> Result<Option<UserView>> {
-    let row = user::Entity::find_by_id(user_id)
-        .filter(user::Column::AccountId.eq(account_id))
+    let row = user::Entity::find_by_id(user_id.as_str())
+        .filter(user::Column::AccountId.eq(account_id.as_str()))
         .column_as(phone_number::Column::E164, "phone_number")
         .join_rev(JoinType::LeftJoin, user_number())
         .into_model::<UserWithNumber>()
@@ -211,11 +158,11 @@ fn user_number() -> sea_orm::RelationDef {
 /// The user's row, locked until the transaction ends (decisions about one user are serialised).
 pub(super) async fn lock_user(
     txn: &DatabaseTransaction,
-    account_id: &str,
-    user_id: &str,
+    account_id: &AccountId,
+    user_id: &UserId,
 ) -> Result<user::Model> {
-    user::Entity::find_by_id(user_id)
-        .filter(user::Column::AccountId.eq(account_id))
+    user::Entity::find_by_id(user_id.as_str())
+        .filter(user::Column::AccountId.eq(account_id.as_str()))
         .lock_exclusive()
         .one(txn)
         .await?
@@ -225,12 +172,12 @@ pub(super) async fn lock_user(
 /// The E.164 of the number the user holds.
 pub(super) async fn number_of_user(
     conn: &impl ConnectionTrait,
-    user_id: &str,
+    user_id: &UserId,
 ) -> Result<Option<String>> {
     Ok(phone_number::Entity::find()
         .select_only()
         .column(phone_number::Column::E164)
-        .filter(phone_number::Column::UserId.eq(user_id))
+        .filter(phone_number::Column::UserId.eq(user_id.as_str()))
         .into_tuple::<String>()
         .one(conn)
         .await?)
@@ -239,8 +186,8 @@ pub(super) async fn number_of_user(
 /// The user, locked, with their number.
 pub(super) async fn lock_user_view(
     txn: &DatabaseTransaction,
-    account_id: &str,
-    user_id: &str,
+    account_id: &AccountId,
+    user_id: &UserId,
 ) -> Result<UserView> {
     let user = lock_user(txn, account_id, user_id).await?;
     let phone_number = number_of_user(txn, user_id).await?;
@@ -288,9 +235,9 @@ pub(super) async fn write_settings(
 // ---------------------------------------------------------------------------------------------
 
 pub(super) struct CreateUser {
-    pub account_id: String,
-    pub email: String,
-    pub display_name: String,
+    pub account_id: AccountId,
+    pub email: Email,
+    pub display_name: DisplayName,
     pub license_type: LicenseType,
 }
 
@@ -304,8 +251,8 @@ impl Mutation for CreateUser {
 }
 
 pub(super) async fn create_user(txn: &DatabaseTransaction, cmd: &CreateUser) -> Result<UserView> {
-    let account_id = cmd.account_id.as_str();
-    account::Entity::find_by_id(account_id)
+    let account_id = &cmd.account_id;
+    account::Entity::find_by_id(account_id.as_str())
         .lock_shared()
         .one(txn)
         .await?
@@ -313,7 +260,7 @@ pub(super) async fn create_user(txn: &DatabaseTransaction, cmd: &CreateUser) -> 
     let taken = user::Entity::find()
         .select_only()
         .column(user::Column::Id)
-        .filter(user::Column::AccountId.eq(account_id))
+        .filter(user::Column::AccountId.eq(account_id.as_str()))
         .filter(user::Column::Email.eq(cmd.email.as_str()))
         .into_tuple::<String>()
         .one(txn)
@@ -323,11 +270,11 @@ pub(super) async fn create_user(txn: &DatabaseTransaction, cmd: &CreateUser) -> 
     }
     let now = super::now();
     let inserted = user::ActiveModel {
-        id: Set(new_id()),
-        account_id: Set(account_id.to_owned()),
-        email: Set(cmd.email.clone()),
-        display_name: Set(cmd.display_name.clone()),
-        license_type: Set(cmd.license_type.as_str().to_owned()),
+        id: Set(UserId::generate().into()),
+        account_id: Set(account_id.to_string()),
+        email: Set(cmd.email.to_string()),
+        display_name: Set(cmd.display_name.to_string()),
+        license_type: Set(cmd.license_type.into()),
         inbound_calling: Set(false),
         outbound_calling: Set(false),
         sms: Set(false),
@@ -345,8 +292,8 @@ pub(super) async fn create_user(txn: &DatabaseTransaction, cmd: &CreateUser) -> 
 }
 
 pub(super) struct UpdateUser {
-    pub account_id: String,
-    pub user_id: String,
+    pub account_id: AccountId,
+    pub user_id: UserId,
     pub update: UserUpdate,
 }
 
@@ -371,20 +318,20 @@ pub(super) async fn update_user(txn: &DatabaseTransaction, cmd: &UpdateUser) -> 
         ..view
     };
     if let Some(display_name) = &cmd.update.display_name {
-        model.display_name = Set(display_name.clone());
-        updated.display_name = display_name.clone();
+        model.display_name = Set(display_name.to_string());
+        updated.display_name = display_name.to_string();
     }
     if let Some(license_type) = cmd.update.license_type {
-        model.license_type = Set(license_type.as_str().to_owned());
-        updated.license_type = license_type.as_str().to_owned();
+        model.license_type = Set(license_type.into());
+        updated.license_type = license_type;
     }
-    update_user_row(txn, &updated.user_id, model).await?;
+    update_user_row(txn, cmd.user_id.as_str(), model).await?;
     Ok(updated)
 }
 
 pub(super) struct DeleteUser {
-    pub account_id: String,
-    pub user_id: String,
+    pub account_id: AccountId,
+    pub user_id: UserId,
     pub actor: String,
 }
 
@@ -422,8 +369,8 @@ pub(super) async fn delete_user(txn: &DatabaseTransaction, cmd: &DeleteUser) -> 
 }
 
 pub(super) struct LogoutUser {
-    pub account_id: String,
-    pub user_id: String,
+    pub account_id: AccountId,
+    pub user_id: UserId,
     pub actor: String,
 }
 
@@ -451,7 +398,7 @@ pub(super) async fn logout_user(txn: &DatabaseTransaction, cmd: &LogoutUser) -> 
         },
     )
     .await?;
-    Ok(event.sequence as u64)
+    Ok(event.sequence)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -461,13 +408,13 @@ pub(super) async fn logout_user(txn: &DatabaseTransaction, cmd: &LogoutUser) -> 
 impl Store {
     pub async fn create_user(
         &self,
-        account_id: &str,
-        email: String,
-        display_name: String,
+        account_id: &AccountId,
+        email: Email,
+        display_name: DisplayName,
         license_type: LicenseType,
     ) -> Result<UserView> {
         self.write(CreateUser {
-            account_id: account_id.to_owned(),
+            account_id: account_id.clone(),
             email,
             display_name,
             license_type,
@@ -476,7 +423,7 @@ impl Store {
     }
 
     /// One indexed query on a reader.
-    pub async fn get_user(&self, account_id: &str, user_id: &str) -> Result<UserView> {
+    pub async fn get_user(&self, account_id: &AccountId, user_id: &UserId) -> Result<UserView> {
         find_user_view(self.connection(), account_id, user_id)
             .await?
             .ok_or_else(|| user_not_found(account_id, user_id).into())
@@ -485,20 +432,20 @@ impl Store {
     /// Users of an account in creation order, or the one with `email`.
     pub async fn list_users(
         &self,
-        account_id: &str,
-        email: Option<&str>,
+        account_id: &AccountId,
+        email: Option<&Email>,
         page: &PageRequest,
     ) -> Result<Page<UserView>> {
         let db = self.connection();
-        account::Entity::find_by_id(account_id)
+        account::Entity::find_by_id(account_id.as_str())
             .one(db)
             .await?
             .ok_or_else(|| account_not_found(account_id))?;
         let mut query = user::Entity::find()
-            .filter(user::Column::AccountId.eq(account_id))
+            .filter(user::Column::AccountId.eq(account_id.as_str()))
             .order_by_asc(user::Column::Id);
         if let Some(email) = email {
-            query = query.filter(user::Column::Email.eq(email));
+            query = query.filter(user::Column::Email.eq(email.as_str()));
         }
         if let Some(after) = &page.after {
             query = query.filter(user::Column::Id.gt(after.as_str()));
@@ -528,33 +475,43 @@ impl Store {
 
     pub async fn update_user(
         &self,
-        account_id: &str,
-        user_id: &str,
+        account_id: &AccountId,
+        user_id: &UserId,
         update: UserUpdate,
     ) -> Result<UserView> {
         self.write(UpdateUser {
-            account_id: account_id.to_owned(),
-            user_id: user_id.to_owned(),
+            account_id: account_id.clone(),
+            user_id: user_id.clone(),
             update,
         })
         .await
     }
 
     /// Deletes the user; their number goes back to the inventory, and they are told.
-    pub async fn delete_user(&self, account_id: &str, user_id: &str, actor: &str) -> Result<()> {
+    pub async fn delete_user(
+        &self,
+        account_id: &AccountId,
+        user_id: &UserId,
+        actor: &str,
+    ) -> Result<()> {
         self.write(DeleteUser {
-            account_id: account_id.to_owned(),
-            user_id: user_id.to_owned(),
+            account_id: account_id.clone(),
+            user_id: user_id.clone(),
             actor: actor.to_owned(),
         })
         .await
     }
 
     /// Asks for the user's sign-out everywhere; returns the event's sequence.
-    pub async fn logout_user(&self, account_id: &str, user_id: &str, actor: &str) -> Result<u64> {
+    pub async fn logout_user(
+        &self,
+        account_id: &AccountId,
+        user_id: &UserId,
+        actor: &str,
+    ) -> Result<u64> {
         self.write(LogoutUser {
-            account_id: account_id.to_owned(),
-            user_id: user_id.to_owned(),
+            account_id: account_id.clone(),
+            user_id: user_id.clone(),
             actor: actor.to_owned(),
         })
         .await

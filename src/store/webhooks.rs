@@ -11,27 +11,13 @@ use sea_orm::{
 
 use super::Store;
 use super::deliveries::{new_delivery, webhook_sink};
+use super::entities::enums::{self, kinds_to_db};
 use super::entities::{change_event, change_log, delivery, webhook};
 use super::page::{Page, PageRequest};
+use super::views::{WebhookConfig, WebhookView};
 use crate::domain::DomainError;
 use crate::domain::webhook::EventFilter;
 use crate::error::{Error, Result};
-
-/// A webhook with its delivery state.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WebhookView {
-    pub webhook: webhook::Model,
-    pub delivery: delivery::Model,
-}
-
-impl WebhookView {
-    pub fn filter(&self) -> EventFilter {
-        EventFilter {
-            account_id: self.webhook.account_id.clone(),
-            kinds: EventFilter::kinds_from_db(&self.webhook.kinds),
-        }
-    }
-}
 
 /// What to store for a new webhook.
 #[derive(Debug, Clone)]
@@ -84,7 +70,7 @@ impl Store {
             url: Set(new.url),
             description: Set(new.description),
             account_id: Set(new.filter.account_id.clone()),
-            kinds: Set(new.filter.kinds_to_db()),
+            kinds: Set(kinds_to_db(&new.filter.kinds)),
             secret: Set(new.secret),
             previous_secret: Set(None),
             previous_secret_expire_time: Set(None),
@@ -97,7 +83,7 @@ impl Store {
             .insert(&txn)
             .await?;
         txn.commit().await?;
-        Ok(WebhookView { webhook, delivery })
+        Ok(WebhookView::new(webhook, delivery))
     }
 
     pub async fn get_webhook(&self, id: &str) -> Result<WebhookView> {
@@ -109,10 +95,11 @@ impl Store {
     }
 
     /// The webhook's configuration only, for its delivery; `None` once deleted.
-    pub async fn find_webhook(&self, id: &str) -> Result<Option<webhook::Model>> {
+    pub async fn find_webhook(&self, id: &str) -> Result<Option<WebhookConfig>> {
         Ok(webhook::Entity::find_by_id(id)
             .one(self.connection())
-            .await?)
+            .await?
+            .map(WebhookConfig::from))
     }
 
     async fn with_delivery(&self, webhook: webhook::Model) -> Result<WebhookView> {
@@ -122,7 +109,7 @@ impl Store {
             .ok_or_else(|| {
                 Error::Internal(format!("webhook {} has no delivery row", webhook.id))
             })?;
-        Ok(WebhookView { webhook, delivery })
+        Ok(WebhookView::new(webhook, delivery))
     }
 
     /// Webhooks in creation order (their ids are time-ordered).
@@ -151,7 +138,7 @@ impl Store {
                 .ok_or_else(|| {
                     Error::Internal(format!("webhook {} has no delivery row", webhook.id))
                 })?;
-            views.push(WebhookView { webhook, delivery });
+            views.push(WebhookView::new(webhook, delivery));
         }
         Ok(page.finish(views, |v| v.webhook.id.clone()))
     }
@@ -172,7 +159,7 @@ impl Store {
         }
         if let Some(filter) = update.filter {
             model.account_id = Set(filter.account_id.clone());
-            model.kinds = Set(filter.kinds_to_db());
+            model.kinds = Set(kinds_to_db(&filter.kinds));
         }
         model.update_time = Set(Utc::now());
         let webhook = model.update(&txn).await?;
@@ -194,7 +181,7 @@ impl Store {
             _ => state,
         };
         txn.commit().await?;
-        Ok(WebhookView { webhook, delivery })
+        Ok(WebhookView::new(webhook, delivery))
     }
 
     pub async fn delete_webhook(&self, id: &str) -> Result<()> {
@@ -242,8 +229,10 @@ impl Store {
             query = query.filter(change_event::Column::AccountId.eq(account_id.as_str()));
         }
         if !filter.kinds.is_empty() {
-            query = query
-                .filter(change_event::Column::Kind.is_in(filter.kinds.iter().map(|k| k.as_str())));
+            query = query.filter(
+                change_event::Column::Kind
+                    .is_in(filter.kinds.iter().map(|k| enums::ChangeKind::from(*k))),
+            );
         }
         Ok(query.count(self.connection()).await?)
     }

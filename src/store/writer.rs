@@ -52,15 +52,6 @@ pub struct WriterOptions {
     pub gather: Duration,
 }
 
-impl Default for WriterOptions {
-    fn default() -> Self {
-        Self {
-            max_batch: 256,
-            gather: Duration::ZERO,
-        }
-    }
-}
-
 /// Counters of the writer's work, for logs, metrics and tests.
 #[derive(Debug, Default)]
 pub struct WriteStats {

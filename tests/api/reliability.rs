@@ -261,7 +261,7 @@ async fn replay_checks_the_key_once_per_batch(backend: Backend) {
             .expect("no error");
         match item {
             WatchItem::Event(event) => {
-                assert_eq!(event.sequence as u64, previous + 1);
+                assert_eq!(event.sequence, previous + 1);
                 previous += 1;
             }
             WatchItem::Checkpoint(sequence) => {

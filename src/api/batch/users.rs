@@ -5,7 +5,8 @@ use tonic::{Request, Response, Status};
 use super::telephony::{requester, user_result};
 use super::{item, options, results};
 use crate::api::users::{new_user_fields, user_update};
-use crate::api::{Access, ApiContext, authorise_target, convert, required_id};
+use crate::api::{Access, ApiContext, authorise_target, convert};
+use crate::domain::ids::AccountId;
 use crate::proto;
 use crate::store::{NewUserItem, UserUpdateItem};
 
@@ -30,8 +31,8 @@ pub async fn create(
             item((|| {
                 // CreateUser's checks, in its order.
                 caller.require_admin()?;
-                let account_id = required_id("account_id", &req.account_id)?;
-                caller.require_account(&account_id)?;
+                let account_id = AccountId::parse("account_id", &req.account_id)?;
+                caller.require_account(account_id.as_str())?;
                 let (email, display_name, license_type) =
                     new_user_fields(&i.email, &i.display_name, i.license_type)?;
                 Ok(NewUserItem {

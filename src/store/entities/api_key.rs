@@ -2,13 +2,15 @@
 
 use sea_orm::entity::prelude::*;
 
+use super::enums::Role;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "api_keys")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,
     pub name: String,
-    pub role: String,
+    pub role: Role,
     pub account_id: Option<String>,
     #[sea_orm(unique)]
     pub secret_hash: String,

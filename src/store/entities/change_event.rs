@@ -2,9 +2,10 @@
 //! change it describes; `sequence` comes from `change_log` and has no gaps.
 
 use sea_orm::entity::prelude::*;
-use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
+use super::enums::ChangeKind;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "change_events")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
@@ -12,7 +13,7 @@ pub struct Model {
     pub event_id: String,
     pub account_id: String,
     pub user_id: String,
-    pub kind: String,
+    pub kind: ChangeKind,
     pub e164: String,
     pub inbound_calling: bool,
     pub outbound_calling: bool,

@@ -5,6 +5,7 @@ pub mod api_key;
 pub mod change_event;
 pub mod change_log;
 pub mod delivery;
+pub mod enums;
 pub mod idempotency_record;
 pub mod phone_number;
 pub mod phone_number_assignment;

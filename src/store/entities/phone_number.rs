@@ -2,17 +2,18 @@
 //! most one number, and a number (one row) belongs to at most one user.
 
 use sea_orm::entity::prelude::*;
-use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
+use super::enums::{NumberStatus, NumberType, ProductType};
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "phone_numbers")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub e164: String,
     pub country: String,
-    pub number_type: String,
-    pub product_type: String,
-    pub status: String,
+    pub number_type: NumberType,
+    pub product_type: ProductType,
+    pub status: NumberStatus,
     pub account_id: Option<String>,
     pub user_id: Option<String>,
     pub associate_time: Option<DateTimeUtc>,

@@ -2,9 +2,10 @@
 //! the row of `phone_numbers` that points at the user (unique), so it cannot disagree with it.
 
 use sea_orm::entity::prelude::*;
-use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
+use super::enums::LicenseType;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "users")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
@@ -12,7 +13,7 @@ pub struct Model {
     pub account_id: String,
     pub email: String,
     pub display_name: String,
-    pub license_type: String,
+    pub license_type: LicenseType,
     pub inbound_calling: bool,
     pub outbound_calling: bool,
     pub sms: bool,

@@ -13,7 +13,7 @@ pub struct Model {
     pub description: String,
     /// Only events of this account (`None`: every account).
     pub account_id: Option<String>,
-    /// Kind names joined by commas (empty: every kind).
+    /// Kind names joined by commas (empty: every kind); see `enums::kinds_to_db`.
     pub kinds: String,
     pub secret: String,
     /// The secret before the last rotation, still signing until its expiry.

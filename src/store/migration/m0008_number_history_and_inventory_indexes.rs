@@ -177,7 +177,7 @@ mod tests {
     use sea_orm::{ActiveModelTrait, Database, EntityTrait, Set};
     use sea_orm_migration::MigratorTrait;
 
-    use crate::store::entities::{account, phone_number, phone_number_assignment, user};
+    use crate::store::entities::{account, enums, phone_number, phone_number_assignment, user};
     use crate::store::migration::Migrator;
 
     /// The migrations before this one.
@@ -206,7 +206,7 @@ mod tests {
             account_id: Set("a1".into()),
             email: Set("ann@example.com".into()),
             display_name: Set("Ann".into()),
-            license_type: Set("BASIC".into()),
+            license_type: Set(enums::LicenseType::Basic),
             inbound_calling: Set(false),
             outbound_calling: Set(false),
             sms: Set(false),
@@ -220,14 +220,13 @@ mod tests {
             phone_number::ActiveModel {
                 e164: Set(e164.into()),
                 country: Set("US".into()),
-                number_type: Set("LOCAL".into()),
-                product_type: Set("BUSINESS_CALLING".into()),
+                number_type: Set(enums::NumberType::Local),
+                product_type: Set(enums::ProductType::BusinessCalling),
                 status: Set(if holder.is_some() {
-                    "ASSIGNED"
+                    enums::NumberStatus::Assigned
                 } else {
-                    "UNASSIGNED"
-                }
-                .into()),
+                    enums::NumberStatus::Unassigned
+                }),
                 account_id: Set(holder.map(|(a, _)| a.to_owned())),
                 user_id: Set(holder.map(|(_, u)| u.to_owned())),
                 associate_time: Set(holder.map(|_| now)),

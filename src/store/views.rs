@@ -1,0 +1,225 @@
+//! What the store answers: read models of its rows in the domain's types. Rows never leave the
+//! store, so a column added to a table changes this file, not the api or the events.
+
+use chrono::{DateTime, Utc};
+
+use super::entities::enums::kinds_from_db;
+use super::entities::{
+    account, change_event, delivery, phone_number, phone_number_assignment, phone_number_order,
+    webhook,
+};
+use super::phone_numbers::OrderItem;
+use crate::domain::change::ChangeEvent;
+use crate::domain::phone_number::{NumberStatus, NumberType, OrderStatus, ProductType};
+use crate::domain::telephony::TelephonySettings;
+use crate::domain::webhook::EventFilter;
+
+/// An account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountView {
+    pub account_id: String,
+    pub name: String,
+    pub create_time: DateTime<Utc>,
+    pub update_time: DateTime<Utc>,
+}
+
+impl From<account::Model> for AccountView {
+    fn from(row: account::Model) -> Self {
+        Self {
+            account_id: row.id,
+            name: row.name,
+            create_time: row.create_time,
+            update_time: row.update_time,
+        }
+    }
+}
+
+/// A number of the inventory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberView {
+    pub e164: String,
+    /// ISO 3166-1 alpha-2 region code.
+    pub country: String,
+    pub number_type: NumberType,
+    pub product_type: ProductType,
+    pub status: NumberStatus,
+    /// The holder's account and user, while assigned.
+    pub account_id: Option<String>,
+    pub user_id: Option<String>,
+    pub associate_time: Option<DateTime<Utc>>,
+    pub calling_name: String,
+    pub order_id: String,
+    pub create_time: DateTime<Utc>,
+    pub update_time: DateTime<Utc>,
+    /// When a number in the deletion queue is purged.
+    pub deletion_time: Option<DateTime<Utc>>,
+}
+
+impl From<phone_number::Model> for NumberView {
+    fn from(row: phone_number::Model) -> Self {
+        Self {
+            number_type: row.number_type.into(),
+            product_type: row.product_type.into(),
+            status: row.status.into(),
+            e164: row.e164,
+            country: row.country,
+            account_id: row.account_id,
+            user_id: row.user_id,
+            associate_time: row.associate_time,
+            calling_name: row.calling_name,
+            order_id: row.order_id,
+            create_time: row.create_time,
+            update_time: row.update_time,
+            deletion_time: row.deletion_time,
+        }
+    }
+}
+
+/// One period a user held a number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssignmentPeriod {
+    pub e164: String,
+    pub account_id: String,
+    pub user_id: String,
+    pub assign_time: DateTime<Utc>,
+    /// `None` while the user holds the number.
+    pub unassign_time: Option<DateTime<Utc>>,
+}
+
+impl From<phone_number_assignment::Model> for AssignmentPeriod {
+    fn from(row: phone_number_assignment::Model) -> Self {
+        Self {
+            e164: row.e164,
+            account_id: row.account_id,
+            user_id: row.user_id,
+            assign_time: row.assign_time,
+            unassign_time: row.unassign_time,
+        }
+    }
+}
+
+/// An order with the outcome of each of its numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderRecord {
+    pub order_id: String,
+    pub product_type: ProductType,
+    pub status: OrderStatus,
+    pub items: Vec<OrderItem>,
+    pub create_time: DateTime<Utc>,
+}
+
+impl OrderRecord {
+    pub(super) fn new(row: phone_number_order::Model, items: Vec<OrderItem>) -> Self {
+        Self {
+            product_type: row.product_type.into(),
+            status: row.status.into(),
+            order_id: row.id,
+            items,
+            create_time: row.create_time,
+        }
+    }
+}
+
+impl From<change_event::Model> for ChangeEvent {
+    fn from(row: change_event::Model) -> Self {
+        Self {
+            sequence: row.sequence.max(0) as u64,
+            event_id: row.event_id,
+            account_id: row.account_id,
+            user_id: row.user_id,
+            kind: row.kind.into(),
+            e164_phone_number: row.e164,
+            settings: TelephonySettings {
+                inbound_calling: row.inbound_calling,
+                outbound_calling: row.outbound_calling,
+                sms: row.sms,
+            },
+            notice: row.notice,
+            actor: row.actor,
+            occur_time: row.occur_time,
+        }
+    }
+}
+
+/// A webhook's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookConfig {
+    pub id: String,
+    pub url: String,
+    pub description: String,
+    pub filter: EventFilter,
+    pub secret: String,
+    /// The secret before the last rotation, still signing until its expiry.
+    pub previous_secret: Option<String>,
+    pub previous_secret_expire_time: Option<DateTime<Utc>>,
+    pub create_time: DateTime<Utc>,
+    pub update_time: DateTime<Utc>,
+}
+
+impl From<webhook::Model> for WebhookConfig {
+    fn from(row: webhook::Model) -> Self {
+        Self {
+            filter: EventFilter {
+                account_id: row.account_id,
+                kinds: kinds_from_db(&row.kinds),
+            },
+            id: row.id,
+            url: row.url,
+            description: row.description,
+            secret: row.secret,
+            previous_secret: row.previous_secret,
+            previous_secret_expire_time: row.previous_secret_expire_time,
+            create_time: row.create_time,
+            update_time: row.update_time,
+        }
+    }
+}
+
+/// How far one push delivery got, and whether it is paused or failing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryState {
+    pub sink: String,
+    /// Every event up to this sequence has been handled (delivered or not wanted).
+    pub cursor: u64,
+    /// The sequence of the last event delivered.
+    pub last_delivered: u64,
+    pub paused: bool,
+    /// Since when every attempt has failed (`None` while deliveries succeed).
+    pub failing_since: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub last_error_time: Option<DateTime<Utc>>,
+}
+
+impl From<delivery::Model> for DeliveryState {
+    fn from(row: delivery::Model) -> Self {
+        Self {
+            sink: row.sink,
+            cursor: row.cursor.max(0) as u64,
+            last_delivered: row.last_delivered.max(0) as u64,
+            paused: row.paused,
+            failing_since: row.failing_since,
+            last_error: row.last_error,
+            last_error_time: row.last_error_time,
+        }
+    }
+}
+
+/// A webhook with its delivery state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookView {
+    pub webhook: WebhookConfig,
+    pub delivery: DeliveryState,
+}
+
+impl WebhookView {
+    pub(super) fn new(webhook: webhook::Model, delivery: delivery::Model) -> Self {
+        Self {
+            webhook: webhook.into(),
+            delivery: delivery.into(),
+        }
+    }
+
+    pub fn filter(&self) -> EventFilter {
+        self.webhook.filter.clone()
+    }
+}
