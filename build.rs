@@ -35,6 +35,7 @@ fn generate_service_traits() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(true)
         .build_client(false)
         .extern_path(".telephony.admin.v1", "::telephony_admin_api")
+        .extern_path(".google.rpc", "::tonic_types::pb")
         .compile_fds(file_descriptors)?;
     Ok(())
 }

@@ -23,6 +23,9 @@ pub mod defaults {
     pub const WRITE_BATCH_MAX: u16 = 256;
     /// How long the writer waits for more writes to join a batch.
     pub const WRITE_BATCH_WAIT: Duration = Duration::ZERO;
+    /// The most items in one batch request; also the import's batch size, so that an import
+    /// against a server with no flags fits.
+    pub const MAX_BATCH_ITEMS: usize = 1000;
 }
 
 /// A duration default in the flags' notation (`7days`, `10s`), for `default_value`.
@@ -74,6 +77,10 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Import a CSV file through a running service's batch RPCs (users, assignments, settings).
+    Import(Box<crate::cli::ImportArgs>),
+    /// Export numbers, users, assignments or changes from a running service to stdout.
+    Export(Box<crate::cli::ExportArgs>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -204,6 +211,10 @@ pub struct ServeSettings {
     /// Largest page_size accepted.
     #[arg(long, env = "TELEPHONY_ADMIN_MAX_PAGE_SIZE", default_value_t = 1000)]
     pub max_page_size: u64,
+
+    /// Most items in one batch request (BatchAssignPhoneNumbers, BatchCreateUsers, …).
+    #[arg(long, env = "TELEPHONY_ADMIN_MAX_BATCH_ITEMS", default_value_t = defaults::MAX_BATCH_ITEMS)]
+    pub max_batch_items: usize,
 
     /// HTTP/2 streams a connection may have open at once.
     #[arg(

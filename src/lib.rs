@@ -9,6 +9,7 @@
 //! | module | what it is |
 //! |---|---|
 //! | [`config`] | flags and environment variables, with defaults |
+//! | [`cli`] | `import` and `export`: bulk work as a gRPC client of a running service |
 //! | [`database_url`] | database URLs in messages, without their credentials |
 //! | [`telemetry`] | the `tracing` subscriber, OTLP trace export, the per-RPC span/log and metrics layers |
 //! | [`metrics`] | the Prometheus registry and the `record_…` hooks the other modules call |
@@ -16,8 +17,8 @@
 //! | [`startup`] | builds and runs the server; shutdown |
 //! | [`proto`] | the gRPC contract: messages, clients and descriptor set from the `telephony-admin-api` crate (which other services use alone), and the service traits |
 //! | [`domain`] | the rules, without I/O: ids, e-mail addresses, names and numbers as types parsed once at the edge; assignment, permissions, notices, who still has to sign out |
-//! | [`store`] | SeaORM entities (enum columns derived), migrations, the repository, page tokens; answers with read models, rows never leave it |
-//! | [`api`] | one tonic service per file; authentication with a cache of verified keys; errors → `Status` in [`api::status`] |
+//! | [`store`] | SeaORM entities (enum columns derived), migrations, the repository, page tokens, batches of use cases in one mutation; answers with read models, rows never leave it |
+//! | [`api`] | one tonic service per file (their batch RPCs in [`api::batch`]); authentication with a cache of verified keys; errors → `Status` in [`api::status`] |
 //! | [`events`] | the change hub and the watch streams |
 //! | [`delivery`] | push delivery of change events: webhooks and e-mail to users, with cursors, retries and leases |
 //! | [`keys`] | API key secrets, roles and scopes |
@@ -26,9 +27,11 @@
 //! | [`tasks`] | the tracked background tasks that shutdown waits for |
 //!
 //! Dependencies point one way: `api → store → domain`, `api → domain`, `api → events → store`,
-//! `delivery → store`, `delivery → events` (the hub's head only), `api → delivery` (target checks).
+//! `delivery → store`, `delivery → events` (the hub's head only), `api → delivery` (target checks);
+//! `cli` uses only the gRPC contract ([`proto`]).
 
 pub mod api;
+pub mod cli;
 pub mod config;
 pub mod database_url;
 pub mod delivery;

@@ -1,4 +1,5 @@
-//! The `telephony-admin` command: `serve`, `migrate` and `keys`. All the work is in the library.
+//! The `telephony-admin` command: `serve`, `migrate`, `keys`, `import` and `export`. All the work
+//! is in the library.
 
 use std::process::ExitCode;
 
@@ -52,6 +53,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("database schema is up to date");
             Ok(())
         }
+        Command::Import(args) => telephony_admin::cli::import::run(*args).await,
+        Command::Export(args) => telephony_admin::cli::export::run(*args).await,
         Command::Keys { command } => {
             let store = connect_store(&cli.storage, StoreOptions::default()).await?;
             store.migrate().await?;

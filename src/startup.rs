@@ -255,6 +255,7 @@ async fn start_background_tasks(
             max_watchers_per_key: settings.max_watchers_per_key,
             checkpoint_interval: settings.checkpoint_interval,
             max_order_numbers: 1000,
+            max_batch_items: settings.max_batch_items,
         },
         tasks.clone(),
     );

@@ -2,12 +2,14 @@
 //! path is a one-line fix, and the clients the harness talks to the service with.
 
 pub use telephony_admin::proto::{
-    AssignPhoneNumberRequest, CreateAccountRequest, CreatePhoneNumberOrderRequest,
-    CreateUserRequest, DeletePhoneNumberRequest, GetTelephonySettingsRequest, GetUserRequest,
-    LicenseType, ListPhoneNumbersRequest, LogoutUserRequest, PhoneNumberProductType,
-    PhoneNumberStatus, TelephonySettings, UnassignPhoneNumberRequest,
-    UpdateTelephonySettingsRequest, WatchChangesRequest,
-    account_service_client::AccountServiceClient, change_service_client::ChangeServiceClient,
+    AssignPhoneNumberRequest, BatchAssignPhoneNumbersRequest, BatchCreateUsersRequest,
+    CreateAccountRequest, CreatePhoneNumberOrderRequest, CreateUserRequest,
+    DeletePhoneNumberRequest, GetTelephonySettingsRequest, GetUserRequest, LicenseType,
+    ListPhoneNumbersRequest, LogoutUserRequest, PhoneNumberProductType, PhoneNumberStatus,
+    TelephonySettings, UnassignPhoneNumberRequest, UpdateTelephonySettingsRequest,
+    WatchChangesRequest, account_service_client::AccountServiceClient,
+    batch_assign_phone_numbers_request, batch_create_users_request,
+    change_service_client::ChangeServiceClient,
     phone_number_service_client::PhoneNumberServiceClient,
     telephony_service_client::TelephonyServiceClient, user_service_client::UserServiceClient,
     watch_changes_response::Kind as WatchKind,

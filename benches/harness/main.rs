@@ -56,6 +56,11 @@ const SECTIONS: &[(&str, &str, SectionFn)] = &[
         |run| Box::pin(sections::listing::run(run)),
     ),
     (
+        "bulk",
+        "10,000 users created and assigned by batch RPCs vs single RPCs",
+        |run| Box::pin(sections::bulk::run(run)),
+    ),
+    (
         "startup",
         "cold start to SERVING and idle RSS of the release binary",
         |run| Box::pin(sections::startup::run(run)),

@@ -31,6 +31,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_server(false)
         .build_client(true)
+        // google.rpc.Status (the per-item status of batch answers) is tonic-types' own type.
+        .extern_path(".google.rpc", "::tonic_types::pb")
         .compile_fds(file_descriptors)?;
     Ok(())
 }

@@ -4,9 +4,11 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod batch;
 pub mod changes;
 pub mod convert;
 pub mod in_flight;
+pub mod inventory;
 pub mod key_cache;
 pub mod limits;
 pub mod phone_numbers;
@@ -54,6 +56,8 @@ pub struct Limits {
     pub checkpoint_interval: Duration,
     /// Numbers accepted in one order.
     pub max_order_numbers: usize,
+    /// Items accepted in one batch request.
+    pub max_batch_items: usize,
 }
 
 impl ApiContext {
@@ -153,23 +157,32 @@ impl ApiContext {
         user_id: &str,
     ) -> Result<(auth::Caller, UserTarget)> {
         let caller = self.auth.authenticate(request).await?;
-        match access {
-            Access::Read => caller.require_reader()?,
-            Access::ReadUser => {}
-            Access::Write => caller.require_admin()?,
-            Access::AcknowledgeSignOut => caller.require_sign_out_acknowledger()?,
-        }
-        let account_id = AccountId::parse("account_id", account_id)?;
-        caller.require_account(account_id.as_str())?;
-        let user_id = UserId::parse("user_id", user_id)?;
-        Ok((
-            caller,
-            UserTarget {
-                account_id,
-                user_id,
-            },
-        ))
+        let target = authorise_target(&caller, access, account_id, user_id)?;
+        Ok((caller, target))
     }
+}
+
+/// What [`ApiContext::authorise_user`] checks once the caller is known: the role, the ids and
+/// the key's scope. A batch checks each of its items with it.
+pub fn authorise_target(
+    caller: &auth::Caller,
+    access: Access,
+    account_id: &str,
+    user_id: &str,
+) -> Result<UserTarget> {
+    match access {
+        Access::Read => caller.require_reader()?,
+        Access::ReadUser => {}
+        Access::Write => caller.require_admin()?,
+        Access::AcknowledgeSignOut => caller.require_sign_out_acknowledger()?,
+    }
+    let account_id = AccountId::parse("account_id", account_id)?;
+    caller.require_account(account_id.as_str())?;
+    let user_id = UserId::parse("user_id", user_id)?;
+    Ok(UserTarget {
+        account_id,
+        user_id,
+    })
 }
 
 /// A required identifier field.

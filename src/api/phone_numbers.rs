@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::auth::outside_scope;
-use super::{ApiContext, convert, optional, required_id};
+use super::{ApiContext, convert, inventory, optional, required_id};
 use crate::domain::DomainError;
 use crate::domain::error::Violations;
 use crate::domain::ids::{AccountId, UserId};
@@ -114,6 +114,9 @@ impl PhoneNumberService for PhoneNumberApi {
             product_type: convert::product_type("product_type", req.product_type)?,
             account_id: optional(&req.account_id, |v| AccountId::parse("account_id", v))?,
             user_id: optional(&req.user_id, |v| UserId::parse("user_id", v))?,
+            e164_prefix: inventory::e164_prefix("e164_prefix", &req.e164_prefix)?,
+            country: inventory::country("country", &req.country)?,
+            number_type: inventory::number_type("type", req.r#type)?,
         };
         if let Some(own) = caller.account() {
             let inventory = filter.status == Some(NumberStatus::Unassigned);
@@ -129,8 +132,14 @@ impl PhoneNumberService for PhoneNumberApi {
             req.page_size,
             &req.page_token,
             &format!(
-                "status={};product={};account={};user={}",
-                req.status, req.product_type, req.account_id, req.user_id
+                "status={};product={};account={};user={};prefix={};country={};type={}",
+                req.status,
+                req.product_type,
+                req.account_id,
+                req.user_id,
+                filter.e164_prefix.as_deref().unwrap_or(""),
+                filter.country.as_deref().unwrap_or(""),
+                req.r#type
             ),
         )?;
         let numbers = self
@@ -156,35 +165,12 @@ impl PhoneNumberService for PhoneNumberApi {
         caller.require_admin()?;
         caller.require_organisation()?;
         let req = request.get_ref();
-        let number = E164::parse("phone_number_id", &req.phone_number_id)?;
-        let paths = convert::mask_paths(
-            "update_mask",
+        let (number, update) = number_update(
+            &req.phone_number_id,
+            req.product_type,
+            &req.calling_name,
             req.update_mask.as_ref(),
-            &["product_type", "calling_name"],
         )?;
-        if paths.is_empty() {
-            return Err(DomainError::invalid(
-                "update_mask",
-                "is required: name the fields to change (product_type, calling_name)",
-            )
-            .into());
-        }
-        let mut violations = Violations::new();
-        let mut update = NumberUpdate::default();
-        if paths.contains(&"product_type") {
-            match convert::product_type("product_type", req.product_type) {
-                Ok(Some(product_type)) => update.product_type = Some(product_type),
-                Ok(None) => violations.push("product_type", "is required when in update_mask"),
-                Err(e) => {
-                    violations.check::<()>(Err(e));
-                }
-            }
-        }
-        if paths.contains(&"calling_name") {
-            update.calling_name =
-                violations.check(CallingName::parse("calling_name", &req.calling_name));
-        }
-        violations.finish()?;
         let updated = self
             .context
             .store
@@ -227,4 +213,70 @@ impl PhoneNumberService for PhoneNumberApi {
         tracing::info!(phone_number = %number, actor = %caller.key_id, "phone number restored");
         Ok(Response::new(convert::phone_number(restored)))
     }
+
+    async fn batch_update_phone_numbers(
+        &self,
+        request: Request<proto::BatchUpdatePhoneNumbersRequest>,
+    ) -> Result<Response<proto::BatchUpdatePhoneNumbersResponse>, Status> {
+        super::batch::phone_numbers::update(&self.context, request).await
+    }
+
+    async fn batch_delete_phone_numbers(
+        &self,
+        request: Request<proto::BatchDeletePhoneNumbersRequest>,
+    ) -> Result<Response<proto::BatchDeletePhoneNumbersResponse>, Status> {
+        super::batch::phone_numbers::delete(&self.context, request).await
+    }
+
+    async fn list_phone_number_orders(
+        &self,
+        request: Request<proto::ListPhoneNumberOrdersRequest>,
+    ) -> Result<Response<proto::ListPhoneNumberOrdersResponse>, Status> {
+        inventory::list_orders(&self.context, request).await
+    }
+
+    async fn list_phone_number_assignments(
+        &self,
+        request: Request<proto::ListPhoneNumberAssignmentsRequest>,
+    ) -> Result<Response<proto::ListPhoneNumberAssignmentsResponse>, Status> {
+        inventory::list_assignments(&self.context, request).await
+    }
+}
+
+/// The number and the change an UpdatePhoneNumber request (or item) asks for.
+pub(crate) fn number_update(
+    phone_number_id: &str,
+    product_type: i32,
+    calling_name: &str,
+    update_mask: Option<&prost_types::FieldMask>,
+) -> crate::error::Result<(E164, NumberUpdate)> {
+    let number = E164::parse("phone_number_id", phone_number_id)?;
+    let paths = convert::mask_paths(
+        "update_mask",
+        update_mask,
+        &["product_type", "calling_name"],
+    )?;
+    if paths.is_empty() {
+        return Err(DomainError::invalid(
+            "update_mask",
+            "is required: name the fields to change (product_type, calling_name)",
+        )
+        .into());
+    }
+    let mut violations = Violations::new();
+    let mut update = NumberUpdate::default();
+    if paths.contains(&"product_type") {
+        match convert::product_type("product_type", product_type) {
+            Ok(Some(product_type)) => update.product_type = Some(product_type),
+            Ok(None) => violations.push("product_type", "is required when in update_mask"),
+            Err(e) => {
+                violations.check::<()>(Err(e));
+            }
+        }
+    }
+    if paths.contains(&"calling_name") {
+        update.calling_name = violations.check(CallingName::parse("calling_name", calling_name));
+    }
+    violations.finish()?;
+    Ok((number, update))
 }

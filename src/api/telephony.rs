@@ -6,7 +6,7 @@ use tonic::{Request, Response, Status};
 
 use super::{Access, ApiContext, convert, request_id};
 use crate::domain::phone_number::E164;
-use crate::domain::telephony::SettingsMask;
+use crate::domain::telephony::{SettingsMask, TelephonySettings};
 use crate::proto::{self, telephony_service_server::TelephonyService};
 use crate::store;
 
@@ -99,15 +99,8 @@ impl TelephonyService for TelephonyApi {
             .context
             .authorise_user(&request, Access::Write, &req.account_id, &req.user_id)
             .await?;
-        let requested = req.telephony_settings.as_ref().ok_or_else(|| {
-            crate::domain::DomainError::invalid("telephony_settings", "is required")
-        })?;
-        let paths: Vec<&str> = req
-            .update_mask
-            .as_ref()
-            .map(|m| m.paths.iter().map(String::as_str).collect())
-            .unwrap_or_default();
-        let mask = SettingsMask::from_paths("update_mask", &paths)?;
+        let (requested, mask) =
+            settings_change(req.telephony_settings.as_ref(), req.update_mask.as_ref())?;
         let request_id = request_id(&req.request_id)?;
         let settings = self
             .context
@@ -115,7 +108,7 @@ impl TelephonyService for TelephonyApi {
             .update_telephony_settings(
                 &target.account_id,
                 &target.user_id,
-                convert::settings_from(requested),
+                requested,
                 mask,
                 request_id.as_deref(),
                 store::Requester {
@@ -134,4 +127,39 @@ impl TelephonyService for TelephonyApi {
         );
         Ok(Response::new(convert::settings(settings)))
     }
+
+    async fn batch_assign_phone_numbers(
+        &self,
+        request: Request<proto::BatchAssignPhoneNumbersRequest>,
+    ) -> Result<Response<proto::BatchAssignPhoneNumbersResponse>, Status> {
+        super::batch::telephony::assign(&self.context, request).await
+    }
+
+    async fn batch_unassign_phone_numbers(
+        &self,
+        request: Request<proto::BatchUnassignPhoneNumbersRequest>,
+    ) -> Result<Response<proto::BatchUnassignPhoneNumbersResponse>, Status> {
+        super::batch::telephony::unassign(&self.context, request).await
+    }
+
+    async fn batch_update_telephony_settings(
+        &self,
+        request: Request<proto::BatchUpdateTelephonySettingsRequest>,
+    ) -> Result<Response<proto::BatchUpdateTelephonySettingsResponse>, Status> {
+        super::batch::telephony::update_settings(&self.context, request).await
+    }
+}
+
+/// The requested permissions and the mask of an UpdateTelephonySettings request (or item).
+pub(crate) fn settings_change(
+    requested: Option<&proto::TelephonySettings>,
+    update_mask: Option<&prost_types::FieldMask>,
+) -> crate::error::Result<(TelephonySettings, SettingsMask)> {
+    let requested = requested
+        .ok_or_else(|| crate::domain::DomainError::invalid("telephony_settings", "is required"))?;
+    let paths: Vec<&str> = update_mask
+        .map(|m| m.paths.iter().map(String::as_str).collect())
+        .unwrap_or_default();
+    let mask = SettingsMask::from_paths("update_mask", &paths)?;
+    Ok((convert::settings_from(requested), mask))
 }

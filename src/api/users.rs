@@ -8,7 +8,7 @@ use super::{Access, ApiContext, convert, request_id};
 use crate::domain::error::{Violations, all3};
 use crate::domain::ids::AccountId;
 use crate::domain::sign_out::parse_through;
-use crate::domain::user::{DisplayName, Email};
+use crate::domain::user::{DisplayName, Email, LicenseType};
 use crate::proto::{self, user_service_server::UserService};
 use crate::store::{Requester, UserUpdate};
 
@@ -27,11 +27,8 @@ impl UserService for UserApi {
         let req = request.get_ref();
         let account_id = AccountId::parse("account_id", &req.account_id)?;
         caller.require_account(account_id.as_str())?;
-        let (email, display_name, license_type) = all3(
-            Email::parse("email", &req.email),
-            DisplayName::parse("display_name", &req.display_name),
-            convert::license_type("license_type", req.license_type),
-        )?;
+        let (email, display_name, license_type) =
+            new_user_fields(&req.email, &req.display_name, req.license_type)?;
         let user = self
             .context
             .store
@@ -100,26 +97,11 @@ impl UserService for UserApi {
             .context
             .authorise_user(&request, Access::Write, &req.account_id, &req.user_id)
             .await?;
-        let paths = convert::mask_paths(
-            "update_mask",
+        let update = user_update(
+            &req.display_name,
+            req.license_type,
             req.update_mask.as_ref(),
-            &["display_name", "license_type"],
         )?;
-        let wants = |path: &str| paths.is_empty() || paths.contains(&path);
-        let mut violations = Violations::new();
-        let update = UserUpdate {
-            display_name: if wants("display_name") {
-                violations.check(DisplayName::parse("display_name", &req.display_name))
-            } else {
-                None
-            },
-            license_type: if wants("license_type") {
-                violations.check(convert::license_type("license_type", req.license_type))
-            } else {
-                None
-            },
-        };
-        violations.finish()?;
         let user = self
             .context
             .store
@@ -196,4 +178,60 @@ impl UserService for UserApi {
         tracing::info!(account_id = %target.account_id, user_id = %target.user_id, through, still_pending = user.sign_out_pending.is_some(), actor = %caller.key_id, "sign-out acknowledged");
         Ok(Response::new(convert::user(user)))
     }
+
+    async fn batch_create_users(
+        &self,
+        request: Request<proto::BatchCreateUsersRequest>,
+    ) -> Result<Response<proto::BatchCreateUsersResponse>, Status> {
+        super::batch::users::create(&self.context, request).await
+    }
+
+    async fn batch_update_users(
+        &self,
+        request: Request<proto::BatchUpdateUsersRequest>,
+    ) -> Result<Response<proto::BatchUpdateUsersResponse>, Status> {
+        super::batch::users::update(&self.context, request).await
+    }
+}
+
+/// The fields of a CreateUser request (or item), each checked.
+pub(crate) fn new_user_fields(
+    email: &str,
+    display_name: &str,
+    license_type: i32,
+) -> Result<(Email, DisplayName, LicenseType), crate::domain::DomainError> {
+    all3(
+        Email::parse("email", email),
+        DisplayName::parse("display_name", display_name),
+        convert::license_type("license_type", license_type),
+    )
+}
+
+/// The change an UpdateUser request (or item) asks for.
+pub(crate) fn user_update(
+    display_name: &str,
+    license_type: i32,
+    update_mask: Option<&prost_types::FieldMask>,
+) -> crate::error::Result<UserUpdate> {
+    let paths = convert::mask_paths(
+        "update_mask",
+        update_mask,
+        &["display_name", "license_type"],
+    )?;
+    let wants = |path: &str| paths.is_empty() || paths.contains(&path);
+    let mut violations = Violations::new();
+    let update = UserUpdate {
+        display_name: if wants("display_name") {
+            violations.check(DisplayName::parse("display_name", display_name))
+        } else {
+            None
+        },
+        license_type: if wants("license_type") {
+            violations.check(convert::license_type("license_type", license_type))
+        } else {
+            None
+        },
+    };
+    violations.finish()?;
+    Ok(update)
 }

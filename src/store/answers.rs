@@ -13,8 +13,10 @@ use serde_json::Value;
 
 use sea_orm::ActiveEnum;
 
+use super::batch::ItemResult;
 use super::entities::enums;
 use super::users::UserView;
+use super::views::NumberView;
 use crate::domain::sign_out::SignOutPending;
 use crate::domain::telephony::TelephonySettings;
 use crate::domain::user::LicenseType;
@@ -261,6 +263,126 @@ impl Answer for UserView {
     }
 }
 
+/// A number of the inventory, as stored (version 1; also the unversioned form, which was the
+/// number's row).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct StoredNumber {
+    e164: String,
+    country: String,
+    number_type: String,
+    product_type: String,
+    status: String,
+    account_id: Option<String>,
+    user_id: Option<String>,
+    associate_time: Option<DateTime<Utc>>,
+    calling_name: String,
+    order_id: String,
+    create_time: DateTime<Utc>,
+    update_time: DateTime<Utc>,
+    deletion_time: Option<DateTime<Utc>>,
+}
+
+impl Answer for NumberView {
+    type Stored = StoredNumber;
+
+    fn to_stored(&self) -> StoredNumber {
+        StoredNumber {
+            e164: self.e164.clone(),
+            country: self.country.clone(),
+            number_type: enums::NumberType::from(self.number_type).to_value(),
+            product_type: enums::ProductType::from(self.product_type).to_value(),
+            status: enums::NumberStatus::from(self.status).to_value(),
+            account_id: self.account_id.clone(),
+            user_id: self.user_id.clone(),
+            associate_time: self.associate_time,
+            calling_name: self.calling_name.clone(),
+            order_id: self.order_id.clone(),
+            create_time: self.create_time,
+            update_time: self.update_time,
+            deletion_time: self.deletion_time,
+        }
+    }
+
+    fn from_stored(s: StoredNumber) -> Option<Self> {
+        Some(NumberView {
+            number_type: stored_enum::<enums::NumberType>(&s.number_type)?.into(),
+            product_type: stored_enum::<enums::ProductType>(&s.product_type)?.into(),
+            status: stored_enum::<enums::NumberStatus>(&s.status)?.into(),
+            e164: s.e164,
+            country: s.country,
+            account_id: s.account_id,
+            user_id: s.user_id,
+            associate_time: s.associate_time,
+            calling_name: s.calling_name,
+            order_id: s.order_id,
+            create_time: s.create_time,
+            update_time: s.update_time,
+            deletion_time: s.deletion_time,
+        })
+    }
+
+    fn from_unversioned(value: Value) -> Option<Self> {
+        Self::from_stored(serde_json::from_value(value).ok()?)
+    }
+}
+
+/// One item of a batch's answer, as stored: the item's encoded error (base64) or its resource.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct StoredItem<S> {
+    error: Option<String>,
+    resource: Option<S>,
+}
+
+impl<T: Answer> Answer for Vec<ItemResult<T>> {
+    type Stored = Vec<StoredItem<T::Stored>>;
+
+    fn to_stored(&self) -> Self::Stored {
+        self.iter()
+            .map(|item| StoredItem {
+                error: item.error.clone(),
+                resource: item.resource.as_ref().map(Answer::to_stored),
+            })
+            .collect()
+    }
+
+    fn from_stored(stored: Self::Stored) -> Option<Self> {
+        stored
+            .into_iter()
+            .map(|item| {
+                Some(ItemResult {
+                    error: item.error,
+                    resource: match item.resource {
+                        Some(resource) => Some(T::from_stored(resource)?),
+                        None => None,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    fn from_unversioned(value: Value) -> Option<Self> {
+        // Each resource in the unversioned form of its own kind.
+        serde_json::from_value::<Vec<StoredItem<Value>>>(value)
+            .ok()?
+            .into_iter()
+            .map(|item| {
+                Some(ItemResult {
+                    error: item.error,
+                    resource: match item.resource {
+                        Some(resource) => Some(T::from_unversioned(resource)?),
+                        None => None,
+                    },
+                })
+            })
+            .collect()
+    }
+}
+
+/// A stored enum by the name it is stored under.
+fn stored_enum<E: ActiveEnum<Value = String>>(name: &str) -> Option<E> {
+    E::try_from_value(&name.to_owned()).ok()
+}
+
 /// A licence type by the name it is stored under.
 fn license_name(license: LicenseType) -> String {
     enums::LicenseType::from(license).to_value()
@@ -332,6 +454,73 @@ mod tests {
                 .unwrap()
                 .inbound_calling
         );
+    }
+
+    fn number() -> NumberView {
+        use crate::domain::phone_number::{NumberStatus, NumberType, ProductType};
+        NumberView {
+            e164: "+12065550100".into(),
+            country: "US".into(),
+            number_type: NumberType::Local,
+            product_type: ProductType::BusinessCalling,
+            status: NumberStatus::Assigned,
+            account_id: Some("a".into()),
+            user_id: Some("u".into()),
+            associate_time: DateTime::from_timestamp(1_700_000_000, 0),
+            calling_name: "Ann".into(),
+            order_id: "o".into(),
+            create_time: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+            update_time: DateTime::from_timestamp(1_700_000_001, 0).unwrap(),
+            deletion_time: None,
+        }
+    }
+
+    #[test]
+    fn batch_answers_round_trip_with_their_item_errors() {
+        let users = vec![
+            ItemResult {
+                error: None,
+                resource: Some(user()),
+            },
+            ItemResult {
+                error: Some("CAUSAg==".into()),
+                resource: None,
+            },
+        ];
+        let text = encode(&users).unwrap();
+        let value: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["version"], VERSION);
+        assert_eq!(decode::<Vec<ItemResult<UserView>>>(&text).unwrap(), users);
+        let numbers = vec![ItemResult {
+            error: None,
+            resource: Some(number()),
+        }];
+        let text = encode(&numbers).unwrap();
+        assert_eq!(
+            value_of(&text)["answer"][0]["resource"]["status"],
+            "ASSIGNED"
+        );
+        assert_eq!(
+            decode::<Vec<ItemResult<NumberView>>>(&text).unwrap(),
+            numbers
+        );
+    }
+
+    #[test]
+    fn unversioned_batch_answers_of_rows_are_still_read() {
+        let row = r#"[{"error":null,"resource":{"e164":"+12065550100","country":"US","number_type":"LOCAL","product_type":"BUSINESS_CALLING","status":"ASSIGNED","account_id":"a","user_id":"u","associate_time":"2023-11-14T22:13:20Z","calling_name":"Ann","order_id":"o","create_time":"2023-11-14T22:13:20Z","update_time":"2023-11-14T22:13:21Z","deletion_time":null}},{"error":"CAUSAg==","resource":null}]"#;
+        let decoded = decode::<Vec<ItemResult<NumberView>>>(row).unwrap();
+        assert_eq!(decoded[0].resource, Some(number()));
+        assert_eq!(decoded[1].error.as_deref(), Some("CAUSAg=="));
+        let unknown = row.replace("\"ASSIGNED\"", "\"LENT\"");
+        assert!(matches!(
+            decode::<Vec<ItemResult<NumberView>>>(&unknown),
+            Err(Unreadable::Malformed(_))
+        ));
+    }
+
+    fn value_of(text: &str) -> Value {
+        serde_json::from_str(text).unwrap()
     }
 
     #[test]

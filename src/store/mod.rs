@@ -17,10 +17,15 @@ pub mod page;
 
 mod accounts;
 mod answers;
+mod batch;
 mod changes;
 mod deliveries;
+mod history;
 mod idempotency;
+#[cfg(test)]
+mod inventory_plans;
 mod keys;
+mod orders;
 mod outbox;
 mod phone_numbers;
 mod sign_out;
@@ -40,6 +45,10 @@ use sea_orm::{
 use sea_orm_migration::MigratorTrait;
 use tokio::sync::Notify;
 
+pub use batch::{
+    AssignItem, BatchItem, BatchOptions, EncodeError, ItemResult, NewUserItem, NumberUpdateItem,
+    SettingsItem, UnassignItem, UserUpdateItem,
+};
 pub use changes::{ChangeFilter, ChangeLogState};
 pub use deliveries::{MAIL_SINK, webhook_sink};
 pub use keys::{ApiKeyRecord, KEYS_CHANNEL, NewApiKey, Revocation, RevocationSignal};
@@ -47,7 +56,10 @@ pub use outbox::NOTIFY_CHANNEL;
 pub use phone_numbers::{NumberFilter, NumberUpdate, OrderItem, visible_to};
 pub use telephony::Requester;
 pub use users::{UserUpdate, UserView};
-pub use views::{AccountView, DeliveryState, NumberView, OrderRecord, WebhookConfig, WebhookView};
+pub use views::{
+    AccountView, AssignmentPeriod, DeliveryState, NumberView, OrderRecord, WebhookConfig,
+    WebhookView,
+};
 pub use webhooks::{NewWebhook, WebhookUpdate};
 pub use writer::{WriteStats, WriterOptions};
 

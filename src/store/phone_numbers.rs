@@ -17,8 +17,8 @@ use super::views::{NumberView, OrderRecord};
 use super::writer::{Mutation, TxnFuture};
 use crate::domain::ids::{AccountId, UserId};
 use crate::domain::phone_number::{
-    self as rules, CallingName, E164, NumberState, NumberStatus, OrderStatus, ProductType,
-    check_product_type,
+    self as rules, CallingName, E164, NumberState, NumberStatus, NumberType, OrderStatus,
+    ProductType, check_product_type,
 };
 use crate::domain::{DomainError, account::new_id};
 use crate::error::{Error, Result};
@@ -39,6 +39,11 @@ pub struct NumberFilter {
     pub product_type: Option<ProductType>,
     pub account_id: Option<AccountId>,
     pub user_id: Option<UserId>,
+    /// Numbers whose E.164 form starts with this ("+" and digits).
+    pub e164_prefix: Option<String>,
+    /// ISO 3166-1 alpha-2, upper case.
+    pub country: Option<String>,
+    pub number_type: Option<NumberType>,
 }
 
 /// Fields of a number to change; `None` leaves a field as it is.
@@ -121,13 +126,14 @@ async fn update_number_row(
 
 /// Puts an assigned number back into the inventory as unassigned.
 pub(super) async fn release_number(txn: &DatabaseTransaction, e164: &str) -> Result<()> {
+    let now = super::now();
     let updated = phone_number::Entity::update_many()
         .set(phone_number::ActiveModel {
             status: Set(NumberStatus::Unassigned.into()),
             account_id: Set(None),
             user_id: Set(None),
             associate_time: Set(None),
-            update_time: Set(super::now()),
+            update_time: Set(now),
             ..Default::default()
         })
         .filter(phone_number::Column::E164.eq(e164))
@@ -136,7 +142,7 @@ pub(super) async fn release_number(txn: &DatabaseTransaction, e164: &str) -> Res
     if updated.rows_affected == 0 {
         return Err(not_found(e164).into());
     }
-    Ok(())
+    super::history::close_period(txn, e164, now).await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -473,7 +479,8 @@ impl Store {
     }
 
     /// Numbers in E.164 order, filtered. Every combination of filters is served by an index that
-    /// ends in `e164` (migration m0002), so a page costs the same however large the inventory.
+    /// ends in `e164` (migrations m0002 and m0008), so a page costs the same however large the
+    /// inventory.
     pub async fn list_phone_numbers(
         &self,
         filter: &NumberFilter,
@@ -488,32 +495,7 @@ impl Store {
             Some(_) if owned => return Ok(page.finish(Vec::new(), |n| n.e164.clone())),
             status => status,
         };
-        let now = super::now();
-        let mut query = phone_number::Entity::find()
-            // Numbers past their deletion time are gone, purged or not.
-            .filter(
-                Condition::any()
-                    .add(phone_number::Column::DeletionTime.is_null())
-                    .add(phone_number::Column::DeletionTime.gt(now)),
-            )
-            .order_by_asc(phone_number::Column::E164);
-        if let Some(status) = status {
-            query = query.filter(phone_number::Column::Status.eq(Stored::from(status)));
-        }
-        if let Some(product_type) = filter.product_type {
-            query = query.filter(
-                phone_number::Column::ProductType.eq(enums::ProductType::from(product_type)),
-            );
-        }
-        if let Some(account_id) = &filter.account_id {
-            query = query.filter(phone_number::Column::AccountId.eq(account_id.as_str()));
-        }
-        if let Some(user_id) = &filter.user_id {
-            query = query.filter(phone_number::Column::UserId.eq(user_id.as_str()));
-        }
-        if let Some(after) = &page.after {
-            query = query.filter(phone_number::Column::E164.gt(after.as_str()));
-        }
+        let query = numbers_query(filter, status, page.after.as_deref(), super::now());
         let numbers = query
             .limit(page.fetch_limit())
             .all(self.connection())
@@ -566,6 +548,65 @@ impl Store {
     }
 }
 
+/// The query of a ListPhoneNumbers page (without its limit), `status` as adjusted for the owner
+/// filters.
+pub(super) fn numbers_query(
+    filter: &NumberFilter,
+    status: Option<NumberStatus>,
+    after: Option<&str>,
+    now: DateTime<Utc>,
+) -> sea_orm::Select<phone_number::Entity> {
+    let mut query = phone_number::Entity::find()
+        // Numbers past their deletion time are gone, purged or not.
+        .filter(
+            Condition::any()
+                .add(phone_number::Column::DeletionTime.is_null())
+                .add(phone_number::Column::DeletionTime.gt(now)),
+        )
+        .order_by_asc(phone_number::Column::E164);
+    if let Some(status) = status {
+        query = query.filter(phone_number::Column::Status.eq(Stored::from(status)));
+    }
+    if let Some(product_type) = filter.product_type {
+        query = query
+            .filter(phone_number::Column::ProductType.eq(enums::ProductType::from(product_type)));
+    }
+    if let Some(account_id) = &filter.account_id {
+        query = query.filter(phone_number::Column::AccountId.eq(account_id.as_str()));
+    }
+    if let Some(user_id) = &filter.user_id {
+        query = query.filter(phone_number::Column::UserId.eq(user_id.as_str()));
+    }
+    if let Some(prefix) = &filter.e164_prefix {
+        // A range on the key, so that every index ending in e164 serves it.
+        query = query.filter(phone_number::Column::E164.gte(prefix.as_str()));
+        if let Some(end) = prefix_end(prefix) {
+            query = query.filter(phone_number::Column::E164.lt(end));
+        }
+    }
+    if let Some(country) = &filter.country {
+        query = query.filter(phone_number::Column::Country.eq(country.as_str()));
+    }
+    if let Some(number_type) = filter.number_type {
+        query =
+            query.filter(phone_number::Column::NumberType.eq(enums::NumberType::from(number_type)));
+    }
+    if let Some(after) = after {
+        query = query.filter(phone_number::Column::E164.gt(after));
+    }
+    query
+}
+
+/// The first string after every string that starts with `prefix` ("+" and digits): the prefix
+/// with its last digit below 9 increased, and what follows that digit dropped. `None` when every
+/// digit is 9 (no upper bound needed).
+fn prefix_end(prefix: &str) -> Option<String> {
+    let digits = prefix.strip_prefix('+')?;
+    let last = digits.rfind(|c: char| c != '9')?;
+    let next = (digits.as_bytes()[last] + 1) as char;
+    Some(format!("+{}{next}", &digits[..last]))
+}
+
 fn failed(e164: String, reason: String) -> OrderItem {
     OrderItem {
         e164,
@@ -583,5 +624,18 @@ fn reason_of(err: &DomainError) -> String {
             .collect::<Vec<_>>()
             .join("; "),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn a_prefix_ends_where_its_last_digit_below_nine_is_increased() {
+        assert_eq!(prefix_end("+1206").as_deref(), Some("+1207"));
+        assert_eq!(prefix_end("+1299").as_deref(), Some("+13"));
+        assert_eq!(prefix_end("+999"), None);
+        assert_eq!(prefix_end("+4"), Some("+5".into()));
     }
 }

@@ -6,6 +6,7 @@ use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, Set};
 
 use super::Store;
 use super::entities::phone_number;
+use super::history::open_period;
 use super::idempotency::{IdempotencyKey, remember, replay, scope_of};
 use super::outbox::append_change;
 use super::phone_numbers::{lock_number, number_state, release_number, visible_to};
@@ -67,6 +68,7 @@ pub(super) async fn assign_phone_number(
         .filter(phone_number::Column::E164.eq(cmd.number.as_str()))
         .exec(txn)
         .await?;
+    open_period(txn, cmd.number.as_str(), &cmd.account_id, &cmd.user_id, now).await?;
     let mut result = write_settings(txn, view, settings).await?;
     result.phone_number = Some(cmd.number.to_string());
     let event = append_change(

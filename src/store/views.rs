@@ -4,7 +4,10 @@
 use chrono::{DateTime, Utc};
 
 use super::entities::enums::kinds_from_db;
-use super::entities::{account, change_event, delivery, phone_number, phone_number_order, webhook};
+use super::entities::{
+    account, change_event, delivery, phone_number, phone_number_assignment, phone_number_order,
+    webhook,
+};
 use super::phone_numbers::OrderItem;
 use crate::domain::change::ChangeEvent;
 use crate::domain::phone_number::{NumberStatus, NumberType, OrderStatus, ProductType};
@@ -68,6 +71,29 @@ impl From<phone_number::Model> for NumberView {
             create_time: row.create_time,
             update_time: row.update_time,
             deletion_time: row.deletion_time,
+        }
+    }
+}
+
+/// One period a user held a number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssignmentPeriod {
+    pub e164: String,
+    pub account_id: String,
+    pub user_id: String,
+    pub assign_time: DateTime<Utc>,
+    /// `None` while the user holds the number.
+    pub unassign_time: Option<DateTime<Utc>>,
+}
+
+impl From<phone_number_assignment::Model> for AssignmentPeriod {
+    fn from(row: phone_number_assignment::Model) -> Self {
+        Self {
+            e164: row.e164,
+            account_id: row.account_id,
+            user_id: row.user_id,
+            assign_time: row.assign_time,
+            unassign_time: row.unassign_time,
         }
     }
 }

@@ -6,13 +6,18 @@ mod common;
 
 mod access_control;
 mod accounts;
+mod batch_numbers;
+mod batch_telephony;
+mod batch_users;
 mod changes;
+mod cli_bulk;
 mod concurrency;
 mod dashboard;
 mod faults;
 mod group_commit;
 mod hostile_input;
 mod input_properties;
+mod inventory_history;
 mod mail;
 mod metrics;
 mod phone_numbers;

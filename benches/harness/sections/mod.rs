@@ -1,6 +1,7 @@
-//! One module per section of the harness. A later section (e.g. bulk import against single
-//! RPCs) is a module here and an entry in `SECTIONS` in `main.rs`.
+//! One module per section of the harness. A later section is a module here and an entry in
+//! `SECTIONS` in `main.rs`.
 
+pub mod bulk;
 pub mod listing;
 pub mod reads;
 pub mod startup;

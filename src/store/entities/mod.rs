@@ -8,6 +8,7 @@ pub mod delivery;
 pub mod enums;
 pub mod idempotency_record;
 pub mod phone_number;
+pub mod phone_number_assignment;
 pub mod phone_number_order;
 pub mod user;
 pub mod webhook;

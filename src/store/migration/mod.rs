@@ -8,6 +8,7 @@ mod m0003_change_log_identity;
 mod m0005_delivery;
 mod m0006_scoped_idempotency_and_purge_indexes;
 mod m0007_sign_out_pending;
+mod m0008_number_history_and_inventory_indexes;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_delivery::Migration),
             Box::new(m0006_scoped_idempotency_and_purge_indexes::Migration),
             Box::new(m0007_sign_out_pending::Migration),
+            Box::new(m0008_number_history_and_inventory_indexes::Migration),
         ]
     }
 }

@@ -11,6 +11,7 @@ use tonic::Streaming;
 mod account_scoping;
 mod audit;
 mod authentication;
+mod batch_calls;
 mod key_lifecycle;
 pub(crate) mod roles;
 pub(crate) mod table;

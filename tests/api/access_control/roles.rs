@@ -29,9 +29,19 @@ impl Rpc {
             ..Target::default()
         };
         match self {
-            CreateAccount | GetAccount | ListAccounts | UpdateAccount | DeleteAccount
-            | CreateUser | ListPhoneNumbers | WatchChanges | ListChanges | CreateWebhook
-            | ListWebhooks => {}
+            CreateAccount
+            | GetAccount
+            | ListAccounts
+            | UpdateAccount
+            | DeleteAccount
+            | CreateUser
+            | ListPhoneNumbers
+            | WatchChanges
+            | ListChanges
+            | CreateWebhook
+            | ListWebhooks
+            | BatchCreateUsers
+            | ListPhoneNumberOrders => {}
             GetWebhook | UpdateWebhook | DeleteWebhook | RotateWebhookSecret => {
                 target.webhook_id = app
                     .webhooks()
@@ -43,20 +53,26 @@ impl Rpc {
                     .expect("the webhook")
                     .webhook_id;
             }
-            GetUser | ListUsers | UpdateUser | DeleteUser | LogoutUser | GetTelephonySettings => {
+            GetUser | ListUsers | UpdateUser | DeleteUser | LogoutUser | GetTelephonySettings
+            | BatchUpdateUsers => {
                 target.user_id = app
                     .create_user(account_id, "target@example.com")
                     .await
                     .user_id;
             }
-            CreatePhoneNumberOrder => target.number = bench.fresh_number(),
+            CreatePhoneNumberOrder | ListPhoneNumberAssignments => {
+                target.number = bench.fresh_number()
+            }
             GetPhoneNumberOrder => {
                 target.order_id = app
                     .order_business_numbers(&[bench.fresh_number()])
                     .await
                     .order_id;
             }
-            UpdatePhoneNumber | DeletePhoneNumber => {
+            UpdatePhoneNumber
+            | DeletePhoneNumber
+            | BatchUpdatePhoneNumbers
+            | BatchDeletePhoneNumbers => {
                 target.number = bench.fresh_number();
                 app.order_business_numbers(&[target.number.clone()]).await;
             }
@@ -70,7 +86,7 @@ impl Rpc {
                     .await
                     .expect("delete the number to restore");
             }
-            AssignPhoneNumber => {
+            AssignPhoneNumber | BatchAssignPhoneNumbers => {
                 target.user_id = app
                     .create_user(account_id, "target@example.com")
                     .await
@@ -94,7 +110,11 @@ impl Rpc {
                     .into_inner()
                     .sequence;
             }
-            GetPhoneNumber | UnassignPhoneNumber | UpdateTelephonySettings => {
+            GetPhoneNumber
+            | UnassignPhoneNumber
+            | UpdateTelephonySettings
+            | BatchUnassignPhoneNumbers
+            | BatchUpdateTelephonySettings => {
                 target.user_id = app
                     .create_user(account_id, "target@example.com")
                     .await
@@ -366,6 +386,30 @@ impl Rpc {
                 .rotate_webhook_secret(RotateWebhookSecretRequest {
                     webhook_id: t.webhook_id.clone(),
                 })
+                .await
+                .map(drop),
+            BatchCreateUsers
+            | BatchUpdateUsers
+            | BatchUpdatePhoneNumbers
+            | BatchDeletePhoneNumbers
+            | BatchAssignPhoneNumbers
+            | BatchUnassignPhoneNumbers
+            | BatchUpdateTelephonySettings => super::batch_calls::call(self, app, key, t).await,
+            ListPhoneNumberOrders => app
+                .numbers_as(key)
+                .list_phone_number_orders(
+                    telephony_admin::proto::ListPhoneNumberOrdersRequest::default(),
+                )
+                .await
+                .map(drop),
+            ListPhoneNumberAssignments => app
+                .numbers_as(key)
+                .list_phone_number_assignments(
+                    telephony_admin::proto::ListPhoneNumberAssignmentsRequest {
+                        phone_number_id: t.number.clone(),
+                        ..Default::default()
+                    },
+                )
                 .await
                 .map(drop),
         }

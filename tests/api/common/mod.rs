@@ -9,6 +9,7 @@
 
 #![allow(dead_code)]
 
+pub mod batch;
 pub mod clients;
 pub mod fixtures;
 pub mod http_receiver;

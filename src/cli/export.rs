@@ -1,0 +1,207 @@
+//! `telephony-admin export numbers|users|assignments|changes`: every page of a list RPC, as CSV
+//! (with a header) or JSON lines, to stdout.
+
+use std::io::Write;
+
+use anyhow::{Context, bail};
+
+use super::client::Clients;
+use super::{ExportArgs, ExportKind, Format};
+use crate::proto;
+
+/// One exported row: column names and values, in order.
+type Record = Vec<(&'static str, String)>;
+
+pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
+    let clients = Clients::connect(&args.connection).await?;
+    let account = args.account.clone().unwrap_or_default();
+    let need_account = || {
+        if account.is_empty() {
+            bail!("--account is required for this export");
+        }
+        Ok(())
+    };
+    let records: Vec<Record> = match args.what {
+        ExportKind::Numbers => numbers(&clients, &account).await?,
+        ExportKind::Users => {
+            need_account()?;
+            clients
+                .all_users(&account)
+                .await?
+                .into_iter()
+                .map(user_record)
+                .collect()
+        }
+        ExportKind::Assignments => {
+            need_account()?;
+            // The same columns `import assignments` reads.
+            clients
+                .all_users(&account)
+                .await?
+                .into_iter()
+                .filter(|u| !u.primary_phone_number.is_empty())
+                .map(|u| {
+                    vec![
+                        ("email", u.email),
+                        ("user_id", u.user_id),
+                        ("e164_phone_number", u.primary_phone_number),
+                    ]
+                })
+                .collect()
+        }
+        ExportKind::Changes => changes(&clients, &account).await?,
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match args.format {
+        Format::Csv => {
+            let mut writer = csv::Writer::from_writer(&mut out);
+            if let Some(first) = records.first() {
+                writer.write_record(first.iter().map(|(name, _)| *name))?;
+            }
+            for record in &records {
+                writer.write_record(record.iter().map(|(_, value)| value))?;
+            }
+            writer.flush()?;
+        }
+        Format::Jsonl => {
+            for record in records {
+                let object: serde_json::Map<String, serde_json::Value> = record
+                    .into_iter()
+                    .map(|(name, value)| (name.to_owned(), serde_json::Value::String(value)))
+                    .collect();
+                writeln!(out, "{}", serde_json::Value::Object(object))?;
+            }
+        }
+    }
+    out.flush().context("cannot write to stdout")
+}
+
+fn refused(what: &'static str) -> impl Fn(tonic::Status) -> anyhow::Error {
+    move |s| anyhow::anyhow!("{what}: {}", s.message())
+}
+
+fn time(t: Option<prost_types::Timestamp>) -> String {
+    t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
+        .map(|t| t.to_rfc3339())
+        .unwrap_or_default()
+}
+
+fn user_record(u: proto::User) -> Record {
+    let settings = u.telephony_settings.unwrap_or_default();
+    let license = proto::LicenseType::try_from(u.license_type)
+        .map(|l| {
+            l.as_str_name()
+                .trim_start_matches("LICENSE_TYPE_")
+                .to_owned()
+        })
+        .unwrap_or_default();
+    vec![
+        ("user_id", u.user_id),
+        ("email", u.email),
+        ("display_name", u.display_name),
+        ("license_type", license),
+        ("e164_phone_number", u.primary_phone_number),
+        ("inbound_calling", settings.inbound_calling.to_string()),
+        ("outbound_calling", settings.outbound_calling.to_string()),
+        ("sms", settings.sms.to_string()),
+        ("create_time", time(u.create_time)),
+    ]
+}
+
+async fn numbers(clients: &Clients, account: &str) -> anyhow::Result<Vec<Record>> {
+    let mut records = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = clients
+            .numbers()
+            .list_phone_numbers(proto::ListPhoneNumbersRequest {
+                account_id: account.to_owned(),
+                page_size: 1000,
+                page_token,
+                ..Default::default()
+            })
+            .await
+            .map_err(refused("ListPhoneNumbers"))?
+            .into_inner();
+        for n in page.phone_numbers {
+            let name = |value: &str, prefix: &str| value.trim_start_matches(prefix).to_owned();
+            let association = n.association.unwrap_or_default();
+            records.push(vec![
+                ("e164_phone_number", n.e164_phone_number),
+                ("country", n.country),
+                (
+                    "type",
+                    proto::PhoneNumberType::try_from(n.r#type)
+                        .map(|t| name(t.as_str_name(), "PHONE_NUMBER_TYPE_"))
+                        .unwrap_or_default(),
+                ),
+                (
+                    "product_type",
+                    proto::PhoneNumberProductType::try_from(n.product_type)
+                        .map(|t| name(t.as_str_name(), "PHONE_NUMBER_PRODUCT_TYPE_"))
+                        .unwrap_or_default(),
+                ),
+                (
+                    "status",
+                    proto::PhoneNumberStatus::try_from(n.status)
+                        .map(|t| name(t.as_str_name(), "PHONE_NUMBER_STATUS_"))
+                        .unwrap_or_default(),
+                ),
+                ("account_id", association.account_id),
+                ("user_id", association.user_id),
+                ("calling_name", n.calling_name),
+            ]);
+        }
+        if page.next_page_token.is_empty() {
+            return Ok(records);
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+async fn changes(clients: &Clients, account: &str) -> anyhow::Result<Vec<Record>> {
+    let mut records = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = clients
+            .changes()
+            .list_changes(proto::ListChangesRequest {
+                account_id: account.to_owned(),
+                page_size: 1000,
+                page_token,
+                ..Default::default()
+            })
+            .await
+            .map_err(refused("ListChanges"))?
+            .into_inner();
+        for e in page.events {
+            let settings = e.telephony_settings.unwrap_or_default();
+            records.push(vec![
+                ("sequence", e.sequence.to_string()),
+                ("occur_time", time(e.occur_time)),
+                ("account_id", e.account_id),
+                ("user_id", e.user_id),
+                (
+                    "kind",
+                    proto::ChangeKind::try_from(e.kind)
+                        .map(|k| {
+                            k.as_str_name()
+                                .trim_start_matches("CHANGE_KIND_")
+                                .to_owned()
+                        })
+                        .unwrap_or_default(),
+                ),
+                ("e164_phone_number", e.e164_phone_number),
+                ("inbound_calling", settings.inbound_calling.to_string()),
+                ("outbound_calling", settings.outbound_calling.to_string()),
+                ("sms", settings.sms.to_string()),
+                ("actor", e.actor),
+            ]);
+        }
+        if page.next_page_token.is_empty() {
+            return Ok(records);
+        }
+        page_token = page.next_page_token;
+    }
+}

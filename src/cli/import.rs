@@ -1,0 +1,416 @@
+//! `telephony-admin import users|assignments|settings FILE.csv`: the file's rows in batches
+//! through the batch RPCs, with a result CSV.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use csv::{ByteRecord, StringRecord};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::client::Clients;
+use super::{ImportArgs, ImportKind, ImportOptions};
+use crate::proto::{self, LicenseType, TelephonySettings};
+
+/// One data row of the file.
+struct Row {
+    /// The fields as read (lossy for bad encoding), echoed in the result CSV.
+    echo: Vec<String>,
+    /// The row's outcome so far: `None` until answered.
+    outcome: Option<(String, String)>,
+}
+
+/// What one good row asks for.
+enum Item {
+    User(proto::batch_create_users_request::Item),
+    Assignment(proto::batch_assign_phone_numbers_request::Item),
+    Settings(proto::batch_update_telephony_settings_request::Item),
+}
+
+pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
+    let (kind, options) = match args.what {
+        ImportKind::Users(o) => ("users", o),
+        ImportKind::Assignments(o) => ("assignments", o),
+        ImportKind::Settings(o) => ("settings", o),
+    };
+    if options.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    let (header, mut rows, records) = read(&options.file)?;
+    let malformed = rows.iter().filter(|r| r.outcome.is_some()).count();
+    for row in rows.iter().filter(|r| r.outcome.is_some()) {
+        let (_, message) = row.outcome.as_ref().expect("malformed");
+        eprintln!("{message}");
+    }
+    if options.atomic && malformed > 0 {
+        write_results(&results_path(&options), &header, &rows)?;
+        bail!("{malformed} malformed rows and --atomic: nothing was sent");
+    }
+    let clients = Clients::connect(&options.connection).await?;
+    let columns = Columns::new(&header);
+    let users = if kind == "users" {
+        HashMap::new()
+    } else {
+        clients
+            .all_users(&options.account)
+            .await?
+            .into_iter()
+            .map(|u| (u.email.to_lowercase(), u.user_id))
+            .collect()
+    };
+    let mut items = Vec::new();
+    for (index, record) in records {
+        let item = match kind {
+            "users" => columns.user(&record).map(Item::User),
+            "assignments" => columns.assignment(&record, &users).map(Item::Assignment),
+            _ => columns.settings(&record, &users).map(Item::Settings),
+        };
+        match item {
+            Ok(item) => items.push((index, item)),
+            Err(e) => rows[index].outcome = Some(("INVALID_ARGUMENT".into(), e.to_string())),
+        }
+    }
+    let refused = items.len() + malformed < rows.len();
+    if options.atomic && refused {
+        write_results(&results_path(&options), &header, &rows)?;
+        bail!("some rows are invalid and --atomic: nothing was sent");
+    }
+    let progress = progress_bar(items.len() as u64);
+    for chunk in items.chunks(options.batch_size) {
+        let statuses = send(&clients, &options, chunk).await?;
+        for ((index, _), status) in chunk.iter().zip(statuses) {
+            rows[*index].outcome = Some(status);
+        }
+        progress.inc(chunk.len() as u64);
+    }
+    progress.finish_and_clear();
+    let path = results_path(&options);
+    write_results(&path, &header, &rows)?;
+    let failed = rows
+        .iter()
+        .filter(|r| r.outcome.as_ref().is_some_and(|(s, _)| s != "OK"))
+        .count();
+    let verb = if options.dry_run {
+        "checked"
+    } else {
+        "imported"
+    };
+    eprintln!(
+        "{} rows {verb}: {} OK, {failed} failed (of which {malformed} malformed); results in {}",
+        rows.len(),
+        rows.len() - failed,
+        path.display()
+    );
+    if failed > 0 {
+        bail!("{failed} rows failed; see {}", path.display());
+    }
+    Ok(())
+}
+
+/// Reads the header and every row; malformed rows get their outcome at once. Returns the good
+/// rows' records with their index in `rows`.
+#[allow(clippy::type_complexity)]
+fn read(path: &Path) -> anyhow::Result<(StringRecord, Vec<Row>, Vec<(usize, StringRecord)>)> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let header = reader
+        .headers()
+        .with_context(|| format!("{}: line 1 (the header) is unreadable", path.display()))?
+        .clone();
+    let mut rows = Vec::new();
+    let mut good = Vec::new();
+    let mut record = ByteRecord::new();
+    loop {
+        let line = reader.position().line() + 1;
+        match reader.read_byte_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                let line = e.position().map_or(line, |p| p.line());
+                rows.push(Row {
+                    echo: Vec::new(),
+                    outcome: Some((
+                        "MALFORMED".into(),
+                        format!("line {line}: unreadable row: {e}"),
+                    )),
+                });
+                continue;
+            }
+        }
+        let line = record.position().map_or(line, |p| p.line());
+        let echo = record
+            .iter()
+            .map(|f| String::from_utf8_lossy(f).into_owned())
+            .collect();
+        let outcome = if record.len() != header.len() {
+            Some(format!(
+                "expected {} columns, found {}",
+                header.len(),
+                record.len()
+            ))
+        } else {
+            match StringRecord::from_byte_record(record.clone()) {
+                Ok(fields) => {
+                    good.push((rows.len(), fields));
+                    None
+                }
+                Err(_) => Some("not valid UTF-8".to_owned()),
+            }
+        };
+        rows.push(Row {
+            echo,
+            outcome: outcome.map(|m| ("MALFORMED".to_owned(), format!("line {line}: {m}"))),
+        });
+    }
+    Ok((header, rows, good))
+}
+
+/// Where each column is.
+struct Columns(HashMap<String, usize>);
+
+impl Columns {
+    fn new(header: &StringRecord) -> Self {
+        Self(
+            header
+                .iter()
+                .enumerate()
+                .map(|(i, name)| (name.trim().to_lowercase(), i))
+                .collect(),
+        )
+    }
+
+    fn get<'r>(&self, record: &'r StringRecord, name: &str) -> Option<&'r str> {
+        self.0.get(name).and_then(|&i| record.get(i)).map(str::trim)
+    }
+
+    fn required<'r>(&self, record: &'r StringRecord, name: &str) -> anyhow::Result<&'r str> {
+        self.get(record, name)
+            .with_context(|| format!("the file has no column {name}"))
+    }
+
+    /// The row's user: its user_id column, or the user with its email.
+    fn user_id(
+        &self,
+        record: &StringRecord,
+        users: &HashMap<String, String>,
+    ) -> anyhow::Result<String> {
+        if let Some(id) = self.get(record, "user_id").filter(|id| !id.is_empty()) {
+            return Ok(id.to_owned());
+        }
+        let email = self
+            .get(record, "email")
+            .context("the file needs a column user_id or email")?;
+        users
+            .get(&email.to_lowercase())
+            .cloned()
+            .with_context(|| format!("no user with email {email} in the account"))
+    }
+
+    fn user(
+        &self,
+        record: &StringRecord,
+    ) -> anyhow::Result<proto::batch_create_users_request::Item> {
+        let license = self.required(record, "license_type")?;
+        let license_type = LicenseType::from_str_name(&license.to_uppercase())
+            .or_else(|| {
+                LicenseType::from_str_name(&format!("LICENSE_TYPE_{}", license.to_uppercase()))
+            })
+            .filter(|l| *l != LicenseType::Unspecified)
+            .with_context(|| {
+                format!("license_type {license:?} is not BASIC, PLUS, PRO or PRO_TRIAL")
+            })?;
+        Ok(proto::batch_create_users_request::Item {
+            email: self.required(record, "email")?.to_owned(),
+            display_name: self.required(record, "display_name")?.to_owned(),
+            license_type: license_type as i32,
+        })
+    }
+
+    fn assignment(
+        &self,
+        record: &StringRecord,
+        users: &HashMap<String, String>,
+    ) -> anyhow::Result<proto::batch_assign_phone_numbers_request::Item> {
+        Ok(proto::batch_assign_phone_numbers_request::Item {
+            user_id: self.user_id(record, users)?,
+            e164_phone_number: self.required(record, "e164_phone_number")?.to_owned(),
+        })
+    }
+
+    fn settings(
+        &self,
+        record: &StringRecord,
+        users: &HashMap<String, String>,
+    ) -> anyhow::Result<proto::batch_update_telephony_settings_request::Item> {
+        let mut settings = TelephonySettings::default();
+        let mut paths = Vec::new();
+        for (name, slot) in [
+            ("inbound_calling", &mut settings.inbound_calling),
+            ("outbound_calling", &mut settings.outbound_calling),
+            ("sms", &mut settings.sms),
+        ] {
+            if let Some(value) = self.get(record, name) {
+                *slot = match value.to_lowercase().as_str() {
+                    "true" | "1" | "yes" | "on" => true,
+                    "false" | "0" | "no" | "off" => false,
+                    other => bail!("{name} {other:?} is not true or false"),
+                };
+                paths.push(name.to_owned());
+            }
+        }
+        if paths.is_empty() {
+            bail!("the file needs a column inbound_calling, outbound_calling or sms");
+        }
+        Ok(proto::batch_update_telephony_settings_request::Item {
+            user_id: self.user_id(record, users)?,
+            telephony_settings: Some(settings),
+            update_mask: Some(prost_types::FieldMask { paths }),
+        })
+    }
+}
+
+/// Sends one batch; one (status, message) per item.
+async fn send(
+    clients: &Clients,
+    options: &ImportOptions,
+    chunk: &[(usize, Item)],
+) -> anyhow::Result<Vec<(String, String)>> {
+    let account_id = options.account.clone();
+    let (validate_only, atomic) = (options.dry_run, options.atomic);
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let failed = |s: tonic::Status| anyhow::anyhow!("the batch was refused: {}", s.message());
+    let statuses: Vec<Option<tonic_types::pb::Status>> = match &chunk[0].1 {
+        Item::User(_) => clients
+            .users()
+            .batch_create_users(proto::BatchCreateUsersRequest {
+                account_id,
+                items: chunk
+                    .iter()
+                    .filter_map(|(_, i)| match i {
+                        Item::User(u) => Some(u.clone()),
+                        _ => None,
+                    })
+                    .collect(),
+                validate_only,
+                atomic,
+                request_id,
+            })
+            .await
+            .map_err(failed)?
+            .into_inner()
+            .results
+            .into_iter()
+            .map(|r| r.status)
+            .collect(),
+        Item::Assignment(_) => clients
+            .telephony()
+            .batch_assign_phone_numbers(proto::BatchAssignPhoneNumbersRequest {
+                account_id,
+                items: chunk
+                    .iter()
+                    .filter_map(|(_, i)| match i {
+                        Item::Assignment(a) => Some(a.clone()),
+                        _ => None,
+                    })
+                    .collect(),
+                validate_only,
+                atomic,
+                request_id,
+            })
+            .await
+            .map_err(failed)?
+            .into_inner()
+            .results
+            .into_iter()
+            .map(|r| r.status)
+            .collect(),
+        Item::Settings(_) => clients
+            .telephony()
+            .batch_update_telephony_settings(proto::BatchUpdateTelephonySettingsRequest {
+                account_id,
+                items: chunk
+                    .iter()
+                    .filter_map(|(_, i)| match i {
+                        Item::Settings(s) => Some(s.clone()),
+                        _ => None,
+                    })
+                    .collect(),
+                validate_only,
+                atomic,
+                request_id,
+            })
+            .await
+            .map_err(failed)?
+            .into_inner()
+            .results
+            .into_iter()
+            .map(|r| r.status)
+            .collect(),
+    };
+    Ok(statuses
+        .into_iter()
+        .map(|status| {
+            let status = status.unwrap_or_default();
+            (code_name(status.code), status.message)
+        })
+        .collect())
+}
+
+/// `INVALID_ARGUMENT` for 3, as gRPC names codes.
+fn code_name(code: i32) -> String {
+    let camel = format!("{:?}", tonic::Code::from_i32(code));
+    let mut name = String::new();
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            name.push('_');
+        }
+        name.push(c.to_ascii_uppercase());
+    }
+    name
+}
+
+fn results_path(options: &ImportOptions) -> PathBuf {
+    options.results.clone().unwrap_or_else(|| {
+        let mut path = options.file.clone().into_os_string();
+        path.push(".results.csv");
+        path.into()
+    })
+}
+
+/// The input rows, each followed by its status and message.
+fn write_results(path: &Path, header: &StringRecord, rows: &[Row]) -> anyhow::Result<()> {
+    let mut writer = csv::WriterBuilder::new()
+        .flexible(true)
+        .from_path(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    let mut first: Vec<&str> = header.iter().collect();
+    first.extend(["status", "message"]);
+    writer.write_record(&first)?;
+    for row in rows {
+        let (status, message) = row
+            .outcome
+            .clone()
+            .unwrap_or_else(|| ("NOT_SENT".into(), String::new()));
+        let mut record = row.echo.clone();
+        record.extend([status, message]);
+        writer.write_record(&record)?;
+    }
+    writer.flush()?;
+    Ok(())
+}
+
+/// A bar on a terminal; nothing otherwise.
+fn progress_bar(total: u64) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden());
+    }
+    let bar = ProgressBar::new(total);
+    if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} rows ({per_sec}, {eta})")
+    {
+        bar.set_style(style);
+    }
+    bar
+}

@@ -1,0 +1,105 @@
+//! A number's history: every period a user held it, written in the savepoint of the change
+//! that opens or closes it (assignment; unassignment or the user's deletion), and kept for good.
+//! Read newest first, in keyset pages on (assign time, id).
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
+};
+
+use super::Store;
+use super::entities::phone_number_assignment;
+use super::page::{Page, PageRequest};
+use super::views::AssignmentPeriod;
+use crate::domain::ids::{AccountId, UserId};
+use crate::domain::{DomainError, account::new_id};
+use crate::error::Result;
+
+/// Inside the assignment's savepoint: the user holds the number from `now`.
+pub(super) async fn open_period(
+    txn: &DatabaseTransaction,
+    e164: &str,
+    account_id: &AccountId,
+    user_id: &UserId,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    phone_number_assignment::ActiveModel {
+        id: Set(new_id()),
+        e164: Set(e164.to_owned()),
+        account_id: Set(account_id.to_string()),
+        user_id: Set(user_id.to_string()),
+        assign_time: Set(now),
+        unassign_time: Set(None),
+    }
+    .insert(txn)
+    .await?;
+    Ok(())
+}
+
+/// Inside the release's savepoint: the number's open period ends at `now`.
+pub(super) async fn close_period(
+    txn: &DatabaseTransaction,
+    e164: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    use phone_number_assignment::Column;
+    phone_number_assignment::Entity::update_many()
+        .col_expr(Column::UnassignTime, sea_orm::sea_query::Expr::value(now))
+        .filter(Column::E164.eq(e164))
+        .filter(Column::UnassignTime.is_null())
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// A page key: the period's start (microseconds) and id.
+fn key_of(period: &phone_number_assignment::Model) -> String {
+    format!("{}|{}", period.assign_time.timestamp_micros(), period.id)
+}
+
+fn parse_key(key: &str) -> Result<(DateTime<Utc>, String)> {
+    let bad = || DomainError::invalid("page_token", "is not a page token of this list");
+    let (micros, id) = key.split_once('|').ok_or_else(bad)?;
+    let micros: i64 = micros.parse().map_err(|_| bad())?;
+    let time = DateTime::from_timestamp_micros(micros).ok_or_else(bad)?;
+    Ok((time, id.to_owned()))
+}
+
+impl Store {
+    /// The periods `e164` was held, newest first; only `account`'s when given.
+    pub async fn list_phone_number_assignments(
+        &self,
+        e164: &str,
+        account: Option<&str>,
+        page: &PageRequest,
+    ) -> Result<Page<AssignmentPeriod>> {
+        use phone_number_assignment::Column;
+        let mut query = phone_number_assignment::Entity::find()
+            .filter(Column::E164.eq(e164))
+            .order_by_desc(Column::AssignTime)
+            .order_by_desc(Column::Id);
+        if let Some(account_id) = account {
+            query = query.filter(Column::AccountId.eq(account_id));
+        }
+        if let Some(after) = &page.after {
+            let (time, id) = parse_key(after)?;
+            query = query.filter(
+                Condition::any().add(Column::AssignTime.lt(time)).add(
+                    Condition::all()
+                        .add(Column::AssignTime.eq(time))
+                        .add(Column::Id.lt(id)),
+                ),
+            );
+        }
+        let rows = query
+            .limit(page.fetch_limit())
+            .all(self.connection())
+            .await?;
+        let page = page.finish(rows, key_of);
+        Ok(Page {
+            items: page.items.into_iter().map(AssignmentPeriod::from).collect(),
+            next_page_token: page.next_page_token,
+        })
+    }
+}

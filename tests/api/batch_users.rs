@@ -1,0 +1,248 @@
+//! UserService's batches through the real gRPC interface: creating and changing users item by
+//! item, conflicts inside one batch, dry runs, atomic batches and per-item access control.
+
+use telephony_admin::keys::{Role, Scope};
+use telephony_admin::proto::{
+    BatchCreateUsersRequest, BatchUpdateUsersRequest, BatchUserResult, LicenseType,
+    UpdateUserRequest, batch_create_users_request::Item as NewUser,
+    batch_update_users_request::Item as UserChange,
+};
+use tonic::Code;
+
+use crate::common::batch::{bulk_users, code_of, rpc_status, timeless};
+use crate::common::fixtures::{UNKNOWN_ID, mask, new_user};
+use crate::common::{Backend, TestApp, spawn_app};
+
+fn new(email: &str) -> NewUser {
+    NewUser {
+        email: email.into(),
+        display_name: "Bulk User".into(),
+        license_type: LicenseType::Pro as i32,
+    }
+}
+
+async fn create_batch(
+    app: &TestApp,
+    account_id: &str,
+    items: Vec<NewUser>,
+    validate_only: bool,
+    atomic: bool,
+) -> Vec<BatchUserResult> {
+    app.users()
+        .batch_create_users(BatchCreateUsersRequest {
+            account_id: account_id.into(),
+            items,
+            validate_only,
+            atomic,
+            request_id: String::new(),
+        })
+        .await
+        .expect("answered")
+        .into_inner()
+        .results
+}
+
+/// The result with what differs between two runs (ids, times) cleared.
+fn comparable(results: Vec<BatchUserResult>) -> Vec<BatchUserResult> {
+    results
+        .into_iter()
+        .map(|mut r| {
+            r.user = r.user.map(|u| telephony_admin::proto::User {
+                user_id: String::new(),
+                ..timeless(u)
+            });
+            r
+        })
+        .collect()
+}
+
+async fn created_users_answer_per_item_as_create_user_does(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let account = app.create_account("People").await;
+    app.create_user(&account.account_id, "taken@example.com")
+        .await;
+    let items = vec![
+        new("ada@example.com"),
+        new("ADA@example.com"), // the same email as item 0, once normalised
+        new("not an email"),
+        new("taken@example.com"),
+        NewUser {
+            license_type: 0,
+            ..new("bob@example.com")
+        },
+        new("eve@example.com"),
+    ];
+    let dry = create_batch(&app, &account.account_id, items.clone(), true, false).await;
+    assert!(
+        app.all_users(&account.account_id).await.len() == 1,
+        "a dry run creates nobody"
+    );
+    let results = create_batch(&app, &account.account_id, items.clone(), false, false).await;
+    assert_eq!(comparable(dry), comparable(results.clone()));
+    assert_eq!(
+        results
+            .iter()
+            .map(|r| code_of(&r.status))
+            .collect::<Vec<_>>(),
+        [
+            Code::Ok,
+            Code::AlreadyExists,
+            Code::InvalidArgument,
+            Code::AlreadyExists,
+            Code::InvalidArgument,
+            Code::Ok
+        ]
+    );
+    for (item, result) in items.iter().zip(&results).skip(1).take(4) {
+        let single = app
+            .try_create_user(telephony_admin::proto::CreateUserRequest {
+                account_id: account.account_id.clone(),
+                email: item.email.clone(),
+                display_name: item.display_name.clone(),
+                license_type: item.license_type,
+            })
+            .await
+            .expect_err("fails alone too");
+        assert_eq!(result.status, Some(rpc_status(&single)), "{item:?}");
+    }
+    let user = results[5].user.as_ref().expect("created");
+    assert_eq!(user.email, "eve@example.com");
+    assert_eq!(user.license_type, LicenseType::Pro as i32);
+    assert_eq!(app.all_users(&account.account_id).await.len(), 3);
+}
+
+async fn an_atomic_creation_with_a_bad_item_creates_nobody(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let account = app.create_account("All or none").await;
+    let items = vec![new("a@example.com"), new("b@example.com"), new("bad")];
+    let results = create_batch(&app, &account.account_id, items, false, true).await;
+    assert_eq!(
+        results
+            .iter()
+            .map(|r| code_of(&r.status))
+            .collect::<Vec<_>>(),
+        [Code::Aborted, Code::Aborted, Code::InvalidArgument]
+    );
+    assert!(
+        results[0]
+            .status
+            .as_ref()
+            .unwrap()
+            .message
+            .contains("item 2"),
+        "{results:?}"
+    );
+    assert!(app.all_users(&account.account_id).await.is_empty());
+}
+
+async fn updated_users_answer_per_item_as_update_user_does(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let account = app.create_account("Changes").await;
+    let users = bulk_users(&app, &account.account_id, "change", 3).await;
+    let change = |user_id: &str, name: &str, paths: &[&str]| UserChange {
+        user_id: user_id.into(),
+        display_name: name.into(),
+        license_type: LicenseType::Plus as i32,
+        update_mask: Some(mask(paths)),
+    };
+    let items = vec![
+        change(&users[0].user_id, "Renamed", &["display_name"]),
+        change(&users[1].user_id, "", &["display_name"]),
+        change(UNKNOWN_ID, "Nobody", &[]),
+        change(&users[2].user_id, "Both", &[]),
+    ];
+    let results = app
+        .users()
+        .batch_update_users(BatchUpdateUsersRequest {
+            account_id: account.account_id.clone(),
+            items: items.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("answered")
+        .into_inner()
+        .results;
+    assert_eq!(
+        results
+            .iter()
+            .map(|r| code_of(&r.status))
+            .collect::<Vec<_>>(),
+        [Code::Ok, Code::InvalidArgument, Code::NotFound, Code::Ok]
+    );
+    for (item, result) in items.iter().zip(&results).skip(1).take(2) {
+        let single = app
+            .users()
+            .update_user(UpdateUserRequest {
+                account_id: account.account_id.clone(),
+                user_id: item.user_id.clone(),
+                display_name: item.display_name.clone(),
+                license_type: item.license_type,
+                update_mask: item.update_mask.clone(),
+            })
+            .await
+            .expect_err("fails alone too");
+        assert_eq!(result.status, Some(rpc_status(&single)));
+    }
+    let renamed = app.get_user(&account.account_id, &users[0].user_id).await;
+    assert_eq!(renamed.display_name, "Renamed");
+    assert_eq!(renamed.license_type, LicenseType::Basic as i32);
+    let both = app.get_user(&account.account_id, &users[2].user_id).await;
+    assert_eq!(
+        (both.display_name.as_str(), both.license_type),
+        ("Both", LicenseType::Plus as i32)
+    );
+}
+
+async fn keys_are_checked_per_item_as_the_single_rpcs_check_them(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let own = app.create_account("Own").await;
+    let other = app.create_account("Other").await;
+    let scoped = app
+        .create_key(Role::Admin, Scope::Account(own.account_id.clone()))
+        .await;
+    let viewer = app.create_key(Role::Viewer, Scope::Organisation).await;
+    for (key, account_id) in [(&scoped, &other.account_id), (&viewer, &own.account_id)] {
+        let results = app
+            .users_as(Some(key))
+            .batch_create_users(BatchCreateUsersRequest {
+                account_id: account_id.clone(),
+                items: vec![new("x@example.com"), new("y@example.com")],
+                ..Default::default()
+            })
+            .await
+            .expect("answered")
+            .into_inner()
+            .results;
+        let single = app
+            .users_as(Some(key))
+            .create_user(new_user(account_id, "x@example.com"))
+            .await
+            .expect_err("refused alone");
+        assert_eq!(single.code(), Code::PermissionDenied);
+        for result in &results {
+            assert_eq!(result.status, Some(rpc_status(&single)));
+        }
+    }
+    assert!(app.all_users(&other.account_id).await.is_empty());
+    assert!(app.all_users(&own.account_id).await.is_empty());
+    // Its own account: allowed.
+    let results = app
+        .users_as(Some(&scoped))
+        .batch_create_users(BatchCreateUsersRequest {
+            account_id: own.account_id.clone(),
+            items: vec![new("x@example.com")],
+            ..Default::default()
+        })
+        .await
+        .expect("answered")
+        .into_inner()
+        .results;
+    assert_eq!(code_of(&results[0].status), Code::Ok);
+}
+
+on_both_databases!(
+    created_users_answer_per_item_as_create_user_does,
+    an_atomic_creation_with_a_bad_item_creates_nobody,
+    updated_users_answer_per_item_as_update_user_does,
+    keys_are_checked_per_item_as_the_single_rpcs_check_them,
+);
