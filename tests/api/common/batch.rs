@@ -39,6 +39,10 @@ pub fn code_of(status: &Option<pb::Status>) -> Code {
 pub fn timeless(mut user: User) -> User {
     user.update_time = None;
     user.create_time = None;
+    if let Some(pending) = user.sign_out_pending.as_mut() {
+        pending.oldest_change_time = None;
+        pending.latest_change_time = None;
+    }
     user
 }
 
