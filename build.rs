@@ -35,6 +35,8 @@ fn generate_service_traits() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(true)
         .build_client(false)
         .extern_path(".telephony.admin.v1", "::telephony_admin_api")
+        // Small per-stream encode buffers (see src/codec.rs).
+        .codec_path("crate::codec::LeanCodec")
         .compile_fds(file_descriptors)?;
     Ok(())
 }

@@ -14,6 +14,7 @@
 //! | [`metrics`] | the Prometheus registry and the `record_…` hooks the other modules call |
 //! | [`metrics_server`] | the `/metrics` HTTP listener |
 //! | [`startup`] | builds and runs the server; shutdown |
+//! | [`codec`] | the protobuf codec of every service: prost's, with a small per-stream encode buffer |
 //! | [`proto`] | the gRPC contract: messages, clients and descriptor set from the `telephony-admin-api` crate (which other services use alone), and the service traits |
 //! | [`domain`] | the rules, without I/O: numbers, names, assignment, permissions, notices |
 //! | [`store`] | SeaORM entities, migrations, the repository, page tokens |
@@ -29,6 +30,7 @@
 //! `delivery → store`, `delivery → events` (the hub's head only), `api → delivery` (target checks).
 
 pub mod api;
+pub mod codec;
 pub mod config;
 pub mod database_url;
 pub mod delivery;
