@@ -86,6 +86,7 @@ pub async fn watch(
         None => state.last_sequence,
     };
     let log_id = state.log_id;
+    let committed = state.last_sequence;
     let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
     let task_log_id = log_id.clone();
     tasks.spawn(async move {
@@ -97,6 +98,7 @@ pub async fn watch(
             log_id: task_log_id,
             tx: tx.clone(),
             cursor,
+            committed,
         }
         .run(shutdown.clone())
         .await;
@@ -164,6 +166,9 @@ struct Watcher {
     tx: mpsc::Sender<WatchResult>,
     /// Everything up to here has been sent (or did not match the filter).
     cursor: u64,
+    /// The last sequence committed when the stream opened: the first "caught up" checkpoint
+    /// waits until the hub (which may lag the database briefly) has delivered up to it.
+    committed: u64,
 }
 
 impl Watcher {
@@ -199,7 +204,7 @@ impl Watcher {
                 }
                 continue;
             }
-            if !caught_up {
+            if !caught_up && self.cursor >= self.committed {
                 caught_up = true;
                 if !self
                     .send(WatchItem::Checkpoint(self.cursor), &shutdown)
@@ -308,6 +313,7 @@ mod tests {
             log_id: String::new(),
             tx,
             cursor: 0,
+            committed: 0,
         };
         let running = watcher.run(shutdown.clone());
         let size = std::mem::size_of_val(&running);

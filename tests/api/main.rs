@@ -21,6 +21,7 @@ mod replicas;
 mod revocation;
 mod shutdown;
 mod store_safety;
+mod stream_encoding;
 mod telephony;
 mod traces;
 mod transport;
