@@ -36,6 +36,8 @@ fn generate_service_traits() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(false)
         .extern_path(".telephony.admin.v1", "::telephony_admin_api")
         .extern_path(".google.rpc", "::tonic_types::pb")
+        // Small per-stream encode buffers (see src/codec.rs).
+        .codec_path("crate::codec::LeanCodec")
         .compile_fds(file_descriptors)?;
     Ok(())
 }

@@ -15,6 +15,7 @@
 //! | [`metrics`] | the Prometheus registry and the `record_…` hooks the other modules call |
 //! | [`metrics_server`] | the `/metrics` HTTP listener |
 //! | [`startup`] | builds and runs the server; shutdown |
+//! | [`codec`] | the protobuf codec of every service: prost's, with a small per-stream encode buffer |
 //! | [`proto`] | the gRPC contract: messages, clients and descriptor set from the `telephony-admin-api` crate (which other services use alone), and the service traits |
 //! | [`domain`] | the rules, without I/O: ids, e-mail addresses, names and numbers as types parsed once at the edge; assignment, permissions, notices, who still has to sign out |
 //! | [`store`] | SeaORM entities (enum columns derived), migrations, the repository, page tokens, batches of use cases in one mutation; answers with read models, rows never leave it |
@@ -32,6 +33,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod codec;
 pub mod config;
 pub mod database_url;
 pub mod delivery;

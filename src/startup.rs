@@ -92,7 +92,14 @@ impl Application {
             // Before anything records, so that the first housekeeping run is counted too.
             crate::metrics::enable();
         }
+        // Off the path to SERVING: it is ~100 ms of CPU, and a request that needs the metadata
+        // before it is loaded waits for it anyway.
         let warm_up = tokio::task::spawn_blocking(crate::domain::phone_number::warm_up);
+        tokio::spawn(async move {
+            if let Err(error) = warm_up.await {
+                tracing::error!(%error, "phone number metadata failed to load");
+            }
+        });
         let store = connect_and_migrate(storage, &settings).await?;
 
         let stop = CancellationToken::new();
@@ -100,9 +107,6 @@ impl Application {
         let tasks = BackgroundTasks::new(CancellationToken::new());
         let (context, deliveries) = start_background_tasks(&store, &settings, &tasks).await?;
 
-        warm_up
-            .await
-            .context("phone number metadata failed to load")?;
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;

@@ -116,7 +116,7 @@ impl ChangeService for ChangeApi {
                         log_id: log_id.clone(),
                     })),
                 }),
-                Err(error) => Err(Status::from(error)),
+                Err(error) => Err(Status::from(*error)),
             }
         });
         // An idle stream ends too, as soon as this process learns its key was revoked.

@@ -54,10 +54,14 @@ pub struct WatchOptions {
     pub revalidate: Option<Revalidate>,
 }
 
+/// What the channel carries: the error is boxed so that every slot stays small (tokio allocates
+/// the slots in blocks, one block per idle watcher at least).
+pub type WatchResult = std::result::Result<WatchItem, Box<Error>>;
+
 /// An open watch: the log it reads and the items a background task feeds it.
 pub struct Watch {
     pub log_id: String,
-    pub items: mpsc::Receiver<Result<WatchItem>>,
+    pub items: mpsc::Receiver<WatchResult>,
 }
 
 /// Opens a watch: checks the resume point now (so that the refusal is the RPC's answer), then
@@ -102,12 +106,12 @@ pub async fn watch(
             if matches!(error, Error::ShuttingDown) {
                 // Never wait for room at shutdown: a consumer that is not reading must not hold
                 // the server up (the API ends its stream with the same error anyway).
-                let _ = tx.try_send(Err(error));
+                let _ = tx.try_send(Err(Box::new(error)));
             } else {
                 // The consumer may be gone already; nothing else to do then.
                 tokio::select! {
                     _ = shutdown.cancelled() => {}
-                    _ = tx.send(Err(error)) => {}
+                    _ = tx.send(Err(Box::new(error))) => {}
                 }
             }
         }
@@ -159,7 +163,7 @@ struct Watcher {
     hub: Arc<ChangeHub>,
     options: WatchOptions,
     log_id: String,
-    tx: mpsc::Sender<Result<WatchItem>>,
+    tx: mpsc::Sender<WatchResult>,
     /// Everything up to here has been sent (or did not match the filter).
     cursor: u64,
     /// The last sequence committed when the watch opened: the replay goes at least this far
@@ -200,7 +204,7 @@ impl Watcher {
                 }
                 continue;
             }
-            if !caught_up {
+            if !caught_up && self.cursor >= self.committed {
                 caught_up = true;
                 if !self
                     .send(WatchItem::Checkpoint(self.cursor), &shutdown)
@@ -240,6 +244,13 @@ impl Watcher {
             return Ok(found);
         }
         crate::metrics::record_ring_fallback();
+        // Boxed: the database read's future is large, and inline it would grow every watcher
+        // task, idle ones included, by its size.
+        Box::pin(self.read_database(target)).await
+    }
+
+    /// The events after the cursor from the database, when the ring no longer holds them.
+    async fn read_database(&self, target: u64) -> Result<(Vec<Event>, u64)> {
         let events = self
             .store
             .changes_after(
@@ -269,5 +280,53 @@ impl Watcher {
             _ = shutdown.cancelled() => Err(Error::ShuttingDown),
             sent = self.tx.send(Ok(item)) => Ok(sent.is_ok()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreOptions;
+
+    /// Every idle watcher keeps its task's future in memory: it must stay small (the database
+    /// fallback is boxed for that).
+    #[tokio::test]
+    async fn an_idle_watcher_task_stays_small() {
+        let store = Store::connect("sqlite::memory:", StoreOptions::default())
+            .await
+            .expect("store");
+        store.migrate().await.expect("migrate");
+        let shutdown = CancellationToken::new();
+        let tasks = BackgroundTasks::new(shutdown.clone());
+        let hub = ChangeHub::start(store.clone(), 16, Duration::from_secs(60), &tasks)
+            .await
+            .expect("hub");
+        let (tx, _rx) = mpsc::channel(CHANNEL_CAPACITY);
+        let watcher = Watcher {
+            store,
+            hub,
+            options: WatchOptions {
+                filter: ChangeFilter::default(),
+                after_sequence: None,
+                log_id: None,
+                checkpoint_interval: Duration::from_secs(30),
+                revalidate: None,
+            },
+            log_id: String::new(),
+            tx,
+            cursor: 0,
+            committed: 0,
+        };
+        let running = watcher.run(shutdown.clone());
+        let size = std::mem::size_of_val(&running);
+        assert!(size <= 1536, "the watcher future takes {size} bytes");
+        assert!(
+            std::mem::size_of::<WatchResult>() <= 16,
+            "a channel slot takes {} bytes",
+            std::mem::size_of::<WatchResult>()
+        );
+        drop(running);
+        shutdown.cancel();
+        tasks.shut_down().await;
     }
 }

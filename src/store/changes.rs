@@ -48,7 +48,21 @@ pub struct ChangeLogState {
 }
 
 impl Store {
+    ///
+    /// Every watch stream opened reads it, so thousands may ask at once. Each SeaORM query
+    /// allocates ~15 KiB (its boxed future) before it waits for a connection, and memory freed
+    /// after such a burst stays resident: past the pool's size, callers wait for a cheap permit
+    /// instead. The pool's acquire timeout bounds that wait likewise.
     pub async fn change_log_state(&self) -> Result<ChangeLogState> {
+        let _permit =
+            tokio::time::timeout(self.options.acquire_timeout, self.state_reads.acquire())
+                .await
+                .map_err(|_| {
+                    Error::Database(sea_orm::DbErr::ConnectionAcquire(
+                        sea_orm::ConnAcquireErr::Timeout,
+                    ))
+                })?
+                .map_err(|_| Error::Internal("the change-log read gate is closed".into()))?;
         let row = change_log::Entity::find_by_id(1)
             .one(self.connection())
             .await?

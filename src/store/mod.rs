@@ -96,6 +96,9 @@ pub struct Store {
     committed: Arc<Notify>,
     /// Signalled when a key may have been revoked (here, or on PostgreSQL by another process).
     revoked: Arc<RevocationSignal>,
+    /// Admits as many change-log state reads at a time as there are reader connections (see
+    /// `Store::change_log_state`).
+    state_reads: Arc<tokio::sync::Semaphore>,
 }
 
 impl Store {
@@ -124,6 +127,7 @@ impl Store {
             options,
             committed,
             revoked: Arc::default(),
+            state_reads: Arc::new(tokio::sync::Semaphore::new(readers as usize)),
         })
     }
 

@@ -29,6 +29,7 @@ mod sign_out;
 mod sign_out_access;
 mod sign_out_delivery;
 mod store_safety;
+mod stream_encoding;
 mod telephony;
 mod traces;
 mod transport;
