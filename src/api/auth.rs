@@ -16,7 +16,7 @@ use tonic::Request;
 use super::key_cache::KeyCache;
 use crate::error::{Error, Result};
 use crate::keys::{Role, Scope, secret_digest};
-use crate::store::Store;
+use crate::store::{Requester, Store};
 use crate::tasks::BackgroundTasks;
 
 /// Who is calling.
@@ -78,6 +78,14 @@ impl Caller {
         match &self.scope {
             Scope::Organisation => None,
             Scope::Account(id) => Some(id),
+        }
+    }
+
+    /// The key as the store records who asked: the actor of changes and the idempotency scope.
+    pub fn requester(&self) -> Requester<'_> {
+        Requester {
+            key_id: &self.key_id,
+            account: self.account(),
         }
     }
 }

@@ -8,7 +8,6 @@ use super::{Access, ApiContext, convert, request_id};
 use crate::domain::phone_number::E164;
 use crate::domain::telephony::{SettingsMask, TelephonySettings};
 use crate::proto::{self, telephony_service_server::TelephonyService};
-use crate::store;
 
 pub struct TelephonyApi {
     pub context: Arc<ApiContext>,
@@ -35,10 +34,7 @@ impl TelephonyService for TelephonyApi {
                 &target.user_id,
                 &number,
                 request_id.as_deref(),
-                store::Requester {
-                    key_id: &caller.key_id,
-                    account: caller.account(),
-                },
+                caller.requester(),
             )
             .await?;
         tracing::info!(account_id = %target.account_id, user_id = %target.user_id, phone_number = %number, actor = %caller.key_id, "phone number assigned");
@@ -63,10 +59,7 @@ impl TelephonyService for TelephonyApi {
                 &target.user_id,
                 req.confirm,
                 request_id.as_deref(),
-                store::Requester {
-                    key_id: &caller.key_id,
-                    account: caller.account(),
-                },
+                caller.requester(),
             )
             .await?;
         tracing::info!(account_id = %target.account_id, user_id = %target.user_id, actor = %caller.key_id, "phone number unassigned");
@@ -111,10 +104,7 @@ impl TelephonyService for TelephonyApi {
                 requested,
                 mask,
                 request_id.as_deref(),
-                store::Requester {
-                    key_id: &caller.key_id,
-                    account: caller.account(),
-                },
+                caller.requester(),
             )
             .await?;
         tracing::info!(

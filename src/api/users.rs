@@ -10,7 +10,7 @@ use crate::domain::ids::AccountId;
 use crate::domain::sign_out::parse_through;
 use crate::domain::user::{DisplayName, Email, LicenseType};
 use crate::proto::{self, user_service_server::UserService};
-use crate::store::{Requester, UserUpdate};
+use crate::store::UserUpdate;
 
 pub struct UserApi {
     pub context: Arc<ApiContext>,
@@ -169,10 +169,7 @@ impl UserService for UserApi {
                 &target.user_id,
                 through,
                 request_id.as_deref(),
-                Requester {
-                    key_id: &caller.key_id,
-                    account: caller.account(),
-                },
+                caller.requester(),
             )
             .await?;
         tracing::info!(account_id = %target.account_id, user_id = %target.user_id, through, still_pending = user.sign_out_pending.is_some(), actor = %caller.key_id, "sign-out acknowledged");

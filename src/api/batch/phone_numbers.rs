@@ -3,7 +3,6 @@
 
 use tonic::{Request, Response, Status};
 
-use super::telephony::requester;
 use super::{item, options, results};
 use crate::api::phone_numbers::number_update;
 use crate::api::{ApiContext, auth::Caller, convert};
@@ -62,7 +61,7 @@ pub async fn update(
         .collect();
     let answers = context
         .store
-        .batch_update_phone_numbers(items, options, requester(&caller))
+        .batch_update_phone_numbers(items, options, caller.requester())
         .await?;
     tracing::info!(items = answers.len(), validate_only = req.validate_only, atomic = req.atomic, actor = %caller.key_id, "batch of number changes");
     Ok(Response::new(proto::BatchUpdatePhoneNumbersResponse {
@@ -96,7 +95,7 @@ pub async fn delete(
         .collect();
     let answers = context
         .store
-        .batch_delete_phone_numbers(items, options, requester(&caller))
+        .batch_delete_phone_numbers(items, options, caller.requester())
         .await?;
     tracing::info!(items = answers.len(), validate_only = req.validate_only, atomic = req.atomic, actor = %caller.key_id, "batch of number deletions");
     Ok(Response::new(proto::BatchDeletePhoneNumbersResponse {

@@ -8,7 +8,7 @@ use crate::api::telephony::settings_change;
 use crate::api::{Access, ApiContext, authorise_target, convert};
 use crate::domain::phone_number::E164;
 use crate::proto;
-use crate::store::{AssignItem, Requester, SettingsItem, UnassignItem};
+use crate::store::{AssignItem, SettingsItem, UnassignItem};
 
 pub async fn assign(
     context: &ApiContext,
@@ -41,7 +41,7 @@ pub async fn assign(
         .collect();
     let answers = context
         .store
-        .batch_assign_phone_numbers(items, options, requester(&caller))
+        .batch_assign_phone_numbers(items, options, caller.requester())
         .await?;
     tracing::info!(items = answers.len(), validate_only = req.validate_only, atomic = req.atomic, actor = %caller.key_id, "batch of assignments");
     Ok(Response::new(proto::BatchAssignPhoneNumbersResponse {
@@ -80,7 +80,7 @@ pub async fn unassign(
         .collect();
     let answers = context
         .store
-        .batch_unassign_phone_numbers(items, options, requester(&caller))
+        .batch_unassign_phone_numbers(items, options, caller.requester())
         .await?;
     tracing::info!(items = answers.len(), validate_only = req.validate_only, atomic = req.atomic, actor = %caller.key_id, "batch of unassignments");
     Ok(Response::new(proto::BatchUnassignPhoneNumbersResponse {
@@ -121,7 +121,7 @@ pub async fn update_settings(
         .collect();
     let answers = context
         .store
-        .batch_update_telephony_settings(items, options, requester(&caller))
+        .batch_update_telephony_settings(items, options, caller.requester())
         .await?;
     tracing::info!(items = answers.len(), validate_only = req.validate_only, atomic = req.atomic, actor = %caller.key_id, "batch of settings changes");
     Ok(Response::new(proto::BatchUpdateTelephonySettingsResponse {
@@ -135,14 +135,6 @@ pub async fn update_settings(
             },
         ),
     }))
-}
-
-/// Who asks, for the store.
-pub(super) fn requester(caller: &crate::api::auth::Caller) -> Requester<'_> {
-    Requester {
-        key_id: &caller.key_id,
-        account: caller.account(),
-    }
 }
 
 pub(super) fn user_result(

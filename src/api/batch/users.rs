@@ -2,7 +2,7 @@
 
 use tonic::{Request, Response, Status};
 
-use super::telephony::{requester, user_result};
+use super::telephony::user_result;
 use super::{item, options, results};
 use crate::api::users::{new_user_fields, user_update};
 use crate::api::{Access, ApiContext, authorise_target, convert};
@@ -46,7 +46,7 @@ pub async fn create(
         .collect();
     let answers = context
         .store
-        .batch_create_users(items, options, requester(&caller))
+        .batch_create_users(items, options, caller.requester())
         .await?;
     tracing::info!(items = answers.len(), validate_only = req.validate_only, atomic = req.atomic, actor = %caller.key_id, "batch of new users");
     Ok(Response::new(proto::BatchCreateUsersResponse {
@@ -85,7 +85,7 @@ pub async fn update(
         .collect();
     let answers = context
         .store
-        .batch_update_users(items, options, requester(&caller))
+        .batch_update_users(items, options, caller.requester())
         .await?;
     tracing::info!(items = answers.len(), validate_only = req.validate_only, atomic = req.atomic, actor = %caller.key_id, "batch of user changes");
     Ok(Response::new(proto::BatchUpdateUsersResponse {
