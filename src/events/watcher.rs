@@ -204,7 +204,7 @@ impl Watcher {
                 }
                 continue;
             }
-            if !caught_up && self.cursor >= self.committed {
+            if !caught_up {
                 caught_up = true;
                 if !self
                     .send(WatchItem::Checkpoint(self.cursor), &shutdown)
