@@ -10,6 +10,12 @@
 //! - validate only: every item runs, against the state the earlier items left, so conflicts
 //!   between items show as a real run would show them; then the whole batch is rolled back.
 //!
+//! Assignments and new users, the bulk work of an import, are set use cases instead
+//! ([`SetUseCase`]: `store::assignment`, `store::new_users`): every item is decided in order
+//! against the state the earlier items left, then the successes are written with a few set
+//! statements, so that a thousand items cost about as many statements as one. The answers are
+//! the same: best effort, atomic and dry runs are shaped by [`SetBatch`] as above.
+//!
 //! Items run in order, so their change events keep the items' order. An item's error is turned
 //! into its answer by the caller's encoder (the api's one status mapping), so that a batch with a
 //! `request_id` keeps its whole answer, item errors included, in its idempotency record.
@@ -179,6 +185,176 @@ where
     Ok(results)
 }
 
+/// What a set use case does with the items it decided ([`SetUseCase::run_all`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Apply {
+    /// Writes the items that succeed; the others change nothing.
+    Successes,
+    /// Writes every item if every item succeeds, else nothing.
+    AllOrNothing,
+    /// Writes nothing: a dry run, or a batch already known to fail.
+    Nothing,
+}
+
+impl Apply {
+    /// Whether items that were decided, `failed` of them without success, are written.
+    pub(super) fn writes(self, decided: usize, failed: usize) -> bool {
+        match self {
+            Apply::Successes => failed < decided,
+            Apply::AllOrNothing => decided > 0 && failed == 0,
+            Apply::Nothing => false,
+        }
+    }
+}
+
+/// A use case that takes its items as a set: it reads the state of every item in a few queries,
+/// decides each item in order against the state the earlier items left (so that two items
+/// assigning one number conflict as two requests would), then writes the successes with a few
+/// set statements. One item or a thousand cost about the same number of statements. Its single
+/// RPC is the same use case with one item.
+pub(super) trait SetUseCase: Send + Sync + 'static {
+    type Item: Send + Sync + 'static;
+    type Output: Send + 'static;
+    const APPENDS_CHANGES: bool;
+
+    /// One outcome per item, in item order. An `Err` of the whole call (a database error, a
+    /// lost race) means nothing of it stands; the writer rolls its savepoint back.
+    fn run_all<'a>(
+        &'a self,
+        txn: &'a DatabaseTransaction,
+        items: Vec<&'a Self::Item>,
+        apply: Apply,
+    ) -> TxnFuture<'a, Vec<Result<Self::Output>>>;
+}
+
+/// A batch of a [`SetUseCase`]: the same answers as [`Batch`] would give, in a few statements.
+pub(super) struct SetBatch<U: SetUseCase> {
+    use_case: U,
+    items: Vec<BatchItem<U::Item>>,
+    atomic: bool,
+    validate_only: bool,
+    idempotency: Option<IdempotencyKey>,
+    encode: EncodeError,
+}
+
+impl<U> Mutation for SetBatch<U>
+where
+    U: SetUseCase,
+    U::Output: Answer + Sync,
+{
+    type Output = Vec<ItemResult<U::Output>>;
+    const APPENDS_CHANGES: bool = U::APPENDS_CHANGES;
+
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, Self::Output> {
+        Box::pin(run_set_batch(txn, self))
+    }
+}
+
+async fn run_set_batch<U>(
+    txn: &DatabaseTransaction,
+    batch: &SetBatch<U>,
+) -> Result<Vec<ItemResult<U::Output>>>
+where
+    U: SetUseCase,
+    U::Output: Answer + Sync,
+{
+    let key = batch.idempotency.as_ref();
+    if let Some(previous) = replay(txn, key).await? {
+        return Ok(previous);
+    }
+    let refused = batch.items.iter().any(Result::is_err);
+    let apply = match (batch.validate_only, batch.atomic) {
+        (true, _) => Apply::Nothing,
+        // An atomic batch with a refused item applies nothing; the others are still decided,
+        // so that the first failure in item order is the one named.
+        (false, true) if refused => Apply::Nothing,
+        (false, true) => Apply::AllOrNothing,
+        (false, false) => Apply::Successes,
+    };
+    let runnable = batch.items.iter().filter_map(|item| item.as_ref().ok());
+    let mut outcomes = batch
+        .use_case
+        .run_all(txn, runnable.collect(), apply)
+        .await?
+        .into_iter();
+    let mut results = Vec::with_capacity(batch.items.len());
+    for item in &batch.items {
+        results.push(match item {
+            Err(refusal) => ItemResult::failed(refusal),
+            Ok(_) => match outcomes.next() {
+                Some(Ok(output)) => ItemResult::done(output),
+                Some(Err(error)) => ItemResult::failed(&(batch.encode)(error)),
+                None => return Err(Error::Internal("a batch item has no outcome".into())),
+            },
+        });
+    }
+    if batch.atomic
+        && let Some(failed) = results.iter().position(|result| result.error.is_some())
+    {
+        // The failing item keeps its own error; every other item is ABORTED, naming it.
+        let aborted = (batch.encode)(aborted_by(failed));
+        let own = std::mem::replace(&mut results[failed], ItemResult::failed(&aborted));
+        let mut answers: Vec<_> = (0..results.len())
+            .map(|_| ItemResult::failed(&aborted))
+            .collect();
+        answers[failed] = own;
+        return Ok(answers);
+    }
+    if !batch.validate_only {
+        remember(txn, key, &results).await?;
+    }
+    Ok(results)
+}
+
+/// The idempotency record of a batch: none for a dry run (it writes nothing) or for a batch
+/// whose every item was refused before the store (e.g. a viewer's retry of an admin's request):
+/// that one gets its refusals, as the single RPCs would answer, not a stored answer.
+fn batch_key<M>(
+    operation: &'static str,
+    items: &[BatchItem<M>],
+    options: &BatchOptions,
+    caller: Requester<'_>,
+) -> Option<IdempotencyKey> {
+    let any_runs = items.iter().any(Result::is_ok);
+    match (&options.request_id, options.validate_only) {
+        (Some(request_id), false) if any_runs => Some(IdempotencyKey {
+            scope: scope_of(caller.account),
+            request_id: request_id.clone(),
+            operation,
+            fingerprint: options.fingerprint.clone(),
+        }),
+        _ => None,
+    }
+}
+
+impl Store {
+    /// Runs `items` as one batch of the set use case `use_case`: the same answers as
+    /// [`Store::run_batch`], in a few statements.
+    pub(super) async fn run_set_batch<U>(
+        &self,
+        operation: &'static str,
+        use_case: U,
+        items: Vec<BatchItem<U::Item>>,
+        options: BatchOptions,
+        caller: Requester<'_>,
+    ) -> Result<Vec<ItemResult<U::Output>>>
+    where
+        U: SetUseCase,
+        U::Output: Answer + Sync,
+    {
+        let idempotency = batch_key(operation, &items, &options, caller);
+        self.write(SetBatch {
+            use_case,
+            items,
+            atomic: options.atomic,
+            validate_only: options.validate_only,
+            idempotency,
+            encode: options.encode,
+        })
+        .await
+    }
+}
+
 impl Store {
     /// Runs `items` as one batch (see the module's doc); one answer per item, in item order.
     /// `operation` names the batch RPC in its idempotency record.
@@ -193,19 +369,7 @@ impl Store {
         M: Mutation,
         M::Output: Answer + Sync,
     {
-        // A dry run neither replays nor keeps an answer: it writes nothing. Nor does a batch
-        // whose every item was refused before the store (e.g. a viewer's retry of an admin's
-        // request): it gets its refusals, as the single RPCs would answer, not a stored answer.
-        let any_runs = items.iter().any(Result::is_ok);
-        let idempotency = match (&options.request_id, options.validate_only) {
-            (Some(request_id), false) if any_runs => Some(IdempotencyKey {
-                scope: scope_of(caller.account),
-                request_id: request_id.clone(),
-                operation,
-                fingerprint: options.fingerprint,
-            }),
-            _ => None,
-        };
+        let idempotency = batch_key(operation, &items, &options, caller);
         self.write(Batch {
             items,
             atomic: options.atomic,
@@ -281,15 +445,11 @@ impl Store {
         options: BatchOptions,
         caller: Requester<'_>,
     ) -> Result<Vec<ItemResult<super::UserView>>> {
-        let items = commands(items, |item| super::telephony::AssignPhoneNumber {
+        let use_case = super::assignment::AssignNumbers {
             caller_account: caller.account.map(str::to_owned),
-            account_id: item.account_id,
-            user_id: item.user_id,
-            number: item.number,
-            idempotency: None,
             actor: caller.key_id.to_owned(),
-        });
-        self.run_batch("BatchAssignPhoneNumbers", items, options, caller)
+        };
+        self.run_set_batch("BatchAssignPhoneNumbers", use_case, items, options, caller)
             .await
     }
 
@@ -334,14 +494,14 @@ impl Store {
         options: BatchOptions,
         caller: Requester<'_>,
     ) -> Result<Vec<ItemResult<super::UserView>>> {
-        let items = commands(items, |item| super::users::CreateUser {
-            account_id: item.account_id,
-            email: item.email,
-            display_name: item.display_name,
-            license_type: item.license_type,
-        });
-        self.run_batch("BatchCreateUsers", items, options, caller)
-            .await
+        self.run_set_batch(
+            "BatchCreateUsers",
+            super::new_users::CreateUsers,
+            items,
+            options,
+            caller,
+        )
+        .await
     }
 
     pub async fn batch_update_users(

@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    Set,
 };
 
 use super::Store;
@@ -13,26 +13,28 @@ use super::entities::phone_number_assignment;
 use super::page::{Page, PageRequest};
 use super::views::AssignmentPeriod;
 use crate::domain::ids::{AccountId, UserId};
+use crate::domain::phone_number::E164;
 use crate::domain::{DomainError, account::new_id};
 use crate::error::Result;
 
-/// Inside the assignment's savepoint: the user holds the number from `now`.
-pub(super) async fn open_period(
+/// Inside the assignments' savepoint: each user holds their number from `now`; one multi-row
+/// INSERT for all of them (callers pass at most a few hundred).
+pub(super) async fn open_periods(
     txn: &DatabaseTransaction,
-    e164: &str,
-    account_id: &AccountId,
-    user_id: &UserId,
+    periods: impl IntoIterator<Item = (&E164, &AccountId, &UserId)>,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    phone_number_assignment::ActiveModel {
-        id: Set(new_id()),
-        e164: Set(e164.to_owned()),
-        account_id: Set(account_id.to_string()),
-        user_id: Set(user_id.to_string()),
-        assign_time: Set(now),
-        unassign_time: Set(None),
-    }
-    .insert(txn)
+    phone_number_assignment::Entity::insert_many(periods.into_iter().map(
+        |(e164, account_id, user_id)| phone_number_assignment::ActiveModel {
+            id: Set(new_id()),
+            e164: Set(e164.to_string()),
+            account_id: Set(account_id.to_string()),
+            user_id: Set(user_id.to_string()),
+            assign_time: Set(now),
+            unassign_time: Set(None),
+        },
+    ))
+    .exec(txn)
     .await?;
     Ok(())
 }

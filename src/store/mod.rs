@@ -17,6 +17,7 @@ pub mod page;
 
 mod accounts;
 mod answers;
+mod assignment;
 mod batch;
 mod changes;
 mod deliveries;
@@ -25,6 +26,7 @@ mod idempotency;
 #[cfg(test)]
 mod inventory_plans;
 mod keys;
+mod new_users;
 mod orders;
 mod outbox;
 mod phone_numbers;

@@ -8,15 +8,15 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, Statement,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, Statement,
 };
 
 use super::Store;
 use super::entities::change_event;
 use super::sign_out::mark_pending;
 use super::writer::{Mutation, TxnFuture};
-use crate::domain::change::{ChangeEvent, NewChange};
+use crate::domain::change::{ChangeEvent, ChangeKind, NewChange};
 use crate::error::{Error, Result};
 
 /// The PostgreSQL NOTIFY channel that tells other replicas a change was committed.
@@ -25,55 +25,110 @@ pub const NOTIFY_CHANNEL: &str = "telephony_admin_changes";
 /// Events deleted per purge mutation, so that a purge never holds the writer for long.
 const PURGE_CHUNK: i64 = 1000;
 
+/// Rows per multi-row INSERT of events, well within both databases' limits on bound values.
+const INSERT_CHUNK: usize = 500;
+
 /// Writes one change event in `txn` and returns it with its sequence; a sign-out-required one
 /// also marks its user as pending ([`mark_pending`]).
 pub(super) async fn append_change(
     txn: &DatabaseTransaction,
     change: NewChange,
 ) -> Result<ChangeEvent> {
+    append_changes(txn, vec![change])
+        .await?
+        .pop()
+        .ok_or_else(|| Error::Internal("an appended change has no event".into()))
+}
+
+/// Writes `changes` as events in `txn`, with consecutive sequences in their order, and returns
+/// them. One counter update, one multi-row INSERT per [`INSERT_CHUNK`] events, and one update
+/// marking the users of sign-out-required events as pending ([`mark_pending`]), however many
+/// changes there are.
+pub(super) async fn append_changes(
+    txn: &DatabaseTransaction,
+    changes: Vec<NewChange>,
+) -> Result<Vec<ChangeEvent>> {
+    if changes.is_empty() {
+        return Ok(Vec::new());
+    }
     let backend = txn.get_database_backend();
+    let count = changes.len() as i64;
     let row = txn
-        .query_one_raw(Statement::from_string(
+        .query_one_raw(Statement::from_sql_and_values(
             backend,
-            "UPDATE change_log SET last_sequence = last_sequence + 1 WHERE id = 1 RETURNING last_sequence",
+            match backend {
+                DbBackend::Postgres => {
+                    "UPDATE change_log SET last_sequence = last_sequence + $1 WHERE id = 1 RETURNING last_sequence"
+                }
+                _ => {
+                    "UPDATE change_log SET last_sequence = last_sequence + ? WHERE id = 1 RETURNING last_sequence"
+                }
+            },
+            [count.into()],
         ))
         .await?
         .ok_or_else(|| Error::Internal("the change_log row is missing".into()))?;
-    let sequence: i64 = row.try_get_by_index(0)?;
-    let notice = change.notice();
-    let kind = change.kind;
-    let event = change_event::ActiveModel {
-        sequence: Set(sequence),
-        event_id: Set(uuid::Uuid::new_v4().to_string()),
-        account_id: Set(change.account_id.into()),
-        user_id: Set(change.user_id.into()),
-        kind: Set(change.kind.into()),
-        e164: Set(change.e164_phone_number),
-        inbound_calling: Set(change.settings.inbound_calling),
-        outbound_calling: Set(change.settings.outbound_calling),
-        sms: Set(change.settings.sms),
-        notice: Set(notice),
-        actor: Set(change.actor),
-        occur_time: Set(super::now()),
+    let last: i64 = row.try_get_by_index(0)?;
+    let now = super::now();
+    let events: Vec<change_event::Model> = changes
+        .into_iter()
+        .zip(last - count + 1..)
+        .map(|(change, sequence)| change_event::Model {
+            notice: change.notice(),
+            sequence,
+            event_id: uuid::Uuid::new_v4().to_string(),
+            account_id: change.account_id.into(),
+            user_id: change.user_id.into(),
+            kind: change.kind.into(),
+            e164: change.e164_phone_number,
+            inbound_calling: change.settings.inbound_calling,
+            outbound_calling: change.settings.outbound_calling,
+            sms: change.settings.sms,
+            actor: change.actor,
+            occur_time: now,
+        })
+        .collect();
+    for chunk in events.chunks(INSERT_CHUNK) {
+        change_event::Entity::insert_many(chunk.iter().cloned().map(|event| {
+            change_event::ActiveModel {
+                sequence: Set(event.sequence),
+                event_id: Set(event.event_id),
+                account_id: Set(event.account_id),
+                user_id: Set(event.user_id),
+                kind: Set(event.kind),
+                e164: Set(event.e164),
+                inbound_calling: Set(event.inbound_calling),
+                outbound_calling: Set(event.outbound_calling),
+                sms: Set(event.sms),
+                notice: Set(event.notice),
+                actor: Set(event.actor),
+                occur_time: Set(event.occur_time),
+            }
+        }))
+        .exec(txn)
+        .await?;
     }
-    .insert(txn)
-    .await?;
     if backend == DbBackend::Postgres {
         // Delivered to listeners on commit, never for a rolled-back transaction.
         txn.execute_raw(Statement::from_sql_and_values(
             backend,
             "SELECT pg_notify($1, $2)",
-            [NOTIFY_CHANNEL.into(), sequence.to_string().into()],
+            [NOTIFY_CHANNEL.into(), last.to_string().into()],
         ))
         .await?;
     }
-    if kind.sign_out_required() {
-        // The user has one more change to pick up: in this same savepoint, so the two commit
-        // or vanish together.
-        mark_pending(txn, &event.user_id, event.sequence, event.occur_time).await?;
+    // Each user with sign-out-required changes has them to pick up: in this same savepoint, so
+    // the events and the marks commit or vanish together.
+    let pending: Vec<(&str, i64)> = events
+        .iter()
+        .filter(|event| ChangeKind::from(event.kind).sign_out_required())
+        .map(|event| (event.user_id.as_str(), event.sequence))
+        .collect();
+    mark_pending(txn, &pending, now).await?;
+    for event in &events {
+        crate::metrics::record_event_written(event.sequence.max(0) as u64);
     }
-    crate::metrics::record_event_written(event.sequence.max(0) as u64);
-    Ok(event.into())
+    Ok(events.into_iter().map(ChangeEvent::from).collect())
 }
 
 /// Deletes up to [`PURGE_CHUNK`] events with a sequence at most `through`, and records how far

@@ -69,7 +69,7 @@ pub fn visible_to(account: Option<&str>, number: &NumberView) -> bool {
     }
 }
 
-fn not_found(e164: &str) -> DomainError {
+pub(super) fn not_found(e164: &str) -> DomainError {
     DomainError::NotFound {
         resource: "phone number",
         name: e164.to_owned(),

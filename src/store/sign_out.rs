@@ -4,8 +4,10 @@
 //! rule of `domain::sign_out`, recording a SIGN_OUT_ACKNOWLEDGED event when it acknowledged
 //! anything.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, Func};
+use sea_orm::sea_query::{CaseStatement, Expr, Func};
 use sea_orm::{
     ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
@@ -32,38 +34,64 @@ pub(super) fn pending_of(row: &user::Model) -> Option<SignOutPending> {
     })
 }
 
-/// Inside the savepoint of a sign-out-required event: the event becomes the user's newest
-/// pending change (and the oldest, if none was pending). One statement; a deleted user's row is
-/// gone, so their USER_DELETED event marks nothing.
+/// Users marked pending per UPDATE: the two CASE expressions bind two values per user.
+const MARK_CHUNK: usize = 500;
+
+/// Inside the savepoint of sign-out-required events, given as (user, sequence) in sequence
+/// order, all written at `time`: each user's newest event becomes their latest pending change,
+/// and their first one the oldest if none was pending. One statement per [`MARK_CHUNK`] users; a
+/// deleted user's row is gone, so their USER_DELETED event marks nothing.
 pub(super) async fn mark_pending(
     txn: &DatabaseTransaction,
-    user_id: &str,
-    sequence: i64,
+    events: &[(&str, i64)],
     time: DateTime<Utc>,
 ) -> Result<()> {
     use user::Column;
-    user::Entity::update_many()
-        .col_expr(
-            Column::SignOutPendingOldestSequence,
-            Func::coalesce([
-                Expr::col(Column::SignOutPendingOldestSequence),
-                Expr::value(sequence),
-            ])
-            .into(),
-        )
-        .col_expr(
-            Column::SignOutPendingOldestTime,
-            Func::coalesce([
-                Expr::col(Column::SignOutPendingOldestTime),
-                Expr::value(time),
-            ])
-            .into(),
-        )
-        .col_expr(Column::SignOutPendingLatestSequence, Expr::value(sequence))
-        .col_expr(Column::SignOutPendingLatestTime, Expr::value(time))
-        .filter(Column::Id.eq(user_id))
-        .exec(txn)
-        .await?;
+    // Each user's first and last sequence, in the order users first appear.
+    let mut users: Vec<(&str, i64, i64)> = Vec::new();
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    for &(user_id, sequence) in events {
+        match index.get(user_id) {
+            Some(&at) => users[at].2 = sequence,
+            None => {
+                index.insert(user_id, users.len());
+                users.push((user_id, sequence, sequence));
+            }
+        }
+    }
+    for chunk in users.chunks(MARK_CHUNK) {
+        let (oldest, latest): (Expr, Expr) = match chunk {
+            [(_, first, last)] => (Expr::value(*first), Expr::value(*last)),
+            _ => {
+                let by_user = |pick: fn(&(&str, i64, i64)) -> i64| -> Expr {
+                    let mut case = CaseStatement::new();
+                    for entry in chunk {
+                        case = case.case(Column::Id.eq(entry.0), Expr::value(pick(entry)));
+                    }
+                    case.into()
+                };
+                (by_user(|u| u.1), by_user(|u| u.2))
+            }
+        };
+        user::Entity::update_many()
+            .col_expr(
+                Column::SignOutPendingOldestSequence,
+                Func::coalesce([Expr::col(Column::SignOutPendingOldestSequence), oldest]).into(),
+            )
+            .col_expr(
+                Column::SignOutPendingOldestTime,
+                Func::coalesce([
+                    Expr::col(Column::SignOutPendingOldestTime),
+                    Expr::value(time),
+                ])
+                .into(),
+            )
+            .col_expr(Column::SignOutPendingLatestSequence, latest)
+            .col_expr(Column::SignOutPendingLatestTime, Expr::value(time))
+            .filter(Column::Id.is_in(chunk.iter().map(|u| u.0)))
+            .exec(txn)
+            .await?;
+    }
     Ok(())
 }
 
@@ -98,7 +126,7 @@ async fn write_pending(
 }
 
 /// The newest sequence of the log, as this transaction sees it.
-async fn newest_sequence(txn: &DatabaseTransaction) -> Result<u64> {
+pub(super) async fn newest_sequence(txn: &DatabaseTransaction) -> Result<u64> {
     let row = change_log::Entity::find_by_id(1)
         .one(txn)
         .await?

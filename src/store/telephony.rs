@@ -2,34 +2,27 @@
 //! SMS permissions. Each use case locks the user, then the number, decides through
 //! `domain::telephony`, and writes the change and its event in its savepoint.
 
-use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter};
 
 use super::Store;
-use super::entities::phone_number;
-use super::history::open_period;
+use super::assignment::AssignNumbers;
+use super::batch::{Apply, AssignItem, SetUseCase};
 use super::idempotency::{IdempotencyKey, remember, replay, scope_of};
 use super::outbox::append_change;
-use super::phone_numbers::{lock_number, number_state, release_number, visible_to};
+use super::phone_numbers::release_number;
 use super::users::{UserView, lock_user_view, user_not_found, write_settings};
-use super::views::NumberView;
 use super::writer::{Mutation, TxnFuture};
-use crate::domain::DomainError;
 use crate::domain::change::{ChangeKind, NewChange};
 use crate::domain::ids::{AccountId, UserId};
-use crate::domain::phone_number::{E164, NumberStatus};
+use crate::domain::phone_number::E164;
 use crate::domain::sign_out::SignOutPending;
 use crate::domain::telephony::{self, SettingsMask, TelephonySettings};
 use crate::error::{Error, Result};
 
 pub(super) struct AssignPhoneNumber {
-    /// The caller's account, for an account-scoped key: numbers it may not see are answered
-    /// as outside its scope, whatever their state.
-    pub caller_account: Option<String>,
-    pub account_id: AccountId,
-    pub user_id: UserId,
-    pub number: E164,
+    pub use_case: AssignNumbers,
+    pub item: AssignItem,
     pub idempotency: Option<IdempotencyKey>,
-    pub actor: String,
 }
 
 impl Mutation for AssignPhoneNumber {
@@ -41,8 +34,9 @@ impl Mutation for AssignPhoneNumber {
     }
 }
 
-/// Gives the number to the user; their calling and SMS permissions are turned off.
-pub(super) async fn assign_phone_number(
+/// Gives the number to the user; their calling and SMS permissions are turned off. The set
+/// use case of `store::assignment`, with one item.
+async fn assign_phone_number(
     txn: &DatabaseTransaction,
     cmd: &AssignPhoneNumber,
 ) -> Result<UserView> {
@@ -50,63 +44,14 @@ pub(super) async fn assign_phone_number(
     if let Some(previous) = replay(txn, key).await? {
         return Ok(previous);
     }
-    let view = lock_user_view(txn, &cmd.account_id, &cmd.user_id).await?;
-    let row = lock_visible_number(txn, cmd.caller_account.as_deref(), &cmd.number).await?;
-    let settings = telephony::assign(&view.line(), &number_state(&row))?;
-
-    let now = super::now();
-    // The unique index on user_id backs the rule up if two assignments ever race past it.
-    phone_number::Entity::update_many()
-        .set(phone_number::ActiveModel {
-            status: Set(NumberStatus::Assigned.into()),
-            account_id: Set(Some(cmd.account_id.to_string())),
-            user_id: Set(Some(cmd.user_id.to_string())),
-            associate_time: Set(Some(now)),
-            update_time: Set(now),
-            ..Default::default()
-        })
-        .filter(phone_number::Column::E164.eq(cmd.number.as_str()))
-        .exec(txn)
-        .await?;
-    open_period(txn, cmd.number.as_str(), &cmd.account_id, &cmd.user_id, now).await?;
-    let mut result = write_settings(txn, view, settings).await?;
-    result.phone_number = Some(cmd.number.to_string());
-    let event = append_change(
-        txn,
-        NewChange {
-            account_id: cmd.account_id.clone(),
-            user_id: cmd.user_id.clone(),
-            kind: ChangeKind::PhoneNumberAssigned,
-            e164_phone_number: cmd.number.to_string(),
-            settings,
-            actor: cmd.actor.clone(),
-        },
-    )
-    .await?;
-    result.sign_out_pending = Some(SignOutPending::record(
-        result.sign_out_pending,
-        event.sequence,
-        event.occur_time,
-    ));
+    let result = cmd
+        .use_case
+        .run_all(txn, vec![&cmd.item], Apply::Successes)
+        .await?
+        .pop()
+        .ok_or_else(|| Error::Internal("an assignment has no outcome".into()))??;
     remember(txn, key, &result).await?;
     Ok(result)
-}
-
-/// The number's row, locked. For an account-scoped caller, a number it may not see (absent,
-/// queued for deletion, another account's) is PERMISSION_DENIED, as GetPhoneNumber answers it.
-async fn lock_visible_number(
-    txn: &DatabaseTransaction,
-    caller_account: Option<&str>,
-    number: &E164,
-) -> Result<NumberView> {
-    let Some(own) = caller_account else {
-        return lock_number(txn, number.as_str()).await;
-    };
-    match lock_number(txn, number.as_str()).await {
-        Ok(row) if visible_to(Some(own), &row) => Ok(row),
-        Ok(_) | Err(Error::Domain(DomainError::NotFound { .. })) => Err(Error::outside_scope()),
-        Err(e) => Err(e),
-    }
 }
 
 pub(super) struct UnassignPhoneNumber {
@@ -245,14 +190,18 @@ impl Store {
         caller: Requester<'_>,
     ) -> Result<UserView> {
         self.write(AssignPhoneNumber {
-            caller_account: caller.account.map(str::to_owned),
-            account_id: account_id.clone(),
-            user_id: user_id.clone(),
-            number: number.clone(),
+            use_case: AssignNumbers {
+                caller_account: caller.account.map(str::to_owned),
+                actor: caller.key_id.to_owned(),
+            },
+            item: AssignItem {
+                account_id: account_id.clone(),
+                user_id: user_id.clone(),
+                number: number.clone(),
+            },
             idempotency: idempotency_key(caller, request_id, "AssignPhoneNumber", || {
                 format!("{account_id}/{user_id}/{number}")
             }),
-            actor: caller.key_id.to_owned(),
         })
         .await
     }

@@ -6,13 +6,15 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    FromQueryResult, JoinType, QueryFilter, QueryOrder, QuerySelect, Set,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, FromQueryResult, JoinType,
+    QueryFilter, QueryOrder, QuerySelect, Set,
 };
 
 use super::Store;
 use super::accounts::account_not_found;
+use super::batch::{Apply, NewUserItem, SetUseCase};
 use super::entities::{account, enums, phone_number, user};
+use super::new_users::CreateUsers;
 use super::outbox::append_change;
 use super::page::{Page, PageRequest};
 use super::phone_numbers::release_number;
@@ -24,7 +26,7 @@ use crate::domain::ids::{AccountId, UserId};
 use crate::domain::sign_out::SignOutPending;
 use crate::domain::telephony::{TelephonySettings, UserLine};
 use crate::domain::user::{DisplayName, Email, LicenseType};
-use crate::error::{Result, is_unique_violation};
+use crate::error::Result;
 
 /// A user with the number they hold. An idempotent request's retry gets it back through its
 /// stored form (`store::answers`).
@@ -44,7 +46,7 @@ pub struct UserView {
 }
 
 impl UserView {
-    fn new(user: user::Model, phone_number: Option<String>) -> Self {
+    pub(super) fn new(user: user::Model, phone_number: Option<String>) -> Self {
         Self {
             sign_out_pending: pending_of(&user),
             settings: TelephonySettings {
@@ -91,7 +93,7 @@ pub(super) fn user_not_found(account_id: &AccountId, user_id: &UserId) -> Domain
     }
 }
 
-fn email_taken(account_id: &AccountId, email: &Email) -> DomainError {
+pub(super) fn email_taken(account_id: &AccountId, email: &Email) -> DomainError {
     DomainError::AlreadyExists {
         resource: "user",
         name: format!("with email {email} in account {account_id}"),
@@ -247,61 +249,21 @@ pub(super) async fn write_settings(
 // Use cases, each run by the writer inside a savepoint.
 // ---------------------------------------------------------------------------------------------
 
-pub(super) struct CreateUser {
-    pub account_id: AccountId,
-    pub email: Email,
-    pub display_name: DisplayName,
-    pub license_type: LicenseType,
-}
+/// `CreateUser`: the set use case of `store::new_users` with one item.
+pub(super) struct CreateUser(pub NewUserItem);
 
 impl Mutation for CreateUser {
     type Output = UserView;
     const APPENDS_CHANGES: bool = false;
 
     fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, UserView> {
-        Box::pin(create_user(txn, self))
-    }
-}
-
-pub(super) async fn create_user(txn: &DatabaseTransaction, cmd: &CreateUser) -> Result<UserView> {
-    let account_id = &cmd.account_id;
-    account::Entity::find_by_id(account_id.as_str())
-        .lock_shared()
-        .one(txn)
-        .await?
-        .ok_or_else(|| account_not_found(account_id))?;
-    let taken = user::Entity::find()
-        .select_only()
-        .column(user::Column::Id)
-        .filter(user::Column::AccountId.eq(account_id.as_str()))
-        .filter(user::Column::Email.eq(cmd.email.as_str()))
-        .into_tuple::<String>()
-        .one(txn)
-        .await?;
-    if taken.is_some() {
-        return Err(email_taken(account_id, &cmd.email).into());
-    }
-    let now = super::now();
-    let inserted = user::ActiveModel {
-        id: Set(UserId::generate().into()),
-        account_id: Set(account_id.to_string()),
-        email: Set(cmd.email.to_string()),
-        display_name: Set(cmd.display_name.to_string()),
-        license_type: Set(cmd.license_type.into()),
-        inbound_calling: Set(false),
-        outbound_calling: Set(false),
-        sms: Set(false),
-        create_time: Set(now),
-        update_time: Set(now),
-        ..Default::default()
-    }
-    .insert(txn)
-    .await;
-    match inserted {
-        Ok(user) => Ok(UserView::new(user, None)),
-        // A concurrent request (on another replica) took the email between check and insert.
-        Err(e) if is_unique_violation(&e) => Err(email_taken(account_id, &cmd.email).into()),
-        Err(e) => Err(e.into()),
+        Box::pin(async move {
+            CreateUsers
+                .run_all(txn, vec![&self.0], Apply::Successes)
+                .await?
+                .pop()
+                .ok_or_else(|| crate::error::Error::Internal("a new user has no outcome".into()))?
+        })
     }
 }
 
@@ -427,12 +389,12 @@ impl Store {
         display_name: DisplayName,
         license_type: LicenseType,
     ) -> Result<UserView> {
-        self.write(CreateUser {
+        self.write(CreateUser(NewUserItem {
             account_id: account_id.clone(),
             email,
             display_name,
             license_type,
-        })
+        }))
         .await
     }
 

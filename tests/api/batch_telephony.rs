@@ -6,7 +6,8 @@ use std::time::Duration;
 use telephony_admin::keys::{Role, Scope};
 use telephony_admin::proto::{
     BatchAssignPhoneNumbersRequest, BatchUnassignPhoneNumbersRequest,
-    BatchUpdateTelephonySettingsRequest, BatchUserResult, ChangeKind, TelephonySettings,
+    BatchUpdateTelephonySettingsRequest, BatchUserResult, ChangeKind,
+    ListPhoneNumberAssignmentsRequest, TelephonySettings,
     batch_assign_phone_numbers_request::Item as Assignment,
     batch_update_telephony_settings_request::Item as SettingsChange,
 };
@@ -88,6 +89,8 @@ async fn a_thousand_assignments_with_bad_items_mixed_in(backend: Backend) {
             29 => assignment(&users[i].user_id, "+12065559999"),
             // Two items of the batch want one number: the second loses, as it would alone.
             41 => assignment(&users[i].user_id, &numbers[i - 1]),
+            // One user twice: the user holds the number the item before gave them.
+            53 => assignment(&users[i - 1].user_id, &numbers[i]),
             _ => assignment(&users[i].user_id, &numbers[i]),
         })
         .collect();
@@ -99,7 +102,7 @@ async fn a_thousand_assignments_with_bad_items_mixed_in(backend: Backend) {
         let expected = match i % 100 {
             7 => Code::InvalidArgument,
             13 | 29 => Code::NotFound,
-            41 => Code::FailedPrecondition,
+            41 | 53 => Code::FailedPrecondition,
             _ => Code::Ok,
         };
         assert_eq!(code_of(&result.status), expected, "item {i}: {result:?}");
@@ -112,19 +115,48 @@ async fn a_thousand_assignments_with_bad_items_mixed_in(backend: Backend) {
     }
     same_as_single_rpcs(&app, &account.account_id, &items, &results).await;
 
-    // One event per effective assignment, in item order.
+    // One event per effective assignment, in item order; each answer's pending sign-out names
+    // its user's event.
     let events: Vec<_> = app.all_changes(&account.account_id, "").await[before..]
         .iter()
         .filter(|e| e.kind == ChangeKind::PhoneNumberAssigned as i32)
-        .map(|e| e.user_id.clone())
+        .map(|e| (e.user_id.clone(), e.sequence))
         .collect();
     let succeeded: Vec<_> = results
         .iter()
         .filter(|r| code_of(&r.status) == Code::Ok)
-        .map(|r| items[r.index as usize].user_id.clone())
+        .map(|r| {
+            let user = r.user.as_ref().expect("a succeeded item has its user");
+            let pending = user
+                .sign_out_pending
+                .as_ref()
+                .expect("a new number is pending");
+            assert_eq!(
+                pending.oldest_change_sequence,
+                pending.latest_change_sequence
+            );
+            (user.user_id.clone(), pending.latest_change_sequence)
+        })
         .collect();
-    assert_eq!(succeeded.len(), 960);
+    assert_eq!(succeeded.len(), 950);
     assert_eq!(events, succeeded);
+
+    // Each number's history holds the one period the batch opened.
+    for i in [0, 52, 999] {
+        let periods = app
+            .numbers()
+            .list_phone_number_assignments(ListPhoneNumberAssignmentsRequest {
+                phone_number_id: numbers[i].clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("history")
+            .into_inner()
+            .phone_number_assignments;
+        assert_eq!(periods.len(), 1, "number {i}: {periods:?}");
+        assert_eq!(periods[0].user_id, users[i].user_id);
+        assert_eq!(periods[0].account_id, account.account_id);
+    }
 }
 
 async fn a_dry_run_answers_what_the_real_run_answers(backend: Backend) {

@@ -1,0 +1,298 @@
+//! Assigning numbers to users, one or a thousand at a time, in a fixed number of statements.
+//!
+//! The users and numbers of every item are read (and on PostgreSQL locked) in two queries; each
+//! item is then decided in order by `domain::telephony::assign` against the state the earlier
+//! items left, so that two items giving out one number, or one user twice, conflict as two
+//! requests would; the successes are written with set statements: the numbers, their history
+//! periods, the users' permissions, and their change events through the outbox.
+//! `AssignPhoneNumber` is this use case with one item; `BatchAssignPhoneNumbers` with many.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{CaseStatement, Expr};
+use sea_orm::{
+    ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, Set,
+};
+
+use super::batch::{Apply, AssignItem, SetUseCase};
+use super::entities::{phone_number, user};
+use super::history::open_periods;
+use super::outbox::append_changes;
+use super::phone_numbers::{not_found, number_state, visible_to};
+use super::sign_out::newest_sequence;
+use super::users::{UserView, user_not_found};
+use super::views::NumberView;
+use super::writer::TxnFuture;
+use crate::domain::change::{ChangeKind, NewChange};
+use crate::domain::phone_number::{NumberStatus, exists_at};
+use crate::domain::sign_out::SignOutPending;
+use crate::domain::telephony::{self, TelephonySettings};
+use crate::error::{Error, Result};
+
+/// Ids per `IN (…)` list and rows per set statement: a CASE binds two values per row, so this
+/// stays far below SQLite's and PostgreSQL's limits on bound values.
+const CHUNK: usize = 500;
+
+/// Who assigns: the key's account when it is scoped to one (numbers it may not see are answered
+/// as outside its scope, whatever their state), and the key, the changes' actor.
+pub(super) struct AssignNumbers {
+    pub caller_account: Option<String>,
+    pub actor: String,
+}
+
+impl SetUseCase for AssignNumbers {
+    type Item = AssignItem;
+    type Output = UserView;
+    const APPENDS_CHANGES: bool = true;
+
+    fn run_all<'a>(
+        &'a self,
+        txn: &'a DatabaseTransaction,
+        items: Vec<&'a AssignItem>,
+        apply: Apply,
+    ) -> TxnFuture<'a, Vec<Result<UserView>>> {
+        Box::pin(assign_all(txn, self, items, apply))
+    }
+}
+
+/// An item decided to succeed: what it writes.
+struct Decided<'a> {
+    /// Its place among the outcomes.
+    outcome: usize,
+    item: &'a AssignItem,
+    settings: TelephonySettings,
+}
+
+async fn assign_all(
+    txn: &DatabaseTransaction,
+    use_case: &AssignNumbers,
+    items: Vec<&AssignItem>,
+    apply: Apply,
+) -> Result<Vec<Result<UserView>>> {
+    let now = super::now();
+    let (mut users, mut numbers) = load_state(txn, &items).await?;
+    let mut outcomes = Vec::with_capacity(items.len());
+    let mut decided = Vec::new();
+    for item in &items {
+        let outcome = decide(
+            use_case.caller_account.as_deref(),
+            item,
+            &mut users,
+            &mut numbers,
+            now,
+        );
+        if let Ok(view) = &outcome {
+            decided.push(Decided {
+                outcome: outcomes.len(),
+                item,
+                settings: view.settings,
+            });
+        }
+        outcomes.push(outcome);
+    }
+    // Each success's sign-out state names its event, as stored or (dry run) as it would be.
+    let events: Vec<(u64, DateTime<Utc>)> = if decided.is_empty() {
+        Vec::new()
+    } else if apply.writes(items.len(), items.len() - decided.len()) {
+        write(txn, use_case, &decided, now)
+            .await?
+            .into_iter()
+            .map(|event| (event.sequence, event.occur_time))
+            .collect()
+    } else {
+        let head = newest_sequence(txn).await?;
+        (1..=decided.len() as u64)
+            .map(|n| (head + n, now))
+            .collect()
+    };
+    for (success, (sequence, time)) in decided.iter().zip(events) {
+        if let Ok(view) = &mut outcomes[success.outcome] {
+            view.sign_out_pending = Some(SignOutPending::record(
+                view.sign_out_pending,
+                sequence,
+                time,
+            ));
+        }
+    }
+    Ok(outcomes)
+}
+
+/// The items' users (with the numbers they hold) and numbers, locked.
+async fn load_state(
+    txn: &DatabaseTransaction,
+    items: &[&AssignItem],
+) -> Result<(HashMap<String, UserView>, HashMap<String, NumberView>)> {
+    let user_ids = distinct(items.iter().map(|item| item.user_id.as_str()));
+    let e164s = distinct(items.iter().map(|item| item.number.as_str()));
+    let mut rows = Vec::new();
+    for chunk in user_ids.chunks(CHUNK) {
+        rows.extend(
+            user::Entity::find()
+                .filter(user::Column::Id.is_in(chunk.iter().copied()))
+                .lock_exclusive()
+                .all(txn)
+                .await?,
+        );
+    }
+    let mut numbers = HashMap::new();
+    // The numbers asked for, and those the users hold (one query per chunk of each).
+    for (e164s, user_ids) in chunk_pairs(&e164s, &user_ids) {
+        let found = phone_number::Entity::find()
+            .filter(
+                Condition::any()
+                    .add(phone_number::Column::E164.is_in(e164s.iter().copied()))
+                    .add(phone_number::Column::UserId.is_in(user_ids.iter().copied())),
+            )
+            .lock_exclusive()
+            .all(txn)
+            .await?;
+        for row in found {
+            numbers.insert(row.e164.clone(), NumberView::from(row));
+        }
+    }
+    let held: HashMap<&str, &str> = numbers
+        .values()
+        .filter_map(|n| Some((n.user_id.as_deref()?, n.e164.as_str())))
+        .collect();
+    let users = rows
+        .into_iter()
+        .map(|row| {
+            let number = held.get(row.id.as_str()).map(|e164| e164.to_string());
+            (row.id.clone(), UserView::new(row, number))
+        })
+        .collect();
+    Ok((users, numbers))
+}
+
+/// Decides one item against the state the earlier items left, and on success moves that state
+/// on. Checks come in the single RPC's order: the user, the number, then the rules.
+fn decide(
+    caller_account: Option<&str>,
+    item: &AssignItem,
+    users: &mut HashMap<String, UserView>,
+    numbers: &mut HashMap<String, NumberView>,
+    now: DateTime<Utc>,
+) -> Result<UserView> {
+    let view = users
+        .get_mut(item.user_id.as_str())
+        .filter(|view| view.account_id == item.account_id.as_str())
+        .ok_or_else(|| user_not_found(&item.account_id, &item.user_id))?;
+    let number = numbers
+        .get_mut(item.number.as_str())
+        .filter(|number| exists_at(&number_state(number), now));
+    let number = match (caller_account, number) {
+        (None, Some(number)) => number,
+        (None, None) => return Err(not_found(item.number.as_str()).into()),
+        (Some(own), Some(number)) if visible_to(Some(own), number) => number,
+        (Some(_), _) => return Err(Error::outside_scope()),
+    };
+    let settings = telephony::assign(&view.line(), &number_state(number))?;
+    number.status = NumberStatus::Assigned;
+    number.account_id = Some(item.account_id.to_string());
+    number.user_id = Some(item.user_id.to_string());
+    number.associate_time = Some(now);
+    number.update_time = now;
+    view.phone_number = Some(item.number.to_string());
+    view.settings = settings;
+    view.update_time = now;
+    Ok(view.clone())
+}
+
+/// Writes the decided items: numbers, history periods, permissions, then their events.
+async fn write(
+    txn: &DatabaseTransaction,
+    use_case: &AssignNumbers,
+    decided: &[Decided<'_>],
+    now: DateTime<Utc>,
+) -> Result<Vec<crate::domain::change::ChangeEvent>> {
+    use phone_number::Column;
+    for chunk in decided.chunks(CHUNK) {
+        let mut holder = CaseStatement::new();
+        let mut account = CaseStatement::new();
+        for success in chunk {
+            let is_it = || Column::E164.eq(success.item.number.as_str());
+            holder = holder.case(is_it(), Expr::value(success.item.user_id.as_str()));
+            account = account.case(is_it(), Expr::value(success.item.account_id.as_str()));
+        }
+        // The unique index on user_id backs the rule up if two assignments ever race past it.
+        phone_number::Entity::update_many()
+            .set(phone_number::ActiveModel {
+                status: Set(NumberStatus::Assigned.into()),
+                associate_time: Set(Some(now)),
+                update_time: Set(now),
+                ..Default::default()
+            })
+            .col_expr(Column::UserId, holder.into())
+            .col_expr(Column::AccountId, account.into())
+            .filter(Column::E164.is_in(chunk.iter().map(|s| s.item.number.as_str())))
+            .exec(txn)
+            .await?;
+        open_periods(
+            txn,
+            chunk
+                .iter()
+                .map(|s| (&s.item.number, &s.item.account_id, &s.item.user_id)),
+            now,
+        )
+        .await?;
+        // One statement per distinct outcome (assigning always turns everything off).
+        let mut by_settings: Vec<(TelephonySettings, Vec<&str>)> = Vec::new();
+        for success in chunk {
+            let user_id = success.item.user_id.as_str();
+            match by_settings.iter_mut().find(|(s, _)| *s == success.settings) {
+                Some((_, users)) => users.push(user_id),
+                None => by_settings.push((success.settings, vec![user_id])),
+            }
+        }
+        for (settings, user_ids) in by_settings {
+            user::Entity::update_many()
+                .set(user::ActiveModel {
+                    inbound_calling: Set(settings.inbound_calling),
+                    outbound_calling: Set(settings.outbound_calling),
+                    sms: Set(settings.sms),
+                    update_time: Set(now),
+                    ..Default::default()
+                })
+                .filter(user::Column::Id.is_in(user_ids))
+                .exec(txn)
+                .await?;
+        }
+    }
+    append_changes(
+        txn,
+        decided
+            .iter()
+            .map(|success| NewChange {
+                account_id: success.item.account_id.clone(),
+                user_id: success.item.user_id.clone(),
+                kind: ChangeKind::PhoneNumberAssigned,
+                e164_phone_number: success.item.number.to_string(),
+                settings: success.settings,
+                actor: use_case.actor.clone(),
+            })
+            .collect(),
+    )
+    .await
+}
+
+/// The values in first-seen order, without repeats.
+fn distinct<'a>(values: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut seen = HashSet::new();
+    values.filter(|value| seen.insert(*value)).collect()
+}
+
+/// Chunks of two lists side by side, as long as the longer one needs.
+fn chunk_pairs<'a, 'b>(
+    left: &'a [&'b str],
+    right: &'a [&'b str],
+) -> impl Iterator<Item = (&'a [&'b str], &'a [&'b str])> {
+    let rounds = left.len().max(right.len()).div_ceil(CHUNK);
+    (0..rounds).map(move |round| {
+        let part = |list: &'a [&'b str]| {
+            let start = (round * CHUNK).min(list.len());
+            &list[start..(start + CHUNK).min(list.len())]
+        };
+        (part(left), part(right))
+    })
+}
