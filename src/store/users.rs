@@ -5,9 +5,10 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use sea_orm::sea_query::LockType;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, FromQueryResult, JoinType,
-    QueryFilter, QueryOrder, QuerySelect, Set,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set,
 };
 
 use super::Store;
@@ -131,13 +132,25 @@ pub(super) async fn find_user_view(
     account_id: &AccountId,
     user_id: &UserId,
 ) -> Result<Option<UserView>> {
-    let row = user::Entity::find_by_id(user_id.as_str())
+    read_user_view(conn, account_id, user_id, false).await
+}
+
+/// The query of [`find_user_view`]; with `lock`, the user's row (only: the number's side of the
+/// join may be empty) is locked until the transaction ends.
+async fn read_user_view(
+    conn: &impl ConnectionTrait,
+    account_id: &AccountId,
+    user_id: &UserId,
+    lock: bool,
+) -> Result<Option<UserView>> {
+    let mut query = user::Entity::find_by_id(user_id.as_str())
         .filter(user::Column::AccountId.eq(account_id.as_str()))
         .column_as(phone_number::Column::E164, "phone_number")
-        .join_rev(JoinType::LeftJoin, user_number())
-        .into_model::<UserWithNumber>()
-        .one(conn)
-        .await?;
+        .join_rev(JoinType::LeftJoin, user_number());
+    if lock {
+        QueryTrait::query(&mut query).lock_with_tables(LockType::Update, [user::Entity]);
+    }
+    let row = query.into_model::<UserWithNumber>().one(conn).await?;
     Ok(row.map(|r| {
         UserView::new(
             user::Model {
@@ -170,43 +183,15 @@ fn user_number() -> sea_orm::RelationDef {
         .into()
 }
 
-/// The user's row, locked until the transaction ends (decisions about one user are serialised).
-pub(super) async fn lock_user(
-    txn: &DatabaseTransaction,
-    account_id: &AccountId,
-    user_id: &UserId,
-) -> Result<user::Model> {
-    user::Entity::find_by_id(user_id.as_str())
-        .filter(user::Column::AccountId.eq(account_id.as_str()))
-        .lock_exclusive()
-        .one(txn)
-        .await?
-        .ok_or_else(|| user_not_found(account_id, user_id).into())
-}
-
-/// The E.164 of the number the user holds.
-pub(super) async fn number_of_user(
-    conn: &impl ConnectionTrait,
-    user_id: &UserId,
-) -> Result<Option<String>> {
-    Ok(phone_number::Entity::find()
-        .select_only()
-        .column(phone_number::Column::E164)
-        .filter(phone_number::Column::UserId.eq(user_id.as_str()))
-        .into_tuple::<String>()
-        .one(conn)
-        .await?)
-}
-
-/// The user, locked, with their number.
+/// The user, locked, with their number: one query.
 pub(super) async fn lock_user_view(
     txn: &DatabaseTransaction,
     account_id: &AccountId,
     user_id: &UserId,
 ) -> Result<UserView> {
-    let user = lock_user(txn, account_id, user_id).await?;
-    let phone_number = number_of_user(txn, user_id).await?;
-    Ok(UserView::new(user, phone_number))
+    read_user_view(txn, account_id, user_id, true)
+        .await?
+        .ok_or_else(|| user_not_found(account_id, user_id).into())
 }
 
 /// Writes the columns set in `model` to the user's row.
