@@ -46,6 +46,11 @@ const SECTIONS: &[(&str, &str, SectionFn)] = &[
         |run| Box::pin(sections::writes::run(run)),
     ),
     (
+        "replicas",
+        "PostgreSQL: LogoutUser from two instances on one database vs one; lock waits",
+        |run| Box::pin(sections::replicas::run(run)),
+    ),
+    (
         "watch",
         "one change to 10,000 WatchChanges streams; memory per idle watcher",
         |run| Box::pin(sections::watch::run(run)),

@@ -10,12 +10,13 @@ pub enum Figure {
     Latency(Duration),
     KiB(f64),
     MiB(f64),
+    Percent(f64),
 }
 
 impl Figure {
     fn value(self) -> f64 {
         match self {
-            Self::PerSecond(v) | Self::KiB(v) | Self::MiB(v) => v,
+            Self::PerSecond(v) | Self::KiB(v) | Self::MiB(v) | Self::Percent(v) => v,
             Self::Latency(d) => d.as_secs_f64() * 1000.0,
         }
     }
@@ -28,6 +29,7 @@ impl fmt::Display for Figure {
             Self::Latency(d) => write!(f, "{:.2} ms", d.as_secs_f64() * 1000.0),
             Self::KiB(v) => write!(f, "{v:.1} KiB"),
             Self::MiB(v) => write!(f, "{v:.1} MiB"),
+            Self::Percent(v) => write!(f, "{v:.1}%"),
         }
     }
 }
@@ -122,6 +124,7 @@ fn unit_of(figure: Figure) -> String {
         Figure::Latency(_) => " ms",
         Figure::KiB(_) => " KiB",
         Figure::MiB(_) => " MiB",
+        Figure::Percent(_) => "%",
     }
     .to_owned()
 }

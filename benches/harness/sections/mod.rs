@@ -4,6 +4,7 @@
 pub mod bulk;
 pub mod listing;
 pub mod reads;
+pub mod replicas;
 pub mod startup;
 pub mod watch;
 pub mod writes;
