@@ -1,11 +1,12 @@
-//! Assigning numbers to users, one or a thousand at a time, in a fixed number of statements.
+//! Assigning numbers to users and taking them back, one or a thousand at a time, in a fixed
+//! number of statements.
 //!
 //! The users and numbers of every item are read (and on PostgreSQL locked) in two queries; each
-//! item is then decided in order by `domain::telephony::assign` against the state the earlier
-//! items left, so that two items giving out one number, or one user twice, conflict as two
-//! requests would; the successes are written with set statements: the numbers, their history
-//! periods, the users' permissions, and their change events through the outbox.
-//! `AssignPhoneNumber` is this use case with one item; `BatchAssignPhoneNumbers` with many.
+//! item is then decided in order by `domain::telephony` against the state the earlier items
+//! left, so that two items giving out one number, or one user twice, conflict as two requests
+//! would; the successes are written with set statements: the numbers, their history periods,
+//! the users' permissions, and their change events through the outbox. `AssignPhoneNumber` and
+//! `UnassignPhoneNumber` are these use cases with one item; their batch RPCs with many.
 
 use std::collections::{HashMap, HashSet};
 
@@ -15,16 +16,16 @@ use sea_orm::{
     ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, Set,
 };
 
-use super::batch::{Apply, AssignItem, SetUseCase};
+use super::batch::{Apply, AssignItem, SetUseCase, UnassignItem};
 use super::entities::{phone_number, user};
-use super::history::open_periods;
+use super::history::{close_periods, open_periods};
 use super::outbox::append_changes;
 use super::phone_numbers::{not_found, number_state, visible_to};
 use super::sign_out::newest_sequence;
 use super::users::{UserView, user_not_found};
 use super::views::NumberView;
 use super::writer::TxnFuture;
-use crate::domain::change::{ChangeKind, NewChange};
+use crate::domain::change::{ChangeEvent, ChangeKind, NewChange};
 use crate::domain::phone_number::{NumberStatus, exists_at};
 use crate::domain::sign_out::SignOutPending;
 use crate::domain::telephony::{self, TelephonySettings};
@@ -71,7 +72,12 @@ async fn assign_all(
     apply: Apply,
 ) -> Result<Vec<Result<UserView>>> {
     let now = super::now();
-    let (mut users, mut numbers) = load_state(txn, &items).await?;
+    let (mut users, mut numbers) = load_state(
+        txn,
+        &distinct(items.iter().map(|item| item.user_id.as_str())),
+        &distinct(items.iter().map(|item| item.number.as_str())),
+    )
+    .await?;
     let mut outcomes = Vec::with_capacity(items.len());
     let mut decided = Vec::new();
     for item in &items {
@@ -106,8 +112,8 @@ async fn assign_all(
             .map(|n| (head + n, now))
             .collect()
     };
-    for (success, (sequence, time)) in decided.iter().zip(events) {
-        if let Ok(view) = &mut outcomes[success.outcome] {
+    for (&outcome, (sequence, time)) in succeeded.iter().zip(events) {
+        if let Ok(view) = &mut outcomes[outcome] {
             view.sign_out_pending = Some(SignOutPending::record(
                 view.sign_out_pending,
                 sequence,
@@ -118,13 +124,12 @@ async fn assign_all(
     Ok(outcomes)
 }
 
-/// The items' users (with the numbers they hold) and numbers, locked.
+/// The users (with the numbers they hold) and the numbers `e164s`, locked.
 async fn load_state(
     txn: &DatabaseTransaction,
-    items: &[&AssignItem],
+    user_ids: &[&str],
+    e164s: &[&str],
 ) -> Result<(HashMap<String, UserView>, HashMap<String, NumberView>)> {
-    let user_ids = distinct(items.iter().map(|item| item.user_id.as_str()));
-    let e164s = distinct(items.iter().map(|item| item.number.as_str()));
     let mut rows = Vec::new();
     for chunk in user_ids.chunks(CHUNK) {
         rows.extend(
@@ -137,7 +142,7 @@ async fn load_state(
     }
     let mut numbers = HashMap::new();
     // The numbers asked for, and those the users hold (one query per chunk of each).
-    for (e164s, user_ids) in chunk_pairs(&e164s, &user_ids) {
+    for (e164s, user_ids) in chunk_pairs(e164s, user_ids) {
         let found = phone_number::Entity::find()
             .filter(
                 Condition::any()
@@ -199,13 +204,13 @@ fn decide(
     Ok(view.clone())
 }
 
-/// Writes the decided items: numbers, history periods, permissions, then their events.
-async fn write(
+/// Writes the decided assignments: numbers, history periods, permissions, then their events.
+async fn write_assignments(
     txn: &DatabaseTransaction,
     use_case: &AssignNumbers,
     decided: &[Decided<'_>],
     now: DateTime<Utc>,
-) -> Result<Vec<crate::domain::change::ChangeEvent>> {
+) -> Result<Vec<ChangeEvent>> {
     use phone_number::Column;
     for chunk in decided.chunks(CHUNK) {
         let mut holder = CaseStatement::new();
@@ -236,28 +241,12 @@ async fn write(
             now,
         )
         .await?;
-        // One statement per distinct outcome (assigning always turns everything off).
-        let mut by_settings: Vec<(TelephonySettings, Vec<&str>)> = Vec::new();
-        for success in chunk {
-            let user_id = success.item.user_id.as_str();
-            match by_settings.iter_mut().find(|(s, _)| *s == success.settings) {
-                Some((_, users)) => users.push(user_id),
-                None => by_settings.push((success.settings, vec![user_id])),
-            }
-        }
-        for (settings, user_ids) in by_settings {
-            user::Entity::update_many()
-                .set(user::ActiveModel {
-                    inbound_calling: Set(settings.inbound_calling),
-                    outbound_calling: Set(settings.outbound_calling),
-                    sms: Set(settings.sms),
-                    update_time: Set(now),
-                    ..Default::default()
-                })
-                .filter(user::Column::Id.is_in(user_ids))
-                .exec(txn)
-                .await?;
-        }
+        write_settings(
+            txn,
+            chunk.iter().map(|s| (s.item.user_id.as_str(), s.settings)),
+            now,
+        )
+        .await?;
     }
     append_changes(
         txn,
@@ -274,6 +263,157 @@ async fn write(
             .collect(),
     )
     .await
+}
+
+/// Who takes numbers back: the key, the changes' actor.
+pub(super) struct UnassignNumbers {
+    pub actor: String,
+}
+
+impl SetUseCase for UnassignNumbers {
+    type Item = UnassignItem;
+    type Output = UserView;
+    const APPENDS_CHANGES: bool = true;
+
+    fn run_all<'a>(
+        &'a self,
+        txn: &'a DatabaseTransaction,
+        items: Vec<&'a UnassignItem>,
+        apply: Apply,
+    ) -> TxnFuture<'a, Vec<Result<UserView>>> {
+        Box::pin(unassign_all(txn, self, items, apply))
+    }
+}
+
+/// An item decided to succeed: the number it takes back.
+struct Released<'a> {
+    outcome: usize,
+    item: &'a UnassignItem,
+    e164: String,
+}
+
+async fn unassign_all(
+    txn: &DatabaseTransaction,
+    use_case: &UnassignNumbers,
+    items: Vec<&UnassignItem>,
+    apply: Apply,
+) -> Result<Vec<Result<UserView>>> {
+    let now = super::now();
+    let user_ids = distinct(items.iter().map(|item| item.user_id.as_str()));
+    let (mut users, _) = load_state(txn, &user_ids, &[]).await?;
+    let mut outcomes = Vec::with_capacity(items.len());
+    let mut released: Vec<Released<'_>> = Vec::new();
+    for item in &items {
+        let decided = users
+            .get_mut(item.user_id.as_str())
+            .filter(|view| view.account_id == item.account_id.as_str())
+            .ok_or_else(|| user_not_found(&item.account_id, &item.user_id).into())
+            .and_then(|view| {
+                let e164 = telephony::unassign(&view.line(), item.confirm)?;
+                view.phone_number = None;
+                view.settings = TelephonySettings::OFF;
+                view.update_time = now;
+                Ok((view.clone(), e164))
+            });
+        outcomes.push(match decided {
+            Ok((view, e164)) => {
+                released.push(Released {
+                    outcome: outcomes.len(),
+                    item,
+                    e164,
+                });
+                Ok(view)
+            }
+            Err(error) => Err(error),
+        });
+    }
+    let events = if apply.writes(items.len(), items.len() - released.len()) {
+        write_releases(txn, use_case, &released, now).await?
+    } else {
+        Vec::new()
+    };
+    let succeeded: Vec<usize> = released.iter().map(|success| success.outcome).collect();
+    record_pending(txn, &mut outcomes, &succeeded, events, now).await?;
+    Ok(outcomes)
+}
+
+/// Writes the decided releases: numbers back to the inventory, their periods closed,
+/// permissions off, then their events.
+async fn write_releases(
+    txn: &DatabaseTransaction,
+    use_case: &UnassignNumbers,
+    released: &[Released<'_>],
+    now: DateTime<Utc>,
+) -> Result<Vec<ChangeEvent>> {
+    for chunk in released.chunks(CHUNK) {
+        let e164s = || chunk.iter().map(|r| r.e164.as_str());
+        phone_number::Entity::update_many()
+            .set(phone_number::ActiveModel {
+                status: Set(NumberStatus::Unassigned.into()),
+                account_id: Set(None),
+                user_id: Set(None),
+                associate_time: Set(None),
+                update_time: Set(now),
+                ..Default::default()
+            })
+            .filter(phone_number::Column::E164.is_in(e164s()))
+            .exec(txn)
+            .await?;
+        close_periods(txn, e164s(), now).await?;
+        write_settings(
+            txn,
+            chunk
+                .iter()
+                .map(|r| (r.item.user_id.as_str(), TelephonySettings::OFF)),
+            now,
+        )
+        .await?;
+    }
+    append_changes(
+        txn,
+        released
+            .iter()
+            .map(|r| NewChange {
+                account_id: r.item.account_id.clone(),
+                user_id: r.item.user_id.clone(),
+                kind: ChangeKind::PhoneNumberUnassigned,
+                e164_phone_number: r.e164.clone(),
+                settings: TelephonySettings::OFF,
+                actor: use_case.actor.clone(),
+            })
+            .collect(),
+    )
+    .await
+}
+
+/// Writes each user's permissions: one statement per distinct outcome (assigning and
+/// unassigning always turn everything off).
+async fn write_settings<'a>(
+    txn: &DatabaseTransaction,
+    users: impl Iterator<Item = (&'a str, TelephonySettings)>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let mut by_settings: Vec<(TelephonySettings, Vec<&str>)> = Vec::new();
+    for (user_id, settings) in users {
+        match by_settings.iter_mut().find(|(s, _)| *s == settings) {
+            Some((_, users)) => users.push(user_id),
+            None => by_settings.push((settings, vec![user_id])),
+        }
+    }
+    for (settings, user_ids) in by_settings {
+        user::Entity::update_many()
+            .set(user::ActiveModel {
+                inbound_calling: Set(settings.inbound_calling),
+                outbound_calling: Set(settings.outbound_calling),
+                sms: Set(settings.sms),
+                update_time: Set(now),
+                ..Default::default()
+            })
+            .filter(user::Column::Id.is_in(user_ids))
+            .exec(txn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// The values in first-seen order, without repeats.

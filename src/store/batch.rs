@@ -10,11 +10,12 @@
 //! - validate only: every item runs, against the state the earlier items left, so conflicts
 //!   between items show as a real run would show them; then the whole batch is rolled back.
 //!
-//! Assignments and new users, the bulk work of an import, are set use cases instead
-//! ([`SetUseCase`]: `store::assignment`, `store::new_users`): every item is decided in order
-//! against the state the earlier items left, then the successes are written with a few set
-//! statements, so that a thousand items cost about as many statements as one. The answers are
-//! the same: best effort, atomic and dry runs are shaped by [`SetBatch`] as above.
+//! Assignments, unassignments and new users, the bulk work of imports and re-numberings, are
+//! set use cases instead ([`SetUseCase`]: `store::assignment`, `store::new_users`): every item
+//! is decided in order against the state the earlier items left, then the successes are written
+//! with a few set statements, so that a thousand items cost about as many statements as one.
+//! The answers are the same: best effort, atomic and dry runs are shaped by [`SetBatch`] as
+//! above.
 //!
 //! Items run in order, so their change events keep the items' order. An item's error is turned
 //! into its answer by the caller's encoder (the api's one status mapping), so that a batch with a
@@ -459,14 +460,10 @@ impl Store {
         options: BatchOptions,
         caller: Requester<'_>,
     ) -> Result<Vec<ItemResult<super::UserView>>> {
-        let items = commands(items, |item| super::telephony::UnassignPhoneNumber {
-            account_id: item.account_id,
-            user_id: item.user_id,
-            confirm: item.confirm,
-            idempotency: None,
+        let use_case = super::assignment::UnassignNumbers {
             actor: caller.key_id.to_owned(),
-        });
-        self.run_batch("BatchUnassignPhoneNumbers", items, options, caller)
+        };
+        self.run_set_batch("BatchUnassignPhoneNumbers", use_case, items, options, caller)
             .await
     }
 

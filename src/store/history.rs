@@ -39,16 +39,17 @@ pub(super) async fn open_periods(
     Ok(())
 }
 
-/// Inside the release's savepoint: the number's open period ends at `now`.
-pub(super) async fn close_period(
+/// Inside the release's savepoint: the open periods of `e164s` end at `now` (callers pass at
+/// most a few hundred numbers).
+pub(super) async fn close_periods<'a>(
     txn: &DatabaseTransaction,
-    e164: &str,
+    e164s: impl IntoIterator<Item = &'a str>,
     now: DateTime<Utc>,
 ) -> Result<()> {
     use phone_number_assignment::Column;
     phone_number_assignment::Entity::update_many()
         .col_expr(Column::UnassignTime, sea_orm::sea_query::Expr::value(now))
-        .filter(Column::E164.eq(e164))
+        .filter(Column::E164.is_in(e164s))
         .filter(Column::UnassignTime.is_null())
         .exec(txn)
         .await?;

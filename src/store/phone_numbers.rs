@@ -142,7 +142,7 @@ pub(super) async fn release_number(txn: &DatabaseTransaction, e164: &str) -> Res
     if updated.rows_affected == 0 {
         return Err(not_found(e164).into());
     }
-    super::history::close_period(txn, e164, now).await
+    super::history::close_periods(txn, [e164], now).await
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -5,8 +5,8 @@
 use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter};
 
 use super::Store;
-use super::assignment::AssignNumbers;
-use super::batch::{Apply, AssignItem, SetUseCase};
+use super::assignment::{AssignNumbers, UnassignNumbers};
+use super::batch::{Apply, AssignItem, SetUseCase, UnassignItem};
 use super::idempotency::{IdempotencyKey, remember, replay, scope_of};
 use super::outbox::append_change;
 use super::phone_numbers::release_number;
@@ -55,11 +55,9 @@ async fn assign_phone_number(
 }
 
 pub(super) struct UnassignPhoneNumber {
-    pub account_id: AccountId,
-    pub user_id: UserId,
-    pub confirm: bool,
+    pub use_case: UnassignNumbers,
+    pub item: UnassignItem,
     pub idempotency: Option<IdempotencyKey>,
-    pub actor: String,
 }
 
 impl Mutation for UnassignPhoneNumber {
@@ -71,8 +69,9 @@ impl Mutation for UnassignPhoneNumber {
     }
 }
 
-/// Takes the user's number back into the inventory; their permissions go back to off.
-pub(super) async fn unassign_phone_number(
+/// Takes the user's number back into the inventory; their permissions go back to off. The set
+/// use case of `store::assignment`, with one item.
+async fn unassign_phone_number(
     txn: &DatabaseTransaction,
     cmd: &UnassignPhoneNumber,
 ) -> Result<UserView> {
@@ -80,28 +79,12 @@ pub(super) async fn unassign_phone_number(
     if let Some(previous) = replay(txn, key).await? {
         return Ok(previous);
     }
-    let view = lock_user_view(txn, &cmd.account_id, &cmd.user_id).await?;
-    let released = telephony::unassign(&view.line(), cmd.confirm)?;
-    release_number(txn, &released).await?;
-    let mut result = write_settings(txn, view, TelephonySettings::OFF).await?;
-    result.phone_number = None;
-    let event = append_change(
-        txn,
-        NewChange {
-            account_id: cmd.account_id.clone(),
-            user_id: cmd.user_id.clone(),
-            kind: ChangeKind::PhoneNumberUnassigned,
-            e164_phone_number: released,
-            settings: TelephonySettings::OFF,
-            actor: cmd.actor.clone(),
-        },
-    )
-    .await?;
-    result.sign_out_pending = Some(SignOutPending::record(
-        result.sign_out_pending,
-        event.sequence,
-        event.occur_time,
-    ));
+    let result = cmd
+        .use_case
+        .run_all(txn, vec![&cmd.item], Apply::Successes)
+        .await?
+        .pop()
+        .ok_or_else(|| Error::Internal("an unassignment has no outcome".into()))??;
     remember(txn, key, &result).await?;
     Ok(result)
 }
@@ -216,13 +199,17 @@ impl Store {
         caller: Requester<'_>,
     ) -> Result<UserView> {
         self.write(UnassignPhoneNumber {
-            account_id: account_id.clone(),
-            user_id: user_id.clone(),
-            confirm,
+            use_case: UnassignNumbers {
+                actor: caller.key_id.to_owned(),
+            },
+            item: UnassignItem {
+                account_id: account_id.clone(),
+                user_id: user_id.clone(),
+                confirm,
+            },
             idempotency: idempotency_key(caller, request_id, "UnassignPhoneNumber", || {
                 format!("{account_id}/{user_id}/confirm={confirm}")
             }),
-            actor: caller.key_id.to_owned(),
         })
         .await
     }
