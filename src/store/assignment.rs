@@ -97,19 +97,37 @@ async fn assign_all(
         }
         outcomes.push(outcome);
     }
-    // Each success's sign-out state names its event, as stored or (dry run) as it would be.
-    let events: Vec<(u64, DateTime<Utc>)> = if decided.is_empty() {
+    let events = if apply.writes(items.len(), items.len() - decided.len()) {
+        write_assignments(txn, use_case, &decided, now).await?
+    } else {
         Vec::new()
-    } else if apply.writes(items.len(), items.len() - decided.len()) {
-        write(txn, use_case, &decided, now)
-            .await?
-            .into_iter()
-            .map(|event| (event.sequence, event.occur_time))
+    };
+    let succeeded: Vec<usize> = decided.iter().map(|success| success.outcome).collect();
+    record_pending(txn, &mut outcomes, &succeeded, events, now).await?;
+    Ok(outcomes)
+}
+
+/// Each success's sign-out state names its event: as written, or (nothing written: a dry run)
+/// as a real run would write it, after the log's head.
+async fn record_pending(
+    txn: &DatabaseTransaction,
+    outcomes: &mut [Result<UserView>],
+    succeeded: &[usize],
+    written: Vec<ChangeEvent>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    if succeeded.is_empty() {
+        return Ok(());
+    }
+    let events: Vec<(u64, DateTime<Utc>)> = if written.is_empty() {
+        let head = newest_sequence(txn).await?;
+        (1..=succeeded.len() as u64)
+            .map(|n| (head + n, now))
             .collect()
     } else {
-        let head = newest_sequence(txn).await?;
-        (1..=decided.len() as u64)
-            .map(|n| (head + n, now))
+        written
+            .into_iter()
+            .map(|event| (event.sequence, event.occur_time))
             .collect()
     };
     for (&outcome, (sequence, time)) in succeeded.iter().zip(events) {
@@ -121,7 +139,7 @@ async fn assign_all(
             ));
         }
     }
-    Ok(outcomes)
+    Ok(())
 }
 
 /// The users (with the numbers they hold) and the numbers `e164s`, locked.

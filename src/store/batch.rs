@@ -463,8 +463,14 @@ impl Store {
         let use_case = super::assignment::UnassignNumbers {
             actor: caller.key_id.to_owned(),
         };
-        self.run_set_batch("BatchUnassignPhoneNumbers", use_case, items, options, caller)
-            .await
+        self.run_set_batch(
+            "BatchUnassignPhoneNumbers",
+            use_case,
+            items,
+            options,
+            caller,
+        )
+        .await
     }
 
     pub async fn batch_update_telephony_settings(

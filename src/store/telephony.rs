@@ -9,13 +9,11 @@ use super::assignment::{AssignNumbers, UnassignNumbers};
 use super::batch::{Apply, AssignItem, SetUseCase, UnassignItem};
 use super::idempotency::{IdempotencyKey, remember, replay, scope_of};
 use super::outbox::append_change;
-use super::phone_numbers::release_number;
 use super::users::{UserView, lock_user_view, user_not_found, write_settings};
 use super::writer::{Mutation, TxnFuture};
 use crate::domain::change::{ChangeKind, NewChange};
 use crate::domain::ids::{AccountId, UserId};
 use crate::domain::phone_number::E164;
-use crate::domain::sign_out::SignOutPending;
 use crate::domain::telephony::{self, SettingsMask, TelephonySettings};
 use crate::error::{Error, Result};
 

@@ -212,7 +212,11 @@ impl Writer {
     /// Stops taking mutations, runs those already queued, and waits for the task to end.
     pub async fn close(&self) {
         self.stop.cancel();
-        let stopped = self.stopped.lock().ok().and_then(|mut stopped| stopped.take());
+        let stopped = self
+            .stopped
+            .lock()
+            .ok()
+            .and_then(|mut stopped| stopped.take());
         if let Some(stopped) = stopped
             && stopped.await.is_err()
         {

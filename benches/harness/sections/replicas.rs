@@ -36,7 +36,9 @@ pub async fn run(run: &Run) -> anyhow::Result<Vec<Row>> {
     let account_id = api::create_account(clients, "Replicas").await?;
     let mut users = Vec::with_capacity(2 * CALLERS);
     for i in 0..2 * CALLERS {
-        users.push(api::create_user(clients, &account_id, &format!("replica{i}@example.com")).await?);
+        users.push(
+            api::create_user(clients, &account_id, &format!("replica{i}@example.com")).await?,
+        );
     }
     let users = Arc::new(users);
     let logout = |bearer: Bearer, offset: usize| {
@@ -59,11 +61,27 @@ pub async fn run(run: &Run) -> anyhow::Result<Vec<Row>> {
     let on_second = api::connect(second.address, CONNECTIONS).await?;
 
     let sampler = LockSampler::start(&database).await?;
-    let alone = closed_loop(&on_first, STREAMS, run.budget, logout(clients.bearer.clone(), 0)).await?;
+    let alone = closed_loop(
+        &on_first,
+        STREAMS,
+        run.budget,
+        logout(clients.bearer.clone(), 0),
+    )
+    .await?;
     let waits_alone = sampler.take();
     let (a, b) = tokio::join!(
-        closed_loop(&on_first, STREAMS, run.budget, logout(clients.bearer.clone(), 0)),
-        closed_loop(&on_second, STREAMS, run.budget, logout(second.clients.bearer.clone(), CALLERS)),
+        closed_loop(
+            &on_first,
+            STREAMS,
+            run.budget,
+            logout(clients.bearer.clone(), 0)
+        ),
+        closed_loop(
+            &on_second,
+            STREAMS,
+            run.budget,
+            logout(second.clients.bearer.clone(), CALLERS)
+        ),
     );
     let waits_both = sampler.take();
     sampler.stop().await;
