@@ -31,6 +31,7 @@ pub async fn run(run: &Run) -> anyhow::Result<Vec<Row>> {
         return Ok(Vec::new());
     }
     let first = InProcess::start(&database, |_| {}).await?;
+    // The second instance finds the first one's key: both serve with it.
     let second = InProcess::start(&database, |_| {}).await?;
     let clients = &first.clients;
     let account_id = api::create_account(clients, "Replicas").await?;
@@ -80,7 +81,7 @@ pub async fn run(run: &Run) -> anyhow::Result<Vec<Row>> {
             &on_second,
             STREAMS,
             run.budget,
-            logout(second.clients.bearer.clone(), CALLERS)
+            logout(clients.bearer.clone(), CALLERS)
         ),
     );
     let waits_both = sampler.take();
