@@ -7,6 +7,7 @@ mod common;
 mod access_control;
 mod accounts;
 mod batch_numbers;
+mod batch_renumbering;
 mod batch_telephony;
 mod batch_users;
 mod changes;
