@@ -29,6 +29,7 @@ mod keys;
 mod new_users;
 mod orders;
 mod outbox;
+pub mod pg_nodelay;
 mod phone_numbers;
 mod sign_out;
 mod sqlite_planner;
@@ -257,6 +258,9 @@ fn connect_options(url: &str, max_connections: u32, acquire_timeout: Duration) -
             pool.after_connect(|connection, _| {
                 Box::pin(sqlite_planner::keep_plans_stable(connection))
             })
+        })
+        .map_sqlx_postgres_pool_opts(|pool| {
+            pool.after_connect(|connection, _| Box::pin(pg_nodelay::disable_nagle(connection)))
         });
     connect
 }

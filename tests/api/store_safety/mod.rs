@@ -6,6 +6,8 @@
 use telephony_admin::proto::PhoneNumber;
 
 mod order_locks;
+#[cfg(target_os = "linux")]
+mod pg_sockets;
 mod purges;
 mod tenants;
 
