@@ -117,14 +117,13 @@ impl Store {
         let db = Database::connect(connect_options(url, readers, options.acquire_timeout)).await?;
         // SQLite lets one writer in at a time: the writer gets a connection of its own so that
         // readers never wait for it. An in-memory database is one connection, shared.
-        let own_pool = db.get_database_backend() == DbBackend::Sqlite && !in_memory;
-        let write_db = if own_pool {
+        let write_db = if db.get_database_backend() == DbBackend::Sqlite && !in_memory {
             Database::connect(connect_options(url, 1, options.acquire_timeout)).await?
         } else {
             db.clone()
         };
         let committed = Arc::new(Notify::new());
-        let writer = Writer::start(write_db, options.writer, committed.clone(), own_pool);
+        let writer = Writer::start(write_db, options.writer, committed.clone());
         Ok(Self {
             db,
             writer,

@@ -115,70 +115,34 @@ const MAX_ATTEMPTS: u32 = 3;
 pub(crate) struct Writer {
     queue: mpsc::Sender<Box<dyn Queued>>,
     stop: CancellationToken,
-    /// Answered when the writer has stopped (or its thread could not start).
-    stopped: Arc<std::sync::Mutex<Option<oneshot::Receiver<()>>>>,
+    task: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
     stats: Arc<WriteStats>,
 }
 
 impl Writer {
-    /// Starts the writer task on `db`. `committed` is signalled after each commit that may
-    /// have written change events.
-    ///
-    /// With `own_thread` (`db` is a pool used by nothing else), the task runs on a thread of its
-    /// own: every statement's answer wakes it at once, instead of queueing it behind the RPCs
-    /// on the shared runtime's workers. A pool shared with other tasks stays on their runtime,
-    /// where its connections' I/O is driven.
-    pub fn start(
-        db: DatabaseConnection,
-        options: WriterOptions,
-        committed: Arc<Notify>,
-        own_thread: bool,
-    ) -> Self {
+    /// Starts the writer task on `db` (on SQLite: a pool of one connection used by nothing
+    /// else). `committed` is signalled after each commit that may have written change events.
+    pub fn start(db: DatabaseConnection, options: WriterOptions, committed: Arc<Notify>) -> Self {
         let max_batch = options.max_batch.max(1);
         let (queue, incoming) = mpsc::channel(max_batch.saturating_mul(8));
         let stop = CancellationToken::new();
         let stats = Arc::new(WriteStats::default());
-        let task = WriterTask {
-            db,
-            incoming,
-            max_batch,
-            gather: options.gather,
-            committed,
-            stats: stats.clone(),
-            carried: Vec::new(),
-        };
-        let (done, stopped) = oneshot::channel();
-        let token = stop.clone();
-        if own_thread {
-            let spawned = std::thread::Builder::new()
-                .name("database-writer".into())
-                .spawn(move || {
-                    match tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                    {
-                        Ok(runtime) => runtime.block_on(task.run(token)),
-                        Err(e) => {
-                            tracing::error!(error = %e, "cannot start the database writer's runtime")
-                        }
-                    }
-                    let _ = done.send(());
-                });
-            if let Err(e) = spawned {
-                // The task (and its queue) went with the closure: submissions answer
-                // ShuttingDown, and readiness checks report the database as failing.
-                tracing::error!(error = %e, "cannot start the database writer's thread");
+        let task = tokio::spawn(
+            WriterTask {
+                db,
+                incoming,
+                max_batch,
+                gather: options.gather,
+                committed,
+                stats: stats.clone(),
+                carried: Vec::new(),
             }
-        } else {
-            tokio::spawn(async move {
-                task.run(token).await;
-                let _ = done.send(());
-            });
-        }
+            .run(stop.clone()),
+        );
         Self {
             queue,
             stop,
-            stopped: Arc::new(std::sync::Mutex::new(Some(stopped))),
+            task: Arc::new(std::sync::Mutex::new(Some(task))),
             stats,
         }
     }
@@ -212,15 +176,11 @@ impl Writer {
     /// Stops taking mutations, runs those already queued, and waits for the task to end.
     pub async fn close(&self) {
         self.stop.cancel();
-        let stopped = self
-            .stopped
-            .lock()
-            .ok()
-            .and_then(|mut stopped| stopped.take());
-        if let Some(stopped) = stopped
-            && stopped.await.is_err()
+        let task = self.task.lock().ok().and_then(|mut task| task.take());
+        if let Some(task) = task
+            && let Err(e) = task.await
         {
-            tracing::error!("the database writer task failed");
+            tracing::error!(error = %e, "the database writer task failed");
         }
     }
 }
