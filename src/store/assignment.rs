@@ -12,9 +12,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{CaseStatement, Expr};
-use sea_orm::{
-    ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, Set,
-};
+use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, Set};
 
 use super::batch::{Apply, AssignItem, SetUseCase, UnassignItem};
 use super::entities::{phone_number, user};
@@ -22,7 +20,7 @@ use super::history::{close_periods, open_periods};
 use super::outbox::append_changes;
 use super::phone_numbers::{not_found, number_state, visible_to};
 use super::sign_out::newest_sequence;
-use super::users::{UserView, user_not_found};
+use super::users::{UserView, lock_user_views, user_not_found};
 use super::views::NumberView;
 use super::writer::TxnFuture;
 use crate::domain::change::{ChangeEvent, ChangeKind, NewChange};
@@ -142,31 +140,24 @@ async fn record_pending(
     Ok(())
 }
 
-/// The users (with the numbers they hold) and the numbers `e164s`, locked.
+/// The users (with the numbers they hold) and the numbers `e164s`, locked: a query for each
+/// chunk of users (with their numbers, joined) and, when numbers are asked for, one for each
+/// chunk of numbers.
 async fn load_state(
     txn: &DatabaseTransaction,
     user_ids: &[&str],
     e164s: &[&str],
 ) -> Result<(HashMap<String, UserView>, HashMap<String, NumberView>)> {
-    let mut rows = Vec::new();
+    let mut users = HashMap::with_capacity(user_ids.len());
     for chunk in user_ids.chunks(CHUNK) {
-        rows.extend(
-            user::Entity::find()
-                .filter(user::Column::Id.is_in(chunk.iter().copied()))
-                .lock_exclusive()
-                .all(txn)
-                .await?,
-        );
+        for view in lock_user_views(txn, chunk).await? {
+            users.insert(view.user_id.clone(), view);
+        }
     }
-    let mut numbers = HashMap::new();
-    // The numbers asked for, and those the users hold (one query per chunk of each).
-    for (e164s, user_ids) in chunk_pairs(e164s, user_ids) {
+    let mut numbers = HashMap::with_capacity(e164s.len());
+    for chunk in e164s.chunks(CHUNK) {
         let found = phone_number::Entity::find()
-            .filter(
-                Condition::any()
-                    .add(phone_number::Column::E164.is_in(e164s.iter().copied()))
-                    .add(phone_number::Column::UserId.is_in(user_ids.iter().copied())),
-            )
+            .filter(phone_number::Column::E164.is_in(chunk.iter().copied()))
             .lock_exclusive()
             .all(txn)
             .await?;
@@ -174,17 +165,6 @@ async fn load_state(
             numbers.insert(row.e164.clone(), NumberView::from(row));
         }
     }
-    let held: HashMap<&str, &str> = numbers
-        .values()
-        .filter_map(|n| Some((n.user_id.as_deref()?, n.e164.as_str())))
-        .collect();
-    let users = rows
-        .into_iter()
-        .map(|row| {
-            let number = held.get(row.id.as_str()).map(|e164| e164.to_string());
-            (row.id.clone(), UserView::new(row, number))
-        })
-        .collect();
     Ok((users, numbers))
 }
 
@@ -438,19 +418,4 @@ async fn write_settings<'a>(
 fn distinct<'a>(values: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
     let mut seen = HashSet::new();
     values.filter(|value| seen.insert(*value)).collect()
-}
-
-/// Chunks of two lists side by side, as long as the longer one needs.
-fn chunk_pairs<'a, 'b>(
-    left: &'a [&'b str],
-    right: &'a [&'b str],
-) -> impl Iterator<Item = (&'a [&'b str], &'a [&'b str])> {
-    let rounds = left.len().max(right.len()).div_ceil(CHUNK);
-    (0..rounds).map(move |round| {
-        let part = |list: &'a [&'b str]| {
-            let start = (round * CHUNK).min(list.len());
-            &list[start..(start + CHUNK).min(list.len())]
-        };
-        (part(left), part(right))
-    })
 }

@@ -151,7 +151,27 @@ async fn read_user_view(
         QueryTrait::query(&mut query).lock_with_tables(LockType::Update, [user::Entity]);
     }
     let row = query.into_model::<UserWithNumber>().one(conn).await?;
-    Ok(row.map(|r| {
+    Ok(row.map(UserWithNumber::into_view))
+}
+
+/// The users `user_ids` (of any account) with their numbers, their rows locked until the
+/// transaction ends: one query (callers pass at most a few hundred ids).
+pub(super) async fn lock_user_views(
+    txn: &DatabaseTransaction,
+    user_ids: &[&str],
+) -> Result<Vec<UserView>> {
+    let mut query = user::Entity::find()
+        .filter(user::Column::Id.is_in(user_ids.iter().copied()))
+        .column_as(phone_number::Column::E164, "phone_number")
+        .join_rev(JoinType::LeftJoin, user_number());
+    QueryTrait::query(&mut query).lock_with_tables(LockType::Update, [user::Entity]);
+    let rows = query.into_model::<UserWithNumber>().all(txn).await?;
+    Ok(rows.into_iter().map(UserWithNumber::into_view).collect())
+}
+
+impl UserWithNumber {
+    fn into_view(self) -> UserView {
+        let r = self;
         UserView::new(
             user::Model {
                 id: r.id,
@@ -171,7 +191,7 @@ async fn read_user_view(
             },
             r.phone_number,
         )
-    }))
+    }
 }
 
 /// users → phone_numbers on `phone_numbers.user_id = users.id`.
