@@ -15,12 +15,12 @@ use sea_orm::sea_query::{CaseStatement, Expr};
 use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, Set};
 
 use super::batch::{Apply, AssignItem, SetUseCase, UnassignItem};
-use super::entities::{phone_number, user};
+use super::entities::phone_number;
 use super::history::{close_periods, open_periods};
 use super::outbox::append_changes;
 use super::phone_numbers::{not_found, number_state, visible_to};
 use super::sign_out::newest_sequence;
-use super::users::{UserView, lock_user_views, user_not_found};
+use super::users::{UserView, lock_user_views, user_not_found, write_many_settings};
 use super::views::NumberView;
 use super::writer::TxnFuture;
 use crate::domain::change::{ChangeEvent, ChangeKind, NewChange};
@@ -239,7 +239,7 @@ async fn write_assignments(
             now,
         )
         .await?;
-        write_settings(
+        write_many_settings(
             txn,
             chunk.iter().map(|s| (s.item.user_id.as_str(), s.settings)),
             now,
@@ -358,7 +358,7 @@ async fn write_releases(
             .exec(txn)
             .await?;
         close_periods(txn, e164s(), now).await?;
-        write_settings(
+        write_many_settings(
             txn,
             chunk
                 .iter()
@@ -382,36 +382,6 @@ async fn write_releases(
             .collect(),
     )
     .await
-}
-
-/// Writes each user's permissions: one statement per distinct outcome (assigning and
-/// unassigning always turn everything off).
-async fn write_settings<'a>(
-    txn: &DatabaseTransaction,
-    users: impl Iterator<Item = (&'a str, TelephonySettings)>,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    let mut by_settings: Vec<(TelephonySettings, Vec<&str>)> = Vec::new();
-    for (user_id, settings) in users {
-        match by_settings.iter_mut().find(|(s, _)| *s == settings) {
-            Some((_, users)) => users.push(user_id),
-            None => by_settings.push((settings, vec![user_id])),
-        }
-    }
-    for (settings, user_ids) in by_settings {
-        user::Entity::update_many()
-            .set(user::ActiveModel {
-                inbound_calling: Set(settings.inbound_calling),
-                outbound_calling: Set(settings.outbound_calling),
-                sms: Set(settings.sms),
-                update_time: Set(now),
-                ..Default::default()
-            })
-            .filter(user::Column::Id.is_in(user_ids))
-            .exec(txn)
-            .await?;
-    }
-    Ok(())
 }
 
 /// The values in first-seen order, without repeats.

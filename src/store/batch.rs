@@ -10,8 +10,9 @@
 //! - validate only: every item runs, against the state the earlier items left, so conflicts
 //!   between items show as a real run would show them; then the whole batch is rolled back.
 //!
-//! Assignments, unassignments and new users, the bulk work of imports and re-numberings, are
-//! set use cases instead ([`SetUseCase`]: `store::assignment`, `store::new_users`): every item
+//! Assignments, unassignments, permission changes and new users, the bulk work of imports and
+//! re-numberings, are set use cases instead ([`SetUseCase`]: `store::assignment`,
+//! `store::permissions`, `store::new_users`): every item
 //! is decided in order against the state the earlier items left, then the successes are written
 //! with a few set statements, so that a thousand items cost about as many statements as one.
 //! The answers are the same: best effort, atomic and dry runs are shaped by [`SetBatch`] as
@@ -479,16 +480,17 @@ impl Store {
         options: BatchOptions,
         caller: Requester<'_>,
     ) -> Result<Vec<ItemResult<crate::domain::telephony::TelephonySettings>>> {
-        let items = commands(items, |item| super::telephony::UpdateTelephonySettings {
-            account_id: item.account_id,
-            user_id: item.user_id,
-            requested: item.requested,
-            mask: item.mask,
-            idempotency: None,
+        let use_case = super::permissions::UpdateSettings {
             actor: caller.key_id.to_owned(),
-        });
-        self.run_batch("BatchUpdateTelephonySettings", items, options, caller)
-            .await
+        };
+        self.run_set_batch(
+            "BatchUpdateTelephonySettings",
+            use_case,
+            items,
+            options,
+            caller,
+        )
+        .await
     }
 
     pub async fn batch_create_users(

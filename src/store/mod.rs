@@ -29,6 +29,7 @@ mod keys;
 mod new_users;
 mod orders;
 mod outbox;
+mod permissions;
 pub mod pg_nodelay;
 mod phone_numbers;
 mod sign_out;

@@ -6,15 +6,14 @@ use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter};
 
 use super::Store;
 use super::assignment::{AssignNumbers, UnassignNumbers};
-use super::batch::{Apply, AssignItem, SetUseCase, UnassignItem};
+use super::batch::{Apply, AssignItem, SetUseCase, SettingsItem, UnassignItem};
 use super::idempotency::{IdempotencyKey, remember, replay, scope_of};
-use super::outbox::append_change;
-use super::users::{UserView, lock_user_view, user_not_found, write_settings};
+use super::permissions::UpdateSettings;
+use super::users::{UserView, user_not_found};
 use super::writer::{Mutation, TxnFuture};
-use crate::domain::change::{ChangeKind, NewChange};
 use crate::domain::ids::{AccountId, UserId};
 use crate::domain::phone_number::E164;
-use crate::domain::telephony::{self, SettingsMask, TelephonySettings};
+use crate::domain::telephony::{SettingsMask, TelephonySettings};
 use crate::error::{Error, Result};
 
 pub(super) struct AssignPhoneNumber {
@@ -88,12 +87,9 @@ async fn unassign_phone_number(
 }
 
 pub(super) struct UpdateTelephonySettings {
-    pub account_id: AccountId,
-    pub user_id: UserId,
-    pub requested: TelephonySettings,
-    pub mask: SettingsMask,
+    pub use_case: UpdateSettings,
+    pub item: SettingsItem,
     pub idempotency: Option<IdempotencyKey>,
-    pub actor: String,
 }
 
 impl Mutation for UpdateTelephonySettings {
@@ -105,8 +101,9 @@ impl Mutation for UpdateTelephonySettings {
     }
 }
 
-/// Changes the permissions named by the mask; a change to the same values writes nothing.
-pub(super) async fn update_telephony_settings(
+/// Changes the permissions named by the mask; a change to the same values writes nothing. The
+/// set use case of `store::permissions`, with one item.
+async fn update_telephony_settings(
     txn: &DatabaseTransaction,
     cmd: &UpdateTelephonySettings,
 ) -> Result<TelephonySettings> {
@@ -114,28 +111,14 @@ pub(super) async fn update_telephony_settings(
     if let Some(previous) = replay(txn, key).await? {
         return Ok(previous);
     }
-    let view = lock_user_view(txn, &cmd.account_id, &cmd.user_id).await?;
-    let Some(updated) = telephony::update_settings(&view.line(), cmd.requested, cmd.mask)? else {
-        let unchanged = view.settings;
-        remember(txn, key, &unchanged).await?;
-        return Ok(unchanged);
-    };
-    let e164 = view.phone_number.clone().unwrap_or_default();
-    write_settings(txn, view, updated).await?;
-    append_change(
-        txn,
-        NewChange {
-            account_id: cmd.account_id.clone(),
-            user_id: cmd.user_id.clone(),
-            kind: ChangeKind::TelephonySettingsUpdated,
-            e164_phone_number: e164,
-            settings: updated,
-            actor: cmd.actor.clone(),
-        },
-    )
-    .await?;
-    remember(txn, key, &updated).await?;
-    Ok(updated)
+    let result = cmd
+        .use_case
+        .run_all(txn, vec![&cmd.item], Apply::Successes)
+        .await?
+        .pop()
+        .ok_or_else(|| Error::Internal("a settings change has no outcome".into()))??;
+    remember(txn, key, &result).await?;
+    Ok(result)
 }
 
 /// Who asks for a change: the key (for the change's actor) and its account, if it is scoped to
@@ -241,10 +224,15 @@ impl Store {
         caller: Requester<'_>,
     ) -> Result<TelephonySettings> {
         self.write(UpdateTelephonySettings {
-            account_id: account_id.clone(),
-            user_id: user_id.clone(),
-            requested,
-            mask,
+            use_case: UpdateSettings {
+                actor: caller.key_id.to_owned(),
+            },
+            item: SettingsItem {
+                account_id: account_id.clone(),
+                user_id: user_id.clone(),
+                requested,
+                mask,
+            },
             idempotency: idempotency_key(caller, request_id, "UpdateTelephonySettings", || {
                 format!(
                     "{account_id}/{user_id}/{}{}{}/{}{}{}",
@@ -256,7 +244,6 @@ impl Store {
                     u8::from(mask.sms)
                 )
             }),
-            actor: caller.key_id.to_owned(),
         })
         .await
     }

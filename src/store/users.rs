@@ -214,6 +214,37 @@ pub(super) async fn lock_user_view(
         .ok_or_else(|| user_not_found(account_id, user_id).into())
 }
 
+/// Writes each user's permissions: one statement per distinct outcome (assigning and
+/// unassigning always turn everything off; updates have at most eight), for at most a few
+/// hundred users.
+pub(super) async fn write_many_settings<'a>(
+    txn: &DatabaseTransaction,
+    users: impl Iterator<Item = (&'a str, TelephonySettings)>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let mut by_settings: Vec<(TelephonySettings, Vec<&str>)> = Vec::new();
+    for (user_id, settings) in users {
+        match by_settings.iter_mut().find(|(s, _)| *s == settings) {
+            Some((_, users)) => users.push(user_id),
+            None => by_settings.push((settings, vec![user_id])),
+        }
+    }
+    for (settings, user_ids) in by_settings {
+        user::Entity::update_many()
+            .set(user::ActiveModel {
+                inbound_calling: Set(settings.inbound_calling),
+                outbound_calling: Set(settings.outbound_calling),
+                sms: Set(settings.sms),
+                update_time: Set(now),
+                ..Default::default()
+            })
+            .filter(user::Column::Id.is_in(user_ids))
+            .exec(txn)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Writes the columns set in `model` to the user's row.
 async fn update_user_row(
     txn: &DatabaseTransaction,
@@ -226,28 +257,6 @@ async fn update_user_row(
         .exec(txn)
         .await?;
     Ok(())
-}
-
-/// Writes the user's permissions; returns the user as now stored.
-pub(super) async fn write_settings(
-    txn: &DatabaseTransaction,
-    view: UserView,
-    settings: TelephonySettings,
-) -> Result<UserView> {
-    let now = super::now();
-    let model = user::ActiveModel {
-        inbound_calling: Set(settings.inbound_calling),
-        outbound_calling: Set(settings.outbound_calling),
-        sms: Set(settings.sms),
-        update_time: Set(now),
-        ..Default::default()
-    };
-    update_user_row(txn, &view.user_id, model).await?;
-    Ok(UserView {
-        settings,
-        update_time: now,
-        ..view
-    })
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,16 +2,19 @@
 //! BatchUnassignPhoneNumbers (one user named twice, one unknown), then new numbers given out in
 //! one BatchAssignPhoneNumbers. Each item answers as the single RPC would; every release emits
 //! its event in item order, closes the number's history period and leaves the user's sign-out
-//! pending since their first unacknowledged change.
+//! pending since their first unacknowledged change. Then the permissions of all of them in one
+//! BatchUpdateTelephonySettings, one user twice and one change to the same values.
 
 use telephony_admin::proto::{
-    BatchAssignPhoneNumbersRequest, BatchUnassignPhoneNumbersRequest, ChangeKind,
-    ListPhoneNumberAssignmentsRequest, batch_assign_phone_numbers_request::Item as Assignment,
+    BatchAssignPhoneNumbersRequest, BatchUnassignPhoneNumbersRequest,
+    BatchUpdateTelephonySettingsRequest, ChangeKind, ListPhoneNumberAssignmentsRequest,
+    TelephonySettings, batch_assign_phone_numbers_request::Item as Assignment,
+    batch_update_telephony_settings_request::Item as SettingsChange,
 };
 use tonic::Code;
 
 use crate::common::batch::{block, bulk_users, code_of, rpc_status};
-use crate::common::fixtures::UNKNOWN_ID;
+use crate::common::fixtures::{UNKNOWN_ID, mask};
 use crate::common::{Backend, TestApp, spawn_app};
 
 const USERS: usize = 300;
@@ -35,10 +38,8 @@ async fn assign_all(app: &TestApp, account_id: &str, user_ids: &[String], number
         .expect("the batch is answered")
         .into_inner()
         .results;
-    assert!(
-        results.iter().all(|r| code_of(&r.status) == Code::Ok),
-        "{results:?}"
-    );
+    let failed = results.iter().find(|r| code_of(&r.status) != Code::Ok);
+    assert!(failed.is_none(), "{failed:?}");
 }
 
 async fn a_renumbering_takes_back_and_gives_out_hundreds_of_numbers(backend: Backend) {
@@ -137,4 +138,77 @@ async fn a_renumbering_takes_back_and_gives_out_hundreds_of_numbers(backend: Bac
     assign_all(&app, &account.account_id, &others, &old[..3]).await;
 }
 
-on_both_databases!(a_renumbering_takes_back_and_gives_out_hundreds_of_numbers);
+async fn hundreds_of_permission_changes_apply_in_item_order(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let account = app.create_account("Permissions").await;
+    let user_ids: Vec<String> = bulk_users(&app, &account.account_id, "perm", USERS)
+        .await
+        .into_iter()
+        .map(|u| u.user_id)
+        .collect();
+    let numbers = block(7000, USERS);
+    app.order_business_numbers(&numbers).await;
+    assign_all(&app, &account.account_id, &user_ids, &numbers).await;
+    let before = app.all_changes(&account.account_id, "").await.len();
+
+    let on = TelephonySettings {
+        inbound_calling: true,
+        outbound_calling: true,
+        sms: true,
+    };
+    let change = |user_id: &str, fields: &[&str]| SettingsChange {
+        user_id: user_id.into(),
+        telephony_settings: Some(on),
+        update_mask: Some(mask(fields)),
+    };
+    let mut items: Vec<SettingsChange> = user_ids.iter().map(|u| change(u, &["sms"])).collect();
+    items.push(change(&user_ids[0], &["inbound_calling"])); // on top of item 0's change
+    items.push(change(&user_ids[1], &["sms"])); // the same values again: no change
+    let results = app
+        .telephony()
+        .batch_update_telephony_settings(BatchUpdateTelephonySettingsRequest {
+            account_id: account.account_id.clone(),
+            items,
+            ..Default::default()
+        })
+        .await
+        .expect("the batch is answered")
+        .into_inner()
+        .results;
+    assert!(results.iter().all(|r| code_of(&r.status) == Code::Ok));
+    let sms_only = TelephonySettings {
+        sms: true,
+        ..Default::default()
+    };
+    assert_eq!(results[1].telephony_settings, Some(sms_only));
+    assert_eq!(
+        results[USERS].telephony_settings,
+        Some(TelephonySettings {
+            inbound_calling: true,
+            ..sms_only
+        })
+    );
+    assert_eq!(results[USERS + 1].telephony_settings, Some(sms_only));
+    let user = app.get_user(&account.account_id, &user_ids[0]).await;
+    assert_eq!(
+        user.telephony_settings, results[USERS].telephony_settings,
+        "the last item for a user is what is stored"
+    );
+
+    // One event per effective change, in item order: none for the change to the same values.
+    let events: Vec<_> = app.all_changes(&account.account_id, "").await[before..]
+        .iter()
+        .map(|e| {
+            let settings = e.telephony_settings.expect("an event has settings");
+            (e.user_id.clone(), settings.sms, settings.inbound_calling)
+        })
+        .collect();
+    let mut expected: Vec<_> = user_ids.iter().map(|u| (u.clone(), true, false)).collect();
+    expected.push((user_ids[0].clone(), true, true));
+    assert_eq!(events, expected);
+}
+
+on_both_databases!(
+    a_renumbering_takes_back_and_gives_out_hundreds_of_numbers,
+    hundreds_of_permission_changes_apply_in_item_order,
+);
