@@ -18,7 +18,7 @@
 //! | [`codec`] | the protobuf codec of every service: prost's, with a small per-stream encode buffer |
 //! | [`proto`] | the gRPC contract: messages, clients and descriptor set from the `telephony-admin-api` crate (which other services use alone), and the service traits |
 //! | [`domain`] | the rules, without I/O: ids, e-mail addresses, names and numbers as types parsed once at the edge; assignment, permissions, notices, who still has to sign out |
-//! | [`store`] | SeaORM entities (enum columns derived), migrations, the repository, page tokens, batches of use cases in one mutation; answers with read models, rows never leave it |
+//! | [`store`] | SeaORM entities (enum columns derived), migrations, the repository, page tokens, the group-commit writer, set use cases (one item or a thousand in a few statements) and batches; answers with read models, rows never leave it |
 //! | [`api`] | one tonic service per file (their batch RPCs in [`api::batch`]); authentication with a cache of verified keys; errors → `Status` in [`api::status`] |
 //! | [`events`] | the change hub and the watch streams |
 //! | [`delivery`] | push delivery of change events: webhooks and e-mail to users, with cursors, retries and leases |

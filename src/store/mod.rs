@@ -5,7 +5,10 @@
 //! (a function over a transaction) with its already validated input, run by the one writer task
 //! of the process inside a savepoint of a shared transaction (group commit). Every change that a
 //! user must hear of writes its change event (the outbox row) in that same savepoint, so the
-//! change and its event commit or vanish together.
+//! change and its event commit or vanish together. The use cases of bulk work (assigning and
+//! taking back numbers, permissions, new users) are set use cases ([`batch::SetUseCase`]): they
+//! read the state of all their items in a query or two, decide each item in order, and write
+//! the successes with a few set statements; their single RPCs run them with one item.
 //!
 //! SQLite (the default, one file) and PostgreSQL (for several replicas) are both supported. On
 //! SQLite the writer has a connection of its own, so reads never wait behind writes, and begins
