@@ -1,7 +1,8 @@
 //! Persistence: SeaORM entities, migrations and the repository. Rows stay here: the store
 //! answers with the read models of [`views`] (and the domain's types), never with an entity.
 //!
-//! Reads run on a pool of reader connections. Every write is a [`writer::Mutation`]: a use case
+//! Reads run on a pool of reader connections; on a SQLite file, GetUser's query runs on the
+//! calling thread instead (see `sqlite_reads`). Every write is a [`writer::Mutation`]: a use case
 //! (a function over a transaction) with its already validated input, run by the one writer task
 //! of the process inside a savepoint of a shared transaction (group commit). Every change that a
 //! user must hear of writes its change event (the outbox row) in that same savepoint, so the
