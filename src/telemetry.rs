@@ -66,9 +66,8 @@ pub fn init(
     // Writing to stdout from the request path would make every RPC wait for the terminal or
     // the log collector; a background thread writes instead. When it falls 128k lines behind,
     // lines are dropped rather than requests stalled.
-    let (writer, log_writer) =
-        log_queue::log_queue(std::io::stdout(), log_queue::MAX_QUEUED_LINES)
-            .context("cannot start the log writer thread")?;
+    let (writer, log_writer) = log_queue::log_queue(std::io::stdout(), log_queue::MAX_QUEUED_LINES)
+        .context("cannot start the log writer thread")?;
     let text = (format == LogFormat::Text)
         .then(|| fmt::layer().with_target(false).with_writer(writer.clone()));
     let json = (format == LogFormat::Json).then(|| {

@@ -15,6 +15,7 @@ use std::ffi::{CStr, CString, c_int};
 use std::path::Path;
 use std::ptr::{self, NonNull};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Utc};
 use libsqlite3_sys as ffi;
@@ -39,6 +40,9 @@ pub(super) struct DirectReads {
     path: CString,
     idle: Mutex<Vec<Reader>>,
     max_idle: usize,
+    /// Set when a connection could not be opened or the query not prepared: that would not
+    /// change from one call to the next, so every read goes to the pool from then on.
+    disabled: AtomicBool,
 }
 
 impl DirectReads {
@@ -50,6 +54,7 @@ impl DirectReads {
             path,
             idle: Mutex::new(Vec::new()),
             max_idle,
+            disabled: AtomicBool::new(false),
         })
     }
 
@@ -60,12 +65,34 @@ impl DirectReads {
         account_id: &AccountId,
         user_id: &UserId,
     ) -> Option<Option<UserView>> {
-        let reader = self.take().or_else(|| Reader::open(&self.path))?;
-        let answer = reader.user_view(user_id.as_str(), account_id.as_str());
-        if answer.is_some() {
-            self.put_back(reader);
+        if self.disabled.load(Ordering::Relaxed) {
+            return None;
         }
-        answer
+        let reader = match self.take() {
+            Some(reader) => reader,
+            None => match Reader::open(&self.path) {
+                Ok(reader) => reader,
+                Err(error) => {
+                    if !self.disabled.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(%error, "cannot read users directly from the SQLite file; reading them through the pool");
+                    }
+                    return None;
+                }
+            },
+        };
+        match reader.user_view(user_id.as_str(), account_id.as_str()) {
+            Step::Answered(user) => {
+                self.put_back(reader);
+                Some(user)
+            }
+            // This row only, or nothing that says the connection is at fault.
+            Step::Unreadable => {
+                self.put_back(reader);
+                None
+            }
+            // Busy or failing: a fresh connection next time.
+            Step::Failed => None,
+        }
     }
 
     /// Closes the idle connections (the store is closing).
@@ -99,8 +126,17 @@ struct Reader {
 // move between threads as long as one thread uses it at a time, which owning it guarantees.
 unsafe impl Send for Reader {}
 
+/// What one run of the query gave.
+enum Step {
+    Answered(Option<UserView>),
+    /// A row in a form this path does not read.
+    Unreadable,
+    /// SQLite answered with an error (e.g. busy).
+    Failed,
+}
+
 impl Reader {
-    fn open(path: &CStr) -> Option<Self> {
+    fn open(path: &CStr) -> Result<Self, String> {
         let mut db = ptr::null_mut();
         // SAFETY: `path` is NUL-terminated; `db` receives the handle (or one to close on error).
         let code = unsafe {
@@ -111,26 +147,33 @@ impl Reader {
                 ptr::null(),
             )
         };
-        let db = NonNull::new(db)?;
-        let close = |db: NonNull<ffi::sqlite3>| {
-            // SAFETY: `db` came from sqlite3_open_v2 and has no statement yet.
+        let db = NonNull::new(db).ok_or("out of memory")?;
+        let close = |db: NonNull<ffi::sqlite3>, step: &str| {
+            // SAFETY: `db` came from sqlite3_open_v2 and has no statement yet; the message is
+            // read before the handle closes.
+            let message = unsafe { CStr::from_ptr(ffi::sqlite3_errmsg(db.as_ptr())) }
+                .to_string_lossy()
+                .into_owned();
+            // SAFETY: as above.
             unsafe { ffi::sqlite3_close(db.as_ptr()) };
-            None
+            Err(format!("{step}: {message}"))
         };
+        if code != ffi::SQLITE_OK {
+            return close(db, "open");
+        }
         // Nothing here writes; query_only makes sure of it.
         // SAFETY: `db` is open; the SQL is NUL-terminated; no callback.
-        if code != ffi::SQLITE_OK
-            || unsafe {
-                ffi::sqlite3_exec(
-                    db.as_ptr(),
-                    c"PRAGMA query_only = ON".as_ptr(),
-                    None,
-                    ptr::null_mut(),
-                    ptr::null_mut(),
-                )
-            } != ffi::SQLITE_OK
+        if unsafe {
+            ffi::sqlite3_exec(
+                db.as_ptr(),
+                c"PRAGMA query_only = ON".as_ptr(),
+                None,
+                ptr::null_mut(),
+                ptr::null_mut(),
+            )
+        } != ffi::SQLITE_OK
         {
-            return close(db);
+            return close(db, "query_only");
         }
         let mut statement = ptr::null_mut();
         // SAFETY: `db` is open; the SQL is NUL-terminated (-1: up to the NUL).
@@ -145,22 +188,25 @@ impl Reader {
             )
         };
         match NonNull::new(statement) {
-            Some(user_view) if code == ffi::SQLITE_OK => Some(Self { db, user_view }),
-            _ => close(db),
+            Some(user_view) if code == ffi::SQLITE_OK => Ok(Self { db, user_view }),
+            _ => close(db, "prepare"),
         }
     }
 
-    /// Runs the query once; `None` on any failure (the reader should then be dropped).
-    fn user_view(&self, user_id: &str, account_id: &str) -> Option<Option<UserView>> {
+    /// Runs the query once.
+    fn user_view(&self, user_id: &str, account_id: &str) -> Step {
         let statement = Statement(self.user_view);
-        statement.bind(1, user_id)?;
-        statement.bind(2, account_id)?;
+        if statement.bind(1, user_id).is_none() || statement.bind(2, account_id).is_none() {
+            return Step::Failed;
+        }
         // SAFETY: the statement is prepared and its parameters bound to strings that outlive
         // the step (`Statement` resets it, and so clears them, when it drops).
         match unsafe { ffi::sqlite3_step(statement.0.as_ptr()) } {
-            ffi::SQLITE_DONE => Some(None),
-            ffi::SQLITE_ROW => statement.user_view().map(Some),
-            _ => None,
+            ffi::SQLITE_DONE => Step::Answered(None),
+            ffi::SQLITE_ROW => statement
+                .user_view()
+                .map_or(Step::Unreadable, |user| Step::Answered(Some(user))),
+            _ => Step::Failed,
         }
     }
 }
@@ -262,7 +308,8 @@ impl Statement {
         // requires) their length.
         unsafe {
             let text = ffi::sqlite3_column_text(self.0.as_ptr(), column);
-            let length = usize::try_from(ffi::sqlite3_column_bytes(self.0.as_ptr(), column)).ok()?;
+            let length =
+                usize::try_from(ffi::sqlite3_column_bytes(self.0.as_ptr(), column)).ok()?;
             if text.is_null() {
                 return Some("");
             }
@@ -303,7 +350,10 @@ mod tests {
     #[tokio::test]
     async fn the_direct_read_answers_as_the_pool_does() {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("reads.db").display());
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("reads.db").display()
+        );
         let store = Store::connect(&url, StoreOptions::default())
             .await
             .expect("connect");
@@ -337,11 +387,14 @@ mod tests {
             .assign_phone_number(&account_id, &with_number, &number, None, caller)
             .await
             .expect("assign");
-        let other_account = AccountId::parse("account_id", &uuid::Uuid::new_v4().to_string())
-            .expect("id");
+        let other_account =
+            AccountId::parse("account_id", &uuid::Uuid::new_v4().to_string()).expect("id");
         let unknown = UserId::parse("user_id", &uuid::Uuid::new_v4().to_string()).expect("id");
 
-        let direct = store.direct.as_ref().expect("direct reads on a SQLite file");
+        let direct = store
+            .direct
+            .as_ref()
+            .expect("direct reads on a SQLite file");
         for (account_id, user_id) in [
             (&account_id, &with_number),
             (&account_id, &without),
@@ -359,5 +412,18 @@ mod tests {
             .flatten()
             .expect("the user");
         assert_eq!(held.phone_number.as_deref(), Some("+12065550100"));
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_opened_leaves_every_read_to_the_pool() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let reads =
+            DirectReads::new(&dir.path().join("missing").join("db.sqlite")).expect("a path");
+        let account_id =
+            AccountId::parse("account_id", &uuid::Uuid::new_v4().to_string()).expect("id");
+        let user_id = UserId::parse("user_id", &uuid::Uuid::new_v4().to_string()).expect("id");
+        assert_eq!(reads.user_view(&account_id, &user_id), None);
+        assert!(reads.disabled.load(Ordering::Relaxed));
+        assert_eq!(reads.user_view(&account_id, &user_id), None);
     }
 }
