@@ -182,7 +182,7 @@ impl Reader {
                 db.as_ptr(),
                 USER_VIEW.as_ptr(),
                 -1,
-                ffi::SQLITE_PREPARE_PERSISTENT as u32,
+                ffi::SQLITE_PREPARE_PERSISTENT,
                 &mut statement,
                 ptr::null_mut(),
             )
