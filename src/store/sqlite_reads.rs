@@ -95,8 +95,9 @@ impl DirectReads {
         }
     }
 
-    /// Closes the idle connections (the store is closing).
+    /// Closes the idle connections; later reads go to the pool, which is closing too.
     pub(super) fn close(&self) {
+        self.disabled.store(true, Ordering::Relaxed);
         self.idle_list().clear();
     }
 
