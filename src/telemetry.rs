@@ -24,7 +24,6 @@ use tower::{Layer, Service};
 use tower_http::classify::{GrpcErrorsAsFailures, SharedClassifier};
 use tower_http::trace::{MakeSpan, OnResponse, TraceLayer};
 use tracing::{Span, field::Empty};
-use tracing_appender::non_blocking::WorkerGuard;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::{EnvFilter, fmt, layer::SubscriberExt, util::SubscriberInitExt};
 
@@ -37,9 +36,11 @@ const SERVICE_NAME: &str = "telephony-admin";
 /// Whether spans are exported (and so worth parenting and tagging with their trace id).
 static EXPORTING: AtomicBool = AtomicBool::new(false);
 
+mod log_queue;
+
 /// Keeps the log writer and the trace exporter alive; dropping it flushes both.
 pub struct TelemetryGuard {
-    _log_writer: Option<WorkerGuard>,
+    _log_writer: Option<log_queue::LogQueueGuard>,
     tracer_provider: Option<SdkTracerProvider>,
 }
 
@@ -65,7 +66,8 @@ pub fn init(
     // Writing to stdout from the request path would make every RPC wait for the terminal or
     // the log collector; a background thread writes instead. When it falls 128k lines behind,
     // lines are dropped rather than requests stalled.
-    let (writer, log_writer) = tracing_appender::non_blocking(std::io::stdout());
+    let (writer, log_writer) = log_queue::log_queue(std::io::stdout(), log_queue::MAX_QUEUED_LINES)
+        .context("cannot start the log writer thread")?;
     let text = (format == LogFormat::Text)
         .then(|| fmt::layer().with_target(false).with_writer(writer.clone()));
     let json = (format == LogFormat::Json).then(|| {

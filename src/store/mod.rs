@@ -1,7 +1,8 @@
 //! Persistence: SeaORM entities, migrations and the repository. Rows stay here: the store
 //! answers with the read models of [`views`] (and the domain's types), never with an entity.
 //!
-//! Reads run on a pool of reader connections. Every write is a [`writer::Mutation`]: a use case
+//! Reads run on a pool of reader connections; on a SQLite file, GetUser's query runs on the
+//! calling thread instead (see `sqlite_reads`). Every write is a [`writer::Mutation`]: a use case
 //! (a function over a transaction) with its already validated input, run by the one writer task
 //! of the process inside a savepoint of a shared transaction (group commit). Every change that a
 //! user must hear of writes its change event (the outbox row) in that same savepoint, so the
@@ -37,6 +38,7 @@ pub mod pg_nodelay;
 mod phone_numbers;
 mod sign_out;
 mod sqlite_planner;
+mod sqlite_reads;
 mod telephony;
 mod users;
 mod views;
@@ -106,6 +108,8 @@ pub struct Store {
     /// Admits as many change-log state reads at a time as there are reader connections (see
     /// `Store::change_log_state`).
     state_reads: Arc<tokio::sync::Semaphore>,
+    /// GetUser's query without the pool's thread hop, on a SQLite file.
+    direct: Option<Arc<sqlite_reads::DirectReads>>,
 }
 
 impl Store {
@@ -128,6 +132,13 @@ impl Store {
         };
         let committed = Arc::new(Notify::new());
         let writer = Writer::start(write_db, options.writer, committed.clone());
+        let direct = (db.get_database_backend() == DbBackend::Sqlite && !in_memory)
+            .then(|| {
+                let options = db.get_sqlite_connection_pool().connect_options();
+                sqlite_reads::DirectReads::new(options.get_filename())
+            })
+            .flatten()
+            .map(Arc::new);
         Ok(Self {
             db,
             writer,
@@ -135,6 +146,7 @@ impl Store {
             committed,
             revoked: Arc::default(),
             state_reads: Arc::new(tokio::sync::Semaphore::new(readers as usize)),
+            direct,
         })
     }
 
@@ -223,8 +235,21 @@ impl Store {
 
     /// Lets the writer finish what is queued, then closes the connections.
     pub async fn close(self) -> Result<(), DbErr> {
+        if let Some(direct) = &self.direct {
+            direct.close();
+        }
         self.writer.close().await;
         self.db.close().await
+    }
+
+    /// GetUser's row read on the calling thread (SQLite files): `None` when that cannot answer
+    /// and the pool must.
+    fn direct_user_view(
+        &self,
+        account_id: &crate::domain::ids::AccountId,
+        user_id: &crate::domain::ids::UserId,
+    ) -> Option<Option<UserView>> {
+        self.direct.as_ref()?.user_view(account_id, user_id)
     }
 
     fn deletion_queue_period(&self) -> chrono::Duration {

@@ -414,9 +414,11 @@ impl Store {
 
     /// One indexed query on a reader.
     pub async fn get_user(&self, account_id: &AccountId, user_id: &UserId) -> Result<UserView> {
-        find_user_view(self.connection(), account_id, user_id)
-            .await?
-            .ok_or_else(|| user_not_found(account_id, user_id).into())
+        let found = match self.direct_user_view(account_id, user_id) {
+            Some(found) => found,
+            None => find_user_view(self.connection(), account_id, user_id).await?,
+        };
+        found.ok_or_else(|| user_not_found(account_id, user_id).into())
     }
 
     /// Users of an account in creation order, or the one with `email`; with
