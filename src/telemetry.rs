@@ -24,6 +24,7 @@ use tower::{Layer, Service};
 use tower_http::classify::{GrpcErrorsAsFailures, SharedClassifier};
 use tower_http::trace::{MakeSpan, OnResponse, TraceLayer};
 use tracing::{Span, field::Empty};
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::{EnvFilter, fmt, layer::SubscriberExt, util::SubscriberInitExt};
 
@@ -33,14 +34,15 @@ use crate::metrics;
 /// The service name traces are exported under.
 const SERVICE_NAME: &str = "telephony-admin";
 
+/// Log lines waiting for the writer thread at most: several seconds of RPCs at full speed.
+const LOG_LINES_QUEUED: usize = 16_384;
+
 /// Whether spans are exported (and so worth parenting and tagging with their trace id).
 static EXPORTING: AtomicBool = AtomicBool::new(false);
 
-mod log_queue;
-
 /// Keeps the log writer and the trace exporter alive; dropping it flushes both.
 pub struct TelemetryGuard {
-    _log_writer: Option<log_queue::LogQueueGuard>,
+    _log_writer: Option<WorkerGuard>,
     tracer_provider: Option<SdkTracerProvider>,
 }
 
@@ -64,10 +66,13 @@ pub fn init(
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     // Writing to stdout from the request path would make every RPC wait for the terminal or
-    // the log collector; a background thread writes instead. When it falls 128k lines behind,
-    // lines are dropped rather than requests stalled.
-    let (writer, log_writer) = log_queue::log_queue(std::io::stdout(), log_queue::MAX_QUEUED_LINES)
-        .context("cannot start the log writer thread")?;
+    // the log collector; a background thread writes instead. When it falls LOG_LINES_QUEUED
+    // lines behind, lines are dropped rather than requests stalled. (The queue's slots are
+    // allocated and written at start: tracing-appender's default of 128k lines took 4 MiB of
+    // an idle server's memory.)
+    let (writer, log_writer) = NonBlockingBuilder::default()
+        .buffered_lines_limit(LOG_LINES_QUEUED)
+        .finish(std::io::stdout());
     let text = (format == LogFormat::Text)
         .then(|| fmt::layer().with_target(false).with_writer(writer.clone()));
     let json = (format == LogFormat::Json).then(|| {
