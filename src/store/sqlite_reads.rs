@@ -3,22 +3,22 @@
 //! sqlx gives each SQLite connection a thread of its own and hands it every statement over a
 //! channel: under load, waking that thread and being woken by it (futex, context switches) cost
 //! several times what SQLite spends on the query itself. Here the same query runs on a
-//! connection of its own (opened `query_only`, the statement prepared once), straight from the
-//! task that asks: it is an indexed lookup of one row, in microseconds, in its own implicit read
-//! transaction, so it sees exactly what a query through the pool would.
+//! connection of its own (rusqlite, on the same SQLite library as sqlx; opened `query_only`,
+//! the statement prepared once), straight from the task that asks: it is an indexed lookup of
+//! one row, in microseconds, in its own implicit read transaction, so it sees exactly what a
+//! query through the pool would. It never waits: a busy database is not waited for.
 //!
 //! Anything unexpected (the connection cannot be opened, the database is busy, a value is not
 //! in the form the store writes) is not an error here: the caller runs the query through the
 //! pool instead, which reports errors as every other read does.
 
-use std::ffi::{CStr, CString, c_int};
-use std::path::Path;
-use std::ptr::{self, NonNull};
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use libsqlite3_sys as ffi;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
 use sea_orm::ActiveEnum;
 
 use super::entities::{enums, user};
@@ -26,7 +26,7 @@ use super::users::UserView;
 use crate::domain::ids::{AccountId, UserId};
 
 /// The same row as `users::find_user_view`: the user and the E.164 of the number they hold.
-const USER_VIEW: &CStr = c"SELECT u.id, u.account_id, u.email, u.display_name, u.license_type, \
+const USER_VIEW: &str = "SELECT u.id, u.account_id, u.email, u.display_name, u.license_type, \
     u.inbound_calling, u.outbound_calling, u.sms, u.create_time, u.update_time, \
     u.sign_out_pending_oldest_sequence, u.sign_out_pending_oldest_time, \
     u.sign_out_pending_latest_sequence, u.sign_out_pending_latest_time, p.e164 \
@@ -37,21 +37,21 @@ const USER_VIEW: &CStr = c"SELECT u.id, u.account_id, u.email, u.display_name, u
 /// `max_idle` (a connection is held only while a query runs, without awaiting, so no more are
 /// in use at once than threads run tasks).
 pub(super) struct DirectReads {
-    path: CString,
-    idle: Mutex<Vec<Reader>>,
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
     max_idle: usize,
-    /// Set when a connection could not be opened or the query not prepared: that would not
-    /// change from one call to the next, so every read goes to the pool from then on.
+    /// Set when a connection could not be opened or the query not prepared (that would not
+    /// change from one call to the next), or when the store closes: every read goes to the
+    /// pool from then on.
     disabled: AtomicBool,
 }
 
 impl DirectReads {
     /// Reads of the database file at `path`; no connection is opened until the first read.
     pub(super) fn new(path: &Path) -> Option<Self> {
-        let path = CString::new(path.to_str()?).ok()?;
         let max_idle = std::thread::available_parallelism().map_or(2, |n| n.get());
         Some(Self {
-            path,
+            path: path.to_owned(),
             idle: Mutex::new(Vec::new()),
             max_idle,
             disabled: AtomicBool::new(false),
@@ -68,10 +68,10 @@ impl DirectReads {
         if self.disabled.load(Ordering::Relaxed) {
             return None;
         }
-        let reader = match self.take() {
-            Some(reader) => reader,
-            None => match Reader::open(&self.path) {
-                Ok(reader) => reader,
+        let connection = match self.take() {
+            Some(connection) => connection,
+            None => match open(&self.path) {
+                Ok(connection) => connection,
                 Err(error) => {
                     if !self.disabled.swap(true, Ordering::Relaxed) {
                         tracing::warn!(%error, "cannot read users directly from the SQLite file; reading them through the pool");
@@ -80,263 +80,99 @@ impl DirectReads {
                 }
             },
         };
-        match reader.user_view(user_id.as_str(), account_id.as_str()) {
-            Step::Answered(user) => {
-                self.put_back(reader);
-                Some(user)
-            }
-            // This row only, or nothing that says the connection is at fault.
-            Step::Unreadable => {
-                self.put_back(reader);
-                None
-            }
-            // Busy or failing: a fresh connection next time.
-            Step::Failed => None,
+        let answer = read_user_view(&connection, user_id.as_str(), account_id.as_str());
+        // A connection whose query failed (busy, say) is fine for the next one.
+        self.put_back(connection);
+        match answer {
+            Ok(Some(Some(view))) => Some(Some(view)),
+            Ok(None) => Some(None),
+            // A row not in the form the store writes, or an error: the pool answers.
+            Ok(Some(None)) | Err(_) => None,
         }
     }
 
-    /// Closes the idle connections; later reads go to the pool, which is closing too.
+    /// Closes the idle connections; every later read goes to the pool.
     pub(super) fn close(&self) {
         self.disabled.store(true, Ordering::Relaxed);
         self.idle_list().clear();
     }
 
-    fn take(&self) -> Option<Reader> {
+    fn take(&self) -> Option<Connection> {
         self.idle_list().pop()
     }
 
-    fn put_back(&self, reader: Reader) {
+    fn put_back(&self, connection: Connection) {
+        if self.disabled.load(Ordering::Relaxed) {
+            return;
+        }
         let mut idle = self.idle_list();
         if idle.len() < self.max_idle {
-            idle.push(reader);
+            idle.push(connection);
         }
     }
 
-    fn idle_list(&self) -> std::sync::MutexGuard<'_, Vec<Reader>> {
+    fn idle_list(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
         self.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-/// One connection and its prepared statement.
-struct Reader {
-    db: NonNull<ffi::sqlite3>,
-    user_view: NonNull<ffi::sqlite3_stmt>,
+/// A connection that only reads, never waits for a lock, and has the query prepared.
+fn open(path: &Path) -> rusqlite::Result<Connection> {
+    let connection = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    connection.busy_timeout(Duration::ZERO)?;
+    connection.pragma_update(None, "query_only", true)?;
+    connection.prepare_cached(USER_VIEW)?;
+    Ok(connection)
 }
 
-// SAFETY: the connection is opened with SQLITE_OPEN_NOMUTEX (SQLite's multi-thread mode): it may
-// move between threads as long as one thread uses it at a time, which owning it guarantees.
-unsafe impl Send for Reader {}
-
-/// What one run of the query gave.
-enum Step {
-    Answered(Option<UserView>),
-    /// A row in a form this path does not read.
-    Unreadable,
-    /// SQLite answered with an error (e.g. busy).
-    Failed,
+/// `None`: no such user; `Some(None)`: a row not in the form the store writes.
+fn read_user_view(
+    connection: &Connection,
+    user_id: &str,
+    account_id: &str,
+) -> rusqlite::Result<Option<Option<UserView>>> {
+    connection
+        .prepare_cached(USER_VIEW)?
+        .query_row((user_id, account_id), |row| Ok(user_view(row)))
+        .optional()
 }
 
-impl Reader {
-    fn open(path: &CStr) -> Result<Self, String> {
-        let mut db = ptr::null_mut();
-        // SAFETY: `path` is NUL-terminated; `db` receives the handle (or one to close on error).
-        let code = unsafe {
-            ffi::sqlite3_open_v2(
-                path.as_ptr(),
-                &mut db,
-                ffi::SQLITE_OPEN_READWRITE | ffi::SQLITE_OPEN_NOMUTEX,
-                ptr::null(),
-            )
-        };
-        let db = NonNull::new(db).ok_or("out of memory")?;
-        let close = |db: NonNull<ffi::sqlite3>, step: &str| {
-            // SAFETY: `db` came from sqlite3_open_v2 and has no statement yet; the message is
-            // read before the handle closes.
-            let message = unsafe { CStr::from_ptr(ffi::sqlite3_errmsg(db.as_ptr())) }
-                .to_string_lossy()
-                .into_owned();
-            // SAFETY: as above.
-            unsafe { ffi::sqlite3_close(db.as_ptr()) };
-            Err(format!("{step}: {message}"))
-        };
-        if code != ffi::SQLITE_OK {
-            return close(db, "open");
-        }
-        // Nothing here writes; query_only makes sure of it.
-        // SAFETY: `db` is open; the SQL is NUL-terminated; no callback.
-        if unsafe {
-            ffi::sqlite3_exec(
-                db.as_ptr(),
-                c"PRAGMA query_only = ON".as_ptr(),
-                None,
-                ptr::null_mut(),
-                ptr::null_mut(),
-            )
-        } != ffi::SQLITE_OK
-        {
-            return close(db, "query_only");
-        }
-        let mut statement = ptr::null_mut();
-        // SAFETY: `db` is open; the SQL is NUL-terminated (-1: up to the NUL).
-        let code = unsafe {
-            ffi::sqlite3_prepare_v3(
-                db.as_ptr(),
-                USER_VIEW.as_ptr(),
-                -1,
-                ffi::SQLITE_PREPARE_PERSISTENT,
-                &mut statement,
-                ptr::null_mut(),
-            )
-        };
-        match NonNull::new(statement) {
-            Some(user_view) if code == ffi::SQLITE_OK => Ok(Self { db, user_view }),
-            _ => close(db, "prepare"),
-        }
-    }
-
-    /// Runs the query once.
-    fn user_view(&self, user_id: &str, account_id: &str) -> Step {
-        let statement = Statement(self.user_view);
-        if statement.bind(1, user_id).is_none() || statement.bind(2, account_id).is_none() {
-            return Step::Failed;
-        }
-        // SAFETY: the statement is prepared and its parameters bound to strings that outlive
-        // the step (`Statement` resets it, and so clears them, when it drops).
-        match unsafe { ffi::sqlite3_step(statement.0.as_ptr()) } {
-            ffi::SQLITE_DONE => Step::Answered(None),
-            ffi::SQLITE_ROW => statement
-                .user_view()
-                .map_or(Step::Unreadable, |user| Step::Answered(Some(user))),
-            _ => Step::Failed,
-        }
-    }
-}
-
-impl Drop for Reader {
-    fn drop(&mut self) {
-        // SAFETY: both come from this connection and are used by no one else.
-        unsafe {
-            ffi::sqlite3_finalize(self.user_view.as_ptr());
-            ffi::sqlite3_close(self.db.as_ptr());
-        }
-    }
-}
-
-/// A prepared statement in use; reset when dropped, which ends its read transaction and
-/// releases its bound values.
-struct Statement(NonNull<ffi::sqlite3_stmt>);
-
-impl Drop for Statement {
-    fn drop(&mut self) {
-        // SAFETY: the statement is valid; reset and clear_bindings never fail on a valid one
-        // (reset returns the last step's error, which was already handled).
-        unsafe {
-            ffi::sqlite3_reset(self.0.as_ptr());
-            ffi::sqlite3_clear_bindings(self.0.as_ptr());
-        }
-    }
-}
-
-impl Statement {
-    fn bind(&self, index: c_int, value: &str) -> Option<()> {
-        let length = c_int::try_from(value.len()).ok()?;
-        // SAFETY: SQLITE_STATIC: `value` outlives the step, and the binding is cleared before
-        // this statement is used again (see `Drop`).
-        let code = unsafe {
-            ffi::sqlite3_bind_text(
-                self.0.as_ptr(),
-                index,
-                value.as_ptr().cast(),
-                length,
-                ffi::SQLITE_STATIC(),
-            )
-        };
-        (code == ffi::SQLITE_OK).then_some(())
-    }
-
-    /// The row the statement stands on, as `find_user_view` reads it.
-    fn user_view(&self) -> Option<UserView> {
-        let row = user::Model {
-            id: self.text(0)?,
-            account_id: self.text(1)?,
-            email: self.text(2)?,
-            display_name: self.text(3)?,
-            license_type: enums::LicenseType::try_from_value(&self.text(4)?).ok()?,
-            inbound_calling: self.boolean(5)?,
-            outbound_calling: self.boolean(6)?,
-            sms: self.boolean(7)?,
-            create_time: self.time(8)?,
-            update_time: self.time(9)?,
-            sign_out_pending_oldest_sequence: self.nullable(10, Self::integer)?,
-            sign_out_pending_oldest_time: self.nullable(11, Self::time)?,
-            sign_out_pending_latest_sequence: self.nullable(12, Self::integer)?,
-            sign_out_pending_latest_time: self.nullable(13, Self::time)?,
-        };
-        let phone_number = self.nullable(14, Self::text)?;
-        Some(UserView::new(row, phone_number))
-    }
-
-    fn column_type(&self, column: c_int) -> c_int {
-        // SAFETY: the statement stands on a row; out-of-range columns answer NULL.
-        unsafe { ffi::sqlite3_column_type(self.0.as_ptr(), column) }
-    }
-
-    /// `Some(None)` for NULL, `Some(Some(value))` for a value `read` accepts.
-    fn nullable<T>(
-        &self,
-        column: c_int,
-        read: impl FnOnce(&Self, c_int) -> Option<T>,
-    ) -> Option<Option<T>> {
-        if self.column_type(column) == ffi::SQLITE_NULL {
-            Some(None)
-        } else {
-            read(self, column).map(Some)
-        }
-    }
-
-    fn text(&self, column: c_int) -> Option<String> {
-        self.str(column).map(str::to_owned)
-    }
-
-    /// The column's text, borrowed until the statement moves (only `Reader::user_view` steps
-    /// it, before any column is read).
-    fn str(&self, column: c_int) -> Option<&str> {
-        if self.column_type(column) != ffi::SQLITE_TEXT {
-            return None;
-        }
-        // SAFETY: the column holds text: sqlite3_column_text gives its UTF-8 bytes, valid until
-        // the next step or reset, and sqlite3_column_bytes (called after it, as SQLite
-        // requires) their length.
-        unsafe {
-            let text = ffi::sqlite3_column_text(self.0.as_ptr(), column);
-            let length =
-                usize::try_from(ffi::sqlite3_column_bytes(self.0.as_ptr(), column)).ok()?;
-            if text.is_null() {
-                return Some("");
-            }
-            std::str::from_utf8(std::slice::from_raw_parts(text, length)).ok()
-        }
-    }
-
-    fn integer(&self, column: c_int) -> Option<i64> {
-        if self.column_type(column) != ffi::SQLITE_INTEGER {
-            return None;
-        }
-        // SAFETY: the statement stands on a row and the column is an integer.
-        Some(unsafe { ffi::sqlite3_column_int64(self.0.as_ptr(), column) })
-    }
-
-    /// As sqlx decodes a boolean: any integer other than zero is true.
-    fn boolean(&self, column: c_int) -> Option<bool> {
-        self.integer(column).map(|value| value != 0)
-    }
-
-    /// Times are stored as RFC 3339 text (what sqlx writes); other forms go to the pool.
-    fn time(&self, column: c_int) -> Option<DateTime<Utc>> {
-        DateTime::parse_from_rfc3339(self.str(column)?)
+fn user_view(row: &Row<'_>) -> Option<UserView> {
+    let time = |column: usize| -> Option<DateTime<Utc>> {
+        // Times are stored as RFC 3339 text (what sqlx writes); other forms go to the pool.
+        let text: String = row.get(column).ok()?;
+        DateTime::parse_from_rfc3339(&text)
             .ok()
             .map(|time| time.with_timezone(&Utc))
-    }
+    };
+    let optional_time = |column: usize| -> Option<Option<DateTime<Utc>>> {
+        match row.get::<_, Option<String>>(column).ok()? {
+            None => Some(None),
+            Some(_) => time(column).map(Some),
+        }
+    };
+    let license: String = row.get(4).ok()?;
+    let model = user::Model {
+        id: row.get(0).ok()?,
+        account_id: row.get(1).ok()?,
+        email: row.get(2).ok()?,
+        display_name: row.get(3).ok()?,
+        license_type: enums::LicenseType::try_from_value(&license).ok()?,
+        inbound_calling: row.get(5).ok()?,
+        outbound_calling: row.get(6).ok()?,
+        sms: row.get(7).ok()?,
+        create_time: time(8)?,
+        update_time: time(9)?,
+        sign_out_pending_oldest_sequence: row.get(10).ok()?,
+        sign_out_pending_oldest_time: optional_time(11)?,
+        sign_out_pending_latest_sequence: row.get(12).ok()?,
+        sign_out_pending_latest_time: optional_time(13)?,
+    };
+    let phone_number: Option<String> = row.get(14).ok()?;
+    Some(UserView::new(model, phone_number))
 }
 
 #[cfg(test)]
