@@ -8,13 +8,13 @@
 //! the users' permissions, and their change events through the outbox. `AssignPhoneNumber` and
 //! `UnassignPhoneNumber` are these use cases with one item; their batch RPCs with many.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{CaseStatement, Expr};
 use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, Set};
 
-use super::batch::{Apply, AssignItem, SetUseCase, UnassignItem};
+use super::batch::{Apply, AssignItem, SET_CHUNK, SetUseCase, UnassignItem, distinct};
 use super::entities::phone_number;
 use super::history::{close_periods, open_periods};
 use super::outbox::append_changes;
@@ -28,10 +28,6 @@ use crate::domain::phone_number::{NumberStatus, exists_at};
 use crate::domain::sign_out::SignOutPending;
 use crate::domain::telephony::{self, TelephonySettings};
 use crate::error::{Error, Result};
-
-/// Ids per `IN (…)` list and rows per set statement: a CASE binds two values per row, so this
-/// stays far below SQLite's and PostgreSQL's limits on bound values.
-const CHUNK: usize = 500;
 
 /// Who assigns: the key's account when it is scoped to one (numbers it may not see are answered
 /// as outside its scope, whatever their state), and the key, the changes' actor.
@@ -148,14 +144,9 @@ async fn load_state(
     user_ids: &[&str],
     e164s: &[&str],
 ) -> Result<(HashMap<String, UserView>, HashMap<String, NumberView>)> {
-    let mut users = HashMap::with_capacity(user_ids.len());
-    for chunk in user_ids.chunks(CHUNK) {
-        for view in lock_user_views(txn, chunk).await? {
-            users.insert(view.user_id.clone(), view);
-        }
-    }
+    let users = lock_user_views(txn, user_ids).await?;
     let mut numbers = HashMap::with_capacity(e164s.len());
-    for chunk in e164s.chunks(CHUNK) {
+    for chunk in e164s.chunks(SET_CHUNK) {
         let found = phone_number::Entity::find()
             .filter(phone_number::Column::E164.is_in(chunk.iter().copied()))
             .lock_exclusive()
@@ -210,7 +201,7 @@ async fn write_assignments(
     now: DateTime<Utc>,
 ) -> Result<Vec<ChangeEvent>> {
     use phone_number::Column;
-    for chunk in decided.chunks(CHUNK) {
+    for chunk in decided.chunks(SET_CHUNK) {
         let mut holder = CaseStatement::new();
         let mut account = CaseStatement::new();
         for success in chunk {
@@ -343,7 +334,7 @@ async fn write_releases(
     released: &[Released<'_>],
     now: DateTime<Utc>,
 ) -> Result<Vec<ChangeEvent>> {
-    for chunk in released.chunks(CHUNK) {
+    for chunk in released.chunks(SET_CHUNK) {
         let e164s = || chunk.iter().map(|r| r.e164.as_str());
         phone_number::Entity::update_many()
             .set(phone_number::ActiveModel {
@@ -382,10 +373,4 @@ async fn write_releases(
             .collect(),
     )
     .await
-}
-
-/// The values in first-seen order, without repeats.
-fn distinct<'a>(values: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
-    let mut seen = HashSet::new();
-    values.filter(|value| seen.insert(*value)).collect()
 }

@@ -229,6 +229,56 @@ pub(super) trait SetUseCase: Send + Sync + 'static {
     ) -> TxnFuture<'a, Vec<Result<Self::Output>>>;
 }
 
+/// Ids per `IN (…)` list and rows per set statement of a set use case: a CASE binds two values
+/// per row and a multi-row INSERT up to 14, so this stays far below SQLite's and PostgreSQL's
+/// limits on bound values.
+pub(super) const SET_CHUNK: usize = 500;
+
+/// The values in first-seen order, without repeats.
+pub(super) fn distinct<'a>(values: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut seen = std::collections::HashSet::new();
+    values.filter(|value| seen.insert(*value)).collect()
+}
+
+/// A set use case's single RPC: its one item, idempotent with a `request_id`.
+pub(super) struct SingleItem<U: SetUseCase> {
+    pub use_case: U,
+    pub item: U::Item,
+    pub idempotency: Option<IdempotencyKey>,
+}
+
+impl<U> Mutation for SingleItem<U>
+where
+    U: SetUseCase,
+    U::Output: Answer + Sync,
+{
+    type Output = U::Output;
+    const APPENDS_CHANGES: bool = U::APPENDS_CHANGES;
+
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, Self::Output> {
+        Box::pin(run_single(txn, self))
+    }
+}
+
+async fn run_single<U>(txn: &DatabaseTransaction, single: &SingleItem<U>) -> Result<U::Output>
+where
+    U: SetUseCase,
+    U::Output: Answer + Sync,
+{
+    let key = single.idempotency.as_ref();
+    if let Some(previous) = replay(txn, key).await? {
+        return Ok(previous);
+    }
+    let result = single
+        .use_case
+        .run_all(txn, vec![&single.item], Apply::Successes)
+        .await?
+        .pop()
+        .ok_or_else(|| Error::Internal("a use case of one item has no outcome".into()))??;
+    remember(txn, key, &result).await?;
+    Ok(result)
+}
+
 /// A batch of a [`SetUseCase`]: the same answers as [`Batch`] would give, in a few statements.
 pub(super) struct SetBatch<U: SetUseCase> {
     use_case: U,

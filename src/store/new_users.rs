@@ -9,16 +9,12 @@ use std::collections::HashSet;
 use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, Set};
 
 use super::accounts::account_not_found;
-use super::batch::{Apply, NewUserItem, SetUseCase};
+use super::batch::{Apply, NewUserItem, SET_CHUNK, SetUseCase, distinct};
 use super::entities::{account, user};
 use super::users::{UserView, email_taken};
 use super::writer::TxnFuture;
 use crate::domain::ids::UserId;
 use crate::error::{Error, Result, is_unique_violation};
-
-/// Values per `IN (…)` list and rows per INSERT (14 columns a row), far below the databases'
-/// limits on bound values.
-const CHUNK: usize = 500;
 
 /// The use case; it needs nothing beyond its items.
 pub(super) struct CreateUsers;
@@ -43,9 +39,7 @@ async fn create_all(
     items: Vec<&NewUserItem>,
     apply: Apply,
 ) -> Result<Vec<Result<UserView>>> {
-    let mut accounts: Vec<&str> = items.iter().map(|i| i.account_id.as_str()).collect();
-    accounts.sort_unstable();
-    accounts.dedup();
+    let accounts = distinct(items.iter().map(|i| i.account_id.as_str()));
     // Shared locks: an account cannot be deleted under its new users.
     let existing: HashSet<String> = account::Entity::find()
         .select_only()
@@ -58,7 +52,7 @@ async fn create_all(
         .into_iter()
         .collect();
     let mut taken: HashSet<(String, String)> = HashSet::new();
-    for chunk in items.chunks(CHUNK) {
+    for chunk in items.chunks(SET_CHUNK) {
         taken.extend(
             user::Entity::find()
                 .select_only()
@@ -104,7 +98,7 @@ async fn create_all(
         rows.push(row);
     }
     if apply.writes(items.len(), items.len() - rows.len()) {
-        for chunk in rows.chunks(CHUNK) {
+        for chunk in rows.chunks(SET_CHUNK) {
             let inserted =
                 user::Entity::insert_many(chunk.iter().cloned().map(|row| user::ActiveModel {
                     id: Set(row.id),

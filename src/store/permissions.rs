@@ -9,16 +9,13 @@ use std::collections::HashMap;
 
 use sea_orm::DatabaseTransaction;
 
-use super::batch::{Apply, SetUseCase, SettingsItem};
+use super::batch::{Apply, SetUseCase, SettingsItem, distinct};
 use super::outbox::append_changes;
-use super::users::{UserView, lock_user_views, user_not_found, write_many_settings};
+use super::users::{lock_user_views, user_not_found, write_many_settings};
 use super::writer::TxnFuture;
 use crate::domain::change::{ChangeKind, NewChange};
 use crate::domain::telephony::{self, TelephonySettings};
 use crate::error::Result;
-
-/// Ids per `IN (…)` list.
-const CHUNK: usize = 500;
 
 /// Who changes permissions: the key, the changes' actor.
 pub(super) struct UpdateSettings {
@@ -46,15 +43,8 @@ async fn update_all(
     items: Vec<&SettingsItem>,
     apply: Apply,
 ) -> Result<Vec<Result<TelephonySettings>>> {
-    let mut user_ids: Vec<&str> = items.iter().map(|item| item.user_id.as_str()).collect();
-    user_ids.sort_unstable();
-    user_ids.dedup();
-    let mut users: HashMap<String, UserView> = HashMap::with_capacity(user_ids.len());
-    for chunk in user_ids.chunks(CHUNK) {
-        for view in lock_user_views(txn, chunk).await? {
-            users.insert(view.user_id.clone(), view);
-        }
-    }
+    let user_ids = distinct(items.iter().map(|item| item.user_id.as_str()));
+    let mut users = lock_user_views(txn, &user_ids).await?;
     let mut outcomes = Vec::with_capacity(items.len());
     let mut changes = Vec::new();
     let mut failed = 0;
@@ -87,10 +77,7 @@ async fn update_all(
         for change in &changes {
             last.insert(change.user_id.as_str(), change.settings);
         }
-        let last: Vec<(&str, TelephonySettings)> = last.into_iter().collect();
-        for chunk in last.chunks(CHUNK) {
-            write_many_settings(txn, chunk.iter().copied(), super::now()).await?;
-        }
+        write_many_settings(txn, last.into_iter(), super::now()).await?;
         append_changes(txn, changes).await?;
     }
     Ok(outcomes)

@@ -1,125 +1,19 @@
-//! The console's user telephony page: assign and unassign a number, read and change calling and
-//! SMS permissions. Each use case locks the user, then the number, decides through
-//! `domain::telephony`, and writes the change and its event in its savepoint.
+//! The console's user telephony page: assign and unassign a number (`store::assignment`), read
+//! and change calling and SMS permissions (`store::permissions`). Each change is its set use
+//! case run with one item ([`SingleItem`]), idempotent with a `request_id`.
 
-use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use super::Store;
 use super::assignment::{AssignNumbers, UnassignNumbers};
-use super::batch::{Apply, AssignItem, SetUseCase, SettingsItem, UnassignItem};
-use super::idempotency::{IdempotencyKey, remember, replay, scope_of};
+use super::batch::{AssignItem, SettingsItem, SingleItem, UnassignItem};
+use super::idempotency::{IdempotencyKey, scope_of};
 use super::permissions::UpdateSettings;
 use super::users::{UserView, user_not_found};
-use super::writer::{Mutation, TxnFuture};
 use crate::domain::ids::{AccountId, UserId};
 use crate::domain::phone_number::E164;
 use crate::domain::telephony::{SettingsMask, TelephonySettings};
-use crate::error::{Error, Result};
-
-pub(super) struct AssignPhoneNumber {
-    pub use_case: AssignNumbers,
-    pub item: AssignItem,
-    pub idempotency: Option<IdempotencyKey>,
-}
-
-impl Mutation for AssignPhoneNumber {
-    type Output = UserView;
-    const APPENDS_CHANGES: bool = true;
-
-    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, UserView> {
-        Box::pin(assign_phone_number(txn, self))
-    }
-}
-
-/// Gives the number to the user; their calling and SMS permissions are turned off. The set
-/// use case of `store::assignment`, with one item.
-async fn assign_phone_number(
-    txn: &DatabaseTransaction,
-    cmd: &AssignPhoneNumber,
-) -> Result<UserView> {
-    let key = cmd.idempotency.as_ref();
-    if let Some(previous) = replay(txn, key).await? {
-        return Ok(previous);
-    }
-    let result = cmd
-        .use_case
-        .run_all(txn, vec![&cmd.item], Apply::Successes)
-        .await?
-        .pop()
-        .ok_or_else(|| Error::Internal("an assignment has no outcome".into()))??;
-    remember(txn, key, &result).await?;
-    Ok(result)
-}
-
-pub(super) struct UnassignPhoneNumber {
-    pub use_case: UnassignNumbers,
-    pub item: UnassignItem,
-    pub idempotency: Option<IdempotencyKey>,
-}
-
-impl Mutation for UnassignPhoneNumber {
-    type Output = UserView;
-    const APPENDS_CHANGES: bool = true;
-
-    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, UserView> {
-        Box::pin(unassign_phone_number(txn, self))
-    }
-}
-
-/// Takes the user's number back into the inventory; their permissions go back to off. The set
-/// use case of `store::assignment`, with one item.
-async fn unassign_phone_number(
-    txn: &DatabaseTransaction,
-    cmd: &UnassignPhoneNumber,
-) -> Result<UserView> {
-    let key = cmd.idempotency.as_ref();
-    if let Some(previous) = replay(txn, key).await? {
-        return Ok(previous);
-    }
-    let result = cmd
-        .use_case
-        .run_all(txn, vec![&cmd.item], Apply::Successes)
-        .await?
-        .pop()
-        .ok_or_else(|| Error::Internal("an unassignment has no outcome".into()))??;
-    remember(txn, key, &result).await?;
-    Ok(result)
-}
-
-pub(super) struct UpdateTelephonySettings {
-    pub use_case: UpdateSettings,
-    pub item: SettingsItem,
-    pub idempotency: Option<IdempotencyKey>,
-}
-
-impl Mutation for UpdateTelephonySettings {
-    type Output = TelephonySettings;
-    const APPENDS_CHANGES: bool = true;
-
-    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, TelephonySettings> {
-        Box::pin(update_telephony_settings(txn, self))
-    }
-}
-
-/// Changes the permissions named by the mask; a change to the same values writes nothing. The
-/// set use case of `store::permissions`, with one item.
-async fn update_telephony_settings(
-    txn: &DatabaseTransaction,
-    cmd: &UpdateTelephonySettings,
-) -> Result<TelephonySettings> {
-    let key = cmd.idempotency.as_ref();
-    if let Some(previous) = replay(txn, key).await? {
-        return Ok(previous);
-    }
-    let result = cmd
-        .use_case
-        .run_all(txn, vec![&cmd.item], Apply::Successes)
-        .await?
-        .pop()
-        .ok_or_else(|| Error::Internal("a settings change has no outcome".into()))??;
-    remember(txn, key, &result).await?;
-    Ok(result)
-}
+use crate::error::Result;
 
 /// Who asks for a change: the key (for the change's actor) and its account, if it is scoped to
 /// one (for idempotency records and what the answer may reveal).
@@ -153,7 +47,7 @@ impl Store {
         request_id: Option<&str>,
         caller: Requester<'_>,
     ) -> Result<UserView> {
-        self.write(AssignPhoneNumber {
+        self.write(SingleItem {
             use_case: AssignNumbers {
                 caller_account: caller.account.map(str::to_owned),
                 actor: caller.key_id.to_owned(),
@@ -179,7 +73,7 @@ impl Store {
         request_id: Option<&str>,
         caller: Requester<'_>,
     ) -> Result<UserView> {
-        self.write(UnassignPhoneNumber {
+        self.write(SingleItem {
             use_case: UnassignNumbers {
                 actor: caller.key_id.to_owned(),
             },
@@ -223,7 +117,7 @@ impl Store {
         request_id: Option<&str>,
         caller: Requester<'_>,
     ) -> Result<TelephonySettings> {
-        self.write(UpdateTelephonySettings {
+        self.write(SingleItem {
             use_case: UpdateSettings {
                 actor: caller.key_id.to_owned(),
             },

@@ -8,12 +8,12 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::LockType;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, FromQueryResult, JoinType,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Set,
 };
 
 use super::Store;
 use super::accounts::account_not_found;
-use super::batch::{Apply, NewUserItem, SetUseCase};
+use super::batch::{NewUserItem, SET_CHUNK, SingleItem};
 use super::entities::{account, enums, phone_number, user};
 use super::new_users::CreateUsers;
 use super::outbox::append_change;
@@ -135,38 +135,53 @@ pub(super) async fn find_user_view(
     read_user_view(conn, account_id, user_id, false).await
 }
 
-/// The query of [`find_user_view`]; with `lock`, the user's row (only: the number's side of the
-/// join may be empty) is locked until the transaction ends.
+/// The query of [`find_user_view`]; with `lock`, the user's row is locked until the
+/// transaction ends.
 async fn read_user_view(
     conn: &impl ConnectionTrait,
     account_id: &AccountId,
     user_id: &UserId,
     lock: bool,
 ) -> Result<Option<UserView>> {
-    let mut query = user::Entity::find_by_id(user_id.as_str())
-        .filter(user::Column::AccountId.eq(account_id.as_str()))
+    let query = user::Entity::find_by_id(user_id.as_str())
+        .filter(user::Column::AccountId.eq(account_id.as_str()));
+    let row = with_number(query, lock)
+        .into_model::<UserWithNumber>()
+        .one(conn)
+        .await?;
+    Ok(row.map(UserWithNumber::into_view))
+}
+
+/// The users `user_ids` (of any account) with their numbers, by id, their rows locked until the
+/// transaction ends: one query per [`SET_CHUNK`] ids.
+pub(super) async fn lock_user_views(
+    txn: &DatabaseTransaction,
+    user_ids: &[&str],
+) -> Result<HashMap<String, UserView>> {
+    let mut views = HashMap::with_capacity(user_ids.len());
+    for chunk in user_ids.chunks(SET_CHUNK) {
+        let query = user::Entity::find().filter(user::Column::Id.is_in(chunk.iter().copied()));
+        let rows = with_number(query, true)
+            .into_model::<UserWithNumber>()
+            .all(txn)
+            .await?;
+        for view in rows.into_iter().map(UserWithNumber::into_view) {
+            views.insert(view.user_id.clone(), view);
+        }
+    }
+    Ok(views)
+}
+
+/// `query` with the E.164 of the number each user holds (a LEFT JOIN); with `lock`, the users'
+/// rows are locked until the transaction ends (only theirs: the number's side may be empty).
+fn with_number(query: Select<user::Entity>, lock: bool) -> Select<user::Entity> {
+    let mut query = query
         .column_as(phone_number::Column::E164, "phone_number")
         .join_rev(JoinType::LeftJoin, user_number());
     if lock {
         QueryTrait::query(&mut query).lock_with_tables(LockType::Update, [user::Entity]);
     }
-    let row = query.into_model::<UserWithNumber>().one(conn).await?;
-    Ok(row.map(UserWithNumber::into_view))
-}
-
-/// The users `user_ids` (of any account) with their numbers, their rows locked until the
-/// transaction ends: one query (callers pass at most a few hundred ids).
-pub(super) async fn lock_user_views(
-    txn: &DatabaseTransaction,
-    user_ids: &[&str],
-) -> Result<Vec<UserView>> {
-    let mut query = user::Entity::find()
-        .filter(user::Column::Id.is_in(user_ids.iter().copied()))
-        .column_as(phone_number::Column::E164, "phone_number")
-        .join_rev(JoinType::LeftJoin, user_number());
-    QueryTrait::query(&mut query).lock_with_tables(LockType::Update, [user::Entity]);
-    let rows = query.into_model::<UserWithNumber>().all(txn).await?;
-    Ok(rows.into_iter().map(UserWithNumber::into_view).collect())
+    query
 }
 
 impl UserWithNumber {
@@ -215,8 +230,7 @@ pub(super) async fn lock_user_view(
 }
 
 /// Writes each user's permissions: one statement per distinct outcome (assigning and
-/// unassigning always turn everything off; updates have at most eight), for at most a few
-/// hundred users.
+/// unassigning always turn everything off; updates have at most eight) and [`SET_CHUNK`] users.
 pub(super) async fn write_many_settings<'a>(
     txn: &DatabaseTransaction,
     users: impl Iterator<Item = (&'a str, TelephonySettings)>,
@@ -229,18 +243,20 @@ pub(super) async fn write_many_settings<'a>(
             None => by_settings.push((settings, vec![user_id])),
         }
     }
-    for (settings, user_ids) in by_settings {
-        user::Entity::update_many()
-            .set(user::ActiveModel {
-                inbound_calling: Set(settings.inbound_calling),
-                outbound_calling: Set(settings.outbound_calling),
-                sms: Set(settings.sms),
-                update_time: Set(now),
-                ..Default::default()
-            })
-            .filter(user::Column::Id.is_in(user_ids))
-            .exec(txn)
-            .await?;
+    for (settings, user_ids) in &by_settings {
+        for chunk in user_ids.chunks(SET_CHUNK) {
+            user::Entity::update_many()
+                .set(user::ActiveModel {
+                    inbound_calling: Set(settings.inbound_calling),
+                    outbound_calling: Set(settings.outbound_calling),
+                    sms: Set(settings.sms),
+                    update_time: Set(now),
+                    ..Default::default()
+                })
+                .filter(user::Column::Id.is_in(chunk.iter().copied()))
+                .exec(txn)
+                .await?;
+        }
     }
     Ok(())
 }
@@ -262,24 +278,6 @@ async fn update_user_row(
 // ---------------------------------------------------------------------------------------------
 // Use cases, each run by the writer inside a savepoint.
 // ---------------------------------------------------------------------------------------------
-
-/// `CreateUser`: the set use case of `store::new_users` with one item.
-pub(super) struct CreateUser(pub NewUserItem);
-
-impl Mutation for CreateUser {
-    type Output = UserView;
-    const APPENDS_CHANGES: bool = false;
-
-    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, UserView> {
-        Box::pin(async move {
-            CreateUsers
-                .run_all(txn, vec![&self.0], Apply::Successes)
-                .await?
-                .pop()
-                .ok_or_else(|| crate::error::Error::Internal("a new user has no outcome".into()))?
-        })
-    }
-}
 
 pub(super) struct UpdateUser {
     pub account_id: AccountId,
@@ -403,12 +401,16 @@ impl Store {
         display_name: DisplayName,
         license_type: LicenseType,
     ) -> Result<UserView> {
-        self.write(CreateUser(NewUserItem {
-            account_id: account_id.clone(),
-            email,
-            display_name,
-            license_type,
-        }))
+        self.write(SingleItem {
+            use_case: CreateUsers,
+            item: NewUserItem {
+                account_id: account_id.clone(),
+                email,
+                display_name,
+                license_type,
+            },
+            idempotency: None,
+        })
         .await
     }
 
