@@ -34,6 +34,10 @@ pub(super) trait Answer: Sized {
     fn from_stored(stored: Self::Stored) -> Option<Self>;
     /// An answer stored before answers carried a version.
     fn from_unversioned(value: Value) -> Option<Self>;
+
+    /// Visits every change-event sequence the answer carries (see `store::sequencer`: on
+    /// PostgreSQL they are provisional until the events are numbered).
+    fn visit_sequences(&mut self, _visit: &mut dyn FnMut(&mut u64)) {}
 }
 
 /// Why a stored answer could not be read.
@@ -209,6 +213,13 @@ struct RowUser {
 impl Answer for UserView {
     type Stored = StoredUser;
 
+    fn visit_sequences(&mut self, visit: &mut dyn FnMut(&mut u64)) {
+        if let Some(pending) = &mut self.sign_out_pending {
+            visit(&mut pending.oldest_sequence);
+            visit(&mut pending.latest_sequence);
+        }
+    }
+
     fn to_stored(&self) -> StoredUser {
         StoredUser {
             account_id: self.account_id.clone(),
@@ -335,6 +346,12 @@ pub(super) struct StoredItem<S> {
 
 impl<T: Answer> Answer for Vec<ItemResult<T>> {
     type Stored = Vec<StoredItem<T::Stored>>;
+
+    fn visit_sequences(&mut self, visit: &mut dyn FnMut(&mut u64)) {
+        for resource in self.iter_mut().filter_map(|item| item.resource.as_mut()) {
+            resource.visit_sequences(visit);
+        }
+    }
 
     fn to_stored(&self) -> Self::Stored {
         self.iter()

@@ -111,6 +111,10 @@ where
     fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, Self::Output> {
         Box::pin(run_batch(txn, self))
     }
+
+    fn visit_sequences(output: &mut Self::Output, visit: &mut dyn FnMut(&mut u64)) {
+        output.visit_sequences(visit);
+    }
 }
 
 /// The error of an item not applied because item `failed` of its atomic batch failed.
@@ -258,6 +262,10 @@ where
     fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, Self::Output> {
         Box::pin(run_single(txn, self))
     }
+
+    fn visit_sequences(output: &mut Self::Output, visit: &mut dyn FnMut(&mut u64)) {
+        output.visit_sequences(visit);
+    }
 }
 
 async fn run_single<U>(txn: &DatabaseTransaction, single: &SingleItem<U>) -> Result<U::Output>
@@ -299,6 +307,10 @@ where
 
     fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, Self::Output> {
         Box::pin(run_set_batch(txn, self))
+    }
+
+    fn visit_sequences(output: &mut Self::Output, visit: &mut dyn FnMut(&mut u64)) {
+        output.visit_sequences(visit);
     }
 }
 

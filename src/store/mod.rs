@@ -13,7 +13,9 @@
 //!
 //! SQLite (the default, one file) and PostgreSQL (for several replicas) are both supported. On
 //! SQLite the writer has a connection of its own, so reads never wait behind writes, and begins
-//! IMMEDIATE; on PostgreSQL, the rows a decision rests on are locked `FOR UPDATE`.
+//! IMMEDIATE; on PostgreSQL, the rows a decision rests on are locked `FOR UPDATE`, and change
+//! events are staged in the writing transaction and numbered after it commits (`sequencer`), so
+//! that the commits of several replicas do not queue behind one counter.
 
 pub mod entities;
 pub mod migration;
@@ -36,6 +38,7 @@ mod outbox;
 mod permissions;
 pub mod pg_nodelay;
 mod phone_numbers;
+mod sequencer;
 mod sign_out;
 mod sqlite_planner;
 mod sqlite_reads;

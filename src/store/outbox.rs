@@ -1,19 +1,24 @@
 //! The change outbox, write side: appending an event inside a use case's transaction, and
 //! purging events past retention in short chunks.
 //!
-//! Sequences come from the single `change_log` row, incremented by each appending mutation.
-//! The row stays locked until the transaction commits, so sequence N+1 cannot be handed out
-//! before N is committed or rolled back: readers always see a gap-free prefix, in order. A
-//! mutation rolled back to its savepoint takes its increment with it.
+//! Sequences come from the single `change_log` row. On SQLite the appending mutation increments
+//! it; the one writer's transaction holds it until commit, so sequence N+1 cannot be handed out
+//! before N is committed or rolled back: readers always see a gap-free prefix, in order, and a
+//! mutation rolled back to its savepoint takes its increment with it. On PostgreSQL, where
+//! replicas write concurrently, events are staged and the sequencer numbers them after commit
+//! (see `store::sequencer` for why that keeps the same guarantees).
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, Statement,
+    ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, Statement,
 };
 
 use super::Store;
-use super::entities::change_event;
+use super::entities::{change_event, change_event_staged};
+use super::sequencer::provisional;
 use super::sign_out::mark_pending;
 use super::writer::{Mutation, TxnFuture};
 use crate::domain::change::{ChangeEvent, ChangeKind, NewChange};
@@ -40,10 +45,13 @@ pub(super) async fn append_change(
         .ok_or_else(|| Error::Internal("an appended change has no event".into()))
 }
 
-/// Writes `changes` as events in `txn`, with consecutive sequences in their order, and returns
-/// them. One counter update, one multi-row INSERT per [`INSERT_CHUNK`] events, and one update
-/// marking the users of sign-out-required events as pending ([`mark_pending`]), however many
-/// changes there are.
+/// Writes `changes` as events in `txn`, in their order, and returns them.
+///
+/// On SQLite (one writer) they get their sequences here: one counter update, one multi-row
+/// INSERT per [`INSERT_CHUNK`] events, and one update marking the users of sign-out-required
+/// events as pending ([`mark_pending`]), however many changes there are. On PostgreSQL they are
+/// staged, without the counter, and numbered after the commit (`store::sequencer`); the events
+/// returned carry provisional sequences until then.
 pub(super) async fn append_changes(
     txn: &DatabaseTransaction,
     changes: Vec<NewChange>,
@@ -51,31 +59,12 @@ pub(super) async fn append_changes(
     if changes.is_empty() {
         return Ok(Vec::new());
     }
-    let backend = txn.get_database_backend();
-    let count = changes.len() as i64;
-    let row = txn
-        .query_one_raw(Statement::from_sql_and_values(
-            backend,
-            match backend {
-                DbBackend::Postgres => {
-                    "UPDATE change_log SET last_sequence = last_sequence + $1 WHERE id = 1 RETURNING last_sequence"
-                }
-                _ => {
-                    "UPDATE change_log SET last_sequence = last_sequence + ? WHERE id = 1 RETURNING last_sequence"
-                }
-            },
-            [count.into()],
-        ))
-        .await?
-        .ok_or_else(|| Error::Internal("the change_log row is missing".into()))?;
-    let last: i64 = row.try_get_by_index(0)?;
     let now = super::now();
     let events: Vec<change_event::Model> = changes
         .into_iter()
-        .zip(last - count + 1..)
-        .map(|(change, sequence)| change_event::Model {
+        .map(|change| change_event::Model {
             notice: change.notice(),
-            sequence,
+            sequence: 0,
             event_id: uuid::Uuid::new_v4().to_string(),
             account_id: change.account_id.into(),
             user_id: change.user_id.into(),
@@ -86,8 +75,34 @@ pub(super) async fn append_changes(
             sms: change.settings.sms,
             actor: change.actor,
             occur_time: now,
+            staged_id: None,
         })
         .collect();
+    let events = match txn.get_database_backend() {
+        DbBackend::Postgres => stage(txn, events).await?,
+        _ => number(txn, events).await?,
+    };
+    Ok(events.into_iter().map(ChangeEvent::from).collect())
+}
+
+/// SQLite: numbers `events` from the counter row and writes them, marking users pending.
+async fn number(
+    txn: &DatabaseTransaction,
+    mut events: Vec<change_event::Model>,
+) -> Result<Vec<change_event::Model>> {
+    let count = events.len() as i64;
+    let last: i64 = txn
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            "UPDATE change_log SET last_sequence = last_sequence + ? WHERE id = 1 RETURNING last_sequence",
+            [count.into()],
+        ))
+        .await?
+        .ok_or_else(|| Error::Internal("the change_log row is missing".into()))?
+        .try_get_by_index(0)?;
+    for (event, sequence) in events.iter_mut().zip(last - count + 1..) {
+        event.sequence = sequence;
+    }
     for chunk in events.chunks(INSERT_CHUNK) {
         change_event::Entity::insert_many(chunk.iter().cloned().map(|event| {
             change_event::ActiveModel {
@@ -103,32 +118,62 @@ pub(super) async fn append_changes(
                 notice: Set(event.notice),
                 actor: Set(event.actor),
                 occur_time: Set(event.occur_time),
+                staged_id: Set(None),
             }
         }))
         .exec(txn)
         .await?;
     }
-    if backend == DbBackend::Postgres {
-        // Delivered to listeners on commit, never for a rolled-back transaction.
-        txn.execute_raw(Statement::from_sql_and_values(
-            backend,
-            "SELECT pg_notify($1, $2)",
-            [NOTIFY_CHANNEL.into(), last.to_string().into()],
-        ))
-        .await?;
-    }
     // Each user with sign-out-required changes has them to pick up: in this same savepoint, so
     // the events and the marks commit or vanish together.
-    let pending: Vec<(&str, i64)> = events
+    let pending: Vec<(&str, i64, DateTime<Utc>)> = events
         .iter()
         .filter(|event| ChangeKind::from(event.kind).sign_out_required())
-        .map(|event| (event.user_id.as_str(), event.sequence))
+        .map(|event| (event.user_id.as_str(), event.sequence, event.occur_time))
         .collect();
-    mark_pending(txn, &pending, now).await?;
+    mark_pending(txn, &pending).await?;
     for event in &events {
         crate::metrics::record_event_written(event.sequence.max(0) as u64);
     }
-    Ok(events.into_iter().map(ChangeEvent::from).collect())
+    Ok(events)
+}
+
+/// PostgreSQL: writes `events` to `change_events_staged` and gives each the provisional
+/// sequence of its staged id.
+async fn stage(
+    txn: &DatabaseTransaction,
+    mut events: Vec<change_event::Model>,
+) -> Result<Vec<change_event::Model>> {
+    let mut staged_ids: HashMap<String, i64> = HashMap::with_capacity(events.len());
+    for chunk in events.chunks(INSERT_CHUNK) {
+        let staged = change_event_staged::Entity::insert_many(chunk.iter().cloned().map(|event| {
+            change_event_staged::ActiveModel {
+                id: NotSet,
+                event_id: Set(event.event_id),
+                account_id: Set(event.account_id),
+                user_id: Set(event.user_id),
+                kind: Set(event.kind),
+                e164: Set(event.e164),
+                inbound_calling: Set(event.inbound_calling),
+                outbound_calling: Set(event.outbound_calling),
+                sms: Set(event.sms),
+                notice: Set(event.notice),
+                actor: Set(event.actor),
+                occur_time: Set(event.occur_time),
+            }
+        }))
+        .exec_with_returning(txn)
+        .await?;
+        staged_ids.extend(staged.into_iter().map(|row| (row.event_id, row.id)));
+    }
+    for event in &mut events {
+        let id = *staged_ids
+            .get(&event.event_id)
+            .ok_or_else(|| Error::Internal("a staged change event has no id".into()))?;
+        event.staged_id = Some(id);
+        event.sequence = i64::try_from(provisional(id)).unwrap_or(i64::MAX);
+    }
+    Ok(events)
 }
 
 /// Deletes up to [`PURGE_CHUNK`] events with a sequence at most `through`, and records how far

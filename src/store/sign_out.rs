@@ -1,6 +1,6 @@
 //! Who still has to sign out, in the store: every sign-out-required change event marks its user
-//! as pending in the same savepoint ([`mark_pending`], called by `outbox::append_change`, the one
-//! place events are written), and `AcknowledgeSignOut` clears or narrows that state under the
+//! as pending in the transaction that gives it its sequence ([`mark_pending`], called where
+//! events are numbered: `outbox::append_changes` on SQLite, `sequencer` on PostgreSQL), and `AcknowledgeSignOut` clears or narrows that state under the
 //! rule of `domain::sign_out`, recording a SIGN_OUT_ACKNOWLEDGED event when it acknowledged
 //! anything.
 
@@ -34,60 +34,67 @@ pub(super) fn pending_of(row: &user::Model) -> Option<SignOutPending> {
     })
 }
 
-/// Users marked pending per UPDATE: the two CASE expressions bind two values per user.
+/// Users marked pending per UPDATE: the CASE expressions bind four values per user.
 const MARK_CHUNK: usize = 500;
 
-/// Inside the savepoint of sign-out-required events, given as (user, sequence) in sequence
-/// order, all written at `time`: each user's newest event becomes their latest pending change,
-/// and their first one the oldest if none was pending. One statement per [`MARK_CHUNK`] users; a
+/// Inside the transaction that gives sign-out-required events their sequences (the event's
+/// savepoint on SQLite, the sequencing transaction on PostgreSQL), given as (user, sequence,
+/// time) in sequence order: each user's newest event becomes their latest pending change, and
+/// their first one the oldest if none was pending. One statement per [`MARK_CHUNK`] users; a
 /// deleted user's row is gone, so their USER_DELETED event marks nothing.
 pub(super) async fn mark_pending(
     txn: &DatabaseTransaction,
-    events: &[(&str, i64)],
-    time: DateTime<Utc>,
+    events: &[(&str, i64, DateTime<Utc>)],
 ) -> Result<()> {
     use user::Column;
-    // Each user's first and last sequence, in the order users first appear.
-    let mut users: Vec<(&str, i64, i64)> = Vec::new();
+    type Mark = (i64, DateTime<Utc>);
+    // Each user's first and last event, in the order users first appear.
+    let mut users: Vec<(&str, Mark, Mark)> = Vec::new();
     let mut index: HashMap<&str, usize> = HashMap::new();
-    for &(user_id, sequence) in events {
+    for &(user_id, sequence, time) in events {
         match index.get(user_id) {
-            Some(&at) => users[at].2 = sequence,
+            Some(&at) => users[at].2 = (sequence, time),
             None => {
                 index.insert(user_id, users.len());
-                users.push((user_id, sequence, sequence));
+                users.push((user_id, (sequence, time), (sequence, time)));
             }
         }
     }
     for chunk in users.chunks(MARK_CHUNK) {
-        let (oldest, latest): (Expr, Expr) = match chunk {
-            [(_, first, last)] => (Expr::value(*first), Expr::value(*last)),
-            _ => {
-                let by_user = |pick: fn(&(&str, i64, i64)) -> i64| -> Expr {
+        let by_user = |pick: &dyn Fn(&(&str, Mark, Mark)) -> sea_orm::Value| -> Expr {
+            match chunk {
+                [only] => Expr::value(pick(only)),
+                _ => {
                     let mut case = CaseStatement::new();
                     for entry in chunk {
                         case = case.case(Column::Id.eq(entry.0), Expr::value(pick(entry)));
                     }
                     case.into()
-                };
-                (by_user(|u| u.1), by_user(|u| u.2))
+                }
             }
         };
         user::Entity::update_many()
             .col_expr(
                 Column::SignOutPendingOldestSequence,
-                Func::coalesce([Expr::col(Column::SignOutPendingOldestSequence), oldest]).into(),
+                Func::coalesce([
+                    Expr::col(Column::SignOutPendingOldestSequence),
+                    by_user(&|u| u.1.0.into()),
+                ])
+                .into(),
             )
             .col_expr(
                 Column::SignOutPendingOldestTime,
                 Func::coalesce([
                     Expr::col(Column::SignOutPendingOldestTime),
-                    Expr::value(time),
+                    by_user(&|u| u.1.1.into()),
                 ])
                 .into(),
             )
-            .col_expr(Column::SignOutPendingLatestSequence, latest)
-            .col_expr(Column::SignOutPendingLatestTime, Expr::value(time))
+            .col_expr(
+                Column::SignOutPendingLatestSequence,
+                by_user(&|u| u.2.0.into()),
+            )
+            .col_expr(Column::SignOutPendingLatestTime, by_user(&|u| u.2.1.into()))
             .filter(Column::Id.is_in(chunk.iter().map(|u| u.0)))
             .exec(txn)
             .await?;

@@ -19,6 +19,7 @@ use super::new_users::CreateUsers;
 use super::outbox::append_change;
 use super::page::{Page, PageRequest};
 use super::phone_numbers::release_number;
+use super::sequencer::add_staged_pending;
 use super::sign_out::pending_of;
 use super::writer::{Mutation, TxnFuture};
 use crate::domain::DomainError;
@@ -153,7 +154,9 @@ async fn read_user_view(
 }
 
 /// The users `user_ids` (of any account) with their numbers, by id, their rows locked until the
-/// transaction ends: one query per [`SET_CHUNK`] ids.
+/// transaction ends: one query per [`SET_CHUNK`] ids. Their pending sign-outs include, on
+/// PostgreSQL, changes committed but not yet numbered (`sequencer::add_staged_pending`), for
+/// the answers of the use cases that add one.
 pub(super) async fn lock_user_views(
     txn: &DatabaseTransaction,
     user_ids: &[&str],
@@ -169,6 +172,7 @@ pub(super) async fn lock_user_views(
             views.insert(view.user_id.clone(), view);
         }
     }
+    add_staged_pending(txn, views.values_mut()).await?;
     Ok(views)
 }
 
@@ -218,7 +222,8 @@ fn user_number() -> sea_orm::RelationDef {
         .into()
 }
 
-/// The user, locked, with their number: one query.
+/// The user, locked, with their number: one query. The pending sign-out is as stored (on
+/// PostgreSQL, without changes not yet numbered).
 pub(super) async fn lock_user_view(
     txn: &DatabaseTransaction,
     account_id: &AccountId,
@@ -368,6 +373,10 @@ impl Mutation for LogoutUser {
 
     fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, u64> {
         Box::pin(logout_user(txn, self))
+    }
+
+    fn visit_sequences(sequence: &mut u64, visit: &mut dyn FnMut(&mut u64)) {
+        visit(sequence);
     }
 }
 

@@ -6,6 +6,9 @@
 //! A mutation that fails rolls back its savepoint alone and gets its own error; the others of
 //! the batch still commit. One commit (one WAL sync) pays for the whole batch.
 //!
+//! On PostgreSQL the events of a committed batch are numbered afterwards, by the sequencer
+//! (`store::sequencer`), and its callers are answered once that is done.
+//!
 //! On PostgreSQL a mutation can lose a race with another replica (deadlock or serialization
 //! failure). Its savepoint is rolled back, so the rest of the batch is unharmed, and it is run
 //! again in the next batch, a few times at most, before it is answered ABORTED.
@@ -17,13 +20,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sea_orm::{
-    DatabaseConnection, DatabaseTransaction, DbErr, SqliteTransactionMode, TransactionOptions,
-    TransactionTrait,
+    DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
 };
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, Span};
 
+use super::sequencer::{Awaiting, Sequencer};
 use crate::domain::DomainError;
 use crate::error::{Error, Result, classify_db_error, is_conflict};
 
@@ -40,6 +44,10 @@ pub(crate) trait Mutation: Send + Sync + 'static {
     /// Runs the use case in `txn`. It may run more than once (after losing a race on
     /// PostgreSQL), each time in a fresh savepoint.
     fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, Self::Output>;
+
+    /// Visits every change-event sequence in `output`: on PostgreSQL, those of events written
+    /// by the mutation are provisional until the sequencer numbers them (`store::sequencer`).
+    fn visit_sequences(_output: &mut Self::Output, _visit: &mut dyn FnMut(&mut u64)) {}
 }
 
 /// How the writer gathers batches.
@@ -127,6 +135,9 @@ impl Writer {
         let (queue, incoming) = mpsc::channel(max_batch.saturating_mul(8));
         let stop = CancellationToken::new();
         let stats = Arc::new(WriteStats::default());
+        // On PostgreSQL events are numbered after commit, by a task of their own.
+        let sequencer = (db.get_database_backend() == DbBackend::Postgres)
+            .then(|| Sequencer::start(db.clone(), committed.clone()));
         let task = tokio::spawn(
             WriterTask {
                 db,
@@ -134,6 +145,7 @@ impl Writer {
                 max_batch,
                 gather: options.gather,
                 committed,
+                sequencer,
                 stats: stats.clone(),
                 carried: Vec::new(),
             }
@@ -203,6 +215,8 @@ trait Queued: Send {
     fn fail(self: Box<Self>, error: Error);
     /// The use case's span, a child of the caller's.
     fn span(&self) -> &Span;
+    /// For the sequencer, which answers once the mutation's events are numbered.
+    fn into_awaiting(self: Box<Self>) -> Box<dyn Awaiting>;
 }
 
 /// The use case's type name without its module path, e.g. `AssignPhoneNumber`.
@@ -267,6 +281,26 @@ impl<M: Mutation> Queued for Submission<M> {
     fn span(&self) -> &Span {
         &self.span
     }
+
+    fn into_awaiting(self: Box<Self>) -> Box<dyn Awaiting> {
+        self
+    }
+}
+
+impl<M: Mutation> Awaiting for Submission<M> {
+    fn visit_sequences(&mut self, visit: &mut dyn FnMut(&mut u64)) {
+        if let Some(Ok(output)) = &mut self.outcome {
+            M::visit_sequences(output, visit);
+        }
+    }
+
+    fn answer(self: Box<Self>) {
+        Queued::answer(self);
+    }
+
+    fn fail(self: Box<Self>, error: Error) {
+        Queued::fail(self, error);
+    }
 }
 
 struct WriterTask {
@@ -275,6 +309,8 @@ struct WriterTask {
     max_batch: usize,
     gather: Duration,
     committed: Arc<Notify>,
+    /// PostgreSQL: numbers the events of each committed batch, then answers its callers.
+    sequencer: Option<Sequencer>,
     stats: Arc<WriteStats>,
     /// Mutations that lost a race in the last batch, run first in the next.
     carried: Vec<Box<dyn Queued>>,
@@ -322,6 +358,9 @@ impl WriterTask {
                 break;
             }
             self.run_batch(batch).await;
+        }
+        if let Some(sequencer) = self.sequencer.take() {
+            sequencer.close().await;
         }
         tracing::debug!("the database writer stopped");
     }
@@ -417,11 +456,18 @@ impl WriterTask {
             Ok(()) => {
                 self.stats.record(size, failed, true);
                 tracing::trace!(size, failed, "write batch committed");
-                if succeeded.iter().any(|m| m.appends_changes()) {
-                    self.committed.notify_one();
-                }
-                for mutation in succeeded {
-                    mutation.answer();
+                let appended = succeeded.iter().any(|m| m.appends_changes());
+                match &self.sequencer {
+                    Some(sequencer) if appended => sequencer
+                        .hand_over(succeeded.into_iter().map(|m| m.into_awaiting()).collect()),
+                    _ => {
+                        if appended {
+                            self.committed.notify_one();
+                        }
+                        for mutation in succeeded {
+                            mutation.answer();
+                        }
+                    }
                 }
             }
             Err(e) => {

@@ -1,16 +1,20 @@
 //! Two server processes of the real binary on one PostgreSQL database: a change committed through
 //! one replica reaches the other's watchers through LISTEN/NOTIFY, and writers on both replicas
 //! produce one gap-free sequence that every watcher on either replica sees in the same order.
+//! Their commits do not queue behind the change-log counter: events are numbered after commit,
+//! and events a dead replica committed but never numbered are numbered by the other.
 
 use std::time::Duration;
 
 use crate::common::clients::Clients;
 use crate::common::process::{ServerCommand, TestProcess};
 use crate::common::{Backend, TestDatabase};
+use sea_orm::{ConnectionTrait, Database, DbBackend, Statement, TransactionTrait};
 use telephony_admin::proto::{
-    AssignPhoneNumberRequest, ChangeEvent, ChangeKind, CreateAccountRequest, ListChangesRequest,
-    TelephonySettings, UnassignPhoneNumberRequest, UpdateTelephonySettingsRequest,
-    WatchChangesRequest, WatchChangesResponse, watch_changes_response::Kind,
+    AssignPhoneNumberRequest, ChangeEvent, ChangeKind, CreateAccountRequest, GetUserRequest,
+    ListChangesRequest, TelephonySettings, UnassignPhoneNumberRequest,
+    UpdateTelephonySettingsRequest, WatchChangesRequest, WatchChangesResponse,
+    watch_changes_response::Kind,
 };
 use tokio::time::timeout;
 use tonic::Streaming;
@@ -240,4 +244,172 @@ async fn replicas_started_together_on_a_fresh_database_both_serve() {
             .expect("each replica serves");
         assert!(!account.into_inner().account_id.is_empty());
     }
+}
+
+/// Rows of `sql` (a count) on `url`.
+async fn count(url: &str, sql: &str) -> i64 {
+    let db = Database::connect(url).await.expect("connect");
+    let row = db
+        .query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
+        .await
+        .expect("count")
+        .expect("a row");
+    db.close().await.ok();
+    row.try_get_by_index(0).expect("a number")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(postgres_tests_skipped, ignore = "TEST_DATABASE_URL is not set")]
+async fn commits_on_both_replicas_do_not_wait_for_the_change_log_counter() {
+    let database = TestDatabase::create(Backend::Postgres).await;
+    let (a, b) = two_replicas(&database).await;
+    let (account, users) = users_with_numbers(&a, 2).await;
+    let watch = open_watch(&b, Some(0)).await;
+
+    // Another session holds the counter row, as a long sequencing transaction would.
+    let holder = Database::connect(database.url.as_str()).await.unwrap();
+    let held = holder.begin().await.unwrap();
+    held.execute_unprepared("SELECT last_sequence FROM change_log WHERE id = 1 FOR UPDATE")
+        .await
+        .unwrap();
+
+    let assign = |replica: &crate::common::process::TestProcess,
+                  (user, number): (String, String)| {
+        let mut client = replica.telephony();
+        let account = account.clone();
+        tokio::spawn(async move {
+            client
+                .assign_phone_number(AssignPhoneNumberRequest {
+                    account_id: account,
+                    user_id: user,
+                    e164_phone_number: number,
+                    request_id: String::new(),
+                })
+                .await
+                .map(|r| r.into_inner())
+        })
+    };
+    let on_a = assign(&a, users[0].clone());
+    let on_b = assign(&b, users[1].clone());
+    // Both assignments commit (the numbers are taken, their events staged) while the counter
+    // is held, one on each replica.
+    let assigned = "SELECT count(*) FROM phone_numbers WHERE user_id IS NOT NULL";
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while count(&database.url, assigned).await < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "both commits happen while the counter row is locked"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        count(&database.url, "SELECT count(*) FROM change_events_staged").await,
+        2,
+        "both events wait, committed, for their sequences"
+    );
+    assert_eq!(
+        count(&database.url, "SELECT count(*) FROM change_events").await,
+        0
+    );
+    // Their callers are answered only once the events have sequences.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!on_a.is_finished() && !on_b.is_finished());
+
+    held.rollback().await.unwrap();
+    holder.close().await.ok();
+    let answered = [
+        timeout(WAIT, on_a)
+            .await
+            .unwrap()
+            .unwrap()
+            .expect("assigned on A"),
+        timeout(WAIT, on_b)
+            .await
+            .unwrap()
+            .expect("task")
+            .expect("assigned on B"),
+    ];
+    let events = read_all(watch, 2).await;
+    for user in &answered {
+        let pending = user.sign_out_pending.as_ref().expect("pending sign-out");
+        let event = events
+            .iter()
+            .find(|event| event.user_id == user.user_id)
+            .expect("the user's event");
+        assert_eq!(pending.oldest_change_sequence, event.sequence);
+        assert_eq!(pending.latest_change_sequence, event.sequence);
+        // As stored, on the other replica too.
+        let stored = b
+            .users()
+            .get_user(GetUserRequest {
+                account_id: account.clone(),
+                user_id: user.user_id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(stored.sign_out_pending, user.sign_out_pending);
+    }
+    assert_eq!(
+        count(&database.url, "SELECT count(*) FROM change_events_staged").await,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(postgres_tests_skipped, ignore = "TEST_DATABASE_URL is not set")]
+async fn events_a_dead_replica_committed_unnumbered_are_numbered_by_another() {
+    let database = TestDatabase::create(Backend::Postgres).await;
+    let (a, b) = two_replicas(&database).await;
+    let (account, users) = users_with_numbers(&a, 1).await;
+    let (user, number) = &users[0];
+    let head = Clients::of(&b)
+        .logout(&account, user)
+        .await
+        .expect("logout");
+    let mut watch = open_watch(&b, Some(head)).await;
+    drop(a);
+
+    // What a replica that died between its commit and the numbering leaves behind.
+    let db = Database::connect(database.url.as_str()).await.unwrap();
+    db.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "INSERT INTO change_events_staged (event_id, account_id, user_id, kind, e164, \
+            inbound_calling, outbound_calling, sms, notice, actor, occur_time) \
+         VALUES ($1, $2, $3, 'USER_SIGN_OUT_REQUESTED', $4, false, false, false, 'Sign out', 'key', now())",
+        [
+            uuid::Uuid::new_v4().to_string().into(),
+            account.clone().into(),
+            user.clone().into(),
+            number.clone().into(),
+        ],
+    ))
+    .await
+    .unwrap();
+    db.close().await.ok();
+
+    // B's sweep numbers it (once a second), and its watchers hear of it.
+    let event = match next_kind(&mut watch, Duration::from_secs(5)).await {
+        Kind::Event(event) => event,
+        other => panic!("expected the dead replica's event, got {other:?}"),
+    };
+    assert_eq!(event.sequence, head + 1);
+    assert_eq!(event.kind, ChangeKind::UserSignOutRequested as i32);
+    assert_eq!(&event.user_id, user);
+    let stored = b
+        .users()
+        .get_user(GetUserRequest {
+            account_id: account.clone(),
+            user_id: user.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let pending = stored.sign_out_pending.expect("pending");
+    assert_eq!(pending.oldest_change_sequence, head, "still the first one");
+    assert_eq!(
+        pending.latest_change_sequence,
+        head + 1,
+        "and now the dead replica's"
+    );
 }

@@ -1,5 +1,7 @@
 //! `change_events`: the transactional outbox. A row is written in the same transaction as the
-//! change it describes; `sequence` comes from `change_log` and has no gaps.
+//! change it describes; `sequence` comes from `change_log` and has no gaps. On PostgreSQL rows
+//! arrive here from `change_events_staged`, numbered after their transaction committed, and
+//! keep their staged id.
 
 use sea_orm::entity::prelude::*;
 
@@ -22,6 +24,9 @@ pub struct Model {
     pub notice: String,
     pub actor: String,
     pub occur_time: DateTimeUtc,
+    /// The event's id in `change_events_staged` (PostgreSQL); NULL when it was numbered as it
+    /// was written (SQLite).
+    pub staged_id: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

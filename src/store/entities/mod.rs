@@ -3,6 +3,7 @@
 pub mod account;
 pub mod api_key;
 pub mod change_event;
+pub mod change_event_staged;
 pub mod change_log;
 pub mod delivery;
 pub mod enums;

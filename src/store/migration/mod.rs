@@ -9,6 +9,7 @@ mod m0005_delivery;
 mod m0006_scoped_idempotency_and_purge_indexes;
 mod m0007_sign_out_pending;
 mod m0008_number_history_and_inventory_indexes;
+mod m0009_staged_changes;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0006_scoped_idempotency_and_purge_indexes::Migration),
             Box::new(m0007_sign_out_pending::Migration),
             Box::new(m0008_number_history_and_inventory_indexes::Migration),
+            Box::new(m0009_staged_changes::Migration),
         ]
     }
 }

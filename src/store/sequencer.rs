@@ -1,0 +1,415 @@
+//! Numbering change events on PostgreSQL after their transactions commit.
+//!
+//! Handing out a sequence inside the writing transaction means holding the change-log counter
+//! row locked until that transaction commits: every event-writing commit of every replica then
+//! waits in one line. So on PostgreSQL a write transaction only *stages* its events
+//! (`change_events_staged`, whose ids an identity column hands out at insert time) and commits
+//! without touching the counter. A short sequencing transaction then locks the counter, moves
+//! every staged event it can see into `change_events` with the next sequences in staged-id
+//! order, marks the users of sign-out-required events pending, notifies the other replicas and
+//! commits. Only sequencing transactions wait for each other, and each numbers everything
+//! committed so far, whichever replica wrote it.
+//!
+//! Why the log stays gap-free and in order: sequencing transactions follow one another through
+//! the counter row, each numbers contiguously after the last, and their rows appear at their
+//! commit. A change that saw another's effects (waited for its row lock, read its row) inserted
+//! its events after that other transaction committed, so its staged ids are larger: it is
+//! numbered later, or further on in the same run.
+//!
+//! Answers that carry sequences (LogoutUser's, the pending sign-out of an assignment) are
+//! computed in the transaction with provisional values ([`provisional`]); the writer hands each
+//! committed batch to the [`Sequencer`] task, which answers the callers once their events are
+//! numbered, with the real sequences put in. A stored idempotent answer keeps its provisional
+//! values, and a replay is resolved the same way, through `change_events.staged_id`. Events
+//! staged by a process that died before numbering them are numbered by any replica's sweep
+//! within [`SWEEP_INTERVAL`].
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
+};
+use tokio::sync::{Notify, mpsc};
+
+use super::batch::SET_CHUNK;
+use super::entities::{change_event, change_event_staged, enums};
+use super::outbox::NOTIFY_CHANNEL;
+use super::sign_out::mark_pending;
+use super::users::UserView;
+use crate::domain::change::ChangeKind;
+use crate::domain::sign_out::SignOutPending;
+use crate::error::{Error, Result};
+
+/// Provisional sequences are this plus the staged id: far above any real sequence, and still
+/// an `i64` where a stored answer keeps one.
+const PROVISIONAL_BASE: u64 = 1 << 62;
+
+/// Events moved per sequencing transaction.
+const NUMBER_CHUNK: i64 = 5_000;
+
+/// How often each replica numbers events left staged (by a process that died after its commit).
+pub(super) const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Sequencing attempts for a waiting batch before its callers get the database's error (their
+/// changes stand; the sweep numbers their events once the database answers again).
+const MAX_ATTEMPTS: u32 = 20;
+
+/// The provisional sequence standing for the staged event `staged_id`.
+pub(super) fn provisional(staged_id: i64) -> u64 {
+    PROVISIONAL_BASE + staged_id.max(0) as u64
+}
+
+/// The staged id a provisional sequence stands for; `None` for a real sequence.
+fn staged_id_of(sequence: u64) -> Option<i64> {
+    sequence
+        .checked_sub(PROVISIONAL_BASE)
+        .and_then(|id| i64::try_from(id).ok())
+}
+
+/// A committed mutation whose caller waits for its events' sequences.
+pub(super) trait Awaiting: Send {
+    /// Visits every sequence in the kept answer, provisional or not.
+    fn visit_sequences(&mut self, visit: &mut dyn FnMut(&mut u64));
+    /// Sends the kept answer.
+    fn answer(self: Box<Self>);
+    /// Sends `error` instead.
+    fn fail(self: Box<Self>, error: Error);
+}
+
+/// The handle of the sequencing task (one per process, PostgreSQL only).
+pub(super) struct Sequencer {
+    queue: mpsc::UnboundedSender<Vec<Box<dyn Awaiting>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Sequencer {
+    /// Starts the task on `db`; `committed` is signalled after each run that numbered events.
+    pub fn start(db: DatabaseConnection, committed: Arc<Notify>) -> Self {
+        let (queue, incoming) = mpsc::unbounded_channel();
+        let task = tokio::spawn(
+            SequencerTask {
+                db,
+                incoming,
+                committed,
+            }
+            .run(),
+        );
+        Self { queue, task }
+    }
+
+    /// Numbers the events of a committed batch, then answers its callers.
+    pub fn hand_over(&self, batch: Vec<Box<dyn Awaiting>>) {
+        if let Err(mpsc::error::SendError(batch)) = self.queue.send(batch) {
+            for waiting in batch {
+                waiting.fail(Error::ShuttingDown);
+            }
+        }
+    }
+
+    /// Numbers and answers what was handed over, then stops.
+    pub async fn close(self) {
+        drop(self.queue);
+        if let Err(e) = self.task.await {
+            tracing::error!(error = %e, "the change sequencer task failed");
+        }
+    }
+}
+
+struct SequencerTask {
+    db: DatabaseConnection,
+    incoming: mpsc::UnboundedReceiver<Vec<Box<dyn Awaiting>>>,
+    committed: Arc<Notify>,
+}
+
+impl SequencerTask {
+    async fn run(mut self) {
+        let mut sweep = tokio::time::interval(SWEEP_INTERVAL);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let mut waiting = Vec::new();
+            tokio::select! {
+                biased;
+                next = self.incoming.recv() => match next {
+                    Some(batch) => waiting.extend(batch),
+                    None => break,
+                },
+                _ = sweep.tick() => {
+                    match anything_staged(&self.db).await {
+                        Ok(true) => {}
+                        Ok(false) => continue,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot look for staged change events");
+                            continue;
+                        }
+                    }
+                }
+            }
+            // Every batch committed meanwhile shares this run.
+            while let Ok(batch) = self.incoming.try_recv() {
+                waiting.extend(batch);
+            }
+            self.settle(waiting).await;
+        }
+        tracing::debug!("the change sequencer stopped");
+    }
+
+    /// Numbers everything staged, then answers `waiting` with their sequences.
+    async fn settle(&self, mut waiting: Vec<Box<dyn Awaiting>>) {
+        let mut attempts = 0;
+        let numbered = loop {
+            attempts += 1;
+            match number_staged(&self.db).await {
+                Ok(numbered) => break numbered,
+                Err(e) if waiting.is_empty() => {
+                    tracing::warn!(error = %e, "cannot number staged change events");
+                    return;
+                }
+                Err(e) if attempts >= MAX_ATTEMPTS => {
+                    tracing::error!(error = %e, waiting = waiting.len(), "cannot number staged change events; answering with the error");
+                    for one in waiting {
+                        one.fail(Error::Internal(format!(
+                            "the change was committed, but its event could not be numbered yet: {e}"
+                        )));
+                    }
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, attempts, "cannot number staged change events; trying again");
+                    tokio::time::sleep(Duration::from_millis(50 * u64::from(attempts))).await;
+                }
+            }
+        };
+        if !numbered.is_empty() {
+            self.committed.notify_one();
+        }
+        let sequences = match self.sequences_of(&mut waiting, numbered).await {
+            Ok(sequences) => sequences,
+            Err(e) => {
+                for one in waiting {
+                    one.fail(copy(&e));
+                }
+                return;
+            }
+        };
+        for mut one in waiting {
+            let mut unknown = None;
+            one.visit_sequences(&mut |sequence| {
+                if let Some(id) = staged_id_of(*sequence) {
+                    match sequences.get(&id) {
+                        Some(&real) => *sequence = real,
+                        None => unknown = Some(id),
+                    }
+                }
+            });
+            match unknown {
+                None => one.answer(),
+                // Only a replayed answer whose event retention has purged since.
+                Some(id) => one.fail(Error::Internal(format!(
+                    "the sequence of staged change event {id} is no longer known"
+                ))),
+            }
+        }
+    }
+
+    /// The sequences of every staged id named in `waiting`: from this run's numbering, or (for
+    /// events another replica's sequencer numbered first, and replayed answers) from the log.
+    async fn sequences_of(
+        &self,
+        waiting: &mut [Box<dyn Awaiting>],
+        mut numbered: HashMap<i64, u64>,
+    ) -> Result<HashMap<i64, u64>> {
+        let mut missing = HashSet::new();
+        for one in waiting.iter_mut() {
+            one.visit_sequences(&mut |sequence| {
+                if let Some(id) = staged_id_of(*sequence)
+                    && !numbered.contains_key(&id)
+                {
+                    missing.insert(id);
+                }
+            });
+        }
+        if missing.is_empty() {
+            return Ok(numbered);
+        }
+        let ids: Vec<i64> = missing.into_iter().collect();
+        for chunk in ids.chunks(SET_CHUNK) {
+            let found: Vec<(Option<i64>, i64)> = change_event::Entity::find()
+                .select_only()
+                .column(change_event::Column::StagedId)
+                .column(change_event::Column::Sequence)
+                .filter(change_event::Column::StagedId.is_in(chunk.iter().copied()))
+                .into_tuple()
+                .all(&self.db)
+                .await?;
+            for (staged, sequence) in found {
+                if let Some(staged) = staged {
+                    numbered.insert(staged, sequence.max(0) as u64);
+                }
+            }
+        }
+        Ok(numbered)
+    }
+}
+
+fn copy(error: &Error) -> Error {
+    Error::Internal(error.to_string())
+}
+
+async fn anything_staged(db: &DatabaseConnection) -> Result<bool> {
+    let row = db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT EXISTS (SELECT 1 FROM change_events_staged)",
+        ))
+        .await?;
+    Ok(match row {
+        Some(row) => row.try_get_by_index(0)?,
+        None => false,
+    })
+}
+
+/// Numbers every staged event visible now, in staged-id order, one transaction per
+/// [`NUMBER_CHUNK`]; returns their sequences by staged id.
+pub(super) async fn number_staged(db: &DatabaseConnection) -> Result<HashMap<i64, u64>> {
+    let mut numbered = HashMap::new();
+    loop {
+        let moved = number_chunk(db).await?;
+        let done = (moved.len() as i64) < NUMBER_CHUNK;
+        numbered.extend(moved);
+        if done {
+            return Ok(numbered);
+        }
+    }
+}
+
+async fn number_chunk(db: &DatabaseConnection) -> Result<Vec<(i64, u64)>> {
+    let txn = db.begin().await?;
+    // Taken first: the next statement's snapshot then sees what the previous run moved.
+    let head: i64 = txn
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT last_sequence FROM change_log WHERE id = 1 FOR UPDATE",
+        ))
+        .await?
+        .ok_or_else(|| Error::Internal("the change_log row is missing".into()))?
+        .try_get_by_index(0)?;
+    let rows = txn
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "WITH moved AS ( \
+                DELETE FROM change_events_staged WHERE id IN \
+                    (SELECT id FROM change_events_staged ORDER BY id LIMIT $2) \
+                RETURNING * \
+            ) \
+            INSERT INTO change_events (sequence, staged_id, event_id, account_id, user_id, kind, \
+                e164, inbound_calling, outbound_calling, sms, notice, actor, occur_time) \
+            SELECT $1 + row_number() OVER (ORDER BY id), id, event_id, account_id, user_id, kind, \
+                e164, inbound_calling, outbound_calling, sms, notice, actor, occur_time \
+            FROM moved \
+            RETURNING sequence, staged_id, user_id, kind, occur_time",
+            [head.into(), NUMBER_CHUNK.into()],
+        ))
+        .await?;
+    if rows.is_empty() {
+        txn.rollback().await?;
+        return Ok(Vec::new());
+    }
+    let mut events: Vec<(i64, i64, String, bool, DateTime<Utc>)> = Vec::with_capacity(rows.len());
+    for row in rows {
+        let kind: enums::ChangeKind = row.try_get("", "kind")?;
+        events.push((
+            row.try_get("", "sequence")?,
+            row.try_get("", "staged_id")?,
+            row.try_get("", "user_id")?,
+            ChangeKind::from(kind).sign_out_required(),
+            row.try_get("", "occur_time")?,
+        ));
+    }
+    events.sort_unstable_by_key(|event| event.0);
+    let last = head + events.len() as i64;
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "UPDATE change_log SET last_sequence = $1 WHERE id = 1",
+        [last.into()],
+    ))
+    .await?;
+    let pending: Vec<(&str, i64, DateTime<Utc>)> = events
+        .iter()
+        .filter(|event| event.3)
+        .map(|event| (event.2.as_str(), event.0, event.4))
+        .collect();
+    mark_pending(&txn, &pending).await?;
+    // Delivered to listeners on commit.
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT pg_notify($1, $2)",
+        [NOTIFY_CHANNEL.into(), last.to_string().into()],
+    ))
+    .await?;
+    txn.commit().await?;
+    for event in &events {
+        crate::metrics::record_event_written(event.0.max(0) as u64);
+    }
+    Ok(events
+        .into_iter()
+        .map(|(sequence, staged, ..)| (staged, sequence.max(0) as u64))
+        .collect())
+}
+
+/// Inside a write transaction on PostgreSQL, with the users' rows locked: adds to each view's
+/// pending sign-out the sign-out-required events staged for the user and not yet numbered (so
+/// not yet marked), with provisional sequences, as the sequencer will mark them. Without this an
+/// answer computed right after another change to the same user would miss that change.
+pub(super) async fn add_staged_pending<'a>(
+    txn: &DatabaseTransaction,
+    views: impl Iterator<Item = &'a mut UserView>,
+) -> Result<()> {
+    if txn.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    let mut views: HashMap<String, &mut UserView> =
+        views.map(|view| (view.user_id.clone(), view)).collect();
+    let ids: Vec<String> = views.keys().cloned().collect();
+    for chunk in ids.chunks(SET_CHUNK) {
+        use change_event_staged::Column;
+        let staged: Vec<(String, i64, DateTime<Utc>)> = change_event_staged::Entity::find()
+            .select_only()
+            .column(Column::UserId)
+            .column(Column::Id)
+            .column(Column::OccurTime)
+            .filter(Column::UserId.is_in(chunk.iter().map(String::as_str)))
+            .filter(Column::Kind.ne(enums::ChangeKind::from(ChangeKind::SignOutAcknowledged)))
+            .order_by_asc(Column::Id)
+            .into_tuple()
+            .all(txn)
+            .await?;
+        for (user_id, id, time) in staged {
+            if let Some(view) = views.get_mut(&user_id) {
+                view.sign_out_pending = Some(SignOutPending::record(
+                    view.sign_out_pending,
+                    provisional(id),
+                    time,
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provisional_sequences_name_their_staged_event_and_real_ones_do_not() {
+        assert_eq!(staged_id_of(provisional(42)), Some(42));
+        assert_eq!(staged_id_of(provisional(0)), Some(0));
+        assert_eq!(staged_id_of(7), None);
+        assert_eq!(staged_id_of(PROVISIONAL_BASE - 1), None);
+        assert!(i64::try_from(provisional(i64::MAX >> 2)).is_ok());
+    }
+}
