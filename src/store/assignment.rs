@@ -31,6 +31,7 @@ use crate::error::{Error, Result};
 
 /// Who assigns: the key's account when it is scoped to one (numbers it may not see are answered
 /// as outside its scope, whatever their state), and the key, the changes' actor.
+#[derive(PartialEq, Eq)]
 pub(super) struct AssignNumbers {
     pub caller_account: Option<String>,
     pub actor: String,
@@ -255,6 +256,7 @@ async fn write_assignments(
 }
 
 /// Who takes numbers back: the key, the changes' actor.
+#[derive(PartialEq, Eq)]
 pub(super) struct UnassignNumbers {
     pub actor: String,
 }

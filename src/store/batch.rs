@@ -217,8 +217,10 @@ impl Apply {
 /// decides each item in order against the state the earlier items left (so that two items
 /// assigning one number conflict as two requests would), then writes the successes with a few
 /// set statements. One item or a thousand cost about the same number of statements. Its single
-/// RPC is the same use case with one item.
-pub(super) trait SetUseCase: Send + Sync + 'static {
+/// RPC is the same use case with one item, and single RPCs waiting together for the writer are
+/// joined into one run when their use cases are equal (the same caller: see
+/// `Mutation::joins`).
+pub(super) trait SetUseCase: PartialEq + Send + Sync + 'static {
     type Item: Send + Sync + 'static;
     type Output: Send + 'static;
     const APPENDS_CHANGES: bool;
@@ -265,6 +267,25 @@ where
 
     fn visit_sequences(output: &mut Self::Output, visit: &mut dyn FnMut(&mut u64)) {
         output.visit_sequences(visit);
+    }
+
+    /// Single requests of one caller without a `request_id` (a kept answer is per request).
+    fn joins(&self, other: &Self) -> bool {
+        self.idempotency.is_none() && other.idempotency.is_none() && self.use_case == other.use_case
+    }
+
+    fn run_together<'a>(
+        all: Vec<&'a Self>,
+        txn: &'a DatabaseTransaction,
+    ) -> TxnFuture<'a, Vec<Result<Self::Output>>> {
+        Box::pin(async move {
+            let use_case = &all
+                .first()
+                .ok_or_else(|| Error::Internal("an empty joined run".into()))?
+                .use_case;
+            let items = all.iter().map(|single| &single.item).collect();
+            use_case.run_all(txn, items, Apply::Successes).await
+        })
     }
 }
 

@@ -17,6 +17,7 @@ use crate::domain::ids::UserId;
 use crate::error::{Error, Result, is_unique_violation};
 
 /// The use case; it needs nothing beyond its items.
+#[derive(PartialEq, Eq)]
 pub(super) struct CreateUsers;
 
 impl SetUseCase for CreateUsers {

@@ -18,6 +18,7 @@ use crate::domain::telephony::{self, TelephonySettings};
 use crate::error::Result;
 
 /// Who changes permissions: the key, the changes' actor.
+#[derive(PartialEq, Eq)]
 pub(super) struct UpdateSettings {
     pub actor: String,
 }

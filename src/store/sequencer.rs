@@ -30,15 +30,14 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
+    ActiveEnum, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend,
+    EntityTrait, Iterable, QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
 };
 use tokio::sync::{Notify, mpsc};
 
 use super::batch::SET_CHUNK;
 use super::entities::{change_event, change_event_staged, enums};
 use super::outbox::NOTIFY_CHANNEL;
-use super::sign_out::mark_pending;
 use super::users::UserView;
 use crate::domain::change::ChangeKind;
 use crate::domain::sign_out::SignOutPending;
@@ -286,6 +285,11 @@ pub(super) async fn number_staged(db: &DatabaseConnection) -> Result<HashMap<i64
     }
 }
 
+/// One sequencing transaction: the counter row locked, then one statement that moves up to
+/// [`NUMBER_CHUNK`] staged events into the log with the next sequences, advances the counter,
+/// marks the pending sign-outs (as `sign_out::mark_pending` does on SQLite: a user's first
+/// event becomes their oldest pending change if none was, their last the latest) and notifies
+/// the other replicas on commit.
 async fn number_chunk(db: &DatabaseConnection) -> Result<Vec<(i64, u64)>> {
     let txn = db.begin().await?;
     // Taken first: the next statement's snapshot then sees what the previous run moved.
@@ -300,64 +304,75 @@ async fn number_chunk(db: &DatabaseConnection) -> Result<Vec<(i64, u64)>> {
     let rows = txn
         .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "WITH moved AS ( \
-                DELETE FROM change_events_staged WHERE id IN \
-                    (SELECT id FROM change_events_staged ORDER BY id LIMIT $2) \
-                RETURNING * \
-            ) \
-            INSERT INTO change_events (sequence, staged_id, event_id, account_id, user_id, kind, \
-                e164, inbound_calling, outbound_calling, sms, notice, actor, occur_time) \
-            SELECT $1 + row_number() OVER (ORDER BY id), id, event_id, account_id, user_id, kind, \
-                e164, inbound_calling, outbound_calling, sms, notice, actor, occur_time \
-            FROM moved \
-            RETURNING sequence, staged_id, user_id, kind, occur_time",
-            [head.into(), NUMBER_CHUNK.into()],
+            number_statement(),
+            [head.into(), NUMBER_CHUNK.into(), NOTIFY_CHANNEL.into()],
         ))
         .await?;
     if rows.is_empty() {
         txn.rollback().await?;
         return Ok(Vec::new());
     }
-    let mut events: Vec<(i64, i64, String, bool, DateTime<Utc>)> = Vec::with_capacity(rows.len());
-    for row in rows {
-        let kind: enums::ChangeKind = row.try_get("", "kind")?;
-        events.push((
-            row.try_get("", "sequence")?,
-            row.try_get("", "staged_id")?,
-            row.try_get("", "user_id")?,
-            ChangeKind::from(kind).sign_out_required(),
-            row.try_get("", "occur_time")?,
-        ));
-    }
-    events.sort_unstable_by_key(|event| event.0);
-    let last = head + events.len() as i64;
-    txn.execute_raw(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "UPDATE change_log SET last_sequence = $1 WHERE id = 1",
-        [last.into()],
-    ))
-    .await?;
-    let pending: Vec<(&str, i64, DateTime<Utc>)> = events
-        .iter()
-        .filter(|event| event.3)
-        .map(|event| (event.2.as_str(), event.0, event.4))
-        .collect();
-    mark_pending(&txn, &pending).await?;
-    // Delivered to listeners on commit.
-    txn.execute_raw(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "SELECT pg_notify($1, $2)",
-        [NOTIFY_CHANNEL.into(), last.to_string().into()],
-    ))
-    .await?;
     txn.commit().await?;
-    for event in &events {
-        crate::metrics::record_event_written(event.0.max(0) as u64);
+    let mut numbered = Vec::with_capacity(rows.len());
+    for row in rows {
+        let staged: i64 = row.try_get_by_index(0)?;
+        let sequence: i64 = row.try_get_by_index(1)?;
+        crate::metrics::record_event_written(sequence.max(0) as u64);
+        numbered.push((staged, sequence.max(0) as u64));
     }
-    Ok(events
-        .into_iter()
-        .map(|(sequence, staged, ..)| (staged, sequence.max(0) as u64))
-        .collect())
+    Ok(numbered)
+}
+
+/// The statement of [`number_chunk`]: `$1` the head, `$2` the chunk, `$3` the NOTIFY channel.
+fn number_statement() -> &'static str {
+    static STATEMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    STATEMENT.get_or_init(|| {
+        // The kinds that ask for no sign-out, by the domain's rule.
+        let no_sign_out: Vec<String> = enums::ChangeKind::iter()
+            .filter(|kind| !ChangeKind::from(*kind).sign_out_required())
+            .map(|kind| format!("'{}'", kind.to_value()))
+            .collect();
+        let no_sign_out = if no_sign_out.is_empty() {
+            "''".to_owned()
+        } else {
+            no_sign_out.join(", ")
+        };
+        format!(
+            "WITH moved AS ( \
+                DELETE FROM change_events_staged WHERE id IN \
+                    (SELECT id FROM change_events_staged ORDER BY id LIMIT $2) \
+                RETURNING * \
+            ), numbered AS ( \
+                INSERT INTO change_events (sequence, staged_id, event_id, account_id, user_id, \
+                    kind, e164, inbound_calling, outbound_calling, sms, notice, actor, occur_time) \
+                SELECT $1 + row_number() OVER (ORDER BY id), id, event_id, account_id, user_id, \
+                    kind, e164, inbound_calling, outbound_calling, sms, notice, actor, occur_time \
+                FROM moved \
+                RETURNING sequence, staged_id, user_id, kind, occur_time \
+            ), head AS ( \
+                UPDATE change_log SET last_sequence = $1 + (SELECT count(*) FROM numbered) \
+                WHERE id = 1 AND EXISTS (SELECT 1 FROM numbered) \
+                RETURNING last_sequence, pg_notify($3, last_sequence::text) \
+            ), pending AS ( \
+                SELECT user_id, \
+                    min(sequence) AS oldest_sequence, \
+                    (array_agg(occur_time ORDER BY sequence))[1] AS oldest_time, \
+                    max(sequence) AS latest_sequence, \
+                    (array_agg(occur_time ORDER BY sequence DESC))[1] AS latest_time \
+                FROM numbered WHERE kind NOT IN ({no_sign_out}) GROUP BY user_id \
+            ), marked AS ( \
+                UPDATE users SET \
+                    sign_out_pending_oldest_sequence = \
+                        COALESCE(users.sign_out_pending_oldest_sequence, pending.oldest_sequence), \
+                    sign_out_pending_oldest_time = \
+                        COALESCE(users.sign_out_pending_oldest_time, pending.oldest_time), \
+                    sign_out_pending_latest_sequence = pending.latest_sequence, \
+                    sign_out_pending_latest_time = pending.latest_time \
+                FROM pending WHERE users.id = pending.user_id \
+            ) \
+            SELECT staged_id, sequence FROM numbered ORDER BY sequence"
+        )
+    })
 }
 
 /// Inside a write transaction on PostgreSQL, with the users' rows locked: adds to each view's

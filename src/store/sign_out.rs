@@ -37,9 +37,9 @@ pub(super) fn pending_of(row: &user::Model) -> Option<SignOutPending> {
 /// Users marked pending per UPDATE: the CASE expressions bind four values per user.
 const MARK_CHUNK: usize = 500;
 
-/// Inside the transaction that gives sign-out-required events their sequences (the event's
-/// savepoint on SQLite, the sequencing transaction on PostgreSQL), given as (user, sequence,
-/// time) in sequence order: each user's newest event becomes their latest pending change, and
+/// Inside the savepoint that gives sign-out-required events their sequences (SQLite; the
+/// sequencer's statement does the same on PostgreSQL), given as (user, sequence, time) in
+/// sequence order: each user's newest event becomes their latest pending change, and
 /// their first one the oldest if none was pending. One statement per [`MARK_CHUNK`] users; a
 /// deleted user's row is gone, so their USER_DELETED event marks nothing.
 pub(super) async fn mark_pending(

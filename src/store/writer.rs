@@ -13,6 +13,8 @@
 //! failure). Its savepoint is rolled back, so the rest of the batch is unharmed, and it is run
 //! again in the next batch, a few times at most, before it is answered ABORTED.
 
+use std::any::Any;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -48,6 +50,23 @@ pub(crate) trait Mutation: Send + Sync + 'static {
     /// Visits every change-event sequence in `output`: on PostgreSQL, those of events written
     /// by the mutation are provisional until the sequencer numbers them (`store::sequencer`).
     fn visit_sequences(_output: &mut Self::Output, _visit: &mut dyn FnMut(&mut u64)) {}
+
+    /// Whether `other`, waiting in the same batch, can run with this one in one call of
+    /// [`Mutation::run_together`]: e.g. single assignments by the same caller, which one set
+    /// run decides and writes in a few statements instead of a few each.
+    fn joins(&self, _other: &Self) -> bool {
+        false
+    }
+
+    /// Runs `all` (each joining the first) as one, in order: each one's outcome, a failed one
+    /// having changed nothing. `Err` when the run as a whole failed; the writer then rolls it
+    /// back and runs each alone.
+    fn run_together<'a>(
+        _all: Vec<&'a Self>,
+        _txn: &'a DatabaseTransaction,
+    ) -> TxnFuture<'a, Vec<Result<Self::Output>>> {
+        Box::pin(async { Err(Error::Internal("this use case does not run joined".into())) })
+    }
 }
 
 /// How the writer gathers batches.
@@ -68,6 +87,7 @@ pub struct WriteStats {
     largest_batch: AtomicU64,
     shared_batches: AtomicU64,
     mixed_batches: AtomicU64,
+    joined_runs: AtomicU64,
 }
 
 impl WriteStats {
@@ -94,6 +114,11 @@ impl WriteStats {
     /// Committed batches in which at least one mutation failed and at least one succeeded.
     pub fn mixed_batches(&self) -> u64 {
         self.mixed_batches.load(Ordering::Relaxed)
+    }
+
+    /// Runs of one set use case that joined several single requests (committed or not).
+    pub fn joined_runs(&self) -> u64 {
+        self.joined_runs.load(Ordering::Relaxed)
     }
 
     fn record(&self, size: usize, failed: usize, committed: bool) {
@@ -217,6 +242,19 @@ trait Queued: Send {
     fn span(&self) -> &Span;
     /// For the sequencer, which answers once the mutation's events are numbered.
     fn into_awaiting(self: Box<Self>) -> Box<dyn Awaiting>;
+    fn as_any(&self) -> &dyn Any;
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+    /// Whether `other` can run with this one ([`Mutation::joins`]).
+    fn joins(&self, other: &dyn Queued) -> bool;
+    /// Runs this one and `others` (all joining it) as one, keeping each one's outcome; `Err`
+    /// when the run as a whole failed (nothing is kept).
+    fn run_together<'a>(
+        &'a mut self,
+        others: &'a mut [Box<dyn Queued>],
+        txn: &'a DatabaseTransaction,
+    ) -> Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
+    /// Whether the kept outcome is a success.
+    fn succeeded(&self) -> bool;
 }
 
 /// The use case's type name without its module path, e.g. `AssignPhoneNumber`.
@@ -239,11 +277,9 @@ impl<M: Mutation> Queued for Submission<M> {
         txn: &'a DatabaseTransaction,
     ) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>> {
         Box::pin(async move {
-            self.attempts += 1;
             let outcome = self.mutation.run(txn).instrument(self.span.clone()).await;
             let ok = outcome.is_ok();
-            self.span.record("outcome", if ok { "ok" } else { "error" });
-            self.outcome = Some(outcome);
+            self.keep(Some(outcome));
             ok
         })
     }
@@ -284,6 +320,66 @@ impl<M: Mutation> Queued for Submission<M> {
 
     fn into_awaiting(self: Box<Self>) -> Box<dyn Awaiting> {
         self
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+
+    fn joins(&self, other: &dyn Queued) -> bool {
+        other
+            .as_any()
+            .downcast_ref::<Self>()
+            .is_some_and(|other| self.mutation.joins(&other.mutation))
+    }
+
+    fn run_together<'a>(
+        &'a mut self,
+        others: &'a mut [Box<dyn Queued>],
+        txn: &'a DatabaseTransaction,
+    ) -> Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>> {
+        Box::pin(async move {
+            let mut all = vec![&self.mutation];
+            for other in others.iter() {
+                let other = other.as_any().downcast_ref::<Self>().ok_or_else(|| {
+                    Error::Internal("mutations of different kinds were joined".into())
+                })?;
+                all.push(&other.mutation);
+            }
+            let outcomes = M::run_together(all, txn)
+                .instrument(self.span.clone())
+                .await?;
+            if outcomes.len() != others.len() + 1 {
+                return Err(Error::Internal(
+                    "a joined run answered another number of outcomes".into(),
+                ));
+            }
+            let mut outcomes = outcomes.into_iter();
+            self.keep(outcomes.next());
+            for (other, outcome) in others.iter_mut().zip(outcomes) {
+                if let Some(other) = other.as_any_mut().downcast_mut::<Self>() {
+                    other.keep(Some(outcome));
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn succeeded(&self) -> bool {
+        matches!(self.outcome, Some(Ok(_)))
+    }
+}
+
+impl<M: Mutation> Submission<M> {
+    fn keep(&mut self, outcome: Option<Result<M::Output>>) {
+        self.attempts += 1;
+        let ok = matches!(outcome, Some(Ok(_)));
+        self.span.record("outcome", if ok { "ok" } else { "error" });
+        self.outcome = outcome;
     }
 }
 
@@ -385,46 +481,45 @@ impl WriterTask {
         };
         let mut succeeded: Vec<Box<dyn Queued>> = Vec::with_capacity(size);
         let mut failed = 0;
+        // A request given up before its turn is not run, as a dropped transaction was never
+        // committed.
+        let (runnable, abandoned): (Vec<_>, Vec<_>) = batch
+            .into_iter()
+            .partition(|mutation| !mutation.abandoned());
+        failed += abandoned.len();
+        let mut pending: VecDeque<Group> = joined(runnable).into();
         let mut broken: Option<DbErr> = None;
-        let mut pending = batch.into_iter();
-        for mut mutation in pending.by_ref() {
-            // A request given up before its turn is not run, as a dropped transaction was
-            // never committed.
-            if mutation.abandoned() {
-                failed += 1;
-                continue;
-            }
-            let savepoint = match txn.begin().await {
-                Ok(savepoint) => savepoint,
-                Err(e) => {
-                    mutation.fail(copy_err(&e));
-                    broken = Some(e);
-                    break;
+        while let Some(group) = pending.pop_front() {
+            let result = match group {
+                Group::One(mutation) => {
+                    self.run_one(&txn, mutation, &mut succeeded, &mut failed)
+                        .await
                 }
-            };
-            // Given up while it ran: undone, as if its transaction had been dropped.
-            if mutation.run(&savepoint).await && !mutation.abandoned() {
-                match savepoint.commit().await {
-                    Ok(()) => succeeded.push(mutation),
-                    Err(e) => {
-                        mutation.fail(copy_err(&e));
-                        broken = Some(e);
-                        break;
+                Group::Joined(members) => match self.run_joined(&txn, members).await {
+                    Ok(Joined::Ran(outcomes)) => {
+                        for mutation in outcomes {
+                            if mutation.succeeded() {
+                                succeeded.push(mutation);
+                            } else {
+                                failed += 1;
+                                mutation.answer();
+                            }
+                        }
+                        Ok(())
                     }
-                }
-                continue;
-            }
-            failed += 1;
-            if let Err(e) = savepoint.rollback().await {
-                mutation.answer();
+                    // Each on its own, in a savepoint of its own: one failure stays its own.
+                    Ok(Joined::Failed(members)) => {
+                        for mutation in members.into_iter().rev() {
+                            pending.push_front(Group::One(mutation));
+                        }
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                },
+            };
+            if let Err(e) = result {
                 broken = Some(e);
                 break;
-            }
-            if mutation.should_retry() {
-                self.carried.push(mutation);
-            } else {
-                // A failed mutation changed nothing: its answer need not wait for the commit.
-                mutation.answer();
             }
         }
         if let Some(e) = broken {
@@ -432,7 +527,12 @@ impl WriterTask {
             tracing::warn!(error = %e, size, "a write transaction broke; rolling back the batch");
             let _ = txn.rollback().await;
             fail_all(succeeded, &e);
-            fail_all(pending.collect(), &e);
+            for group in pending {
+                match group {
+                    Group::One(mutation) => mutation.fail(copy_err(&e)),
+                    Group::Joined(members) => fail_all(members, &e),
+                }
+            }
             self.stats.record(size, size, false);
             return;
         }
@@ -477,6 +577,125 @@ impl WriterTask {
             }
         }
     }
+}
+
+impl WriterTask {
+    /// Runs `mutation` in a savepoint of its own: kept in `succeeded`, or answered with its
+    /// failure (or carried to the next batch after a lost race). `Err` when the transaction
+    /// broke; the mutation has been answered.
+    async fn run_one(
+        &mut self,
+        txn: &DatabaseTransaction,
+        mut mutation: Box<dyn Queued>,
+        succeeded: &mut Vec<Box<dyn Queued>>,
+        failed: &mut usize,
+    ) -> std::result::Result<(), DbErr> {
+        let savepoint = match txn.begin().await {
+            Ok(savepoint) => savepoint,
+            Err(e) => {
+                mutation.fail(copy_err(&e));
+                return Err(e);
+            }
+        };
+        // Given up while it ran: undone, as if its transaction had been dropped.
+        if mutation.run(&savepoint).await && !mutation.abandoned() {
+            return match savepoint.commit().await {
+                Ok(()) => {
+                    succeeded.push(mutation);
+                    Ok(())
+                }
+                Err(e) => {
+                    mutation.fail(copy_err(&e));
+                    Err(e)
+                }
+            };
+        }
+        *failed += 1;
+        if let Err(e) = savepoint.rollback().await {
+            mutation.answer();
+            return Err(e);
+        }
+        if mutation.should_retry() {
+            self.carried.push(mutation);
+        } else {
+            // A failed mutation changed nothing: its answer need not wait for the commit.
+            mutation.answer();
+        }
+        Ok(())
+    }
+
+    /// Runs `members` (single requests of one set use case) as one run of it, in one
+    /// savepoint. `Err` when the transaction broke; the members have been answered.
+    async fn run_joined(
+        &mut self,
+        txn: &DatabaseTransaction,
+        mut members: Vec<Box<dyn Queued>>,
+    ) -> std::result::Result<Joined, DbErr> {
+        let savepoint = match txn.begin().await {
+            Ok(savepoint) => savepoint,
+            Err(e) => {
+                fail_all(members, &e);
+                return Err(e);
+            }
+        };
+        let (first, others) = members
+            .split_first_mut()
+            .expect("a joined group is never empty");
+        let ran = first.run_together(others, &savepoint).await;
+        let outcome = match ran {
+            Ok(()) => {
+                self.stats.joined_runs.fetch_add(1, Ordering::Relaxed);
+                savepoint.commit().await.map(|()| Joined::Ran(members))
+            }
+            Err(error) => {
+                tracing::debug!(%error, size = members.len(), "a joined run failed; running its members one by one");
+                savepoint.rollback().await.map(|()| Joined::Failed(members))
+            }
+        };
+        outcome.inspect_err(|e| tracing::warn!(error = %e, "a joined run broke the transaction"))
+    }
+}
+
+/// What the writer runs at once: one mutation in its own savepoint, or single requests of one
+/// set use case joined into one run of it (see [`Mutation::joins`]).
+enum Group {
+    One(Box<dyn Queued>),
+    Joined(Vec<Box<dyn Queued>>),
+}
+
+/// How a joined run went (the transaction still usable).
+enum Joined {
+    /// Each member keeps its own outcome.
+    Ran(Vec<Box<dyn Queued>>),
+    /// The run as a whole failed and was rolled back: the members are to run one by one.
+    Failed(Vec<Box<dyn Queued>>),
+}
+
+/// The batch in groups: each mutation joins the first group whose first member it can run
+/// with, so that a group keeps its members' order. Mutations of a batch were all waiting at
+/// once, so any order among them is one they could have run in; joined ones in one set run
+/// are decided in their order, one against the state the earlier ones left.
+fn joined(batch: Vec<Box<dyn Queued>>) -> Vec<Group> {
+    let mut groups: Vec<Vec<Box<dyn Queued>>> = Vec::new();
+    for mutation in batch {
+        match groups
+            .iter_mut()
+            .find(|group| group[0].joins(mutation.as_ref()))
+        {
+            Some(group) => group.push(mutation),
+            None => groups.push(vec![mutation]),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|mut group| {
+            if group.len() == 1 {
+                Group::One(group.remove(0))
+            } else {
+                Group::Joined(group)
+            }
+        })
+        .collect()
 }
 
 fn fail_all(mutations: Vec<Box<dyn Queued>>, error: &DbErr) {

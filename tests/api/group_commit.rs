@@ -307,7 +307,124 @@ async fn concurrent_writes_keep_sequences_gap_free(backend: Backend) {
     assert!(app.write_stats.mutations() >= writes);
 }
 
+/// Single assignments waiting together run as one set run: each gets its own answer (the
+/// failures their own errors), only the successes have events, with the sequences their
+/// answers name, and the numbers are taken back the same way.
+async fn single_requests_waiting_together_run_as_one_and_fail_alone(backend: Backend) {
+    const USERS: usize = 8;
+    let app = spawn_batching_app(backend).await;
+    let account = app.create_account("Joined").await;
+    let mut users = Vec::new();
+    for i in 0..USERS {
+        users.push(
+            app.create_user(&account.account_id, &format!("j{i}@example.com"))
+                .await,
+        );
+    }
+    let mut last_sequence = 0;
+    for round in 0.. {
+        assert!(round < MAX_ROUNDS, "no run joined single requests");
+        let joined_before = app.write_stats.joined_runs();
+        let numbers: Vec<String> = (0..USERS)
+            .map(|i| format!("+1415555{:04}", 200 + round * USERS + i))
+            .collect();
+        app.order_business_numbers(&numbers).await;
+        let assign = |user_id: String, e164: String| {
+            let mut telephony = app.telephony();
+            let account_id = account.account_id.clone();
+            async move {
+                telephony
+                    .assign_phone_number(AssignPhoneNumberRequest {
+                        account_id,
+                        user_id,
+                        e164_phone_number: e164,
+                        request_id: String::new(),
+                    })
+                    .await
+                    .map(|r| r.into_inner())
+            }
+        };
+        let mut calls: Vec<std::pin::Pin<Box<dyn Future<Output = _> + Send>>> = users
+            .iter()
+            .zip(&numbers)
+            .map(|(user, e164)| {
+                Box::pin(assign(user.user_id.clone(), e164.clone())) as std::pin::Pin<Box<_>>
+            })
+            .collect();
+        // Two that fail: a number not in the inventory, and a user that does not exist.
+        calls.push(Box::pin(assign(users[0].user_id.clone(), number(99))));
+        calls.push(Box::pin(assign(UNKNOWN_ID.into(), number(98))));
+        let mut results = join_all(calls).await;
+        let unknown_user = results.pop().expect("answered");
+        let unknown_number = results.pop().expect("answered");
+        assert_eq!(
+            unknown_user.expect_err("no such user").code(),
+            Code::NotFound
+        );
+        let unknown_number = unknown_number.expect_err("no such number");
+        assert_eq!(unknown_number.code(), Code::NotFound, "{unknown_number:?}");
+        assert!(
+            unknown_number.message().contains(&number(99)),
+            "{unknown_number:?}"
+        );
+        let assigned: Vec<User> = results
+            .into_iter()
+            .map(|result| result.expect("assigned"))
+            .collect();
+
+        let events = events_after(&app, &account.account_id, last_sequence).await;
+        assert_eq!(
+            events.len(),
+            USERS,
+            "one event per success, none for the failures"
+        );
+        for (user, e164) in assigned.iter().zip(&numbers) {
+            assert_eq!(user.primary_phone_number, *e164);
+            let pending = user.sign_out_pending.as_ref().expect("pending sign-out");
+            assert!(
+                events.contains(&(
+                    pending.latest_change_sequence,
+                    ChangeKind::PhoneNumberAssigned as i32,
+                    user.user_id.clone()
+                )),
+                "the answer names the user's event: {pending:?} in {events:?}"
+            );
+        }
+        let take_back = users.iter().map(|user| {
+            let mut telephony = app.telephony();
+            let request = UnassignPhoneNumberRequest {
+                account_id: account.account_id.clone(),
+                user_id: user.user_id.clone(),
+                confirm: true,
+                request_id: String::new(),
+            };
+            async move { telephony.unassign_phone_number(request).await }
+        });
+        for result in join_all(take_back).await {
+            assert!(
+                result
+                    .expect("unassigned")
+                    .into_inner()
+                    .primary_phone_number
+                    .is_empty()
+            );
+        }
+        let sequences: Vec<u64> = events_after(&app, &account.account_id, last_sequence)
+            .await
+            .into_iter()
+            .map(|e| e.0)
+            .collect();
+        let gap_free: Vec<u64> = (last_sequence + 1..=last_sequence + 2 * USERS as u64).collect();
+        assert_eq!(sequences, gap_free);
+        last_sequence += 2 * USERS as u64;
+        if app.write_stats.joined_runs() > joined_before {
+            break;
+        }
+    }
+}
+
 on_both_databases!(
+    single_requests_waiting_together_run_as_one_and_fail_alone,
     failing_write_in_a_batch_leaves_the_others_committed,
     idempotent_retries_in_one_batch_share_the_first_result,
     concurrent_writes_keep_sequences_gap_free,

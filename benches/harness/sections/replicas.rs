@@ -1,9 +1,10 @@
-//! Two replicas on one PostgreSQL database: is the change-log counter row, which every
-//! event-writing transaction locks until it commits, what limits their writes? Two instances of
-//! the service (in this process, each with its own pools and writer) serve LogoutUser, one write
-//! and its event, from 32 callers each. Their rate together is set against one instance alone,
-//! and a sampler reads `pg_stat_activity` every millisecond for the share of the database's busy
-//! connections that wait on a lock, with one instance and with two. SQLite is one process per
+//! Two replicas on one PostgreSQL database: do their writes queue behind each other? Two
+//! instances of the service (in this process, each with its own pools, writer and sequencer)
+//! serve LogoutUser, one write and its event, from 32 callers each. Their rate together is set
+//! against one instance alone, and a sampler reads `pg_stat_activity` every millisecond for the
+//! share of the database's busy connections that wait on a lock, with one instance and with
+//! two: it shows whether the change-log counter row, which only the short sequencing
+//! transactions lock (`store::sequencer`), is what limits them. SQLite is one process per
 //! database file: the section measures nothing there.
 
 use std::sync::Arc;
