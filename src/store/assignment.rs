@@ -19,6 +19,7 @@ use super::entities::phone_number;
 use super::history::{close_periods, open_periods};
 use super::outbox::append_changes;
 use super::phone_numbers::{not_found, number_state, visible_to};
+use super::sequencer::add_staged_pending;
 use super::sign_out::newest_sequence;
 use super::users::{UserView, lock_user_views, user_not_found, write_many_settings};
 use super::views::NumberView;
@@ -145,7 +146,9 @@ async fn load_state(
     user_ids: &[&str],
     e164s: &[&str],
 ) -> Result<(HashMap<String, UserView>, HashMap<String, NumberView>)> {
-    let users = lock_user_views(txn, user_ids).await?;
+    let mut users = lock_user_views(txn, user_ids).await?;
+    // The answers name the pending sign-out after the change, counting changes not yet numbered.
+    add_staged_pending(txn, users.values_mut()).await?;
     let mut numbers = HashMap::with_capacity(e164s.len());
     for chunk in e164s.chunks(SET_CHUNK) {
         let found = phone_number::Entity::find()

@@ -13,13 +13,12 @@ use sea_orm::{
 
 use super::Store;
 use super::accounts::account_not_found;
-use super::batch::{NewUserItem, SET_CHUNK, SingleItem};
+use super::batch::{NewUserItem, SET_CHUNK, SingleItem, distinct};
 use super::entities::{account, enums, phone_number, user};
 use super::new_users::CreateUsers;
-use super::outbox::append_change;
+use super::outbox::{append_change, append_changes};
 use super::page::{Page, PageRequest};
 use super::phone_numbers::release_number;
-use super::sequencer::add_staged_pending;
 use super::sign_out::pending_of;
 use super::writer::{Mutation, TxnFuture};
 use crate::domain::DomainError;
@@ -28,7 +27,7 @@ use crate::domain::ids::{AccountId, UserId};
 use crate::domain::sign_out::SignOutPending;
 use crate::domain::telephony::{TelephonySettings, UserLine};
 use crate::domain::user::{DisplayName, Email, LicenseType};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// A user with the number they hold. An idempotent request's retry gets it back through its
 /// stored form (`store::answers`).
@@ -154,9 +153,7 @@ async fn read_user_view(
 }
 
 /// The users `user_ids` (of any account) with their numbers, by id, their rows locked until the
-/// transaction ends: one query per [`SET_CHUNK`] ids. Their pending sign-outs include, on
-/// PostgreSQL, changes committed but not yet numbered (`sequencer::add_staged_pending`), for
-/// the answers of the use cases that add one.
+/// transaction ends: one query per [`SET_CHUNK`] ids. Their pending sign-outs are as stored.
 pub(super) async fn lock_user_views(
     txn: &DatabaseTransaction,
     user_ids: &[&str],
@@ -172,7 +169,6 @@ pub(super) async fn lock_user_views(
             views.insert(view.user_id.clone(), view);
         }
     }
-    add_staged_pending(txn, views.values_mut()).await?;
     Ok(views)
 }
 
@@ -372,30 +368,70 @@ impl Mutation for LogoutUser {
     const APPENDS_CHANGES: bool = true;
 
     fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, u64> {
-        Box::pin(logout_user(txn, self))
+        Box::pin(async move {
+            logout_users(txn, vec![self])
+                .await?
+                .pop()
+                .ok_or_else(|| Error::Internal("a sign-out of one user has no outcome".into()))?
+        })
     }
 
     fn visit_sequences(sequence: &mut u64, visit: &mut dyn FnMut(&mut u64)) {
         visit(sequence);
     }
+
+    /// Any two: each sign-out names its own user and actor.
+    fn joins(&self, _other: &Self) -> bool {
+        true
+    }
+
+    fn run_together<'a>(
+        all: Vec<&'a Self>,
+        txn: &'a DatabaseTransaction,
+    ) -> TxnFuture<'a, Vec<Result<u64>>> {
+        Box::pin(logout_users(txn, all))
+    }
 }
 
-/// Asks for the user's sign-out everywhere; returns the event's sequence.
-pub(super) async fn logout_user(txn: &DatabaseTransaction, cmd: &LogoutUser) -> Result<u64> {
-    let view = lock_user_view(txn, &cmd.account_id, &cmd.user_id).await?;
-    let event = append_change(
-        txn,
-        NewChange {
-            account_id: cmd.account_id.clone(),
-            user_id: cmd.user_id.clone(),
-            kind: ChangeKind::UserSignOutRequested,
-            e164_phone_number: view.phone_number.clone().unwrap_or_default(),
-            settings: view.settings,
-            actor: cmd.actor.clone(),
-        },
-    )
-    .await?;
-    Ok(event.sequence)
+/// Asks each user's sign-out everywhere, in order: each event's sequence, or the user's
+/// NOT_FOUND. The users in one query (per [`SET_CHUNK`]), the events in one append.
+async fn logout_users(
+    txn: &DatabaseTransaction,
+    all: Vec<&LogoutUser>,
+) -> Result<Vec<Result<u64>>> {
+    let ids = distinct(all.iter().map(|cmd| cmd.user_id.as_str()));
+    let views = lock_user_views(txn, &ids).await?;
+    let mut changes = Vec::with_capacity(all.len());
+    let mut found = Vec::with_capacity(all.len());
+    for cmd in &all {
+        match views.get(cmd.user_id.as_str()) {
+            Some(view) if view.account_id == cmd.account_id.as_str() => {
+                changes.push(NewChange {
+                    account_id: cmd.account_id.clone(),
+                    user_id: cmd.user_id.clone(),
+                    kind: ChangeKind::UserSignOutRequested,
+                    e164_phone_number: view.phone_number.clone().unwrap_or_default(),
+                    settings: view.settings,
+                    actor: cmd.actor.clone(),
+                });
+                found.push(true);
+            }
+            _ => found.push(false),
+        }
+    }
+    let mut events = append_changes(txn, changes).await?.into_iter();
+    all.iter()
+        .zip(found)
+        .map(|(cmd, found)| {
+            if !found {
+                return Ok(Err(user_not_found(&cmd.account_id, &cmd.user_id).into()));
+            }
+            events
+                .next()
+                .map(|event| Ok(event.sequence))
+                .ok_or_else(|| Error::Internal("a sign-out has no event".into()))
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
