@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, Statement,
+    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Set, Statement,
 };
 
 use super::Store;
@@ -104,23 +104,13 @@ async fn number(
         event.sequence = sequence;
     }
     for chunk in events.chunks(INSERT_CHUNK) {
-        change_event::Entity::insert_many(chunk.iter().cloned().map(|event| {
-            change_event::ActiveModel {
-                sequence: Set(event.sequence),
-                event_id: Set(event.event_id),
-                account_id: Set(event.account_id),
-                user_id: Set(event.user_id),
-                kind: Set(event.kind),
-                e164: Set(event.e164),
-                inbound_calling: Set(event.inbound_calling),
-                outbound_calling: Set(event.outbound_calling),
-                sms: Set(event.sms),
-                notice: Set(event.notice),
-                actor: Set(event.actor),
-                occur_time: Set(event.occur_time),
-                staged_id: Set(None),
-            }
-        }))
+        // Every column of each model, as is (SeaORM inserts a model's values unchanged).
+        change_event::Entity::insert_many(
+            chunk
+                .iter()
+                .cloned()
+                .map(IntoActiveModel::into_active_model),
+        )
         .exec(txn)
         .await?;
     }
