@@ -129,7 +129,7 @@ fn unit_of(figure: Figure) -> String {
     .to_owned()
 }
 
-/// Prints the rows as one Markdown table (readable in a terminal, pasteable into the README).
+/// Prints the rows as one Markdown table (readable in a terminal; benches/README.md pastes it).
 pub fn print_table(rows: &[Row]) {
     let header = [
         "section", "metric", "service", "anchor", "ratio", "target", "met",
