@@ -45,7 +45,8 @@ pub async fn create_key(
 ) -> Result<(ApiKeyRecord, String)> {
     let secret = secret.unwrap_or_else(generate_secret);
     let record = store
-        .create_api_key(NewApiKey {
+        .keys()
+        .create(NewApiKey {
             name: name.to_owned(),
             role,
             account_id: match scope {

@@ -76,7 +76,7 @@ async fn keys_command(
             let scope = match account {
                 Some(id) => {
                     let id = domain::ids::AccountId::parse("--account", &id)?;
-                    store.get_account(&id).await?;
+                    store.accounts().get(&id).await?;
                     Scope::Account(id.into())
                 }
                 None => Scope::Organisation,
@@ -98,7 +98,7 @@ async fn keys_command(
                 "{:<36}  {:<15}  {:<36}  {:<20}  name",
                 "id", "role", "scope", "revoked"
             );
-            for key in store.list_api_keys().await? {
+            for key in store.keys().list().await? {
                 println!(
                     "{:<36}  {:<15}  {:<36}  {:<20}  {}",
                     key.id,
@@ -112,7 +112,7 @@ async fn keys_command(
             }
         }
         KeysCommand::Revoke { id } => {
-            let key = store.revoke_api_key(&id).await?;
+            let key = store.keys().revoke(&id).await?;
             println!("revoked {} ({})", key.id, key.name);
         }
     }

@@ -43,7 +43,7 @@ async fn run_once(store: &Store, events: chrono::Duration, idempotency: chrono::
     let now = Utc::now();
     metrics::record_purge_run();
     if let Some(cutoff) = now.checked_sub_signed(events) {
-        match store.purge_changes_before(cutoff).await {
+        match store.retention().purge_changes_before(cutoff).await {
             Ok(0) => {}
             Ok(purged) => {
                 metrics::record_purged(PurgeKind::ChangeEvents, purged);
@@ -53,7 +53,7 @@ async fn run_once(store: &Store, events: chrono::Duration, idempotency: chrono::
         }
     }
     if let Some(cutoff) = now.checked_sub_signed(idempotency) {
-        match store.purge_idempotency_keys_before(cutoff).await {
+        match store.retention().purge_answers_before(cutoff).await {
             Ok(0) => {}
             Ok(purged) => {
                 metrics::record_purged(PurgeKind::IdempotencyRecords, purged);
@@ -62,7 +62,7 @@ async fn run_once(store: &Store, events: chrono::Duration, idempotency: chrono::
             Err(e) => tracing::warn!(error = %e, "could not purge idempotency records"),
         }
     }
-    match store.purge_deleted_numbers(now).await {
+    match store.inventory().purge_deleted(now).await {
         Ok(0) => {}
         Ok(purged) => {
             metrics::record_purged(PurgeKind::DeletedNumbers, purged);

@@ -236,7 +236,7 @@ async fn start_background_tasks(
     )
     .await
     .context("cannot read the change log")?;
-    if store.is_postgres() {
+    if store.connection().get_database_backend() == sea_orm::DbBackend::Postgres {
         pg_listener::spawn(store.clone(), tasks);
     }
     let deliveries = crate::delivery::spawn(store.clone(), &hub, settings.delivery(), tasks)
@@ -300,10 +300,13 @@ fn watch_database(
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(interval) => {}
             }
-            let answered = tokio::time::timeout(interval.max(Duration::from_secs(1)), store.ping())
-                .await
-                .map_err(|_| "no answer in time".to_owned())
-                .and_then(|pinged| pinged.map_err(|e| e.to_string()));
+            let answered = tokio::time::timeout(
+                interval.max(Duration::from_secs(1)),
+                store.connection().ping(),
+            )
+            .await
+            .map_err(|_| "no answer in time".to_owned())
+            .and_then(|pinged| pinged.map_err(|e| e.to_string()));
             // A stop requested meanwhile owns the health status.
             if stop.is_cancelled() {
                 return;
@@ -530,7 +533,7 @@ fn incoming(listener: TcpListener) -> TcpIncoming {
 /// On a database without keys, creates the first organisation admin key: from the configured
 /// secret, or a new one printed once on standard output.
 async fn ensure_api_key(store: &Store, bootstrap_secret: Option<&str>) -> anyhow::Result<()> {
-    if store.count_api_keys().await? > 0 {
+    if store.keys().count().await? > 0 {
         return Ok(());
     }
     if bootstrap_secret.is_some_and(|secret| secret.len() < 32) {

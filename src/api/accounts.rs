@@ -24,7 +24,7 @@ impl AccountService for AccountApi {
         caller.require_admin()?;
         caller.require_organisation()?;
         let name = parse_account_name("name", &request.get_ref().name)?;
-        let account = self.context.store.create_account(name).await?;
+        let account = self.context.store.accounts().create(name).await?;
         tracing::info!(account_id = %account.account_id, actor = %caller.key_id, "account created");
         Ok(Response::new(convert::account(account)))
     }
@@ -37,7 +37,7 @@ impl AccountService for AccountApi {
         caller.require_reader()?;
         let id = AccountId::parse("account_id", &request.get_ref().account_id)?;
         caller.require_account(id.as_str())?;
-        let account = self.context.store.get_account(&id).await?;
+        let account = self.context.store.accounts().get(&id).await?;
         Ok(Response::new(convert::account(account)))
     }
 
@@ -62,7 +62,8 @@ impl AccountService for AccountApi {
         let accounts = self
             .context
             .store
-            .list_accounts(&page, &req.name_prefix, caller.account())
+            .accounts()
+            .list(&page, &req.name_prefix, caller.account())
             .await?;
         Ok(Response::new(proto::ListAccountsResponse {
             accounts: accounts.items.into_iter().map(convert::account).collect(),
@@ -80,7 +81,7 @@ impl AccountService for AccountApi {
         let id = AccountId::parse("account_id", &req.account_id)?;
         caller.require_account(id.as_str())?;
         let name = parse_account_name("name", &req.name)?;
-        let account = self.context.store.update_account(&id, name).await?;
+        let account = self.context.store.accounts().rename(&id, name).await?;
         tracing::info!(account_id = %id, actor = %caller.key_id, "account renamed");
         Ok(Response::new(convert::account(account)))
     }
@@ -93,7 +94,7 @@ impl AccountService for AccountApi {
         caller.require_admin()?;
         caller.require_organisation()?;
         let id = AccountId::parse("account_id", &request.get_ref().account_id)?;
-        let revoked_keys = self.context.store.delete_account(&id).await?;
+        let revoked_keys = self.context.store.accounts().delete(&id).await?;
         tracing::info!(account_id = %id, actor = %caller.key_id, revoked_keys = ?revoked_keys, "account deleted, its API keys revoked");
         Ok(Response::new(()))
     }

@@ -130,7 +130,8 @@ impl Authenticator {
         let ticket = self.cache.ticket();
         let caller = self
             .store
-            .find_api_key_by_hash(&hex::encode(digest))
+            .keys()
+            .find_by_hash(&hex::encode(digest))
             .await?
             .and_then(to_caller)
             .ok_or_else(|| {
@@ -150,7 +151,8 @@ impl Authenticator {
             Some(revoked) => revoked,
             None => self
                 .store
-                .get_api_key(key_id)
+                .keys()
+                .get(key_id)
                 .await?
                 .and_then(to_caller)
                 .is_none(),

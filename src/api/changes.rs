@@ -157,9 +157,10 @@ impl ChangeService for ChangeApi {
         let events = self
             .context
             .store
-            .list_changes(&filter, req.after_sequence, &page)
+            .changes()
+            .list(&filter, req.after_sequence, &page)
             .await?;
-        let log_id = self.context.store.change_log_state().await?.log_id;
+        let log_id = self.context.store.changes().state().await?.log_id;
         Ok(Response::new(proto::ListChangesResponse {
             events: events
                 .items

@@ -66,7 +66,7 @@ pub async fn list_orders(
     caller.require_organisation()?;
     let req = request.get_ref();
     let page = context.page(req.page_size, &req.page_token, "orders")?;
-    let orders = context.store.list_phone_number_orders(&page).await?;
+    let orders = context.store.orders().list(&page).await?;
     Ok(Response::new(proto::ListPhoneNumberOrdersResponse {
         phone_number_orders: orders.items.into_iter().map(convert::order).collect(),
         next_page_token: orders.next_page_token,
@@ -86,7 +86,8 @@ pub async fn list_assignments(
     let page = context.page(req.page_size, &req.page_token, &format!("number={number}"))?;
     let periods = context
         .store
-        .list_phone_number_assignments(number.as_str(), caller.account(), &page)
+        .inventory()
+        .history(number.as_str(), caller.account(), &page)
         .await?;
     Ok(Response::new(proto::ListPhoneNumberAssignmentsResponse {
         phone_number_assignments: periods

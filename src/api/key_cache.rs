@@ -174,12 +174,12 @@ impl KeyCache {
         let ready = self.ready.load(Ordering::SeqCst);
         if ready {
             let after = self.read().generation;
-            let revocations = self.store.revocations_after(after).await?;
+            let revocations = self.store.keys().revocations_after(after).await?;
             if !revocations.is_empty() {
                 self.apply(revocations);
             }
         } else {
-            let generation = self.store.revocation_generation().await?;
+            let generation = self.store.keys().generation().await?;
             self.write().generation = generation;
         }
         self.checked_count.store(count, Ordering::SeqCst);
@@ -259,7 +259,7 @@ mod tests {
     async fn a_revocation_through_the_same_store_is_obeyed_at_once() {
         let (store, cache, caller, digest, shutdown) = cache_with_key().await;
         assert_eq!(cache.get(&digest), Some(caller.clone()));
-        store.revoke_api_key(&caller.key_id).await.expect("revoke");
+        store.keys().revoke(&caller.key_id).await.expect("revoke");
         // No waiting: the cache is not trusted until it has caught up.
         assert_eq!(cache.get(&digest), None);
         tokio::time::timeout(Duration::from_secs(10), cache.revoked(&caller.key_id))
@@ -273,7 +273,7 @@ mod tests {
     #[tokio::test]
     async fn a_revoked_key_is_not_cached_again() {
         let (store, cache, caller, digest, shutdown) = cache_with_key().await;
-        store.revoke_api_key(&caller.key_id).await.expect("revoke");
+        store.keys().revoke(&caller.key_id).await.expect("revoke");
         tokio::time::timeout(Duration::from_secs(10), cache.revoked(&caller.key_id))
             .await
             .expect("the revocation is applied");

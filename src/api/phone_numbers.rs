@@ -56,7 +56,8 @@ impl PhoneNumberService for PhoneNumberApi {
         let order = self
             .context
             .store
-            .create_phone_number_order(product_type, &req.e164_phone_numbers)
+            .orders()
+            .create(product_type, &req.e164_phone_numbers)
             .await?;
         let acquired = order.items.iter().filter(|i| i.acquired).count();
         tracing::info!(
@@ -77,7 +78,7 @@ impl PhoneNumberService for PhoneNumberApi {
         caller.require_reader()?;
         caller.require_organisation()?;
         let id = required_id("order_id", &request.get_ref().order_id)?;
-        let order = self.context.store.get_phone_number_order(&id).await?;
+        let order = self.context.store.orders().get(&id).await?;
         Ok(Response::new(convert::order(order)))
     }
 
@@ -88,7 +89,7 @@ impl PhoneNumberService for PhoneNumberApi {
         let caller = self.context.auth.authenticate(&request).await?;
         caller.require_reader()?;
         let number = E164::parse("phone_number_id", &request.get_ref().phone_number_id)?;
-        let found = self.context.store.get_phone_number(number.as_str()).await;
+        let found = self.context.store.inventory().get(number.as_str()).await;
         // Outside its scope a key learns nothing, not even whether the number exists.
         match (caller.account(), found) {
             (None, found) => Ok(Response::new(convert::phone_number(found?))),
@@ -142,11 +143,7 @@ impl PhoneNumberService for PhoneNumberApi {
                 req.r#type
             ),
         )?;
-        let numbers = self
-            .context
-            .store
-            .list_phone_numbers(&filter, &page)
-            .await?;
+        let numbers = self.context.store.inventory().list(&filter, &page).await?;
         Ok(Response::new(proto::ListPhoneNumbersResponse {
             phone_numbers: numbers
                 .items
@@ -174,7 +171,8 @@ impl PhoneNumberService for PhoneNumberApi {
         let updated = self
             .context
             .store
-            .update_phone_number(&number, update)
+            .inventory()
+            .update(&number, update)
             .await?;
         tracing::info!(phone_number = %number, actor = %caller.key_id, "phone number updated");
         Ok(Response::new(convert::phone_number(updated)))
@@ -191,7 +189,8 @@ impl PhoneNumberService for PhoneNumberApi {
         let deleted = self
             .context
             .store
-            .delete_phone_number(number.as_str())
+            .inventory()
+            .delete(number.as_str())
             .await?;
         tracing::info!(phone_number = %number, actor = %caller.key_id, "phone number queued for deletion");
         Ok(Response::new(convert::phone_number(deleted)))
@@ -208,7 +207,8 @@ impl PhoneNumberService for PhoneNumberApi {
         let restored = self
             .context
             .store
-            .restore_phone_number(number.as_str())
+            .inventory()
+            .restore(number.as_str())
             .await?;
         tracing::info!(phone_number = %number, actor = %caller.key_id, "phone number restored");
         Ok(Response::new(convert::phone_number(restored)))

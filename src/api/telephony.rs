@@ -29,7 +29,8 @@ impl TelephonyService for TelephonyApi {
         let user = self
             .context
             .store
-            .assign_phone_number(
+            .telephony()
+            .assign(
                 &target.account_id,
                 &target.user_id,
                 &number,
@@ -54,7 +55,8 @@ impl TelephonyService for TelephonyApi {
         let user = self
             .context
             .store
-            .unassign_phone_number(
+            .telephony()
+            .unassign(
                 &target.account_id,
                 &target.user_id,
                 req.confirm,
@@ -78,7 +80,8 @@ impl TelephonyService for TelephonyApi {
         let settings = self
             .context
             .store
-            .get_telephony_settings(&target.account_id, &target.user_id)
+            .permissions()
+            .get(&target.account_id, &target.user_id)
             .await?;
         Ok(Response::new(convert::settings(settings)))
     }
@@ -98,7 +101,8 @@ impl TelephonyService for TelephonyApi {
         let settings = self
             .context
             .store
-            .update_telephony_settings(
+            .permissions()
+            .update(
                 &target.account_id,
                 &target.user_id,
                 requested,

@@ -32,7 +32,8 @@ impl UserService for UserApi {
         let user = self
             .context
             .store
-            .create_user(&account_id, email, display_name, license_type)
+            .users()
+            .create(&account_id, email, display_name, license_type)
             .await?;
         tracing::info!(%account_id, user_id = %user.user_id, actor = %caller.key_id, "user created");
         Ok(Response::new(convert::user(user)))
@@ -50,7 +51,8 @@ impl UserService for UserApi {
         let user = self
             .context
             .store
-            .get_user(&target.account_id, &target.user_id)
+            .users()
+            .get(&target.account_id, &target.user_id)
             .await?;
         Ok(Response::new(convert::user(user)))
     }
@@ -80,7 +82,8 @@ impl UserService for UserApi {
         let users = self
             .context
             .store
-            .list_users(&account_id, email.as_ref(), req.sign_out_pending, &page)
+            .users()
+            .list(&account_id, email.as_ref(), req.sign_out_pending, &page)
             .await?;
         Ok(Response::new(proto::ListUsersResponse {
             users: users.items.into_iter().map(convert::user).collect(),
@@ -105,7 +108,8 @@ impl UserService for UserApi {
         let user = self
             .context
             .store
-            .update_user(&target.account_id, &target.user_id, update)
+            .users()
+            .update(&target.account_id, &target.user_id, update)
             .await?;
         Ok(Response::new(convert::user(user)))
     }
@@ -121,7 +125,8 @@ impl UserService for UserApi {
             .await?;
         self.context
             .store
-            .delete_user(&target.account_id, &target.user_id, &caller.key_id)
+            .users()
+            .delete(&target.account_id, &target.user_id, &caller.key_id)
             .await?;
         tracing::info!(account_id = %target.account_id, user_id = %target.user_id, actor = %caller.key_id, "user deleted");
         Ok(Response::new(()))
@@ -139,7 +144,8 @@ impl UserService for UserApi {
         let sequence = self
             .context
             .store
-            .logout_user(&target.account_id, &target.user_id, &caller.key_id)
+            .sign_out()
+            .logout(&target.account_id, &target.user_id, &caller.key_id)
             .await?;
         tracing::info!(account_id = %target.account_id, user_id = %target.user_id, sequence, actor = %caller.key_id, "user sign-out requested");
         Ok(Response::new(proto::LogoutUserResponse { sequence }))
@@ -164,7 +170,8 @@ impl UserService for UserApi {
         let user = self
             .context
             .store
-            .acknowledge_sign_out(
+            .sign_out()
+            .acknowledge(
                 &target.account_id,
                 &target.user_id,
                 through,

@@ -69,7 +69,7 @@ impl WebhookApi {
         violations.finish()?;
         if let Some(account_id) = &account_id {
             // Refuse a filter that can never match.
-            self.context.store.get_account(account_id).await?;
+            self.context.store.accounts().get(account_id).await?;
         }
         Ok(EventFilter {
             account_id: account_id.map(String::from),
@@ -81,6 +81,7 @@ impl WebhookApi {
         let pending = self
             .context
             .store
+            .webhooks()
             .count_matching_changes(view.delivery.cursor, &view.filter())
             .await?;
         Ok(webhook(view, pending))
@@ -152,7 +153,8 @@ impl WebhookService for WebhookApi {
         let view = self
             .context
             .store
-            .create_webhook(NewWebhook {
+            .webhooks()
+            .create(NewWebhook {
                 url,
                 description,
                 filter,
@@ -172,7 +174,7 @@ impl WebhookService for WebhookApi {
     ) -> Result<Response<proto::Webhook>, Status> {
         self.authorise(&request).await?;
         let id = required_id("webhook_id", &request.get_ref().webhook_id)?;
-        let view = self.context.store.get_webhook(&id).await?;
+        let view = self.context.store.webhooks().get(&id).await?;
         Ok(Response::new(self.view(view).await?))
     }
 
@@ -185,7 +187,7 @@ impl WebhookService for WebhookApi {
         let page = self
             .context
             .page(req.page_size, &req.page_token, "webhooks")?;
-        let views = self.context.store.list_webhooks(&page).await?;
+        let views = self.context.store.webhooks().list(&page).await?;
         let mut webhooks = Vec::with_capacity(views.items.len());
         for view in views.items {
             webhooks.push(self.view(view).await?);
@@ -230,7 +232,7 @@ impl WebhookService for WebhookApi {
             filter,
             paused: wants("paused").then_some(req.paused),
         };
-        let view = self.context.store.update_webhook(&id, update).await?;
+        let view = self.context.store.webhooks().update(&id, update).await?;
         tracing::info!(webhook_id = %id, paused = view.delivery.paused, actor = %caller.key_id, "webhook updated");
         Ok(Response::new(self.view(view).await?))
     }
@@ -241,7 +243,7 @@ impl WebhookService for WebhookApi {
     ) -> Result<Response<()>, Status> {
         let caller = self.authorise(&request).await?;
         let id = required_id("webhook_id", &request.get_ref().webhook_id)?;
-        self.context.store.delete_webhook(&id).await?;
+        self.context.store.webhooks().delete(&id).await?;
         tracing::info!(webhook_id = %id, actor = %caller.key_id, "webhook deleted");
         Ok(Response::new(()))
     }
@@ -256,7 +258,8 @@ impl WebhookService for WebhookApi {
         let view = self
             .context
             .store
-            .rotate_webhook_secret(&id, secret.clone(), Utc::now() + PREVIOUS_SECRET_VALIDITY)
+            .webhooks()
+            .rotate_secret(&id, secret.clone(), Utc::now() + PREVIOUS_SECRET_VALIDITY)
             .await?;
         tracing::info!(webhook_id = %id, actor = %caller.key_id, "webhook secret rotated");
         Ok(Response::new(proto::RotateWebhookSecretResponse {

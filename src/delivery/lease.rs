@@ -24,7 +24,7 @@ impl Lease {
         ttl: Duration,
     ) -> Result<Option<Self>> {
         let started = Instant::now();
-        if !store.acquire_delivery_lease(sink, owner, ttl).await? {
+        if !store.deliveries().acquire_lease(sink, owner, ttl).await? {
             return Ok(None);
         }
         Ok(Some(Self {
@@ -58,7 +58,8 @@ impl Lease {
         }
         let started = Instant::now();
         let renewed = store
-            .acquire_delivery_lease(&self.sink, &self.owner, self.ttl)
+            .deliveries()
+            .acquire_lease(&self.sink, &self.owner, self.ttl)
             .await;
         match renewed {
             Ok(true) => {

@@ -186,6 +186,7 @@ impl Sink for MailSink {
     async fn deliver(&mut self, event: &ChangeEvent) -> Result<Outcome, String> {
         let address = self
             .store
+            .deliveries()
             .user_email(&event.account_id, &event.user_id)
             .await
             .map_err(|e| format!("cannot read the user's address: {e}"))?;

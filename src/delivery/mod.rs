@@ -103,7 +103,8 @@ pub async fn spawn(
             // A new mail delivery starts at the current end of the log.
             let head = source::log_state(&store).await?.last_sequence;
             store
-                .ensure_delivery(MAIL_SINK, head)
+                .deliveries()
+                .ensure(MAIL_SINK, head)
                 .await
                 .context("cannot set up the mail delivery")?;
             Some(sink)

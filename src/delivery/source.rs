@@ -16,10 +16,10 @@ pub async fn events_after(
         account_id: account_id.map(str::to_owned),
         user_id: None,
     };
-    store.changes_after(after, None, &filter, limit).await
+    store.changes().after(after, None, &filter, limit).await
 }
 
 /// The last committed sequence and how far retention has purged.
 pub async fn log_state(store: &Store) -> Result<ChangeLogState> {
-    store.change_log_state().await
+    store.changes().state().await
 }

@@ -61,7 +61,7 @@ impl Supervisor {
             }
         }
         let store = self.context.store.clone();
-        for sink in store.claimable_deliveries(&self.owner).await? {
+        for sink in store.deliveries().claimable(&self.owner).await? {
             if self.workers.contains_key(&sink) || self.context.shutdown.is_cancelled() {
                 continue;
             }

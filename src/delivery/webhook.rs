@@ -69,7 +69,7 @@ impl WebhookSink {
 
 impl Sink for WebhookSink {
     async fn refresh(&mut self, store: &Store) -> Result<bool> {
-        match store.find_webhook(&self.id).await? {
+        match store.webhooks().find(&self.id).await? {
             Some(webhook) => {
                 self.config = Some(self.configure(webhook));
                 if self.log_id.is_empty() {

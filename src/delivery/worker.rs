@@ -69,7 +69,8 @@ pub async fn run<S: Sink>(sink: &mut S, mut lease: Lease, mut context: WorkerCon
     context.monitor.forget(&key);
     if let Err(e) = context
         .store
-        .release_delivery_lease(&key, lease.owner())
+        .deliveries()
+        .release_lease(&key, lease.owner())
         .await
     {
         tracing::warn!(delivery = %key, error = %e, "could not release the delivery lease; it expires by itself");
@@ -94,7 +95,7 @@ async fn drive<S: Sink>(
         if !lease.keep(&store, budget).await? {
             return Ok("lease lost or delivery paused");
         }
-        let Some(state) = store.delivery_state(&key).await? else {
+        let Some(state) = store.deliveries().state(&key).await? else {
             return Ok("deleted");
         };
         if state.paused {
@@ -113,7 +114,8 @@ async fn drive<S: Sink>(
             );
             tracing::warn!(delivery = %key, "{message}");
             if !store
-                .skip_delivery_event(&key, lease.owner(), log.purged_through, &message)
+                .deliveries()
+                .skip_event(&key, lease.owner(), log.purged_through, &message)
                 .await?
             {
                 return Ok("lease lost");
@@ -152,7 +154,8 @@ async fn drive<S: Sink>(
         }
         if let Some(sequence) = scanned_past
             && !store
-                .advance_delivery(&key, lease.owner(), sequence, None)
+                .deliveries()
+                .advance(&key, lease.owner(), sequence, None)
                 .await?
         {
             return Ok("lease lost");
@@ -194,7 +197,8 @@ async fn deliver_one<S: Sink>(
             Ok(Outcome::Delivered) => {
                 backoff.reset();
                 if !store
-                    .advance_delivery(&key, lease.owner(), sequence, Some(sequence))
+                    .deliveries()
+                    .advance(&key, lease.owner(), sequence, Some(sequence))
                     .await?
                 {
                     return Ok(Step::Stop("lease lost"));
@@ -205,7 +209,8 @@ async fn deliver_one<S: Sink>(
             Ok(Outcome::Skipped(why)) => {
                 tracing::warn!(delivery = %key, sequence, event_id = %event.event_id, "event not delivered: {why}");
                 if !store
-                    .skip_delivery_event(&key, lease.owner(), sequence, &why)
+                    .deliveries()
+                    .skip_event(&key, lease.owner(), sequence, &why)
                     .await?
                 {
                     return Ok(Step::Stop("lease lost"));
@@ -216,7 +221,8 @@ async fn deliver_one<S: Sink>(
                 let wait = backoff.next_wait();
                 tracing::info!(delivery = %key, sequence, retry_in = ?wait, "delivery attempt failed: {error}");
                 match store
-                    .record_delivery_failure(&key, lease.owner(), &error, sink.pause_after())
+                    .deliveries()
+                    .record_failure(&key, lease.owner(), &error, sink.pause_after())
                     .await?
                 {
                     None => return Ok(Step::Stop("lease lost")),
@@ -232,7 +238,7 @@ async fn deliver_one<S: Sink>(
                     _ = tokio::time::sleep(wait) => {}
                 }
                 // The webhook may have been paused, deleted or changed in the meantime.
-                match store.delivery_state(&key).await? {
+                match store.deliveries().state(&key).await? {
                     None => return Ok(Step::Stop("deleted")),
                     Some(state) if state.paused => return Ok(Step::Stop("paused")),
                     Some(_) => {}

@@ -31,7 +31,7 @@ impl ChangeHub {
         poll_interval: Duration,
         tasks: &BackgroundTasks,
     ) -> crate::error::Result<Arc<Self>> {
-        let last = store.change_log_state().await?.last_sequence;
+        let last = store.changes().state().await?.last_sequence;
         let hub = Arc::new(Self {
             head: watch::Sender::new(last),
             ring: RwLock::new(VecDeque::with_capacity(capacity)),
@@ -100,7 +100,8 @@ impl ChangeHub {
             loop {
                 let head = self.head();
                 let events = match store
-                    .changes_after(head, None, &everything, LOAD_BATCH)
+                    .changes()
+                    .after(head, None, &everything, LOAD_BATCH)
                     .await
                 {
                     Ok(events) => events,

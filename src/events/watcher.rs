@@ -73,7 +73,7 @@ pub async fn watch(
     tasks: &BackgroundTasks,
 ) -> Result<Watch> {
     let shutdown = tasks.shutdown_token();
-    let state = store.change_log_state().await?;
+    let state = store.changes().state().await?;
     if let Some(expected) = &options.log_id {
         check_same_log(expected, &state.log_id)?;
     }
@@ -253,7 +253,8 @@ impl Watcher {
     async fn read_database(&self, target: u64) -> Result<(Vec<Event>, u64)> {
         let events = self
             .store
-            .changes_after(
+            .changes()
+            .after(
                 self.cursor,
                 Some(target),
                 &self.options.filter,
@@ -262,7 +263,7 @@ impl Watcher {
             .await?;
         // Events purged while we were behind would be skipped silently, and a database replaced
         // under us would renumber them: refuse instead.
-        let state = self.store.change_log_state().await?;
+        let state = self.store.changes().state().await?;
         check_same_log(&self.log_id, &state.log_id)?;
         check_retained(self.cursor, state.purged_through)?;
         let covered = if events.len() == BATCH {

@@ -1,87 +1,76 @@
-//! Persistence: SeaORM entities, migrations and the repository. Rows stay here: the store
-//! answers with the read models of [`views`] (and the domain's types), never with an entity.
+//! Persistence, in three layers whose arrows point one way, `use_cases → engine → db`:
 //!
-//! Reads run on a pool of reader connections; on a SQLite file, GetUser's query runs on the
-//! calling thread instead (see `sqlite_reads`). Every write is a [`writer::Mutation`]: a use case
-//! (a function over a transaction) with its already validated input, run by the one writer task
-//! of the process inside a savepoint of a shared transaction (group commit). Every change that a
-//! user must hear of writes its change event (the outbox row) in that same savepoint, so the
-//! change and its event commit or vanish together. The use cases of bulk work (assigning and
-//! taking back numbers, permissions, new users) are set use cases ([`batch::SetUseCase`]): they
-//! read the state of all their items in a query or two, decide each item in order, and write
-//! the successes with a few set statements; their single RPCs run them with one item.
+//! - [`use_cases`]: one file per aggregate (accounts, users, telephony, permissions, sign-out,
+//!   inventory, orders, changes, retention, webhooks, deliveries, keys), each a small handle
+//!   over the engine. A write loads the state it rests on, decides with `domain`, and writes
+//!   with a few set statements; its single and batch forms sit side by side.
+//! - [`engine`]: the group-commit writer (every write is a mutation in a savepoint of a shared
+//!   transaction), set use cases run as one item or many, idempotency and stored answers, the
+//!   change-event outbox and the PostgreSQL sequencer, and the driver adjustments. It knows
+//!   nothing of accounts or numbers.
+//! - [`db`]: SeaORM entities, migrations, the read models built from rows, keyset pages, and
+//!   the row functions several use cases share.
+//!
+//! Rows stay inside: the store answers with the read models of [`db::views`] (and the domain's
+//! types), never with an entity. Every change that a user must hear of writes its change event
+//! (the outbox row) in the same savepoint as the change, so the two commit or vanish together.
 //!
 //! SQLite (the default, one file) and PostgreSQL (for several replicas) are both supported. On
 //! SQLite the writer has a connection of its own, so reads never wait behind writes, and begins
 //! IMMEDIATE; on PostgreSQL, the rows a decision rests on are locked `FOR UPDATE`, and change
-//! events are staged in the writing transaction and numbered after it commits (`sequencer`), so
-//! that the commits of several replicas do not queue behind one counter.
+//! events are staged in the writing transaction and numbered after it commits
+//! (`engine::sequencer`), so that the commits of several replicas do not queue behind one
+//! counter.
 
-pub mod entities;
-pub mod migration;
-pub mod page;
+pub mod db;
+mod engine;
+pub mod use_cases;
 
-mod accounts;
-mod answers;
-mod assignment;
-mod batch;
-mod changes;
-mod deliveries;
-mod history;
-mod idempotency;
-#[cfg(test)]
-mod inventory_plans;
-mod keys;
-mod new_users;
-mod orders;
-mod outbox;
-mod permissions;
-pub mod pg_nodelay;
-mod phone_numbers;
-mod sequencer;
-mod sign_out;
-mod sqlite_planner;
-mod sqlite_reads;
-mod telephony;
-mod users;
-mod views;
-mod webhooks;
-mod writer;
+use std::sync::Arc;
+use std::time::Duration;
 
-use std::{sync::Arc, time::Duration};
-
-use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr,
-    TransactionTrait,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, TransactionTrait};
 use sea_orm_migration::MigratorTrait;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 
-pub use batch::{
-    AssignItem, BatchItem, BatchOptions, EncodeError, ItemResult, NewUserItem, NumberUpdateItem,
-    SettingsItem, UnassignItem, UserUpdateItem,
+pub use db::deliveries::{MAIL_SINK, webhook_sink};
+pub use db::keys::{ApiKeyRecord, KEYS_CHANNEL};
+pub use db::numbers::{NumberFilter, visible_to};
+pub use db::page;
+pub use db::views::{
+    AccountView, AssignmentPeriod, DeliveryState, NumberView, OrderItem, OrderRecord, UserView,
+    WebhookConfig, WebhookView,
 };
-pub use changes::{ChangeFilter, ChangeLogState};
-pub use deliveries::{MAIL_SINK, webhook_sink};
-pub use keys::{ApiKeyRecord, KEYS_CHANNEL, NewApiKey, Revocation, RevocationSignal};
-pub use outbox::NOTIFY_CHANNEL;
-pub use phone_numbers::{NumberFilter, NumberUpdate, OrderItem, visible_to};
-pub use telephony::Requester;
-pub use users::{UserUpdate, UserView};
-pub use views::{
-    AccountView, AssignmentPeriod, DeliveryState, NumberView, OrderRecord, WebhookConfig,
-    WebhookView,
-};
-pub use webhooks::{NewWebhook, WebhookUpdate};
-pub use writer::{WriteStats, WriterOptions};
+pub use engine::group_commit::WriteStats;
+pub use engine::pg_nodelay;
+pub use engine::sequencer::NOTIFY_CHANNEL;
+pub use engine::set_run::{BatchItem, BatchOptions, EncodeError, ItemResult};
+pub use engine::writer::WriterOptions;
+pub use use_cases::Requester;
+pub use use_cases::changes::{ChangeFilter, ChangeLogState};
+pub use use_cases::inventory::{NumberUpdate, NumberUpdateItem};
+pub use use_cases::keys::{NewApiKey, Revocation, RevocationSignal};
+pub use use_cases::permissions::SettingsItem;
+pub use use_cases::telephony::{AssignItem, UnassignItem};
+pub use use_cases::users::{NewUserItem, UserUpdate, UserUpdateItem};
+pub use use_cases::webhooks::{NewWebhook, WebhookUpdate};
 
-use writer::{Mutation, Writer};
+use engine::Engine;
+use use_cases::accounts::Accounts;
+use use_cases::changes::Changes;
+use use_cases::deliveries::Deliveries;
+use use_cases::inventory::Inventory;
+use use_cases::keys::Keys;
+use use_cases::orders::Orders;
+use use_cases::permissions::Permissions;
+use use_cases::retention::Retention;
+use use_cases::sign_out::SignOut;
+use use_cases::telephony::Telephony;
+use use_cases::users::Users;
+use use_cases::webhooks::Webhooks;
 
 /// The PostgreSQL advisory lock key that serialises migrations across replicas.
 const MIGRATION_LOCK: i64 = 0x7465_6c61_646d_0001;
-
-/// How long a SQLite writer waits for the write lock before giving up.
-const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Store settings that change behaviour rather than connection. Their defaults are the
 /// configuration's (`config::defaults`).
@@ -97,59 +86,36 @@ pub struct StoreOptions {
     pub writer: WriterOptions,
 }
 
-/// The repository: the reader pool, the writer, and the wake-up for change watchers in this
-/// process.
+/// The store: the engine (reader pool, writer, wake-up for change watchers), and the handles of
+/// its use cases. Cheap to clone: every clone is the same store.
 #[derive(Clone)]
 pub struct Store {
-    db: DatabaseConnection,
-    writer: Writer,
+    engine: Engine,
     options: StoreOptions,
-    /// Signalled after every commit that wrote a change event.
-    committed: Arc<Notify>,
     /// Signalled when a key may have been revoked (here, or on PostgreSQL by another process).
     revoked: Arc<RevocationSignal>,
     /// Admits as many change-log state reads at a time as there are reader connections (see
-    /// `Store::change_log_state`).
-    state_reads: Arc<tokio::sync::Semaphore>,
-    /// GetUser's query without the pool's thread hop, on a SQLite file.
-    direct: Option<Arc<sqlite_reads::DirectReads>>,
+    /// `Changes::state`).
+    state_reads: Arc<Semaphore>,
 }
 
 impl Store {
     /// Connects to `sqlite://…` or `postgres://…`. A SQLite file is created if missing and put
     /// in WAL mode.
     pub async fn connect(url: &str, options: StoreOptions) -> Result<Self, DbErr> {
-        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        let readers = if in_memory {
-            1
-        } else {
-            options.max_connections.max(1)
-        };
-        let db = Database::connect(connect_options(url, readers, options.acquire_timeout)).await?;
-        // SQLite lets one writer in at a time: the writer gets a connection of its own so that
-        // readers never wait for it. An in-memory database is one connection, shared.
-        let write_db = if db.get_database_backend() == DbBackend::Sqlite && !in_memory {
-            Database::connect(connect_options(url, 1, options.acquire_timeout)).await?
-        } else {
-            db.clone()
-        };
-        let committed = Arc::new(Notify::new());
-        let writer = Writer::start(write_db, options.writer, committed.clone());
-        let direct = (db.get_database_backend() == DbBackend::Sqlite && !in_memory)
-            .then(|| {
-                let options = db.get_sqlite_connection_pool().connect_options();
-                sqlite_reads::DirectReads::new(options.get_filename())
-            })
-            .flatten()
-            .map(Arc::new);
+        let engine = Engine::connect(
+            url,
+            options.max_connections,
+            options.acquire_timeout,
+            options.writer,
+        )
+        .await?;
+        let readers = engine.readers() as usize;
         Ok(Self {
-            db,
-            writer,
+            engine,
             options,
-            committed,
             revoked: Arc::default(),
-            state_reads: Arc::new(tokio::sync::Semaphore::new(readers as usize)),
-            direct,
+            state_reads: Arc::new(Semaphore::new(readers)),
         })
     }
 
@@ -158,14 +124,15 @@ impl Store {
     /// on a connection of its own, lets one migrate while the others wait (and then find
     /// nothing to do). A pool of one connection cannot spare it, so it migrates unguarded.
     pub async fn migrate(&self) -> Result<(), DbErr> {
-        if !self.is_postgres() || self.options.max_connections < 2 {
-            return migration::Migrator::up(&self.db, None).await;
+        let db = self.connection();
+        if db.get_database_backend() != DbBackend::Postgres || self.options.max_connections < 2 {
+            return db::migration::Migrator::up(db, None).await;
         }
-        let guard = self.db.begin().await?;
+        let guard = db.begin().await?;
         guard
             .execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
             .await?;
-        let migrated = migration::Migrator::up(&self.db, None).await;
+        let migrated = db::migration::Migrator::up(db, None).await;
         guard.commit().await?;
         migrated
     }
@@ -178,12 +145,13 @@ impl Store {
         &self,
         setup: impl std::future::Future<Output = T>,
     ) -> Result<T, DbErr> {
-        if !self.is_postgres() {
+        let db = self.connection();
+        if db.get_database_backend() != DbBackend::Postgres {
             return Ok(setup.await);
         }
         use sqlx::Connection;
         let to_db_err = |e: sqlx::Error| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(Arc::new(e)));
-        let options = self.db.get_postgres_connection_pool().connect_options();
+        let options = db.get_postgres_connection_pool().connect_options();
         let mut lock = sqlx::postgres::PgConnection::connect_with(&options)
             .await
             .map_err(to_db_err)?;
@@ -198,21 +166,14 @@ impl Store {
         Ok(done)
     }
 
+    /// The reader pool, for health checks, tests and tools.
     pub fn connection(&self) -> &DatabaseConnection {
-        &self.db
-    }
-
-    pub fn backend(&self) -> DbBackend {
-        self.db.get_database_backend()
-    }
-
-    pub fn is_postgres(&self) -> bool {
-        self.backend() == DbBackend::Postgres
+        self.engine.reader()
     }
 
     /// Woken after each commit that wrote change events (this process only).
     pub fn commit_signal(&self) -> Arc<Notify> {
-        self.committed.clone()
+        self.engine.commit_signal()
     }
 
     /// Woken when a key may have been revoked: by this store's revocations, and on PostgreSQL
@@ -221,77 +182,68 @@ impl Store {
         &self.revoked
     }
 
-    /// Runs `mutation` through the writer; answers once its batch has committed.
-    async fn write<M: Mutation>(&self, mutation: M) -> crate::error::Result<M::Output> {
-        self.writer.submit(mutation).await
-    }
-
     /// The writer's counters (batches, their sizes).
     pub fn write_stats(&self) -> Arc<WriteStats> {
-        self.writer.stats()
-    }
-
-    /// Whether the database answers.
-    pub async fn ping(&self) -> Result<(), DbErr> {
-        self.db.ping().await
+        self.engine.write_stats()
     }
 
     /// Lets the writer finish what is queued, then closes the connections.
     pub async fn close(self) -> Result<(), DbErr> {
-        if let Some(direct) = &self.direct {
-            direct.close();
-        }
-        self.writer.close().await;
-        self.db.close().await
+        self.engine.close().await
     }
 
-    /// GetUser's row read on the calling thread (SQLite files): `None` when that cannot answer
-    /// and the pool must.
-    fn direct_user_view(
-        &self,
-        account_id: &crate::domain::ids::AccountId,
-        user_id: &crate::domain::ids::UserId,
-    ) -> Option<Option<UserView>> {
-        self.direct.as_ref()?.user_view(account_id, user_id)
+    pub fn accounts(&self) -> Accounts<'_> {
+        Accounts::new(&self.engine, &self.revoked)
     }
 
-    fn deletion_queue_period(&self) -> chrono::Duration {
+    pub fn users(&self) -> Users<'_> {
+        Users::new(&self.engine)
+    }
+
+    pub fn telephony(&self) -> Telephony<'_> {
+        Telephony::new(&self.engine)
+    }
+
+    pub fn permissions(&self) -> Permissions<'_> {
+        Permissions::new(&self.engine)
+    }
+
+    pub fn sign_out(&self) -> SignOut<'_> {
+        SignOut::new(&self.engine)
+    }
+
+    pub fn inventory(&self) -> Inventory<'_> {
         // The configuration bounds it; beyond chrono's range it saturates.
-        chrono::Duration::from_std(self.options.deletion_queue_period)
-            .unwrap_or(chrono::Duration::MAX)
+        let period = chrono::Duration::from_std(self.options.deletion_queue_period)
+            .unwrap_or(chrono::Duration::MAX);
+        Inventory::new(&self.engine, period)
     }
-}
 
-/// The current time at the precision both databases store (microseconds), so that a value
-/// answered from memory equals the one read back later.
-pub(crate) fn now() -> chrono::DateTime<chrono::Utc> {
-    use chrono::SubsecRound;
-    chrono::Utc::now().trunc_subsecs(6)
-}
+    pub fn orders(&self) -> Orders<'_> {
+        Orders::new(&self.engine)
+    }
 
-fn connect_options(url: &str, max_connections: u32, acquire_timeout: Duration) -> ConnectOptions {
-    let mut connect = ConnectOptions::new(url.to_owned());
-    connect
-        .max_connections(max_connections)
-        .min_connections(1)
-        .connect_timeout(Duration::from_secs(10))
-        .acquire_timeout(acquire_timeout)
-        .sqlx_logging(false)
-        .map_sqlx_sqlite_opts(|opts| {
-            opts.create_if_missing(true)
-                .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-                // FULL: a committed transaction survives a power loss, not just a crash.
-                .synchronous(sqlx::sqlite::SqliteSynchronous::Full)
-                .foreign_keys(true)
-                .busy_timeout(SQLITE_BUSY_TIMEOUT)
-        })
-        .map_sqlx_sqlite_pool_opts(|pool| {
-            pool.after_connect(|connection, _| {
-                Box::pin(sqlite_planner::keep_plans_stable(connection))
-            })
-        })
-        .map_sqlx_postgres_pool_opts(|pool| {
-            pool.after_connect(|connection, _| Box::pin(pg_nodelay::disable_nagle(connection)))
-        });
-    connect
+    pub fn changes(&self) -> Changes<'_> {
+        Changes::new(
+            &self.engine,
+            &self.state_reads,
+            self.options.acquire_timeout,
+        )
+    }
+
+    pub fn retention(&self) -> Retention<'_> {
+        Retention::new(&self.engine)
+    }
+
+    pub fn webhooks(&self) -> Webhooks<'_> {
+        Webhooks::new(&self.engine)
+    }
+
+    pub fn deliveries(&self) -> Deliveries<'_> {
+        Deliveries::new(&self.engine)
+    }
+
+    pub fn keys(&self) -> Keys<'_> {
+        Keys::new(&self.engine, &self.revoked)
+    }
 }

@@ -461,7 +461,7 @@ async fn replicas_starting_together_create_one_bootstrap_key() {
         let store = telephony_admin::startup::connect_store(&storage, Default::default())
             .await
             .unwrap();
-        let keys = store.list_api_keys().await.unwrap();
+        let keys = store.keys().list().await.unwrap();
         assert_eq!(
             keys.len(),
             1,

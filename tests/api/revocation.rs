@@ -95,7 +95,7 @@ async fn a_revocation_reaches_every_replica(backend: Backend) {
     works_on(&second, &other_secret).await;
     let mut stream = watch(&second, &secret).await;
 
-    first.store.revoke_api_key(&id).await.expect("revoke");
+    first.store.keys().revoke(&id).await.expect("revoke");
 
     first.wait_until_refused(&secret).await;
     second.wait_until_refused(&secret).await;
@@ -110,7 +110,7 @@ async fn an_idle_stream_of_a_revoked_key_ends(backend: Backend) {
     let app = spawn_app(backend).await;
     let (id, secret) = new_key(&app).await;
     let mut stream = watch(&app, &secret).await;
-    app.store.revoke_api_key(&id).await.expect("revoke");
+    app.store.keys().revoke(&id).await.expect("revoke");
     ends_unauthenticated(&mut stream).await;
 }
 

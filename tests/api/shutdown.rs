@@ -183,7 +183,8 @@ async fn no_delivery_outlives_run_until_stopped(backend: Backend) {
         telephony_admin::store::webhook_sink(&created.webhook.expect("webhook").webhook_id),
     ] {
         let state = store
-            .delivery_state(&sink)
+            .deliveries()
+            .state(&sink)
             .await
             .expect("read delivery")
             .expect("the delivery exists");

@@ -61,7 +61,8 @@ pub async fn update(
         .collect();
     let answers = context
         .store
-        .batch_update_phone_numbers(items, options, caller.requester())
+        .inventory()
+        .batch_update(items, options, caller.requester())
         .await?;
     tracing::info!(items = answers.len(), validate_only = req.validate_only, atomic = req.atomic, actor = %caller.key_id, "batch of number changes");
     Ok(Response::new(proto::BatchUpdatePhoneNumbersResponse {
@@ -95,7 +96,8 @@ pub async fn delete(
         .collect();
     let answers = context
         .store
-        .batch_delete_phone_numbers(items, options, caller.requester())
+        .inventory()
+        .batch_delete(items, options, caller.requester())
         .await?;
     tracing::info!(items = answers.len(), validate_only = req.validate_only, atomic = req.atomic, actor = %caller.key_id, "batch of number deletions");
     Ok(Response::new(proto::BatchDeletePhoneNumbersResponse {

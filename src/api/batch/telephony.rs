@@ -41,7 +41,8 @@ pub async fn assign(
         .collect();
     let answers = context
         .store
-        .batch_assign_phone_numbers(items, options, caller.requester())
+        .telephony()
+        .batch_assign(items, options, caller.requester())
         .await?;
     tracing::info!(items = answers.len(), validate_only = req.validate_only, atomic = req.atomic, actor = %caller.key_id, "batch of assignments");
     Ok(Response::new(proto::BatchAssignPhoneNumbersResponse {
@@ -80,7 +81,8 @@ pub async fn unassign(
         .collect();
     let answers = context
         .store
-        .batch_unassign_phone_numbers(items, options, caller.requester())
+        .telephony()
+        .batch_unassign(items, options, caller.requester())
         .await?;
     tracing::info!(items = answers.len(), validate_only = req.validate_only, atomic = req.atomic, actor = %caller.key_id, "batch of unassignments");
     Ok(Response::new(proto::BatchUnassignPhoneNumbersResponse {
@@ -121,7 +123,8 @@ pub async fn update_settings(
         .collect();
     let answers = context
         .store
-        .batch_update_telephony_settings(items, options, caller.requester())
+        .permissions()
+        .batch_update(items, options, caller.requester())
         .await?;
     tracing::info!(items = answers.len(), validate_only = req.validate_only, atomic = req.atomic, actor = %caller.key_id, "batch of settings changes");
     Ok(Response::new(proto::BatchUpdateTelephonySettingsResponse {

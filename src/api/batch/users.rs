@@ -46,7 +46,8 @@ pub async fn create(
         .collect();
     let answers = context
         .store
-        .batch_create_users(items, options, caller.requester())
+        .users()
+        .batch_create(items, options, caller.requester())
         .await?;
     tracing::info!(items = answers.len(), validate_only = req.validate_only, atomic = req.atomic, actor = %caller.key_id, "batch of new users");
     Ok(Response::new(proto::BatchCreateUsersResponse {
@@ -85,7 +86,8 @@ pub async fn update(
         .collect();
     let answers = context
         .store
-        .batch_update_users(items, options, caller.requester())
+        .users()
+        .batch_update(items, options, caller.requester())
         .await?;
     tracing::info!(items = answers.len(), validate_only = req.validate_only, atomic = req.atomic, actor = %caller.key_id, "batch of user changes");
     Ok(Response::new(proto::BatchUpdateUsersResponse {

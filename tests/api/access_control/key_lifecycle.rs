@@ -58,7 +58,8 @@ async fn revoking_a_key_ends_its_watch_streams(backend: Backend) {
     assert_eq!(next_event(&mut other_stream).await.user_id, ann.user_id);
 
     app.store
-        .revoke_api_key(&record.id)
+        .keys()
+        .revoke(&record.id)
         .await
         .expect("revoke key");
     // Revoked through another store: the server learns of it within 1 s.

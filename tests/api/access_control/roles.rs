@@ -501,7 +501,8 @@ async fn revoked_key(app: &TestApp) -> String {
         .await
         .expect("the key works before it is revoked");
     app.store
-        .revoke_api_key(&record.id)
+        .keys()
+        .revoke(&record.id)
         .await
         .expect("revoke key");
     app.wait_until_refused(&secret).await;

@@ -22,7 +22,8 @@ const OFF: TelephonySettings = TelephonySettings {
 /// The id of the organisation admin key the server created at start (the tests' default key).
 async fn bootstrap_key_id(app: &TestApp) -> String {
     app.store
-        .list_api_keys()
+        .keys()
+        .list()
         .await
         .expect("list keys")
         .into_iter()

@@ -73,7 +73,8 @@ async fn revoked_key_ends_its_stream(backend: Backend) {
     let key = app.create_key(Role::Admin, Scope::Organisation).await;
     let key_id = app
         .store
-        .list_api_keys()
+        .keys()
+        .list()
         .await
         .unwrap()
         .into_iter()
@@ -87,7 +88,7 @@ async fn revoked_key_ends_its_stream(backend: Backend) {
         .unwrap()
         .into_inner();
     expect_checkpoint(&mut stream).await;
-    app.store.revoke_api_key(&key_id).await.unwrap();
+    app.store.keys().revoke(&key_id).await.unwrap();
     // Revoked through another store: the server learns of it within 1 s.
     app.wait_until_refused(&key).await;
     logout(&app, &account, &users[0]).await;

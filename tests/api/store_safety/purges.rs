@@ -154,18 +154,20 @@ async fn purges_of_several_chunks_keep_the_log_and_records_consistent(backend: B
 
     let purged = app
         .store
+        .retention()
         .purge_changes_before(cutoff)
         .await
         .expect("purge the change log");
     assert_eq!(purged, EXPIRED as u64, "every expired event and no other");
     let forgotten = app
         .store
-        .purge_idempotency_keys_before(cutoff)
+        .retention()
+        .purge_answers_before(cutoff)
         .await
         .expect("purge idempotency records");
     assert_eq!(forgotten, old_ids.len() as u64);
 
-    let state = app.store.change_log_state().await.expect("log state");
+    let state = app.store.changes().state().await.expect("log state");
     assert_eq!(state.purged_through, EXPIRED as u64);
     assert_eq!(state.last_sequence, EXPIRED as u64 + 5);
     let left = app
@@ -201,7 +203,7 @@ async fn purges_of_several_chunks_keep_the_log_and_records_consistent(backend: B
     )
     .await
     .expect("a kept record answers its retry");
-    let after = app.store.change_log_state().await.expect("log state");
+    let after = app.store.changes().state().await.expect("log state");
     assert_eq!(
         after.last_sequence, state.last_sequence,
         "a replayed request writes no event"

@@ -130,7 +130,7 @@ async fn deleting_an_account_revokes_its_keys(backend: Backend) {
             "another account's key is untouched"
         );
     }
-    let keys = app.store.list_api_keys().await.expect("list keys");
+    let keys = app.store.keys().list().await.expect("list keys");
     let revoked = keys
         .iter()
         .filter(|k| k.account_id.as_deref() == Some(gone.as_str()))

@@ -8,16 +8,16 @@ use sea_orm::{
     QueryOrder, QuerySelect, Set,
 };
 
-use super::Store;
-use super::deliveries::{new_delivery, webhook_sink};
-use super::entities::enums::{self, kinds_to_db};
-use super::entities::{change_event, change_log, delivery, webhook};
-use super::page::{Page, PageRequest};
-use super::views::{WebhookConfig, WebhookView};
-use super::writer::{Mutation, TxnFuture};
 use crate::domain::DomainError;
 use crate::domain::webhook::EventFilter;
 use crate::error::{Error, Result};
+use crate::store::db::deliveries::{new_delivery, webhook_sink};
+use crate::store::db::entities::enums::{self, kinds_to_db};
+use crate::store::db::entities::{change_event, change_log, delivery, webhook};
+use crate::store::db::page::{Page, PageRequest};
+use crate::store::db::views::{WebhookConfig, WebhookView};
+use crate::store::engine::Engine;
+use crate::store::engine::mutation::{Mutation, TxnFuture};
 
 /// What to store for a new webhook.
 #[derive(Debug, Clone)]
@@ -45,30 +45,39 @@ fn webhook_not_found(id: &str) -> DomainError {
     }
 }
 
-impl Store {
-    pub async fn create_webhook(&self, new: NewWebhook) -> Result<WebhookView> {
-        self.write(CreateWebhook { new }).await
+/// Webhooks: the store's surface for them.
+pub struct Webhooks<'a> {
+    engine: &'a Engine,
+}
+
+impl<'a> Webhooks<'a> {
+    pub(crate) fn new(engine: &'a Engine) -> Self {
+        Self { engine }
     }
 
-    pub async fn get_webhook(&self, id: &str) -> Result<WebhookView> {
+    pub async fn create(&self, new: NewWebhook) -> Result<WebhookView> {
+        self.engine.write(CreateWebhook { new }).await
+    }
+
+    pub async fn get(&self, id: &str) -> Result<WebhookView> {
         let webhook = webhook::Entity::find_by_id(id)
-            .one(self.connection())
+            .one(self.engine.reader())
             .await?
             .ok_or_else(|| webhook_not_found(id))?;
         self.with_delivery(webhook).await
     }
 
     /// The webhook's configuration only, for its delivery; `None` once deleted.
-    pub async fn find_webhook(&self, id: &str) -> Result<Option<WebhookConfig>> {
+    pub async fn find(&self, id: &str) -> Result<Option<WebhookConfig>> {
         Ok(webhook::Entity::find_by_id(id)
-            .one(self.connection())
+            .one(self.engine.reader())
             .await?
             .map(WebhookConfig::from))
     }
 
     async fn with_delivery(&self, webhook: webhook::Model) -> Result<WebhookView> {
         let delivery = delivery::Entity::find_by_id(webhook_sink(&webhook.id))
-            .one(self.connection())
+            .one(self.engine.reader())
             .await?
             .ok_or_else(|| {
                 Error::Internal(format!("webhook {} has no delivery row", webhook.id))
@@ -77,20 +86,20 @@ impl Store {
     }
 
     /// Webhooks in creation order (their ids are time-ordered).
-    pub async fn list_webhooks(&self, page: &PageRequest) -> Result<Page<WebhookView>> {
+    pub async fn list(&self, page: &PageRequest) -> Result<Page<WebhookView>> {
         let mut query = webhook::Entity::find().order_by_asc(webhook::Column::Id);
         if let Some(after) = &page.after {
             query = query.filter(webhook::Column::Id.gt(after.as_str()));
         }
         let webhooks = query
             .limit(page.fetch_limit())
-            .all(self.connection())
+            .all(self.engine.reader())
             .await?;
         let sinks: Vec<String> = webhooks.iter().map(|w| webhook_sink(&w.id)).collect();
         let mut deliveries: std::collections::HashMap<String, delivery::Model> =
             delivery::Entity::find()
                 .filter(delivery::Column::Sink.is_in(sinks))
-                .all(self.connection())
+                .all(self.engine.reader())
                 .await?
                 .into_iter()
                 .map(|d| (d.sink.clone(), d))
@@ -107,31 +116,33 @@ impl Store {
         Ok(page.finish(views, |v| v.webhook.id.clone()))
     }
 
-    pub async fn update_webhook(&self, id: &str, update: WebhookUpdate) -> Result<WebhookView> {
-        self.write(UpdateWebhook {
-            id: id.to_owned(),
-            update,
-        })
-        .await
+    pub async fn update(&self, id: &str, update: WebhookUpdate) -> Result<WebhookView> {
+        self.engine
+            .write(UpdateWebhook {
+                id: id.to_owned(),
+                update,
+            })
+            .await
     }
 
-    pub async fn delete_webhook(&self, id: &str) -> Result<()> {
-        self.write(DeleteWebhook { id: id.to_owned() }).await
+    pub async fn delete(&self, id: &str) -> Result<()> {
+        self.engine.write(DeleteWebhook { id: id.to_owned() }).await
     }
 
     /// Replaces the secret; the old one keeps signing until `previous_expire_time`.
-    pub async fn rotate_webhook_secret(
+    pub async fn rotate_secret(
         &self,
         id: &str,
         secret: String,
         previous_expire_time: DateTime<Utc>,
     ) -> Result<WebhookView> {
-        self.write(RotateWebhookSecret {
-            id: id.to_owned(),
-            secret,
-            previous_expire_time,
-        })
-        .await
+        self.engine
+            .write(RotateWebhookSecret {
+                id: id.to_owned(),
+                secret,
+                previous_expire_time,
+            })
+            .await
     }
 
     /// How many events after `after` match `filter`.
@@ -147,7 +158,7 @@ impl Store {
                     .is_in(filter.kinds.iter().map(|k| enums::ChangeKind::from(*k))),
             );
         }
-        Ok(query.count(self.connection()).await?)
+        Ok(query.count(self.engine.reader()).await?)
     }
 }
 
@@ -191,7 +202,7 @@ impl Mutation for CreateWebhook {
                 .ok_or_else(|| Error::Internal("the change_log row is missing".into()))?
                 .last_sequence
                 .max(0) as u64;
-            let now = super::now();
+            let now = crate::store::db::now();
             let webhook = webhook::ActiveModel {
                 id: Set(crate::domain::account::new_id()),
                 url: Set(new.url),
@@ -237,7 +248,7 @@ impl Mutation for UpdateWebhook {
                 model.account_id = Set(filter.account_id.clone());
                 model.kinds = Set(kinds_to_db(&filter.kinds));
             }
-            model.update_time = Set(super::now());
+            model.update_time = Set(crate::store::db::now());
             let webhook = model.update(txn).await?;
             let state = delivery_of(txn, id).await?;
             let delivery = match update.paused {
@@ -299,7 +310,7 @@ impl Mutation for RotateWebhookSecret {
             model.previous_secret = Set(Some(previous));
             model.previous_secret_expire_time = Set(Some(self.previous_expire_time));
             model.secret = Set(self.secret.clone());
-            model.update_time = Set(super::now());
+            model.update_time = Set(crate::store::db::now());
             let webhook = model.update(txn).await?;
             let delivery = delivery_of(txn, &self.id).await?;
             Ok(WebhookView::new(webhook, delivery))

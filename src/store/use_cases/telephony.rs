@@ -1,12 +1,12 @@
 //! Assigning numbers to users and taking them back, one or a thousand at a time, in a fixed
-//! number of statements.
+//! number of statements: `AssignPhoneNumber` and `UnassignPhoneNumber` are these use cases with
+//! one item, their batch RPCs with many.
 //!
 //! The users and numbers of every item are read (and on PostgreSQL locked) in two queries; each
 //! item is then decided in order by `domain::telephony` against the state the earlier items
 //! left, so that two items giving out one number, or one user twice, conflict as two requests
 //! would; the successes are written with set statements: the numbers, their history periods,
-//! the users' permissions, and their change events through the outbox. `AssignPhoneNumber` and
-//! `UnassignPhoneNumber` are these use cases with one item; their batch RPCs with many.
+//! the users' permissions, and their change events through the outbox.
 
 use std::collections::HashMap;
 
@@ -14,28 +14,151 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{CaseStatement, Expr};
 use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, Set};
 
-use super::batch::{Apply, AssignItem, SET_CHUNK, SetUseCase, UnassignItem, distinct};
-use super::entities::phone_number;
-use super::history::{close_periods, open_periods};
-use super::outbox::append_changes;
-use super::phone_numbers::{not_found, number_state, visible_to};
-use super::sequencer::add_staged_pending;
-use super::sign_out::newest_sequence;
-use super::users::{UserView, lock_user_views, user_not_found, write_many_settings};
-use super::views::NumberView;
-use super::writer::TxnFuture;
+use super::Requester;
 use crate::domain::change::{ChangeEvent, ChangeKind, NewChange};
-use crate::domain::phone_number::{NumberStatus, exists_at};
+use crate::domain::ids::{AccountId, UserId};
+use crate::domain::phone_number::{E164, NumberStatus, exists_at};
 use crate::domain::sign_out::SignOutPending;
 use crate::domain::telephony::{self, TelephonySettings};
 use crate::error::{Error, Result};
+use crate::store::db::entities::phone_number;
+use crate::store::db::history::open_periods;
+use crate::store::db::numbers::{
+    lock_numbers, number_not_found, number_state, release_numbers, visible_to,
+};
+use crate::store::db::users::{lock_user_views, user_not_found, write_many_settings};
+use crate::store::db::views::{NumberView, UserView};
+use crate::store::db::{SET_CHUNK, distinct};
+use crate::store::engine::Engine;
+use crate::store::engine::mutation::TxnFuture;
+use crate::store::engine::outbox::{append_changes, newest_sequence};
+use crate::store::engine::sequencer::staged_sign_outs;
+use crate::store::engine::set_run::{Apply, BatchItem, BatchOptions, ItemResult, SetUseCase};
+
+/// Assigning and taking back numbers: the store's surface for it.
+pub struct Telephony<'a> {
+    engine: &'a Engine,
+}
+
+impl<'a> Telephony<'a> {
+    pub(crate) fn new(engine: &'a Engine) -> Self {
+        Self { engine }
+    }
+
+    /// Gives `number` to the user; their calling and SMS permissions are turned off.
+    pub async fn assign(
+        &self,
+        account_id: &AccountId,
+        user_id: &UserId,
+        number: &E164,
+        request_id: Option<&str>,
+        caller: Requester<'_>,
+    ) -> Result<UserView> {
+        let key = caller.idempotency_key(request_id, "AssignPhoneNumber", || {
+            format!("{account_id}/{user_id}/{number}")
+        });
+        let item = AssignItem {
+            account_id: account_id.clone(),
+            user_id: user_id.clone(),
+            number: number.clone(),
+        };
+        self.engine
+            .run_one(AssignNumbers::by(caller), item, key)
+            .await
+    }
+
+    /// BatchAssignPhoneNumbers: each item as [`Telephony::assign`] would answer it.
+    pub async fn batch_assign(
+        &self,
+        items: Vec<BatchItem<AssignItem>>,
+        options: BatchOptions,
+        caller: Requester<'_>,
+    ) -> Result<Vec<ItemResult<UserView>>> {
+        let use_case = AssignNumbers::by(caller);
+        self.engine
+            .run_set(
+                "BatchAssignPhoneNumbers",
+                use_case,
+                items,
+                options,
+                caller.scope(),
+            )
+            .await
+    }
+
+    /// Takes the user's number back into the inventory; their permissions go back to off.
+    pub async fn unassign(
+        &self,
+        account_id: &AccountId,
+        user_id: &UserId,
+        confirm: bool,
+        request_id: Option<&str>,
+        caller: Requester<'_>,
+    ) -> Result<UserView> {
+        let key = caller.idempotency_key(request_id, "UnassignPhoneNumber", || {
+            format!("{account_id}/{user_id}/confirm={confirm}")
+        });
+        let item = UnassignItem {
+            account_id: account_id.clone(),
+            user_id: user_id.clone(),
+            confirm,
+        };
+        self.engine
+            .run_one(UnassignNumbers::by(caller), item, key)
+            .await
+    }
+
+    /// BatchUnassignPhoneNumbers: each item as [`Telephony::unassign`] would answer it.
+    pub async fn batch_unassign(
+        &self,
+        items: Vec<BatchItem<UnassignItem>>,
+        options: BatchOptions,
+        caller: Requester<'_>,
+    ) -> Result<Vec<ItemResult<UserView>>> {
+        let use_case = UnassignNumbers::by(caller);
+        self.engine
+            .run_set(
+                "BatchUnassignPhoneNumbers",
+                use_case,
+                items,
+                options,
+                caller.scope(),
+            )
+            .await
+    }
+}
+
+/// An item of BatchAssignPhoneNumbers.
+#[derive(Debug, Clone)]
+pub struct AssignItem {
+    pub account_id: AccountId,
+    pub user_id: UserId,
+    pub number: E164,
+}
+
+/// An item of BatchUnassignPhoneNumbers.
+#[derive(Debug, Clone)]
+pub struct UnassignItem {
+    pub account_id: AccountId,
+    pub user_id: UserId,
+    pub confirm: bool,
+}
 
 /// Who assigns: the key's account when it is scoped to one (numbers it may not see are answered
 /// as outside its scope, whatever their state), and the key, the changes' actor.
 #[derive(PartialEq, Eq)]
-pub(super) struct AssignNumbers {
+pub(crate) struct AssignNumbers {
     pub caller_account: Option<String>,
     pub actor: String,
+}
+
+impl AssignNumbers {
+    fn by(caller: Requester<'_>) -> Self {
+        Self {
+            caller_account: caller.account.map(str::to_owned),
+            actor: caller.key_id.to_owned(),
+        }
+    }
 }
 
 impl SetUseCase for AssignNumbers {
@@ -67,10 +190,14 @@ async fn assign_all(
     items: Vec<&AssignItem>,
     apply: Apply,
 ) -> Result<Vec<Result<UserView>>> {
-    let now = super::now();
-    let (mut users, mut numbers) = load_state(
+    let now = crate::store::db::now();
+    let mut users = lock_users(
         txn,
         &distinct(items.iter().map(|item| item.user_id.as_str())),
+    )
+    .await?;
+    let mut numbers = lock_numbers(
+        txn,
         &distinct(items.iter().map(|item| item.number.as_str())),
     )
     .await?;
@@ -138,29 +265,24 @@ async fn record_pending(
     Ok(())
 }
 
-/// The users (with the numbers they hold) and the numbers `e164s`, locked: a query for each
-/// chunk of users (with their numbers, joined) and, when numbers are asked for, one for each
-/// chunk of numbers.
-async fn load_state(
+/// The users `user_ids` with the numbers they hold, locked: a query per [`SET_CHUNK`] users.
+/// The answers name the pending sign-out after the change, counting changes not yet numbered
+/// (on PostgreSQL).
+async fn lock_users(
     txn: &DatabaseTransaction,
     user_ids: &[&str],
-    e164s: &[&str],
-) -> Result<(HashMap<String, UserView>, HashMap<String, NumberView>)> {
+) -> Result<HashMap<String, UserView>> {
     let mut users = lock_user_views(txn, user_ids).await?;
-    // The answers name the pending sign-out after the change, counting changes not yet numbered.
-    add_staged_pending(txn, users.values_mut()).await?;
-    let mut numbers = HashMap::with_capacity(e164s.len());
-    for chunk in e164s.chunks(SET_CHUNK) {
-        let found = phone_number::Entity::find()
-            .filter(phone_number::Column::E164.is_in(chunk.iter().copied()))
-            .lock_exclusive()
-            .all(txn)
-            .await?;
-        for row in found {
-            numbers.insert(row.e164.clone(), NumberView::from(row));
+    for (user_id, sequence, time) in staged_sign_outs(txn, user_ids).await? {
+        if let Some(view) = users.get_mut(&user_id) {
+            view.sign_out_pending = Some(SignOutPending::record(
+                view.sign_out_pending,
+                sequence,
+                time,
+            ));
         }
     }
-    Ok((users, numbers))
+    Ok(users)
 }
 
 /// Decides one item against the state the earlier items left, and on success moves that state
@@ -181,7 +303,7 @@ fn decide(
         .filter(|number| exists_at(&number_state(number), now));
     let number = match (caller_account, number) {
         (None, Some(number)) => number,
-        (None, None) => return Err(not_found(item.number.as_str()).into()),
+        (None, None) => return Err(number_not_found(item.number.as_str()).into()),
         (Some(own), Some(number)) if visible_to(Some(own), number) => number,
         (Some(_), _) => return Err(Error::outside_scope()),
     };
@@ -260,8 +382,16 @@ async fn write_assignments(
 
 /// Who takes numbers back: the key, the changes' actor.
 #[derive(PartialEq, Eq)]
-pub(super) struct UnassignNumbers {
+pub(crate) struct UnassignNumbers {
     pub actor: String,
+}
+
+impl UnassignNumbers {
+    fn by(caller: Requester<'_>) -> Self {
+        Self {
+            actor: caller.key_id.to_owned(),
+        }
+    }
 }
 
 impl SetUseCase for UnassignNumbers {
@@ -292,9 +422,9 @@ async fn unassign_all(
     items: Vec<&UnassignItem>,
     apply: Apply,
 ) -> Result<Vec<Result<UserView>>> {
-    let now = super::now();
+    let now = crate::store::db::now();
     let user_ids = distinct(items.iter().map(|item| item.user_id.as_str()));
-    let (mut users, _) = load_state(txn, &user_ids, &[]).await?;
+    let mut users = lock_users(txn, &user_ids).await?;
     let mut outcomes = Vec::with_capacity(items.len());
     let mut released: Vec<Released<'_>> = Vec::new();
     for item in &items {
@@ -340,20 +470,8 @@ async fn write_releases(
     now: DateTime<Utc>,
 ) -> Result<Vec<ChangeEvent>> {
     for chunk in released.chunks(SET_CHUNK) {
-        let e164s = || chunk.iter().map(|r| r.e164.as_str());
-        phone_number::Entity::update_many()
-            .set(phone_number::ActiveModel {
-                status: Set(NumberStatus::Unassigned.into()),
-                account_id: Set(None),
-                user_id: Set(None),
-                associate_time: Set(None),
-                update_time: Set(now),
-                ..Default::default()
-            })
-            .filter(phone_number::Column::E164.is_in(e164s()))
-            .exec(txn)
-            .await?;
-        close_periods(txn, e164s(), now).await?;
+        let e164s: Vec<&str> = chunk.iter().map(|r| r.e164.as_str()).collect();
+        release_numbers(txn, &e164s, now).await?;
         write_many_settings(
             txn,
             chunk

@@ -1,14 +1,19 @@
 //! The change feed, read side: events in sequence order (for watchers and the audit trail) and
-//! the bounds of the retained history. Events are written by [`super::outbox`].
+//! the bounds of the retained history. Events are written by the engine's outbox
+//! (`engine::outbox`).
 
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
-use super::Store;
-use super::entities::{change_event, change_log};
-use super::page::{Page, PageRequest};
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
 use crate::domain::DomainError;
 use crate::domain::change::ChangeEvent;
 use crate::error::{Error, Result};
+use crate::store::db::entities::{change_event, change_log};
+use crate::store::db::page::{Page, PageRequest};
+use crate::store::engine::Engine;
 
 /// Which events a reader wants; `None` means no filter on that field.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -47,24 +52,45 @@ pub struct ChangeLogState {
     pub purged_through: u64,
 }
 
-impl Store {
+/// The change log, read side: the store's surface for it.
+pub struct Changes<'a> {
+    engine: &'a Engine,
+    /// Admits as many change-log state reads at a time as there are reader connections.
+    state_reads: &'a Semaphore,
+    /// How long a read waits for a connection before failing.
+    acquire_timeout: Duration,
+}
+
+impl<'a> Changes<'a> {
+    pub(crate) fn new(
+        engine: &'a Engine,
+        state_reads: &'a Semaphore,
+        acquire_timeout: Duration,
+    ) -> Self {
+        Self {
+            engine,
+            state_reads,
+            acquire_timeout,
+        }
+    }
+
+    /// Which log this is and the bounds of its retained history, on a reader.
     ///
     /// Every watch stream opened reads it, so thousands may ask at once. Each SeaORM query
     /// allocates ~15 KiB (its boxed future) before it waits for a connection, and memory freed
     /// after such a burst stays resident: past the pool's size, callers wait for a cheap permit
     /// instead. The pool's acquire timeout bounds that wait likewise.
-    pub async fn change_log_state(&self) -> Result<ChangeLogState> {
-        let _permit =
-            tokio::time::timeout(self.options.acquire_timeout, self.state_reads.acquire())
-                .await
-                .map_err(|_| {
-                    Error::Database(sea_orm::DbErr::ConnectionAcquire(
-                        sea_orm::ConnAcquireErr::Timeout,
-                    ))
-                })?
-                .map_err(|_| Error::Internal("the change-log read gate is closed".into()))?;
+    pub async fn state(&self) -> Result<ChangeLogState> {
+        let _permit = tokio::time::timeout(self.acquire_timeout, self.state_reads.acquire())
+            .await
+            .map_err(|_| {
+                Error::Database(sea_orm::DbErr::ConnectionAcquire(
+                    sea_orm::ConnAcquireErr::Timeout,
+                ))
+            })?
+            .map_err(|_| Error::Internal("the change-log read gate is closed".into()))?;
         let row = change_log::Entity::find_by_id(1)
-            .one(self.connection())
+            .one(self.engine.reader())
             .await?
             .ok_or_else(|| Error::Internal("the change_log row is missing".into()))?;
         Ok(ChangeLogState {
@@ -76,7 +102,7 @@ impl Store {
 
     /// Up to `limit` events with a sequence above `after` (and at most `up_to`, if given),
     /// matching `filter`, in order.
-    pub async fn changes_after(
+    pub async fn after(
         &self,
         after: u64,
         up_to: Option<u64>,
@@ -92,7 +118,7 @@ impl Store {
         }
         Ok(filter
             .apply(query)
-            .all(self.connection())
+            .all(self.engine.reader())
             .await?
             .into_iter()
             .map(ChangeEvent::from)
@@ -100,7 +126,7 @@ impl Store {
     }
 
     /// The history as pages, for the audit trail.
-    pub async fn list_changes(
+    pub async fn list(
         &self,
         filter: &ChangeFilter,
         after_sequence: u64,
@@ -112,9 +138,7 @@ impl Store {
             })?,
             None => after_sequence,
         };
-        let rows = self
-            .changes_after(after, None, filter, page.fetch_limit())
-            .await?;
+        let rows = self.after(after, None, filter, page.fetch_limit()).await?;
         Ok(page.finish(rows, |e| e.sequence.to_string()))
     }
 }

@@ -7,22 +7,17 @@ use sea_orm::{
     sea_query::{Expr, ExprTrait, Func, LikeExpr},
 };
 
-use super::Store;
-use super::entities::{account, api_key, user};
-use super::keys::revoke_api_key_in;
-use super::page::{Page, PageRequest};
-use super::views::AccountView;
-use super::writer::{Mutation, TxnFuture};
+use super::keys::RevocationSignal;
 use crate::domain::DomainError;
 use crate::domain::ids::AccountId;
 use crate::error::Result;
-
-pub(super) fn account_not_found(id: &AccountId) -> DomainError {
-    DomainError::NotFound {
-        resource: "account",
-        name: id.to_string(),
-    }
-}
+use crate::store::db::entities::{account, api_key, user};
+use crate::store::db::keys::revoke_key;
+use crate::store::db::page::{Page, PageRequest};
+use crate::store::db::views::AccountView;
+use crate::store::db::{account_not_found, escape_like};
+use crate::store::engine::Engine;
+use crate::store::engine::mutation::{Mutation, TxnFuture};
 
 struct CreateAccount {
     name: String,
@@ -118,20 +113,30 @@ async fn delete_account(txn: &DatabaseTransaction, account_id: &AccountId) -> Re
         .all(txn)
         .await?;
     for key in &keys {
-        revoke_api_key_in(txn, key).await?;
+        revoke_key(txn, key).await?;
     }
     account::Entity::delete_by_id(id).exec(txn).await?;
     Ok(keys)
 }
 
-impl Store {
-    pub async fn create_account(&self, name: String) -> Result<AccountView> {
-        self.write(CreateAccount { name }).await
+/// Accounts: the store's surface for them.
+pub struct Accounts<'a> {
+    engine: &'a Engine,
+    revoked: &'a RevocationSignal,
+}
+
+impl<'a> Accounts<'a> {
+    pub(crate) fn new(engine: &'a Engine, revoked: &'a RevocationSignal) -> Self {
+        Self { engine, revoked }
     }
 
-    pub async fn get_account(&self, id: &AccountId) -> Result<AccountView> {
+    pub async fn create(&self, name: String) -> Result<AccountView> {
+        self.engine.write(CreateAccount { name }).await
+    }
+
+    pub async fn get(&self, id: &AccountId) -> Result<AccountView> {
         account::Entity::find_by_id(id.as_str())
-            .one(self.connection())
+            .one(self.engine.reader())
             .await?
             .map(AccountView::from)
             .ok_or_else(|| account_not_found(id).into())
@@ -139,7 +144,7 @@ impl Store {
 
     /// Accounts in creation order, optionally those whose name starts with `name_prefix`
     /// (ASCII case-insensitive), and optionally only the account `only`.
-    pub async fn list_accounts(
+    pub async fn list(
         &self,
         page: &PageRequest,
         name_prefix: &str,
@@ -168,40 +173,29 @@ impl Store {
         }
         let rows = query
             .limit(page.fetch_limit())
-            .all(self.connection())
+            .all(self.engine.reader())
             .await?;
         let views = rows.into_iter().map(AccountView::from).collect();
         Ok(page.finish(views, |a: &AccountView| a.account_id.clone()))
     }
 
-    pub async fn update_account(&self, id: &AccountId, name: String) -> Result<AccountView> {
-        self.write(RenameAccount {
-            id: id.clone(),
-            name,
-        })
-        .await
+    pub async fn rename(&self, id: &AccountId, name: String) -> Result<AccountView> {
+        self.engine
+            .write(RenameAccount {
+                id: id.clone(),
+                name,
+            })
+            .await
     }
 
     /// Refused while the account has users (the foreign key would refuse it too). The
-    /// account's API keys are revoked with it, like [`Store::revoke_api_key`] does (every
+    /// account's API keys are revoked with it, like `Keys::revoke` does (every
     /// server's key cache hears of it); returns their ids.
-    pub async fn delete_account(&self, id: &AccountId) -> Result<Vec<String>> {
-        let revoked = self.write(DeleteAccount { id: id.clone() }).await?;
+    pub async fn delete(&self, id: &AccountId) -> Result<Vec<String>> {
+        let revoked = self.engine.write(DeleteAccount { id: id.clone() }).await?;
         if !revoked.is_empty() {
-            self.revocation_signal().heard();
+            self.revoked.heard();
         }
         Ok(revoked)
     }
-}
-
-/// Escapes LIKE wildcards so a prefix matches literally.
-pub(super) fn escape_like(raw: &str) -> String {
-    let mut escaped = String::with_capacity(raw.len());
-    for c in raw.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            escaped.push('\\');
-        }
-        escaped.push(c);
-    }
-    escaped
 }

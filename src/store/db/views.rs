@@ -2,16 +2,18 @@
 //! store, so a column added to a table changes this file, not the api or the events.
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use super::entities::enums::kinds_from_db;
 use super::entities::{
     account, change_event, delivery, phone_number, phone_number_assignment, phone_number_order,
-    webhook,
+    user, webhook,
 };
-use super::phone_numbers::OrderItem;
 use crate::domain::change::ChangeEvent;
 use crate::domain::phone_number::{NumberStatus, NumberType, OrderStatus, ProductType};
-use crate::domain::telephony::TelephonySettings;
+use crate::domain::sign_out::SignOutPending;
+use crate::domain::telephony::{TelephonySettings, UserLine};
+use crate::domain::user::LicenseType;
 use crate::domain::webhook::EventFilter;
 
 /// An account.
@@ -32,6 +34,67 @@ impl From<account::Model> for AccountView {
             update_time: row.update_time,
         }
     }
+}
+
+/// A user with the number they hold. An idempotent request's retry gets it back through its
+/// stored form (`store::answers`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserView {
+    pub account_id: String,
+    pub user_id: String,
+    pub email: String,
+    pub display_name: String,
+    pub license_type: LicenseType,
+    pub settings: TelephonySettings,
+    pub phone_number: Option<String>,
+    pub create_time: DateTime<Utc>,
+    pub update_time: DateTime<Utc>,
+    /// Sign-out-required changes not yet acknowledged.
+    pub sign_out_pending: Option<SignOutPending>,
+}
+
+impl UserView {
+    pub(crate) fn new(user: user::Model, phone_number: Option<String>) -> Self {
+        Self {
+            sign_out_pending: pending_of(&user),
+            settings: TelephonySettings {
+                inbound_calling: user.inbound_calling,
+                outbound_calling: user.outbound_calling,
+                sms: user.sms,
+            },
+            account_id: user.account_id,
+            user_id: user.id,
+            email: user.email,
+            display_name: user.display_name,
+            license_type: user.license_type.into(),
+            phone_number,
+            create_time: user.create_time,
+            update_time: user.update_time,
+        }
+    }
+
+    pub fn settings(&self) -> TelephonySettings {
+        self.settings
+    }
+
+    /// The user as the telephony rules see them.
+    pub fn line(&self) -> UserLine {
+        UserLine {
+            user_id: self.user_id.clone(),
+            phone_number: self.phone_number.clone(),
+            settings: self.settings,
+        }
+    }
+}
+
+/// The pending state stored on a user's row.
+pub(crate) fn pending_of(row: &user::Model) -> Option<SignOutPending> {
+    Some(SignOutPending {
+        oldest_sequence: row.sign_out_pending_oldest_sequence?.max(0) as u64,
+        oldest_time: row.sign_out_pending_oldest_time?,
+        latest_sequence: row.sign_out_pending_latest_sequence?.max(0) as u64,
+        latest_time: row.sign_out_pending_latest_time?,
+    })
 }
 
 /// A number of the inventory.
@@ -109,7 +172,7 @@ pub struct OrderRecord {
 }
 
 impl OrderRecord {
-    pub(super) fn new(row: phone_number_order::Model, items: Vec<OrderItem>) -> Self {
+    pub(crate) fn new(row: phone_number_order::Model, items: Vec<OrderItem>) -> Self {
         Self {
             product_type: row.product_type.into(),
             status: row.status.into(),
@@ -215,7 +278,7 @@ pub struct WebhookView {
 }
 
 impl WebhookView {
-    pub(super) fn new(webhook: webhook::Model, delivery: delivery::Model) -> Self {
+    pub(crate) fn new(webhook: webhook::Model, delivery: delivery::Model) -> Self {
         Self {
             webhook: webhook.into(),
             delivery: delivery.into(),
@@ -225,4 +288,13 @@ impl WebhookView {
     pub fn filter(&self) -> EventFilter {
         self.webhook.filter.clone()
     }
+}
+
+/// The outcome of one number of an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderItem {
+    /// Normalised E.164, or the input as given when it could not be parsed.
+    pub e164: String,
+    pub acquired: bool,
+    pub reason: String,
 }

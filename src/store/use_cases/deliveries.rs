@@ -15,19 +15,12 @@ use sea_orm::{
     QuerySelect, Set, sea_query::Expr,
 };
 
-use super::Store;
-use super::entities::{delivery, user};
-use super::views::DeliveryState;
-use super::writer::{Mutation, TxnFuture};
 use crate::error::Result;
-
-/// The delivery key of the e-mail to users.
-pub const MAIL_SINK: &str = "mail";
-
-/// The delivery key of a webhook.
-pub fn webhook_sink(webhook_id: &str) -> String {
-    format!("webhook:{webhook_id}")
-}
+use crate::store::db::deliveries::new_delivery;
+use crate::store::db::entities::{delivery, user};
+use crate::store::db::views::DeliveryState;
+use crate::store::engine::Engine;
+use crate::store::engine::mutation::{Mutation, TxnFuture};
 
 fn to_db(sequence: u64) -> i64 {
     i64::try_from(sequence).unwrap_or(i64::MAX)
@@ -44,111 +37,121 @@ fn held_by(sink: &str, owner: &str) -> Condition {
         .add(delivery::Column::LeaseOwner.eq(owner))
 }
 
-impl Store {
-    /// Creates the delivery starting after `start_after` unless it exists.
-    pub async fn ensure_delivery(&self, sink: &str, start_after: u64) -> Result<()> {
-        self.write(EnsureDelivery {
-            sink: sink.to_owned(),
-            start_after,
-        })
-        .await
+/// Push deliveries' cursors and leases: the store's surface for them.
+pub struct Deliveries<'a> {
+    engine: &'a Engine,
+}
+
+impl<'a> Deliveries<'a> {
+    pub(crate) fn new(engine: &'a Engine) -> Self {
+        Self { engine }
     }
 
-    pub async fn delivery_state(&self, sink: &str) -> Result<Option<DeliveryState>> {
+    /// Creates the delivery starting after `start_after` unless it exists.
+    pub async fn ensure(&self, sink: &str, start_after: u64) -> Result<()> {
+        self.engine
+            .write(EnsureDelivery {
+                sink: sink.to_owned(),
+                start_after,
+            })
+            .await
+    }
+
+    pub async fn state(&self, sink: &str) -> Result<Option<DeliveryState>> {
         Ok(delivery::Entity::find_by_id(sink)
-            .one(self.connection())
+            .one(self.engine.reader())
             .await?
             .map(DeliveryState::from))
     }
 
     /// Deliveries that are not paused and whose lease is free, expired or `owner`'s.
-    pub async fn claimable_deliveries(&self, owner: &str) -> Result<Vec<String>> {
+    pub async fn claimable(&self, owner: &str) -> Result<Vec<String>> {
         Ok(delivery::Entity::find()
             .select_only()
             .column(delivery::Column::Sink)
             .filter(delivery::Column::Paused.eq(false))
             .filter(lease_free_or(owner))
             .into_tuple::<String>()
-            .all(self.connection())
+            .all(self.engine.reader())
             .await?)
     }
 
     /// Takes or renews the lease on `sink` for `ttl`; `false` when another replica holds it or
     /// the delivery is paused or gone.
-    pub async fn acquire_delivery_lease(
-        &self,
-        sink: &str,
-        owner: &str,
-        ttl: Duration,
-    ) -> Result<bool> {
-        self.write(AcquireLease {
-            sink: sink.to_owned(),
-            owner: owner.to_owned(),
-            ttl,
-        })
-        .await
+    pub async fn acquire_lease(&self, sink: &str, owner: &str, ttl: Duration) -> Result<bool> {
+        self.engine
+            .write(AcquireLease {
+                sink: sink.to_owned(),
+                owner: owner.to_owned(),
+                ttl,
+            })
+            .await
     }
 
     /// Gives the lease up at once, so another replica may take over without waiting.
-    pub async fn release_delivery_lease(&self, sink: &str, owner: &str) -> Result<()> {
-        self.write(ReleaseLease {
-            sink: sink.to_owned(),
-            owner: owner.to_owned(),
-        })
-        .await
+    pub async fn release_lease(&self, sink: &str, owner: &str) -> Result<()> {
+        self.engine
+            .write(ReleaseLease {
+                sink: sink.to_owned(),
+                owner: owner.to_owned(),
+            })
+            .await
     }
 
     /// Moves the cursor to `cursor` (after delivering the event `delivered`, if any) and clears
     /// the failure streak. `false` when the lease was lost.
-    pub async fn advance_delivery(
+    pub async fn advance(
         &self,
         sink: &str,
         owner: &str,
         cursor: u64,
         delivered: Option<u64>,
     ) -> Result<bool> {
-        self.write(AdvanceDelivery {
-            sink: sink.to_owned(),
-            owner: owner.to_owned(),
-            cursor,
-            delivered,
-        })
-        .await
+        self.engine
+            .write(AdvanceDelivery {
+                sink: sink.to_owned(),
+                owner: owner.to_owned(),
+                cursor,
+                delivered,
+            })
+            .await
     }
 
     /// Records a failed attempt. When every attempt has failed for `pause_after`, the delivery
     /// is paused. Returns whether it was paused, or `None` when the lease was lost.
-    pub async fn record_delivery_failure(
+    pub async fn record_failure(
         &self,
         sink: &str,
         owner: &str,
         error: &str,
         pause_after: Option<Duration>,
     ) -> Result<Option<bool>> {
-        self.write(RecordFailure {
-            sink: sink.to_owned(),
-            owner: owner.to_owned(),
-            error: error.to_owned(),
-            pause_after,
-        })
-        .await
+        self.engine
+            .write(RecordFailure {
+                sink: sink.to_owned(),
+                owner: owner.to_owned(),
+                error: error.to_owned(),
+                pause_after,
+            })
+            .await
     }
 
     /// Records an event given up for good (e.g. a refused mail recipient) and moves past it.
-    pub async fn skip_delivery_event(
+    pub async fn skip_event(
         &self,
         sink: &str,
         owner: &str,
         cursor: u64,
         error: &str,
     ) -> Result<bool> {
-        self.write(SkipEvent {
-            sink: sink.to_owned(),
-            owner: owner.to_owned(),
-            cursor,
-            error: error.to_owned(),
-        })
-        .await
+        self.engine
+            .write(SkipEvent {
+                sink: sink.to_owned(),
+                owner: owner.to_owned(),
+                cursor,
+                error: error.to_owned(),
+            })
+            .await
     }
 
     /// The e-mail address of a user, if the user still exists.
@@ -158,7 +161,7 @@ impl Store {
             .select_only()
             .column(user::Column::Email)
             .into_tuple::<String>()
-            .one(self.connection())
+            .one(self.engine.reader())
             .await?)
     }
 }
@@ -359,18 +362,4 @@ fn lease_free_or(owner: &str) -> Condition {
         .add(delivery::Column::LeaseOwner.eq(owner))
         .add(delivery::Column::LeaseExpireTime.is_null())
         .add(delivery::Column::LeaseExpireTime.lt(Utc::now()))
-}
-
-pub(super) fn new_delivery(sink: &str, start_after: u64) -> delivery::ActiveModel {
-    delivery::ActiveModel {
-        sink: Set(sink.to_owned()),
-        cursor: Set(to_db(start_after)),
-        last_delivered: Set(0),
-        paused: Set(false),
-        failing_since: Set(None),
-        last_error: Set(None),
-        last_error_time: Set(None),
-        lease_owner: Set(None),
-        lease_expire_time: Set(None),
-    }
 }

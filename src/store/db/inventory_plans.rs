@@ -4,12 +4,19 @@
 
 use sea_orm::{ConnectionTrait, DbBackend, QuerySelect, QueryTrait, Statement};
 
-use super::phone_numbers::{NumberFilter, numbers_query};
-use super::{Store, StoreOptions};
+use super::numbers::{NumberFilter, numbers_query};
+use sea_orm::{Database, DatabaseConnection};
+use sea_orm_migration::MigratorTrait;
+
+use super::migration::Migrator;
 use crate::domain::phone_number::{NumberStatus, NumberType};
 
 /// SQLite's plan of one page of the filtered list.
-async fn plan(store: &Store, filter: &NumberFilter, status: Option<NumberStatus>) -> String {
+async fn plan(
+    db: &DatabaseConnection,
+    filter: &NumberFilter,
+    status: Option<NumberStatus>,
+) -> String {
     let query = numbers_query(filter, status, Some("+1206555"), super::now())
         .limit(51)
         .build(DbBackend::Sqlite);
@@ -18,11 +25,7 @@ async fn plan(store: &Store, filter: &NumberFilter, status: Option<NumberStatus>
         format!("EXPLAIN QUERY PLAN {}", query.sql),
         query.values.map(|v| v.0).unwrap_or_default(),
     );
-    let rows = store
-        .connection()
-        .query_all_raw(explain)
-        .await
-        .expect("plan");
+    let rows = db.query_all_raw(explain).await.expect("plan");
     rows.iter()
         .map(|row| row.try_get::<String>("", "detail").expect("detail"))
         .collect::<Vec<_>>()
@@ -31,10 +34,10 @@ async fn plan(store: &Store, filter: &NumberFilter, status: Option<NumberStatus>
 
 #[tokio::test]
 async fn every_region_filter_walks_an_index_in_e164_order() {
-    let store = Store::connect("sqlite::memory:", StoreOptions::default())
+    let db = Database::connect("sqlite::memory:")
         .await
-        .expect("store");
-    store.migrate().await.expect("migrate");
+        .expect("database");
+    Migrator::up(&db, None).await.expect("migrate");
     let us = || Some("US".to_owned());
     let local = Some(NumberType::Local);
     let prefix = || Some("+1206".to_owned());
@@ -101,7 +104,7 @@ async fn every_region_filter_walks_an_index_in_e164_order() {
         ),
     ];
     for (filter, status, index) in cases {
-        let plan = plan(&store, &filter, status).await;
+        let plan = plan(&db, &filter, status).await;
         assert!(plan.contains(index), "{filter:?} {status:?}: {plan}");
         assert!(
             !plan.contains("TEMP B-TREE"),

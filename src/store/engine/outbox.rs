@@ -6,7 +6,7 @@
 //! before N is committed or rolled back: readers always see a gap-free prefix, in order, and a
 //! mutation rolled back to its savepoint takes its increment with it. On PostgreSQL, where
 //! replicas write concurrently, events are staged and the sequencer numbers them after commit
-//! (see `store::sequencer` for why that keeps the same guarantees).
+//! (see `engine::sequencer` for why that keeps the same guarantees).
 
 use std::collections::HashMap;
 
@@ -16,16 +16,12 @@ use sea_orm::{
     IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Set, Statement,
 };
 
-use super::Store;
-use super::entities::{change_event, change_event_staged};
+use super::mutation::{Mutation, TxnFuture};
 use super::sequencer::provisional;
-use super::sign_out::mark_pending;
-use super::writer::{Mutation, TxnFuture};
 use crate::domain::change::{ChangeEvent, ChangeKind, NewChange};
 use crate::error::{Error, Result};
-
-/// The PostgreSQL NOTIFY channel that tells other replicas a change was committed.
-pub const NOTIFY_CHANNEL: &str = "telephony_admin_changes";
+use crate::store::db::entities::{change_event, change_event_staged, change_log};
+use crate::store::db::users::mark_pending;
 
 /// Events deleted per purge mutation, so that a purge never holds the writer for long.
 const PURGE_CHUNK: i64 = 1000;
@@ -35,7 +31,7 @@ const INSERT_CHUNK: usize = 500;
 
 /// Writes one change event in `txn` and returns it with its sequence; a sign-out-required one
 /// also marks its user as pending ([`mark_pending`]).
-pub(super) async fn append_change(
+pub(crate) async fn append_change(
     txn: &DatabaseTransaction,
     change: NewChange,
 ) -> Result<ChangeEvent> {
@@ -50,16 +46,16 @@ pub(super) async fn append_change(
 /// On SQLite (one writer) they get their sequences here: one counter update, one multi-row
 /// INSERT per [`INSERT_CHUNK`] events, and one update marking the users of sign-out-required
 /// events as pending ([`mark_pending`]), however many changes there are. On PostgreSQL they are
-/// staged, without the counter, and numbered after the commit (`store::sequencer`); the events
+/// staged, without the counter, and numbered after the commit (`engine::sequencer`); the events
 /// returned carry provisional sequences until then.
-pub(super) async fn append_changes(
+pub(crate) async fn append_changes(
     txn: &DatabaseTransaction,
     changes: Vec<NewChange>,
 ) -> Result<Vec<ChangeEvent>> {
     if changes.is_empty() {
         return Ok(Vec::new());
     }
-    let now = super::now();
+    let now = crate::store::db::now();
     let events: Vec<change_event::Model> = changes
         .into_iter()
         .map(|change| change_event::Model {
@@ -168,8 +164,8 @@ async fn stage(
 
 /// Deletes up to [`PURGE_CHUNK`] events with a sequence at most `through`, and records how far
 /// the history is purged; returns how many went.
-struct PurgeChanges {
-    through: i64,
+pub(crate) struct PurgeChanges {
+    pub through: i64,
 }
 
 impl Mutation for PurgeChanges {
@@ -214,34 +210,35 @@ async fn purge_changes(txn: &DatabaseTransaction, through: i64) -> Result<u64> {
     Ok(deleted)
 }
 
-impl Store {
-    /// Deletes events that occurred before `cutoff`, chunk by chunk; returns how many went.
-    pub async fn purge_changes_before(&self, cutoff: DateTime<Utc>) -> Result<u64> {
-        // Look first on a reader: usually there is nothing to purge. Ordered by the index on
-        // (occur_time, sequence) (migration m0006), this reads one entry of it, never the
-        // retained log (a MAX(sequence) would walk the primary key back through it). Events of
-        // one log occur in sequence order up to clock differences between replicas, so the
-        // purge ends at most a few milliseconds' worth of events off the cutoff.
-        let newest_expired: Option<i64> = change_event::Entity::find()
-            .select_only()
-            .column(change_event::Column::Sequence)
-            .filter(change_event::Column::OccurTime.lt(cutoff))
-            .order_by_desc(change_event::Column::OccurTime)
-            .order_by_desc(change_event::Column::Sequence)
-            .limit(1)
-            .into_tuple::<i64>()
-            .one(self.connection())
-            .await?;
-        let Some(through) = newest_expired else {
-            return Ok(0);
-        };
-        let mut total = 0;
-        loop {
-            let deleted = self.write(PurgeChanges { through }).await?;
-            total += deleted;
-            if deleted < PURGE_CHUNK as u64 {
-                return Ok(total);
-            }
-        }
-    }
+/// The newest event that occurred before `cutoff`, read on a reader: usually there is nothing
+/// to purge. Ordered by the index on (occur_time, sequence) (migration m0006), this reads one
+/// entry of it, never the retained log (a MAX(sequence) would walk the primary key back through
+/// it). Events of one log occur in sequence order up to clock differences between replicas, so
+/// a purge through it ends at most a few milliseconds' worth of events off the cutoff.
+pub(crate) async fn newest_before(
+    conn: &impl ConnectionTrait,
+    cutoff: DateTime<Utc>,
+) -> Result<Option<i64>> {
+    Ok(change_event::Entity::find()
+        .select_only()
+        .column(change_event::Column::Sequence)
+        .filter(change_event::Column::OccurTime.lt(cutoff))
+        .order_by_desc(change_event::Column::OccurTime)
+        .order_by_desc(change_event::Column::Sequence)
+        .limit(1)
+        .into_tuple::<i64>()
+        .one(conn)
+        .await?)
+}
+
+/// Events deleted per [`PurgeChanges`]: fewer means the purge is done.
+pub(crate) const PURGE_CHUNK_EVENTS: u64 = PURGE_CHUNK as u64;
+
+/// The newest sequence of the log, as this transaction sees it.
+pub(crate) async fn newest_sequence(txn: &DatabaseTransaction) -> Result<u64> {
+    let row = change_log::Entity::find_by_id(1)
+        .one(txn)
+        .await?
+        .ok_or_else(|| Error::Internal("the change_log row is missing".into()))?;
+    Ok(row.last_sequence.max(0) as u64)
 }

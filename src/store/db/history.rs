@@ -4,11 +4,10 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    Set,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
 };
 
-use super::Store;
 use super::entities::phone_number_assignment;
 use super::page::{Page, PageRequest};
 use super::views::AssignmentPeriod;
@@ -19,7 +18,7 @@ use crate::error::Result;
 
 /// Inside the assignments' savepoint: each user holds their number from `now`; one multi-row
 /// INSERT for all of them (callers pass at most a few hundred).
-pub(super) async fn open_periods(
+pub(crate) async fn open_periods(
     txn: &DatabaseTransaction,
     periods: impl IntoIterator<Item = (&E164, &AccountId, &UserId)>,
     now: DateTime<Utc>,
@@ -41,7 +40,7 @@ pub(super) async fn open_periods(
 
 /// Inside the release's savepoint: the open periods of `e164s` end at `now` (callers pass at
 /// most a few hundred numbers).
-pub(super) async fn close_periods<'a>(
+pub(crate) async fn close_periods<'a>(
     txn: &DatabaseTransaction,
     e164s: impl IntoIterator<Item = &'a str>,
     now: DateTime<Utc>,
@@ -69,40 +68,35 @@ fn parse_key(key: &str) -> Result<(DateTime<Utc>, String)> {
     Ok((time, id.to_owned()))
 }
 
-impl Store {
-    /// The periods `e164` was held, newest first; only `account`'s when given.
-    pub async fn list_phone_number_assignments(
-        &self,
-        e164: &str,
-        account: Option<&str>,
-        page: &PageRequest,
-    ) -> Result<Page<AssignmentPeriod>> {
-        use phone_number_assignment::Column;
-        let mut query = phone_number_assignment::Entity::find()
-            .filter(Column::E164.eq(e164))
-            .order_by_desc(Column::AssignTime)
-            .order_by_desc(Column::Id);
-        if let Some(account_id) = account {
-            query = query.filter(Column::AccountId.eq(account_id));
-        }
-        if let Some(after) = &page.after {
-            let (time, id) = parse_key(after)?;
-            query = query.filter(
-                Condition::any().add(Column::AssignTime.lt(time)).add(
-                    Condition::all()
-                        .add(Column::AssignTime.eq(time))
-                        .add(Column::Id.lt(id)),
-                ),
-            );
-        }
-        let rows = query
-            .limit(page.fetch_limit())
-            .all(self.connection())
-            .await?;
-        let page = page.finish(rows, key_of);
-        Ok(Page {
-            items: page.items.into_iter().map(AssignmentPeriod::from).collect(),
-            next_page_token: page.next_page_token,
-        })
+/// The periods `e164` was held, newest first; only `account`'s when given.
+pub(crate) async fn list_periods(
+    conn: &impl ConnectionTrait,
+    e164: &str,
+    account: Option<&str>,
+    page: &PageRequest,
+) -> Result<Page<AssignmentPeriod>> {
+    use phone_number_assignment::Column;
+    let mut query = phone_number_assignment::Entity::find()
+        .filter(Column::E164.eq(e164))
+        .order_by_desc(Column::AssignTime)
+        .order_by_desc(Column::Id);
+    if let Some(account_id) = account {
+        query = query.filter(Column::AccountId.eq(account_id));
     }
+    if let Some(after) = &page.after {
+        let (time, id) = parse_key(after)?;
+        query = query.filter(
+            Condition::any().add(Column::AssignTime.lt(time)).add(
+                Condition::all()
+                    .add(Column::AssignTime.eq(time))
+                    .add(Column::Id.lt(id)),
+            ),
+        );
+    }
+    let rows = query.limit(page.fetch_limit()).all(conn).await?;
+    let page = page.finish(rows, key_of);
+    Ok(Page {
+        items: page.items.into_iter().map(AssignmentPeriod::from).collect(),
+        next_page_token: page.next_page_token,
+    })
 }

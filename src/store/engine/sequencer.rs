@@ -35,13 +35,14 @@ use sea_orm::{
 };
 use tokio::sync::{Notify, mpsc};
 
-use super::batch::SET_CHUNK;
-use super::entities::{change_event, change_event_staged, enums};
-use super::outbox::NOTIFY_CHANNEL;
-use super::users::UserView;
 use crate::domain::change::ChangeKind;
-use crate::domain::sign_out::SignOutPending;
 use crate::error::{Error, Result};
+use crate::store::db::SET_CHUNK;
+use crate::store::db::entities::{change_event, change_event_staged, enums};
+
+/// The PostgreSQL NOTIFY channel that tells other replicas a change was committed (sent when
+/// its events are numbered).
+pub const NOTIFY_CHANNEL: &str = "telephony_admin_changes";
 
 /// Provisional sequences are this plus the staged id: far above any real sequence, and still
 /// an `i64` where a stored answer keeps one.
@@ -51,14 +52,14 @@ const PROVISIONAL_BASE: u64 = 1 << 62;
 const NUMBER_CHUNK: i64 = 5_000;
 
 /// How often each replica numbers events left staged (by a process that died after its commit).
-pub(super) const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Sequencing attempts for a waiting batch before its callers get the database's error (their
 /// changes stand; the sweep numbers their events once the database answers again).
 const MAX_ATTEMPTS: u32 = 20;
 
 /// The provisional sequence standing for the staged event `staged_id`.
-pub(super) fn provisional(staged_id: i64) -> u64 {
+pub(crate) fn provisional(staged_id: i64) -> u64 {
     PROVISIONAL_BASE + staged_id.max(0) as u64
 }
 
@@ -273,7 +274,7 @@ async fn anything_staged(db: &DatabaseConnection) -> Result<bool> {
 
 /// Numbers every staged event visible now, in staged-id order, one transaction per
 /// [`NUMBER_CHUNK`]; returns their sequences by staged id.
-pub(super) async fn number_staged(db: &DatabaseConnection) -> Result<HashMap<i64, u64>> {
+pub(crate) async fn number_staged(db: &DatabaseConnection) -> Result<HashMap<i64, u64>> {
     let mut numbered = HashMap::new();
     loop {
         let moved = number_chunk(db).await?;
@@ -375,44 +376,39 @@ fn number_statement() -> &'static str {
     })
 }
 
-/// Inside a write transaction on PostgreSQL, with the users' rows locked: adds to each view's
-/// pending sign-out the sign-out-required events staged for the user and not yet numbered (so
-/// not yet marked), with provisional sequences, as the sequencer will mark them. Without this an
-/// answer computed right after another change to the same user would miss that change.
-pub(super) async fn add_staged_pending<'a>(
+/// Inside a write transaction on PostgreSQL, with the users' rows locked: the sign-out-required
+/// events staged for `user_ids` and not yet numbered (so not yet marked on their users), as
+/// (user, provisional sequence, time) in staged order, as the sequencer will mark them. An
+/// answer computed right after another change to the same user adds these to the user's
+/// pending sign-out, or it would miss that change. Empty on SQLite, which numbers at once.
+pub(crate) async fn staged_sign_outs(
     txn: &DatabaseTransaction,
-    views: impl Iterator<Item = &'a mut UserView>,
-) -> Result<()> {
+    user_ids: &[&str],
+) -> Result<Vec<(String, u64, DateTime<Utc>)>> {
+    let mut found = Vec::new();
     if txn.get_database_backend() != DbBackend::Postgres {
-        return Ok(());
+        return Ok(found);
     }
-    let mut views: HashMap<String, &mut UserView> =
-        views.map(|view| (view.user_id.clone(), view)).collect();
-    let ids: Vec<String> = views.keys().cloned().collect();
-    for chunk in ids.chunks(SET_CHUNK) {
+    for chunk in user_ids.chunks(SET_CHUNK) {
         use change_event_staged::Column;
         let staged: Vec<(String, i64, DateTime<Utc>)> = change_event_staged::Entity::find()
             .select_only()
             .column(Column::UserId)
             .column(Column::Id)
             .column(Column::OccurTime)
-            .filter(Column::UserId.is_in(chunk.iter().map(String::as_str)))
+            .filter(Column::UserId.is_in(chunk.iter().copied()))
             .filter(Column::Kind.ne(enums::ChangeKind::from(ChangeKind::SignOutAcknowledged)))
             .order_by_asc(Column::Id)
             .into_tuple()
             .all(txn)
             .await?;
-        for (user_id, id, time) in staged {
-            if let Some(view) = views.get_mut(&user_id) {
-                view.sign_out_pending = Some(SignOutPending::record(
-                    view.sign_out_pending,
-                    provisional(id),
-                    time,
-                ));
-            }
-        }
+        found.extend(
+            staged
+                .into_iter()
+                .map(|(user_id, id, time)| (user_id, provisional(id), time)),
+        );
     }
-    Ok(())
+    Ok(found)
 }
 
 #[cfg(test)]

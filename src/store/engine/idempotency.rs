@@ -10,12 +10,11 @@
 //! Two retries may run in the same write batch, one after the other: the second finds the
 //! record the first wrote in its (released) savepoint.
 
-use super::Store;
 use super::answers::{self, Answer};
-use super::entities::idempotency_record;
-use super::writer::{Mutation, TxnFuture};
+use super::mutation::{Mutation, TxnFuture};
 use crate::domain::DomainError;
 use crate::error::{Error, Result};
+use crate::store::db::entities::idempotency_record;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, ValueTuple};
 use sea_orm::{
@@ -24,12 +23,12 @@ use sea_orm::{
 };
 
 /// Records deleted per purge mutation, so that a purge never holds the writer for long.
-const PURGE_CHUNK: u64 = 1000;
+pub(crate) const PURGE_CHUNK: u64 = 1000;
 
 /// What identifies one idempotent request: its tenant and id, the operation and the request's
 /// content.
 #[derive(Debug, Clone)]
-pub(super) struct IdempotencyKey {
+pub(crate) struct IdempotencyKey {
     /// See [`scope_of`].
     pub scope: String,
     pub request_id: String,
@@ -38,7 +37,7 @@ pub(super) struct IdempotencyKey {
 }
 
 /// The tenant whose records a caller reads and writes: its account, or the organisation.
-pub(super) fn scope_of(account: Option<&str>) -> String {
+pub(crate) fn scope_of(account: Option<&str>) -> String {
     match account {
         Some(account_id) => format!("account/{account_id}"),
         None => "organisation".to_owned(),
@@ -48,7 +47,7 @@ pub(super) fn scope_of(account: Option<&str>) -> String {
 /// Inside `txn`: the stored result of an earlier request with the same id, if any. On
 /// PostgreSQL the id is locked first so that concurrent retries (on any replica) wait for the
 /// first one.
-pub(super) async fn replay<T: Answer>(
+pub(crate) async fn replay<T: Answer>(
     txn: &DatabaseTransaction,
     key: Option<&IdempotencyKey>,
 ) -> Result<Option<T>> {
@@ -98,7 +97,7 @@ pub(super) async fn replay<T: Answer>(
 }
 
 /// Inside `txn`: keeps `response` as the result of the request.
-pub(super) async fn remember<T: Answer>(
+pub(crate) async fn remember<T: Answer>(
     txn: &DatabaseTransaction,
     key: Option<&IdempotencyKey>,
     response: &T,
@@ -120,8 +119,8 @@ pub(super) async fn remember<T: Answer>(
 }
 
 /// Deletes up to [`PURGE_CHUNK`] records created before `cutoff`.
-struct PurgeIdempotencyKeys {
-    cutoff: DateTime<Utc>,
+pub(crate) struct PurgeIdempotencyKeys {
+    pub cutoff: DateTime<Utc>,
 }
 
 impl Mutation for PurgeIdempotencyKeys {
@@ -159,27 +158,13 @@ impl Mutation for PurgeIdempotencyKeys {
     }
 }
 
-impl Store {
-    /// Forgets results older than `cutoff`, chunk by chunk: a retry after that is a new request.
-    pub async fn purge_idempotency_keys_before(&self, cutoff: DateTime<Utc>) -> Result<u64> {
-        let mut total = 0;
-        loop {
-            let deleted = self.write(PurgeIdempotencyKeys { cutoff }).await?;
-            total += deleted;
-            if deleted < PURGE_CHUNK {
-                return Ok(total);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use sea_orm::TransactionTrait;
 
     use super::*;
     use crate::domain::telephony::TelephonySettings;
-    use crate::store::StoreOptions;
+    use crate::store::{Store, StoreOptions};
 
     fn key() -> IdempotencyKey {
         IdempotencyKey {

@@ -1,104 +1,23 @@
-//! The stored form of an idempotent request's answer.
-//!
-//! A retry within the retention window may meet a record written by an earlier version of the
-//! service (or, during a rolling upgrade, a later one). So an answer is stored as
-//! `{"version": N, "answer": {…}}`, in structs of its own with every field spelled out: a field
-//! added to a read model or a column added to a table changes neither, and a replay never
-//! depends on a database row's shape. Records from before the version field are still read.
-//! A record that cannot be read is answered explicitly (see [`Unreadable`]), never with a panic.
+//! The stored forms of the use cases' answers ([`Answer`] for the read models): what an
+//! idempotent request's retry gets back, whichever version of the service stored it. Each form
+//! spells its fields out, so a field added to a read model or a column added to a table
+//! changes neither, and forms of earlier versions are still read.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use sea_orm::ActiveEnum;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use sea_orm::ActiveEnum;
-
-use super::batch::ItemResult;
-use super::entities::enums;
-use super::users::UserView;
-use super::views::NumberView;
 use crate::domain::sign_out::SignOutPending;
 use crate::domain::telephony::TelephonySettings;
 use crate::domain::user::LicenseType;
-
-/// The version of the stored form this server writes.
-pub(super) const VERSION: u64 = 1;
-
-/// An answer that can be kept for a retry.
-pub(super) trait Answer: Sized {
-    /// The answer as stored at [`VERSION`].
-    type Stored: Serialize + DeserializeOwned;
-
-    fn to_stored(&self) -> Self::Stored;
-    /// `None` when a value is not one this server knows.
-    fn from_stored(stored: Self::Stored) -> Option<Self>;
-    /// An answer stored before answers carried a version.
-    fn from_unversioned(value: Value) -> Option<Self>;
-
-    /// Visits every change-event sequence the answer carries (see `store::sequencer`: on
-    /// PostgreSQL they are provisional until the events are numbered).
-    fn visit_sequences(&mut self, _visit: &mut dyn FnMut(&mut u64)) {}
-}
-
-/// Why a stored answer could not be read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Unreadable {
-    /// Written by a version of the service that this one does not know.
-    UnknownVersion(u64),
-    /// Not an answer of the expected form.
-    Malformed(String),
-}
-
-impl std::fmt::Display for Unreadable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::UnknownVersion(v) => write!(f, "stored in format version {v}, unknown here"),
-            Self::Malformed(why) => write!(f, "malformed: {why}"),
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct Envelope<'a, T> {
-    version: u64,
-    answer: &'a T,
-}
-
-pub(super) fn encode<A: Answer>(answer: &A) -> serde_json::Result<String> {
-    serde_json::to_string(&Envelope {
-        version: VERSION,
-        answer: &answer.to_stored(),
-    })
-}
-
-pub(super) fn decode<A: Answer>(text: &str) -> Result<A, Unreadable> {
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| Unreadable::Malformed(e.to_string()))?;
-    let version = match value.get("version") {
-        None => {
-            return A::from_unversioned(value).ok_or_else(|| {
-                Unreadable::Malformed("an unversioned answer of another form".into())
-            });
-        }
-        Some(version) => version
-            .as_u64()
-            .ok_or_else(|| Unreadable::Malformed("the version is not a number".into()))?,
-    };
-    if version != VERSION {
-        return Err(Unreadable::UnknownVersion(version));
-    }
-    let answer = value
-        .get("answer")
-        .cloned()
-        .ok_or_else(|| Unreadable::Malformed("no answer".into()))?;
-    let stored =
-        serde_json::from_value(answer).map_err(|e| Unreadable::Malformed(e.to_string()))?;
-    A::from_stored(stored).ok_or_else(|| Unreadable::Malformed("an unknown value".into()))
-}
+use crate::store::db::entities::enums;
+use crate::store::db::views::{NumberView, UserView};
+use crate::store::engine::answers::Answer;
 
 /// Calling and SMS permissions, as stored.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-pub(super) struct StoredSettings {
+pub(crate) struct StoredSettings {
     inbound_calling: bool,
     outbound_calling: bool,
     sms: bool,
@@ -144,7 +63,7 @@ impl Answer for TelephonySettings {
 
 /// A user with their number, as stored (version 1; also the unversioned form that came before).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct StoredUser {
+pub(crate) struct StoredUser {
     account_id: String,
     user_id: String,
     email: String,
@@ -160,7 +79,7 @@ pub(super) struct StoredUser {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct StoredSignOutPending {
+pub(crate) struct StoredSignOutPending {
     oldest_sequence: u64,
     oldest_time: DateTime<Utc>,
     latest_sequence: u64,
@@ -277,7 +196,7 @@ impl Answer for UserView {
 /// A number of the inventory, as stored (version 1; also the unversioned form, which was the
 /// number's row).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct StoredNumber {
+pub(crate) struct StoredNumber {
     e164: String,
     country: String,
     number_type: String,
@@ -337,64 +256,6 @@ impl Answer for NumberView {
     }
 }
 
-/// One item of a batch's answer, as stored: the item's encoded error (base64) or its resource.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct StoredItem<S> {
-    error: Option<String>,
-    resource: Option<S>,
-}
-
-impl<T: Answer> Answer for Vec<ItemResult<T>> {
-    type Stored = Vec<StoredItem<T::Stored>>;
-
-    fn visit_sequences(&mut self, visit: &mut dyn FnMut(&mut u64)) {
-        for resource in self.iter_mut().filter_map(|item| item.resource.as_mut()) {
-            resource.visit_sequences(visit);
-        }
-    }
-
-    fn to_stored(&self) -> Self::Stored {
-        self.iter()
-            .map(|item| StoredItem {
-                error: item.error.clone(),
-                resource: item.resource.as_ref().map(Answer::to_stored),
-            })
-            .collect()
-    }
-
-    fn from_stored(stored: Self::Stored) -> Option<Self> {
-        stored
-            .into_iter()
-            .map(|item| {
-                Some(ItemResult {
-                    error: item.error,
-                    resource: match item.resource {
-                        Some(resource) => Some(T::from_stored(resource)?),
-                        None => None,
-                    },
-                })
-            })
-            .collect()
-    }
-
-    fn from_unversioned(value: Value) -> Option<Self> {
-        // Each resource in the unversioned form of its own kind.
-        serde_json::from_value::<Vec<StoredItem<Value>>>(value)
-            .ok()?
-            .into_iter()
-            .map(|item| {
-                Some(ItemResult {
-                    error: item.error,
-                    resource: match item.resource {
-                        Some(resource) => Some(T::from_unversioned(resource)?),
-                        None => None,
-                    },
-                })
-            })
-            .collect()
-    }
-}
-
 /// A stored enum by the name it is stored under.
 fn stored_enum<E: ActiveEnum<Value = String>>(name: &str) -> Option<E> {
     E::try_from_value(&name.to_owned()).ok()
@@ -414,6 +275,8 @@ fn license_type(name: &str) -> Option<LicenseType> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::engine::answers::{Unreadable, VERSION, decode, encode};
+    use crate::store::engine::set_run::ItemResult;
 
     fn user() -> UserView {
         UserView {

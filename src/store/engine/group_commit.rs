@@ -1,83 +1,25 @@
-//! The group-commit writer: the one task per process that writes to the database.
-//!
-//! Mutations are submitted through a channel. The writer takes the first one waiting, then
-//! whatever else is already queued (up to a bound), opens ONE transaction (IMMEDIATE on SQLite),
-//! runs each mutation in a savepoint of its own, commits once and then answers every caller.
-//! A mutation that fails rolls back its savepoint alone and gets its own error; the others of
-//! the batch still commit. One commit (one WAL sync) pays for the whole batch.
-//!
-//! On PostgreSQL the events of a committed batch are numbered afterwards, by the sequencer
-//! (`store::sequencer`), and its callers are answered once that is done.
-//!
-//! On PostgreSQL a mutation can lose a race with another replica (deadlock or serialization
-//! failure). Its savepoint is rolled back, so the rest of the batch is unharmed, and it is run
-//! again in the next batch, a few times at most, before it is answered ABORTED.
+//! The writer task: group commit. It takes the first mutation waiting, then whatever else is
+//! already queued (up to a bound), opens ONE transaction (IMMEDIATE on SQLite), runs each
+//! mutation in a savepoint of its own (or joined ones in one run of their set use case),
+//! commits once and then answers every caller; on PostgreSQL it hands the committed batch to
+//! the sequencer, which answers once the batch's events are numbered.
 
-use std::any::Any;
 use std::collections::VecDeque;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sea_orm::{
-    DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait,
+    DatabaseConnection, DatabaseTransaction, DbErr, SqliteTransactionMode, TransactionOptions,
+    TransactionTrait,
 };
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, Span};
+use tracing::Instrument;
 
-use super::sequencer::{Awaiting, Sequencer};
-use crate::domain::DomainError;
-use crate::error::{Error, Result, classify_db_error, is_conflict};
-
-/// A boxed future borrowing the transaction it runs in.
-pub(crate) type TxnFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
-
-/// One write use case with its validated input: run by the writer inside a savepoint.
-pub(crate) trait Mutation: Send + Sync + 'static {
-    type Output: Send + 'static;
-
-    /// Whether the mutation may append change events (watchers are woken after the commit).
-    const APPENDS_CHANGES: bool;
-
-    /// Runs the use case in `txn`. It may run more than once (after losing a race on
-    /// PostgreSQL), each time in a fresh savepoint.
-    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, Self::Output>;
-
-    /// Visits every change-event sequence in `output`: on PostgreSQL, those of events written
-    /// by the mutation are provisional until the sequencer numbers them (`store::sequencer`).
-    fn visit_sequences(_output: &mut Self::Output, _visit: &mut dyn FnMut(&mut u64)) {}
-
-    /// Whether `other`, waiting in the same batch, can run with this one in one call of
-    /// [`Mutation::run_together`]: e.g. single assignments by the same caller, which one set
-    /// run decides and writes in a few statements instead of a few each.
-    fn joins(&self, _other: &Self) -> bool {
-        false
-    }
-
-    /// Runs `all` (each joining the first) as one, in order: each one's outcome, a failed one
-    /// having changed nothing. `Err` when the run as a whole failed; the writer then rolls it
-    /// back and runs each alone.
-    fn run_together<'a>(
-        _all: Vec<&'a Self>,
-        _txn: &'a DatabaseTransaction,
-    ) -> TxnFuture<'a, Vec<Result<Self::Output>>> {
-        Box::pin(async { Err(Error::Internal("this use case does not run joined".into())) })
-    }
-}
-
-/// How the writer gathers batches.
-#[derive(Debug, Clone, Copy)]
-pub struct WriterOptions {
-    /// The most mutations in one transaction.
-    pub max_batch: usize,
-    /// How long the writer waits after the first mutation for others to join its batch
-    /// (zero: take only those already waiting).
-    pub gather: Duration,
-}
+use super::sequencer::Sequencer;
+use super::submission::Queued;
+use crate::error::{Error, classify_db_error, is_conflict};
 
 /// Counters of the writer's work, for logs, metrics and tests.
 #[derive(Debug, Default)]
@@ -140,266 +82,7 @@ impl WriteStats {
     }
 }
 
-/// Times a mutation that lost a race on PostgreSQL is run again before it is answered ABORTED.
-const MAX_ATTEMPTS: u32 = 3;
-
-/// The handle through which mutations reach the writer task.
-#[derive(Clone)]
-pub(crate) struct Writer {
-    queue: mpsc::Sender<Box<dyn Queued>>,
-    stop: CancellationToken,
-    task: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
-    stats: Arc<WriteStats>,
-}
-
-impl Writer {
-    /// Starts the writer task on `db` (on SQLite: a pool of one connection used by nothing
-    /// else). `committed` is signalled after each commit that may have written change events.
-    pub fn start(db: DatabaseConnection, options: WriterOptions, committed: Arc<Notify>) -> Self {
-        let max_batch = options.max_batch.max(1);
-        let (queue, incoming) = mpsc::channel(max_batch.saturating_mul(8));
-        let stop = CancellationToken::new();
-        let stats = Arc::new(WriteStats::default());
-        // On PostgreSQL events are numbered after commit, by a task of their own.
-        let sequencer = (db.get_database_backend() == DbBackend::Postgres)
-            .then(|| Sequencer::start(db.clone(), committed.clone()));
-        let task = tokio::spawn(
-            WriterTask {
-                db,
-                incoming,
-                max_batch,
-                gather: options.gather,
-                committed,
-                sequencer,
-                stats: stats.clone(),
-                carried: Vec::new(),
-            }
-            .run(stop.clone()),
-        );
-        Self {
-            queue,
-            stop,
-            task: Arc::new(std::sync::Mutex::new(Some(task))),
-            stats,
-        }
-    }
-
-    /// Queues `mutation` and waits for its outcome (after its batch has committed).
-    pub async fn submit<M: Mutation>(&self, mutation: M) -> Result<M::Output> {
-        let (reply, answer) = oneshot::channel();
-        // A child of the caller's span (the RPC's), though it runs on the writer's task.
-        let span = tracing::info_span!(
-            "store.use_case",
-            use_case = use_case_name::<M>(),
-            outcome = tracing::field::Empty,
-        );
-        let queued = Box::new(Submission {
-            mutation,
-            outcome: None,
-            attempts: 0,
-            reply,
-            span,
-        });
-        if self.queue.send(queued).await.is_err() {
-            return Err(Error::ShuttingDown);
-        }
-        answer.await.unwrap_or(Err(Error::ShuttingDown))
-    }
-
-    pub fn stats(&self) -> Arc<WriteStats> {
-        self.stats.clone()
-    }
-
-    /// Stops taking mutations, runs those already queued, and waits for the task to end.
-    pub async fn close(&self) {
-        self.stop.cancel();
-        let task = self.task.lock().ok().and_then(|mut task| task.take());
-        if let Some(task) = task
-            && let Err(e) = task.await
-        {
-            tracing::error!(error = %e, "the database writer task failed");
-        }
-    }
-}
-
-/// A submitted mutation with its reply channel, type-erased for the queue.
-trait Queued: Send {
-    /// Runs the mutation in `txn` and keeps the outcome; true when it succeeded.
-    fn run<'a>(
-        &'a mut self,
-        txn: &'a DatabaseTransaction,
-    ) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
-    /// Whether the kept failure was a lost race worth running again.
-    fn should_retry(&self) -> bool;
-    fn appends_changes(&self) -> bool;
-    /// Whether the caller has gone away (cancelled, or past its deadline).
-    fn abandoned(&self) -> bool;
-    /// Sends the kept outcome.
-    fn answer(self: Box<Self>);
-    /// Sends `error` instead of the kept outcome.
-    fn fail(self: Box<Self>, error: Error);
-    /// The use case's span, a child of the caller's.
-    fn span(&self) -> &Span;
-    /// For the sequencer, which answers once the mutation's events are numbered.
-    fn into_awaiting(self: Box<Self>) -> Box<dyn Awaiting>;
-    fn as_any(&self) -> &dyn Any;
-    fn as_any_mut(&mut self) -> &mut dyn Any;
-    /// Whether `other` can run with this one ([`Mutation::joins`]).
-    fn joins(&self, other: &dyn Queued) -> bool;
-    /// Runs this one and `others` (all joining it) as one, keeping each one's outcome; `Err`
-    /// when the run as a whole failed (nothing is kept).
-    fn run_together<'a>(
-        &'a mut self,
-        others: &'a mut [Box<dyn Queued>],
-        txn: &'a DatabaseTransaction,
-    ) -> Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
-    /// Whether the kept outcome is a success.
-    fn succeeded(&self) -> bool;
-}
-
-/// The use case's type name without its module path, e.g. `AssignPhoneNumber`.
-fn use_case_name<M>() -> &'static str {
-    let name = std::any::type_name::<M>();
-    name.rsplit("::").next().unwrap_or(name)
-}
-
-struct Submission<M: Mutation> {
-    mutation: M,
-    outcome: Option<Result<M::Output>>,
-    attempts: u32,
-    reply: oneshot::Sender<Result<M::Output>>,
-    span: Span,
-}
-
-impl<M: Mutation> Queued for Submission<M> {
-    fn run<'a>(
-        &'a mut self,
-        txn: &'a DatabaseTransaction,
-    ) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>> {
-        Box::pin(async move {
-            let outcome = self.mutation.run(txn).instrument(self.span.clone()).await;
-            let ok = outcome.is_ok();
-            self.keep(Some(outcome));
-            ok
-        })
-    }
-
-    fn should_retry(&self) -> bool {
-        self.attempts < MAX_ATTEMPTS
-            && matches!(
-                self.outcome,
-                Some(Err(Error::Domain(DomainError::Aborted(_))))
-            )
-    }
-
-    fn appends_changes(&self) -> bool {
-        M::APPENDS_CHANGES
-    }
-
-    fn abandoned(&self) -> bool {
-        self.reply.is_closed()
-    }
-
-    fn answer(self: Box<Self>) {
-        let outcome = self.outcome.unwrap_or_else(|| {
-            Err(Error::Internal(
-                "a mutation was answered before it ran".into(),
-            ))
-        });
-        // The caller may have gone away; the mutation's effect stands either way.
-        let _ = self.reply.send(outcome);
-    }
-
-    fn fail(self: Box<Self>, error: Error) {
-        let _ = self.reply.send(Err(error));
-    }
-
-    fn span(&self) -> &Span {
-        &self.span
-    }
-
-    fn into_awaiting(self: Box<Self>) -> Box<dyn Awaiting> {
-        self
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
-    }
-
-    fn joins(&self, other: &dyn Queued) -> bool {
-        other
-            .as_any()
-            .downcast_ref::<Self>()
-            .is_some_and(|other| self.mutation.joins(&other.mutation))
-    }
-
-    fn run_together<'a>(
-        &'a mut self,
-        others: &'a mut [Box<dyn Queued>],
-        txn: &'a DatabaseTransaction,
-    ) -> Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>> {
-        Box::pin(async move {
-            let mut all = vec![&self.mutation];
-            for other in others.iter() {
-                let other = other.as_any().downcast_ref::<Self>().ok_or_else(|| {
-                    Error::Internal("mutations of different kinds were joined".into())
-                })?;
-                all.push(&other.mutation);
-            }
-            let outcomes = M::run_together(all, txn)
-                .instrument(self.span.clone())
-                .await?;
-            if outcomes.len() != others.len() + 1 {
-                return Err(Error::Internal(
-                    "a joined run answered another number of outcomes".into(),
-                ));
-            }
-            let mut outcomes = outcomes.into_iter();
-            self.keep(outcomes.next());
-            for (other, outcome) in others.iter_mut().zip(outcomes) {
-                if let Some(other) = other.as_any_mut().downcast_mut::<Self>() {
-                    other.keep(Some(outcome));
-                }
-            }
-            Ok(())
-        })
-    }
-
-    fn succeeded(&self) -> bool {
-        matches!(self.outcome, Some(Ok(_)))
-    }
-}
-
-impl<M: Mutation> Submission<M> {
-    fn keep(&mut self, outcome: Option<Result<M::Output>>) {
-        self.attempts += 1;
-        let ok = matches!(outcome, Some(Ok(_)));
-        self.span.record("outcome", if ok { "ok" } else { "error" });
-        self.outcome = outcome;
-    }
-}
-
-impl<M: Mutation> Awaiting for Submission<M> {
-    fn visit_sequences(&mut self, visit: &mut dyn FnMut(&mut u64)) {
-        if let Some(Ok(output)) = &mut self.outcome {
-            M::visit_sequences(output, visit);
-        }
-    }
-
-    fn answer(self: Box<Self>) {
-        Queued::answer(self);
-    }
-
-    fn fail(self: Box<Self>, error: Error) {
-        Queued::fail(self, error);
-    }
-}
-
-struct WriterTask {
+pub(super) struct WriterTask {
     db: DatabaseConnection,
     incoming: mpsc::Receiver<Box<dyn Queued>>,
     max_batch: usize,
@@ -413,7 +96,28 @@ struct WriterTask {
 }
 
 impl WriterTask {
-    async fn run(mut self, stop: CancellationToken) {
+    pub(super) fn new(
+        db: DatabaseConnection,
+        incoming: mpsc::Receiver<Box<dyn Queued>>,
+        max_batch: usize,
+        gather: Duration,
+        committed: Arc<Notify>,
+        sequencer: Option<Sequencer>,
+        stats: Arc<WriteStats>,
+    ) -> Self {
+        Self {
+            db,
+            incoming,
+            max_batch,
+            gather,
+            committed,
+            sequencer,
+            stats,
+            carried: Vec::new(),
+        }
+    }
+
+    pub(super) async fn run(mut self, stop: CancellationToken) {
         loop {
             let mut batch = std::mem::take(&mut self.carried);
             if batch.is_empty() {

@@ -177,8 +177,8 @@ mod tests {
     use sea_orm::{ActiveModelTrait, Database, EntityTrait, Set};
     use sea_orm_migration::MigratorTrait;
 
-    use crate::store::entities::{account, enums, phone_number, phone_number_assignment, user};
-    use crate::store::migration::Migrator;
+    use crate::store::db::entities::{account, enums, phone_number, phone_number_assignment, user};
+    use crate::store::db::migration::Migrator;
 
     /// The migrations before this one.
     const BEFORE: u32 = 5;
@@ -191,7 +191,7 @@ mod tests {
         Migrator::up(&db, Some(BEFORE))
             .await
             .expect("earlier migrations");
-        let now = crate::store::now();
+        let now = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 6);
         account::ActiveModel {
             id: Set("a1".into()),
             name: Set("Account".into()),

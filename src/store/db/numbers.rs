@@ -1,0 +1,222 @@
+//! The `phone_numbers` table's row functions that several use cases share: a number locked for
+//! a change, the domain's view of it, putting an assigned number back into the inventory, and
+//! the query of a ListPhoneNumbers page with its filters.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    Set,
+};
+
+use super::entities::enums::{self, NumberStatus as Stored};
+use super::entities::phone_number;
+use super::views::NumberView;
+use crate::domain::DomainError;
+use crate::domain::ids::{AccountId, UserId};
+use crate::domain::phone_number::{
+    self as rules, NumberState, NumberStatus, NumberType, ProductType,
+};
+use crate::error::Result;
+
+/// Filters of `list_phone_numbers`; `None` means no filter on that field.
+#[derive(Debug, Clone, Default)]
+pub struct NumberFilter {
+    pub status: Option<NumberStatus>,
+    pub product_type: Option<ProductType>,
+    pub account_id: Option<AccountId>,
+    pub user_id: Option<UserId>,
+    /// Numbers whose E.164 form starts with this ("+" and digits).
+    pub e164_prefix: Option<String>,
+    /// ISO 3166-1 alpha-2, upper case.
+    pub country: Option<String>,
+    pub number_type: Option<NumberType>,
+}
+
+/// Whether a key of `account` (`None`: an organisation key) may see the number: an
+/// account-scoped key sees unassigned numbers (to assign them) and its account's numbers. Every
+/// answer about a number, reads and assignments alike, hides the others the same way.
+pub fn visible_to(account: Option<&str>, number: &NumberView) -> bool {
+    match account {
+        None => true,
+        Some(own) => {
+            number.status == NumberStatus::Unassigned || number.account_id.as_deref() == Some(own)
+        }
+    }
+}
+
+pub(crate) fn number_not_found(e164: &str) -> DomainError {
+    DomainError::NotFound {
+        resource: "phone number",
+        name: e164.to_owned(),
+    }
+}
+
+/// The domain's view of a stored number.
+pub(crate) fn number_state(number: &NumberView) -> NumberState {
+    NumberState {
+        e164: number.e164.clone(),
+        status: number.status,
+        product_type: number.product_type,
+        deletion_time: number.deletion_time,
+    }
+}
+
+/// The number's row, locked, whether or not its deletion time has passed.
+pub(crate) async fn lock_number_row(
+    txn: &DatabaseTransaction,
+    e164: &str,
+) -> Result<Option<NumberView>> {
+    Ok(phone_number::Entity::find_by_id(e164)
+        .lock_exclusive()
+        .one(txn)
+        .await?
+        .map(NumberView::from))
+}
+
+/// The number's row, locked; NOT_FOUND when it is not (or no longer) in the inventory.
+pub(crate) async fn lock_number(txn: &DatabaseTransaction, e164: &str) -> Result<NumberView> {
+    match lock_number_row(txn, e164).await? {
+        Some(number) if rules::exists_at(&number_state(&number), super::now()) => Ok(number),
+        _ => Err(number_not_found(e164).into()),
+    }
+}
+
+/// Writes the columns set in `model` to the number's row.
+pub(crate) async fn update_number_row(
+    txn: &DatabaseTransaction,
+    e164: &str,
+    model: phone_number::ActiveModel,
+) -> Result<()> {
+    phone_number::Entity::update_many()
+        .set(model)
+        .filter(phone_number::Column::E164.eq(e164))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// Puts an assigned number back into the inventory as unassigned; NOT_FOUND when it is not
+/// there.
+pub(crate) async fn release_number(txn: &DatabaseTransaction, e164: &str) -> Result<()> {
+    if release_numbers(txn, &[e164], super::now()).await? == 0 {
+        return Err(number_not_found(e164).into());
+    }
+    Ok(())
+}
+
+/// Puts assigned numbers back into the inventory as unassigned, closing their history periods
+/// at `now`: two statements (callers pass at most [`super::SET_CHUNK`] numbers). Returns how
+/// many numbers were released.
+pub(crate) async fn release_numbers(
+    txn: &DatabaseTransaction,
+    e164s: &[&str],
+    now: DateTime<Utc>,
+) -> Result<u64> {
+    let updated = phone_number::Entity::update_many()
+        .set(phone_number::ActiveModel {
+            status: Set(NumberStatus::Unassigned.into()),
+            account_id: Set(None),
+            user_id: Set(None),
+            associate_time: Set(None),
+            update_time: Set(now),
+            ..Default::default()
+        })
+        .filter(phone_number::Column::E164.is_in(e164s.iter().copied()))
+        .exec(txn)
+        .await?;
+    super::history::close_periods(txn, e164s.iter().copied(), now).await?;
+    Ok(updated.rows_affected)
+}
+
+/// The numbers `e164s`, locked, by E.164: a query per [`super::SET_CHUNK`] numbers.
+pub(crate) async fn lock_numbers(
+    txn: &DatabaseTransaction,
+    e164s: &[&str],
+) -> Result<HashMap<String, NumberView>> {
+    let mut numbers = HashMap::with_capacity(e164s.len());
+    for chunk in e164s.chunks(super::SET_CHUNK) {
+        let found = phone_number::Entity::find()
+            .filter(phone_number::Column::E164.is_in(chunk.iter().copied()))
+            .lock_exclusive()
+            .all(txn)
+            .await?;
+        for row in found {
+            numbers.insert(row.e164.clone(), NumberView::from(row));
+        }
+    }
+    Ok(numbers)
+}
+
+/// The query of a ListPhoneNumbers page (without its limit), `status` as adjusted for the owner
+/// filters.
+pub(crate) fn numbers_query(
+    filter: &NumberFilter,
+    status: Option<NumberStatus>,
+    after: Option<&str>,
+    now: DateTime<Utc>,
+) -> sea_orm::Select<phone_number::Entity> {
+    let mut query = phone_number::Entity::find()
+        // Numbers past their deletion time are gone, purged or not.
+        .filter(
+            Condition::any()
+                .add(phone_number::Column::DeletionTime.is_null())
+                .add(phone_number::Column::DeletionTime.gt(now)),
+        )
+        .order_by_asc(phone_number::Column::E164);
+    if let Some(status) = status {
+        query = query.filter(phone_number::Column::Status.eq(Stored::from(status)));
+    }
+    if let Some(product_type) = filter.product_type {
+        query = query
+            .filter(phone_number::Column::ProductType.eq(enums::ProductType::from(product_type)));
+    }
+    if let Some(account_id) = &filter.account_id {
+        query = query.filter(phone_number::Column::AccountId.eq(account_id.as_str()));
+    }
+    if let Some(user_id) = &filter.user_id {
+        query = query.filter(phone_number::Column::UserId.eq(user_id.as_str()));
+    }
+    if let Some(prefix) = &filter.e164_prefix {
+        // A range on the key, so that every index ending in e164 serves it.
+        query = query.filter(phone_number::Column::E164.gte(prefix.as_str()));
+        if let Some(end) = prefix_end(prefix) {
+            query = query.filter(phone_number::Column::E164.lt(end));
+        }
+    }
+    if let Some(country) = &filter.country {
+        query = query.filter(phone_number::Column::Country.eq(country.as_str()));
+    }
+    if let Some(number_type) = filter.number_type {
+        query =
+            query.filter(phone_number::Column::NumberType.eq(enums::NumberType::from(number_type)));
+    }
+    if let Some(after) = after {
+        query = query.filter(phone_number::Column::E164.gt(after));
+    }
+    query
+}
+
+/// The first string after every string that starts with `prefix` ("+" and digits): the prefix
+/// with its last digit below 9 increased, and what follows that digit dropped. `None` when every
+/// digit is 9 (no upper bound needed).
+fn prefix_end(prefix: &str) -> Option<String> {
+    let digits = prefix.strip_prefix('+')?;
+    let last = digits.rfind(|c: char| c != '9')?;
+    let next = (digits.as_bytes()[last] + 1) as char;
+    Some(format!("+{}{next}", &digits[..last]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn a_prefix_ends_where_its_last_digit_below_nine_is_increased() {
+        assert_eq!(prefix_end("+1206").as_deref(), Some("+1207"));
+        assert_eq!(prefix_end("+1299").as_deref(), Some("+13"));
+        assert_eq!(prefix_end("+999"), None);
+        assert_eq!(prefix_end("+4"), Some("+5".into()));
+    }
+}

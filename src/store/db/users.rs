@@ -1,0 +1,357 @@
+//! The `users` table's row functions that several use cases share: a user with the number
+//! they hold (one LEFT JOIN), locked or not; the permissions and pending sign-out columns
+//! written for many users in one statement; and GetUser's query in the form the direct SQLite
+//! read runs it. A user's number is read from `phone_numbers` (the row pointing at the user),
+//! so the two can never disagree.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{CaseStatement, Expr, Func, LockType};
+use sea_orm::{
+    ActiveEnum, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, FromQueryResult,
+    JoinType, QueryFilter, QuerySelect, QueryTrait, Select, Set,
+};
+
+use super::SET_CHUNK;
+use super::entities::{enums, phone_number, user};
+use super::views::UserView;
+use crate::domain::DomainError;
+use crate::domain::ids::{AccountId, UserId};
+use crate::domain::sign_out::SignOutPending;
+use crate::domain::telephony::TelephonySettings;
+use crate::domain::user::Email;
+use crate::error::Result;
+
+pub(crate) fn user_not_found(account_id: &AccountId, user_id: &UserId) -> DomainError {
+    DomainError::NotFound {
+        resource: "user",
+        name: format!("{user_id} in account {account_id}"),
+    }
+}
+
+pub(crate) fn email_taken(account_id: &AccountId, email: &Email) -> DomainError {
+    DomainError::AlreadyExists {
+        resource: "user",
+        name: format!("with email {email} in account {account_id}"),
+    }
+}
+
+/// A user's row and their number's E.164, as one LEFT JOIN row.
+#[derive(FromQueryResult)]
+struct UserWithNumber {
+    id: String,
+    account_id: String,
+    email: String,
+    display_name: String,
+    license_type: enums::LicenseType,
+    inbound_calling: bool,
+    outbound_calling: bool,
+    sms: bool,
+    create_time: DateTime<Utc>,
+    update_time: DateTime<Utc>,
+    sign_out_pending_oldest_sequence: Option<i64>,
+    sign_out_pending_oldest_time: Option<DateTime<Utc>>,
+    sign_out_pending_latest_sequence: Option<i64>,
+    sign_out_pending_latest_time: Option<DateTime<Utc>>,
+    phone_number: Option<String>,
+}
+
+/// The user and their number in one indexed query (primary key, and the unique `user_id` of
+/// `phone_numbers`).
+pub(crate) async fn find_user_view(
+    conn: &impl ConnectionTrait,
+    account_id: &AccountId,
+    user_id: &UserId,
+) -> Result<Option<UserView>> {
+    read_user_view(conn, account_id, user_id, false).await
+}
+
+/// The query of [`find_user_view`]; with `lock`, the user's row is locked until the
+/// transaction ends.
+async fn read_user_view(
+    conn: &impl ConnectionTrait,
+    account_id: &AccountId,
+    user_id: &UserId,
+    lock: bool,
+) -> Result<Option<UserView>> {
+    let query = user::Entity::find_by_id(user_id.as_str())
+        .filter(user::Column::AccountId.eq(account_id.as_str()));
+    let row = with_number(query, lock)
+        .into_model::<UserWithNumber>()
+        .one(conn)
+        .await?;
+    Ok(row.map(UserWithNumber::into_view))
+}
+
+/// The users `user_ids` (of any account) with their numbers, by id, their rows locked until the
+/// transaction ends: one query per [`SET_CHUNK`] ids. Their pending sign-outs are as stored.
+pub(crate) async fn lock_user_views(
+    txn: &DatabaseTransaction,
+    user_ids: &[&str],
+) -> Result<HashMap<String, UserView>> {
+    let mut views = HashMap::with_capacity(user_ids.len());
+    for chunk in user_ids.chunks(SET_CHUNK) {
+        let query = user::Entity::find().filter(user::Column::Id.is_in(chunk.iter().copied()));
+        let rows = with_number(query, true)
+            .into_model::<UserWithNumber>()
+            .all(txn)
+            .await?;
+        for view in rows.into_iter().map(UserWithNumber::into_view) {
+            views.insert(view.user_id.clone(), view);
+        }
+    }
+    Ok(views)
+}
+
+/// `query` with the E.164 of the number each user holds (a LEFT JOIN); with `lock`, the users'
+/// rows are locked until the transaction ends (only theirs: the number's side may be empty).
+fn with_number(query: Select<user::Entity>, lock: bool) -> Select<user::Entity> {
+    let mut query = query
+        .column_as(phone_number::Column::E164, "phone_number")
+        .join_rev(JoinType::LeftJoin, user_number());
+    if lock {
+        QueryTrait::query(&mut query).lock_with_tables(LockType::Update, [user::Entity]);
+    }
+    query
+}
+
+impl UserWithNumber {
+    fn into_view(self) -> UserView {
+        let r = self;
+        UserView::new(
+            user::Model {
+                id: r.id,
+                account_id: r.account_id,
+                email: r.email,
+                display_name: r.display_name,
+                license_type: r.license_type,
+                inbound_calling: r.inbound_calling,
+                outbound_calling: r.outbound_calling,
+                sms: r.sms,
+                create_time: r.create_time,
+                update_time: r.update_time,
+                sign_out_pending_oldest_sequence: r.sign_out_pending_oldest_sequence,
+                sign_out_pending_oldest_time: r.sign_out_pending_oldest_time,
+                sign_out_pending_latest_sequence: r.sign_out_pending_latest_sequence,
+                sign_out_pending_latest_time: r.sign_out_pending_latest_time,
+            },
+            r.phone_number,
+        )
+    }
+}
+
+/// users → phone_numbers on `phone_numbers.user_id = users.id`.
+fn user_number() -> sea_orm::RelationDef {
+    use sea_orm::EntityTrait as _;
+    phone_number::Entity::belongs_to(user::Entity)
+        .from(phone_number::Column::UserId)
+        .to(user::Column::Id)
+        .into()
+}
+
+/// The user, locked, with their number: one query. The pending sign-out is as stored (on
+/// PostgreSQL, without changes not yet numbered).
+pub(crate) async fn lock_user_view(
+    txn: &DatabaseTransaction,
+    account_id: &AccountId,
+    user_id: &UserId,
+) -> Result<UserView> {
+    read_user_view(txn, account_id, user_id, true)
+        .await?
+        .ok_or_else(|| user_not_found(account_id, user_id).into())
+}
+
+/// Writes each user's permissions: one statement per distinct outcome (assigning and
+/// unassigning always turn everything off; updates have at most eight) and [`SET_CHUNK`] users.
+pub(crate) async fn write_many_settings<'a>(
+    txn: &DatabaseTransaction,
+    users: impl Iterator<Item = (&'a str, TelephonySettings)>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let mut by_settings: Vec<(TelephonySettings, Vec<&str>)> = Vec::new();
+    for (user_id, settings) in users {
+        match by_settings.iter_mut().find(|(s, _)| *s == settings) {
+            Some((_, users)) => users.push(user_id),
+            None => by_settings.push((settings, vec![user_id])),
+        }
+    }
+    for (settings, user_ids) in &by_settings {
+        for chunk in user_ids.chunks(SET_CHUNK) {
+            user::Entity::update_many()
+                .set(user::ActiveModel {
+                    inbound_calling: Set(settings.inbound_calling),
+                    outbound_calling: Set(settings.outbound_calling),
+                    sms: Set(settings.sms),
+                    update_time: Set(now),
+                    ..Default::default()
+                })
+                .filter(user::Column::Id.is_in(chunk.iter().copied()))
+                .exec(txn)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the columns set in `model` to the user's row.
+pub(crate) async fn update_user_row(
+    txn: &DatabaseTransaction,
+    user_id: &str,
+    model: user::ActiveModel,
+) -> Result<()> {
+    user::Entity::update_many()
+        .set(model)
+        .filter(user::Column::Id.eq(user_id))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+const MARK_CHUNK: usize = 500;
+
+/// Inside the savepoint that gives sign-out-required events their sequences (SQLite; the
+/// sequencer's statement does the same on PostgreSQL), given as (user, sequence, time) in
+/// sequence order: each user's newest event becomes their latest pending change, and
+/// their first one the oldest if none was pending. One statement per [`MARK_CHUNK`] users; a
+/// deleted user's row is gone, so their USER_DELETED event marks nothing.
+pub(crate) async fn mark_pending(
+    txn: &DatabaseTransaction,
+    events: &[(&str, i64, DateTime<Utc>)],
+) -> Result<()> {
+    use user::Column;
+    type Mark = (i64, DateTime<Utc>);
+    // Each user's first and last event, in the order users first appear.
+    let mut users: Vec<(&str, Mark, Mark)> = Vec::new();
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    for &(user_id, sequence, time) in events {
+        match index.get(user_id) {
+            Some(&at) => users[at].2 = (sequence, time),
+            None => {
+                index.insert(user_id, users.len());
+                users.push((user_id, (sequence, time), (sequence, time)));
+            }
+        }
+    }
+    for chunk in users.chunks(MARK_CHUNK) {
+        // A CASE only where the values differ: one over hundreds of users costs SQLite a
+        // comparison per user for each row it updates.
+        let by_user = |pick: &dyn Fn(&(&str, Mark, Mark)) -> sea_orm::Value| -> Expr {
+            let first = pick(&chunk[0]);
+            match chunk {
+                [_] => Expr::value(first),
+                _ if chunk[1..].iter().all(|entry| pick(entry) == first) => Expr::value(first),
+                _ => {
+                    let mut case = CaseStatement::new();
+                    for entry in chunk {
+                        case = case.case(Column::Id.eq(entry.0), Expr::value(pick(entry)));
+                    }
+                    case.into()
+                }
+            }
+        };
+        user::Entity::update_many()
+            .col_expr(
+                Column::SignOutPendingOldestSequence,
+                Func::coalesce([
+                    Expr::col(Column::SignOutPendingOldestSequence),
+                    by_user(&|u| u.1.0.into()),
+                ])
+                .into(),
+            )
+            .col_expr(
+                Column::SignOutPendingOldestTime,
+                Func::coalesce([
+                    Expr::col(Column::SignOutPendingOldestTime),
+                    by_user(&|u| u.1.1.into()),
+                ])
+                .into(),
+            )
+            .col_expr(
+                Column::SignOutPendingLatestSequence,
+                by_user(&|u| u.2.0.into()),
+            )
+            .col_expr(Column::SignOutPendingLatestTime, by_user(&|u| u.2.1.into()))
+            .filter(Column::Id.is_in(chunk.iter().map(|u| u.0)))
+            .exec(txn)
+            .await?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn write_pending(
+    txn: &DatabaseTransaction,
+    user_id: &str,
+    pending: Option<SignOutPending>,
+) -> Result<()> {
+    use user::Column;
+    let sequence = |s: u64| i64::try_from(s).unwrap_or(i64::MAX);
+    user::Entity::update_many()
+        .col_expr(
+            Column::SignOutPendingOldestSequence,
+            Expr::value(pending.map(|p| sequence(p.oldest_sequence))),
+        )
+        .col_expr(
+            Column::SignOutPendingOldestTime,
+            Expr::value(pending.map(|p| p.oldest_time)),
+        )
+        .col_expr(
+            Column::SignOutPendingLatestSequence,
+            Expr::value(pending.map(|p| sequence(p.latest_sequence))),
+        )
+        .col_expr(
+            Column::SignOutPendingLatestTime,
+            Expr::value(pending.map(|p| p.latest_time)),
+        )
+        .filter(Column::Id.eq(user_id))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// GetUser's query for a direct SQLite read (`engine::sqlite_reads`): the same row as
+/// [`find_user_view`], the user and the E.164 of the number they hold; `?1` the user, `?2` the
+/// account.
+pub(crate) const DIRECT_USER_VIEW: &str = "SELECT u.id, u.account_id, u.email, \
+    u.display_name, u.license_type, u.inbound_calling, u.outbound_calling, u.sms, \
+    u.create_time, u.update_time, u.sign_out_pending_oldest_sequence, \
+    u.sign_out_pending_oldest_time, u.sign_out_pending_latest_sequence, \
+    u.sign_out_pending_latest_time, p.e164 \
+    FROM users AS u LEFT JOIN phone_numbers AS p ON p.user_id = u.id \
+    WHERE u.id = ?1 AND u.account_id = ?2";
+
+/// A row of [`DIRECT_USER_VIEW`]; `None` when a value is not in the form the store writes.
+pub(crate) fn direct_user_view(row: &rusqlite::Row<'_>) -> Option<UserView> {
+    let time = |column: usize| -> Option<DateTime<Utc>> {
+        // Times are stored as RFC 3339 text (what sqlx writes); other forms go to the pool.
+        let text: String = row.get(column).ok()?;
+        DateTime::parse_from_rfc3339(&text)
+            .ok()
+            .map(|time| time.with_timezone(&Utc))
+    };
+    let optional_time = |column: usize| -> Option<Option<DateTime<Utc>>> {
+        match row.get::<_, Option<String>>(column).ok()? {
+            None => Some(None),
+            Some(_) => time(column).map(Some),
+        }
+    };
+    let license: String = row.get(4).ok()?;
+    let model = user::Model {
+        id: row.get(0).ok()?,
+        account_id: row.get(1).ok()?,
+        email: row.get(2).ok()?,
+        display_name: row.get(3).ok()?,
+        license_type: enums::LicenseType::try_from_value(&license).ok()?,
+        inbound_calling: row.get(5).ok()?,
+        outbound_calling: row.get(6).ok()?,
+        sms: row.get(7).ok()?,
+        create_time: time(8)?,
+        update_time: time(9)?,
+        sign_out_pending_oldest_sequence: row.get(10).ok()?,
+        sign_out_pending_oldest_time: optional_time(11)?,
+        sign_out_pending_latest_sequence: row.get(12).ok()?,
+        sign_out_pending_latest_time: optional_time(13)?,
+    };
+    let phone_number: Option<String> = row.get(14).ok()?;
+    Some(UserView::new(model, phone_number))
+}

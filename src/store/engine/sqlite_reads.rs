@@ -1,0 +1,136 @@
+//! Direct SQLite reads: the hottest reads (GetUser's one indexed query) run on the calling
+//! thread.
+//!
+//! sqlx gives each SQLite connection a thread of its own and hands it every statement over a
+//! channel: under load, waking that thread and being woken by it (futex, context switches) cost
+//! several times what SQLite spends on the query itself. Here a query runs on a connection of
+//! its own (rusqlite, on the same SQLite library as sqlx; opened `query_only`, statements
+//! prepared once and cached), straight from the task that asks: an indexed lookup of one row, in
+//! microseconds, in its own implicit read transaction, so it sees exactly what a query through
+//! the pool would. It never waits: a busy database is not waited for.
+//!
+//! Anything unexpected (the connection cannot be opened, the database is busy, a value is not
+//! in the form the store writes) is not an error here: the caller runs the query through the
+//! pool instead, which reports errors as every other read does.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Params, Row};
+
+/// Connections of one SQLite file for [`DirectReads::read_one`], kept while idle up to
+/// `max_idle` (a connection is held only while a query runs, without awaiting, so no more are
+/// in use at once than threads run tasks).
+pub(crate) struct DirectReads {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    max_idle: usize,
+    /// Set when a connection could not be opened or the query not prepared (that would not
+    /// change from one call to the next), or when the store closes: every read goes to the
+    /// pool from then on.
+    disabled: AtomicBool,
+}
+
+impl DirectReads {
+    /// Reads of the database file at `path`; no connection is opened until the first read.
+    pub(crate) fn new(path: &Path) -> Option<Self> {
+        let max_idle = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Some(Self {
+            path: path.to_owned(),
+            idle: Mutex::new(Vec::new()),
+            max_idle,
+            disabled: AtomicBool::new(false),
+        })
+    }
+
+    /// The one row `sql` finds with `params`, mapped by `map`: `Some(None)` when there is no
+    /// such row, `None` when this path cannot answer (the caller then asks the pool), including
+    /// a row `map` does not take (`None` from it).
+    pub(crate) fn read_one<T>(
+        &self,
+        sql: &str,
+        params: impl Params,
+        map: impl FnOnce(&Row<'_>) -> Option<T>,
+    ) -> Option<Option<T>> {
+        if self.disabled.load(Ordering::Relaxed) {
+            return None;
+        }
+        let connection = match self.take() {
+            Some(connection) => connection,
+            None => match open(&self.path) {
+                Ok(connection) => connection,
+                Err(error) => {
+                    if !self.disabled.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(%error, "cannot read directly from the SQLite file; reading through the pool");
+                    }
+                    return None;
+                }
+            },
+        };
+        let answer = connection
+            .prepare_cached(sql)
+            .and_then(|mut statement| statement.query_row(params, |row| Ok(map(row))).optional());
+        // A connection whose query failed (busy, say) is fine for the next one.
+        self.put_back(connection);
+        match answer {
+            Ok(Some(Some(found))) => Some(Some(found)),
+            Ok(None) => Some(None),
+            // A row not in the form the store writes, or an error: the pool answers.
+            Ok(Some(None)) | Err(_) => None,
+        }
+    }
+
+    /// Closes the idle connections; every later read goes to the pool.
+    pub(crate) fn close(&self) {
+        self.disabled.store(true, Ordering::Relaxed);
+        self.idle_list().clear();
+    }
+
+    fn take(&self) -> Option<Connection> {
+        self.idle_list().pop()
+    }
+
+    fn put_back(&self, connection: Connection) {
+        if self.disabled.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut idle = self.idle_list();
+        if idle.len() < self.max_idle {
+            idle.push(connection);
+        }
+    }
+
+    fn idle_list(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A connection that only reads and never waits for a lock.
+fn open(path: &Path) -> rusqlite::Result<Connection> {
+    let connection = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    connection.busy_timeout(Duration::ZERO)?;
+    connection.pragma_update(None, "query_only", true)?;
+    Ok(connection)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_that_cannot_be_opened_leaves_every_read_to_the_pool() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let reads =
+            DirectReads::new(&dir.path().join("missing").join("db.sqlite")).expect("a path");
+        let one =
+            |reads: &DirectReads| reads.read_one("SELECT 1", (), |row| row.get::<_, i64>(0).ok());
+        assert_eq!(one(&reads), None);
+        assert!(reads.disabled.load(Ordering::Relaxed));
+        assert_eq!(one(&reads), None);
+    }
+}

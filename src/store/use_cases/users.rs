@@ -1,0 +1,499 @@
+//! Users of an account: create them (one or a thousand in a fixed number of statements), read
+//! and list them, change their name or licence, delete them (their number goes back to the
+//! inventory, and they are told). A user's number is read from `phone_numbers` (the row
+//! pointing at the user), so the two can never disagree.
+
+use std::collections::{HashMap, HashSet};
+
+use sea_orm::{
+    ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
+
+use super::Requester;
+use crate::domain::change::{ChangeKind, NewChange};
+use crate::domain::ids::{AccountId, UserId};
+use crate::domain::telephony::TelephonySettings;
+use crate::domain::user::{DisplayName, Email, LicenseType};
+use crate::error::{Error, Result, is_unique_violation};
+use crate::store::db::entities::{account, phone_number, user};
+use crate::store::db::numbers::release_number;
+use crate::store::db::page::{Page, PageRequest};
+use crate::store::db::users::{
+    DIRECT_USER_VIEW, direct_user_view, email_taken, find_user_view, lock_user_view,
+    update_user_row, user_not_found,
+};
+use crate::store::db::views::UserView;
+use crate::store::db::{SET_CHUNK, account_not_found, distinct};
+use crate::store::engine::Engine;
+use crate::store::engine::mutation::{Mutation, TxnFuture};
+use crate::store::engine::outbox::append_change;
+use crate::store::engine::set_run::{Apply, BatchItem, BatchOptions, ItemResult, SetUseCase};
+
+/// Users of an account: the store's surface for them.
+pub struct Users<'a> {
+    engine: &'a Engine,
+}
+
+impl<'a> Users<'a> {
+    pub(crate) fn new(engine: &'a Engine) -> Self {
+        Self { engine }
+    }
+
+    pub async fn create(
+        &self,
+        account_id: &AccountId,
+        email: Email,
+        display_name: DisplayName,
+        license_type: LicenseType,
+    ) -> Result<UserView> {
+        let item = NewUserItem {
+            account_id: account_id.clone(),
+            email,
+            display_name,
+            license_type,
+        };
+        self.engine.run_one(CreateUsers, item, None).await
+    }
+
+    /// BatchCreateUsers: each item as [`Users::create`] would answer it.
+    pub async fn batch_create(
+        &self,
+        items: Vec<BatchItem<NewUserItem>>,
+        options: BatchOptions,
+        caller: Requester<'_>,
+    ) -> Result<Vec<ItemResult<UserView>>> {
+        self.engine
+            .run_set(
+                "BatchCreateUsers",
+                CreateUsers,
+                items,
+                options,
+                caller.scope(),
+            )
+            .await
+    }
+
+    /// BatchUpdateUsers: each item as [`Users::update`] would answer it.
+    pub async fn batch_update(
+        &self,
+        items: Vec<BatchItem<UserUpdateItem>>,
+        options: BatchOptions,
+        caller: Requester<'_>,
+    ) -> Result<Vec<ItemResult<UserView>>> {
+        let items = items
+            .into_iter()
+            .map(|item| {
+                item.map(|item| UpdateUser {
+                    account_id: item.account_id,
+                    user_id: item.user_id,
+                    update: item.update,
+                })
+            })
+            .collect();
+        self.engine
+            .run_each("BatchUpdateUsers", items, options, caller.scope())
+            .await
+    }
+
+    /// One indexed query on a reader (on a SQLite file, on the calling thread).
+    pub async fn get(&self, account_id: &AccountId, user_id: &UserId) -> Result<UserView> {
+        let direct = self.engine.direct().and_then(|direct| {
+            let params = (user_id.as_str(), account_id.as_str());
+            direct.read_one(DIRECT_USER_VIEW, params, direct_user_view)
+        });
+        let found = match direct {
+            Some(found) => found,
+            None => find_user_view(self.engine.reader(), account_id, user_id).await?,
+        };
+        found.ok_or_else(|| user_not_found(account_id, user_id).into())
+    }
+
+    /// Users of an account in creation order, or the one with `email`; with
+    /// `sign_out_pending`, only those with (true) or without (false) a change to pick up.
+    pub async fn list(
+        &self,
+        account_id: &AccountId,
+        email: Option<&Email>,
+        sign_out_pending: Option<bool>,
+        page: &PageRequest,
+    ) -> Result<Page<UserView>> {
+        let db = self.engine.reader();
+        account::Entity::find_by_id(account_id.as_str())
+            .one(db)
+            .await?
+            .ok_or_else(|| account_not_found(account_id))?;
+        let mut query = user::Entity::find()
+            .filter(user::Column::AccountId.eq(account_id.as_str()))
+            .order_by_asc(user::Column::Id);
+        if let Some(email) = email {
+            query = query.filter(user::Column::Email.eq(email.as_str()));
+        }
+        // `true` is served by the partial index of pending users (migration m0007).
+        match sign_out_pending {
+            Some(true) => {
+                query = query.filter(user::Column::SignOutPendingLatestSequence.is_not_null())
+            }
+            Some(false) => {
+                query = query.filter(user::Column::SignOutPendingLatestSequence.is_null())
+            }
+            None => {}
+        }
+        if let Some(after) = &page.after {
+            query = query.filter(user::Column::Id.gt(after.as_str()));
+        }
+        let users = query.limit(page.fetch_limit()).all(db).await?;
+        let ids: Vec<String> = users.iter().map(|u| u.id.clone()).collect();
+        let mut numbers: HashMap<String, String> = if ids.is_empty() {
+            HashMap::new()
+        } else {
+            phone_number::Entity::find()
+                .filter(phone_number::Column::UserId.is_in(ids))
+                .all(db)
+                .await?
+                .into_iter()
+                .filter_map(|n| n.user_id.map(|user_id| (user_id, n.e164)))
+                .collect()
+        };
+        let views = users
+            .into_iter()
+            .map(|user| {
+                let number = numbers.remove(&user.id);
+                UserView::new(user, number)
+            })
+            .collect();
+        Ok(page.finish(views, |v| v.user_id.clone()))
+    }
+
+    pub async fn update(
+        &self,
+        account_id: &AccountId,
+        user_id: &UserId,
+        update: UserUpdate,
+    ) -> Result<UserView> {
+        self.engine
+            .write(UpdateUser {
+                account_id: account_id.clone(),
+                user_id: user_id.clone(),
+                update,
+            })
+            .await
+    }
+
+    /// Deletes the user; their number goes back to the inventory, and they are told.
+    pub async fn delete(
+        &self,
+        account_id: &AccountId,
+        user_id: &UserId,
+        actor: &str,
+    ) -> Result<()> {
+        self.engine
+            .write(DeleteUser {
+                account_id: account_id.clone(),
+                user_id: user_id.clone(),
+                actor: actor.to_owned(),
+            })
+            .await
+    }
+}
+
+/// Fields of a user to change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct UserUpdate {
+    pub display_name: Option<DisplayName>,
+    pub license_type: Option<LicenseType>,
+}
+/// An item of BatchCreateUsers.
+#[derive(Debug, Clone)]
+pub struct NewUserItem {
+    pub account_id: AccountId,
+    pub email: Email,
+    pub display_name: DisplayName,
+    pub license_type: LicenseType,
+}
+
+/// An item of BatchUpdateUsers.
+#[derive(Debug, Clone)]
+pub struct UserUpdateItem {
+    pub account_id: AccountId,
+    pub user_id: UserId,
+    pub update: UserUpdate,
+}
+
+/// The use case; it needs nothing beyond its items.
+#[derive(PartialEq, Eq)]
+pub(crate) struct CreateUsers;
+
+impl SetUseCase for CreateUsers {
+    type Item = NewUserItem;
+    type Output = UserView;
+    const APPENDS_CHANGES: bool = false;
+
+    fn run_all<'a>(
+        &'a self,
+        txn: &'a DatabaseTransaction,
+        items: Vec<&'a NewUserItem>,
+        apply: Apply,
+    ) -> TxnFuture<'a, Vec<Result<UserView>>> {
+        Box::pin(create_all(txn, items, apply))
+    }
+}
+
+async fn create_all(
+    txn: &DatabaseTransaction,
+    items: Vec<&NewUserItem>,
+    apply: Apply,
+) -> Result<Vec<Result<UserView>>> {
+    let accounts = distinct(items.iter().map(|i| i.account_id.as_str()));
+    // Shared locks: an account cannot be deleted under its new users.
+    let existing: HashSet<String> = account::Entity::find()
+        .select_only()
+        .column(account::Column::Id)
+        .filter(account::Column::Id.is_in(accounts.iter().copied()))
+        .lock_shared()
+        .into_tuple::<String>()
+        .all(txn)
+        .await?
+        .into_iter()
+        .collect();
+    let mut taken: HashSet<(String, String)> = HashSet::new();
+    for chunk in items.chunks(SET_CHUNK) {
+        taken.extend(
+            user::Entity::find()
+                .select_only()
+                .column(user::Column::AccountId)
+                .column(user::Column::Email)
+                .filter(user::Column::AccountId.is_in(accounts.iter().copied()))
+                .filter(user::Column::Email.is_in(chunk.iter().map(|i| i.email.as_str())))
+                .into_tuple::<(String, String)>()
+                .all(txn)
+                .await?,
+        );
+    }
+    let now = crate::store::db::now();
+    let mut outcomes = Vec::with_capacity(items.len());
+    let mut rows = Vec::new();
+    for item in &items {
+        if !existing.contains(item.account_id.as_str()) {
+            outcomes.push(Err(account_not_found(&item.account_id).into()));
+            continue;
+        }
+        let address = (item.account_id.to_string(), item.email.to_string());
+        if !taken.insert(address) {
+            outcomes.push(Err(email_taken(&item.account_id, &item.email).into()));
+            continue;
+        }
+        let row = user::Model {
+            id: UserId::generate().into(),
+            account_id: item.account_id.to_string(),
+            email: item.email.to_string(),
+            display_name: item.display_name.to_string(),
+            license_type: item.license_type.into(),
+            inbound_calling: false,
+            outbound_calling: false,
+            sms: false,
+            create_time: now,
+            update_time: now,
+            sign_out_pending_oldest_sequence: None,
+            sign_out_pending_oldest_time: None,
+            sign_out_pending_latest_sequence: None,
+            sign_out_pending_latest_time: None,
+        };
+        outcomes.push(Ok(UserView::new(row.clone(), None)));
+        rows.push(row);
+    }
+    if apply.writes(items.len(), items.len() - rows.len()) {
+        for chunk in rows.chunks(SET_CHUNK) {
+            let inserted =
+                user::Entity::insert_many(chunk.iter().cloned().map(|row| user::ActiveModel {
+                    id: Set(row.id),
+                    account_id: Set(row.account_id),
+                    email: Set(row.email),
+                    display_name: Set(row.display_name),
+                    license_type: Set(row.license_type),
+                    inbound_calling: Set(row.inbound_calling),
+                    outbound_calling: Set(row.outbound_calling),
+                    sms: Set(row.sms),
+                    create_time: Set(row.create_time),
+                    update_time: Set(row.update_time),
+                    ..Default::default()
+                }))
+                .exec(txn)
+                .await;
+            match inserted {
+                Ok(_) => {}
+                // A concurrent request (on another replica) took an address between the check
+                // and the insert: the writer runs the whole set again, and it is then decided
+                // on the state that request left.
+                Err(e) if is_unique_violation(&e) => return Err(Error::conflict()),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(outcomes)
+}
+
+struct UpdateUser {
+    pub account_id: AccountId,
+    pub user_id: UserId,
+    pub update: UserUpdate,
+}
+
+impl Mutation for UpdateUser {
+    type Output = UserView;
+    const APPENDS_CHANGES: bool = false;
+
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, UserView> {
+        Box::pin(update_user(txn, self))
+    }
+}
+
+async fn update_user(txn: &DatabaseTransaction, cmd: &UpdateUser) -> Result<UserView> {
+    let view = lock_user_view(txn, &cmd.account_id, &cmd.user_id).await?;
+    let now = crate::store::db::now();
+    let mut model = user::ActiveModel {
+        update_time: Set(now),
+        ..Default::default()
+    };
+    let mut updated = UserView {
+        update_time: now,
+        ..view
+    };
+    if let Some(display_name) = &cmd.update.display_name {
+        model.display_name = Set(display_name.to_string());
+        updated.display_name = display_name.to_string();
+    }
+    if let Some(license_type) = cmd.update.license_type {
+        model.license_type = Set(license_type.into());
+        updated.license_type = license_type;
+    }
+    update_user_row(txn, cmd.user_id.as_str(), model).await?;
+    Ok(updated)
+}
+
+struct DeleteUser {
+    pub account_id: AccountId,
+    pub user_id: UserId,
+    pub actor: String,
+}
+
+impl Mutation for DeleteUser {
+    type Output = ();
+    const APPENDS_CHANGES: bool = true;
+
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, ()> {
+        Box::pin(delete_user(txn, self))
+    }
+}
+
+/// Deletes the user; their number goes back to the inventory, and they are told.
+async fn delete_user(txn: &DatabaseTransaction, cmd: &DeleteUser) -> Result<()> {
+    let view = lock_user_view(txn, &cmd.account_id, &cmd.user_id).await?;
+    if let Some(number) = &view.phone_number {
+        release_number(txn, number).await?;
+    }
+    user::Entity::delete_by_id(cmd.user_id.as_str())
+        .exec(txn)
+        .await?;
+    append_change(
+        txn,
+        NewChange {
+            account_id: cmd.account_id.clone(),
+            user_id: cmd.user_id.clone(),
+            kind: ChangeKind::UserDeleted,
+            e164_phone_number: view.phone_number.unwrap_or_default(),
+            settings: TelephonySettings::OFF,
+            actor: cmd.actor.clone(),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::phone_number::{E164, ProductType};
+    use crate::store::{Store, StoreOptions};
+
+    /// GetUser's direct read and the pool's query give the same answers, and the direct read
+    /// does answer (it does not fall back) for a user with and without a number, and for no
+    /// user.
+    #[tokio::test]
+    async fn the_direct_read_answers_as_the_pool_does() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("reads.db").display()
+        );
+        let store = Store::connect(&url, StoreOptions::default())
+            .await
+            .expect("connect");
+        store.migrate().await.expect("migrate");
+        let account = store.accounts().create("a".into()).await.expect("account");
+        let account_id = AccountId::parse("account_id", &account.account_id).expect("id");
+        let user = |email: &str| {
+            let store = store.clone();
+            let account_id = account_id.clone();
+            let email = Email::parse("email", email).expect("email");
+            async move {
+                let name = DisplayName::parse("display_name", "Ann").expect("name");
+                let user = store
+                    .users()
+                    .create(&account_id, email, name, LicenseType::Pro)
+                    .await
+                    .expect("user");
+                UserId::parse("user_id", &user.user_id).expect("id")
+            }
+        };
+        let (with_number, without) = (user("a@example.com").await, user("b@example.com").await);
+        let number = E164::parse("number", "+12065550100").expect("number");
+        store
+            .orders()
+            .create(ProductType::BusinessCalling, &[number.to_string()])
+            .await
+            .expect("order");
+        let caller = Requester {
+            key_id: "k",
+            account: None,
+        };
+        store
+            .telephony()
+            .assign(&account_id, &with_number, &number, None, caller)
+            .await
+            .expect("assign");
+        let other_account =
+            AccountId::parse("account_id", &uuid::Uuid::new_v4().to_string()).expect("id");
+        let unknown = UserId::parse("user_id", &uuid::Uuid::new_v4().to_string()).expect("id");
+
+        let engine = Engine::connect(
+            &url,
+            1,
+            std::time::Duration::from_secs(5),
+            StoreOptions::default().writer,
+        )
+        .await
+        .expect("an engine on the same file");
+        let direct = engine.direct().expect("direct reads on a SQLite file");
+        let read = |account_id: &AccountId, user_id: &UserId| {
+            let params = (user_id.as_str(), account_id.as_str());
+            direct.read_one(DIRECT_USER_VIEW, params, direct_user_view)
+        };
+        for (account_id, user_id) in [
+            (&account_id, &with_number),
+            (&account_id, &without),
+            (&account_id, &unknown),
+            (&other_account, &with_number),
+        ] {
+            let pooled = find_user_view(store.connection(), account_id, user_id)
+                .await
+                .expect("the pool's answer");
+            assert_eq!(
+                read(account_id, user_id),
+                Some(pooled),
+                "{account_id}/{user_id}"
+            );
+        }
+        let held = read(&account_id, &with_number).flatten().expect("the user");
+        assert_eq!(held.phone_number.as_deref(), Some("+12065550100"));
+    }
+}
