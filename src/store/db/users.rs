@@ -1,8 +1,8 @@
 //! The `users` table's row functions that several use cases share: a user with the number
-//! they hold (one LEFT JOIN), locked or not; the permissions and pending sign-out columns
-//! written for many users in one statement; and GetUser's query in the form the direct SQLite
-//! read runs it. A user's number is read from `phone_numbers` (the row pointing at the user),
-//! so the two can never disagree.
+//! they hold (one LEFT JOIN), locked or not; new users inserted, and the permissions and pending
+//! sign-out columns written, many users in one statement; and GetUser's query in the form the
+//! direct SQLite read runs it. A user's number is read from `phone_numbers` (the row pointing at
+//! the user), so the two can never disagree.
 
 use std::collections::HashMap;
 
@@ -21,7 +21,7 @@ use crate::domain::ids::{AccountId, UserId};
 use crate::domain::sign_out::SignOutPending;
 use crate::domain::telephony::TelephonySettings;
 use crate::domain::user::Email;
-use crate::error::Result;
+use crate::error::{Error, Result, is_unique_violation};
 
 pub(crate) fn user_not_found(account_id: &AccountId, user_id: &UserId) -> DomainError {
     DomainError::NotFound {
@@ -189,6 +189,37 @@ pub(crate) async fn write_many_settings<'a>(
                 .filter(user::Column::Id.is_in(chunk.iter().copied()))
                 .exec(txn)
                 .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Inserts new users: one multi-row INSERT per [`SET_CHUNK`] users. A unique violation (an
+/// address taken by a concurrent request, on another replica, between the check and the insert)
+/// is a conflict: the writer runs the whole set again, and it is then decided on the state that
+/// request left.
+pub(crate) async fn insert_users(txn: &DatabaseTransaction, rows: &[user::Model]) -> Result<()> {
+    for chunk in rows.chunks(SET_CHUNK) {
+        let inserted =
+            user::Entity::insert_many(chunk.iter().cloned().map(|row| user::ActiveModel {
+                id: Set(row.id),
+                account_id: Set(row.account_id),
+                email: Set(row.email),
+                display_name: Set(row.display_name),
+                license_type: Set(row.license_type),
+                inbound_calling: Set(row.inbound_calling),
+                outbound_calling: Set(row.outbound_calling),
+                sms: Set(row.sms),
+                create_time: Set(row.create_time),
+                update_time: Set(row.update_time),
+                ..Default::default()
+            }))
+            .exec(txn)
+            .await;
+        match inserted {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => return Err(Error::conflict()),
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(())

@@ -14,12 +14,12 @@ use crate::domain::change::{ChangeKind, NewChange};
 use crate::domain::ids::{AccountId, UserId};
 use crate::domain::telephony::TelephonySettings;
 use crate::domain::user::{DisplayName, Email, LicenseType};
-use crate::error::{Error, Result, is_unique_violation};
+use crate::error::Result;
 use crate::store::db::entities::{account, phone_number, user};
 use crate::store::db::numbers::release_number;
 use crate::store::db::page::{Page, PageRequest};
 use crate::store::db::users::{
-    DIRECT_USER_VIEW, direct_user_view, email_taken, find_user_view, lock_user_view,
+    DIRECT_USER_VIEW, direct_user_view, email_taken, find_user_view, insert_users, lock_user_view,
     update_user_row, user_not_found,
 };
 use crate::store::db::views::UserView;
@@ -302,32 +302,7 @@ async fn create_all(
         rows.push(row);
     }
     if apply.writes(items.len(), items.len() - rows.len()) {
-        for chunk in rows.chunks(SET_CHUNK) {
-            let inserted =
-                user::Entity::insert_many(chunk.iter().cloned().map(|row| user::ActiveModel {
-                    id: Set(row.id),
-                    account_id: Set(row.account_id),
-                    email: Set(row.email),
-                    display_name: Set(row.display_name),
-                    license_type: Set(row.license_type),
-                    inbound_calling: Set(row.inbound_calling),
-                    outbound_calling: Set(row.outbound_calling),
-                    sms: Set(row.sms),
-                    create_time: Set(row.create_time),
-                    update_time: Set(row.update_time),
-                    ..Default::default()
-                }))
-                .exec(txn)
-                .await;
-            match inserted {
-                Ok(_) => {}
-                // A concurrent request (on another replica) took an address between the check
-                // and the insert: the writer runs the whole set again, and it is then decided
-                // on the state that request left.
-                Err(e) if is_unique_violation(&e) => return Err(Error::conflict()),
-                Err(e) => return Err(e.into()),
-            }
-        }
+        insert_users(txn, &rows).await?;
     }
     Ok(outcomes)
 }
