@@ -1,8 +1,8 @@
 //! The `users` table's row functions that several use cases share: a user with the number
-//! they hold (one LEFT JOIN), locked or not; new users inserted, and the permissions and pending
-//! sign-out columns written, many users in one statement; and GetUser's query in the form the
-//! direct SQLite read runs it. A user's number is read from `phone_numbers` (the row pointing at
-//! the user), so the two can never disagree.
+//! they hold (one LEFT JOIN), locked or not; new users inserted, and their names and licences,
+//! permissions and pending sign-out columns written, many users in one statement; and GetUser's
+//! query in the form the direct SQLite read runs it. A user's number is read from
+//! `phone_numbers` (the row pointing at the user), so the two can never disagree.
 
 use std::collections::HashMap;
 
@@ -225,18 +225,53 @@ pub(crate) async fn insert_users(txn: &DatabaseTransaction, rows: &[user::Model]
     Ok(())
 }
 
-/// Writes the columns set in `model` to the user's row.
-pub(crate) async fn update_user_row(
+/// Writes each user's display name and licence as `users` holds them (each user once): one
+/// UPDATE per [`SET_CHUNK`] users, the values by user id.
+pub(crate) async fn write_profiles(
     txn: &DatabaseTransaction,
-    user_id: &str,
-    model: user::ActiveModel,
+    users: &[&UserView],
+    now: DateTime<Utc>,
 ) -> Result<()> {
-    user::Entity::update_many()
-        .set(model)
-        .filter(user::Column::Id.eq(user_id))
-        .exec(txn)
-        .await?;
+    use user::Column;
+    for chunk in users.chunks(SET_CHUNK) {
+        let (names, licenses): (Vec<_>, Vec<_>) = chunk
+            .iter()
+            .map(|view| {
+                let id = view.user_id.as_str();
+                let license = enums::LicenseType::from(view.license_type);
+                (
+                    (id, view.display_name.as_str().into()),
+                    (id, license.into()),
+                )
+            })
+            .unzip();
+        user::Entity::update_many()
+            .col_expr(Column::DisplayName, value_per_row(Column::Id, &names))
+            .col_expr(Column::LicenseType, value_per_row(Column::Id, &licenses))
+            .col_expr(Column::UpdateTime, Expr::value(now))
+            .filter(Column::Id.is_in(chunk.iter().map(|view| view.user_id.as_str())))
+            .exec(txn)
+            .await?;
+    }
     Ok(())
+}
+
+/// A column's new value in one set statement over several rows, each row's by its `key`
+/// column: the value itself when every row gets the same one (a CASE over hundreds of rows
+/// costs SQLite a comparison per row for each row it updates), else a CASE on the key. `rows`
+/// is not empty.
+pub(crate) fn value_per_row<C: ColumnTrait>(key: C, rows: &[(&str, sea_orm::Value)]) -> Expr {
+    match rows {
+        [(_, first), rest @ ..] if rest.iter().all(|(_, value)| value == first) => {
+            Expr::value(first.clone())
+        }
+        _ => rows
+            .iter()
+            .fold(CaseStatement::new(), |case, (id, value)| {
+                case.case(key.eq(*id), Expr::value(value.clone()))
+            })
+            .into(),
+    }
 }
 
 const MARK_CHUNK: usize = 500;

@@ -1,12 +1,13 @@
-//! Users of an account: create them (one or a thousand in a fixed number of statements), read
-//! and list them, change their name or licence, delete them (their number goes back to the
-//! inventory, and they are told). A user's number is read from `phone_numbers` (the row
+//! Users of an account: create them and change their name or licence (one or a thousand in a
+//! fixed number of statements: `CreateUser` and `UpdateUser` are these set use cases with one
+//! item, their batch RPCs with many), read and list them, delete them (their number goes back
+//! to the inventory, and they are told). A user's number is read from `phone_numbers` (the row
 //! pointing at the user), so the two can never disagree.
 
 use std::collections::{HashMap, HashSet};
 
 use sea_orm::{
-    ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
 use super::Requester;
@@ -20,7 +21,7 @@ use crate::store::db::numbers::release_number;
 use crate::store::db::page::{Page, PageRequest};
 use crate::store::db::users::{
     DIRECT_USER_VIEW, direct_user_view, email_taken, find_user_view, insert_users, lock_user_view,
-    update_user_row, user_not_found,
+    lock_user_views, user_not_found, write_profiles,
 };
 use crate::store::db::views::UserView;
 use crate::store::db::{SET_CHUNK, account_not_found, distinct};
@@ -80,18 +81,14 @@ impl<'a> Users<'a> {
         options: BatchOptions,
         caller: Requester<'_>,
     ) -> Result<Vec<ItemResult<UserView>>> {
-        let items = items
-            .into_iter()
-            .map(|item| {
-                item.map(|item| UpdateUser {
-                    account_id: item.account_id,
-                    user_id: item.user_id,
-                    update: item.update,
-                })
-            })
-            .collect();
         self.engine
-            .run_each("BatchUpdateUsers", items, options, caller.scope())
+            .run_set(
+                "BatchUpdateUsers",
+                UpdateUsers,
+                items,
+                options,
+                caller.scope(),
+            )
             .await
     }
 
@@ -170,13 +167,12 @@ impl<'a> Users<'a> {
         user_id: &UserId,
         update: UserUpdate,
     ) -> Result<UserView> {
-        self.engine
-            .write(UpdateUser {
-                account_id: account_id.clone(),
-                user_id: user_id.clone(),
-                update,
-            })
-            .await
+        let item = UserUpdateItem {
+            account_id: account_id.clone(),
+            user_id: user_id.clone(),
+            update,
+        };
+        self.engine.run_one(UpdateUsers, item, None).await
     }
 
     /// Deletes the user; their number goes back to the inventory, and they are told.
@@ -307,42 +303,65 @@ async fn create_all(
     Ok(outcomes)
 }
 
-struct UpdateUser {
-    pub account_id: AccountId,
-    pub user_id: UserId,
-    pub update: UserUpdate,
-}
+/// The use case; it needs nothing beyond its items.
+#[derive(PartialEq, Eq)]
+pub(crate) struct UpdateUsers;
 
-impl Mutation for UpdateUser {
+impl SetUseCase for UpdateUsers {
+    type Item = UserUpdateItem;
     type Output = UserView;
     const APPENDS_CHANGES: bool = false;
 
-    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, UserView> {
-        Box::pin(update_user(txn, self))
+    fn run_all<'a>(
+        &'a self,
+        txn: &'a DatabaseTransaction,
+        items: Vec<&'a UserUpdateItem>,
+        apply: Apply,
+    ) -> TxnFuture<'a, Vec<Result<UserView>>> {
+        Box::pin(update_all(txn, items, apply))
     }
 }
 
-async fn update_user(txn: &DatabaseTransaction, cmd: &UpdateUser) -> Result<UserView> {
-    let view = lock_user_view(txn, &cmd.account_id, &cmd.user_id).await?;
+/// The users of every item, locked, in a query per [`SET_CHUNK`]; each item changes its user as
+/// the earlier items left them; each changed user is written once, as the last of their items
+/// left them.
+async fn update_all(
+    txn: &DatabaseTransaction,
+    items: Vec<&UserUpdateItem>,
+    apply: Apply,
+) -> Result<Vec<Result<UserView>>> {
+    let mut users =
+        lock_user_views(txn, &distinct(items.iter().map(|i| i.user_id.as_str()))).await?;
     let now = crate::store::db::now();
-    let mut model = user::ActiveModel {
-        update_time: Set(now),
-        ..Default::default()
-    };
-    let mut updated = UserView {
-        update_time: now,
-        ..view
-    };
-    if let Some(display_name) = &cmd.update.display_name {
-        model.display_name = Set(display_name.to_string());
-        updated.display_name = display_name.to_string();
+    let mut outcomes = Vec::with_capacity(items.len());
+    let mut changed = Vec::new();
+    for item in &items {
+        let Some(view) = users
+            .get_mut(item.user_id.as_str())
+            .filter(|view| view.account_id == item.account_id.as_str())
+        else {
+            outcomes.push(Err(user_not_found(&item.account_id, &item.user_id).into()));
+            continue;
+        };
+        if let Some(display_name) = &item.update.display_name {
+            view.display_name = display_name.to_string();
+        }
+        if let Some(license_type) = item.update.license_type {
+            view.license_type = license_type;
+        }
+        view.update_time = now;
+        outcomes.push(Ok(view.clone()));
+        changed.push(item.user_id.as_str());
     }
-    if let Some(license_type) = cmd.update.license_type {
-        model.license_type = Set(license_type.into());
-        updated.license_type = license_type;
+    let failed = items.len() - changed.len();
+    if apply.writes(items.len(), failed) {
+        let written: Vec<&UserView> = distinct(changed.into_iter())
+            .into_iter()
+            .filter_map(|user_id| users.get(user_id))
+            .collect();
+        write_profiles(txn, &written, now).await?;
     }
-    update_user_row(txn, cmd.user_id.as_str(), model).await?;
-    Ok(updated)
+    Ok(outcomes)
 }
 
 struct DeleteUser {
