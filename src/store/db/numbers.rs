@@ -1,10 +1,12 @@
-//! The `phone_numbers` table's row functions that several use cases share: a number locked for
-//! a change, the domain's view of it, putting an assigned number back into the inventory, and
-//! the query of a ListPhoneNumbers page with its filters.
+//! The `phone_numbers` table's row functions that several use cases share: numbers locked for
+//! a change, the domain's view of one, their fields written many numbers in one statement,
+//! putting assigned numbers back into the inventory, and the query of a ListPhoneNumbers page
+//! with its filters.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     Set,
@@ -12,6 +14,7 @@ use sea_orm::{
 
 use super::entities::enums::{self, NumberStatus as Stored};
 use super::entities::phone_number;
+use super::users::value_per_row;
 use super::views::NumberView;
 use crate::domain::DomainError;
 use crate::domain::ids::{AccountId, UserId};
@@ -128,6 +131,37 @@ pub(crate) async fn release_numbers(
         .await?;
     super::history::close_periods(txn, e164s.iter().copied(), now).await?;
     Ok(updated.rows_affected)
+}
+
+/// Writes each number's product type and calling name as `numbers` holds them (each number
+/// once): one UPDATE per [`super::SET_CHUNK`] numbers, the values by E.164.
+pub(crate) async fn write_number_fields(
+    txn: &DatabaseTransaction,
+    numbers: &[&NumberView],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    use phone_number::Column;
+    for chunk in numbers.chunks(super::SET_CHUNK) {
+        let (products, names): (Vec<_>, Vec<_>) = chunk
+            .iter()
+            .map(|number| {
+                let e164 = number.e164.as_str();
+                let product = enums::ProductType::from(number.product_type);
+                (
+                    (e164, product.into()),
+                    (e164, number.calling_name.as_str().into()),
+                )
+            })
+            .unzip();
+        phone_number::Entity::update_many()
+            .col_expr(Column::ProductType, value_per_row(Column::E164, &products))
+            .col_expr(Column::CallingName, value_per_row(Column::E164, &names))
+            .col_expr(Column::UpdateTime, Expr::value(now))
+            .filter(Column::E164.is_in(chunk.iter().map(|number| number.e164.as_str())))
+            .exec(txn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// The numbers `e164s`, locked, by E.164: a query per [`super::SET_CHUNK`] numbers.

@@ -1,6 +1,13 @@
-//! The number inventory: orders that acquire numbers, reading and listing numbers, updating
-//! their product type and calling name, and the deletion queue (delete, restore, purge).
-//! Order input is parsed and checked before the order's transaction opens.
+//! The number inventory: reading and listing numbers, updating their product type and calling
+//! name, and the deletion queue (delete, restore, purge).
+//!
+//! Updating is a set use case: `UpdatePhoneNumber` is it with one item, its batch RPC with many.
+//! The numbers of every item are read (and on PostgreSQL locked) in a query per chunk; each item
+//! is decided in order by `domain::phone_number` against the state the earlier items left, so
+//! that a number named twice is decided as two requests would be; the successes are written
+//! with one UPDATE per chunk.
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, Set};
@@ -8,18 +15,19 @@ use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryS
 use super::Requester;
 use crate::domain::phone_number::{self as rules, CallingName, E164, NumberStatus, ProductType};
 use crate::error::Result;
+use crate::store::db::distinct;
 use crate::store::db::entities::enums::NumberStatus as Stored;
 use crate::store::db::entities::phone_number;
 use crate::store::db::history::list_periods;
 use crate::store::db::numbers::{
-    NumberFilter, lock_number, lock_number_row, number_not_found, number_state, numbers_query,
-    update_number_row,
+    NumberFilter, lock_number, lock_number_row, lock_numbers, number_not_found, number_state,
+    numbers_query, update_number_row, write_number_fields,
 };
 use crate::store::db::page::{Page, PageRequest};
 use crate::store::db::views::{AssignmentPeriod, NumberView};
 use crate::store::engine::Engine;
 use crate::store::engine::mutation::{Mutation, TxnFuture};
-use crate::store::engine::set_run::{BatchItem, BatchOptions, ItemResult};
+use crate::store::engine::set_run::{Apply, BatchItem, BatchOptions, ItemResult, SetUseCase};
 
 /// Fields of a number to change; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]
@@ -100,12 +108,11 @@ impl<'a> Inventory<'a> {
     }
 
     pub async fn update(&self, number: &E164, update: NumberUpdate) -> Result<NumberView> {
-        self.engine
-            .write(UpdatePhoneNumber {
-                number: number.clone(),
-                update,
-            })
-            .await
+        let item = NumberUpdateItem {
+            number: number.clone(),
+            update,
+        };
+        self.engine.run_one(UpdateNumbers, item, None).await
     }
 
     /// BatchUpdatePhoneNumbers: each item as [`Inventory::update`] would answer it.
@@ -115,17 +122,14 @@ impl<'a> Inventory<'a> {
         options: BatchOptions,
         caller: Requester<'_>,
     ) -> Result<Vec<ItemResult<NumberView>>> {
-        let items = items
-            .into_iter()
-            .map(|item| {
-                item.map(|item| UpdatePhoneNumber {
-                    number: item.number,
-                    update: item.update,
-                })
-            })
-            .collect();
         self.engine
-            .run_each("BatchUpdatePhoneNumbers", items, options, caller.scope())
+            .run_set(
+                "BatchUpdatePhoneNumbers",
+                UpdateNumbers,
+                items,
+                options,
+                caller.scope(),
+            )
             .await
     }
 
@@ -193,43 +197,78 @@ impl<'a> Inventory<'a> {
     }
 }
 
-struct UpdatePhoneNumber {
-    pub number: E164,
-    pub update: NumberUpdate,
-}
+/// The use case; it needs nothing beyond its items.
+#[derive(PartialEq, Eq)]
+pub(crate) struct UpdateNumbers;
 
-impl Mutation for UpdatePhoneNumber {
+impl SetUseCase for UpdateNumbers {
+    type Item = NumberUpdateItem;
     type Output = NumberView;
     const APPENDS_CHANGES: bool = false;
 
-    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, NumberView> {
-        Box::pin(update_phone_number(txn, self))
+    fn run_all<'a>(
+        &'a self,
+        txn: &'a DatabaseTransaction,
+        items: Vec<&'a NumberUpdateItem>,
+        apply: Apply,
+    ) -> TxnFuture<'a, Vec<Result<NumberView>>> {
+        Box::pin(update_all(txn, items, apply))
     }
 }
 
-async fn update_phone_number(
+/// Each item changes its number as the earlier items left it; each changed number is written
+/// once, as the last of its items left it.
+async fn update_all(
     txn: &DatabaseTransaction,
-    cmd: &UpdatePhoneNumber,
-) -> Result<NumberView> {
-    let mut row = lock_number(txn, cmd.number.as_str()).await?;
-    let state = number_state(&row);
+    items: Vec<&NumberUpdateItem>,
+    apply: Apply,
+) -> Result<Vec<Result<NumberView>>> {
     let now = crate::store::db::now();
-    let mut model = phone_number::ActiveModel {
-        update_time: Set(now),
-        ..Default::default()
-    };
-    if let Some(product_type) = cmd.update.product_type {
-        rules::check_product_type_change(&state, &cmd.number, product_type)?;
-        model.product_type = Set(product_type.into());
-        row.product_type = product_type;
+    let mut numbers = lock_numbers(txn, &distinct(items.iter().map(|i| i.number.as_str()))).await?;
+    let mut outcomes = Vec::with_capacity(items.len());
+    let mut changed = Vec::new();
+    for item in &items {
+        let outcome = existing(&mut numbers, item.number.as_str(), now).and_then(|number| {
+            if let Some(product_type) = item.update.product_type {
+                rules::check_product_type_change(
+                    &number_state(number),
+                    &item.number,
+                    product_type,
+                )?;
+                number.product_type = product_type;
+            }
+            if let Some(calling_name) = &item.update.calling_name {
+                number.calling_name = calling_name.to_string();
+            }
+            number.update_time = now;
+            Ok(number.clone())
+        });
+        if outcome.is_ok() {
+            changed.push(item.number.as_str());
+        }
+        outcomes.push(outcome);
     }
-    if let Some(calling_name) = &cmd.update.calling_name {
-        model.calling_name = Set(calling_name.to_string());
-        row.calling_name = calling_name.to_string();
+    if apply.writes(items.len(), items.len() - changed.len()) {
+        let written: Vec<&NumberView> = distinct(changed.into_iter())
+            .into_iter()
+            .filter_map(|e164| numbers.get(e164))
+            .collect();
+        write_number_fields(txn, &written, now).await?;
     }
-    row.update_time = now;
-    update_number_row(txn, cmd.number.as_str(), model).await?;
-    Ok(row)
+    Ok(outcomes)
+}
+
+/// The number `e164` of those read, as the earlier items left it; NOT_FOUND when it is not (or
+/// no longer) in the inventory.
+fn existing<'n>(
+    numbers: &'n mut HashMap<String, NumberView>,
+    e164: &str,
+    now: DateTime<Utc>,
+) -> Result<&'n mut NumberView> {
+    numbers
+        .get_mut(e164)
+        .filter(|number| rules::exists_at(&number_state(number), now))
+        .ok_or_else(|| number_not_found(e164).into())
 }
 
 struct DeletePhoneNumber {
