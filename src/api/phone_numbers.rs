@@ -186,12 +186,7 @@ impl PhoneNumberService for PhoneNumberApi {
         caller.require_admin()?;
         caller.require_organisation()?;
         let number = E164::parse("phone_number_id", &request.get_ref().phone_number_id)?;
-        let deleted = self
-            .context
-            .store
-            .inventory()
-            .delete(number.as_str())
-            .await?;
+        let deleted = self.context.store.inventory().delete(&number).await?;
         tracing::info!(phone_number = %number, actor = %caller.key_id, "phone number queued for deletion");
         Ok(Response::new(convert::phone_number(deleted)))
     }

@@ -1,7 +1,7 @@
 //! The `phone_numbers` table's row functions that several use cases share: numbers locked for
-//! a change, the domain's view of one, their fields written many numbers in one statement,
-//! putting assigned numbers back into the inventory, and the query of a ListPhoneNumbers page
-//! with its filters.
+//! a change, the domain's view of one, their fields and deletion written many numbers in one
+//! statement, putting assigned numbers back into the inventory, and the query of a
+//! ListPhoneNumbers page with its filters.
 
 use std::collections::HashMap;
 
@@ -18,9 +18,7 @@ use super::users::value_per_row;
 use super::views::NumberView;
 use crate::domain::DomainError;
 use crate::domain::ids::{AccountId, UserId};
-use crate::domain::phone_number::{
-    self as rules, NumberState, NumberStatus, NumberType, ProductType,
-};
+use crate::domain::phone_number::{NumberState, NumberStatus, NumberType, ProductType};
 use crate::error::Result;
 
 /// Filters of `list_phone_numbers`; `None` means no filter on that field.
@@ -76,14 +74,6 @@ pub(crate) async fn lock_number_row(
         .one(txn)
         .await?
         .map(NumberView::from))
-}
-
-/// The number's row, locked; NOT_FOUND when it is not (or no longer) in the inventory.
-pub(crate) async fn lock_number(txn: &DatabaseTransaction, e164: &str) -> Result<NumberView> {
-    match lock_number_row(txn, e164).await? {
-        Some(number) if rules::exists_at(&number_state(&number), super::now()) => Ok(number),
-        _ => Err(number_not_found(e164).into()),
-    }
 }
 
 /// Writes the columns set in `model` to the number's row.
@@ -158,6 +148,29 @@ pub(crate) async fn write_number_fields(
             .col_expr(Column::CallingName, value_per_row(Column::E164, &names))
             .col_expr(Column::UpdateTime, Expr::value(now))
             .filter(Column::E164.is_in(chunk.iter().map(|number| number.e164.as_str())))
+            .exec(txn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Moves the numbers `e164s` into the deletion queue, to be purged at `deletion_time`: one
+/// UPDATE per [`super::SET_CHUNK`] numbers.
+pub(crate) async fn queue_for_deletion(
+    txn: &DatabaseTransaction,
+    e164s: &[&str],
+    deletion_time: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    for chunk in e164s.chunks(super::SET_CHUNK) {
+        phone_number::Entity::update_many()
+            .set(phone_number::ActiveModel {
+                status: Set(NumberStatus::DeleteInProgress.into()),
+                deletion_time: Set(Some(deletion_time)),
+                update_time: Set(now),
+                ..Default::default()
+            })
+            .filter(phone_number::Column::E164.is_in(chunk.iter().copied()))
             .exec(txn)
             .await?;
     }

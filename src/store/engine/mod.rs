@@ -4,8 +4,7 @@
 //! - [`writer`] (with [`group_commit`] and [`submission`]): the one task per process that
 //!   writes. Every write is a [`mutation::Mutation`] run inside a savepoint of a shared
 //!   transaction; one commit pays for a whole batch of callers.
-//! - [`set_run`]: a set use case run as a single request (a set of one) or a batch; [`per_item`]
-//!   for batches whose use case runs item by item.
+//! - [`set_run`]: a set use case run as a single request (a set of one) or a batch.
 //! - [`idempotency`] and [`answers`]: a request's first answer kept for its retries, in a
 //!   versioned form.
 //! - [`outbox`] and [`sequencer`]: change events written with the change that causes them, and
@@ -21,7 +20,6 @@ pub(crate) mod group_commit;
 pub(crate) mod idempotency;
 pub(crate) mod mutation;
 pub(crate) mod outbox;
-pub(crate) mod per_item;
 pub mod pg_nodelay;
 pub(crate) mod sequencer;
 pub(crate) mod set_run;
@@ -41,7 +39,6 @@ use answers::Answer;
 use group_commit::WriteStats;
 use idempotency::IdempotencyKey;
 use mutation::Mutation;
-use per_item::Batch;
 use set_run::{BatchItem, BatchOptions, ItemResult, SetBatch, SetUseCase, SingleItem, batch_key};
 use sqlite_reads::DirectReads;
 use writer::{Writer, WriterOptions};
@@ -159,30 +156,6 @@ impl Engine {
         let idempotency = batch_key(operation, &items, &options, scope);
         self.write(SetBatch {
             use_case,
-            items,
-            atomic: options.atomic,
-            validate_only: options.validate_only,
-            idempotency,
-            encode: options.encode,
-        })
-        .await
-    }
-
-    /// Runs `items` as one batch, each item a mutation in a savepoint of its own (see
-    /// [`per_item`]); answers as [`Engine::run_set`] does.
-    pub async fn run_each<M>(
-        &self,
-        operation: &'static str,
-        items: Vec<BatchItem<M>>,
-        options: BatchOptions,
-        scope: String,
-    ) -> Result<Vec<ItemResult<M::Output>>>
-    where
-        M: Mutation,
-        M::Output: Answer + Sync,
-    {
-        let idempotency = batch_key(operation, &items, &options, scope);
-        self.write(Batch {
             items,
             atomic: options.atomic,
             validate_only: options.validate_only,

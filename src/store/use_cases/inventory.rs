@@ -1,11 +1,11 @@
 //! The number inventory: reading and listing numbers, updating their product type and calling
 //! name, and the deletion queue (delete, restore, purge).
 //!
-//! Updating is a set use case: `UpdatePhoneNumber` is it with one item, its batch RPC with many.
-//! The numbers of every item are read (and on PostgreSQL locked) in a query per chunk; each item
-//! is decided in order by `domain::phone_number` against the state the earlier items left, so
-//! that a number named twice is decided as two requests would be; the successes are written
-//! with one UPDATE per chunk.
+//! Updating and deleting are set use cases: `UpdatePhoneNumber` and `DeletePhoneNumber` are
+//! them with one item, their batch RPCs with many. The numbers of every item are read (and on
+//! PostgreSQL locked) in a query per chunk; each item is decided in order by
+//! `domain::phone_number` against the state the earlier items left, so that a number named twice
+//! is decided as two requests would be; the successes are written with one UPDATE per chunk.
 
 use std::collections::HashMap;
 
@@ -20,8 +20,8 @@ use crate::store::db::entities::enums::NumberStatus as Stored;
 use crate::store::db::entities::phone_number;
 use crate::store::db::history::list_periods;
 use crate::store::db::numbers::{
-    NumberFilter, lock_number, lock_number_row, lock_numbers, number_not_found, number_state,
-    numbers_query, update_number_row, write_number_fields,
+    NumberFilter, lock_number_row, lock_numbers, number_not_found, number_state, numbers_query,
+    queue_for_deletion, update_number_row, write_number_fields,
 };
 use crate::store::db::page::{Page, PageRequest};
 use crate::store::db::views::{AssignmentPeriod, NumberView};
@@ -134,12 +134,9 @@ impl<'a> Inventory<'a> {
     }
 
     /// Moves an unassigned number into the deletion queue.
-    pub async fn delete(&self, e164: &str) -> Result<NumberView> {
+    pub async fn delete(&self, number: &E164) -> Result<NumberView> {
         self.engine
-            .write(DeletePhoneNumber {
-                e164: e164.to_owned(),
-                deletion_queue_period: self.deletion_queue_period,
-            })
+            .run_one(self.delete_numbers(), number.clone(), None)
             .await
     }
 
@@ -150,19 +147,21 @@ impl<'a> Inventory<'a> {
         options: BatchOptions,
         caller: Requester<'_>,
     ) -> Result<Vec<ItemResult<NumberView>>> {
-        let period = self.deletion_queue_period;
-        let items = items
-            .into_iter()
-            .map(|item| {
-                item.map(|number| DeletePhoneNumber {
-                    e164: number.as_str().to_owned(),
-                    deletion_queue_period: period,
-                })
-            })
-            .collect();
         self.engine
-            .run_each("BatchDeletePhoneNumbers", items, options, caller.scope())
+            .run_set(
+                "BatchDeletePhoneNumbers",
+                self.delete_numbers(),
+                items,
+                options,
+                caller.scope(),
+            )
             .await
+    }
+
+    fn delete_numbers(&self) -> DeleteNumbers {
+        DeleteNumbers {
+            deletion_queue_period: self.deletion_queue_period,
+        }
     }
 
     /// Brings a number back from the deletion queue as unassigned.
@@ -258,6 +257,61 @@ async fn update_all(
     Ok(outcomes)
 }
 
+/// The use case, with the deletion queue's period.
+#[derive(PartialEq, Eq)]
+pub(crate) struct DeleteNumbers {
+    /// How long a deleted number stays restorable.
+    pub deletion_queue_period: chrono::Duration,
+}
+
+impl SetUseCase for DeleteNumbers {
+    type Item = E164;
+    type Output = NumberView;
+    const APPENDS_CHANGES: bool = false;
+
+    fn run_all<'a>(
+        &'a self,
+        txn: &'a DatabaseTransaction,
+        items: Vec<&'a E164>,
+        apply: Apply,
+    ) -> TxnFuture<'a, Vec<Result<NumberView>>> {
+        Box::pin(delete_all(txn, self, items, apply))
+    }
+}
+
+/// Each item moves an unassigned number into the deletion queue, decided against the state the
+/// earlier items left (a number named twice is already queued the second time); every queued
+/// number gets the same deletion time.
+async fn delete_all(
+    txn: &DatabaseTransaction,
+    use_case: &DeleteNumbers,
+    items: Vec<&E164>,
+    apply: Apply,
+) -> Result<Vec<Result<NumberView>>> {
+    let now = crate::store::db::now();
+    let deletion_time = rules::deletion_time(now, use_case.deletion_queue_period);
+    let mut numbers = lock_numbers(txn, &distinct(items.iter().map(|n| n.as_str()))).await?;
+    let mut outcomes = Vec::with_capacity(items.len());
+    let mut queued = Vec::new();
+    for number in &items {
+        let outcome = existing(&mut numbers, number.as_str(), now).and_then(|row| {
+            rules::check_delete(&number_state(row))?;
+            row.status = NumberStatus::DeleteInProgress;
+            row.deletion_time = Some(deletion_time);
+            row.update_time = now;
+            Ok(row.clone())
+        });
+        if outcome.is_ok() {
+            queued.push(number.as_str());
+        }
+        outcomes.push(outcome);
+    }
+    if apply.writes(items.len(), items.len() - queued.len()) {
+        queue_for_deletion(txn, &queued, deletion_time, now).await?;
+    }
+    Ok(outcomes)
+}
+
 /// The number `e164` of those read, as the earlier items left it; NOT_FOUND when it is not (or
 /// no longer) in the inventory.
 fn existing<'n>(
@@ -269,45 +323,6 @@ fn existing<'n>(
         .get_mut(e164)
         .filter(|number| rules::exists_at(&number_state(number), now))
         .ok_or_else(|| number_not_found(e164).into())
-}
-
-struct DeletePhoneNumber {
-    pub e164: String,
-    pub deletion_queue_period: chrono::Duration,
-}
-
-impl Mutation for DeletePhoneNumber {
-    type Output = NumberView;
-    const APPENDS_CHANGES: bool = false;
-
-    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, NumberView> {
-        Box::pin(delete_phone_number(txn, self))
-    }
-}
-
-/// Moves an unassigned number into the deletion queue.
-async fn delete_phone_number(
-    txn: &DatabaseTransaction,
-    cmd: &DeletePhoneNumber,
-) -> Result<NumberView> {
-    let mut row = lock_number(txn, &cmd.e164).await?;
-    rules::check_delete(&number_state(&row))?;
-    let now = crate::store::db::now();
-    row.status = NumberStatus::DeleteInProgress;
-    row.deletion_time = Some(rules::deletion_time(now, cmd.deletion_queue_period));
-    row.update_time = now;
-    update_number_row(
-        txn,
-        &cmd.e164,
-        phone_number::ActiveModel {
-            status: Set(row.status.into()),
-            deletion_time: Set(row.deletion_time),
-            update_time: Set(now),
-            ..Default::default()
-        },
-    )
-    .await?;
-    Ok(row)
 }
 
 struct RestorePhoneNumber {
