@@ -4,7 +4,7 @@
 use telephony_admin::keys::{Role, Scope};
 use telephony_admin::proto::{
     BatchCreateUsersRequest, BatchUpdateUsersRequest, BatchUserResult, LicenseType,
-    UpdateUserRequest, batch_create_users_request::Item as NewUser,
+    UpdateUserRequest, User, batch_create_users_request::Item as NewUser,
     batch_update_users_request::Item as UserChange,
 };
 use tonic::Code;
@@ -240,9 +240,158 @@ async fn keys_are_checked_per_item_as_the_single_rpcs_check_them(backend: Backen
     assert_eq!(code_of(&results[0].status), Code::Ok);
 }
 
+/// A user with what differs between twin users of two accounts (ids, times) cleared.
+fn twin_of(user: User) -> User {
+    User {
+        user_id: String::new(),
+        account_id: String::new(),
+        ..timeless(user)
+    }
+}
+
+/// Every user of the account, twin-comparable, in e-mail order.
+async fn twins(app: &TestApp, account_id: &str) -> Vec<User> {
+    let mut users: Vec<User> = app.all_users(account_id).await;
+    users.sort_by(|a, b| a.email.cmp(&b.email));
+    users.into_iter().map(twin_of).collect()
+}
+
+/// A few hundred changes as one batch, with a user named twice, an unknown one and a refused
+/// item, answer item for item as the same changes made one UpdateUser at a time on a twin
+/// account, and leave the same users.
+async fn a_large_update_answers_as_single_updates_do(backend: Backend) {
+    const COUNT: usize = 300;
+    let app = spawn_app(backend).await;
+    let batch_account = app.create_account("Batch").await;
+    let single_account = app.create_account("Single").await;
+    let batch_users = bulk_users(&app, &batch_account.account_id, "big", COUNT).await;
+    let single_users = bulk_users(&app, &single_account.account_id, "big", COUNT).await;
+    let licenses = [LicenseType::Basic, LicenseType::Plus, LicenseType::Pro];
+    let paths: [&[&str]; 3] = [&["display_name"], &["license_type"], &[]];
+    // (index of the user, or None for an unknown one; the change)
+    let mut changes: Vec<(Option<usize>, UserChange)> = (0..COUNT)
+        .map(|i| {
+            let change = UserChange {
+                user_id: String::new(),
+                display_name: format!("Name {i}"),
+                license_type: licenses[i % 3] as i32,
+                update_mask: Some(mask(paths[(i / 3) % 3])),
+            };
+            (Some(i), change)
+        })
+        .collect();
+    let change = |name: &str, license: LicenseType, paths: &[&str]| UserChange {
+        user_id: String::new(),
+        display_name: name.into(),
+        license_type: license as i32,
+        update_mask: Some(mask(paths)),
+    };
+    changes.insert(150, (None, change("Nobody", LicenseType::Pro, &[])));
+    changes.insert(200, (Some(200), change("  ", LicenseType::Pro, &[])));
+    changes.push((
+        Some(7),
+        change("Again", LicenseType::Pro, &["license_type"]),
+    ));
+    changes.push((
+        Some(8),
+        change("Twice", LicenseType::Pro, &["display_name"]),
+    ));
+    let items_for = |users: &[User]| -> Vec<UserChange> {
+        changes
+            .iter()
+            .map(|(user, change)| UserChange {
+                user_id: user.map_or(UNKNOWN_ID.into(), |i| users[i].user_id.clone()),
+                ..change.clone()
+            })
+            .collect()
+    };
+    let request = BatchUpdateUsersRequest {
+        account_id: batch_account.account_id.clone(),
+        items: items_for(&batch_users),
+        ..Default::default()
+    };
+
+    let before = twins(&app, &batch_account.account_id).await;
+    let dry = app
+        .users()
+        .batch_update_users(BatchUpdateUsersRequest {
+            validate_only: true,
+            ..request.clone()
+        })
+        .await
+        .expect("answered")
+        .into_inner()
+        .results;
+    assert_eq!(twins(&app, &batch_account.account_id).await, before);
+    let results = app
+        .users()
+        .batch_update_users(request.clone())
+        .await
+        .expect("answered")
+        .into_inner()
+        .results;
+    assert_eq!(comparable(dry), comparable(results.clone()));
+
+    let mut refused = 0;
+    for (index, (result, item)) in results.iter().zip(items_for(&single_users)).enumerate() {
+        let single = app
+            .users()
+            .update_user(UpdateUserRequest {
+                account_id: single_account.account_id.clone(),
+                user_id: item.user_id.clone(),
+                display_name: item.display_name.clone(),
+                license_type: item.license_type,
+                update_mask: item.update_mask.clone(),
+            })
+            .await;
+        match single {
+            Ok(user) => {
+                assert_eq!(code_of(&result.status), Code::Ok, "item {index}");
+                let user = user.into_inner();
+                assert_eq!(result.user.clone().map(twin_of), Some(twin_of(user)));
+            }
+            Err(status) => {
+                refused += 1;
+                assert_eq!(code_of(&result.status), status.code(), "item {index}");
+                // The same item alone on the batch's own account: the same status, word for word.
+                let own = &request.items[index];
+                let alone = app
+                    .users()
+                    .update_user(UpdateUserRequest {
+                        account_id: batch_account.account_id.clone(),
+                        user_id: own.user_id.clone(),
+                        display_name: own.display_name.clone(),
+                        license_type: own.license_type,
+                        update_mask: own.update_mask.clone(),
+                    })
+                    .await
+                    .expect_err("fails alone too");
+                assert_eq!(result.status, Some(rpc_status(&alone)), "item {index}");
+            }
+        }
+    }
+    assert_eq!(refused, 2);
+    assert_eq!(
+        (code_of(&results[150].status), code_of(&results[200].status)),
+        (Code::NotFound, Code::InvalidArgument)
+    );
+    assert_eq!(
+        twins(&app, &batch_account.account_id).await,
+        twins(&app, &single_account.account_id).await
+    );
+    let twice = app
+        .get_user(&batch_account.account_id, &batch_users[7].user_id)
+        .await;
+    assert_eq!(
+        (twice.display_name.as_str(), twice.license_type),
+        ("Name 7", LicenseType::Pro as i32)
+    );
+}
+
 on_both_databases!(
     created_users_answer_per_item_as_create_user_does,
     an_atomic_creation_with_a_bad_item_creates_nobody,
     updated_users_answer_per_item_as_update_user_does,
     keys_are_checked_per_item_as_the_single_rpcs_check_them,
+    a_large_update_answers_as_single_updates_do,
 );
