@@ -36,6 +36,7 @@ pub mod cli;
 pub mod codec;
 pub mod config;
 pub mod database_url;
+pub mod defaults;
 pub mod delivery;
 pub mod domain;
 pub mod error;
