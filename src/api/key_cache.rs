@@ -26,7 +26,7 @@ use std::{
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::auth::Caller;
+use super::caller::Caller;
 use crate::store::{Revocation, Store};
 use crate::tasks::BackgroundTasks;
 

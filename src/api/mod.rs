@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod batch;
+pub mod caller;
 pub mod changes;
 pub mod convert;
 pub mod in_flight;
