@@ -35,6 +35,7 @@ pub mod api;
 pub mod cli;
 pub mod codec;
 pub mod config;
+pub mod convert;
 pub mod database_url;
 pub mod defaults;
 pub mod delivery;
