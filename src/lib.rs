@@ -20,7 +20,7 @@
 //! | [`proto`] | the gRPC contract: messages, clients and descriptor set from the `telephony-admin-api` crate (which other services use alone), and the service traits |
 //! | [`domain`] | the rules, without I/O: ids, e-mail addresses, names and numbers as types parsed once at the edge; assignment, permissions, notices, who still has to sign out |
 //! | [`store`] | SeaORM entities (enum columns derived), migrations, the repository, page tokens, the group-commit writer, set use cases (one item or a thousand in a few statements) and batches; answers with read models, rows never leave it |
-//! | [`api`] | one tonic service per module, its batch RPCs in its `batch` submodule on the shared [`api::batch`]; the request parsing an RPC and its batch share in [`api::requests`]; authentication with a cache of verified keys ([`api::key_cache`]); errors → `Status` in [`api::status`], which also counts database errors |
+//! | [`api`] | one tonic service per module, its batch RPCs in its `batch` submodule on the shared [`api::batch`]; the request parsing an RPC and its batch share in [`api::requests`]; authentication with a cache of verified keys ([`api::key_cache`], moka); errors → `Status` in [`api::status`], which also counts database errors |
 //! | [`convert`] | the change event in the contract's forms: protobuf (the API) and proto3 JSON (webhook bodies), side by side |
 //! | [`events`] | the change hub and the watch streams |
 //! | [`delivery`] | push delivery of change events: webhooks (to public addresses only) and e-mail to users, with cursors, retries and leases |

@@ -44,7 +44,7 @@ impl Authenticator {
     /// The caller of `request`, or UNAUTHENTICATED.
     pub async fn authenticate<T>(&self, request: &Request<T>) -> Result<Caller> {
         let digest = secret_digest(bearer(request)?);
-        if let Some(caller) = self.cache.get(&digest) {
+        if let Some(caller) = self.cache.get(&digest).await {
             return Ok(caller);
         }
         let ticket = self.cache.ticket();
@@ -58,7 +58,7 @@ impl Authenticator {
                 Error::Unauthenticated("the API key is unknown or revoked".into())
             })?;
         if let Some(ticket) = ticket {
-            self.cache.insert(ticket, digest, caller.clone());
+            self.cache.insert(ticket, digest, caller.clone()).await;
         }
         Ok(caller)
     }
