@@ -23,7 +23,7 @@
 //! | [`api`] | one tonic service per module, its batch RPCs in its `batch` submodule on the shared [`api::batch`]; the request parsing an RPC and its batch share in [`api::requests`]; authentication with a cache of verified keys ([`api::key_cache`], moka); errors → `Status` in [`api::status`], which also counts database errors |
 //! | [`convert`] | the change event in the contract's forms: protobuf (the API) and proto3 JSON (webhook bodies), side by side |
 //! | [`events`] | the change hub and the watch streams |
-//! | [`delivery`] | push delivery of change events: webhooks (to public addresses only) and e-mail to users, with cursors, retries (backon) and leases |
+//! | [`delivery`] | push delivery of change events: webhooks (reqwest, to public addresses only) and e-mail to users, with cursors, retries (backon) and leases |
 //! | [`keys`] | API key secrets, roles and scopes |
 //! | [`maintenance`] | retention and the deletion-queue purge |
 //! | [`error`] | the crate's error type |
