@@ -40,7 +40,7 @@ pub const FRESHNESS: Duration = Duration::from_secs(1);
 /// Verified keys kept at most.
 pub const CAPACITY: usize = 10_000;
 
-/// Digest of a secret → the key's caller.
+/// The SHA-256 digest of a key's secret: what the cache is keyed by.
 type Digest = [u8; 32];
 
 pub struct KeyCache {
