@@ -1,32 +1,16 @@
-//! Settings from command-line flags and environment variables, with defaults that run the
-//! service on a fresh machine with no set-up (SQLite in `./data`, loopback, plaintext).
+//! The server's settings from command-line flags and environment variables, with defaults that
+//! run the service on a fresh machine with no set-up (SQLite in `./data`, loopback, plaintext).
+//! The command line itself (its subcommands, `import` and `export` among them) is the binary's.
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser};
 
-use crate::keys::Role;
 use crate::store::{StoreOptions, WriterOptions};
+use crate::telemetry::LogFormat;
 
-/// Defaults that more than the flags need. The flags' defaults are written from these, and
-/// [`StoreOptions::default`] is made of them, so that each is stated once.
-pub mod defaults {
-    use std::time::Duration;
-
-    /// How long a deleted number stays restorable.
-    pub const DELETION_QUEUE_PERIOD: Duration = Duration::from_secs(7 * 24 * 60 * 60);
-    /// Database connections per replica.
-    pub const DB_POOL_SIZE: u32 = 16;
-    /// How long a query waits for a connection before failing.
-    pub const DATABASE_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
-    /// The most writes committed together in one transaction.
-    pub const WRITE_BATCH_MAX: u16 = 256;
-    /// How long the writer waits for more writes to join a batch.
-    pub const WRITE_BATCH_WAIT: Duration = Duration::ZERO;
-    /// The most items in one batch request; also the import's batch size, so that an import
-    /// against a server with no flags fits.
-    pub const MAX_BATCH_ITEMS: usize = 1000;
-}
+/// The defaults, also where the store's options and the bulk commands find them.
+pub use crate::defaults;
 
 /// A duration default in the flags' notation (`7days`, `10s`), for `default_value`.
 macro_rules! duration_default {
@@ -50,56 +34,6 @@ impl Default for StoreOptions {
             },
         }
     }
-}
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "telephony-admin",
-    version,
-    about = "Administers business-calling phone numbers over gRPC"
-)]
-pub struct Cli {
-    #[command(flatten)]
-    pub storage: StorageSettings,
-
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Run the gRPC server.
-    Serve(Box<ServeSettings>),
-    /// Bring the database schema up to date and exit.
-    Migrate,
-    /// Manage API keys.
-    Keys {
-        #[command(subcommand)]
-        command: KeysCommand,
-    },
-    /// Import a CSV file through a running service's batch RPCs (users, assignments, settings).
-    Import(Box<crate::cli::ImportArgs>),
-    /// Export numbers, users, assignments or changes from a running service to stdout.
-    Export(Box<crate::cli::ExportArgs>),
-}
-
-#[derive(Debug, Subcommand)]
-pub enum KeysCommand {
-    /// Create a key and print its secret (shown only this once).
-    Create {
-        #[arg(long)]
-        name: String,
-        /// What the key may do.
-        #[arg(long, value_enum)]
-        role: Role,
-        /// Limit the key to one account (default: the whole organisation).
-        #[arg(long)]
-        account: Option<String>,
-    },
-    /// List keys (never their secrets).
-    List,
-    /// Revoke a key at once.
-    Revoke { id: String },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -132,12 +66,6 @@ impl StorageSettings {
             ),
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -430,31 +358,6 @@ impl ServeSettings {
 mod tests {
     use super::*;
 
-    fn keys_create(role: &str) -> Result<Cli, clap::Error> {
-        Cli::try_parse_from([
-            "telephony-admin",
-            "keys",
-            "create",
-            "--name",
-            "ops",
-            "--role",
-            role,
-        ])
-    }
-
-    #[test]
-    fn the_keys_command_takes_each_role_by_its_stored_name() {
-        for role in Role::value_variants() {
-            let cli = keys_create(role.as_str()).expect("a known role parses");
-            match cli.command {
-                Command::Keys {
-                    command: KeysCommand::Create { role: parsed, .. },
-                } => assert_eq!(parsed, *role),
-                other => panic!("parsed as {other:?}"),
-            }
-        }
-    }
-
     #[test]
     fn the_flags_default_to_the_defaults_the_store_has() {
         let flags = ServeSettings::defaults().store_options();
@@ -468,13 +371,5 @@ mod tests {
         assert_eq!(flags.acquire_timeout, store.acquire_timeout);
         assert_eq!(flags.writer.max_batch, store.writer.max_batch);
         assert_eq!(flags.writer.gather, store.writer.gather);
-    }
-
-    #[test]
-    fn the_keys_command_refuses_an_unknown_role_and_names_the_known_ones() {
-        let error = keys_create("owner").expect_err("an unknown role");
-        assert_eq!(error.kind(), clap::error::ErrorKind::InvalidValue);
-        let text = error.to_string();
-        assert!(text.contains("admin") && text.contains("viewer"), "{text}");
     }
 }

@@ -46,9 +46,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl From<DbErr> for Error {
     /// Races lost to a concurrent transaction become ABORTED (retryable); the rest stay
-    /// database errors.
+    /// database errors. Nothing is recorded here: whoever handles the error observes it (the
+    /// database error metric is counted where errors become statuses, in `api::status`).
     fn from(err: DbErr) -> Self {
-        crate::metrics::record_db_error(&err);
         if is_conflict(&err) {
             return Error::conflict();
         }
@@ -64,11 +64,18 @@ impl Error {
 
     /// A race lost to a concurrent transaction: ABORTED, the client may retry.
     pub fn conflict() -> Self {
-        Error::Domain(DomainError::Aborted(
-            "the request conflicted with a concurrent change; retry it".into(),
-        ))
+        Error::Domain(DomainError::Aborted(CONFLICT.into()))
+    }
+
+    /// Whether this is a race lost to a concurrent transaction ([`Error::conflict`]), as opposed
+    /// to another ABORTED answer (an atomic batch's items not applied).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Error::Domain(DomainError::Aborted(message)) if message == CONFLICT)
     }
 }
+
+/// The message of [`Error::conflict`].
+const CONFLICT: &str = "the request conflicted with a concurrent change; retry it";
 
 /// Whether the error is a unique/foreign-key violation, a serialization failure, a deadlock
 /// or a busy SQLite database: outcomes of concurrent writers, not of bad requests.

@@ -8,34 +8,48 @@
 //!
 //! | module | what it is |
 //! |---|---|
-//! | [`config`] | flags and environment variables, with defaults |
+//! | [`config`] | the server's flags and environment variables, with defaults (the command line itself, its subcommands, is the binary's `main.rs`) |
+//! | [`defaults`] | the defaults that the flags, the store's options and the bulk commands share |
 //! | [`cli`] | `import` and `export`: bulk work as a gRPC client of a running service |
 //! | [`database_url`] | database URLs in messages, without their credentials |
-//! | [`telemetry`] | the `tracing` subscriber, OTLP trace export, the per-RPC span/log and metrics layers |
-//! | [`metrics`] | the Prometheus registry and the `record_…` hooks the other modules call |
+//! | [`telemetry`] | the `tracing` subscriber and its log format, OTLP trace export, the per-RPC span/log and metrics layers |
+//! | [`metrics`] | the Prometheus registry and the `record_…` hooks the other modules call, with plain label values |
 //! | [`metrics_server`] | the `/metrics` HTTP listener |
 //! | [`startup`] | builds and runs the server; shutdown |
 //! | [`codec`] | the protobuf codec of every service: prost's, with a small per-stream encode buffer |
 //! | [`proto`] | the gRPC contract: messages, clients and descriptor set from the `telephony-admin-api` crate (which other services use alone), and the service traits |
 //! | [`domain`] | the rules, without I/O: ids, e-mail addresses, names and numbers as types parsed once at the edge; assignment, permissions, notices, who still has to sign out |
 //! | [`store`] | SeaORM entities (enum columns derived), migrations, the repository, page tokens, the group-commit writer, set use cases (one item or a thousand in a few statements) and batches; answers with read models, rows never leave it |
-//! | [`api`] | one tonic service per file (their batch RPCs in [`api::batch`]); authentication with a cache of verified keys; errors → `Status` in [`api::status`] |
+//! | [`api`] | one tonic service per module, its batch RPCs in its `batch` submodule on the shared [`api::batch`]; the request parsing an RPC and its batch share in [`api::requests`]; authentication with a cache of verified keys ([`api::key_cache`], moka); errors → `Status` in [`api::status`], which also counts database errors |
+//! | [`convert`] | the change event in the contract's forms: protobuf (the API) and proto3 JSON (webhook bodies), side by side |
 //! | [`events`] | the change hub and the watch streams |
-//! | [`delivery`] | push delivery of change events: webhooks and e-mail to users, with cursors, retries and leases |
+//! | [`delivery`] | push delivery of change events: webhooks (reqwest, to public addresses only) and e-mail to users, with cursors, retries (backon) and leases |
 //! | [`keys`] | API key secrets, roles and scopes |
 //! | [`maintenance`] | retention and the deletion-queue purge |
 //! | [`error`] | the crate's error type |
 //! | [`tasks`] | the tracked background tasks that shutdown waits for |
 //!
-//! Dependencies point one way: `api → store → domain`, `api → domain`, `api → events → store`,
-//! `delivery → store`, `delivery → events` (the hub's head only), `api → delivery` (target checks);
-//! `cli` uses only the gRPC contract ([`proto`]).
+//! Dependencies point one way; no module imports one that imports it back (only the store's own
+//! files still import each other):
+//! - `api → store → domain`, `api → domain`, `api → events → store`, `api → delivery` (target
+//!   checks), `delivery → store`, `delivery → events` (the hub's head only);
+//! - `api → convert` and `delivery → convert` (the change event's forms), `convert → proto,
+//!   domain`: the deliveries never import the API;
+//! - `cli` uses only the gRPC contract ([`proto`]) and [`defaults`]; `config → defaults, store,
+//!   delivery, domain, telemetry` (the settings each takes), never `cli`; the binary joins the
+//!   two into its command line;
+//! - `error → domain` only, and `metrics` imports neither `error` nor `store`: the layer that
+//!   handles an error observes it (`api::status` counts database errors);
+//! - in `api`: each service module → its `batch` submodule → [`api::batch`], both →
+//!   [`api::requests`]; `auth → key_cache → caller`.
 
 pub mod api;
 pub mod cli;
 pub mod codec;
 pub mod config;
+pub mod convert;
 pub mod database_url;
+pub mod defaults;
 pub mod delivery;
 pub mod domain;
 pub mod error;

@@ -1,14 +1,67 @@
-//! The `telephony-admin` command: `serve`, `migrate`, `keys`, `import` and `export`. All the work
-//! is in the library.
+//! The `telephony-admin` command: `serve`, `migrate`, `keys`, `import` and `export`. The command
+//! line is defined here, from the library's settings (`config`) and bulk commands (`cli`); all the
+//! work is in the library.
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use telephony_admin::config::{Cli, Command, KeysCommand, LogFormat};
-use telephony_admin::keys::{self, Scope};
+use clap::{Parser, Subcommand};
+use telephony_admin::cli::{ExportArgs, ImportArgs};
+use telephony_admin::config::{ServeSettings, StorageSettings};
+use telephony_admin::keys::{self, Role, Scope};
 use telephony_admin::startup::{Application, connect_store};
 use telephony_admin::store::StoreOptions;
+use telephony_admin::telemetry::LogFormat;
 use telephony_admin::{domain, telemetry};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "telephony-admin",
+    version,
+    about = "Administers business-calling phone numbers over gRPC"
+)]
+struct Cli {
+    #[command(flatten)]
+    storage: StorageSettings,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gRPC server.
+    Serve(Box<ServeSettings>),
+    /// Bring the database schema up to date and exit.
+    Migrate,
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Import a CSV file through a running service's batch RPCs (users, assignments, settings).
+    Import(Box<ImportArgs>),
+    /// Export numbers, users, assignments or changes from a running service to stdout.
+    Export(Box<ExportArgs>),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create a key and print its secret (shown only this once).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// What the key may do.
+        #[arg(long, value_enum)]
+        role: Role,
+        /// Limit the key to one account (default: the whole organisation).
+        #[arg(long)]
+        account: Option<String>,
+    },
+    /// List keys (never their secrets).
+    List,
+    /// Revoke a key at once.
+    Revoke { id: String },
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -117,4 +170,50 @@ async fn keys_command(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::ValueEnum;
+
+    use super::*;
+
+    fn keys_create(role: &str) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from([
+            "telephony-admin",
+            "keys",
+            "create",
+            "--name",
+            "ops",
+            "--role",
+            role,
+        ])
+    }
+
+    #[test]
+    fn the_keys_command_takes_each_role_by_its_stored_name() {
+        for role in Role::value_variants() {
+            let cli = keys_create(role.as_str()).expect("a known role parses");
+            match cli.command {
+                Command::Keys {
+                    command: KeysCommand::Create { role: parsed, .. },
+                } => assert_eq!(parsed, *role),
+                other => panic!("parsed as {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_keys_command_refuses_an_unknown_role_and_names_the_known_ones() {
+        let error = keys_create("owner").expect_err("an unknown role");
+        assert_eq!(error.kind(), clap::error::ErrorKind::InvalidValue);
+        let text = error.to_string();
+        assert!(text.contains("admin") && text.contains("viewer"), "{text}");
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 }

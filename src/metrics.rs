@@ -25,7 +25,6 @@ use prometheus_client::{
     registry::Registry,
 };
 use prost::Message;
-use sea_orm::DbErr;
 
 /// Media type of [`encode`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -204,8 +203,10 @@ impl Metrics {
             let _ = metrics.delivery_lag.get_or_create(&KindLabel { kind });
             let _ = metrics.delivery_failing.get_or_create(&KindLabel { kind });
         }
-        for kind in DB_ERROR_KINDS {
-            let _ = metrics.db_errors.get_or_create(&KindLabel { kind });
+        for kind in DbErrorKind::ALL {
+            let _ = metrics
+                .db_errors
+                .get_or_create(&KindLabel { kind: kind.label() });
         }
         for reason in [
             AuthFailure::MissingCredentials,
@@ -421,13 +422,46 @@ pub fn record_write_batch(size: usize) {
     }
 }
 
+/// What went wrong with the database, in a bounded set: the `kind` label of
+/// `telephony_admin_db_errors_total`. The layer that handles an error says which it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbErrorKind {
+    /// A race lost to a concurrent transaction (answered ABORTED).
+    Conflict,
+    /// No connection could be had from the pool in time.
+    PoolTimeout,
+    /// The connection failed or could not be made.
+    Connection,
+    /// A statement failed.
+    Query,
+    Other,
+}
+
+impl DbErrorKind {
+    const ALL: [DbErrorKind; 5] = [
+        DbErrorKind::Conflict,
+        DbErrorKind::PoolTimeout,
+        DbErrorKind::Connection,
+        DbErrorKind::Query,
+        DbErrorKind::Other,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            DbErrorKind::Conflict => "conflict",
+            DbErrorKind::PoolTimeout => "pool_timeout",
+            DbErrorKind::Connection => "connection",
+            DbErrorKind::Query => "query",
+            DbErrorKind::Other => "other",
+        }
+    }
+}
+
 /// A database error, by kind.
-pub fn record_db_error(err: &DbErr) {
+pub fn record_db_error(kind: DbErrorKind) {
     if let Some(m) = get() {
         m.db_errors
-            .get_or_create(&KindLabel {
-                kind: db_error_kind(err),
-            })
+            .get_or_create(&KindLabel { kind: kind.label() })
             .inc();
     }
 }
@@ -531,22 +565,6 @@ fn raise(gauge: &Gauge, value: i64) {
 
 fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-/// The `kind` label values of `telephony_admin_db_errors_total`.
-const DB_ERROR_KINDS: [&str; 5] = ["conflict", "pool_timeout", "connection", "query", "other"];
-
-/// A bounded name for what went wrong with the database.
-fn db_error_kind(err: &DbErr) -> &'static str {
-    if crate::error::is_conflict(err) {
-        return "conflict";
-    }
-    match err {
-        DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout) => "pool_timeout",
-        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => "connection",
-        DbErr::Exec(_) | DbErr::Query(_) => "query",
-        _ => "other",
-    }
 }
 
 #[cfg(test)]

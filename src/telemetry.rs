@@ -28,7 +28,6 @@ use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::{EnvFilter, fmt, layer::SubscriberExt, util::SubscriberInitExt};
 
-use crate::config::LogFormat;
 use crate::metrics;
 
 /// The service name traces are exported under.
@@ -39,6 +38,13 @@ const LOG_LINES_QUEUED: usize = 16_384;
 
 /// Whether spans are exported (and so worth parenting and tagging with their trace id).
 static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+/// How log lines are written: for a person, or one JSON object per line for a collector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
 
 /// Keeps the log writer and the trace exporter alive; dropping it flushes both.
 pub struct TelemetryGuard {

@@ -13,92 +13,12 @@ use std::sync::Arc;
 
 use tonic::Request;
 
+pub use super::caller::Caller;
 use super::key_cache::KeyCache;
 use crate::error::{Error, Result};
-use crate::keys::{Role, Scope, secret_digest};
-use crate::store::{Requester, Store};
+use crate::keys::{Scope, secret_digest};
+use crate::store::Store;
 use crate::tasks::BackgroundTasks;
-
-/// Who is calling.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller {
-    pub key_id: String,
-    pub role: Role,
-    pub scope: Scope,
-}
-
-impl Caller {
-    pub fn require_admin(&self) -> Result<()> {
-        match self.role {
-            Role::Admin => Ok(()),
-            Role::Viewer => Err(viewer_may_only_read()),
-            Role::SessionService => Err(session_service_may_not()),
-        }
-    }
-
-    /// Reads of anything but users and changes (accounts, numbers, orders, settings): every
-    /// role but the session service's.
-    pub fn require_reader(&self) -> Result<()> {
-        match self.role {
-            Role::Admin | Role::Viewer => Ok(()),
-            Role::SessionService => Err(session_service_may_not()),
-        }
-    }
-
-    /// Acknowledging a user's sign-out: admins and session services.
-    pub fn require_sign_out_acknowledger(&self) -> Result<()> {
-        match self.role {
-            Role::Admin | Role::SessionService => Ok(()),
-            Role::Viewer => Err(viewer_may_only_read()),
-        }
-    }
-
-    pub fn require_organisation(&self) -> Result<()> {
-        match &self.scope {
-            Scope::Organisation => Ok(()),
-            Scope::Account(_) => Err(Error::PermissionDenied(
-                "this API key is scoped to one account; this operation needs an organisation key"
-                    .into(),
-            )),
-        }
-    }
-
-    /// The request names `account_id`; the key must cover it.
-    pub fn require_account(&self, account_id: &str) -> Result<()> {
-        crate::telemetry::record_account_id(account_id);
-        match &self.scope {
-            Scope::Organisation => Ok(()),
-            Scope::Account(own) if own == account_id => Ok(()),
-            Scope::Account(_) => Err(outside_scope()),
-        }
-    }
-
-    /// The key's own account, for account-scoped keys.
-    pub fn account(&self) -> Option<&str> {
-        match &self.scope {
-            Scope::Organisation => None,
-            Scope::Account(id) => Some(id),
-        }
-    }
-
-    /// The key as the store records who asked: the actor of changes and the idempotency scope.
-    pub fn requester(&self) -> Requester<'_> {
-        Requester {
-            key_id: &self.key_id,
-            account: self.account(),
-        }
-    }
-}
-
-fn viewer_may_only_read() -> Error {
-    Error::PermissionDenied("this API key has the viewer role and may only read".into())
-}
-
-fn session_service_may_not() -> Error {
-    Error::PermissionDenied(
-        "this API key has the session-service role and may only watch and list changes, read users and acknowledge sign-outs".into(),
-    )
-}
 
 pub fn outside_scope() -> Error {
     Error::outside_scope()
@@ -124,7 +44,7 @@ impl Authenticator {
     /// The caller of `request`, or UNAUTHENTICATED.
     pub async fn authenticate<T>(&self, request: &Request<T>) -> Result<Caller> {
         let digest = secret_digest(bearer(request)?);
-        if let Some(caller) = self.cache.get(&digest) {
+        if let Some(caller) = self.cache.get(&digest).await {
             return Ok(caller);
         }
         let ticket = self.cache.ticket();
@@ -139,7 +59,7 @@ impl Authenticator {
                 Error::Unauthenticated("the API key is unknown or revoked".into())
             })?;
         if let Some(ticket) = ticket {
-            self.cache.insert(ticket, digest, caller.clone());
+            self.cache.insert(ticket, digest, caller.clone()).await;
         }
         Ok(caller)
     }

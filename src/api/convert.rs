@@ -1,10 +1,7 @@
 //! Conversions between the store's read models and protobuf messages, and between proto enums and
-//! domain types. Unknown enum numbers are INVALID_ARGUMENT, never a panic.
+//! domain types. Unknown enum numbers are INVALID_ARGUMENT, never a panic. The change event's
+//! conversion is [`crate::convert`]'s, which webhooks share.
 
-use chrono::{DateTime, Utc};
-use prost_types::Timestamp;
-
-use crate::domain::change::{ChangeEvent, ChangeKind};
 use crate::domain::phone_number::{NumberStatus, NumberType, OrderStatus, ProductType};
 use crate::domain::telephony::TelephonySettings;
 use crate::domain::user::LicenseType;
@@ -12,12 +9,8 @@ use crate::domain::{DomainError, FieldViolation};
 use crate::proto;
 use crate::store::{AccountView, NumberView, OrderRecord, UserView};
 
-pub fn timestamp(t: DateTime<Utc>) -> Timestamp {
-    Timestamp {
-        seconds: t.timestamp(),
-        nanos: t.timestamp_subsec_nanos() as i32,
-    }
-}
+/// The conversions the deliveries share (the change event and what it carries).
+pub use crate::convert::{change_event, change_kind, settings, timestamp};
 
 pub fn account(a: AccountView) -> proto::Account {
     proto::Account {
@@ -25,14 +18,6 @@ pub fn account(a: AccountView) -> proto::Account {
         name: a.name,
         create_time: Some(timestamp(a.create_time)),
         update_time: Some(timestamp(a.update_time)),
-    }
-}
-
-pub fn settings(s: TelephonySettings) -> proto::TelephonySettings {
-    proto::TelephonySettings {
-        inbound_calling: s.inbound_calling,
-        outbound_calling: s.outbound_calling,
-        sms: s.sms,
     }
 }
 
@@ -198,35 +183,6 @@ pub fn order(o: OrderRecord) -> proto::PhoneNumberOrder {
             })
             .collect(),
         create_time: Some(timestamp(o.create_time)),
-    }
-}
-
-/// An event of the log `log_id`.
-pub fn change_event(e: &ChangeEvent, log_id: &str) -> proto::ChangeEvent {
-    proto::ChangeEvent {
-        sequence: e.sequence,
-        event_id: e.event_id.clone(),
-        account_id: e.account_id.clone(),
-        user_id: e.user_id.clone(),
-        kind: change_kind(e.kind) as i32,
-        e164_phone_number: e.e164_phone_number.clone(),
-        telephony_settings: Some(settings(e.settings)),
-        sign_out_required: e.kind.sign_out_required(),
-        notice: e.notice.clone(),
-        actor: e.actor.clone(),
-        occur_time: Some(timestamp(e.occur_time)),
-        log_id: log_id.to_owned(),
-    }
-}
-
-pub fn change_kind(kind: ChangeKind) -> proto::ChangeKind {
-    match kind {
-        ChangeKind::PhoneNumberAssigned => proto::ChangeKind::PhoneNumberAssigned,
-        ChangeKind::PhoneNumberUnassigned => proto::ChangeKind::PhoneNumberUnassigned,
-        ChangeKind::TelephonySettingsUpdated => proto::ChangeKind::TelephonySettingsUpdated,
-        ChangeKind::UserSignOutRequested => proto::ChangeKind::UserSignOutRequested,
-        ChangeKind::UserDeleted => proto::ChangeKind::UserDeleted,
-        ChangeKind::SignOutAcknowledged => proto::ChangeKind::SignOutAcknowledged,
     }
 }
 

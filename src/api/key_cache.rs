@@ -2,7 +2,8 @@
 //! that evict them.
 //!
 //! Only keys the database confirmed are cached (by the SHA-256 digest of their secret), at most
-//! [`CAPACITY`] of them: unknown secrets are never remembered, so they cannot grow memory.
+//! [`CAPACITY`] of them in a `moka` cache (which decides what to evict): unknown secrets are
+//! never remembered, so they cannot grow memory.
 //!
 //! The cache is trusted only while it is *fresh*:
 //! - a background task asks the store for revocations newer than the last generation it saw,
@@ -15,7 +16,7 @@
 //! announced through NOTIFY) is obeyed at once, and one made anywhere else within [`FRESHNESS`].
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashSet,
     sync::{
         RwLock,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -23,10 +24,11 @@ use std::{
     time::{Duration, Instant},
 };
 
+use moka::future::Cache;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::auth::Caller;
+use super::caller::Caller;
 use crate::store::{Revocation, Store};
 use crate::tasks::BackgroundTasks;
 
@@ -38,10 +40,12 @@ pub const FRESHNESS: Duration = Duration::from_secs(1);
 /// Verified keys kept at most.
 pub const CAPACITY: usize = 10_000;
 
-/// Digest of a secret → the key's caller.
+/// The SHA-256 digest of a key's secret: what the cache is keyed by.
 type Digest = [u8; 32];
 
 pub struct KeyCache {
+    /// Verified keys: digest of the secret → the key's caller.
+    keys: Cache<Digest, Caller>,
     state: RwLock<State>,
     /// Set once the first generation has been read; before that nothing is cached.
     ready: AtomicBool,
@@ -55,9 +59,9 @@ pub struct KeyCache {
     store: Store,
 }
 
+/// What is known of revocations.
 #[derive(Default)]
 struct State {
-    keys: HashMap<Digest, Caller>,
     /// Keys seen revoked since this process started. Keys are never un-revoked; the set grows
     /// only with revocations, which administrators make.
     revoked: HashSet<String>,
@@ -70,6 +74,11 @@ impl KeyCache {
     /// called within a Tokio runtime.
     pub fn start(store: Store, tasks: &BackgroundTasks) -> std::sync::Arc<Self> {
         let cache = std::sync::Arc::new(Self {
+            keys: Cache::builder()
+                .max_capacity(CAPACITY as u64)
+                // A revocation evicts every entry of its key, whatever the digest.
+                .support_invalidation_closures()
+                .build(),
             state: RwLock::new(State::default()),
             ready: AtomicBool::new(false),
             checked_at: AtomicU64::new(0),
@@ -83,11 +92,13 @@ impl KeyCache {
     }
 
     /// The caller whose secret has this digest, if cached and the cache is fresh.
-    pub fn get(&self, digest: &Digest) -> Option<Caller> {
+    pub async fn get(&self, digest: &Digest) -> Option<Caller> {
         if !self.is_fresh() {
             return None;
         }
-        self.read().keys.get(digest).cloned()
+        let caller = self.keys.get(digest).await?;
+        // An entry that an insert racing a revocation put back is never answered.
+        (!self.read().revoked.contains(&caller.key_id)).then_some(caller)
     }
 
     /// A ticket to cache what a database lookup starting now finds: only a lookup that began
@@ -97,18 +108,17 @@ impl KeyCache {
     }
 
     /// Remembers a key the database confirmed, unless it has been revoked since.
-    pub fn insert(&self, _ticket: Ticket, digest: Digest, caller: Caller) {
-        let mut state = self.write();
-        if state.revoked.contains(&caller.key_id) {
+    pub async fn insert(&self, _ticket: Ticket, digest: Digest, caller: Caller) {
+        if self.read().revoked.contains(&caller.key_id) {
             return;
         }
-        if state.keys.len() >= CAPACITY && !state.keys.contains_key(&digest) {
-            // Evict one entry; which one does not matter for correctness.
-            if let Some(evicted) = state.keys.keys().next().copied() {
-                state.keys.remove(&evicted);
-            }
+        let key_id = caller.key_id.clone();
+        self.keys.insert(digest, caller).await;
+        // A revocation applied between the check and the insert evicted before this entry
+        // existed: take it out again.
+        if self.read().revoked.contains(&key_id) {
+            self.keys.invalidate(&digest).await;
         }
-        state.keys.insert(digest, caller);
     }
 
     /// Whether the key is revoked, if the cache is fresh enough to say.
@@ -192,15 +202,25 @@ impl KeyCache {
 
     fn apply(&self, revocations: Vec<Revocation>) {
         let mut state = self.write();
+        let mut revoked = Vec::with_capacity(revocations.len());
         for revocation in revocations {
             state.generation = state.generation.max(revocation.generation);
-            state
-                .keys
-                .retain(|_, caller| caller.key_id != revocation.key_id);
             tracing::info!(key_id = %revocation.key_id, "API key revoked");
-            state.revoked.insert(revocation.key_id);
+            if state.revoked.insert(revocation.key_id.clone()) {
+                revoked.push(revocation.key_id);
+            }
         }
         drop(state);
+        if !revoked.is_empty() {
+            // Entries of these keys are not returned from here on; moka removes them later.
+            let evicted = self
+                .keys
+                .invalidate_entries_if(move |_, caller| revoked.contains(&caller.key_id));
+            if let Err(error) = evicted {
+                // Cannot happen (the cache supports it); `get` refuses revoked keys anyway.
+                tracing::error!(%error, "cannot evict revoked API keys from the cache");
+            }
+        }
         self.revoked_news.send_modify(|news| *news += 1);
     }
 
@@ -251,22 +271,22 @@ mod tests {
             scope: Scope::Organisation,
         };
         let digest = secret_digest(&secret);
-        cache.insert(ticket, digest, caller.clone());
+        cache.insert(ticket, digest, caller.clone()).await;
         (store, cache, caller, digest, shutdown)
     }
 
     #[tokio::test]
     async fn a_revocation_through_the_same_store_is_obeyed_at_once() {
         let (store, cache, caller, digest, shutdown) = cache_with_key().await;
-        assert_eq!(cache.get(&digest), Some(caller.clone()));
+        assert_eq!(cache.get(&digest).await, Some(caller.clone()));
         store.keys().revoke(&caller.key_id).await.expect("revoke");
         // No waiting: the cache is not trusted until it has caught up.
-        assert_eq!(cache.get(&digest), None);
+        assert_eq!(cache.get(&digest).await, None);
         tokio::time::timeout(Duration::from_secs(10), cache.revoked(&caller.key_id))
             .await
             .expect("the revocation is applied");
         assert_eq!(cache.is_revoked(&caller.key_id), Some(true));
-        assert_eq!(cache.get(&digest), None);
+        assert_eq!(cache.get(&digest).await, None);
         shutdown.cancel();
     }
 
@@ -279,8 +299,8 @@ mod tests {
             .expect("the revocation is applied");
         // A lookup that read the key before the revocation committed must not bring it back.
         let ticket = cache.ticket().expect("ready");
-        cache.insert(ticket, digest, caller);
-        assert_eq!(cache.get(&digest), None);
+        cache.insert(ticket, digest, caller).await;
+        assert_eq!(cache.get(&digest).await, None);
         shutdown.cancel();
     }
 
@@ -296,9 +316,14 @@ mod tests {
                 let mut digest = [0u8; 32];
                 digest[..8].copy_from_slice(&(n as u64).to_le_bytes());
                 let ticket = cache.ticket().expect("ready");
-                cache.insert(ticket, digest, caller.clone());
+                cache.insert(ticket, digest, caller.clone()).await;
             }
-            assert_eq!(cache.read().keys.len(), CAPACITY);
+            cache.keys.run_pending_tasks().await;
+            let cached = cache.keys.entry_count();
+            assert!(
+                cached > 0 && cached <= CAPACITY as u64,
+                "{cached} keys cached"
+            );
             shutdown.cancel();
         });
     }

@@ -1,10 +1,12 @@
-//! The gRPC API: one tonic service per file. Each handler decodes and validates its request,
-//! authorises the caller, calls the store, and converts the answer; every error goes through
-//! [`status`].
+//! The gRPC API: one tonic service per module. Each handler decodes and validates its request
+//! (the parts a batch shares in [`requests`]), authorises the caller, calls the store, and converts
+//! the answer; every error goes through [`status`]. A service's batch RPCs are in its `batch`
+//! submodule, on the shared machinery of [`batch`].
 
 pub mod accounts;
 pub mod auth;
 pub mod batch;
+pub mod caller;
 pub mod changes;
 pub mod convert;
 pub mod in_flight;
@@ -12,6 +14,7 @@ pub mod inventory;
 pub mod key_cache;
 pub mod limits;
 pub mod phone_numbers;
+pub mod requests;
 pub mod status;
 pub mod telephony;
 pub mod users;

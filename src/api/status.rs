@@ -1,14 +1,17 @@
 //! The one place where errors become gRPC statuses: a precise code, a message for a person, and
 //! `google.rpc` details where a program can use them (field violations, precondition failures,
-//! the resource that was not found).
+//! the resource that was not found). Database failures are counted here, by kind, as they reach
+//! a client (`telephony_admin_db_errors_total`).
 
 use std::collections::HashMap;
 
+use sea_orm::{ConnAcquireErr, DbErr};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::domain::DomainError;
 use crate::error::{DbFailure, Error, classify_db_error};
+use crate::metrics::{self, DbErrorKind};
 
 /// `google.rpc.ErrorInfo.domain` of this service's errors.
 const ERROR_DOMAIN: &str = "telephony.admin.v1";
@@ -20,11 +23,14 @@ impl From<Error> for Status {
 }
 
 pub fn to_status(err: Error) -> Status {
+    if let Some(kind) = db_error_kind(&err) {
+        metrics::record_db_error(kind);
+    }
     match err {
         Error::Domain(domain) => domain_status(domain),
         Error::Unauthenticated(message) => Status::unauthenticated(message),
         Error::PermissionDenied(message) => {
-            crate::metrics::record_auth_failure(crate::metrics::AuthFailure::PermissionDenied);
+            metrics::record_auth_failure(metrics::AuthFailure::PermissionDenied);
             Status::permission_denied(message)
         }
         Error::ResourceExhausted(message) => Status::resource_exhausted(message),
@@ -38,6 +44,26 @@ pub fn to_status(err: Error) -> Status {
             Status::internal("internal error")
         }
     }
+}
+
+/// What kind of database failure `err` is, for the metric; `None` when it is not one.
+fn db_error_kind(err: &Error) -> Option<DbErrorKind> {
+    Some(match err {
+        Error::Database(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout)) => {
+            DbErrorKind::PoolTimeout
+        }
+        Error::Database(DbErr::ConnectionAcquire(_) | DbErr::Conn(_)) => DbErrorKind::Connection,
+        Error::Database(DbErr::Exec(_) | DbErr::Query(_)) => DbErrorKind::Query,
+        Error::Database(_) => DbErrorKind::Other,
+        // A whole write batch failed; only its classification travelled with it.
+        Error::DatabaseBatch {
+            failure: DbFailure::Unavailable,
+            ..
+        } => DbErrorKind::Connection,
+        Error::DatabaseBatch { .. } => DbErrorKind::Query,
+        lost_race if lost_race.is_conflict() => DbErrorKind::Conflict,
+        _ => return None,
+    })
 }
 
 /// A database failure: the client learns what it can do about it, never the detail, which is
@@ -97,5 +123,41 @@ fn domain_status(err: DomainError) -> Status {
 impl From<DomainError> for Status {
     fn from(err: DomainError) -> Self {
         domain_status(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_failures_are_counted_by_kind_and_nothing_else_is() {
+        assert_eq!(
+            db_error_kind(&Error::conflict()),
+            Some(DbErrorKind::Conflict)
+        );
+        assert_eq!(
+            db_error_kind(&Error::Database(DbErr::ConnectionAcquire(
+                ConnAcquireErr::Timeout
+            ))),
+            Some(DbErrorKind::PoolTimeout)
+        );
+        assert_eq!(
+            db_error_kind(&Error::DatabaseBatch {
+                failure: DbFailure::Unavailable,
+                message: "gone".into(),
+            }),
+            Some(DbErrorKind::Connection)
+        );
+        assert_eq!(
+            db_error_kind(&Error::Database(DbErr::Type("not a number".into()))),
+            Some(DbErrorKind::Other)
+        );
+        // An atomic batch's items not applied are ABORTED too, but no database failed.
+        assert_eq!(
+            db_error_kind(&DomainError::Aborted("not applied".into()).into()),
+            None
+        );
+        assert_eq!(db_error_kind(&Error::PermissionDenied("no".into())), None);
     }
 }

@@ -82,7 +82,7 @@ pub struct ImportOptions {
     pub results: Option<PathBuf>,
 
     /// Rows per batch request (at most the server's --max-batch-items).
-    #[arg(long, default_value_t = crate::config::defaults::MAX_BATCH_ITEMS)]
+    #[arg(long, default_value_t = crate::defaults::MAX_BATCH_ITEMS)]
     pub batch_size: usize,
 }
 

@@ -1,44 +1,47 @@
-//! Exponential backoff with jitter: each failure doubles the wait, up to a ceiling, and the
-//! actual wait is drawn between half of it and all of it, so that failing deliveries do not
-//! retry in lockstep.
+//! Exponential backoff with jitter, on `backon`: each failure doubles the wait, up to a ceiling,
+//! and the actual wait is drawn between half of it and all of it, so that failing deliveries do
+//! not retry in lockstep.
+//!
+//! `backon` draws a jittered wait between its base delay and twice that; with the base at half
+//! the ceiling, that is the schedule above.
 
 use std::time::Duration;
 
-use rand::Rng;
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Backoff {
-    min: Duration,
+    schedule: ExponentialBuilder,
     max: Duration,
-    failures: u32,
+    waits: ExponentialBackoff,
 }
 
 impl Backoff {
+    /// Waits of at most `min`, `2·min`, `4·min`, … and never more than `max`.
     pub fn new(min: Duration, max: Duration) -> Self {
+        let max = max.max(min);
+        let schedule = ExponentialBuilder::new()
+            .with_min_delay(min / 2)
+            .with_max_delay(max / 2)
+            .with_factor(2.0)
+            .with_jitter()
+            .without_max_times();
         Self {
-            min,
-            max: max.max(min),
-            failures: 0,
+            schedule,
+            max,
+            waits: schedule.build(),
         }
     }
 
     /// The wait after one more failure.
     pub fn next_wait(&mut self) -> Duration {
-        let ceiling = self.ceiling();
-        self.failures = self.failures.saturating_add(1);
-        let low = ceiling / 2;
-        let spread = ceiling.saturating_sub(low);
-        low + spread.mul_f64(rand::rng().random::<f64>())
+        // The schedule has no end; its float arithmetic may overshoot by nanoseconds.
+        self.waits.next().unwrap_or(self.max).min(self.max)
     }
 
-    /// The upper bound of the next wait: `min · 2^failures`, at most `max`.
-    fn ceiling(&self) -> Duration {
-        let factor = 2u32.saturating_pow(self.failures.min(30));
-        self.min.saturating_mul(factor).min(self.max)
-    }
-
+    /// After a success: the next failure waits the shortest again.
     pub fn reset(&mut self) {
-        self.failures = 0;
+        self.waits = self.schedule.build();
     }
 }
 

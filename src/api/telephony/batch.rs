@@ -3,8 +3,8 @@
 
 use tonic::{Request, Response, Status};
 
-use super::{item, options, results};
-use crate::api::telephony::settings_change;
+use crate::api::batch::{item, options, results, user_result};
+use crate::api::requests::settings_change;
 use crate::api::{Access, ApiContext, authorise_target, convert};
 use crate::domain::phone_number::E164;
 use crate::proto;
@@ -138,16 +138,4 @@ pub async fn update_settings(
             },
         ),
     }))
-}
-
-pub(super) fn user_result(
-    index: i32,
-    status: Option<tonic_types::pb::Status>,
-    user: Option<proto::User>,
-) -> proto::BatchUserResult {
-    proto::BatchUserResult {
-        index,
-        status,
-        user,
-    }
 }

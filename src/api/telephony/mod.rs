@@ -1,12 +1,14 @@
-//! `TelephonyService`: a user's number and calling/SMS permissions.
+//! `TelephonyService`: a user's number and calling/SMS permissions; the batch RPCs in [`batch`].
+
+pub mod batch;
 
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::{Access, ApiContext, convert, request_id};
+use crate::api::requests::settings_change;
+use crate::api::{Access, ApiContext, convert, request_id};
 use crate::domain::phone_number::E164;
-use crate::domain::telephony::{SettingsMask, TelephonySettings};
 use crate::proto::{self, telephony_service_server::TelephonyService};
 
 pub struct TelephonyApi {
@@ -126,34 +128,20 @@ impl TelephonyService for TelephonyApi {
         &self,
         request: Request<proto::BatchAssignPhoneNumbersRequest>,
     ) -> Result<Response<proto::BatchAssignPhoneNumbersResponse>, Status> {
-        super::batch::telephony::assign(&self.context, request).await
+        batch::assign(&self.context, request).await
     }
 
     async fn batch_unassign_phone_numbers(
         &self,
         request: Request<proto::BatchUnassignPhoneNumbersRequest>,
     ) -> Result<Response<proto::BatchUnassignPhoneNumbersResponse>, Status> {
-        super::batch::telephony::unassign(&self.context, request).await
+        batch::unassign(&self.context, request).await
     }
 
     async fn batch_update_telephony_settings(
         &self,
         request: Request<proto::BatchUpdateTelephonySettingsRequest>,
     ) -> Result<Response<proto::BatchUpdateTelephonySettingsResponse>, Status> {
-        super::batch::telephony::update_settings(&self.context, request).await
+        batch::update_settings(&self.context, request).await
     }
-}
-
-/// The requested permissions and the mask of an UpdateTelephonySettings request (or item).
-pub(crate) fn settings_change(
-    requested: Option<&proto::TelephonySettings>,
-    update_mask: Option<&prost_types::FieldMask>,
-) -> crate::error::Result<(TelephonySettings, SettingsMask)> {
-    let requested = requested
-        .ok_or_else(|| crate::domain::DomainError::invalid("telephony_settings", "is required"))?;
-    let paths: Vec<&str> = update_mask
-        .map(|m| m.paths.iter().map(String::as_str).collect())
-        .unwrap_or_default();
-    let mask = SettingsMask::from_paths("update_mask", &paths)?;
-    Ok((convert::settings_from(requested), mask))
 }

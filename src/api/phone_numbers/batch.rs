@@ -3,9 +3,9 @@
 
 use tonic::{Request, Response, Status};
 
-use super::{item, options, results};
-use crate::api::phone_numbers::number_update;
-use crate::api::{ApiContext, auth::Caller, convert};
+use crate::api::batch::{item, options, results};
+use crate::api::requests::number_update;
+use crate::api::{ApiContext, caller::Caller, convert};
 use crate::domain::phone_number::E164;
 use crate::error::Result as AppResult;
 use crate::proto;

@@ -1,16 +1,18 @@
-//! `UserService`: users of an account, asking a user to sign out, and recording that they did.
+//! `UserService`: users of an account, asking a user to sign out, and recording that they did;
+//! the batch RPCs in [`batch`].
+
+pub mod batch;
 
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::{Access, ApiContext, convert, request_id};
-use crate::domain::error::{Violations, all3};
+use crate::api::requests::{new_user_fields, user_update};
+use crate::api::{Access, ApiContext, convert, request_id};
 use crate::domain::ids::AccountId;
 use crate::domain::sign_out::parse_through;
-use crate::domain::user::{DisplayName, Email, LicenseType};
+use crate::domain::user::Email;
 use crate::proto::{self, user_service_server::UserService};
-use crate::store::UserUpdate;
 
 pub struct UserApi {
     pub context: Arc<ApiContext>,
@@ -187,55 +189,13 @@ impl UserService for UserApi {
         &self,
         request: Request<proto::BatchCreateUsersRequest>,
     ) -> Result<Response<proto::BatchCreateUsersResponse>, Status> {
-        super::batch::users::create(&self.context, request).await
+        batch::create(&self.context, request).await
     }
 
     async fn batch_update_users(
         &self,
         request: Request<proto::BatchUpdateUsersRequest>,
     ) -> Result<Response<proto::BatchUpdateUsersResponse>, Status> {
-        super::batch::users::update(&self.context, request).await
+        batch::update(&self.context, request).await
     }
-}
-
-/// The fields of a CreateUser request (or item), each checked.
-pub(crate) fn new_user_fields(
-    email: &str,
-    display_name: &str,
-    license_type: i32,
-) -> Result<(Email, DisplayName, LicenseType), crate::domain::DomainError> {
-    all3(
-        Email::parse("email", email),
-        DisplayName::parse("display_name", display_name),
-        convert::license_type("license_type", license_type),
-    )
-}
-
-/// The change an UpdateUser request (or item) asks for.
-pub(crate) fn user_update(
-    display_name: &str,
-    license_type: i32,
-    update_mask: Option<&prost_types::FieldMask>,
-) -> crate::error::Result<UserUpdate> {
-    let paths = convert::mask_paths(
-        "update_mask",
-        update_mask,
-        &["display_name", "license_type"],
-    )?;
-    let wants = |path: &str| paths.is_empty() || paths.contains(&path);
-    let mut violations = Violations::new();
-    let update = UserUpdate {
-        display_name: if wants("display_name") {
-            violations.check(DisplayName::parse("display_name", display_name))
-        } else {
-            None
-        },
-        license_type: if wants("license_type") {
-            violations.check(convert::license_type("license_type", license_type))
-        } else {
-            None
-        },
-    };
-    violations.finish()?;
-    Ok(update)
 }

@@ -2,9 +2,8 @@
 
 use tonic::{Request, Response, Status};
 
-use super::telephony::user_result;
-use super::{item, options, results};
-use crate::api::users::{new_user_fields, user_update};
+use crate::api::batch::{item, options, results, user_result};
+use crate::api::requests::{new_user_fields, user_update};
 use crate::api::{Access, ApiContext, authorise_target, convert};
 use crate::domain::ids::AccountId;
 use crate::proto;

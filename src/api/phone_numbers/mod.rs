@@ -1,18 +1,21 @@
-//! `PhoneNumberService`: the organisation's number inventory.
+//! `PhoneNumberService`: the organisation's number inventory; the batch RPCs in [`batch`].
+
+pub mod batch;
 
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::auth::outside_scope;
-use super::{ApiContext, convert, inventory, optional, required_id};
+use crate::api::auth::outside_scope;
+use crate::api::requests::number_update;
+use crate::api::{ApiContext, convert, inventory, optional, required_id};
 use crate::domain::DomainError;
 use crate::domain::error::Violations;
 use crate::domain::ids::{AccountId, UserId};
-use crate::domain::phone_number::{CallingName, E164, NumberStatus};
+use crate::domain::phone_number::{E164, NumberStatus};
 use crate::error::Error;
 use crate::proto::{self, phone_number_service_server::PhoneNumberService};
-use crate::store::{NumberFilter, NumberUpdate, visible_to};
+use crate::store::{NumberFilter, visible_to};
 
 pub struct PhoneNumberApi {
     pub context: Arc<ApiContext>,
@@ -213,14 +216,14 @@ impl PhoneNumberService for PhoneNumberApi {
         &self,
         request: Request<proto::BatchUpdatePhoneNumbersRequest>,
     ) -> Result<Response<proto::BatchUpdatePhoneNumbersResponse>, Status> {
-        super::batch::phone_numbers::update(&self.context, request).await
+        batch::update(&self.context, request).await
     }
 
     async fn batch_delete_phone_numbers(
         &self,
         request: Request<proto::BatchDeletePhoneNumbersRequest>,
     ) -> Result<Response<proto::BatchDeletePhoneNumbersResponse>, Status> {
-        super::batch::phone_numbers::delete(&self.context, request).await
+        batch::delete(&self.context, request).await
     }
 
     async fn list_phone_number_orders(
@@ -236,42 +239,4 @@ impl PhoneNumberService for PhoneNumberApi {
     ) -> Result<Response<proto::ListPhoneNumberAssignmentsResponse>, Status> {
         inventory::list_assignments(&self.context, request).await
     }
-}
-
-/// The number and the change an UpdatePhoneNumber request (or item) asks for.
-pub(crate) fn number_update(
-    phone_number_id: &str,
-    product_type: i32,
-    calling_name: &str,
-    update_mask: Option<&prost_types::FieldMask>,
-) -> crate::error::Result<(E164, NumberUpdate)> {
-    let number = E164::parse("phone_number_id", phone_number_id)?;
-    let paths = convert::mask_paths(
-        "update_mask",
-        update_mask,
-        &["product_type", "calling_name"],
-    )?;
-    if paths.is_empty() {
-        return Err(DomainError::invalid(
-            "update_mask",
-            "is required: name the fields to change (product_type, calling_name)",
-        )
-        .into());
-    }
-    let mut violations = Violations::new();
-    let mut update = NumberUpdate::default();
-    if paths.contains(&"product_type") {
-        match convert::product_type("product_type", product_type) {
-            Ok(Some(product_type)) => update.product_type = Some(product_type),
-            Ok(None) => violations.push("product_type", "is required when in update_mask"),
-            Err(e) => {
-                violations.check::<()>(Err(e));
-            }
-        }
-    }
-    if paths.contains(&"calling_name") {
-        update.calling_name = violations.check(CallingName::parse("calling_name", calling_name));
-    }
-    violations.finish()?;
-    Ok((number, update))
 }

@@ -1,14 +1,11 @@
 //! The batch RPCs' shared part: the request's limits and options, each item's refusal or
 //! error as the `google.rpc.Status` its single RPC would answer (through [`super::status`], the
-//! one mapping), and the results in item order. One file per service holds the handlers.
+//! one mapping), and the results in item order. Each service's handlers are in its own `batch`
+//! submodule (e.g. [`super::telephony::batch`]), which uses this one.
 //!
 //! Authentication, the number of items and the `request_id` concern the whole request; every
 //! other check (role, ids, the key's scope, the item's fields) is the single RPC's, made per
 //! item, so that one bad item never stops the others.
-
-pub mod phone_numbers;
-pub mod telephony;
-pub mod users;
 
 use prost::Message;
 use sha2::{Digest, Sha256};
@@ -96,4 +93,17 @@ pub fn results<T, R, M>(
             }
         })
         .collect()
+}
+
+/// A `BatchUserResult`: the answer shape of every batch whose items return a user.
+pub fn user_result(
+    index: i32,
+    status: Option<pb::Status>,
+    user: Option<crate::proto::User>,
+) -> crate::proto::BatchUserResult {
+    crate::proto::BatchUserResult {
+        index,
+        status,
+        user,
+    }
 }
