@@ -30,10 +30,10 @@ pub fn change_event(e: &ChangeEvent, log_id: &str) -> proto::ChangeEvent {
     proto::ChangeEvent {
         sequence: e.sequence,
         event_id: e.event_id.clone(),
-        account_id: e.account_id.clone(),
-        user_id: e.user_id.clone(),
+        account_id: e.account_id.to_string(),
+        user_id: e.user_id.to_string(),
         kind: change_kind(e.kind) as i32,
-        e164_phone_number: e.e164_phone_number.clone(),
+        e164_phone_number: number_of(e),
         telephony_settings: Some(settings(e.settings)),
         sign_out_required: e.kind.sign_out_required(),
         notice: e.notice.clone(),
@@ -85,11 +85,11 @@ impl ChangeEventJson {
         Self {
             sequence: e.sequence.to_string(),
             event_id: e.event_id.clone(),
-            account_id: e.account_id.clone(),
-            user_id: e.user_id.clone(),
+            account_id: e.account_id.to_string(),
+            user_id: e.user_id.to_string(),
             // The proto enum's names are the stored names with this prefix.
             kind: format!("CHANGE_KIND_{}", e.kind.as_str()),
-            e164_phone_number: e.e164_phone_number.clone(),
+            e164_phone_number: number_of(e),
             telephony_settings: TelephonySettingsJson {
                 inbound_calling: e.settings.inbound_calling,
                 outbound_calling: e.settings.outbound_calling,
@@ -108,9 +108,19 @@ fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
+/// The event's number as the contract carries it: empty when the change concerns none.
+fn number_of(e: &ChangeEvent) -> String {
+    e.e164_phone_number
+        .as_ref()
+        .map(|n| n.as_str().to_owned())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::ids::{AccountId, UserId};
+    use crate::domain::phone_number::E164;
 
     #[test]
     fn every_field_matches_what_the_api_returns() {
@@ -124,10 +134,10 @@ mod tests {
             let event = ChangeEvent {
                 sequence: 9,
                 event_id: "e".into(),
-                account_id: "a".into(),
-                user_id: "u".into(),
+                account_id: AccountId::from_stored("a".into()),
+                user_id: UserId::from_stored("u".into()),
                 kind,
-                e164_phone_number: "+12065550100".into(),
+                e164_phone_number: Some(E164::from_stored("+12065550100".into())),
                 settings: TelephonySettings {
                     inbound_calling: true,
                     outbound_calling: false,

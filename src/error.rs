@@ -3,7 +3,7 @@
 
 use sea_orm::{DbErr, RuntimeErr, SqlErr};
 
-use crate::domain::DomainError;
+use crate::domain::{DomainError, Refusal, RefusalKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -171,6 +171,46 @@ fn database_code(err: &DbErr) -> Option<String> {
             _ => None,
         },
         _ => None,
+    }
+}
+
+/// An error as the record of what a client is told: the kind (its gRPC code), the message and
+/// the details. A database failure says what the client can do about it, never the detail.
+impl From<Error> for Refusal {
+    fn from(err: Error) -> Self {
+        match err {
+            Error::Domain(domain) => domain.into(),
+            Error::Unauthenticated(message) => {
+                Refusal::plain(RefusalKind::Unauthenticated, message)
+            }
+            Error::PermissionDenied(message) => {
+                Refusal::plain(RefusalKind::PermissionDenied, message)
+            }
+            Error::ResourceExhausted(message) => {
+                Refusal::plain(RefusalKind::ResourceExhausted, message)
+            }
+            Error::ShuttingDown => Refusal::plain(
+                RefusalKind::Unavailable,
+                "the server is shutting down; reconnect and resume with after_sequence set to the last sequence you received",
+            ),
+            Error::Database(e) => database_refusal(classify_db_error(&e)),
+            Error::DatabaseBatch { failure, .. } => database_refusal(failure),
+            Error::Internal(_) => Refusal::plain(RefusalKind::Internal, "internal error"),
+        }
+    }
+}
+
+fn database_refusal(failure: DbFailure) -> Refusal {
+    match failure {
+        DbFailure::Unavailable => Refusal::plain(
+            RefusalKind::Unavailable,
+            "the database is unavailable; retry later",
+        ),
+        DbFailure::OutOfSpace => Refusal::plain(
+            RefusalKind::ResourceExhausted,
+            "the database is out of disk space; reads still work, writes fail until space is freed",
+        ),
+        DbFailure::Internal => Refusal::plain(RefusalKind::Internal, "internal error"),
     }
 }
 

@@ -10,13 +10,14 @@ use crate::store::{ApiKeyRecord, NewApiKey, Store};
 /// Marks a string as one of our secrets (and helps secret scanners find leaked ones).
 const SECRET_PREFIX: &str = "tak_";
 
+use crate::domain::ids::AccountId;
 pub use crate::domain::role::Role;
 
 /// Where a key may act.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
     Organisation,
-    Account(String),
+    Account(AccountId),
 }
 
 pub fn generate_secret() -> String {

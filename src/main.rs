@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use telephony_admin::cli::{ExportArgs, ImportArgs};
 use telephony_admin::config::{ServeSettings, StorageSettings};
+use telephony_admin::domain::ids::{AccountId, KeyId};
 use telephony_admin::keys::{self, Role, Scope};
 use telephony_admin::startup::{Application, connect_store};
 use telephony_admin::store::StoreOptions;
@@ -128,9 +129,9 @@ async fn keys_command(
         } => {
             let scope = match account {
                 Some(id) => {
-                    let id = domain::ids::AccountId::parse("--account", &id)?;
+                    let id = AccountId::parse("--account", &id)?;
                     store.accounts().get(&id).await?;
-                    Scope::Account(id.into())
+                    Scope::Account(id)
                 }
                 None => Scope::Organisation,
             };
@@ -141,7 +142,10 @@ async fn keys_command(
             println!("role:   {}", record.role.as_str());
             println!(
                 "scope:  {}",
-                record.account_id.as_deref().unwrap_or("organisation")
+                record
+                    .account_id
+                    .as_ref()
+                    .map_or("organisation", AccountId::as_str)
             );
             println!("secret: {secret}");
             println!("\nThe secret is shown only this once.");
@@ -156,7 +160,9 @@ async fn keys_command(
                     "{:<36}  {:<15}  {:<36}  {:<20}  {}",
                     key.id,
                     key.role.as_str(),
-                    key.account_id.as_deref().unwrap_or("organisation"),
+                    key.account_id
+                        .as_ref()
+                        .map_or("organisation", AccountId::as_str),
                     key.revoke_time
                         .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
                         .unwrap_or_else(|| "-".into()),
@@ -165,6 +171,7 @@ async fn keys_command(
             }
         }
         KeysCommand::Revoke { id } => {
+            let id = KeyId::parse("id", &id)?;
             let key = store.keys().revoke(&id).await?;
             println!("revoked {} ({})", key.id, key.name);
         }

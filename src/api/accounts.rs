@@ -36,7 +36,7 @@ impl AccountService for AccountApi {
         let caller = self.context.auth.authenticate(&request).await?;
         caller.require_reader()?;
         let id = AccountId::parse("account_id", &request.get_ref().account_id)?;
-        caller.require_account(id.as_str())?;
+        caller.require_account(&id)?;
         let account = self.context.store.accounts().get(&id).await?;
         Ok(Response::new(convert::account(account)))
     }
@@ -79,7 +79,7 @@ impl AccountService for AccountApi {
         caller.require_admin()?;
         let req = request.get_ref();
         let id = AccountId::parse("account_id", &req.account_id)?;
-        caller.require_account(id.as_str())?;
+        caller.require_account(&id)?;
         let name = parse_account_name("name", &req.name)?;
         let account = self.context.store.accounts().rename(&id, name).await?;
         tracing::info!(account_id = %id, actor = %caller.key_id, "account renamed");

@@ -15,6 +15,7 @@ use tonic::Request;
 
 pub use super::caller::Caller;
 use super::key_cache::KeyCache;
+use crate::domain::ids::KeyId;
 use crate::error::{Error, Result};
 use crate::keys::{Scope, secret_digest};
 use crate::store::Store;
@@ -66,7 +67,7 @@ impl Authenticator {
 
     /// Whether the key may still watch: a memory lookup while the cache is fresh, else the
     /// database's answer.
-    pub async fn still_valid(&self, key_id: &str) -> Result<()> {
+    pub async fn still_valid(&self, key_id: &KeyId) -> Result<()> {
         let revoked = match self.cache.is_revoked(key_id) {
             Some(revoked) => revoked,
             None => self
@@ -90,7 +91,7 @@ impl Authenticator {
     /// Resolves once this process knows the key is revoked: at once for a revocation through
     /// this process's store or announced by PostgreSQL, else within
     /// [`FRESHNESS`](super::key_cache::FRESHNESS).
-    pub async fn revoked(&self, key_id: &str) {
+    pub async fn revoked(&self, key_id: &KeyId) {
         self.cache.revoked(key_id).await
     }
 }

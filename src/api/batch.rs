@@ -1,7 +1,8 @@
-//! The batch RPCs' shared part: the request's limits and options, each item's refusal or
-//! error as the `google.rpc.Status` its single RPC would answer (through [`super::status`], the
-//! one mapping), and the results in item order. Each service's handlers are in its own `batch`
-//! submodule (e.g. [`super::telephony::batch`]), which uses this one.
+//! The batch RPCs' shared part: the request's limits and options, each item's refusal kept as
+//! its record ([`Refusal`]) and answered as the `google.rpc.Status` its single RPC would give
+//! (through [`super::status`], the one mapping), and the results in item order. Each service's
+//! handlers are in its own `batch` submodule (e.g. [`super::telephony::batch`]), which uses this
+//! one.
 //!
 //! Authentication, the number of items and the `request_id` concern the whole request; every
 //! other check (role, ids, the key's scope, the item's fields) is the single RPC's, made per
@@ -12,10 +13,10 @@ use sha2::{Digest, Sha256};
 use tonic_types::pb;
 
 use super::ApiContext;
-use super::status::to_status;
-use crate::domain::DomainError;
-use crate::error::{Error, Result};
-use crate::store::{BatchItem, BatchOptions, ItemResult};
+use super::status::refusal_status;
+use crate::domain::{DomainError, Refusal};
+use crate::error::Result;
+use crate::store::{BatchItem, BatchOptions, ItemRefusal, ItemResult};
 
 /// The options of a batch request of `count` items in `field`, after its whole-request checks.
 pub fn options<R: Message>(
@@ -44,13 +45,7 @@ pub fn options<R: Message>(
         request_id: super::request_id(request_id)?,
         // The whole request (its id included, which changes nothing for a retry).
         fingerprint: hex::encode(Sha256::digest(request.encode_to_vec())),
-        encode: encode_error,
     })
-}
-
-/// The `google.rpc.Status` the single RPC would answer for `error`, encoded.
-pub fn encode_error(error: Error) -> Vec<u8> {
-    rpc_status(&to_status(error)).encode_to_vec()
 }
 
 /// A status as `google.rpc.Status`: the details the mapping attached already are one.
@@ -69,7 +64,7 @@ fn rpc_status(status: &tonic::Status) -> pb::Status {
 
 /// An item checked before the store: its use case's input, or its refusal.
 pub fn item<T>(checked: Result<T>) -> BatchItem<T> {
-    checked.map_err(encode_error)
+    checked.map_err(Refusal::from)
 }
 
 /// One result per item, in item order: `(index, status, resource when it succeeded)`.
@@ -83,9 +78,15 @@ pub fn results<T, R, M>(
         .enumerate()
         .map(|(index, answer)| {
             let index = i32::try_from(index).unwrap_or(i32::MAX);
-            match answer.into_result() {
-                Ok(resource) => build(index, Some(pb::Status::default()), Some(convert(resource))),
-                Err(encoded) => {
+            match answer {
+                ItemResult::Done(resource) => {
+                    build(index, Some(pb::Status::default()), Some(convert(resource)))
+                }
+                ItemResult::Refused(ItemRefusal::Record(refusal)) => {
+                    build(index, Some(rpc_status(&refusal_status(&refusal))), None)
+                }
+                // Kept by an earlier version of the service, already encoded.
+                ItemResult::Refused(ItemRefusal::Encoded(encoded)) => {
                     let status = pb::Status::decode(encoded.as_slice())
                         .unwrap_or_else(|_| rpc_status(&tonic::Status::internal("internal error")));
                     build(index, Some(status), None)

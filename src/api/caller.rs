@@ -2,6 +2,7 @@
 //! it do. It depends on nothing of the API, so that the cache of verified keys
 //! ([`super::key_cache`]) can keep callers without knowing how they are authenticated.
 
+use crate::domain::ids::{AccountId, KeyId};
 use crate::error::{Error, Result};
 use crate::keys::{Role, Scope};
 use crate::store::Requester;
@@ -9,7 +10,7 @@ use crate::store::Requester;
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
-    pub key_id: String,
+    pub key_id: KeyId,
     pub role: Role,
     pub scope: Scope,
 }
@@ -51,8 +52,8 @@ impl Caller {
     }
 
     /// The request names `account_id`; the key must cover it.
-    pub fn require_account(&self, account_id: &str) -> Result<()> {
-        crate::telemetry::record_account_id(account_id);
+    pub fn require_account(&self, account_id: &AccountId) -> Result<()> {
+        crate::telemetry::record_account_id(account_id.as_str());
         match &self.scope {
             Scope::Organisation => Ok(()),
             Scope::Account(own) if own == account_id => Ok(()),
@@ -61,7 +62,7 @@ impl Caller {
     }
 
     /// The key's own account, for account-scoped keys.
-    pub fn account(&self) -> Option<&str> {
+    pub fn account(&self) -> Option<&AccountId> {
         match &self.scope {
             Scope::Organisation => None,
             Scope::Account(id) => Some(id),

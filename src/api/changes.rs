@@ -8,7 +8,8 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use super::auth::Caller;
-use super::{ApiContext, convert, optional_id};
+use super::{ApiContext, convert, optional};
+use crate::domain::ids::{AccountId, UserId};
 use crate::error::{Error, Result};
 use crate::events::{self, WatchItem, WatchOptions};
 use crate::proto::{self, change_service_server::ChangeService, watch_changes_response::Kind};
@@ -23,16 +24,16 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<proto::WatchChangesResponse,
 /// The filter a caller may use: an account-scoped key sees its own account only (an empty
 /// account filter means its own account).
 fn scoped_filter(caller: &Caller, account_id: &str, user_id: &str) -> Result<ChangeFilter> {
-    let mut account_id = optional_id("account_id", account_id)?;
+    let mut account_id = optional(account_id, |v| AccountId::parse("account_id", v))?;
     if let Some(own) = caller.account() {
         match &account_id {
-            None => account_id = Some(own.to_owned()),
+            None => account_id = Some(own.clone()),
             Some(requested) => caller.require_account(requested)?,
         }
     }
     Ok(ChangeFilter {
         account_id,
-        user_id: optional_id("user_id", user_id)?,
+        user_id: optional(user_id, |v| UserId::parse("user_id", v))?,
     })
 }
 
@@ -96,8 +97,8 @@ impl ChangeService for ChangeApi {
         )
         .await?;
         tracing::info!(
-            account_id = filter.account_id.as_deref().unwrap_or("*"),
-            user_id = filter.user_id.as_deref().unwrap_or("*"),
+            account_id = filter.account_id.as_ref().map_or("*", AccountId::as_str),
+            user_id = filter.user_id.as_ref().map_or("*", UserId::as_str),
             after_sequence = ?req.after_sequence,
             actor = %caller.key_id,
             "watch opened"
@@ -149,8 +150,8 @@ impl ChangeService for ChangeApi {
             &req.page_token,
             &format!(
                 "account={};user={};after={}",
-                filter.account_id.as_deref().unwrap_or(""),
-                filter.user_id.as_deref().unwrap_or(""),
+                filter.account_id.as_ref().map_or("", AccountId::as_str),
+                filter.user_id.as_ref().map_or("", UserId::as_str),
                 req.after_sequence
             ),
         )?;

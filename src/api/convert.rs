@@ -14,7 +14,7 @@ pub use crate::convert::{change_event, change_kind, settings, timestamp};
 
 pub fn account(a: AccountView) -> proto::Account {
     proto::Account {
-        account_id: a.account_id,
+        account_id: a.account_id.into(),
         name: a.name,
         create_time: Some(timestamp(a.create_time)),
         update_time: Some(timestamp(a.update_time)),
@@ -44,12 +44,12 @@ pub fn user(v: UserView) -> proto::User {
         latest_change_time: Some(timestamp(p.latest_time)),
     });
     proto::User {
-        account_id: v.account_id,
-        user_id: v.user_id,
+        account_id: v.account_id.into(),
+        user_id: v.user_id.into(),
         email: v.email,
         display_name: v.display_name,
         license_type: license_type as i32,
-        primary_phone_number: v.phone_number.unwrap_or_default(),
+        primary_phone_number: v.phone_number.map(String::from).unwrap_or_default(),
         telephony_settings,
         create_time: Some(timestamp(v.create_time)),
         update_time: Some(timestamp(v.update_time)),
@@ -129,15 +129,15 @@ pub fn phone_number(n: NumberView) -> proto::PhoneNumber {
         && number_type == proto::PhoneNumberType::Local;
     let association = match (&n.account_id, &n.user_id) {
         (Some(account_id), Some(user_id)) => Some(proto::PhoneNumberAssociation {
-            account_id: account_id.clone(),
-            user_id: user_id.clone(),
+            account_id: account_id.to_string(),
+            user_id: user_id.to_string(),
             associate_time: n.associate_time.map(timestamp),
         }),
         _ => None,
     };
     proto::PhoneNumber {
-        phone_number_id: n.e164.clone(),
-        e164_phone_number: n.e164,
+        phone_number_id: n.e164.to_string(),
+        e164_phone_number: n.e164.into(),
         country: n.country,
         r#type: number_type as i32,
         product_type: product_type as i32,
@@ -155,7 +155,7 @@ pub fn phone_number(n: NumberView) -> proto::PhoneNumber {
         create_time: Some(timestamp(n.create_time)),
         update_time: Some(timestamp(n.update_time)),
         deletion_time: n.deletion_time.map(timestamp),
-        order_id: n.order_id,
+        order_id: n.order_id.into(),
     }
 }
 
@@ -166,7 +166,7 @@ pub fn order(o: OrderRecord) -> proto::PhoneNumberOrder {
         OrderStatus::Failed => proto::PhoneNumberOrderStatus::Failed,
     };
     proto::PhoneNumberOrder {
-        order_id: o.order_id,
+        order_id: o.order_id.into(),
         product_type: proto_product_type(o.product_type) as i32,
         status: status as i32,
         ordered_phone_numbers: o

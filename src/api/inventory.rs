@@ -87,16 +87,16 @@ pub async fn list_assignments(
     let periods = context
         .store
         .inventory()
-        .history(number.as_str(), caller.account(), &page)
+        .history(&number, caller.account(), &page)
         .await?;
     Ok(Response::new(proto::ListPhoneNumberAssignmentsResponse {
         phone_number_assignments: periods
             .items
             .into_iter()
             .map(|period| proto::PhoneNumberAssignment {
-                e164_phone_number: period.e164,
-                account_id: period.account_id,
-                user_id: period.user_id,
+                e164_phone_number: period.e164.into(),
+                account_id: period.account_id.into(),
+                user_id: period.user_id.into(),
                 assign_time: Some(convert::timestamp(period.assign_time)),
                 unassign_time: period.unassign_time.map(convert::timestamp),
             })

@@ -29,6 +29,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::caller::Caller;
+use crate::domain::ids::KeyId;
 use crate::store::{Revocation, Store};
 use crate::tasks::BackgroundTasks;
 
@@ -64,7 +65,7 @@ pub struct KeyCache {
 struct State {
     /// Keys seen revoked since this process started. Keys are never un-revoked; the set grows
     /// only with revocations, which administrators make.
-    revoked: HashSet<String>,
+    revoked: HashSet<KeyId>,
     /// The latest revocation generation applied.
     generation: u64,
 }
@@ -122,13 +123,13 @@ impl KeyCache {
     }
 
     /// Whether the key is revoked, if the cache is fresh enough to say.
-    pub fn is_revoked(&self, key_id: &str) -> Option<bool> {
+    pub fn is_revoked(&self, key_id: &KeyId) -> Option<bool> {
         self.is_fresh()
             .then(|| self.read().revoked.contains(key_id))
     }
 
     /// Resolves once this process knows the key is revoked.
-    pub async fn revoked(&self, key_id: &str) {
+    pub async fn revoked(&self, key_id: &KeyId) {
         let mut news = self.revoked_news.subscribe();
         loop {
             if self.read().revoked.contains(key_id) {

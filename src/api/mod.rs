@@ -20,6 +20,7 @@ pub mod telephony;
 pub mod users;
 pub mod webhooks;
 
+use crate::domain::ids::RequestId;
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
@@ -29,8 +30,7 @@ use std::{
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::DomainError;
-use crate::domain::account::parse_id;
-use crate::domain::ids::{AccountId, UserId};
+use crate::domain::ids::{AccountId, KeyId, UserId};
 use crate::error::{Error, Result};
 use crate::events::ChangeHub;
 use crate::store::Store;
@@ -48,7 +48,7 @@ pub struct ApiContext {
     pub shutdown: CancellationToken,
     /// Where watch streams' tasks run, so that shutdown waits for them.
     pub tasks: BackgroundTasks,
-    watchers: Mutex<HashMap<String, usize>>,
+    watchers: Mutex<HashMap<KeyId, usize>>,
 }
 
 /// Per-request limits that the handlers enforce.
@@ -91,9 +91,9 @@ impl ApiContext {
     }
 
     /// Counts an open watch against its key's cap; the slot is released when the guard drops.
-    pub fn open_watch_slot(self: &Arc<Self>, key_id: &str) -> Result<WatchSlot> {
+    pub fn open_watch_slot(self: &Arc<Self>, key_id: &KeyId) -> Result<WatchSlot> {
         let mut watchers = self.watchers.lock().unwrap_or_else(|e| e.into_inner());
-        let open = watchers.entry(key_id.to_owned()).or_default();
+        let open = watchers.entry(key_id.clone()).or_default();
         if *open >= self.limits.max_watchers_per_key {
             return Err(Error::ResourceExhausted(format!(
                 "this API key already has {open} open WatchChanges streams (the limit); close one first"
@@ -102,7 +102,7 @@ impl ApiContext {
         *open += 1;
         Ok(WatchSlot {
             context: self.clone(),
-            key_id: key_id.to_owned(),
+            key_id: key_id.clone(),
         })
     }
 }
@@ -110,7 +110,7 @@ impl ApiContext {
 /// One open watch of a key; dropping it frees the slot.
 pub struct WatchSlot {
     context: Arc<ApiContext>,
-    key_id: String,
+    key_id: KeyId,
 }
 
 impl Drop for WatchSlot {
@@ -180,22 +180,12 @@ pub fn authorise_target(
         Access::AcknowledgeSignOut => caller.require_sign_out_acknowledger()?,
     }
     let account_id = AccountId::parse("account_id", account_id)?;
-    caller.require_account(account_id.as_str())?;
+    caller.require_account(&account_id)?;
     let user_id = UserId::parse("user_id", user_id)?;
     Ok(UserTarget {
         account_id,
         user_id,
     })
-}
-
-/// A required identifier field.
-pub fn required_id(field: &str, value: &str) -> Result<String> {
-    Ok(parse_id(field, value)?)
-}
-
-/// An optional identifier field (empty = none).
-pub fn optional_id(field: &str, value: &str) -> Result<Option<String>> {
-    optional(value, |v| parse_id(field, v))
 }
 
 /// An optional field (empty = none), parsed when given.
@@ -211,11 +201,11 @@ pub fn optional<T>(
 }
 
 /// An optional idempotency key: empty, or a UUID.
-pub fn request_id(value: &str) -> Result<Option<String>> {
+pub fn request_id(value: &str) -> Result<Option<RequestId>> {
     if value.is_empty() {
         return Ok(None);
     }
-    uuid::Uuid::try_parse(value)
-        .map(|id| Some(id.hyphenated().to_string()))
+    RequestId::parse("request_id", value)
+        .map(Some)
         .map_err(|_| DomainError::invalid("request_id", "must be a UUID when given").into())
 }

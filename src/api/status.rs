@@ -1,7 +1,8 @@
 //! The one place where errors become gRPC statuses: a precise code, a message for a person, and
 //! `google.rpc` details where a program can use them (field violations, precondition failures,
-//! the resource that was not found). Database failures are counted here, by kind, as they reach
-//! a client (`telephony_admin_db_errors_total`).
+//! the resource that was not found). An error becomes its [`Refusal`] record first (the form a
+//! batch item's refusal is kept in), and every status is built from such a record. Database
+//! failures are counted here, by kind, as they reach a client (`telephony_admin_db_errors_total`).
 
 use std::collections::HashMap;
 
@@ -9,7 +10,7 @@ use sea_orm::{ConnAcquireErr, DbErr};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::domain::DomainError;
+use crate::domain::{DomainError, Refusal, RefusalDetail, RefusalKind};
 use crate::error::{DbFailure, Error, classify_db_error};
 use crate::metrics::{self, DbErrorKind};
 
@@ -23,26 +24,31 @@ impl From<Error> for Status {
 }
 
 pub fn to_status(err: Error) -> Status {
-    if let Some(kind) = db_error_kind(&err) {
+    observe(&err);
+    refusal_status(&Refusal::from(err))
+}
+
+/// Logs and counts what an operator must hear of; the client hears of it through the status.
+fn observe(err: &Error) {
+    if let Some(kind) = db_error_kind(err) {
         metrics::record_db_error(kind);
     }
     match err {
-        Error::Domain(domain) => domain_status(domain),
-        Error::Unauthenticated(message) => Status::unauthenticated(message),
-        Error::PermissionDenied(message) => {
-            metrics::record_auth_failure(metrics::AuthFailure::PermissionDenied);
-            Status::permission_denied(message)
+        Error::PermissionDenied(_) => {
+            metrics::record_auth_failure(metrics::AuthFailure::PermissionDenied)
         }
-        Error::ResourceExhausted(message) => Status::resource_exhausted(message),
-        Error::ShuttingDown => Status::unavailable(
-            "the server is shutting down; reconnect and resume with after_sequence set to the last sequence you received",
-        ),
-        Error::Database(e) => database_status(classify_db_error(&e), &e),
-        Error::DatabaseBatch { failure, message } => database_status(failure, &message),
-        Error::Internal(message) => {
-            tracing::error!(error = %message, "internal error");
-            Status::internal("internal error")
-        }
+        Error::Database(e) => log_database_failure(classify_db_error(e), e),
+        Error::DatabaseBatch { failure, message } => log_database_failure(*failure, message),
+        Error::Internal(message) => tracing::error!(error = %message, "internal error"),
+        _ => {}
+    }
+}
+
+fn log_database_failure(failure: DbFailure, error: &dyn std::fmt::Debug) {
+    match failure {
+        DbFailure::Unavailable => tracing::warn!(?error, "database unavailable"),
+        DbFailure::OutOfSpace => tracing::error!(?error, "the database is out of disk space"),
+        DbFailure::Internal => tracing::error!(?error, "database error"),
     }
 }
 
@@ -66,63 +72,52 @@ fn db_error_kind(err: &Error) -> Option<DbErrorKind> {
     })
 }
 
-/// A database failure: the client learns what it can do about it, never the detail, which is
-/// logged.
-fn database_status(failure: DbFailure, error: &dyn std::fmt::Debug) -> Status {
-    match failure {
-        DbFailure::Unavailable => {
-            tracing::warn!(?error, "database unavailable");
-            Status::unavailable("the database is unavailable; retry later")
+/// The status a refusal stands for.
+pub fn refusal_status(refusal: &Refusal) -> Status {
+    let code = code_of(refusal.kind);
+    let message = refusal.message.clone();
+    let mut details = ErrorDetails::new();
+    match &refusal.detail {
+        RefusalDetail::None => return Status::new(code, message),
+        RefusalDetail::Violations(violations) => {
+            for v in violations {
+                details.add_bad_request_violation(v.field.clone(), v.description.clone());
+            }
         }
-        DbFailure::OutOfSpace => {
-            tracing::error!(?error, "the database is out of disk space");
-            Status::resource_exhausted(
-                "the database is out of disk space; reads still work, writes fail until space is freed",
-            )
+        RefusalDetail::Resource { resource, name } => {
+            details.set_resource_info(resource.clone(), name.clone(), "", "");
         }
-        DbFailure::Internal => {
-            tracing::error!(?error, "database error");
-            Status::internal("internal error")
+        RefusalDetail::Precondition { reason, subject } => {
+            details.add_precondition_failure_violation(
+                reason.clone(),
+                subject.clone(),
+                message.clone(),
+            );
+            details.set_error_info(reason.clone(), ERROR_DOMAIN, HashMap::new());
         }
     }
+    Status::with_error_details(code, message, details)
 }
 
-fn domain_status(err: DomainError) -> Status {
-    let message = err.to_string();
-    match err {
-        DomainError::InvalidArgument(violations) => {
-            let mut details = ErrorDetails::new();
-            for v in violations {
-                details.add_bad_request_violation(v.field, v.description);
-            }
-            Status::with_error_details(Code::InvalidArgument, message, details)
-        }
-        DomainError::NotFound { resource, name } => {
-            let mut details = ErrorDetails::new();
-            details.set_resource_info(resource, name, "", "");
-            Status::with_error_details(Code::NotFound, message, details)
-        }
-        DomainError::AlreadyExists { resource, name } => {
-            let mut details = ErrorDetails::new();
-            details.set_resource_info(resource, name, "", "");
-            Status::with_error_details(Code::AlreadyExists, message, details)
-        }
-        DomainError::FailedPrecondition {
-            reason, subject, ..
-        } => {
-            let mut details = ErrorDetails::new();
-            details.add_precondition_failure_violation(reason, subject, message.clone());
-            details.set_error_info(reason, ERROR_DOMAIN, HashMap::new());
-            Status::with_error_details(Code::FailedPrecondition, message, details)
-        }
-        DomainError::Aborted(_) => Status::aborted(message),
-        DomainError::OutOfRange(_) => Status::out_of_range(message),
+fn code_of(kind: RefusalKind) -> Code {
+    match kind {
+        RefusalKind::InvalidArgument => Code::InvalidArgument,
+        RefusalKind::NotFound => Code::NotFound,
+        RefusalKind::AlreadyExists => Code::AlreadyExists,
+        RefusalKind::FailedPrecondition => Code::FailedPrecondition,
+        RefusalKind::Aborted => Code::Aborted,
+        RefusalKind::OutOfRange => Code::OutOfRange,
+        RefusalKind::PermissionDenied => Code::PermissionDenied,
+        RefusalKind::Unauthenticated => Code::Unauthenticated,
+        RefusalKind::ResourceExhausted => Code::ResourceExhausted,
+        RefusalKind::Unavailable => Code::Unavailable,
+        RefusalKind::Internal => Code::Internal,
     }
 }
 
 impl From<DomainError> for Status {
     fn from(err: DomainError) -> Self {
-        domain_status(err)
+        refusal_status(&Refusal::from(err))
     }
 }
 

@@ -7,13 +7,13 @@ use chrono::Utc;
 use tonic::{Request, Response, Status};
 
 use super::auth::Caller;
-use super::{ApiContext, convert, optional, required_id};
+use super::{ApiContext, convert, optional};
 use crate::delivery::http_client::check_target;
 use crate::delivery::signature::generate_secret;
 use crate::domain::DomainError;
 use crate::domain::change::ChangeKind;
 use crate::domain::error::Violations;
-use crate::domain::ids::AccountId;
+use crate::domain::ids::{AccountId, WebhookId};
 use crate::domain::webhook::{EventFilter, TargetPolicy, parse_description, parse_webhook_url};
 use crate::error::Result;
 use crate::proto::{self, webhook_service_server::WebhookService};
@@ -71,10 +71,7 @@ impl WebhookApi {
             // Refuse a filter that can never match.
             self.context.store.accounts().get(account_id).await?;
         }
-        Ok(EventFilter {
-            account_id: account_id.map(String::from),
-            kinds,
-        })
+        Ok(EventFilter { account_id, kinds })
     }
 
     async fn view(&self, view: WebhookView) -> Result<proto::Webhook> {
@@ -111,11 +108,11 @@ fn webhook(view: WebhookView, pending: u64) -> proto::Webhook {
     let filter = view.filter();
     let WebhookView { webhook, delivery } = view;
     proto::Webhook {
-        webhook_id: webhook.id,
+        webhook_id: webhook.id.into(),
         url: webhook.url,
         description: webhook.description,
         filter: Some(proto::WebhookFilter {
-            account_id: filter.account_id.unwrap_or_default(),
+            account_id: filter.account_id.map(String::from).unwrap_or_default(),
             kinds: filter
                 .kinds
                 .into_iter()
@@ -173,7 +170,7 @@ impl WebhookService for WebhookApi {
         request: Request<proto::GetWebhookRequest>,
     ) -> Result<Response<proto::Webhook>, Status> {
         self.authorise(&request).await?;
-        let id = required_id("webhook_id", &request.get_ref().webhook_id)?;
+        let id = WebhookId::parse("webhook_id", &request.get_ref().webhook_id)?;
         let view = self.context.store.webhooks().get(&id).await?;
         Ok(Response::new(self.view(view).await?))
     }
@@ -204,7 +201,7 @@ impl WebhookService for WebhookApi {
     ) -> Result<Response<proto::Webhook>, Status> {
         let caller = self.authorise(&request).await?;
         let req = request.get_ref();
-        let id = required_id("webhook_id", &req.webhook_id)?;
+        let id = WebhookId::parse("webhook_id", &req.webhook_id)?;
         let paths = convert::mask_paths(
             "update_mask",
             req.update_mask.as_ref(),
@@ -242,7 +239,7 @@ impl WebhookService for WebhookApi {
         request: Request<proto::DeleteWebhookRequest>,
     ) -> Result<Response<()>, Status> {
         let caller = self.authorise(&request).await?;
-        let id = required_id("webhook_id", &request.get_ref().webhook_id)?;
+        let id = WebhookId::parse("webhook_id", &request.get_ref().webhook_id)?;
         self.context.store.webhooks().delete(&id).await?;
         tracing::info!(webhook_id = %id, actor = %caller.key_id, "webhook deleted");
         Ok(Response::new(()))
@@ -253,7 +250,7 @@ impl WebhookService for WebhookApi {
         request: Request<proto::RotateWebhookSecretRequest>,
     ) -> Result<Response<proto::RotateWebhookSecretResponse>, Status> {
         let caller = self.authorise(&request).await?;
-        let id = required_id("webhook_id", &request.get_ref().webhook_id)?;
+        let id = WebhookId::parse("webhook_id", &request.get_ref().webhook_id)?;
         let secret = generate_secret();
         let view = self
             .context

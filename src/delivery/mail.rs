@@ -22,6 +22,8 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use super::worker::{Outcome, Sink};
 use crate::domain::change::ChangeEvent;
 use crate::domain::change::ChangeKind;
+use crate::domain::ids::AccountId;
+use crate::domain::phone_number::E164;
 use crate::error::Result;
 use crate::store::Store;
 
@@ -136,7 +138,7 @@ pub fn compose(event: &ChangeEvent) -> (String, String, String) {
         ChangeKind::PhoneNumberAssigned => {
             format!(
                 "Your business calling number is now {}",
-                event.e164_phone_number
+                event.e164_phone_number.as_ref().map_or("", E164::as_str)
             )
         }
         ChangeKind::PhoneNumberUnassigned => {
@@ -175,7 +177,7 @@ impl Sink for MailSink {
         Ok(true)
     }
 
-    fn account_filter(&self) -> Option<String> {
+    fn account_filter(&self) -> Option<AccountId> {
         None
     }
 
@@ -217,6 +219,7 @@ impl Sink for MailSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::ids::UserId;
 
     fn settings(url: &str, plaintext: bool) -> MailSettings {
         MailSettings {
@@ -243,10 +246,10 @@ mod tests {
         let event = ChangeEvent {
             sequence: 7,
             event_id: "e".into(),
-            account_id: "a".into(),
-            user_id: "u".into(),
+            account_id: AccountId::from_stored("a".into()),
+            user_id: UserId::from_stored("u".into()),
             kind: ChangeKind::PhoneNumberAssigned,
-            e164_phone_number: "+12065550100".into(),
+            e164_phone_number: Some(E164::from_stored("+12065550100".into())),
             settings: crate::domain::telephony::TelephonySettings::OFF,
             notice: "Your number is <new>".into(),
             actor: "k".into(),

@@ -34,6 +34,8 @@ mod tests {
 
     use super::*;
     use crate::domain::change::ChangeKind;
+    use crate::domain::ids::{AccountId, UserId};
+    use crate::domain::phone_number::E164;
     use crate::domain::telephony::TelephonySettings;
 
     #[test]
@@ -41,10 +43,10 @@ mod tests {
         let event = ChangeEvent {
             sequence: 42,
             event_id: "e".into(),
-            account_id: "a".into(),
-            user_id: "u".into(),
+            account_id: AccountId::from_stored("a".into()),
+            user_id: UserId::from_stored("u".into()),
             kind: ChangeKind::PhoneNumberAssigned,
-            e164_phone_number: "+12065550100".into(),
+            e164_phone_number: Some(E164::from_stored("+12065550100".into())),
             settings: TelephonySettings {
                 sms: true,
                 ..TelephonySettings::OFF

@@ -2,6 +2,7 @@
 //! store answers "events after sequence N", so that it is easy to re-point.
 
 use crate::domain::change::ChangeEvent;
+use crate::domain::ids::AccountId;
 use crate::error::Result;
 use crate::store::{ChangeFilter, ChangeLogState, Store};
 
@@ -9,11 +10,11 @@ use crate::store::{ChangeFilter, ChangeLogState, Store};
 pub async fn events_after(
     store: &Store,
     after: u64,
-    account_id: Option<&str>,
+    account_id: Option<&AccountId>,
     limit: u64,
 ) -> Result<Vec<ChangeEvent>> {
     let filter = ChangeFilter {
-        account_id: account_id.map(str::to_owned),
+        account_id: account_id.cloned(),
         user_id: None,
     };
     store.changes().after(after, None, &filter, limit).await

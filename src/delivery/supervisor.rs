@@ -11,6 +11,7 @@ use super::lease::Lease;
 use super::mail::MailSink;
 use super::webhook::WebhookSink;
 use super::worker::{self, WorkerContext};
+use crate::domain::ids::WebhookId;
 use crate::domain::webhook::TargetPolicy;
 use crate::error::Result;
 use crate::store::MAIL_SINK;
@@ -71,8 +72,8 @@ impl Supervisor {
             }
             let Some(webhook_id) = sink
                 .strip_prefix("webhook:")
-                .map(str::to_owned)
-                .or(is_mail.then(String::new))
+                .map(|id| WebhookId::from_stored(id.to_owned()))
+                .or(is_mail.then(|| WebhookId::from_stored(String::new())))
             else {
                 continue;
             };

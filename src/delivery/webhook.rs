@@ -11,13 +11,14 @@ use super::payload::webhook_body;
 use super::signature::signature_header;
 use super::worker::{Outcome, Sink};
 use crate::domain::change::ChangeEvent;
+use crate::domain::ids::{AccountId, WebhookId};
 use crate::domain::webhook::{EventFilter, TargetPolicy, WebhookUrl, parse_webhook_url};
 use crate::error::Result;
 use crate::store::Store;
 use crate::store::WebhookConfig;
 
 pub struct WebhookSink {
-    id: String,
+    id: WebhookId,
     client: Arc<HttpClient>,
     policy: TargetPolicy,
     pause_after: Duration,
@@ -36,7 +37,7 @@ struct Config {
 
 impl WebhookSink {
     pub fn new(
-        id: String,
+        id: WebhookId,
         client: Arc<HttpClient>,
         policy: TargetPolicy,
         pause_after: Duration,
@@ -81,7 +82,7 @@ impl Sink for WebhookSink {
         }
     }
 
-    fn account_filter(&self) -> Option<String> {
+    fn account_filter(&self) -> Option<AccountId> {
         self.config.as_ref()?.filter.account_id.clone()
     }
 

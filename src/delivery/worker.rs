@@ -16,6 +16,7 @@ use super::monitor::Monitor;
 use super::source;
 use super::{DeliverySettings, lease::Lease};
 use crate::domain::change::ChangeEvent;
+use crate::domain::ids::AccountId;
 use crate::error::Result;
 use crate::store::Store;
 
@@ -35,7 +36,7 @@ pub trait Sink: Send + 'static {
     /// Reloads the configuration; `false` when the destination no longer exists.
     fn refresh(&mut self, store: &Store) -> impl Future<Output = Result<bool>> + Send;
     /// Events of other accounts are not even read.
-    fn account_filter(&self) -> Option<String>;
+    fn account_filter(&self) -> Option<AccountId>;
     fn wants(&self, event: &ChangeEvent) -> bool;
     /// One attempt; `Err` is retried with backoff.
     fn deliver(
@@ -126,7 +127,7 @@ async fn drive<S: Sink>(
         // Mark the head seen before reading, so that a commit after the read wakes us.
         context.head.borrow_and_update();
         let events =
-            source::events_after(&store, cursor, sink.account_filter().as_deref(), BATCH).await?;
+            source::events_after(&store, cursor, sink.account_filter().as_ref(), BATCH).await?;
         if events.is_empty() {
             tokio::select! {
                 _ = context.shutdown.cancelled() => return Ok("shutting down"),

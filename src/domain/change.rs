@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 
 use super::ids::{AccountId, UserId};
+use super::phone_number::E164;
 use super::telephony::TelephonySettings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +45,8 @@ pub struct NewChange {
     pub account_id: AccountId,
     pub user_id: UserId,
     pub kind: ChangeKind,
-    pub e164_phone_number: String,
+    /// `None` when the change concerns no number (a user without one deleted or signed out).
+    pub e164_phone_number: Option<E164>,
     pub settings: TelephonySettings,
     pub actor: String,
 }
@@ -52,7 +54,11 @@ pub struct NewChange {
 impl NewChange {
     /// The plain text to send to the user.
     pub fn notice(&self) -> String {
-        notice(self.kind, &self.e164_phone_number, self.settings)
+        notice(
+            self.kind,
+            self.e164_phone_number.as_ref().map_or("", E164::as_str),
+            self.settings,
+        )
     }
 }
 
@@ -63,11 +69,11 @@ pub struct ChangeEvent {
     /// Organisation-wide, strictly increasing by one, without gaps.
     pub sequence: u64,
     pub event_id: String,
-    pub account_id: String,
-    pub user_id: String,
+    pub account_id: AccountId,
+    pub user_id: UserId,
     pub kind: ChangeKind,
-    /// Empty when the change concerns no number (a user without one deleted or signed out).
-    pub e164_phone_number: String,
+    /// `None` when the change concerns no number (a user without one deleted or signed out).
+    pub e164_phone_number: Option<E164>,
     /// The user's permissions after the change.
     pub settings: TelephonySettings,
     /// The plain text sent to the user.

@@ -1,5 +1,8 @@
-//! Identifiers: an account's and a user's, each a type of its own, so that one cannot be given
-//! where the other is wanted. Both are UUIDs in canonical lower-case hyphenated form.
+//! Identifiers, each a type of its own so that one cannot be given where another is wanted:
+//! accounts, users, number orders, webhooks, API keys, and the `request_id` that makes a
+//! request idempotent. All are UUIDs in canonical lower-case hyphenated form: parsed once at
+//! the edge ([`AccountId::parse`]), or read back as the store wrote them
+//! ([`AccountId::from_stored`]).
 
 use std::fmt;
 
@@ -14,6 +17,22 @@ pub struct AccountId(String);
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct UserId(String);
 
+/// A number order's identifier.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OrderId(String);
+
+/// A webhook's identifier.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WebhookId(String);
+
+/// An API key's identifier (not its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyId(String);
+
+/// The caller's identifier of one request, which makes its retries idempotent.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(String);
+
 macro_rules! identifier {
     ($name:ident) => {
         impl $name {
@@ -25,6 +44,11 @@ macro_rules! identifier {
             /// A new identifier, ordered by creation time.
             pub fn generate() -> Self {
                 Self(new_id())
+            }
+
+            /// An identifier as the store wrote it (canonical already): not checked again.
+            pub fn from_stored(stored: String) -> Self {
+                Self(stored)
             }
 
             pub fn as_str(&self) -> &str {
@@ -48,6 +72,10 @@ macro_rules! identifier {
 
 identifier!(AccountId);
 identifier!(UserId);
+identifier!(OrderId);
+identifier!(WebhookId);
+identifier!(KeyId);
+identifier!(RequestId);
 
 #[cfg(test)]
 mod tests {

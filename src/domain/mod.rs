@@ -9,6 +9,7 @@ pub mod change;
 pub mod error;
 pub mod ids;
 pub mod phone_number;
+pub mod refusal;
 pub mod role;
 pub mod sign_out;
 pub mod telephony;
@@ -16,6 +17,7 @@ pub mod user;
 pub mod webhook;
 
 pub use error::{DomainError, FieldViolation};
+pub use refusal::{Refusal, RefusalDetail, RefusalKind};
 
 /// Shortens untrusted text before it is echoed back in a message.
 pub fn truncate(s: &str, max_chars: usize) -> String {

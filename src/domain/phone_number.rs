@@ -11,12 +11,11 @@ use super::DomainError;
 /// Longest raw input accepted before parsing (formatting characters included).
 const MAX_RAW_CHARS: usize = 64;
 
-/// A phone number that can exist, in its canonical E.164 form (`+12065550100`).
+/// A phone number that can exist, in its canonical E.164 form (`+12065550100`): parsed once at
+/// the edge ([`E164::parse`]), or read back as the store wrote it ([`E164::from_stored`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct E164 {
     canonical: String,
-    country: String,
-    number_type: NumberType,
 }
 
 /// Whether callers pay for calls to the number.
@@ -73,41 +72,60 @@ impl E164 {
                 format!("{trimmed:?} is not a valid phone number for its country code"),
             ));
         }
-        let country = parsed
-            .country()
-            .id()
-            .map(|id| id.as_ref().to_owned())
-            .ok_or_else(|| {
-                DomainError::invalid(field, format!("{trimmed:?} belongs to no country"))
-            })?;
-        let number_type = match parsed.number_type(&phonenumber::metadata::DATABASE) {
-            Type::TollFree => NumberType::TollFree,
-            _ => NumberType::Local,
-        };
+        if country_of(&parsed).is_none() {
+            return Err(DomainError::invalid(
+                field,
+                format!("{trimmed:?} belongs to no country"),
+            ));
+        }
         Ok(Self {
             canonical: parsed.format().mode(Mode::E164).to_string(),
-            country,
-            number_type,
         })
+    }
+
+    /// A number as the store wrote it (canonical already): not checked again.
+    pub fn from_stored(stored: String) -> Self {
+        Self { canonical: stored }
     }
 
     pub fn as_str(&self) -> &str {
         &self.canonical
     }
 
-    /// ISO 3166-1 alpha-2 region code.
-    pub fn country(&self) -> &str {
-        &self.country
+    /// ISO 3166-1 alpha-2 region code, and whether callers pay: worked out from the number
+    /// (libphonenumber's metadata), for the few places that need them.
+    pub fn classify(&self) -> (String, NumberType) {
+        match phonenumber::parse(None, &self.canonical) {
+            Ok(parsed) => (country_of(&parsed).unwrap_or_default(), type_of(&parsed)),
+            Err(_) => (String::new(), NumberType::Local),
+        }
     }
 
     pub fn number_type(&self) -> NumberType {
-        self.number_type
+        self.classify().1
+    }
+}
+
+fn country_of(parsed: &phonenumber::PhoneNumber) -> Option<String> {
+    parsed.country().id().map(|id| id.as_ref().to_owned())
+}
+
+fn type_of(parsed: &phonenumber::PhoneNumber) -> NumberType {
+    match parsed.number_type(&phonenumber::metadata::DATABASE) {
+        Type::TollFree => NumberType::TollFree,
+        _ => NumberType::Local,
     }
 }
 
 /// Loads libphonenumber's metadata now, so that the first request does not pay for it.
 pub fn warm_up() {
     let _ = phonenumber::parse(None, "+12065550100");
+}
+
+impl From<E164> for String {
+    fn from(number: E164) -> String {
+        number.canonical
+    }
 }
 
 impl fmt::Display for E164 {
@@ -225,7 +243,7 @@ pub fn parse_calling_name(field: &str, raw: &str) -> Result<String, DomainError>
 /// The current state of a number, as far as the rules below need it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NumberState {
-    pub e164: String,
+    pub e164: E164,
     pub status: NumberStatus,
     pub product_type: ProductType,
     pub deletion_time: Option<DateTime<Utc>>,
@@ -243,7 +261,7 @@ pub fn check_delete(number: &NumberState) -> Result<(), DomainError> {
         NumberStatus::Unassigned => Ok(()),
         NumberStatus::Assigned => Err(DomainError::precondition(
             "PHONE_NUMBER_ASSIGNED",
-            &number.e164,
+            number.e164.as_str(),
             format!(
                 "phone number {} is assigned to a user; unassign it before deleting it",
                 number.e164
@@ -251,7 +269,7 @@ pub fn check_delete(number: &NumberState) -> Result<(), DomainError> {
         )),
         NumberStatus::DeleteInProgress => Err(DomainError::precondition(
             "PHONE_NUMBER_DELETE_IN_PROGRESS",
-            &number.e164,
+            number.e164.as_str(),
             format!(
                 "phone number {} is already in the deletion queue",
                 number.e164
@@ -267,13 +285,13 @@ pub fn check_restore(number: &NumberState, now: DateTime<Utc>) -> Result<(), Dom
         NumberStatus::DeleteInProgress => match number.deletion_time {
             Some(at) if at <= now => Err(DomainError::NotFound {
                 resource: "phone number",
-                name: number.e164.clone(),
+                name: number.e164.to_string(),
             }),
             _ => Ok(()),
         },
         _ => Err(DomainError::precondition(
             "PHONE_NUMBER_NOT_DELETED",
-            &number.e164,
+            number.e164.as_str(),
             format!("phone number {} is not in the deletion queue", number.e164),
         )),
     }
@@ -297,7 +315,7 @@ pub fn check_product_type_change(
     if number.status == NumberStatus::Assigned && new_type != number.product_type {
         return Err(DomainError::precondition(
             "PHONE_NUMBER_ASSIGNED",
-            &number.e164,
+            number.e164.as_str(),
             format!(
                 "phone number {} is assigned to a user; unassign it before changing its product type",
                 number.e164
@@ -319,8 +337,7 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(b, c);
         assert_eq!(a.as_str(), "+12065550100");
-        assert_eq!(a.country(), "US");
-        assert_eq!(a.number_type(), NumberType::Local);
+        assert_eq!(a.classify(), ("US".to_owned(), NumberType::Local));
     }
 
     #[test]
@@ -328,7 +345,7 @@ mod tests {
         let toll_free = E164::parse("n", "+1 800 555 0199").unwrap();
         assert_eq!(toll_free.number_type(), NumberType::TollFree);
         let london = E164::parse("n", "+44 20 7946 0958").unwrap();
-        assert_eq!(london.country(), "GB");
+        assert_eq!(london.classify().0, "GB");
         assert_eq!(london.as_str(), "+442079460958");
     }
 
@@ -406,7 +423,7 @@ mod tests {
 
     fn state(status: NumberStatus, deletion_time: Option<DateTime<Utc>>) -> NumberState {
         NumberState {
-            e164: "+12065550100".into(),
+            e164: E164::from_stored("+12065550100".into()),
             status,
             product_type: ProductType::BusinessCalling,
             deletion_time,

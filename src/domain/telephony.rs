@@ -2,7 +2,8 @@
 //! unassignment and a permission change are allowed to do, and what they leave behind.
 
 use super::DomainError;
-use super::phone_number::{NumberState, NumberStatus, ProductType};
+use super::ids::UserId;
+use super::phone_number::{E164, NumberState, NumberStatus, ProductType};
 
 /// A user's calling and SMS permissions.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -76,8 +77,8 @@ impl SettingsMask {
 /// The user as far as the telephony rules need it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserLine {
-    pub user_id: String,
-    pub phone_number: Option<String>,
+    pub user_id: UserId,
+    pub phone_number: Option<E164>,
     pub settings: TelephonySettings,
 }
 
@@ -94,14 +95,14 @@ pub fn assign(user: &UserLine, number: &NumberState) -> Result<TelephonySettings
         };
         return Err(DomainError::precondition(
             "USER_HAS_PHONE_NUMBER",
-            &user.user_id,
+            user.user_id.as_str(),
             message,
         ));
     }
     if number.product_type != ProductType::BusinessCalling {
         return Err(DomainError::precondition(
             "PHONE_NUMBER_NOT_BUSINESS_CALLING",
-            &number.e164,
+            number.e164.as_str(),
             format!(
                 "phone number {} has product type {}; only BUSINESS_CALLING numbers can be assigned to users",
                 number.e164,
@@ -113,7 +114,7 @@ pub fn assign(user: &UserLine, number: &NumberState) -> Result<TelephonySettings
         NumberStatus::Unassigned => Ok(TelephonySettings::OFF),
         NumberStatus::Assigned => Err(DomainError::precondition(
             "PHONE_NUMBER_ASSIGNED",
-            &number.e164,
+            number.e164.as_str(),
             format!(
                 "phone number {} is already assigned to another user",
                 number.e164
@@ -121,7 +122,7 @@ pub fn assign(user: &UserLine, number: &NumberState) -> Result<TelephonySettings
         )),
         NumberStatus::DeleteInProgress => Err(DomainError::precondition(
             "PHONE_NUMBER_DELETE_IN_PROGRESS",
-            &number.e164,
+            number.e164.as_str(),
             format!(
                 "phone number {} is in the deletion queue; restore it before assigning it",
                 number.e164
@@ -132,7 +133,7 @@ pub fn assign(user: &UserLine, number: &NumberState) -> Result<TelephonySettings
 
 /// Checks the explicit confirmation and that the user has a number; returns the number to free.
 /// On success the user's settings are all off.
-pub fn unassign(user: &UserLine, confirm: bool) -> Result<String, DomainError> {
+pub fn unassign(user: &UserLine, confirm: bool) -> Result<E164, DomainError> {
     if !confirm {
         return Err(DomainError::invalid(
             "confirm",
@@ -142,7 +143,7 @@ pub fn unassign(user: &UserLine, confirm: bool) -> Result<String, DomainError> {
     user.phone_number.clone().ok_or_else(|| {
         DomainError::precondition(
             "USER_HAS_NO_PHONE_NUMBER",
-            &user.user_id,
+            user.user_id.as_str(),
             format!("user {} has no phone number to unassign", user.user_id),
         )
     })
@@ -157,7 +158,7 @@ pub fn update_settings(
     if user.phone_number.is_none() {
         return Err(DomainError::precondition(
             "USER_HAS_NO_PHONE_NUMBER",
-            &user.user_id,
+            user.user_id.as_str(),
             format!(
                 "user {} has no phone number; assign one before changing calling and SMS permissions",
                 user.user_id
@@ -191,15 +192,15 @@ mod tests {
 
     fn user(number: Option<&str>, settings: TelephonySettings) -> UserLine {
         UserLine {
-            user_id: "u1".into(),
-            phone_number: number.map(str::to_owned),
+            user_id: UserId::from_stored("u1".into()),
+            phone_number: number.map(|n| E164::from_stored(n.to_owned())),
             settings,
         }
     }
 
     fn number(status: NumberStatus, product_type: ProductType) -> NumberState {
         NumberState {
-            e164: "+12065550100".into(),
+            e164: E164::from_stored("+12065550100".into()),
             status,
             product_type,
             deletion_time: None,
@@ -265,7 +266,10 @@ mod tests {
             unassign(&with_number, false),
             Err(DomainError::InvalidArgument(_))
         ));
-        assert_eq!(unassign(&with_number, true).unwrap(), "+12065550100");
+        assert_eq!(
+            unassign(&with_number, true).unwrap().as_str(),
+            "+12065550100"
+        );
         assert!(matches!(
             unassign(&user(None, TelephonySettings::OFF), true),
             Err(DomainError::FailedPrecondition {

@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use super::DomainError;
 use super::account::parse_display_text;
 use super::change::ChangeKind;
+use super::ids::AccountId;
 
 pub const MAX_URL_CHARS: usize = 2048;
 pub const MAX_DESCRIPTION_CHARS: usize = 200;
@@ -164,14 +165,14 @@ pub fn parse_description(field: &str, raw: &str) -> Result<String, DomainError> 
 /// Which events a webhook receives: `None` fields match everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventFilter {
-    pub account_id: Option<String>,
+    pub account_id: Option<AccountId>,
     /// Empty: every kind.
     pub kinds: Vec<ChangeKind>,
 }
 
 impl EventFilter {
-    pub fn matches(&self, account_id: &str, kind: ChangeKind) -> bool {
-        self.account_id.as_deref().is_none_or(|a| a == account_id)
+    pub fn matches(&self, account_id: &AccountId, kind: ChangeKind) -> bool {
+        self.account_id.as_ref().is_none_or(|a| a == account_id)
             && (self.kinds.is_empty() || self.kinds.contains(&kind))
     }
 }
@@ -241,14 +242,18 @@ mod tests {
 
     #[test]
     fn filters_match_account_and_kinds() {
+        let (a, b) = (
+            AccountId::from_stored("a".into()),
+            AccountId::from_stored("b".into()),
+        );
         let all = EventFilter::default();
-        assert!(all.matches("a", ChangeKind::UserDeleted));
+        assert!(all.matches(&a, ChangeKind::UserDeleted));
         let some = EventFilter {
-            account_id: Some("a".into()),
+            account_id: Some(a.clone()),
             kinds: vec![ChangeKind::PhoneNumberAssigned],
         };
-        assert!(some.matches("a", ChangeKind::PhoneNumberAssigned));
-        assert!(!some.matches("b", ChangeKind::PhoneNumberAssigned));
-        assert!(!some.matches("a", ChangeKind::UserDeleted));
+        assert!(some.matches(&a, ChangeKind::PhoneNumberAssigned));
+        assert!(!some.matches(&b, ChangeKind::PhoneNumberAssigned));
+        assert!(!some.matches(&a, ChangeKind::UserDeleted));
     }
 }

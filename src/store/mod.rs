@@ -44,7 +44,7 @@ pub use db::views::{
 pub use engine::group_commit::WriteStats;
 pub use engine::pg_nodelay;
 pub use engine::sequencer::NOTIFY_CHANNEL;
-pub use engine::set_run::{BatchItem, BatchOptions, EncodeError, ItemResult};
+pub use engine::set_run::{BatchItem, BatchOptions, ItemRefusal, ItemResult};
 pub use engine::writer::WriterOptions;
 pub use use_cases::Requester;
 pub use use_cases::changes::{ChangeFilter, ChangeLogState};

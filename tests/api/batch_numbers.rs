@@ -1,7 +1,7 @@
 //! PhoneNumberService's batches through the real gRPC interface: changing numbers and queueing
 //! them for deletion item by item, dry runs, atomic batches and organisation-only access.
 
-use telephony_admin::keys::{Role, Scope};
+use telephony_admin::keys::Role;
 use telephony_admin::proto::{
     BatchDeletePhoneNumbersRequest, BatchPhoneNumberResult, BatchUpdatePhoneNumbersRequest,
     DeletePhoneNumberRequest, ListPhoneNumbersRequest, PhoneNumber, PhoneNumberProductType,
@@ -10,6 +10,7 @@ use telephony_admin::proto::{
 };
 use tonic::Code;
 
+use crate::common::account_scope;
 use crate::common::batch::{block, bulk_users, code_of, rpc_status};
 use crate::common::fixtures::mask;
 use crate::common::{Backend, TestApp, spawn_app};
@@ -189,7 +190,7 @@ async fn an_account_key_is_refused_every_item(backend: Backend) {
     let numbers = block(7200, 2);
     app.order_business_numbers(&numbers).await;
     let key = app
-        .create_key(Role::Admin, Scope::Account(account.account_id.clone()))
+        .create_key(Role::Admin, account_scope(&account.account_id))
         .await;
     let results = delete_batch(&app, Some(&key), &numbers, false, false).await;
     let single = app

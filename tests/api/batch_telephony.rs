@@ -15,6 +15,7 @@ use telephony_admin::proto::{
 use telephony_admin::proto::{WatchChangesRequest, watch_changes_response::Kind};
 use tonic::Code;
 
+use crate::common::account_scope;
 use crate::common::batch::{block, bulk_users, code_of, rpc_status, timeless};
 use crate::common::fixtures::{UNKNOWN_ID, mask};
 use crate::common::{Backend, TestApp, spawn_app, spawn_app_with};
@@ -405,7 +406,7 @@ async fn an_account_key_is_refused_per_item_outside_its_account(backend: Backend
         .await
         .expect("assigned in the other account");
     let key = app
-        .create_key(Role::Admin, Scope::Account(own.account_id.clone()))
+        .create_key(Role::Admin, account_scope(&own.account_id))
         .await;
     let mut client = app.telephony_as(Some(&key));
 

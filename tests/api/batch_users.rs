@@ -9,6 +9,7 @@ use telephony_admin::proto::{
 };
 use tonic::Code;
 
+use crate::common::account_scope;
 use crate::common::batch::{bulk_users, code_of, rpc_status, timeless};
 use crate::common::fixtures::{UNKNOWN_ID, mask, new_user};
 use crate::common::{Backend, TestApp, spawn_app};
@@ -198,7 +199,7 @@ async fn keys_are_checked_per_item_as_the_single_rpcs_check_them(backend: Backen
     let own = app.create_account("Own").await;
     let other = app.create_account("Other").await;
     let scoped = app
-        .create_key(Role::Admin, Scope::Account(own.account_id.clone()))
+        .create_key(Role::Admin, account_scope(&own.account_id))
         .await;
     let viewer = app.create_key(Role::Viewer, Scope::Organisation).await;
     for (key, account_id) in [(&scoped, &other.account_id), (&viewer, &own.account_id)] {

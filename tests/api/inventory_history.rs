@@ -2,7 +2,7 @@
 //! and type filters with keyset pages, ListPhoneNumberOrders newest first, and a number's full
 //! history of holders (ListPhoneNumberAssignments), written by single and batch RPCs alike.
 
-use telephony_admin::keys::{Role, Scope};
+use telephony_admin::keys::Role;
 use telephony_admin::proto::{
     BatchAssignPhoneNumbersRequest, CreatePhoneNumberOrderRequest, DeleteUserRequest,
     ListPhoneNumberAssignmentsRequest, ListPhoneNumberOrdersRequest, ListPhoneNumbersRequest,
@@ -11,6 +11,7 @@ use telephony_admin::proto::{
 };
 use tonic::Code;
 
+use crate::common::account_scope;
 use crate::common::batch::code_of;
 use crate::common::{Backend, TestApp, spawn_app};
 
@@ -200,7 +201,7 @@ async fn orders_are_listed_newest_first(backend: Backend) {
     );
     let account = app.create_account("Scoped").await;
     let key = app
-        .create_key(Role::Admin, Scope::Account(account.account_id))
+        .create_key(Role::Admin, account_scope(&account.account_id))
         .await;
     let refused = app
         .numbers_as(Some(&key))
@@ -336,7 +337,7 @@ async fn a_numbers_history_keeps_every_holder(backend: Backend) {
 
     // An account key sees its own account's periods only.
     let key = app
-        .create_key(Role::Viewer, Scope::Account(account.account_id.clone()))
+        .create_key(Role::Viewer, account_scope(&account.account_id))
         .await;
     let own: Vec<_> = history(&app, &key, number)
         .await

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::common::fixtures::REVOCATION_WAIT;
 use crate::common::{Backend, TestApp, spawn_app};
+use telephony_admin::domain::ids::KeyId;
 use telephony_admin::keys::{self, Role, Scope};
 use telephony_admin::proto::{
     ListAccountsRequest, WatchChangesRequest, WatchChangesResponse, watch_changes_response::Kind,
@@ -15,7 +16,7 @@ use tokio::time::timeout;
 use tonic::{Code, Status, Streaming};
 
 /// A new organisation viewer key: its id and secret.
-async fn new_key(app: &TestApp) -> (String, String) {
+async fn new_key(app: &TestApp) -> (KeyId, String) {
     let (record, secret) = keys::create_key(
         &app.store,
         "revocable",

@@ -10,6 +10,7 @@ use tonic::Code;
 use crate::access_control::roles::Bench;
 use crate::access_control::table::{Rpc, table};
 use crate::common::Backend;
+use crate::common::account_scope;
 
 /// What a session-service key may call.
 fn allowed(rpc: Rpc) -> bool {
@@ -41,7 +42,7 @@ async fn a_session_service_key_may_only_watch_read_users_and_acknowledge(backend
             let other = app.create_account("Other").await.account_id;
             let scope = match key_kind {
                 Key::Organisation => Scope::Organisation,
-                Key::AccountOwn | Key::AccountOther => Scope::Account(own.clone()),
+                Key::AccountOwn | Key::AccountOther => account_scope(&own),
             };
             let key = app.create_key(Role::SessionService, scope).await;
             let target_account = if key_kind == Key::AccountOther {

@@ -15,6 +15,7 @@ use telephony_admin::proto::{
 };
 use tonic::{Code, Status};
 
+use crate::common::account_scope;
 use crate::common::fixtures::{UNKNOWN_ID, mask};
 use crate::common::http_receiver::{Mode, Receiver};
 use crate::common::{Authed, Backend, Bearer, TestApp, spawn_app, spawn_app_with};
@@ -452,7 +453,7 @@ async fn only_organisation_admin_keys_manage_webhooks(backend: Backend) {
         .webhook
         .unwrap();
     let viewer = app.create_key(Role::Viewer, Scope::Organisation).await;
-    let account_admin = app.create_key(Role::Admin, Scope::Account(account)).await;
+    let account_admin = app.create_key(Role::Admin, account_scope(&account)).await;
     for (key, code) in [
         (Some(viewer.as_str()), Code::PermissionDenied),
         (Some(account_admin.as_str()), Code::PermissionDenied),

@@ -8,10 +8,10 @@ use tonic::{Request, Response, Status};
 
 use crate::api::auth::outside_scope;
 use crate::api::requests::number_update;
-use crate::api::{ApiContext, convert, inventory, optional, required_id};
+use crate::api::{ApiContext, convert, inventory, optional};
 use crate::domain::DomainError;
 use crate::domain::error::Violations;
-use crate::domain::ids::{AccountId, UserId};
+use crate::domain::ids::{AccountId, OrderId, UserId};
 use crate::domain::phone_number::{E164, NumberStatus};
 use crate::error::Error;
 use crate::proto::{self, phone_number_service_server::PhoneNumberService};
@@ -80,7 +80,7 @@ impl PhoneNumberService for PhoneNumberApi {
         let caller = self.context.auth.authenticate(&request).await?;
         caller.require_reader()?;
         caller.require_organisation()?;
-        let id = required_id("order_id", &request.get_ref().order_id)?;
+        let id = OrderId::parse("order_id", &request.get_ref().order_id)?;
         let order = self.context.store.orders().get(&id).await?;
         Ok(Response::new(convert::order(order)))
     }
@@ -92,7 +92,7 @@ impl PhoneNumberService for PhoneNumberApi {
         let caller = self.context.auth.authenticate(&request).await?;
         caller.require_reader()?;
         let number = E164::parse("phone_number_id", &request.get_ref().phone_number_id)?;
-        let found = self.context.store.inventory().get(number.as_str()).await;
+        let found = self.context.store.inventory().get(&number).await;
         // Outside its scope a key learns nothing, not even whether the number exists.
         match (caller.account(), found) {
             (None, found) => Ok(Response::new(convert::phone_number(found?))),
@@ -124,7 +124,7 @@ impl PhoneNumberService for PhoneNumberApi {
         };
         if let Some(own) = caller.account() {
             let inventory = filter.status == Some(NumberStatus::Unassigned);
-            let own_numbers = filter.account_id.as_ref().map(AccountId::as_str) == Some(own);
+            let own_numbers = filter.account_id.as_ref() == Some(own);
             if !(inventory || own_numbers) {
                 return Err(Error::PermissionDenied(
                     "an account-scoped API key may list unassigned numbers (status UNASSIGNED) or its own account's numbers (account_id)".into(),
@@ -202,12 +202,7 @@ impl PhoneNumberService for PhoneNumberApi {
         caller.require_admin()?;
         caller.require_organisation()?;
         let number = E164::parse("phone_number_id", &request.get_ref().phone_number_id)?;
-        let restored = self
-            .context
-            .store
-            .inventory()
-            .restore(number.as_str())
-            .await?;
+        let restored = self.context.store.inventory().restore(&number).await?;
         tracing::info!(phone_number = %number, actor = %caller.key_id, "phone number restored");
         Ok(Response::new(convert::phone_number(restored)))
     }

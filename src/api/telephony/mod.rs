@@ -36,7 +36,7 @@ impl TelephonyService for TelephonyApi {
                 &target.account_id,
                 &target.user_id,
                 &number,
-                request_id.as_deref(),
+                request_id.as_ref(),
                 caller.requester(),
             )
             .await?;
@@ -62,7 +62,7 @@ impl TelephonyService for TelephonyApi {
                 &target.account_id,
                 &target.user_id,
                 req.confirm,
-                request_id.as_deref(),
+                request_id.as_ref(),
                 caller.requester(),
             )
             .await?;
@@ -109,7 +109,7 @@ impl TelephonyService for TelephonyApi {
                 &target.user_id,
                 requested,
                 mask,
-                request_id.as_deref(),
+                request_id.as_ref(),
                 caller.requester(),
             )
             .await?;

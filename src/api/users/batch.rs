@@ -31,7 +31,7 @@ pub async fn create(
                 // CreateUser's checks, in its order.
                 caller.require_admin()?;
                 let account_id = AccountId::parse("account_id", &req.account_id)?;
-                caller.require_account(account_id.as_str())?;
+                caller.require_account(&account_id)?;
                 let (email, display_name, license_type) =
                     new_user_fields(&i.email, &i.display_name, i.license_type)?;
                 Ok(NewUserItem {

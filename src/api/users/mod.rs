@@ -28,7 +28,7 @@ impl UserService for UserApi {
         caller.require_admin()?;
         let req = request.get_ref();
         let account_id = AccountId::parse("account_id", &req.account_id)?;
-        caller.require_account(account_id.as_str())?;
+        caller.require_account(&account_id)?;
         let (email, display_name, license_type) =
             new_user_fields(&req.email, &req.display_name, req.license_type)?;
         let user = self
@@ -66,7 +66,7 @@ impl UserService for UserApi {
         let caller = self.context.auth.authenticate(&request).await?;
         let req = request.get_ref();
         let account_id = AccountId::parse("account_id", &req.account_id)?;
-        caller.require_account(account_id.as_str())?;
+        caller.require_account(&account_id)?;
         let email = if req.email.is_empty() {
             None
         } else {
@@ -177,7 +177,7 @@ impl UserService for UserApi {
                 &target.account_id,
                 &target.user_id,
                 through,
-                request_id.as_deref(),
+                request_id.as_ref(),
                 caller.requester(),
             )
             .await?;

@@ -42,13 +42,13 @@ pub(crate) async fn open_periods(
 /// most a few hundred numbers).
 pub(crate) async fn close_periods<'a>(
     txn: &DatabaseTransaction,
-    e164s: impl IntoIterator<Item = &'a str>,
+    e164s: impl IntoIterator<Item = &'a E164>,
     now: DateTime<Utc>,
 ) -> Result<()> {
     use phone_number_assignment::Column;
     phone_number_assignment::Entity::update_many()
         .col_expr(Column::UnassignTime, sea_orm::sea_query::Expr::value(now))
-        .filter(Column::E164.is_in(e164s))
+        .filter(Column::E164.is_in(e164s.into_iter().map(E164::as_str)))
         .filter(Column::UnassignTime.is_null())
         .exec(txn)
         .await?;
@@ -71,17 +71,17 @@ fn parse_key(key: &str) -> Result<(DateTime<Utc>, String)> {
 /// The periods `e164` was held, newest first; only `account`'s when given.
 pub(crate) async fn list_periods(
     conn: &impl ConnectionTrait,
-    e164: &str,
-    account: Option<&str>,
+    e164: &E164,
+    account: Option<&AccountId>,
     page: &PageRequest,
 ) -> Result<Page<AssignmentPeriod>> {
     use phone_number_assignment::Column;
     let mut query = phone_number_assignment::Entity::find()
-        .filter(Column::E164.eq(e164))
+        .filter(Column::E164.eq(e164.as_str()))
         .order_by_desc(Column::AssignTime)
         .order_by_desc(Column::Id);
     if let Some(account_id) = account {
-        query = query.filter(Column::AccountId.eq(account_id));
+        query = query.filter(Column::AccountId.eq(account_id.as_str()));
     }
     if let Some(after) = &page.after {
         let (time, id) = parse_key(after)?;

@@ -9,6 +9,7 @@ use sea_orm::{
 
 use super::entities::api_key;
 use crate::domain::DomainError;
+use crate::domain::ids::{AccountId, KeyId};
 use crate::domain::role::Role;
 use crate::error::{Error, Result};
 
@@ -18,10 +19,10 @@ pub const KEYS_CHANNEL: &str = "telephony_admin_keys";
 /// A key as stored (without its secret).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKeyRecord {
-    pub id: String,
+    pub id: KeyId,
     pub name: String,
     pub role: Role,
-    pub account_id: Option<String>,
+    pub account_id: Option<AccountId>,
     pub create_time: DateTime<Utc>,
     pub revoke_time: Option<DateTime<Utc>>,
 }
@@ -29,10 +30,10 @@ pub struct ApiKeyRecord {
 impl From<api_key::Model> for ApiKeyRecord {
     fn from(m: api_key::Model) -> Self {
         Self {
-            id: m.id,
+            id: KeyId::from_stored(m.id),
             name: m.name,
             role: m.role.into(),
-            account_id: m.account_id,
+            account_id: m.account_id.map(AccountId::from_stored),
             create_time: m.create_time,
             revoke_time: m.revoke_time,
         }
@@ -40,14 +41,14 @@ impl From<api_key::Model> for ApiKeyRecord {
 }
 /// Revokes the key in `txn`: stamps the next revocation generation on it and, on PostgreSQL,
 /// announces it on commit. A revoked key stays as it is.
-pub(crate) async fn revoke_key(txn: &DatabaseTransaction, id: &str) -> Result<ApiKeyRecord> {
-    let existing = api_key::Entity::find_by_id(id)
+pub(crate) async fn revoke_key(txn: &DatabaseTransaction, id: &KeyId) -> Result<ApiKeyRecord> {
+    let existing = api_key::Entity::find_by_id(id.as_str())
         .lock_exclusive()
         .one(txn)
         .await?
         .ok_or_else(|| DomainError::NotFound {
             resource: "API key",
-            name: id.to_owned(),
+            name: id.to_string(),
         })?;
     if existing.revoke_time.is_some() {
         return Ok(existing.into());

@@ -33,7 +33,9 @@ pub(crate) fn now() -> chrono::DateTime<chrono::Utc> {
 }
 
 /// The values in first-seen order, without repeats.
-pub(crate) fn distinct<'a>(values: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+pub(crate) fn distinct<'a, T: Eq + std::hash::Hash + ?Sized>(
+    values: impl Iterator<Item = &'a T>,
+) -> Vec<&'a T> {
     let mut seen = std::collections::HashSet::new();
     values.filter(|value| seen.insert(*value)).collect()
 }

@@ -18,7 +18,7 @@ use super::users::value_per_row;
 use super::views::NumberView;
 use crate::domain::DomainError;
 use crate::domain::ids::{AccountId, UserId};
-use crate::domain::phone_number::{NumberState, NumberStatus, NumberType, ProductType};
+use crate::domain::phone_number::{E164, NumberState, NumberStatus, NumberType, ProductType};
 use crate::error::Result;
 
 /// Filters of `list_phone_numbers`; `None` means no filter on that field.
@@ -38,19 +38,19 @@ pub struct NumberFilter {
 /// Whether a key of `account` (`None`: an organisation key) may see the number: an
 /// account-scoped key sees unassigned numbers (to assign them) and its account's numbers. Every
 /// answer about a number, reads and assignments alike, hides the others the same way.
-pub fn visible_to(account: Option<&str>, number: &NumberView) -> bool {
+pub fn visible_to(account: Option<&AccountId>, number: &NumberView) -> bool {
     match account {
         None => true,
         Some(own) => {
-            number.status == NumberStatus::Unassigned || number.account_id.as_deref() == Some(own)
+            number.status == NumberStatus::Unassigned || number.account_id.as_ref() == Some(own)
         }
     }
 }
 
-pub(crate) fn number_not_found(e164: &str) -> DomainError {
+pub(crate) fn number_not_found(e164: &E164) -> DomainError {
     DomainError::NotFound {
         resource: "phone number",
-        name: e164.to_owned(),
+        name: e164.to_string(),
     }
 }
 
@@ -67,9 +67,9 @@ pub(crate) fn number_state(number: &NumberView) -> NumberState {
 /// The number's row, locked, whether or not its deletion time has passed.
 pub(crate) async fn lock_number_row(
     txn: &DatabaseTransaction,
-    e164: &str,
+    e164: &E164,
 ) -> Result<Option<NumberView>> {
-    Ok(phone_number::Entity::find_by_id(e164)
+    Ok(phone_number::Entity::find_by_id(e164.as_str())
         .lock_exclusive()
         .one(txn)
         .await?
@@ -79,12 +79,12 @@ pub(crate) async fn lock_number_row(
 /// Writes the columns set in `model` to the number's row.
 pub(crate) async fn update_number_row(
     txn: &DatabaseTransaction,
-    e164: &str,
+    e164: &E164,
     model: phone_number::ActiveModel,
 ) -> Result<()> {
     phone_number::Entity::update_many()
         .set(model)
-        .filter(phone_number::Column::E164.eq(e164))
+        .filter(phone_number::Column::E164.eq(e164.as_str()))
         .exec(txn)
         .await?;
     Ok(())
@@ -92,7 +92,7 @@ pub(crate) async fn update_number_row(
 
 /// Puts an assigned number back into the inventory as unassigned; NOT_FOUND when it is not
 /// there.
-pub(crate) async fn release_number(txn: &DatabaseTransaction, e164: &str) -> Result<()> {
+pub(crate) async fn release_number(txn: &DatabaseTransaction, e164: &E164) -> Result<()> {
     if release_numbers(txn, &[e164], super::now()).await? == 0 {
         return Err(number_not_found(e164).into());
     }
@@ -104,7 +104,7 @@ pub(crate) async fn release_number(txn: &DatabaseTransaction, e164: &str) -> Res
 /// many numbers were released.
 pub(crate) async fn release_numbers(
     txn: &DatabaseTransaction,
-    e164s: &[&str],
+    e164s: &[&E164],
     now: DateTime<Utc>,
 ) -> Result<u64> {
     let updated = phone_number::Entity::update_many()
@@ -116,7 +116,7 @@ pub(crate) async fn release_numbers(
             update_time: Set(now),
             ..Default::default()
         })
-        .filter(phone_number::Column::E164.is_in(e164s.iter().copied()))
+        .filter(phone_number::Column::E164.is_in(e164s.iter().map(|e| e.as_str())))
         .exec(txn)
         .await?;
     super::history::close_periods(txn, e164s.iter().copied(), now).await?;
@@ -158,7 +158,7 @@ pub(crate) async fn write_number_fields(
 /// UPDATE per [`super::SET_CHUNK`] numbers.
 pub(crate) async fn queue_for_deletion(
     txn: &DatabaseTransaction,
-    e164s: &[&str],
+    e164s: &[&E164],
     deletion_time: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<()> {
@@ -170,7 +170,7 @@ pub(crate) async fn queue_for_deletion(
                 update_time: Set(now),
                 ..Default::default()
             })
-            .filter(phone_number::Column::E164.is_in(chunk.iter().copied()))
+            .filter(phone_number::Column::E164.is_in(chunk.iter().map(|e| e.as_str())))
             .exec(txn)
             .await?;
     }
@@ -180,17 +180,18 @@ pub(crate) async fn queue_for_deletion(
 /// The numbers `e164s`, locked, by E.164: a query per [`super::SET_CHUNK`] numbers.
 pub(crate) async fn lock_numbers(
     txn: &DatabaseTransaction,
-    e164s: &[&str],
-) -> Result<HashMap<String, NumberView>> {
+    e164s: &[&E164],
+) -> Result<HashMap<E164, NumberView>> {
     let mut numbers = HashMap::with_capacity(e164s.len());
     for chunk in e164s.chunks(super::SET_CHUNK) {
         let found = phone_number::Entity::find()
-            .filter(phone_number::Column::E164.is_in(chunk.iter().copied()))
+            .filter(phone_number::Column::E164.is_in(chunk.iter().map(|e| e.as_str())))
             .lock_exclusive()
             .all(txn)
             .await?;
         for row in found {
-            numbers.insert(row.e164.clone(), NumberView::from(row));
+            let number = NumberView::from(row);
+            numbers.insert(number.e164.clone(), number);
         }
     }
     Ok(numbers)

@@ -88,11 +88,12 @@ async fn read_user_view(
 /// transaction ends: one query per [`SET_CHUNK`] ids. Their pending sign-outs are as stored.
 pub(crate) async fn lock_user_views(
     txn: &DatabaseTransaction,
-    user_ids: &[&str],
-) -> Result<HashMap<String, UserView>> {
+    user_ids: &[&UserId],
+) -> Result<HashMap<UserId, UserView>> {
     let mut views = HashMap::with_capacity(user_ids.len());
     for chunk in user_ids.chunks(SET_CHUNK) {
-        let query = user::Entity::find().filter(user::Column::Id.is_in(chunk.iter().copied()));
+        let query =
+            user::Entity::find().filter(user::Column::Id.is_in(chunk.iter().map(|id| id.as_str())));
         let rows = with_number(query, true)
             .into_model::<UserWithNumber>()
             .all(txn)
@@ -166,10 +167,10 @@ pub(crate) async fn lock_user_view(
 /// unassigning always turn everything off; updates have at most eight) and [`SET_CHUNK`] users.
 pub(crate) async fn write_many_settings<'a>(
     txn: &DatabaseTransaction,
-    users: impl Iterator<Item = (&'a str, TelephonySettings)>,
+    users: impl Iterator<Item = (&'a UserId, TelephonySettings)>,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let mut by_settings: Vec<(TelephonySettings, Vec<&str>)> = Vec::new();
+    let mut by_settings: Vec<(TelephonySettings, Vec<&UserId>)> = Vec::new();
     for (user_id, settings) in users {
         match by_settings.iter_mut().find(|(s, _)| *s == settings) {
             Some((_, users)) => users.push(user_id),
@@ -186,7 +187,7 @@ pub(crate) async fn write_many_settings<'a>(
                     update_time: Set(now),
                     ..Default::default()
                 })
-                .filter(user::Column::Id.is_in(chunk.iter().copied()))
+                .filter(user::Column::Id.is_in(chunk.iter().map(|id| id.as_str())))
                 .exec(txn)
                 .await?;
         }
@@ -347,7 +348,7 @@ pub(crate) async fn mark_pending(
 
 pub(crate) async fn write_pending(
     txn: &DatabaseTransaction,
-    user_id: &str,
+    user_id: &UserId,
     pending: Option<SignOutPending>,
 ) -> Result<()> {
     use user::Column;
@@ -369,7 +370,7 @@ pub(crate) async fn write_pending(
             Column::SignOutPendingLatestTime,
             Expr::value(pending.map(|p| p.latest_time)),
         )
-        .filter(Column::Id.eq(user_id))
+        .filter(Column::Id.eq(user_id.as_str()))
         .exec(txn)
         .await?;
     Ok(())

@@ -10,7 +10,8 @@ use super::entities::{
     user, webhook,
 };
 use crate::domain::change::ChangeEvent;
-use crate::domain::phone_number::{NumberStatus, NumberType, OrderStatus, ProductType};
+use crate::domain::ids::{AccountId, OrderId, UserId, WebhookId};
+use crate::domain::phone_number::{E164, NumberStatus, NumberType, OrderStatus, ProductType};
 use crate::domain::sign_out::SignOutPending;
 use crate::domain::telephony::{TelephonySettings, UserLine};
 use crate::domain::user::LicenseType;
@@ -19,7 +20,7 @@ use crate::domain::webhook::EventFilter;
 /// An account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountView {
-    pub account_id: String,
+    pub account_id: AccountId,
     pub name: String,
     pub create_time: DateTime<Utc>,
     pub update_time: DateTime<Utc>,
@@ -28,7 +29,7 @@ pub struct AccountView {
 impl From<account::Model> for AccountView {
     fn from(row: account::Model) -> Self {
         Self {
-            account_id: row.id,
+            account_id: AccountId::from_stored(row.id),
             name: row.name,
             create_time: row.create_time,
             update_time: row.update_time,
@@ -37,16 +38,16 @@ impl From<account::Model> for AccountView {
 }
 
 /// A user with the number they hold. An idempotent request's retry gets it back through its
-/// stored form (`store::answers`).
+/// stored form (`use_cases::stored_answers`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserView {
-    pub account_id: String,
-    pub user_id: String,
+    pub account_id: AccountId,
+    pub user_id: UserId,
     pub email: String,
     pub display_name: String,
     pub license_type: LicenseType,
     pub settings: TelephonySettings,
-    pub phone_number: Option<String>,
+    pub phone_number: Option<E164>,
     pub create_time: DateTime<Utc>,
     pub update_time: DateTime<Utc>,
     /// Sign-out-required changes not yet acknowledged.
@@ -54,6 +55,7 @@ pub struct UserView {
 }
 
 impl UserView {
+    /// The user's row and the E.164 of the number they hold, as stored.
     pub(crate) fn new(user: user::Model, phone_number: Option<String>) -> Self {
         Self {
             sign_out_pending: pending_of(&user),
@@ -62,12 +64,12 @@ impl UserView {
                 outbound_calling: user.outbound_calling,
                 sms: user.sms,
             },
-            account_id: user.account_id,
-            user_id: user.id,
+            account_id: AccountId::from_stored(user.account_id),
+            user_id: UserId::from_stored(user.id),
             email: user.email,
             display_name: user.display_name,
             license_type: user.license_type.into(),
-            phone_number,
+            phone_number: phone_number.map(E164::from_stored),
             create_time: user.create_time,
             update_time: user.update_time,
         }
@@ -100,18 +102,18 @@ pub(crate) fn pending_of(row: &user::Model) -> Option<SignOutPending> {
 /// A number of the inventory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NumberView {
-    pub e164: String,
+    pub e164: E164,
     /// ISO 3166-1 alpha-2 region code.
     pub country: String,
     pub number_type: NumberType,
     pub product_type: ProductType,
     pub status: NumberStatus,
     /// The holder's account and user, while assigned.
-    pub account_id: Option<String>,
-    pub user_id: Option<String>,
+    pub account_id: Option<AccountId>,
+    pub user_id: Option<UserId>,
     pub associate_time: Option<DateTime<Utc>>,
     pub calling_name: String,
-    pub order_id: String,
+    pub order_id: OrderId,
     pub create_time: DateTime<Utc>,
     pub update_time: DateTime<Utc>,
     /// When a number in the deletion queue is purged.
@@ -124,13 +126,13 @@ impl From<phone_number::Model> for NumberView {
             number_type: row.number_type.into(),
             product_type: row.product_type.into(),
             status: row.status.into(),
-            e164: row.e164,
+            e164: E164::from_stored(row.e164),
             country: row.country,
-            account_id: row.account_id,
-            user_id: row.user_id,
+            account_id: row.account_id.map(AccountId::from_stored),
+            user_id: row.user_id.map(UserId::from_stored),
             associate_time: row.associate_time,
             calling_name: row.calling_name,
-            order_id: row.order_id,
+            order_id: OrderId::from_stored(row.order_id),
             create_time: row.create_time,
             update_time: row.update_time,
             deletion_time: row.deletion_time,
@@ -141,9 +143,9 @@ impl From<phone_number::Model> for NumberView {
 /// One period a user held a number.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AssignmentPeriod {
-    pub e164: String,
-    pub account_id: String,
-    pub user_id: String,
+    pub e164: E164,
+    pub account_id: AccountId,
+    pub user_id: UserId,
     pub assign_time: DateTime<Utc>,
     /// `None` while the user holds the number.
     pub unassign_time: Option<DateTime<Utc>>,
@@ -152,9 +154,9 @@ pub struct AssignmentPeriod {
 impl From<phone_number_assignment::Model> for AssignmentPeriod {
     fn from(row: phone_number_assignment::Model) -> Self {
         Self {
-            e164: row.e164,
-            account_id: row.account_id,
-            user_id: row.user_id,
+            e164: E164::from_stored(row.e164),
+            account_id: AccountId::from_stored(row.account_id),
+            user_id: UserId::from_stored(row.user_id),
             assign_time: row.assign_time,
             unassign_time: row.unassign_time,
         }
@@ -164,7 +166,7 @@ impl From<phone_number_assignment::Model> for AssignmentPeriod {
 /// An order with the outcome of each of its numbers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderRecord {
-    pub order_id: String,
+    pub order_id: OrderId,
     pub product_type: ProductType,
     pub status: OrderStatus,
     pub items: Vec<OrderItem>,
@@ -176,7 +178,7 @@ impl OrderRecord {
         Self {
             product_type: row.product_type.into(),
             status: row.status.into(),
-            order_id: row.id,
+            order_id: OrderId::from_stored(row.id),
             items,
             create_time: row.create_time,
         }
@@ -188,10 +190,11 @@ impl From<change_event::Model> for ChangeEvent {
         Self {
             sequence: row.sequence.max(0) as u64,
             event_id: row.event_id,
-            account_id: row.account_id,
-            user_id: row.user_id,
+            account_id: AccountId::from_stored(row.account_id),
+            user_id: UserId::from_stored(row.user_id),
             kind: row.kind.into(),
-            e164_phone_number: row.e164,
+            // Stored empty when the change concerns no number.
+            e164_phone_number: (!row.e164.is_empty()).then(|| E164::from_stored(row.e164)),
             settings: TelephonySettings {
                 inbound_calling: row.inbound_calling,
                 outbound_calling: row.outbound_calling,
@@ -207,7 +210,7 @@ impl From<change_event::Model> for ChangeEvent {
 /// A webhook's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookConfig {
-    pub id: String,
+    pub id: WebhookId,
     pub url: String,
     pub description: String,
     pub filter: EventFilter,
@@ -223,10 +226,10 @@ impl From<webhook::Model> for WebhookConfig {
     fn from(row: webhook::Model) -> Self {
         Self {
             filter: EventFilter {
-                account_id: row.account_id,
+                account_id: row.account_id.map(AccountId::from_stored),
                 kinds: kinds_from_db(&row.kinds),
             },
-            id: row.id,
+            id: WebhookId::from_stored(row.id),
             url: row.url,
             description: row.description,
             secret: row.secret,

@@ -10,12 +10,17 @@
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
-/// The version of the stored form this server writes.
+/// The version of the stored form this server writes, unless an answer says otherwise
+/// ([`Answer::VERSION`]).
 pub(crate) const VERSION: u64 = 1;
 
 /// An answer that can be kept for a retry.
 pub(crate) trait Answer: Sized {
-    /// The answer as stored at [`VERSION`].
+    /// The version of [`Answer::Stored`]: a form that changes gets the next one, and reads the
+    /// earlier ones through [`Answer::from_earlier`].
+    const VERSION: u64 = VERSION;
+
+    /// The answer as stored at [`Answer::VERSION`].
     type Stored: Serialize + DeserializeOwned;
 
     fn to_stored(&self) -> Self::Stored;
@@ -23,8 +28,12 @@ pub(crate) trait Answer: Sized {
     fn from_stored(stored: Self::Stored) -> Option<Self>;
     /// An answer stored before answers carried a version.
     fn from_unversioned(value: Value) -> Option<Self>;
+    /// An answer stored at an earlier `version` of its form (`None`: not readable).
+    fn from_earlier(_version: u64, _value: Value) -> Option<Self> {
+        None
+    }
 
-    /// Visits every change-event sequence the answer carries (see `store::sequencer`: on
+    /// Visits every change-event sequence the answer carries (see `store::engine::sequencer`: on
     /// PostgreSQL they are provisional until the events are numbered).
     fn visit_sequences(&mut self, _visit: &mut dyn FnMut(&mut u64)) {}
 }
@@ -55,7 +64,7 @@ struct Envelope<'a, T> {
 
 pub(crate) fn encode<A: Answer>(answer: &A) -> serde_json::Result<String> {
     serde_json::to_string(&Envelope {
-        version: VERSION,
+        version: A::VERSION,
         answer: &answer.to_stored(),
     })
 }
@@ -73,13 +82,17 @@ pub(crate) fn decode<A: Answer>(text: &str) -> Result<A, Unreadable> {
             .as_u64()
             .ok_or_else(|| Unreadable::Malformed("the version is not a number".into()))?,
     };
-    if version != VERSION {
+    if version > A::VERSION || version == 0 {
         return Err(Unreadable::UnknownVersion(version));
     }
     let answer = value
         .get("answer")
         .cloned()
         .ok_or_else(|| Unreadable::Malformed("no answer".into()))?;
+    if version < A::VERSION {
+        return A::from_earlier(version, answer)
+            .ok_or_else(|| Unreadable::Malformed(format!("not an answer of version {version}")));
+    }
     let stored =
         serde_json::from_value(answer).map_err(|e| Unreadable::Malformed(e.to_string()))?;
     A::from_stored(stored).ok_or_else(|| Unreadable::Malformed("an unknown value".into()))

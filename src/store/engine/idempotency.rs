@@ -13,6 +13,7 @@
 use super::answers::{self, Answer};
 use super::mutation::{Mutation, TxnFuture};
 use crate::domain::DomainError;
+use crate::domain::ids::RequestId;
 use crate::error::{Error, Result};
 use crate::store::db::entities::idempotency_record;
 use chrono::{DateTime, Utc};
@@ -31,7 +32,7 @@ pub(crate) const PURGE_CHUNK: u64 = 1000;
 pub(crate) struct IdempotencyKey {
     /// See [`scope_of`].
     pub scope: String,
-    pub request_id: String,
+    pub request_id: RequestId,
     pub operation: &'static str,
     pub fingerprint: String,
 }
@@ -61,7 +62,7 @@ pub(crate) async fn replay<T: Answer>(
         .await?;
     }
     let Some(stored) =
-        idempotency_record::Entity::find_by_id((key.scope.clone(), key.request_id.clone()))
+        idempotency_record::Entity::find_by_id((key.scope.clone(), key.request_id.to_string()))
             .one(txn)
             .await?
     else {
@@ -85,7 +86,7 @@ pub(crate) async fn replay<T: Answer>(
             tracing::warn!(scope = %key.scope, request_id = %key.request_id, %why, "stored idempotent answer unreadable");
             Err(DomainError::precondition(
                 "REQUEST_ID_ANSWER_UNREADABLE",
-                &key.request_id,
+                key.request_id.as_str(),
                 format!(
                     "request_id {} was already used for this request and it took effect, but its answer was stored by another version of the service and cannot be replayed; read the current state instead of retrying",
                     key.request_id
@@ -107,7 +108,7 @@ pub(crate) async fn remember<T: Answer>(
         .map_err(|e| Error::Internal(format!("response not storable: {e}")))?;
     idempotency_record::ActiveModel {
         scope: Set(key.scope.clone()),
-        request_id: Set(key.request_id.clone()),
+        request_id: Set(key.request_id.to_string()),
         operation: Set(key.operation.to_owned()),
         fingerprint: Set(key.fingerprint.clone()),
         response: Set(response),
@@ -169,7 +170,7 @@ mod tests {
     fn key() -> IdempotencyKey {
         IdempotencyKey {
             scope: scope_of(None),
-            request_id: "6f9619ff-8b86-d011-b42d-00c04fc964ff".into(),
+            request_id: RequestId::from_stored("6f9619ff-8b86-d011-b42d-00c04fc964ff".into()),
             operation: "UpdateTelephonySettings",
             fingerprint: "f".into(),
         }
@@ -183,7 +184,7 @@ mod tests {
         let key = key();
         idempotency_record::ActiveModel {
             scope: Set(key.scope),
-            request_id: Set(key.request_id),
+            request_id: Set(key.request_id.to_string()),
             operation: Set(key.operation.to_owned()),
             fingerprint: Set(key.fingerprint),
             response: Set(response.to_owned()),

@@ -160,7 +160,6 @@ impl Engine {
             atomic: options.atomic,
             validate_only: options.validate_only,
             idempotency,
-            encode: options.encode,
         })
         .await
     }

@@ -22,7 +22,7 @@ pub(crate) trait Mutation: Send + Sync + 'static {
     fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, Self::Output>;
 
     /// Visits every change-event sequence in `output`: on PostgreSQL, those of events written
-    /// by the mutation are provisional until the sequencer numbers them (`store::sequencer`).
+    /// by the mutation are provisional until the sequencer numbers them (`store::engine::sequencer`).
     fn visit_sequences(_output: &mut Self::Output, _visit: &mut dyn FnMut(&mut u64)) {}
 
     /// Whether `other`, waiting in the same batch, can run with this one in one call of

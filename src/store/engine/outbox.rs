@@ -65,7 +65,10 @@ pub(crate) async fn append_changes(
             account_id: change.account_id.into(),
             user_id: change.user_id.into(),
             kind: change.kind.into(),
-            e164: change.e164_phone_number,
+            e164: change
+                .e164_phone_number
+                .map(String::from)
+                .unwrap_or_default(),
             inbound_calling: change.settings.inbound_calling,
             outbound_calling: change.settings.outbound_calling,
             sms: change.settings.sms,

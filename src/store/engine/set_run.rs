@@ -11,26 +11,23 @@
 //!   naming it; nothing is written;
 //! - validate only: every item is decided as a real run would decide it, nothing is written.
 //!
-//! Items are decided in order, so their change events keep the items' order. An item's error is
-//! turned into its answer by the caller's encoder (the api's one status mapping), so that a
-//! batch with a `request_id` keeps its whole answer, item errors included, in its idempotency
-//! record; a single request with a `request_id` keeps its answer the same way.
+//! Items are decided in order, so their change events keep the items' order. An item's error
+//! becomes its [`Refusal`] (the record of what its single RPC would answer), so that a batch with
+//! a `request_id` keeps its whole answer, refusals included, in its idempotency record; a single
+//! request with a `request_id` keeps its answer the same way.
 
+use crate::domain::ids::RequestId;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use sea_orm::DatabaseTransaction;
-
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::answers::Answer;
 use super::idempotency::{IdempotencyKey, remember, replay};
 use super::mutation::{Mutation, TxnFuture};
-use crate::domain::DomainError;
+use crate::domain::{DomainError, FieldViolation, Refusal, RefusalDetail, RefusalKind};
 use crate::error::{Error, Result};
-
-/// Turns an item's error into its encoded answer (the status the single RPC would give).
-pub type EncodeError = fn(Error) -> Vec<u8>;
 
 /// How a batch runs.
 #[derive(Debug, Clone)]
@@ -40,52 +37,45 @@ pub struct BatchOptions {
     /// A dry run: answered as a real run, nothing written.
     pub validate_only: bool,
     /// Makes the whole batch idempotent (with `fingerprint`, the request's content).
-    pub request_id: Option<String>,
+    pub request_id: Option<RequestId>,
     /// Every input that changes the outcome, for a reused `request_id`.
     pub fingerprint: String,
-    pub encode: EncodeError,
 }
 
-/// One item's answer: its encoded error, or the resource it produced. Kept for a retry in the
-/// versioned form of `engine::answers`.
+/// One item's answer: the resource it produced, or its refusal. Kept for a retry in the
+/// versioned form below.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ItemResult<T> {
-    /// The encoded error (base64), as the caller's encoder made it; `None` when the item succeeded.
-    pub(crate) error: Option<String>,
-    pub(crate) resource: Option<T>,
+pub enum ItemResult<T> {
+    Done(T),
+    Refused(ItemRefusal),
+}
+
+/// Why an item was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ItemRefusal {
+    /// The record of what the item's single RPC would have answered.
+    Record(Refusal),
+    /// An answer kept by an earlier version of the service, which stored the refusal as an
+    /// encoded `google.rpc.Status`: handed on as it was kept.
+    Encoded(Vec<u8>),
 }
 
 impl<T> ItemResult<T> {
-    pub(crate) fn done(resource: T) -> Self {
-        Self {
-            error: None,
-            resource: Some(resource),
-        }
+    fn refused(refusal: Refusal) -> Self {
+        Self::Refused(ItemRefusal::Record(refusal))
     }
 
-    pub(crate) fn failed(encoded: &[u8]) -> Self {
-        Self {
-            error: Some(BASE64.encode(encoded)),
-            resource: None,
-        }
-    }
-
-    /// The resource, or the encoded error.
-    pub fn into_result(self) -> std::result::Result<T, Vec<u8>> {
-        match (self.error, self.resource) {
-            (None, Some(resource)) => Ok(resource),
-            (Some(error), _) => Err(BASE64.decode(error).unwrap_or_default()),
-            (None, None) => Err(Vec::new()),
-        }
+    fn is_refused(&self) -> bool {
+        matches!(self, Self::Refused(_))
     }
 }
 
-/// An item as the caller hands it over: the use case to run, or its already encoded refusal
-/// (input or access refused before the store).
-pub type BatchItem<M> = std::result::Result<M, Vec<u8>>;
+/// An item as the caller hands it over: the use case's input, or its refusal (input or access
+/// refused before the store).
+pub type BatchItem<M> = std::result::Result<M, Refusal>;
 
-/// The error of an item not applied because item `failed` of its atomic batch failed.
-pub(crate) fn aborted_by(failed: usize) -> Error {
+/// The refusal of an item not applied because item `failed` of its atomic batch failed.
+pub(crate) fn aborted_by(failed: usize) -> Refusal {
     DomainError::Aborted(format!(
         "not applied: item {failed} of this atomic batch failed, so no item was applied"
     ))
@@ -205,7 +195,6 @@ pub(crate) struct SetBatch<U: SetUseCase> {
     pub atomic: bool,
     pub validate_only: bool,
     pub idempotency: Option<IdempotencyKey>,
-    pub encode: EncodeError,
 }
 
 impl<U> Mutation for SetBatch<U>
@@ -255,30 +244,38 @@ where
     let mut results = Vec::with_capacity(batch.items.len());
     for item in &batch.items {
         results.push(match item {
-            Err(refusal) => ItemResult::failed(refusal),
+            Err(refusal) => ItemResult::refused(refusal.clone()),
             Ok(_) => match outcomes.next() {
-                Some(Ok(output)) => ItemResult::done(output),
-                Some(Err(error)) => ItemResult::failed(&(batch.encode)(error)),
+                Some(Ok(output)) => ItemResult::Done(output),
+                Some(Err(error)) => ItemResult::refused(error.into()),
                 None => return Err(Error::Internal("a batch item has no outcome".into())),
             },
         });
     }
     if batch.atomic
-        && let Some(failed) = results.iter().position(|result| result.error.is_some())
+        && let Some(failed) = results.iter().position(ItemResult::is_refused)
     {
-        // The failing item keeps its own error; every other item is ABORTED, naming it.
-        let aborted = (batch.encode)(aborted_by(failed));
-        let own = std::mem::replace(&mut results[failed], ItemResult::failed(&aborted));
-        let mut answers: Vec<_> = (0..results.len())
-            .map(|_| ItemResult::failed(&aborted))
-            .collect();
-        answers[failed] = own;
-        return Ok(answers);
+        return Ok(atomic_failure(results, failed));
     }
     if !batch.validate_only {
         remember(txn, key, &results).await?;
     }
     Ok(results)
+}
+
+/// The answers of an atomic batch whose item `failed` failed: that item keeps its own refusal,
+/// every other item is ABORTED, naming it.
+pub(crate) fn atomic_failure<T>(
+    mut results: Vec<ItemResult<T>>,
+    failed: usize,
+) -> Vec<ItemResult<T>> {
+    let aborted = aborted_by(failed);
+    let own = std::mem::replace(&mut results[failed], ItemResult::refused(aborted.clone()));
+    let mut answers: Vec<_> = (0..results.len())
+        .map(|_| ItemResult::refused(aborted.clone()))
+        .collect();
+    answers[failed] = own;
+    answers
 }
 
 /// The idempotency record of a batch: none for a dry run (it writes nothing) or for a batch
@@ -302,27 +299,145 @@ pub(crate) fn batch_key<M>(
     }
 }
 
-/// One item of a batch's answer, as stored: the item's encoded error (base64) or its resource.
+/// One item of a batch's answer, as stored (version 2): its resource, or its refusal.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct StoredItem<S> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource: Option<S>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    refusal: Option<StoredRefusal>,
+    /// A refusal replayed from an answer of version 1, as it was kept there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    encoded: Option<String>,
+}
+
+/// A refusal as stored: the kind by its gRPC code name, and the details of its kind.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct StoredRefusal {
+    kind: String,
+    message: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    violations: Vec<StoredViolation>,
+    /// NOT_FOUND, ALREADY_EXISTS: the resource's type and name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    resource: Option<(String, String)>,
+    /// FAILED_PRECONDITION: the reason and its subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    precondition: Option<(String, String)>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct StoredViolation {
+    field: String,
+    description: String,
+}
+
+impl From<&Refusal> for StoredRefusal {
+    fn from(r: &Refusal) -> Self {
+        let mut stored = Self {
+            kind: r.kind.as_str().to_owned(),
+            message: r.message.clone(),
+            violations: Vec::new(),
+            resource: None,
+            precondition: None,
+        };
+        match &r.detail {
+            RefusalDetail::None => {}
+            RefusalDetail::Violations(violations) => {
+                stored.violations = violations
+                    .iter()
+                    .map(|v| StoredViolation {
+                        field: v.field.clone(),
+                        description: v.description.clone(),
+                    })
+                    .collect()
+            }
+            RefusalDetail::Resource { resource, name } => {
+                stored.resource = Some((resource.clone(), name.clone()))
+            }
+            RefusalDetail::Precondition { reason, subject } => {
+                stored.precondition = Some((reason.clone(), subject.clone()))
+            }
+        }
+        stored
+    }
+}
+
+impl StoredRefusal {
+    fn into_refusal(self) -> Option<Refusal> {
+        let detail = match (self.violations.is_empty(), self.resource, self.precondition) {
+            (true, None, None) => RefusalDetail::None,
+            (false, None, None) => RefusalDetail::Violations(
+                self.violations
+                    .into_iter()
+                    .map(|v| FieldViolation::new(v.field, v.description))
+                    .collect(),
+            ),
+            (true, Some((resource, name)), None) => RefusalDetail::Resource { resource, name },
+            (true, None, Some((reason, subject))) => {
+                RefusalDetail::Precondition { reason, subject }
+            }
+            _ => return None,
+        };
+        Some(Refusal {
+            kind: RefusalKind::from_name(&self.kind)?,
+            message: self.message,
+            detail,
+        })
+    }
+}
+
+/// One item as version 1 (and the unversioned form before it) kept it: the refusal as a
+/// base64 `google.rpc.Status`, or the resource.
+#[derive(Debug, Clone, Deserialize)]
+struct EncodedItem<S> {
     error: Option<String>,
     resource: Option<S>,
 }
 
+impl<S> EncodedItem<S> {
+    fn into_result<T>(self, resource: impl FnOnce(S) -> Option<T>) -> Option<ItemResult<T>> {
+        match (self.error, self.resource) {
+            (Some(error), _) => Some(ItemResult::Refused(ItemRefusal::Encoded(
+                BASE64.decode(error).ok()?,
+            ))),
+            (None, Some(found)) => Some(ItemResult::Done(resource(found)?)),
+            (None, None) => None,
+        }
+    }
+}
+
 impl<T: Answer> Answer for Vec<ItemResult<T>> {
+    /// Version 2 keeps refusals as records; version 1 kept them encoded.
+    const VERSION: u64 = 2;
     type Stored = Vec<StoredItem<T::Stored>>;
 
     fn visit_sequences(&mut self, visit: &mut dyn FnMut(&mut u64)) {
-        for resource in self.iter_mut().filter_map(|item| item.resource.as_mut()) {
-            resource.visit_sequences(visit);
+        for item in self.iter_mut() {
+            if let ItemResult::Done(resource) = item {
+                resource.visit_sequences(visit);
+            }
         }
     }
 
     fn to_stored(&self) -> Self::Stored {
         self.iter()
-            .map(|item| StoredItem {
-                error: item.error.clone(),
-                resource: item.resource.as_ref().map(Answer::to_stored),
+            .map(|item| match item {
+                ItemResult::Done(resource) => StoredItem {
+                    resource: Some(resource.to_stored()),
+                    refusal: None,
+                    encoded: None,
+                },
+                ItemResult::Refused(ItemRefusal::Record(refusal)) => StoredItem {
+                    resource: None,
+                    refusal: Some(refusal.into()),
+                    encoded: None,
+                },
+                ItemResult::Refused(ItemRefusal::Encoded(status)) => StoredItem {
+                    resource: None,
+                    refusal: None,
+                    encoded: Some(BASE64.encode(status)),
+                },
             })
             .collect()
     }
@@ -330,32 +445,34 @@ impl<T: Answer> Answer for Vec<ItemResult<T>> {
     fn from_stored(stored: Self::Stored) -> Option<Self> {
         stored
             .into_iter()
-            .map(|item| {
-                Some(ItemResult {
-                    error: item.error,
-                    resource: match item.resource {
-                        Some(resource) => Some(T::from_stored(resource)?),
-                        None => None,
-                    },
-                })
+            .map(|item| match (item.resource, item.refusal, item.encoded) {
+                (Some(resource), None, None) => Some(ItemResult::Done(T::from_stored(resource)?)),
+                (None, Some(refusal), None) => Some(ItemResult::refused(refusal.into_refusal()?)),
+                (None, None, Some(status)) => Some(ItemResult::Refused(ItemRefusal::Encoded(
+                    BASE64.decode(status).ok()?,
+                ))),
+                _ => None,
             })
+            .collect()
+    }
+
+    fn from_earlier(version: u64, value: Value) -> Option<Self> {
+        if version != 1 {
+            return None;
+        }
+        serde_json::from_value::<Vec<EncodedItem<T::Stored>>>(value)
+            .ok()?
+            .into_iter()
+            .map(|item| item.into_result(T::from_stored))
             .collect()
     }
 
     fn from_unversioned(value: Value) -> Option<Self> {
         // Each resource in the unversioned form of its own kind.
-        serde_json::from_value::<Vec<StoredItem<Value>>>(value)
+        serde_json::from_value::<Vec<EncodedItem<Value>>>(value)
             .ok()?
             .into_iter()
-            .map(|item| {
-                Some(ItemResult {
-                    error: item.error,
-                    resource: match item.resource {
-                        Some(resource) => Some(T::from_unversioned(resource)?),
-                        None => None,
-                    },
-                })
-            })
+            .map(|item| item.into_result(T::from_unversioned))
             .collect()
     }
 }

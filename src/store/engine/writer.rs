@@ -7,7 +7,7 @@
 //! the batch still commit. One commit (one WAL sync) pays for the whole batch.
 //!
 //! On PostgreSQL the events of a committed batch are numbered afterwards, by the sequencer
-//! (`store::sequencer`), and its callers are answered once that is done.
+//! ([`super::sequencer`]), and its callers are answered once that is done.
 //!
 //! On PostgreSQL a mutation can lose a race with another replica (deadlock or serialization
 //! failure). Its savepoint is rolled back, so the rest of the batch is unharmed, and it is run

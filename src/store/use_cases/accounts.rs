@@ -9,7 +9,7 @@ use sea_orm::{
 
 use super::keys::RevocationSignal;
 use crate::domain::DomainError;
-use crate::domain::ids::AccountId;
+use crate::domain::ids::{AccountId, KeyId};
 use crate::error::Result;
 use crate::store::db::entities::{account, api_key, user};
 use crate::store::db::keys::revoke_key;
@@ -74,17 +74,17 @@ struct DeleteAccount {
 }
 
 impl Mutation for DeleteAccount {
-    type Output = Vec<String>;
+    type Output = Vec<KeyId>;
     const APPENDS_CHANGES: bool = false;
 
-    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, Vec<String>> {
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, Vec<KeyId>> {
         Box::pin(delete_account(txn, &self.id))
     }
 }
 
 /// Refused while the account has users (the foreign key would refuse it too). The account's
 /// keys are revoked with it, in the same transaction; returns their ids.
-async fn delete_account(txn: &DatabaseTransaction, account_id: &AccountId) -> Result<Vec<String>> {
+async fn delete_account(txn: &DatabaseTransaction, account_id: &AccountId) -> Result<Vec<KeyId>> {
     let id = account_id.as_str();
     account::Entity::find_by_id(id)
         .lock_exclusive()
@@ -112,6 +112,7 @@ async fn delete_account(txn: &DatabaseTransaction, account_id: &AccountId) -> Re
         .into_tuple()
         .all(txn)
         .await?;
+    let keys: Vec<KeyId> = keys.into_iter().map(KeyId::from_stored).collect();
     for key in &keys {
         revoke_key(txn, key).await?;
     }
@@ -148,11 +149,11 @@ impl<'a> Accounts<'a> {
         &self,
         page: &PageRequest,
         name_prefix: &str,
-        only: Option<&str>,
+        only: Option<&AccountId>,
     ) -> Result<Page<AccountView>> {
         let mut query = account::Entity::find().order_by_asc(account::Column::Id);
         if let Some(id) = only {
-            query = query.filter(account::Column::Id.eq(id));
+            query = query.filter(account::Column::Id.eq(id.as_str()));
         }
         if !name_prefix.is_empty() {
             let folded = format!("{}%", escape_like(&name_prefix.to_lowercase()));
@@ -176,7 +177,7 @@ impl<'a> Accounts<'a> {
             .all(self.engine.reader())
             .await?;
         let views = rows.into_iter().map(AccountView::from).collect();
-        Ok(page.finish(views, |a: &AccountView| a.account_id.clone()))
+        Ok(page.finish(views, |a: &AccountView| a.account_id.to_string()))
     }
 
     pub async fn rename(&self, id: &AccountId, name: String) -> Result<AccountView> {
@@ -191,7 +192,7 @@ impl<'a> Accounts<'a> {
     /// Refused while the account has users (the foreign key would refuse it too). The
     /// account's API keys are revoked with it, like `Keys::revoke` does (every
     /// server's key cache hears of it); returns their ids.
-    pub async fn delete(&self, id: &AccountId) -> Result<Vec<String>> {
+    pub async fn delete(&self, id: &AccountId) -> Result<Vec<KeyId>> {
         let revoked = self.engine.write(DeleteAccount { id: id.clone() }).await?;
         if !revoked.is_empty() {
             self.revoked.heard();

@@ -10,6 +10,7 @@ use tokio::sync::Semaphore;
 
 use crate::domain::DomainError;
 use crate::domain::change::ChangeEvent;
+use crate::domain::ids::{AccountId, UserId};
 use crate::error::{Error, Result};
 use crate::store::db::entities::{change_event, change_log};
 use crate::store::db::page::{Page, PageRequest};
@@ -18,8 +19,8 @@ use crate::store::engine::Engine;
 /// Which events a reader wants; `None` means no filter on that field.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChangeFilter {
-    pub account_id: Option<String>,
-    pub user_id: Option<String>,
+    pub account_id: Option<AccountId>,
+    pub user_id: Option<UserId>,
 }
 
 impl ChangeFilter {

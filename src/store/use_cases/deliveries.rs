@@ -15,6 +15,7 @@ use sea_orm::{
     QuerySelect, Set, sea_query::Expr,
 };
 
+use crate::domain::ids::{AccountId, UserId};
 use crate::error::Result;
 use crate::store::db::deliveries::new_delivery;
 use crate::store::db::entities::{delivery, user};
@@ -155,9 +156,13 @@ impl<'a> Deliveries<'a> {
     }
 
     /// The e-mail address of a user, if the user still exists.
-    pub async fn user_email(&self, account_id: &str, user_id: &str) -> Result<Option<String>> {
-        Ok(user::Entity::find_by_id(user_id)
-            .filter(user::Column::AccountId.eq(account_id))
+    pub async fn user_email(
+        &self,
+        account_id: &AccountId,
+        user_id: &UserId,
+    ) -> Result<Option<String>> {
+        Ok(user::Entity::find_by_id(user_id.as_str())
+            .filter(user::Column::AccountId.eq(account_id.as_str()))
             .select_only()
             .column(user::Column::Email)
             .into_tuple::<String>()

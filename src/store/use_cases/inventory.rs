@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, Set};
 
 use super::Requester;
+use crate::domain::ids::AccountId;
 use crate::domain::phone_number::{self as rules, CallingName, E164, NumberStatus, ProductType};
 use crate::error::Result;
 use crate::store::db::distinct;
@@ -61,9 +62,9 @@ impl<'a> Inventory<'a> {
         }
     }
 
-    pub async fn get(&self, e164: &str) -> Result<NumberView> {
+    pub async fn get(&self, e164: &E164) -> Result<NumberView> {
         let number = NumberView::from(
-            phone_number::Entity::find_by_id(e164)
+            phone_number::Entity::find_by_id(e164.as_str())
                 .one(self.engine.reader())
                 .await?
                 .ok_or_else(|| number_not_found(e164))?,
@@ -88,7 +89,7 @@ impl<'a> Inventory<'a> {
         let owned = filter.account_id.is_some() || filter.user_id.is_some();
         let status = match filter.status {
             Some(NumberStatus::Assigned) if owned => None,
-            Some(_) if owned => return Ok(page.finish(Vec::new(), |n| n.e164.clone())),
+            Some(_) if owned => return Ok(page.finish(Vec::new(), |n| n.e164.to_string())),
             status => status,
         };
         let query = numbers_query(
@@ -104,7 +105,7 @@ impl<'a> Inventory<'a> {
             .into_iter()
             .map(NumberView::from)
             .collect();
-        Ok(page.finish(numbers, |n| n.e164.clone()))
+        Ok(page.finish(numbers, |n| n.e164.to_string()))
     }
 
     pub async fn update(&self, number: &E164, update: NumberUpdate) -> Result<NumberView> {
@@ -165,11 +166,9 @@ impl<'a> Inventory<'a> {
     }
 
     /// Brings a number back from the deletion queue as unassigned.
-    pub async fn restore(&self, e164: &str) -> Result<NumberView> {
+    pub async fn restore(&self, e164: &E164) -> Result<NumberView> {
         self.engine
-            .write(RestorePhoneNumber {
-                e164: e164.to_owned(),
-            })
+            .write(RestorePhoneNumber { e164: e164.clone() })
             .await
     }
 
@@ -188,8 +187,8 @@ impl<'a> Inventory<'a> {
     /// The periods `e164` was held, newest first; only `account`'s when given.
     pub async fn history(
         &self,
-        e164: &str,
-        account: Option<&str>,
+        e164: &E164,
+        account: Option<&AccountId>,
         page: &PageRequest,
     ) -> Result<Page<AssignmentPeriod>> {
         list_periods(self.engine.reader(), e164, account, page).await
@@ -223,11 +222,11 @@ async fn update_all(
     apply: Apply,
 ) -> Result<Vec<Result<NumberView>>> {
     let now = crate::store::db::now();
-    let mut numbers = lock_numbers(txn, &distinct(items.iter().map(|i| i.number.as_str()))).await?;
+    let mut numbers = lock_numbers(txn, &distinct(items.iter().map(|i| &i.number))).await?;
     let mut outcomes = Vec::with_capacity(items.len());
     let mut changed = Vec::new();
     for item in &items {
-        let outcome = existing(&mut numbers, item.number.as_str(), now).and_then(|number| {
+        let outcome = existing(&mut numbers, &item.number, now).and_then(|number| {
             if let Some(product_type) = item.update.product_type {
                 rules::check_product_type_change(
                     &number_state(number),
@@ -243,7 +242,7 @@ async fn update_all(
             Ok(number.clone())
         });
         if outcome.is_ok() {
-            changed.push(item.number.as_str());
+            changed.push(&item.number);
         }
         outcomes.push(outcome);
     }
@@ -290,11 +289,11 @@ async fn delete_all(
 ) -> Result<Vec<Result<NumberView>>> {
     let now = crate::store::db::now();
     let deletion_time = rules::deletion_time(now, use_case.deletion_queue_period);
-    let mut numbers = lock_numbers(txn, &distinct(items.iter().map(|n| n.as_str()))).await?;
+    let mut numbers = lock_numbers(txn, &distinct(items.iter().copied())).await?;
     let mut outcomes = Vec::with_capacity(items.len());
     let mut queued = Vec::new();
     for number in &items {
-        let outcome = existing(&mut numbers, number.as_str(), now).and_then(|row| {
+        let outcome = existing(&mut numbers, number, now).and_then(|row| {
             rules::check_delete(&number_state(row))?;
             row.status = NumberStatus::DeleteInProgress;
             row.deletion_time = Some(deletion_time);
@@ -302,7 +301,7 @@ async fn delete_all(
             Ok(row.clone())
         });
         if outcome.is_ok() {
-            queued.push(number.as_str());
+            queued.push(*number);
         }
         outcomes.push(outcome);
     }
@@ -315,8 +314,8 @@ async fn delete_all(
 /// The number `e164` of those read, as the earlier items left it; NOT_FOUND when it is not (or
 /// no longer) in the inventory.
 fn existing<'n>(
-    numbers: &'n mut HashMap<String, NumberView>,
-    e164: &str,
+    numbers: &'n mut HashMap<E164, NumberView>,
+    e164: &E164,
     now: DateTime<Utc>,
 ) -> Result<&'n mut NumberView> {
     numbers
@@ -326,7 +325,7 @@ fn existing<'n>(
 }
 
 struct RestorePhoneNumber {
-    pub e164: String,
+    pub e164: E164,
 }
 
 impl Mutation for RestorePhoneNumber {

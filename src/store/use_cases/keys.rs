@@ -17,6 +17,7 @@ use sea_orm::{
 use tokio::sync::Notify;
 
 use crate::domain::account::new_id;
+use crate::domain::ids::{AccountId, KeyId};
 use crate::domain::role::Role;
 use crate::error::{Error, Result};
 use crate::store::db::entities::api_key;
@@ -55,7 +56,7 @@ impl RevocationSignal {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Revocation {
     pub generation: u64,
-    pub key_id: String,
+    pub key_id: KeyId,
 }
 
 /// What to store for a new key.
@@ -63,7 +64,7 @@ pub struct Revocation {
 pub struct NewApiKey {
     pub name: String,
     pub role: Role,
-    pub account_id: Option<String>,
+    pub account_id: Option<AccountId>,
     pub secret_hash: String,
 }
 
@@ -77,7 +78,7 @@ impl Mutation for NewApiKey {
                 id: Set(new_id()),
                 name: Set(self.name.clone()),
                 role: Set(self.role.into()),
-                account_id: Set(self.account_id.clone()),
+                account_id: Set(self.account_id.clone().map(String::from)),
                 secret_hash: Set(self.secret_hash.clone()),
                 create_time: Set(Utc::now()),
                 revoke_time: Set(None),
@@ -91,7 +92,7 @@ impl Mutation for NewApiKey {
 }
 
 struct RevokeApiKey {
-    id: String,
+    id: KeyId,
 }
 
 impl Mutation for RevokeApiKey {
@@ -127,8 +128,8 @@ impl<'a> Keys<'a> {
             .map(Into::into))
     }
 
-    pub async fn get(&self, id: &str) -> Result<Option<ApiKeyRecord>> {
-        Ok(api_key::Entity::find_by_id(id)
+    pub async fn get(&self, id: &KeyId) -> Result<Option<ApiKeyRecord>> {
+        Ok(api_key::Entity::find_by_id(id.as_str())
             .one(self.engine.reader())
             .await?
             .map(Into::into))
@@ -150,11 +151,8 @@ impl<'a> Keys<'a> {
 
     /// Revokes the key; revoking a revoked key changes nothing. This process's servers hear of
     /// it at once, other processes through [`Keys::revocations_after`] (and NOTIFY).
-    pub async fn revoke(&self, id: &str) -> Result<ApiKeyRecord> {
-        let revoked = self
-            .engine
-            .write(RevokeApiKey { id: id.to_owned() })
-            .await?;
+    pub async fn revoke(&self, id: &KeyId) -> Result<ApiKeyRecord> {
+        let revoked = self.engine.write(RevokeApiKey { id: id.clone() }).await?;
         self.revoked.heard();
         Ok(revoked)
     }
@@ -189,7 +187,7 @@ impl<'a> Keys<'a> {
             .into_iter()
             .map(|(key_id, generation)| Revocation {
                 generation: generation.unwrap_or_default().max(0) as u64,
-                key_id,
+                key_id: KeyId::from_stored(key_id),
             })
             .collect())
     }

@@ -33,33 +33,40 @@ pub mod telephony;
 pub mod users;
 pub mod webhooks;
 
+use crate::domain::ids::RequestId;
+use crate::domain::ids::{AccountId, KeyId};
 use crate::store::engine::idempotency::{IdempotencyKey, scope_of};
 
 /// Who asks for a change: the key (for the change's actor) and its account, if it is scoped to
 /// one (for idempotency records and what the answer may reveal).
 #[derive(Debug, Clone, Copy)]
 pub struct Requester<'a> {
-    pub key_id: &'a str,
-    pub account: Option<&'a str>,
+    pub key_id: &'a KeyId,
+    pub account: Option<&'a AccountId>,
 }
 
 impl Requester<'_> {
     /// The tenant whose idempotency records the caller reads and writes.
     pub(crate) fn scope(&self) -> String {
-        scope_of(self.account)
+        scope_of(self.account.map(AccountId::as_str))
+    }
+
+    /// The actor recorded on the changes the caller makes.
+    pub(crate) fn actor(&self) -> String {
+        self.key_id.to_string()
     }
 
     /// The idempotency record of a single request with `request_id`, for `operation`, with
     /// `fingerprint` (every input that changes the outcome).
     pub(crate) fn idempotency_key(
         &self,
-        request_id: Option<&str>,
+        request_id: Option<&RequestId>,
         operation: &'static str,
         fingerprint: impl FnOnce() -> String,
     ) -> Option<IdempotencyKey> {
         request_id.map(|request_id| IdempotencyKey {
             scope: self.scope(),
-            request_id: request_id.to_owned(),
+            request_id: request_id.clone(),
             operation,
             fingerprint: fingerprint(),
         })

@@ -8,6 +8,7 @@ use sea_orm::{
     QuerySelect, Set,
 };
 
+use crate::domain::ids::OrderId;
 use crate::domain::phone_number::{
     E164, NumberStatus, OrderStatus, ProductType, check_product_type,
 };
@@ -42,13 +43,13 @@ impl<'a> Orders<'a> {
             .await
     }
 
-    pub async fn get(&self, order_id: &str) -> Result<OrderRecord> {
-        let order = phone_number_order::Entity::find_by_id(order_id)
+    pub async fn get(&self, order_id: &OrderId) -> Result<OrderRecord> {
+        let order = phone_number_order::Entity::find_by_id(order_id.as_str())
             .one(self.engine.reader())
             .await?
             .ok_or_else(|| DomainError::NotFound {
                 resource: "phone number order",
-                name: order_id.to_owned(),
+                name: order_id.to_string(),
             })?;
         let items = serde_json::from_str(&order.items)
             .map_err(|e| Error::Internal(format!("order {order_id} items unreadable: {e}")))?;
@@ -170,10 +171,11 @@ async fn create_phone_number_order(
             .filter(phone_number::Column::DeletionTime.lte(now))
             .exec(txn)
             .await?;
+        let (country, number_type) = parsed.classify();
         let row = phone_number::ActiveModel {
             e164: Set(e164.to_owned()),
-            country: Set(parsed.country().to_owned()),
-            number_type: Set(parsed.number_type().into()),
+            country: Set(country),
+            number_type: Set(number_type.into()),
             product_type: Set(cmd.product_type.into()),
             status: Set(NumberStatus::Unassigned.into()),
             account_id: Set(None),

@@ -5,6 +5,7 @@
 //! written with one UPDATE per distinct outcome, then their events through the outbox.
 //! `UpdateTelephonySettings` is this use case with one item; its batch RPC with many.
 
+use crate::domain::ids::RequestId;
 use std::collections::HashMap;
 
 use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter};
@@ -53,7 +54,7 @@ impl<'a> Permissions<'a> {
         user_id: &UserId,
         requested: TelephonySettings,
         mask: SettingsMask,
-        request_id: Option<&str>,
+        request_id: Option<&RequestId>,
         caller: Requester<'_>,
     ) -> Result<TelephonySettings> {
         let key = caller.idempotency_key(request_id, "UpdateTelephonySettings", || {
@@ -116,7 +117,7 @@ pub(crate) struct UpdateSettings {
 impl UpdateSettings {
     fn by(caller: Requester<'_>) -> Self {
         Self {
-            actor: caller.key_id.to_owned(),
+            actor: caller.actor(),
         }
     }
 }
@@ -142,15 +143,15 @@ async fn update_all(
     items: Vec<&SettingsItem>,
     apply: Apply,
 ) -> Result<Vec<Result<TelephonySettings>>> {
-    let user_ids = distinct(items.iter().map(|item| item.user_id.as_str()));
+    let user_ids = distinct(items.iter().map(|item| &item.user_id));
     let mut users = lock_user_views(txn, &user_ids).await?;
     let mut outcomes = Vec::with_capacity(items.len());
     let mut changes = Vec::new();
     let mut failed = 0;
     for item in &items {
         let decided = users
-            .get_mut(item.user_id.as_str())
-            .filter(|view| view.account_id == item.account_id.as_str())
+            .get_mut(&item.user_id)
+            .filter(|view| view.account_id == item.account_id)
             .ok_or_else(|| user_not_found(&item.account_id, &item.user_id).into())
             .and_then(|view| {
                 let updated = telephony::update_settings(&view.line(), item.requested, item.mask)?;
@@ -160,7 +161,7 @@ async fn update_all(
                         account_id: item.account_id.clone(),
                         user_id: item.user_id.clone(),
                         kind: ChangeKind::TelephonySettingsUpdated,
-                        e164_phone_number: view.phone_number.clone().unwrap_or_default(),
+                        e164_phone_number: view.phone_number.clone(),
                         settings: updated,
                         actor: use_case.actor.clone(),
                     });
@@ -172,9 +173,9 @@ async fn update_all(
     }
     if !changes.is_empty() && apply.writes(items.len(), failed) {
         // Each changed user's settings as the last of their items left them.
-        let mut last: HashMap<&str, TelephonySettings> = HashMap::new();
+        let mut last: HashMap<&UserId, TelephonySettings> = HashMap::new();
         for change in &changes {
-            last.insert(change.user_id.as_str(), change.settings);
+            last.insert(&change.user_id, change.settings);
         }
         write_many_settings(txn, last.into_iter(), crate::store::db::now()).await?;
         append_changes(txn, changes).await?;

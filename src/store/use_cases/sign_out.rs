@@ -6,6 +6,7 @@
 //! the transaction that numbers it (`db::users::mark_pending`, from the engine's outbox and
 //! sequencer).
 
+use crate::domain::ids::RequestId;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -13,7 +14,7 @@ use sea_orm::{
 
 use super::Requester;
 use crate::domain::change::{ChangeKind, NewChange};
-use crate::domain::ids::{AccountId, UserId};
+use crate::domain::ids::{AccountId, KeyId, UserId};
 use crate::domain::sign_out::{self, Acknowledgement, SignOutPending};
 use crate::error::{Error, Result};
 use crate::store::db::distinct;
@@ -40,13 +41,13 @@ impl<'a> SignOut<'a> {
         &self,
         account_id: &AccountId,
         user_id: &UserId,
-        actor: &str,
+        actor: &KeyId,
     ) -> Result<u64> {
         self.engine
             .write(LogoutUser {
                 account_id: account_id.clone(),
                 user_id: user_id.clone(),
-                actor: actor.to_owned(),
+                actor: actor.to_string(),
             })
             .await
     }
@@ -57,7 +58,7 @@ impl<'a> SignOut<'a> {
         account_id: &AccountId,
         user_id: &UserId,
         through: u64,
-        request_id: Option<&str>,
+        request_id: Option<&RequestId>,
         caller: Requester<'_>,
     ) -> Result<UserView> {
         self.engine
@@ -68,7 +69,7 @@ impl<'a> SignOut<'a> {
                 idempotency: caller.idempotency_key(request_id, "AcknowledgeSignOut", || {
                     format!("{account_id}/{user_id}/{through}")
                 }),
-                actor: caller.key_id.to_owned(),
+                actor: caller.actor(),
             })
             .await
     }
@@ -116,18 +117,18 @@ async fn logout_users(
     txn: &DatabaseTransaction,
     all: Vec<&LogoutUser>,
 ) -> Result<Vec<Result<u64>>> {
-    let ids = distinct(all.iter().map(|cmd| cmd.user_id.as_str()));
+    let ids = distinct(all.iter().map(|cmd| &cmd.user_id));
     let views = lock_user_views(txn, &ids).await?;
     let mut changes = Vec::with_capacity(all.len());
     let mut found = Vec::with_capacity(all.len());
     for cmd in &all {
-        match views.get(cmd.user_id.as_str()) {
-            Some(view) if view.account_id == cmd.account_id.as_str() => {
+        match views.get(&cmd.user_id) {
+            Some(view) if view.account_id == cmd.account_id => {
                 changes.push(NewChange {
                     account_id: cmd.account_id.clone(),
                     user_id: cmd.user_id.clone(),
                     kind: ChangeKind::UserSignOutRequested,
-                    e164_phone_number: view.phone_number.clone().unwrap_or_default(),
+                    e164_phone_number: view.phone_number.clone(),
                     settings: view.settings,
                     actor: cmd.actor.clone(),
                 });
@@ -226,7 +227,7 @@ async fn acknowledge_sign_out(
             })
         }
     };
-    write_pending(txn, cmd.user_id.as_str(), remaining).await?;
+    write_pending(txn, &cmd.user_id, remaining).await?;
     view.sign_out_pending = remaining;
     append_change(
         txn,
@@ -234,7 +235,7 @@ async fn acknowledge_sign_out(
             account_id: cmd.account_id.clone(),
             user_id: cmd.user_id.clone(),
             kind: ChangeKind::SignOutAcknowledged,
-            e164_phone_number: view.phone_number.clone().unwrap_or_default(),
+            e164_phone_number: view.phone_number.clone(),
             settings: view.settings,
             actor: cmd.actor.clone(),
         },

@@ -8,6 +8,8 @@ use sea_orm::ActiveEnum;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::domain::ids::{AccountId, OrderId, UserId};
+use crate::domain::phone_number::E164;
 use crate::domain::sign_out::SignOutPending;
 use crate::domain::telephony::TelephonySettings;
 use crate::domain::user::LicenseType;
@@ -141,13 +143,13 @@ impl Answer for UserView {
 
     fn to_stored(&self) -> StoredUser {
         StoredUser {
-            account_id: self.account_id.clone(),
-            user_id: self.user_id.clone(),
+            account_id: self.account_id.to_string(),
+            user_id: self.user_id.to_string(),
             email: self.email.clone(),
             display_name: self.display_name.clone(),
             license_type: license_name(self.license_type),
             settings: self.settings.into(),
-            phone_number: self.phone_number.clone(),
+            phone_number: self.phone_number.clone().map(String::from),
             create_time: self.create_time,
             update_time: self.update_time,
             sign_out_pending: self.sign_out_pending.map(Into::into),
@@ -156,13 +158,13 @@ impl Answer for UserView {
 
     fn from_stored(s: StoredUser) -> Option<Self> {
         Some(UserView {
-            account_id: s.account_id,
-            user_id: s.user_id,
+            account_id: AccountId::from_stored(s.account_id),
+            user_id: UserId::from_stored(s.user_id),
             email: s.email,
             display_name: s.display_name,
             license_type: license_type(&s.license_type)?,
             settings: s.settings.into(),
-            phone_number: s.phone_number,
+            phone_number: s.phone_number.map(E164::from_stored),
             create_time: s.create_time,
             update_time: s.update_time,
             sign_out_pending: s.sign_out_pending.map(Into::into),
@@ -175,8 +177,8 @@ impl Answer for UserView {
         }
         let RowForm { user, phone_number } = serde_json::from_value(value).ok()?;
         Some(UserView {
-            account_id: user.account_id,
-            user_id: user.id,
+            account_id: AccountId::from_stored(user.account_id),
+            user_id: UserId::from_stored(user.id),
             email: user.email,
             display_name: user.display_name,
             license_type: license_type(&user.license_type)?,
@@ -185,7 +187,7 @@ impl Answer for UserView {
                 outbound_calling: user.outbound_calling,
                 sms: user.sms,
             },
-            phone_number,
+            phone_number: phone_number.map(E164::from_stored),
             create_time: user.create_time,
             update_time: user.update_time,
             sign_out_pending: None,
@@ -217,16 +219,16 @@ impl Answer for NumberView {
 
     fn to_stored(&self) -> StoredNumber {
         StoredNumber {
-            e164: self.e164.clone(),
+            e164: self.e164.to_string(),
             country: self.country.clone(),
             number_type: enums::NumberType::from(self.number_type).to_value(),
             product_type: enums::ProductType::from(self.product_type).to_value(),
             status: enums::NumberStatus::from(self.status).to_value(),
-            account_id: self.account_id.clone(),
-            user_id: self.user_id.clone(),
+            account_id: self.account_id.as_ref().map(AccountId::to_string),
+            user_id: self.user_id.as_ref().map(UserId::to_string),
             associate_time: self.associate_time,
             calling_name: self.calling_name.clone(),
-            order_id: self.order_id.clone(),
+            order_id: self.order_id.to_string(),
             create_time: self.create_time,
             update_time: self.update_time,
             deletion_time: self.deletion_time,
@@ -238,13 +240,13 @@ impl Answer for NumberView {
             number_type: stored_enum::<enums::NumberType>(&s.number_type)?.into(),
             product_type: stored_enum::<enums::ProductType>(&s.product_type)?.into(),
             status: stored_enum::<enums::NumberStatus>(&s.status)?.into(),
-            e164: s.e164,
+            e164: E164::from_stored(s.e164),
             country: s.country,
-            account_id: s.account_id,
-            user_id: s.user_id,
+            account_id: s.account_id.map(AccountId::from_stored),
+            user_id: s.user_id.map(UserId::from_stored),
             associate_time: s.associate_time,
             calling_name: s.calling_name,
-            order_id: s.order_id,
+            order_id: OrderId::from_stored(s.order_id),
             create_time: s.create_time,
             update_time: s.update_time,
             deletion_time: s.deletion_time,
@@ -275,13 +277,14 @@ fn license_type(name: &str) -> Option<LicenseType> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{DomainError, Refusal};
     use crate::store::engine::answers::{Unreadable, VERSION, decode, encode};
-    use crate::store::engine::set_run::ItemResult;
+    use crate::store::engine::set_run::{ItemRefusal, ItemResult};
 
     fn user() -> UserView {
         UserView {
-            account_id: "a".into(),
-            user_id: "u".into(),
+            account_id: AccountId::from_stored("a".into()),
+            user_id: UserId::from_stored("u".into()),
             email: "ann@example.com".into(),
             display_name: "Ann".into(),
             license_type: LicenseType::Pro,
@@ -289,7 +292,7 @@ mod tests {
                 sms: true,
                 ..TelephonySettings::OFF
             },
-            phone_number: Some("+12065550100".into()),
+            phone_number: Some(E164::from_stored("+12065550100".into())),
             create_time: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
             update_time: DateTime::from_timestamp(1_700_000_001, 0).unwrap(),
             sign_out_pending: Some(SignOutPending {
@@ -339,16 +342,16 @@ mod tests {
     fn number() -> NumberView {
         use crate::domain::phone_number::{NumberStatus, NumberType, ProductType};
         NumberView {
-            e164: "+12065550100".into(),
+            e164: E164::from_stored("+12065550100".into()),
             country: "US".into(),
             number_type: NumberType::Local,
             product_type: ProductType::BusinessCalling,
             status: NumberStatus::Assigned,
-            account_id: Some("a".into()),
-            user_id: Some("u".into()),
+            account_id: Some(AccountId::from_stored("a".into())),
+            user_id: Some(UserId::from_stored("u".into())),
             associate_time: DateTime::from_timestamp(1_700_000_000, 0),
             calling_name: "Ann".into(),
-            order_id: "o".into(),
+            order_id: OrderId::from_stored("o".into()),
             create_time: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
             update_time: DateTime::from_timestamp(1_700_000_001, 0).unwrap(),
             deletion_time: None,
@@ -356,25 +359,30 @@ mod tests {
     }
 
     #[test]
-    fn batch_answers_round_trip_with_their_item_errors() {
+    fn batch_answers_round_trip_with_their_refusals_as_records() {
+        let refusal = Refusal::from(DomainError::precondition(
+            "PHONE_NUMBER_ASSIGNED",
+            "+12065550100",
+            "the number is assigned to another user",
+        ));
         let users = vec![
-            ItemResult {
-                error: None,
-                resource: Some(user()),
-            },
-            ItemResult {
-                error: Some("CAUSAg==".into()),
-                resource: None,
-            },
+            ItemResult::Done(user()),
+            ItemResult::Refused(ItemRefusal::Record(refusal)),
+            ItemResult::Refused(ItemRefusal::Record(Refusal::from(DomainError::invalid(
+                "email",
+                "is required",
+            )))),
         ];
         let text = encode(&users).unwrap();
-        let value: Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(value["version"], VERSION);
+        let value = value_of(&text);
+        assert_eq!(value["version"], 2);
+        assert_eq!(value["answer"][1]["refusal"]["kind"], "FAILED_PRECONDITION");
+        assert_eq!(
+            value["answer"][1]["refusal"]["precondition"][0],
+            "PHONE_NUMBER_ASSIGNED"
+        );
         assert_eq!(decode::<Vec<ItemResult<UserView>>>(&text).unwrap(), users);
-        let numbers = vec![ItemResult {
-            error: None,
-            resource: Some(number()),
-        }];
+        let numbers = vec![ItemResult::Done(number())];
         let text = encode(&numbers).unwrap();
         assert_eq!(
             value_of(&text)["answer"][0]["resource"]["status"],
@@ -384,14 +392,39 @@ mod tests {
             decode::<Vec<ItemResult<NumberView>>>(&text).unwrap(),
             numbers
         );
+        let unknown = text.replace("\"version\":2", "\"version\":3");
+        assert_eq!(
+            decode::<Vec<ItemResult<NumberView>>>(&unknown),
+            Err(Unreadable::UnknownVersion(3))
+        );
+    }
+
+    #[test]
+    fn batch_answers_of_version_1_keep_their_encoded_refusals() {
+        let v1 = format!(
+            r#"{{"version":1,"answer":[{{"error":null,"resource":{}}},{{"error":"CAUSAg==","resource":null}}]}}"#,
+            serde_json::to_string(&number().to_stored()).unwrap()
+        );
+        let decoded = decode::<Vec<ItemResult<NumberView>>>(&v1).unwrap();
+        assert_eq!(decoded[0], ItemResult::Done(number()));
+        assert_eq!(
+            decoded[1],
+            ItemResult::Refused(ItemRefusal::Encoded(vec![8, 5, 18, 2]))
+        );
+        // Kept again as it was.
+        let again = decode::<Vec<ItemResult<NumberView>>>(&encode(&decoded).unwrap()).unwrap();
+        assert_eq!(again, decoded);
     }
 
     #[test]
     fn unversioned_batch_answers_of_rows_are_still_read() {
         let row = r#"[{"error":null,"resource":{"e164":"+12065550100","country":"US","number_type":"LOCAL","product_type":"BUSINESS_CALLING","status":"ASSIGNED","account_id":"a","user_id":"u","associate_time":"2023-11-14T22:13:20Z","calling_name":"Ann","order_id":"o","create_time":"2023-11-14T22:13:20Z","update_time":"2023-11-14T22:13:21Z","deletion_time":null}},{"error":"CAUSAg==","resource":null}]"#;
         let decoded = decode::<Vec<ItemResult<NumberView>>>(row).unwrap();
-        assert_eq!(decoded[0].resource, Some(number()));
-        assert_eq!(decoded[1].error.as_deref(), Some("CAUSAg=="));
+        assert_eq!(decoded[0], ItemResult::Done(number()));
+        assert_eq!(
+            decoded[1],
+            ItemResult::Refused(ItemRefusal::Encoded(vec![8, 5, 18, 2]))
+        );
         let unknown = row.replace("\"ASSIGNED\"", "\"LENT\"");
         assert!(matches!(
             decode::<Vec<ItemResult<NumberView>>>(&unknown),

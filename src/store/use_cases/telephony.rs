@@ -8,6 +8,7 @@
 //! would; the successes are written with set statements: the numbers, their history periods,
 //! the users' permissions, and their change events through the outbox.
 
+use crate::domain::ids::RequestId;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -51,7 +52,7 @@ impl<'a> Telephony<'a> {
         account_id: &AccountId,
         user_id: &UserId,
         number: &E164,
-        request_id: Option<&str>,
+        request_id: Option<&RequestId>,
         caller: Requester<'_>,
     ) -> Result<UserView> {
         let key = caller.idempotency_key(request_id, "AssignPhoneNumber", || {
@@ -92,7 +93,7 @@ impl<'a> Telephony<'a> {
         account_id: &AccountId,
         user_id: &UserId,
         confirm: bool,
-        request_id: Option<&str>,
+        request_id: Option<&RequestId>,
         caller: Requester<'_>,
     ) -> Result<UserView> {
         let key = caller.idempotency_key(request_id, "UnassignPhoneNumber", || {
@@ -148,15 +149,15 @@ pub struct UnassignItem {
 /// as outside its scope, whatever their state), and the key, the changes' actor.
 #[derive(PartialEq, Eq)]
 pub(crate) struct AssignNumbers {
-    pub caller_account: Option<String>,
+    pub caller_account: Option<AccountId>,
     pub actor: String,
 }
 
 impl AssignNumbers {
     fn by(caller: Requester<'_>) -> Self {
         Self {
-            caller_account: caller.account.map(str::to_owned),
-            actor: caller.key_id.to_owned(),
+            caller_account: caller.account.cloned(),
+            actor: caller.actor(),
         }
     }
 }
@@ -191,21 +192,13 @@ async fn assign_all(
     apply: Apply,
 ) -> Result<Vec<Result<UserView>>> {
     let now = crate::store::db::now();
-    let mut users = lock_users(
-        txn,
-        &distinct(items.iter().map(|item| item.user_id.as_str())),
-    )
-    .await?;
-    let mut numbers = lock_numbers(
-        txn,
-        &distinct(items.iter().map(|item| item.number.as_str())),
-    )
-    .await?;
+    let mut users = lock_users(txn, &distinct(items.iter().map(|item| &item.user_id))).await?;
+    let mut numbers = lock_numbers(txn, &distinct(items.iter().map(|item| &item.number))).await?;
     let mut outcomes = Vec::with_capacity(items.len());
     let mut decided = Vec::new();
     for item in &items {
         let outcome = decide(
-            use_case.caller_account.as_deref(),
+            use_case.caller_account.as_ref(),
             item,
             &mut users,
             &mut numbers,
@@ -270,11 +263,12 @@ async fn record_pending(
 /// (on PostgreSQL).
 async fn lock_users(
     txn: &DatabaseTransaction,
-    user_ids: &[&str],
-) -> Result<HashMap<String, UserView>> {
+    user_ids: &[&UserId],
+) -> Result<HashMap<UserId, UserView>> {
     let mut users = lock_user_views(txn, user_ids).await?;
-    for (user_id, sequence, time) in staged_sign_outs(txn, user_ids).await? {
-        if let Some(view) = users.get_mut(&user_id) {
+    let ids: Vec<&str> = user_ids.iter().map(|id| id.as_str()).collect();
+    for (user_id, sequence, time) in staged_sign_outs(txn, &ids).await? {
+        if let Some(view) = users.get_mut(&UserId::from_stored(user_id)) {
             view.sign_out_pending = Some(SignOutPending::record(
                 view.sign_out_pending,
                 sequence,
@@ -288,32 +282,32 @@ async fn lock_users(
 /// Decides one item against the state the earlier items left, and on success moves that state
 /// on. Checks come in the single RPC's order: the user, the number, then the rules.
 fn decide(
-    caller_account: Option<&str>,
+    caller_account: Option<&AccountId>,
     item: &AssignItem,
-    users: &mut HashMap<String, UserView>,
-    numbers: &mut HashMap<String, NumberView>,
+    users: &mut HashMap<UserId, UserView>,
+    numbers: &mut HashMap<E164, NumberView>,
     now: DateTime<Utc>,
 ) -> Result<UserView> {
     let view = users
-        .get_mut(item.user_id.as_str())
-        .filter(|view| view.account_id == item.account_id.as_str())
+        .get_mut(&item.user_id)
+        .filter(|view| view.account_id == item.account_id)
         .ok_or_else(|| user_not_found(&item.account_id, &item.user_id))?;
     let number = numbers
-        .get_mut(item.number.as_str())
+        .get_mut(&item.number)
         .filter(|number| exists_at(&number_state(number), now));
     let number = match (caller_account, number) {
         (None, Some(number)) => number,
-        (None, None) => return Err(number_not_found(item.number.as_str()).into()),
+        (None, None) => return Err(number_not_found(&item.number).into()),
         (Some(own), Some(number)) if visible_to(Some(own), number) => number,
         (Some(_), _) => return Err(Error::outside_scope()),
     };
     let settings = telephony::assign(&view.line(), &number_state(number))?;
     number.status = NumberStatus::Assigned;
-    number.account_id = Some(item.account_id.to_string());
-    number.user_id = Some(item.user_id.to_string());
+    number.account_id = Some(item.account_id.clone());
+    number.user_id = Some(item.user_id.clone());
     number.associate_time = Some(now);
     number.update_time = now;
-    view.phone_number = Some(item.number.to_string());
+    view.phone_number = Some(item.number.clone());
     view.settings = settings;
     view.update_time = now;
     Ok(view.clone())
@@ -358,7 +352,7 @@ async fn write_assignments(
         .await?;
         write_many_settings(
             txn,
-            chunk.iter().map(|s| (s.item.user_id.as_str(), s.settings)),
+            chunk.iter().map(|s| (&s.item.user_id, s.settings)),
             now,
         )
         .await?;
@@ -371,7 +365,7 @@ async fn write_assignments(
                 account_id: success.item.account_id.clone(),
                 user_id: success.item.user_id.clone(),
                 kind: ChangeKind::PhoneNumberAssigned,
-                e164_phone_number: success.item.number.to_string(),
+                e164_phone_number: Some(success.item.number.clone()),
                 settings: success.settings,
                 actor: use_case.actor.clone(),
             })
@@ -389,7 +383,7 @@ pub(crate) struct UnassignNumbers {
 impl UnassignNumbers {
     fn by(caller: Requester<'_>) -> Self {
         Self {
-            actor: caller.key_id.to_owned(),
+            actor: caller.actor(),
         }
     }
 }
@@ -413,7 +407,7 @@ impl SetUseCase for UnassignNumbers {
 struct Released<'a> {
     outcome: usize,
     item: &'a UnassignItem,
-    e164: String,
+    e164: E164,
 }
 
 async fn unassign_all(
@@ -423,14 +417,14 @@ async fn unassign_all(
     apply: Apply,
 ) -> Result<Vec<Result<UserView>>> {
     let now = crate::store::db::now();
-    let user_ids = distinct(items.iter().map(|item| item.user_id.as_str()));
+    let user_ids = distinct(items.iter().map(|item| &item.user_id));
     let mut users = lock_users(txn, &user_ids).await?;
     let mut outcomes = Vec::with_capacity(items.len());
     let mut released: Vec<Released<'_>> = Vec::new();
     for item in &items {
         let decided = users
-            .get_mut(item.user_id.as_str())
-            .filter(|view| view.account_id == item.account_id.as_str())
+            .get_mut(&item.user_id)
+            .filter(|view| view.account_id == item.account_id)
             .ok_or_else(|| user_not_found(&item.account_id, &item.user_id).into())
             .and_then(|view| {
                 let e164 = telephony::unassign(&view.line(), item.confirm)?;
@@ -470,13 +464,13 @@ async fn write_releases(
     now: DateTime<Utc>,
 ) -> Result<Vec<ChangeEvent>> {
     for chunk in released.chunks(SET_CHUNK) {
-        let e164s: Vec<&str> = chunk.iter().map(|r| r.e164.as_str()).collect();
+        let e164s: Vec<&E164> = chunk.iter().map(|r| &r.e164).collect();
         release_numbers(txn, &e164s, now).await?;
         write_many_settings(
             txn,
             chunk
                 .iter()
-                .map(|r| (r.item.user_id.as_str(), TelephonySettings::OFF)),
+                .map(|r| (&r.item.user_id, TelephonySettings::OFF)),
             now,
         )
         .await?;
@@ -489,7 +483,7 @@ async fn write_releases(
                 account_id: r.item.account_id.clone(),
                 user_id: r.item.user_id.clone(),
                 kind: ChangeKind::PhoneNumberUnassigned,
-                e164_phone_number: r.e164.clone(),
+                e164_phone_number: Some(r.e164.clone()),
                 settings: TelephonySettings::OFF,
                 actor: use_case.actor.clone(),
             })

@@ -12,7 +12,7 @@ use sea_orm::{
 
 use super::Requester;
 use crate::domain::change::{ChangeKind, NewChange};
-use crate::domain::ids::{AccountId, UserId};
+use crate::domain::ids::{AccountId, KeyId, UserId};
 use crate::domain::telephony::TelephonySettings;
 use crate::domain::user::{DisplayName, Email, LicenseType};
 use crate::error::Result;
@@ -158,7 +158,7 @@ impl<'a> Users<'a> {
                 UserView::new(user, number)
             })
             .collect();
-        Ok(page.finish(views, |v| v.user_id.clone()))
+        Ok(page.finish(views, |v| v.user_id.to_string()))
     }
 
     pub async fn update(
@@ -180,13 +180,13 @@ impl<'a> Users<'a> {
         &self,
         account_id: &AccountId,
         user_id: &UserId,
-        actor: &str,
+        actor: &KeyId,
     ) -> Result<()> {
         self.engine
             .write(DeleteUser {
                 account_id: account_id.clone(),
                 user_id: user_id.clone(),
-                actor: actor.to_owned(),
+                actor: actor.to_string(),
             })
             .await
     }
@@ -330,15 +330,14 @@ async fn update_all(
     items: Vec<&UserUpdateItem>,
     apply: Apply,
 ) -> Result<Vec<Result<UserView>>> {
-    let mut users =
-        lock_user_views(txn, &distinct(items.iter().map(|i| i.user_id.as_str()))).await?;
+    let mut users = lock_user_views(txn, &distinct(items.iter().map(|i| &i.user_id))).await?;
     let now = crate::store::db::now();
     let mut outcomes = Vec::with_capacity(items.len());
     let mut changed = Vec::new();
     for item in &items {
         let Some(view) = users
-            .get_mut(item.user_id.as_str())
-            .filter(|view| view.account_id == item.account_id.as_str())
+            .get_mut(&item.user_id)
+            .filter(|view| view.account_id == item.account_id)
         else {
             outcomes.push(Err(user_not_found(&item.account_id, &item.user_id).into()));
             continue;
@@ -351,7 +350,7 @@ async fn update_all(
         }
         view.update_time = now;
         outcomes.push(Ok(view.clone()));
-        changed.push(item.user_id.as_str());
+        changed.push(&item.user_id);
     }
     let failed = items.len() - changed.len();
     if apply.writes(items.len(), failed) {
@@ -394,7 +393,7 @@ async fn delete_user(txn: &DatabaseTransaction, cmd: &DeleteUser) -> Result<()> 
             account_id: cmd.account_id.clone(),
             user_id: cmd.user_id.clone(),
             kind: ChangeKind::UserDeleted,
-            e164_phone_number: view.phone_number.unwrap_or_default(),
+            e164_phone_number: view.phone_number,
             settings: TelephonySettings::OFF,
             actor: cmd.actor.clone(),
         },
@@ -424,7 +423,7 @@ mod tests {
             .expect("connect");
         store.migrate().await.expect("migrate");
         let account = store.accounts().create("a".into()).await.expect("account");
-        let account_id = AccountId::parse("account_id", &account.account_id).expect("id");
+        let account_id = account.account_id;
         let user = |email: &str| {
             let store = store.clone();
             let account_id = account_id.clone();
@@ -436,7 +435,7 @@ mod tests {
                     .create(&account_id, email, name, LicenseType::Pro)
                     .await
                     .expect("user");
-                UserId::parse("user_id", &user.user_id).expect("id")
+                user.user_id
             }
         };
         let (with_number, without) = (user("a@example.com").await, user("b@example.com").await);
@@ -446,8 +445,9 @@ mod tests {
             .create(ProductType::BusinessCalling, &[number.to_string()])
             .await
             .expect("order");
+        let key = KeyId::generate();
         let caller = Requester {
-            key_id: "k",
+            key_id: &key,
             account: None,
         };
         store
@@ -488,6 +488,6 @@ mod tests {
             );
         }
         let held = read(&account_id, &with_number).flatten().expect("the user");
-        assert_eq!(held.phone_number.as_deref(), Some("+12065550100"));
+        assert_eq!(held.phone_number, Some(number));
     }
 }

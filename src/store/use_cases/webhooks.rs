@@ -9,6 +9,7 @@ use sea_orm::{
 };
 
 use crate::domain::DomainError;
+use crate::domain::ids::WebhookId;
 use crate::domain::webhook::EventFilter;
 use crate::error::{Error, Result};
 use crate::store::db::deliveries::{new_delivery, webhook_sink};
@@ -38,10 +39,10 @@ pub struct WebhookUpdate {
     pub paused: Option<bool>,
 }
 
-fn webhook_not_found(id: &str) -> DomainError {
+fn webhook_not_found(id: &WebhookId) -> DomainError {
     DomainError::NotFound {
         resource: "webhook",
-        name: id.to_owned(),
+        name: id.to_string(),
     }
 }
 
@@ -59,8 +60,8 @@ impl<'a> Webhooks<'a> {
         self.engine.write(CreateWebhook { new }).await
     }
 
-    pub async fn get(&self, id: &str) -> Result<WebhookView> {
-        let webhook = webhook::Entity::find_by_id(id)
+    pub async fn get(&self, id: &WebhookId) -> Result<WebhookView> {
+        let webhook = webhook::Entity::find_by_id(id.as_str())
             .one(self.engine.reader())
             .await?
             .ok_or_else(|| webhook_not_found(id))?;
@@ -68,8 +69,8 @@ impl<'a> Webhooks<'a> {
     }
 
     /// The webhook's configuration only, for its delivery; `None` once deleted.
-    pub async fn find(&self, id: &str) -> Result<Option<WebhookConfig>> {
-        Ok(webhook::Entity::find_by_id(id)
+    pub async fn find(&self, id: &WebhookId) -> Result<Option<WebhookConfig>> {
+        Ok(webhook::Entity::find_by_id(id.as_str())
             .one(self.engine.reader())
             .await?
             .map(WebhookConfig::from))
@@ -113,32 +114,32 @@ impl<'a> Webhooks<'a> {
                 })?;
             views.push(WebhookView::new(webhook, delivery));
         }
-        Ok(page.finish(views, |v| v.webhook.id.clone()))
+        Ok(page.finish(views, |v| v.webhook.id.to_string()))
     }
 
-    pub async fn update(&self, id: &str, update: WebhookUpdate) -> Result<WebhookView> {
+    pub async fn update(&self, id: &WebhookId, update: WebhookUpdate) -> Result<WebhookView> {
         self.engine
             .write(UpdateWebhook {
-                id: id.to_owned(),
+                id: id.clone(),
                 update,
             })
             .await
     }
 
-    pub async fn delete(&self, id: &str) -> Result<()> {
-        self.engine.write(DeleteWebhook { id: id.to_owned() }).await
+    pub async fn delete(&self, id: &WebhookId) -> Result<()> {
+        self.engine.write(DeleteWebhook { id: id.clone() }).await
     }
 
     /// Replaces the secret; the old one keeps signing until `previous_expire_time`.
     pub async fn rotate_secret(
         &self,
-        id: &str,
+        id: &WebhookId,
         secret: String,
         previous_expire_time: DateTime<Utc>,
     ) -> Result<WebhookView> {
         self.engine
             .write(RotateWebhookSecret {
-                id: id.to_owned(),
+                id: id.clone(),
                 secret,
                 previous_expire_time,
             })
@@ -167,16 +168,16 @@ impl<'a> Webhooks<'a> {
 // ---------------------------------------------------------------------------------------------
 
 /// The delivery row of webhook `id`, in `txn`.
-async fn delivery_of(txn: &DatabaseTransaction, id: &str) -> Result<delivery::Model> {
-    delivery::Entity::find_by_id(webhook_sink(id))
+async fn delivery_of(txn: &DatabaseTransaction, id: &WebhookId) -> Result<delivery::Model> {
+    delivery::Entity::find_by_id(webhook_sink(id.as_str()))
         .one(txn)
         .await?
         .ok_or_else(|| Error::Internal(format!("webhook {id} has no delivery row")))
 }
 
 /// The webhook's row, locked until the transaction ends.
-async fn lock_webhook(txn: &DatabaseTransaction, id: &str) -> Result<webhook::Model> {
-    Ok(webhook::Entity::find_by_id(id)
+async fn lock_webhook(txn: &DatabaseTransaction, id: &WebhookId) -> Result<webhook::Model> {
+    Ok(webhook::Entity::find_by_id(id.as_str())
         .lock_exclusive()
         .one(txn)
         .await?
@@ -207,7 +208,7 @@ impl Mutation for CreateWebhook {
                 id: Set(crate::domain::account::new_id()),
                 url: Set(new.url),
                 description: Set(new.description),
-                account_id: Set(new.filter.account_id.clone()),
+                account_id: Set(new.filter.account_id.clone().map(String::from)),
                 kinds: Set(kinds_to_db(&new.filter.kinds)),
                 secret: Set(new.secret),
                 previous_secret: Set(None),
@@ -226,7 +227,7 @@ impl Mutation for CreateWebhook {
 }
 
 struct UpdateWebhook {
-    id: String,
+    id: WebhookId,
     update: WebhookUpdate,
 }
 
@@ -236,7 +237,7 @@ impl Mutation for UpdateWebhook {
 
     fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, WebhookView> {
         Box::pin(async move {
-            let (id, update) = (self.id.as_str(), self.update.clone());
+            let (id, update) = (&self.id, self.update.clone());
             let mut model: webhook::ActiveModel = lock_webhook(txn, id).await?.into();
             if let Some(url) = update.url {
                 model.url = Set(url);
@@ -245,7 +246,7 @@ impl Mutation for UpdateWebhook {
                 model.description = Set(description);
             }
             if let Some(filter) = update.filter {
-                model.account_id = Set(filter.account_id.clone());
+                model.account_id = Set(filter.account_id.clone().map(String::from));
                 model.kinds = Set(kinds_to_db(&filter.kinds));
             }
             model.update_time = Set(crate::store::db::now());
@@ -270,7 +271,7 @@ impl Mutation for UpdateWebhook {
 }
 
 struct DeleteWebhook {
-    id: String,
+    id: WebhookId,
 }
 
 impl Mutation for DeleteWebhook {
@@ -279,12 +280,12 @@ impl Mutation for DeleteWebhook {
 
     fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, ()> {
         Box::pin(async move {
-            let id = self.id.as_str();
-            let deleted = webhook::Entity::delete_by_id(id).exec(txn).await?;
+            let id = &self.id;
+            let deleted = webhook::Entity::delete_by_id(id.as_str()).exec(txn).await?;
             if deleted.rows_affected == 0 {
                 return Err(webhook_not_found(id).into());
             }
-            delivery::Entity::delete_by_id(webhook_sink(id))
+            delivery::Entity::delete_by_id(webhook_sink(id.as_str()))
                 .exec(txn)
                 .await?;
             Ok(())
@@ -293,7 +294,7 @@ impl Mutation for DeleteWebhook {
 }
 
 struct RotateWebhookSecret {
-    id: String,
+    id: WebhookId,
     secret: String,
     previous_expire_time: DateTime<Utc>,
 }

@@ -4,6 +4,7 @@
 use super::next_event;
 use super::roles::Target;
 use super::table::Rpc;
+use crate::common::account_scope;
 use crate::common::fixtures::{UNKNOWN_ID, assign_via};
 use crate::common::{Backend, spawn_app};
 use telephony_admin::keys::{Role, Scope};
@@ -28,7 +29,7 @@ async fn account_keys_see_only_their_account(backend: Backend) {
         .await
         .expect("assign number");
     let key = app
-        .create_key(Role::Admin, Scope::Account(own.account_id.clone()))
+        .create_key(Role::Admin, account_scope(&own.account_id))
         .await;
 
     let accounts = app
@@ -167,9 +168,7 @@ async fn refusals_do_not_reveal_existence(backend: Backend) {
     };
     let before = app.snapshot(&[&own.account_id, &other.account_id]).await;
     for role in [Role::Admin, Role::Viewer] {
-        let key = app
-            .create_key(role, Scope::Account(own.account_id.clone()))
-            .await;
+        let key = app.create_key(role, account_scope(&own.account_id)).await;
         for rpc in [
             Rpc::GetAccount,
             Rpc::UpdateAccount,
@@ -242,7 +241,7 @@ async fn viewers_can_watch_changes(backend: Backend) {
         .await;
     let org_viewer = app.create_key(Role::Viewer, Scope::Organisation).await;
     let account_viewer = app
-        .create_key(Role::Viewer, Scope::Account(own.account_id.clone()))
+        .create_key(Role::Viewer, account_scope(&own.account_id))
         .await;
 
     let mut org_stream = app

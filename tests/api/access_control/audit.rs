@@ -1,5 +1,6 @@
 //! Every change event names the key that made it.
 
+use crate::common::account_scope;
 use crate::common::fixtures::assign_via;
 use crate::common::{Backend, spawn_app};
 use telephony_admin::keys::{self, Role, Scope};
@@ -33,7 +34,7 @@ async fn change_events_name_their_actor(backend: Backend) {
         &app.store,
         "account ops",
         Role::Admin,
-        &Scope::Account(account.account_id.clone()),
+        &account_scope(&account.account_id),
         None,
     )
     .await

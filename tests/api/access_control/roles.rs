@@ -2,6 +2,7 @@
 //! with the state unchanged after every refused change.
 
 use super::table::{CALLERS, Caller, Expect, Rpc, Service, table};
+use crate::common::account_scope;
 use crate::common::fixtures::mask;
 use crate::common::{Backend, TestApp, spawn_app};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -468,7 +469,7 @@ impl Bench {
 
     /// The secret `caller` sends, for a case whose own account is `own`.
     async fn key_for(&self, caller: Caller, own: &str) -> Option<String> {
-        let account = || Scope::Account(own.to_owned());
+        let account = || account_scope(own);
         match caller {
             Caller::NoKey => None,
             Caller::BadKey => Some(keys::generate_secret()),

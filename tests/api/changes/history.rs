@@ -30,6 +30,7 @@ async fn bootstrap_key_id(app: &TestApp) -> String {
         .find(|k| k.name == "bootstrap")
         .expect("the bootstrap key exists")
         .id
+        .to_string()
 }
 
 fn assert_event(

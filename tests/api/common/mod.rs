@@ -239,6 +239,14 @@ pub struct TestApp {
 }
 
 /// Settings for tests: everything default, a random loopback port, a known bootstrap key.
+/// The scope of a key of the account `account_id` (as the API answers it).
+pub fn account_scope(account_id: &str) -> Scope {
+    Scope::Account(
+        telephony_admin::domain::ids::AccountId::parse("account_id", account_id)
+            .expect("an account id"),
+    )
+}
+
 pub fn test_settings() -> ServeSettings {
     let mut settings = ServeSettings::defaults();
     settings.listen = "127.0.0.1:0".parse().unwrap();

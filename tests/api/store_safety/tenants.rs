@@ -2,9 +2,10 @@
 //! deleted account, and idempotency records scoped by tenant and by the whole request.
 
 use super::holder;
+use crate::common::account_scope;
 use crate::common::fixtures::{assign_via, number, unassign_via};
 use crate::common::{Backend, TestApp, spawn_app};
-use telephony_admin::keys::{Role, Scope};
+use telephony_admin::keys::Role;
 use telephony_admin::proto::{
     DeleteAccountRequest, DeletePhoneNumberRequest, GetPhoneNumberRequest, ListAccountsRequest,
 };
@@ -36,9 +37,7 @@ async fn assignment_answers_like_get_phone_number_outside_the_key_scope(backend:
     app.assign(&own, &colleague, &colleagues).await.unwrap();
     delete_number(&app, &queued).await;
 
-    let key = app
-        .create_key(Role::Admin, Scope::Account(own.clone()))
-        .await;
+    let key = app.create_key(Role::Admin, account_scope(&own)).await;
     let mut as_account = app.telephony_as(Some(&key));
     for probe in [&elsewhere, &queued, &absent] {
         let read = app
@@ -96,15 +95,9 @@ async fn deleting_an_account_revokes_its_keys(backend: Backend) {
     };
     let gone = app.create_account("Gone").await.account_id;
     let stays = app.create_account("Stays").await.account_id;
-    let admin = app
-        .create_key(Role::Admin, Scope::Account(gone.clone()))
-        .await;
-    let viewer = app
-        .create_key(Role::Viewer, Scope::Account(gone.clone()))
-        .await;
-    let neighbour = app
-        .create_key(Role::Admin, Scope::Account(stays.clone()))
-        .await;
+    let admin = app.create_key(Role::Admin, account_scope(&gone)).await;
+    let viewer = app.create_key(Role::Viewer, account_scope(&gone)).await;
+    let neighbour = app.create_key(Role::Admin, account_scope(&stays)).await;
     let servers: Vec<&TestApp> = std::iter::once(&app).chain(replica.as_ref()).collect();
     for server in &servers {
         for key in [&admin, &viewer, &neighbour] {
@@ -133,7 +126,7 @@ async fn deleting_an_account_revokes_its_keys(backend: Backend) {
     let keys = app.store.keys().list().await.expect("list keys");
     let revoked = keys
         .iter()
-        .filter(|k| k.account_id.as_deref() == Some(gone.as_str()))
+        .filter(|k| k.account_id.as_ref().map(|a| a.as_str()) == Some(gone.as_str()))
         .collect::<Vec<_>>();
     assert_eq!(revoked.len(), 2);
     assert!(
@@ -149,12 +142,8 @@ async fn request_ids_are_scoped_by_tenant(backend: Backend) {
     let first_user = app.create_user(&first, "a@example.com").await.user_id;
     let second_user = app.create_user(&second, "b@example.com").await.user_id;
     app.order_business_numbers(&[number(1), number(2)]).await;
-    let first_key = app
-        .create_key(Role::Admin, Scope::Account(first.clone()))
-        .await;
-    let second_key = app
-        .create_key(Role::Admin, Scope::Account(second.clone()))
-        .await;
+    let first_key = app.create_key(Role::Admin, account_scope(&first)).await;
+    let second_key = app.create_key(Role::Admin, account_scope(&second)).await;
     let request_id = uuid::Uuid::new_v4().to_string();
 
     let mut first_client = app.telephony_as(Some(&first_key));

@@ -1,5 +1,5 @@
 //! `change_events_staged`: events written on PostgreSQL without a sequence, in the transaction of
-//! their change, until the sequencer (`store::sequencer`) numbers them into `change_events`.
+//! their change, until the sequencer (`store::engine::sequencer`) numbers them into `change_events`.
 
 use sea_orm::entity::prelude::*;
 

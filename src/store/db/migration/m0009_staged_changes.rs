@@ -1,6 +1,6 @@
 //! Change events written without a sequence (PostgreSQL). A write transaction inserts its
 //! events into `change_events_staged`, without touching the change-log counter; the sequencer
-//! (`store::sequencer`) numbers them after they commit and moves them into `change_events`,
+//! (`store::engine::sequencer`) numbers them after they commit and moves them into `change_events`,
 //! keeping their staged id in `change_events.staged_id` so that an answer that named an event
 //! by that id can be given its sequence later. SQLite never uses the table.
 

@@ -11,7 +11,6 @@
 //! rpc_grpc_status_code}`; its `_count` is the number of requests.
 
 use std::{
-    collections::HashMap,
     sync::{
         OnceLock,
         atomic::{AtomicI64, Ordering},
@@ -24,7 +23,10 @@ use prometheus_client::{
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
-use prost::Message;
+
+mod rpc_method;
+
+pub use rpc_method::{OTHER, RpcMethod, rpc_method};
 
 /// Media type of [`encode`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -38,9 +40,6 @@ const RPC_DURATION_BUCKETS: [f64; 16] = [
 
 /// Upper bounds of the write batch size buckets (mutations per commit).
 const WRITE_BATCH_BUCKETS: [f64; 10] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
-
-/// The label value for an RPC path that is not one of the served methods.
-pub const OTHER: &str = "_OTHER";
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct RpcLabels {
@@ -274,84 +273,6 @@ impl PoolState {
     }
 }
 
-/// A gRPC method as bounded label values: one the server serves, or [`OTHER`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RpcMethod {
-    /// Fully qualified service name, e.g. `telephony.admin.v1.UserService`.
-    pub service: &'static str,
-    /// Method name, e.g. `GetUser`.
-    pub method: &'static str,
-    /// `service/method`, the span name the conventions ask for.
-    pub full_name: &'static str,
-}
-
-const OTHER_METHOD: RpcMethod = RpcMethod {
-    service: OTHER,
-    method: OTHER,
-    full_name: OTHER,
-};
-
-/// The served method an HTTP/2 path (`/package.Service/Method`) names, or [`OTHER`]: a client
-/// cannot make up label values.
-pub fn rpc_method(path: &str) -> RpcMethod {
-    static CATALOG: OnceLock<HashMap<String, (String, String, String)>> = OnceLock::new();
-    let catalog = CATALOG.get_or_init(served_methods);
-    match catalog.get(path) {
-        Some((service, method, full_name)) => RpcMethod {
-            service,
-            method,
-            full_name,
-        },
-        None => OTHER_METHOD,
-    }
-}
-
-/// Every method of the served services, from their descriptors: path → (service, method, name).
-fn served_methods() -> HashMap<String, (String, String, String)> {
-    let mut methods = HashMap::new();
-    for encoded in [
-        crate::proto::FILE_DESCRIPTOR_SET,
-        tonic_health::pb::FILE_DESCRIPTOR_SET,
-    ] {
-        let Ok(set) = prost_types::FileDescriptorSet::decode(encoded) else {
-            continue;
-        };
-        for file in set.file {
-            let package = file.package();
-            for service in &file.service {
-                let service_name = if package.is_empty() {
-                    service.name().to_owned()
-                } else {
-                    format!("{package}.{}", service.name())
-                };
-                for method in &service.method {
-                    let full_name = format!("{service_name}/{}", method.name());
-                    methods.insert(
-                        format!("/{full_name}"),
-                        (service_name.clone(), method.name().to_owned(), full_name),
-                    );
-                }
-            }
-        }
-    }
-    // Reflection's descriptors are not exported by tonic-reflection; it has one method.
-    for service in [
-        "grpc.reflection.v1.ServerReflection",
-        "grpc.reflection.v1alpha.ServerReflection",
-    ] {
-        let full_name = format!("{service}/ServerReflectionInfo");
-        methods.insert(
-            format!("/{full_name}"),
-            (
-                service.to_owned(),
-                "ServerReflectionInfo".to_owned(),
-                full_name,
-            ),
-        );
-    }
-    methods
-}
-
 /// One finished RPC (for a stream: one opened), with its gRPC status code.
 pub fn record_rpc(method: RpcMethod, grpc_status_code: i32, elapsed: Duration) {
     if let Some(m) = get() {
@@ -565,23 +486,4 @@ fn raise(gauge: &Gauge, value: i64) {
 
 fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn served_methods_resolve_and_others_do_not() {
-        let get_user = rpc_method("/telephony.admin.v1.UserService/GetUser");
-        assert_eq!(get_user.service, "telephony.admin.v1.UserService");
-        assert_eq!(get_user.method, "GetUser");
-        assert_eq!(get_user.full_name, "telephony.admin.v1.UserService/GetUser");
-        assert_eq!(rpc_method("/grpc.health.v1.Health/Check").method, "Check");
-        assert_eq!(
-            rpc_method("/telephony.admin.v1.UserService/Nope"),
-            OTHER_METHOD
-        );
-        assert_eq!(rpc_method("/9876543210"), OTHER_METHOD);
-    }
 }

@@ -16,38 +16,23 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use anyhow::{Context, bail};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::server::NamedService;
-use tonic::transport::{Identity, Server, ServerTlsConfig, server::TcpIncoming};
+use tonic::transport::Identity;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-use crate::api::{
-    ApiContext, Limits,
-    accounts::AccountApi,
-    changes::ChangeApi,
-    in_flight::{InFlight, InFlightLayer},
-    limits::LimitsLayer,
-    phone_numbers::PhoneNumberApi,
-    telephony::TelephonyApi,
-    users::UserApi,
-    webhooks::WebhookApi,
-};
+use crate::api::{ApiContext, Limits, in_flight::InFlight};
 use crate::config::{ServeSettings, StorageSettings};
 use crate::database_url::redact;
 use crate::events::{ChangeHub, pg_listener};
 use crate::keys::{self, Role, Scope};
-use crate::proto::{
-    self, account_service_server::AccountServiceServer, change_service_server::ChangeServiceServer,
-    phone_number_service_server::PhoneNumberServiceServer,
-    telephony_service_server::TelephonyServiceServer, user_service_server::UserServiceServer,
-    webhook_service_server::WebhookServiceServer,
-};
 use crate::store::{Store, StoreOptions, WriteStats};
 use crate::tasks::BackgroundTasks;
-use crate::telemetry::{RpcMetricsLayer, rpc_trace_layer};
 
-/// Idle time before the kernel probes a connection.
-const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
+mod health;
+mod routes;
+
+use health::{health_service, set_health, watch_database};
+use routes::{Routes, router};
 
 /// Once no unary request is in flight, how long ended watch streams get to deliver their final
 /// status before the remaining connections are closed.
@@ -266,68 +251,6 @@ async fn start_background_tasks(
     Ok((context, deliveries))
 }
 
-/// The health service names: every gRPC service and the overall `""`.
-fn health_names() -> [&'static str; 7] {
-    [
-        "",
-        <AccountServiceServer<AccountApi> as NamedService>::NAME,
-        <UserServiceServer<UserApi> as NamedService>::NAME,
-        <PhoneNumberServiceServer<PhoneNumberApi> as NamedService>::NAME,
-        <TelephonyServiceServer<TelephonyApi> as NamedService>::NAME,
-        <ChangeServiceServer<ChangeApi> as NamedService>::NAME,
-        <WebhookServiceServer<WebhookApi> as NamedService>::NAME,
-    ]
-}
-
-async fn set_health(health: &HealthReporter, status: ServingStatus) {
-    for name in health_names() {
-        health.set_service_status(name, status).await;
-    }
-}
-
-/// Pings the database every `interval`: health follows its answers until shutdown.
-fn watch_database(
-    store: Store,
-    health: HealthReporter,
-    interval: Duration,
-    stop: CancellationToken,
-    tasks: &BackgroundTasks,
-) -> tokio::task::JoinHandle<()> {
-    tasks.spawn(async move {
-        let mut reachable = true;
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(interval) => {}
-            }
-            let answered = tokio::time::timeout(
-                interval.max(Duration::from_secs(1)),
-                store.connection().ping(),
-            )
-            .await
-            .map_err(|_| "no answer in time".to_owned())
-            .and_then(|pinged| pinged.map_err(|e| e.to_string()));
-            // A stop requested meanwhile owns the health status.
-            if stop.is_cancelled() {
-                return;
-            }
-            match answered {
-                Ok(()) if !reachable => {
-                    tracing::info!("the database answers again; serving");
-                    set_health(&health, ServingStatus::Serving).await;
-                    reachable = true;
-                }
-                Err(error) if reachable => {
-                    tracing::error!(%error, "the database does not answer; health is NOT_SERVING");
-                    set_health(&health, ServingStatus::NotServing).await;
-                    reachable = false;
-                }
-                _ => {}
-            }
-        }
-    })
-}
-
 async fn serve(
     listener: TcpListener,
     settings: ServeSettings,
@@ -363,119 +286,6 @@ async fn serve(
     }
     tracing::info!("stopped");
     result
-}
-
-/// The health service, every name SERVING.
-async fn health_service() -> (
-    HealthReporter,
-    tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
-) {
-    let (health, service) = tonic_health::server::health_reporter();
-    set_health(&health, ServingStatus::Serving).await;
-    (health, service)
-}
-
-/// Server reflection, v1 and (for grpcurl before 1.8.8) v1alpha, over our services and the
-/// google.rpc types too, so that grpcurl can show error details.
-fn reflection_services() -> anyhow::Result<(
-    tonic_reflection::server::v1::ServerReflectionServer<
-        impl tonic_reflection::server::v1::ServerReflection,
-    >,
-    tonic_reflection::server::v1alpha::ServerReflectionServer<
-        impl tonic_reflection::server::v1alpha::ServerReflection,
-    >,
-)> {
-    let configure = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-    };
-    Ok((configure().build_v1()?, configure().build_v1alpha()?))
-}
-
-/// What the router serves besides reflection.
-struct Routes<H> {
-    context: Arc<ApiContext>,
-    health_service: H,
-    in_flight: InFlight,
-}
-
-/// Every service behind the layers (in-flight count, trace, metrics, limits), serving
-/// `listener` until `shutdown`.
-fn router(
-    settings: &ServeSettings,
-    tls: Option<Identity>,
-    Routes {
-        context,
-        health_service,
-        in_flight,
-    }: Routes<
-        tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
-    >,
-    listener: TcpListener,
-    shutdown: CancellationToken,
-) -> anyhow::Result<impl Future<Output = Result<(), tonic::transport::Error>> + Send> {
-    let max_message = settings.max_message_bytes;
-    let (reflection_v1, reflection_v1alpha) = reflection_services()?;
-    let mut builder = Server::builder()
-        .max_concurrent_streams(settings.max_concurrent_streams)
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(10)));
-    if let Some(identity) = tls {
-        builder = builder
-            .tls_config(ServerTlsConfig::new().identity(identity))
-            .context("invalid TLS certificate or key")?;
-    }
-    // Metrics are recorded only when they are served.
-    let rpc_metrics = settings.metrics_listen.map(|_| RpcMetricsLayer);
-    let router = builder
-        .layer(InFlightLayer(in_flight))
-        .layer(rpc_trace_layer())
-        .layer(tower::util::option_layer(rpc_metrics))
-        .layer(LimitsLayer {
-            request_timeout: settings.request_timeout,
-        })
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(
-            AccountServiceServer::new(AccountApi {
-                context: context.clone(),
-            })
-            .max_decoding_message_size(max_message),
-        )
-        .add_service(
-            UserServiceServer::new(UserApi {
-                context: context.clone(),
-            })
-            .max_decoding_message_size(max_message),
-        )
-        .add_service(
-            PhoneNumberServiceServer::new(PhoneNumberApi {
-                context: context.clone(),
-            })
-            .max_decoding_message_size(max_message),
-        )
-        .add_service(
-            TelephonyServiceServer::new(TelephonyApi {
-                context: context.clone(),
-            })
-            .max_decoding_message_size(max_message),
-        )
-        .add_service(
-            WebhookServiceServer::new(WebhookApi {
-                context: context.clone(),
-                policy: crate::domain::webhook::TargetPolicy {
-                    allow_insecure: settings.webhook_allow_insecure,
-                },
-            })
-            .max_decoding_message_size(max_message),
-        )
-        .add_service(
-            ChangeServiceServer::new(ChangeApi { context }).max_decoding_message_size(max_message),
-        );
-    Ok(router.serve_with_incoming_shutdown(incoming(listener), shutdown.cancelled_owned()))
 }
 
 /// Serves until `stop`; then NOT_SERVING for the drain delay, then stops accepting and waits
@@ -520,14 +330,6 @@ async fn drain_then_stop<E: Into<anyhow::Error>>(
             }
         }
     }
-}
-
-/// Accepted connections, with TCP_NODELAY (else any answer larger than a segment waits for the
-/// client's delayed ACK, about 40 ms) and TCP keepalive (half-open peers are found and closed).
-fn incoming(listener: TcpListener) -> TcpIncoming {
-    TcpIncoming::from(listener)
-        .with_nodelay(Some(true))
-        .with_keepalive(Some(TCP_KEEPALIVE))
 }
 
 /// On a database without keys, creates the first organisation admin key: from the configured

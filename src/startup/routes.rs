@@ -1,0 +1,143 @@
+//! The router: every gRPC service with its limits, health and reflection, behind the
+//! per-RPC layers (tracing, metrics, in-flight count, limits).
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Identity, Server, ServerTlsConfig, server::TcpIncoming};
+
+use crate::api::{
+    ApiContext,
+    accounts::AccountApi,
+    changes::ChangeApi,
+    in_flight::{InFlight, InFlightLayer},
+    limits::LimitsLayer,
+    phone_numbers::PhoneNumberApi,
+    telephony::TelephonyApi,
+    users::UserApi,
+    webhooks::WebhookApi,
+};
+use crate::config::ServeSettings;
+use crate::proto::{
+    self, account_service_server::AccountServiceServer, change_service_server::ChangeServiceServer,
+    phone_number_service_server::PhoneNumberServiceServer,
+    telephony_service_server::TelephonyServiceServer, user_service_server::UserServiceServer,
+    webhook_service_server::WebhookServiceServer,
+};
+use crate::telemetry::{RpcMetricsLayer, rpc_trace_layer};
+
+/// Server reflection, v1 and (for grpcurl before 1.8.8) v1alpha, over our services and the
+/// google.rpc types too, so that grpcurl can show error details.
+fn reflection_services() -> anyhow::Result<(
+    tonic_reflection::server::v1::ServerReflectionServer<
+        impl tonic_reflection::server::v1::ServerReflection,
+    >,
+    tonic_reflection::server::v1alpha::ServerReflectionServer<
+        impl tonic_reflection::server::v1alpha::ServerReflection,
+    >,
+)> {
+    let configure = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+    };
+    Ok((configure().build_v1()?, configure().build_v1alpha()?))
+}
+
+/// What the router serves besides reflection.
+pub(super) struct Routes<H> {
+    pub(super) context: Arc<ApiContext>,
+    pub(super) health_service: H,
+    pub(super) in_flight: InFlight,
+}
+
+/// Every service behind the layers (in-flight count, trace, metrics, limits), serving
+/// `listener` until `shutdown`.
+pub(super) fn router(
+    settings: &ServeSettings,
+    tls: Option<Identity>,
+    Routes {
+        context,
+        health_service,
+        in_flight,
+    }: Routes<
+        tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
+    >,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<impl Future<Output = Result<(), tonic::transport::Error>> + Send> {
+    let max_message = settings.max_message_bytes;
+    let (reflection_v1, reflection_v1alpha) = reflection_services()?;
+    let mut builder = Server::builder()
+        .max_concurrent_streams(settings.max_concurrent_streams)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)));
+    if let Some(identity) = tls {
+        builder = builder
+            .tls_config(ServerTlsConfig::new().identity(identity))
+            .context("invalid TLS certificate or key")?;
+    }
+    // Metrics are recorded only when they are served.
+    let rpc_metrics = settings.metrics_listen.map(|_| RpcMetricsLayer);
+    let router = builder
+        .layer(InFlightLayer(in_flight))
+        .layer(rpc_trace_layer())
+        .layer(tower::util::option_layer(rpc_metrics))
+        .layer(LimitsLayer {
+            request_timeout: settings.request_timeout,
+        })
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(
+            AccountServiceServer::new(AccountApi {
+                context: context.clone(),
+            })
+            .max_decoding_message_size(max_message),
+        )
+        .add_service(
+            UserServiceServer::new(UserApi {
+                context: context.clone(),
+            })
+            .max_decoding_message_size(max_message),
+        )
+        .add_service(
+            PhoneNumberServiceServer::new(PhoneNumberApi {
+                context: context.clone(),
+            })
+            .max_decoding_message_size(max_message),
+        )
+        .add_service(
+            TelephonyServiceServer::new(TelephonyApi {
+                context: context.clone(),
+            })
+            .max_decoding_message_size(max_message),
+        )
+        .add_service(
+            WebhookServiceServer::new(WebhookApi {
+                context: context.clone(),
+                policy: crate::domain::webhook::TargetPolicy {
+                    allow_insecure: settings.webhook_allow_insecure,
+                },
+            })
+            .max_decoding_message_size(max_message),
+        )
+        .add_service(
+            ChangeServiceServer::new(ChangeApi { context }).max_decoding_message_size(max_message),
+        );
+    Ok(router.serve_with_incoming_shutdown(incoming(listener), shutdown.cancelled_owned()))
+}
+
+/// Idle time before the kernel probes a connection.
+const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
+
+/// Accepted connections, with TCP_NODELAY (else any answer larger than a segment waits for the
+/// client's delayed ACK, about 40 ms) and TCP keepalive (half-open peers are found and closed).
+fn incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(TCP_KEEPALIVE))
+}
