@@ -42,7 +42,6 @@ pub use db::views::{
     WebhookConfig, WebhookView,
 };
 pub use engine::group_commit::WriteStats;
-pub use engine::pg_nodelay;
 pub use engine::sequencer::NOTIFY_CHANNEL;
 pub use engine::set_run::{BatchItem, BatchOptions, ItemRefusal, ItemResult};
 pub use engine::writer::WriterOptions;

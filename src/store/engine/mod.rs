@@ -10,7 +10,7 @@
 //! - [`outbox`] and [`sequencer`]: change events written with the change that causes them, and
 //!   numbered gap-free (after commit, on PostgreSQL).
 //! - Driver adjustments: [`sqlite_planner`], [`sqlite_reads`] (direct reads on the calling
-//!   thread), [`pg_nodelay`].
+//!   thread). PostgreSQL sockets need none: sqlx sets TCP_NODELAY on them.
 //!
 //! A use case reaches all of this through [`Engine`]: run this mutation, run this set use case,
 //! read on this connection.
@@ -20,7 +20,6 @@ pub(crate) mod group_commit;
 pub(crate) mod idempotency;
 pub(crate) mod mutation;
 pub(crate) mod outbox;
-pub mod pg_nodelay;
 pub(crate) mod sequencer;
 pub(crate) mod set_run;
 mod sqlite_planner;
@@ -204,9 +203,6 @@ fn connect_options(url: &str, max_connections: u32, acquire_timeout: Duration) -
             pool.after_connect(|connection, _| {
                 Box::pin(sqlite_planner::keep_plans_stable(connection))
             })
-        })
-        .map_sqlx_postgres_pool_opts(|pool| {
-            pool.after_connect(|connection, _| Box::pin(pg_nodelay::disable_nagle(connection)))
         });
     connect
 }
