@@ -19,7 +19,7 @@
 //! | [`codec`] | the protobuf codec of every service: prost's, with a small per-stream encode buffer |
 //! | [`proto`] | the gRPC contract: messages, clients and descriptor set from the `telephony-admin-api` crate (which other services use alone), and the service traits |
 //! | [`domain`] | the rules, without I/O: ids, e-mail addresses, names and numbers as types parsed once at the edge; assignment, permissions, notices, who still has to sign out |
-//! | [`store`] | SeaORM entities (enum columns derived), migrations, the repository, page tokens, the group-commit writer, set use cases (one item or a thousand in a few statements) and batches; answers with read models, rows never leave it |
+//! | [`store`] | persistence in three layers, `use_cases → engine → db`: one use case file per aggregate (single and batch forms together), the write engine (group commit, set runs, idempotency, outbox, sequencer), and the tables (entities, migrations, read models); answers with read models and domain types, rows never leave it |
 //! | [`api`] | one tonic service per module, its batch RPCs in its `batch` submodule on the shared [`api::batch`]; the request parsing an RPC and its batch share in [`api::requests`]; authentication with a cache of verified keys ([`api::key_cache`], moka); errors → `Status` in [`api::status`], which also counts database errors |
 //! | [`convert`] | the change event in the contract's forms: protobuf (the API) and proto3 JSON (webhook bodies), side by side |
 //! | [`events`] | the change hub and the watch streams |
@@ -29,9 +29,9 @@
 //! | [`error`] | the crate's error type |
 //! | [`tasks`] | the tracked background tasks that shutdown waits for |
 //!
-//! Dependencies point one way; no module imports one that imports it back (only the store's own
-//! files still import each other):
-//! - `api → store → domain`, `api → domain`, `api → events → store`, `api → delivery` (target
+//! Dependencies point one way; no file or folder imports one that imports it back
+//! (`.ci/module-cycles.py src` checks it in CI):
+//! - `api → store → domain`, `api → domain`; inside the store `use_cases → engine → db`; `api → events → store`, `api → delivery` (target
 //!   checks), `delivery → store`, `delivery → events` (the hub's head only);
 //! - `api → convert` and `delivery → convert` (the change event's forms), `convert → proto,
 //!   domain`: the deliveries never import the API;
