@@ -4,7 +4,7 @@
 //! against one instance alone, and a sampler reads `pg_stat_activity` every millisecond for the
 //! share of the database's busy connections that wait on a lock, with one instance and with
 //! two: it shows whether the change-log counter row, which only the short sequencing
-//! transactions lock (`store::sequencer`), is what limits them. SQLite is one process per
+//! transactions lock (`store::engine::sequencer`), is what limits them. SQLite is one process per
 //! database file: the section measures nothing there.
 
 use std::sync::Arc;
