@@ -144,7 +144,7 @@ impl KeyCache {
     fn is_fresh(&self) -> bool {
         let checked_at = self.checked_at.load(Ordering::SeqCst);
         self.ready.load(Ordering::Relaxed)
-            && self.checked_count.load(Ordering::SeqCst) == self.store.revocation_signal().count()
+            && self.checked_count.load(Ordering::SeqCst) == self.store.signals().revoked.count()
             && self.nanos_now().saturating_sub(checked_at) < FRESHNESS.as_nanos() as u64
     }
 
@@ -154,7 +154,7 @@ impl KeyCache {
 
     /// Keeps the cache fresh until shutdown.
     async fn refresh(self: std::sync::Arc<Self>, shutdown: CancellationToken) {
-        let signal = self.store.revocation_signal().clone();
+        let signal = self.store.signals().revoked.clone();
         let mut failing = false;
         loop {
             match self.check().await {
@@ -181,7 +181,7 @@ impl KeyCache {
     /// after the last generation seen.
     async fn check(&self) -> crate::error::Result<()> {
         let began = self.nanos_now();
-        let count = self.store.revocation_signal().count();
+        let count = self.store.signals().revoked.count();
         let ready = self.ready.load(Ordering::SeqCst);
         if ready {
             let after = self.read().generation;

@@ -1,8 +1,12 @@
 //! One task per replica that hands deliveries out: it looks for deliveries that are not paused and
 //! whose lease is free (new webhooks, resumed ones, ones whose replica died), takes their lease,
-//! and starts a worker for each. On shutdown it waits for its workers to release their leases.
+//! and starts a worker for each. It looks when the store signals a new or resumed webhook (here,
+//! or on PostgreSQL on another replica) and when a worker ends, and else every scan interval, for
+//! leases that expired. On shutdown it waits for its workers to release their leases.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use tokio::time::Instant;
 
 use tokio::task::JoinHandle;
 
@@ -16,6 +20,9 @@ use crate::domain::webhook::TargetPolicy;
 use crate::error::Result;
 use crate::store::MAIL_SINK;
 use crate::tasks::BackgroundTasks;
+
+/// The least time between two looks, so that a burst of signals costs one scan.
+const MIN_SCAN_GAP: Duration = Duration::from_millis(100);
 
 pub(super) struct Supervisor {
     pub context: WorkerContext,
@@ -32,12 +39,15 @@ pub(super) struct Supervisor {
 impl Supervisor {
     pub async fn run(mut self) {
         let scan_every = self.context.settings.scan_interval();
+        let claimable = self.context.store.signals().deliveries.clone();
         loop {
+            let scanned = Instant::now();
             if let Err(e) = self.scan().await {
                 tracing::warn!(error = %e, "looking for deliveries to take failed; retrying");
             }
             tokio::select! {
                 _ = self.context.shutdown.cancelled() => break,
+                _ = claimable.notified() => tokio::time::sleep_until(scanned + MIN_SCAN_GAP).await,
                 _ = tokio::time::sleep(scan_every) => {}
             }
         }
@@ -83,10 +93,14 @@ impl Supervisor {
                 continue;
             };
             let context = self.context.clone();
+            // A worker that ends (paused, deleted, lease lost) wakes the supervisor: a webhook
+            // resumed while its worker was still winding down is then taken at once.
+            let ended = self.context.store.signals().deliveries.clone();
             let worker = if let (true, Some(mail)) = (is_mail, self.mail.take()) {
                 self.tasks.spawn(async move {
                     let mut mail = mail;
                     worker::run(&mut mail, lease, context).await;
+                    ended.notify_one();
                     Some(mail)
                 })
             } else {
@@ -99,6 +113,7 @@ impl Supervisor {
                 self.tasks.spawn(async move {
                     let mut sink = sink;
                     worker::run(&mut sink, lease, context).await;
+                    ended.notify_one();
                     None
                 })
             };

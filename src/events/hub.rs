@@ -89,7 +89,7 @@ impl ChangeHub {
         poll_interval: Duration,
         shutdown: CancellationToken,
     ) {
-        let wake = store.commit_signal();
+        let wake = store.signals().committed.clone();
         let everything = ChangeFilter::default();
         loop {
             tokio::select! {

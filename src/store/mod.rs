@@ -33,7 +33,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Transaction
 use sea_orm_migration::MigratorTrait;
 use tokio::sync::{Notify, Semaphore};
 
-pub use db::deliveries::{MAIL_SINK, webhook_sink};
+pub use db::deliveries::{DELIVERIES_CHANNEL, MAIL_SINK, webhook_sink};
 pub use db::keys::{ApiKeyRecord, KEYS_CHANNEL};
 pub use db::numbers::{NumberFilter, visible_to};
 pub use db::page;
@@ -85,14 +85,25 @@ pub struct StoreOptions {
     pub writer: WriterOptions,
 }
 
-/// The store: the engine (reader pool, writer, wake-up for change watchers), and the handles of
-/// its use cases. Cheap to clone: every clone is the same store.
+/// What the store wakes when something changes that other tasks wait for.
+pub struct Signals {
+    /// After each commit that wrote change events (this process only): the change hub.
+    pub committed: Arc<Notify>,
+    /// When a key may have been revoked, here or (on PostgreSQL, through the listener) by
+    /// another process: the key cache.
+    pub revoked: Arc<RevocationSignal>,
+    /// When a delivery may have become claimable (a new or resumed webhook), here or (on
+    /// PostgreSQL, through the listener) on another replica: the delivery supervisor.
+    pub deliveries: Arc<Notify>,
+}
+
+/// The store: the engine (reader pool, writer), the signals, and the handles of its use cases.
+/// Cheap to clone: every clone is the same store.
 #[derive(Clone)]
 pub struct Store {
     engine: Engine,
     options: StoreOptions,
-    /// Signalled when a key may have been revoked (here, or on PostgreSQL by another process).
-    revoked: Arc<RevocationSignal>,
+    signals: Arc<Signals>,
     /// Admits as many change-log state reads at a time as there are reader connections (see
     /// `Changes::state`).
     state_reads: Arc<Semaphore>,
@@ -110,10 +121,15 @@ impl Store {
         )
         .await?;
         let readers = engine.readers() as usize;
+        let signals = Arc::new(Signals {
+            committed: engine.commit_signal(),
+            revoked: Arc::default(),
+            deliveries: Arc::default(),
+        });
         Ok(Self {
             engine,
             options,
-            revoked: Arc::default(),
+            signals,
             state_reads: Arc::new(Semaphore::new(readers)),
         })
     }
@@ -170,15 +186,9 @@ impl Store {
         self.engine.reader()
     }
 
-    /// Woken after each commit that wrote change events (this process only).
-    pub fn commit_signal(&self) -> Arc<Notify> {
-        self.engine.commit_signal()
-    }
-
-    /// Woken when a key may have been revoked: by this store's revocations, and on PostgreSQL
-    /// by another process's (through the listener).
-    pub fn revocation_signal(&self) -> &Arc<RevocationSignal> {
-        &self.revoked
+    /// What the hub, the key cache and the delivery supervisor wait on.
+    pub fn signals(&self) -> &Signals {
+        &self.signals
     }
 
     /// The writer's counters (batches, their sizes).
@@ -192,7 +202,7 @@ impl Store {
     }
 
     pub fn accounts(&self) -> Accounts<'_> {
-        Accounts::new(&self.engine, &self.revoked)
+        Accounts::new(&self.engine, &self.signals.revoked)
     }
 
     pub fn users(&self) -> Users<'_> {
@@ -235,7 +245,7 @@ impl Store {
     }
 
     pub fn webhooks(&self) -> Webhooks<'_> {
-        Webhooks::new(&self.engine)
+        Webhooks::new(&self.engine, &self.signals.deliveries)
     }
 
     pub fn deliveries(&self) -> Deliveries<'_> {
@@ -243,6 +253,6 @@ impl Store {
     }
 
     pub fn keys(&self) -> Keys<'_> {
-        Keys::new(&self.engine, &self.revoked)
+        Keys::new(&self.engine, &self.signals.revoked)
     }
 }

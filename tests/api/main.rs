@@ -37,4 +37,5 @@ mod transport;
 mod users;
 mod webhook_delivery;
 mod webhook_replicas;
+mod webhook_wake;
 mod webhooks;

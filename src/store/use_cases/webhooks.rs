@@ -7,12 +7,13 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect, Set,
 };
+use tokio::sync::Notify;
 
 use crate::domain::DomainError;
 use crate::domain::ids::WebhookId;
 use crate::domain::webhook::EventFilter;
 use crate::error::{Error, Result};
-use crate::store::db::deliveries::{new_delivery, webhook_sink};
+use crate::store::db::deliveries::{announce, new_delivery, webhook_sink};
 use crate::store::db::entities::enums::{self, kinds_to_db};
 use crate::store::db::entities::{change_event, change_log, delivery, webhook};
 use crate::store::db::page::{Page, PageRequest};
@@ -49,15 +50,19 @@ fn webhook_not_found(id: &WebhookId) -> DomainError {
 /// Webhooks: the store's surface for them.
 pub struct Webhooks<'a> {
     engine: &'a Engine,
+    /// Woken when a delivery may have become claimable, so that it starts at once.
+    claimable: &'a Notify,
 }
 
 impl<'a> Webhooks<'a> {
-    pub(crate) fn new(engine: &'a Engine) -> Self {
-        Self { engine }
+    pub(crate) fn new(engine: &'a Engine, claimable: &'a Notify) -> Self {
+        Self { engine, claimable }
     }
 
     pub async fn create(&self, new: NewWebhook) -> Result<WebhookView> {
-        self.engine.write(CreateWebhook { new }).await
+        let created = self.engine.write(CreateWebhook { new }).await?;
+        self.claimable.notify_one();
+        Ok(created)
     }
 
     pub async fn get(&self, id: &WebhookId) -> Result<WebhookView> {
@@ -118,12 +123,18 @@ impl<'a> Webhooks<'a> {
     }
 
     pub async fn update(&self, id: &WebhookId, update: WebhookUpdate) -> Result<WebhookView> {
-        self.engine
+        let resumes = update.paused == Some(false);
+        let updated = self
+            .engine
             .write(UpdateWebhook {
                 id: id.clone(),
                 update,
             })
-            .await
+            .await?;
+        if resumes {
+            self.claimable.notify_one();
+        }
+        Ok(updated)
     }
 
     pub async fn delete(&self, id: &WebhookId) -> Result<()> {
@@ -221,6 +232,7 @@ impl Mutation for CreateWebhook {
             let delivery = new_delivery(&webhook_sink(&webhook.id), start_after)
                 .insert(txn)
                 .await?;
+            announce(txn, &delivery.sink).await?;
             Ok(WebhookView::new(webhook, delivery))
         })
     }
@@ -260,6 +272,7 @@ impl Mutation for UpdateWebhook {
                         // Resuming starts a new streak: the pause timer counts from the next
                         // failure.
                         model.failing_since = Set(None);
+                        announce(txn, &webhook_sink(id.as_str())).await?;
                     }
                     model.update(txn).await?
                 }
