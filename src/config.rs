@@ -152,6 +152,20 @@ pub struct ServeSettings {
     )]
     pub max_concurrent_streams: u32,
 
+    /// How long a new connection may take to complete its handshake (TLS, then the HTTP/2
+    /// client preface and SETTINGS) before it is closed.
+    #[arg(long, env = "TELEPHONY_ADMIN_HANDSHAKE_TIMEOUT", value_parser = humantime::parse_duration, default_value = "5s")]
+    pub handshake_timeout: Duration,
+
+    /// Client connections open at once, those in their handshake included; one more is closed
+    /// as soon as it is accepted. Keep it below the process's file-descriptor limit.
+    #[arg(
+        long,
+        env = "TELEPHONY_ADMIN_MAX_CLIENT_CONNECTIONS",
+        default_value_t = 4096
+    )]
+    pub max_client_connections: usize,
+
     /// Open WatchChanges streams per API key.
     #[arg(
         long,
@@ -297,6 +311,7 @@ impl ServeSettings {
             ("--change-poll-interval", self.change_poll_interval, ms(10)),
             ("--maintenance-interval", self.maintenance_interval, ms(100)),
             ("--request-timeout", self.request_timeout, ms(1)),
+            ("--handshake-timeout", self.handshake_timeout, ms(100)),
             ("--shutdown-grace", self.shutdown_grace, Duration::ZERO),
             (
                 "--shutdown-drain-delay",
@@ -323,6 +338,9 @@ impl ServeSettings {
                     humantime::format_duration(value)
                 ));
             }
+        }
+        if self.max_client_connections == 0 {
+            return Err("--max-client-connections must be at least 1".into());
         }
         if self.change_ring_capacity == 0 {
             return Err("--change-ring-capacity must be at least 1".into());

@@ -24,7 +24,10 @@ use prometheus_client::{
     registry::Registry,
 };
 
+mod labels;
 mod rpc_method;
+
+pub use labels::{AuthFailure, ConnectionClosed, DbErrorKind, PurgeKind};
 
 pub use rpc_method::{OTHER, RpcMethod, rpc_method};
 
@@ -77,6 +80,8 @@ pub struct Metrics {
     db_errors: Family<KindLabel, Counter>,
     auth_failures: Family<ReasonLabel, Counter>,
     purge_runs: Counter,
+    client_connections: Gauge,
+    client_connections_closed: Family<ReasonLabel, Counter>,
     purged_rows: Family<KindLabel, Counter>,
     delivery_lag: Family<KindLabel, Gauge>,
     delivery_failing: Family<KindLabel, Gauge>,
@@ -110,6 +115,8 @@ impl Metrics {
             db_errors: Family::default(),
             auth_failures: Family::default(),
             purge_runs: Counter::default(),
+            client_connections: Gauge::default(),
+            client_connections_closed: Family::default(),
             purged_rows: Family::default(),
             delivery_lag: Family::default(),
             delivery_failing: Family::default(),
@@ -196,6 +203,23 @@ impl Metrics {
             "Deliveries on this replica whose last attempt failed, by kind (webhook, mail)",
             metrics.delivery_failing.clone(),
         );
+        service.register(
+            "client_connections",
+            "Open client connections, those still in their handshake included",
+            metrics.client_connections.clone(),
+        );
+        service.register(
+            "client_connections_closed",
+            "Client connections closed, by reason (over_limit: refused at once; handshake_timeout, tls_error, bad_preface, peer_closed: before their HTTP/2 handshake completed; served; shutdown)",
+            metrics.client_connections_closed.clone(),
+        );
+        for reason in ConnectionClosed::ALL {
+            let _ = metrics
+                .client_connections_closed
+                .get_or_create(&ReasonLabel {
+                    reason: reason.label(),
+                });
+        }
         // Every series of a bounded label set exists from the start, at 0, so that rate() and
         // alerts see the first increase.
         for kind in DELIVERY_KINDS {
@@ -336,45 +360,31 @@ pub fn record_event_written(sequence: u64) {
     }
 }
 
+/// A client connection was accepted and counted in.
+pub fn record_connection_opened() {
+    if let Some(m) = get() {
+        m.client_connections.inc();
+    }
+}
+
+/// A client connection closed (or, [`ConnectionClosed::OverLimit`], was refused at once).
+pub fn record_connection_closed(reason: ConnectionClosed) {
+    if let Some(m) = get() {
+        if reason != ConnectionClosed::OverLimit {
+            m.client_connections.dec();
+        }
+        m.client_connections_closed
+            .get_or_create(&ReasonLabel {
+                reason: reason.label(),
+            })
+            .inc();
+    }
+}
+
 /// One database commit carried `size` mutations (group commit).
 pub fn record_write_batch(size: usize) {
     if let Some(m) = get() {
         m.write_batch.observe(size as f64);
-    }
-}
-
-/// What went wrong with the database, in a bounded set: the `kind` label of
-/// `telephony_admin_db_errors_total`. The layer that handles an error says which it was.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DbErrorKind {
-    /// A race lost to a concurrent transaction (answered ABORTED).
-    Conflict,
-    /// No connection could be had from the pool in time.
-    PoolTimeout,
-    /// The connection failed or could not be made.
-    Connection,
-    /// A statement failed.
-    Query,
-    Other,
-}
-
-impl DbErrorKind {
-    const ALL: [DbErrorKind; 5] = [
-        DbErrorKind::Conflict,
-        DbErrorKind::PoolTimeout,
-        DbErrorKind::Connection,
-        DbErrorKind::Query,
-        DbErrorKind::Other,
-    ];
-
-    fn label(self) -> &'static str {
-        match self {
-            DbErrorKind::Conflict => "conflict",
-            DbErrorKind::PoolTimeout => "pool_timeout",
-            DbErrorKind::Connection => "connection",
-            DbErrorKind::Query => "query",
-            DbErrorKind::Other => "other",
-        }
     }
 }
 
@@ -384,30 +394,6 @@ pub fn record_db_error(kind: DbErrorKind) {
         m.db_errors
             .get_or_create(&KindLabel { kind: kind.label() })
             .inc();
-    }
-}
-
-/// Why credentials or permissions were refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthFailure {
-    /// No usable `authorization: Bearer` metadata.
-    MissingCredentials,
-    /// The secret matches no active key.
-    UnknownKey,
-    /// An open watch stream's key was revoked.
-    Revoked,
-    /// A valid key without the role or scope for the request.
-    PermissionDenied,
-}
-
-impl AuthFailure {
-    fn label(self) -> &'static str {
-        match self {
-            AuthFailure::MissingCredentials => "missing_credentials",
-            AuthFailure::UnknownKey => "unknown_key",
-            AuthFailure::Revoked => "revoked",
-            AuthFailure::PermissionDenied => "permission_denied",
-        }
     }
 }
 
@@ -421,24 +407,6 @@ pub fn record_auth_failure(reason: AuthFailure) {
     }
 }
 
-/// What housekeeping removes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PurgeKind {
-    ChangeEvents,
-    IdempotencyRecords,
-    DeletedNumbers,
-}
-
-impl PurgeKind {
-    fn label(self) -> &'static str {
-        match self {
-            PurgeKind::ChangeEvents => "change_events",
-            PurgeKind::IdempotencyRecords => "idempotency_records",
-            PurgeKind::DeletedNumbers => "deleted_numbers",
-        }
-    }
-}
-
 /// One housekeeping run started.
 pub fn record_purge_run() {
     if let Some(m) = get() {
@@ -446,7 +414,6 @@ pub fn record_purge_run() {
     }
 }
 
-/// Housekeeping removed `rows` of `kind`.
 /// The kinds of delivery: the label values of the delivery metrics.
 pub const DELIVERY_KINDS: [&str; 2] = ["webhook", "mail"];
 
@@ -463,6 +430,7 @@ pub fn record_delivery_state(kind: &'static str, lag: u64, failing: u64) {
     }
 }
 
+/// Housekeeping removed `rows` of `kind`.
 pub fn record_purged(kind: PurgeKind, rows: u64) {
     if let Some(m) = get() {
         m.purged_rows

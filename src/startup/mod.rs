@@ -16,7 +16,6 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use anyhow::{Context, bail};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Identity;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
@@ -28,8 +27,11 @@ use crate::keys::{self, Role, Scope};
 use crate::store::{Store, StoreOptions, WriteStats};
 use crate::tasks::BackgroundTasks;
 
+mod connections;
 mod health;
 mod routes;
+
+use connections::Gate;
 
 use health::{health_service, set_health, watch_database};
 use routes::{Routes, router};
@@ -72,7 +74,7 @@ pub struct Application {
 impl Application {
     pub async fn build(storage: &StorageSettings, settings: ServeSettings) -> anyhow::Result<Self> {
         settings.validate().map_err(anyhow::Error::msg)?;
-        let tls = tls_identity(&settings)?;
+        let tls = tls_config(&settings)?;
         if settings.metrics_listen.is_some() {
             // Before anything records, so that the first housekeeping run is counted too.
             crate::metrics::enable();
@@ -170,14 +172,33 @@ impl Application {
     }
 }
 
-/// The TLS identity, when configured; refuses plaintext on a non-loopback address unless
-/// explicitly allowed.
-fn tls_identity(settings: &ServeSettings) -> anyhow::Result<Option<Identity>> {
+/// The TLS configuration, when a certificate and key are given (HTTP/2 only, by ALPN); refuses
+/// plaintext on a non-loopback address unless explicitly allowed.
+fn tls_config(
+    settings: &ServeSettings,
+) -> anyhow::Result<Option<Arc<tokio_rustls::rustls::ServerConfig>>> {
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
     let tls = match (&settings.tls_cert, &settings.tls_key) {
-        (Some(cert), Some(key)) => Some(Identity::from_pem(
-            std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?,
-            std::fs::read(key).with_context(|| format!("cannot read {}", key.display()))?,
-        )),
+        (Some(cert), Some(key)) => {
+            let read = |path: &PathBuf| {
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+            };
+            let (cert, key) = (read(cert)?, read(key)?);
+            let chain = CertificateDer::pem_slice_iter(&cert)
+                .collect::<Result<Vec<_>, _>>()
+                .context("invalid TLS certificate or key")?;
+            let key =
+                PrivateKeyDer::from_pem_slice(&key).context("invalid TLS certificate or key")?;
+            let mut config = tokio_rustls::rustls::ServerConfig::builder_with_provider(Arc::new(
+                tokio_rustls::rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .context("invalid TLS certificate or key")?;
+            config.alpn_protocols = vec![b"h2".to_vec()];
+            Some(Arc::new(config))
+        }
         _ => None,
     };
     if tls.is_none()
@@ -254,7 +275,7 @@ async fn start_background_tasks(
 async fn serve(
     listener: TcpListener,
     settings: ServeSettings,
-    tls: Option<Identity>,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     context: Arc<ApiContext>,
     store: Store,
     stop: CancellationToken,
@@ -274,7 +295,12 @@ async fn serve(
         health_service,
         in_flight: in_flight.clone(),
     };
-    let serving = router(&settings, tls, routes, listener, tasks.shutdown_token())?;
+    let gate = Gate::new(
+        settings.max_client_connections,
+        settings.handshake_timeout,
+        tls,
+    );
+    let serving = router(&settings, gate, routes, listener, tasks.shutdown_token())?;
     let result = drain_then_stop(serving, &settings, &health, &stop, &tasks, &in_flight).await;
 
     stop.cancel();

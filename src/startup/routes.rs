@@ -3,10 +3,9 @@
 
 use std::{sync::Arc, time::Duration};
 
-use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::{Identity, Server, ServerTlsConfig, server::TcpIncoming};
+use tonic::transport::{Server, server::TcpIncoming};
 
 use crate::api::{
     ApiContext,
@@ -27,6 +26,8 @@ use crate::proto::{
     webhook_service_server::WebhookServiceServer,
 };
 use crate::telemetry::{RpcMetricsLayer, rpc_trace_layer};
+
+use super::connections::{Gate, guarded};
 
 /// Server reflection, v1 and (for grpcurl before 1.8.8) v1alpha, over our services and the
 /// google.rpc types too, so that grpcurl can show error details.
@@ -58,7 +59,7 @@ pub(super) struct Routes<H> {
 /// `listener` until `shutdown`.
 pub(super) fn router(
     settings: &ServeSettings,
-    tls: Option<Identity>,
+    gate: Gate,
     Routes {
         context,
         health_service,
@@ -71,15 +72,11 @@ pub(super) fn router(
 ) -> anyhow::Result<impl Future<Output = Result<(), tonic::transport::Error>> + Send> {
     let max_message = settings.max_message_bytes;
     let (reflection_v1, reflection_v1alpha) = reflection_services()?;
-    let mut builder = Server::builder()
+    // TLS, when configured, is done by the connection gate, under its handshake deadline.
+    let builder = Server::builder()
         .max_concurrent_streams(settings.max_concurrent_streams)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)));
-    if let Some(identity) = tls {
-        builder = builder
-            .tls_config(ServerTlsConfig::new().identity(identity))
-            .context("invalid TLS certificate or key")?;
-    }
     // Metrics are recorded only when they are served.
     let rpc_metrics = settings.metrics_listen.map(|_| RpcMetricsLayer);
     let router = builder
@@ -128,7 +125,10 @@ pub(super) fn router(
         .add_service(
             ChangeServiceServer::new(ChangeApi { context }).max_decoding_message_size(max_message),
         );
-    Ok(router.serve_with_incoming_shutdown(incoming(listener), shutdown.cancelled_owned()))
+    Ok(router.serve_with_incoming_shutdown(
+        guarded(incoming(listener), gate),
+        shutdown.cancelled_owned(),
+    ))
 }
 
 /// Idle time before the kernel probes a connection.

@@ -13,6 +13,7 @@ mod batch_users;
 mod changes;
 mod cli_bulk;
 mod concurrency;
+mod connections;
 mod dashboard;
 mod faults;
 mod group_commit;

@@ -16,14 +16,14 @@ use tonic::Code;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
 /// A self-signed certificate for `localhost`, written as PEM files into a temporary directory.
-struct TestCertificate {
-    cert_pem: String,
-    cert_path: std::path::PathBuf,
-    key_path: std::path::PathBuf,
+pub(crate) struct TestCertificate {
+    pub cert_pem: String,
+    pub cert_path: std::path::PathBuf,
+    pub key_path: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
-fn make_certificate() -> TestCertificate {
+pub(crate) fn make_certificate() -> TestCertificate {
     let rcgen::CertifiedKey { cert, signing_key } =
         rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("certificate");
     let dir = tempfile::tempdir().expect("temporary directory");

@@ -1,0 +1,143 @@
+//! Connection hygiene: a connection that does not complete its handshake (TLS, then the HTTP/2
+//! client preface and SETTINGS) within `--handshake-timeout` is closed, one beyond
+//! `--max-client-connections` is closed at once, and real clients are served meanwhile. The
+//! metrics say how many closed, and why.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use telephony_admin::proto::{CreateAccountRequest, ListAccountsRequest};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio_rustls::rustls;
+
+use crate::common::process::TestProcess;
+use crate::common::{Backend, spawn_app_with};
+use crate::metrics::scrape;
+use crate::transport::make_certificate;
+
+/// Handshake deadline of these servers; the closes are awaited with slack for a loaded machine.
+const HANDSHAKE: &str = "500ms";
+const CLOSED_WITHIN: Duration = Duration::from_secs(5);
+
+/// Waits until the peer closes `stream` (end of stream or an error, never data).
+async fn closed_by_server(mut stream: impl AsyncReadExt + Unpin) {
+    let mut byte = [0u8; 1];
+    match tokio::time::timeout(CLOSED_WITHIN, stream.read(&mut byte)).await {
+        Ok(Ok(0) | Err(_)) => {}
+        Ok(Ok(_)) => panic!("the server sent data to a connection that never spoke"),
+        Err(_) => panic!("the connection was still open after {CLOSED_WITHIN:?}"),
+    }
+}
+
+fn sample(samples: &[crate::metrics::Sample], name: &str, reason: Option<&str>) -> f64 {
+    samples
+        .iter()
+        .find(|s| {
+            s.name == name && reason.is_none_or(|r| s.labels.get("reason").is_some_and(|l| l == r))
+        })
+        .map_or(0.0, |s| s.value)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_and_excess_connections_are_closed_and_clients_still_served() {
+    let server = TestProcess::spawn(
+        Backend::Sqlite,
+        &[
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--handshake-timeout",
+            HANDSHAKE,
+            "--max-client-connections",
+            "8",
+        ],
+        &[],
+    )
+    .await;
+    // The test's own channel: one connection, served.
+    server
+        .accounts()
+        .create_account(CreateAccountRequest {
+            name: "Before".into(),
+        })
+        .await
+        .expect("served");
+
+    // Ten that never speak: seven fill the cap, three are refused at once.
+    let started = Instant::now();
+    let mut silent = Vec::new();
+    for _ in 0..10 {
+        silent.push(TcpStream::connect(server.address).await.expect("connect"));
+    }
+    // A connection in use is served meanwhile.
+    server
+        .accounts()
+        .list_accounts(ListAccountsRequest::default())
+        .await
+        .expect("served while silent connections are open");
+    for stream in silent {
+        closed_by_server(stream).await;
+    }
+    println!(
+        "ten silent connections closed within {:?}",
+        started.elapsed()
+    );
+
+    let (_, samples) = scrape(&server).await;
+    let closed = "telephony_admin_client_connections_closed_total";
+    assert_eq!(sample(&samples, closed, Some("over_limit")), 3.0);
+    assert_eq!(sample(&samples, closed, Some("handshake_timeout")), 7.0);
+    assert_eq!(
+        sample(&samples, "telephony_admin_client_connections", None),
+        1.0
+    );
+
+    // The freed places serve new clients.
+    let fresh = tonic::transport::Channel::from_shared(format!("http://{}", server.address))
+        .unwrap()
+        .connect()
+        .await
+        .expect("a new client connects");
+    let mut accounts =
+        telephony_admin::proto::account_service_client::AccountServiceClient::new(fresh);
+    let refused = accounts
+        .list_accounts(ListAccountsRequest::default())
+        .await
+        .expect_err("no key: refused, but by the service");
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+}
+
+/// tonic's own TLS deadline ends with the TLS handshake: a client that completes it and then
+/// says nothing must be closed too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_client_silent_after_its_handshake_is_closed() {
+    let certificate = make_certificate();
+    let (cert, key) = (certificate.cert_path.clone(), certificate.key_path.clone());
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.tls_cert = Some(cert);
+        s.tls_key = Some(key);
+        s.handshake_timeout = humantime::parse_duration(HANDSHAKE).unwrap();
+    })
+    .await;
+
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = certificate.cert_pem.as_bytes();
+    for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(pem) {
+        roots.add(cert.expect("the test certificate")).unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = TcpStream::connect(app.address).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .expect("the TLS handshake completes");
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    closed_by_server(tls).await;
+}
