@@ -32,7 +32,8 @@ pub fn change_event(e: &ChangeEvent, log_id: &str) -> proto::ChangeEvent {
         event_id: e.event_id.clone(),
         account_id: e.account_id.to_string(),
         user_id: e.user_id.to_string(),
-        kind: change_kind(e.kind) as i32,
+        // A kind of a newer version keeps its number: protobuf enums are open.
+        kind: e.kind.code(),
         e164_phone_number: number_of(e),
         telephony_settings: Some(settings(e.settings)),
         sign_out_required: e.kind.sign_out_required(),
@@ -87,8 +88,9 @@ impl ChangeEventJson {
             event_id: e.event_id.clone(),
             account_id: e.account_id.to_string(),
             user_id: e.user_id.to_string(),
-            // The proto enum's names are the stored names with this prefix.
-            kind: format!("CHANGE_KIND_{}", e.kind.as_str()),
+            // The proto enum's names are the stored names with this prefix (a newer version's
+            // kind too: its name is kept as written).
+            kind: format!("CHANGE_KIND_{}", e.kind.name()),
             e164_phone_number: number_of(e),
             telephony_settings: TelephonySettingsJson {
                 inbound_calling: e.settings.inbound_calling,
@@ -119,24 +121,26 @@ fn number_of(e: &ChangeEvent) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::change::EventKind;
     use crate::domain::ids::{AccountId, UserId};
     use crate::domain::phone_number::E164;
 
     #[test]
     fn every_field_matches_what_the_api_returns() {
-        for kind in [
-            ChangeKind::PhoneNumberAssigned,
-            ChangeKind::PhoneNumberUnassigned,
-            ChangeKind::TelephonySettingsUpdated,
-            ChangeKind::UserSignOutRequested,
-            ChangeKind::UserDeleted,
-        ] {
+        for kind in ChangeKind::ALL
+            .map(EventKind::from)
+            .into_iter()
+            .chain([EventKind::Unknown {
+                code: 99,
+                name: "SOMETHING_NEWER".into(),
+            }])
+        {
             let event = ChangeEvent {
                 sequence: 9,
                 event_id: "e".into(),
                 account_id: AccountId::from_stored("a".into()),
                 user_id: UserId::from_stored("u".into()),
-                kind,
+                kind: kind.clone(),
                 e164_phone_number: Some(E164::from_stored("+12065550100".into())),
                 settings: TelephonySettings {
                     inbound_calling: true,
@@ -150,7 +154,14 @@ mod tests {
             let api = change_event(&event, "log");
             let json = ChangeEventJson::new(&event, "log");
             assert_eq!(json.log_id, api.log_id);
-            assert_eq!(json.kind, api.kind().as_str_name());
+            assert_eq!(api.kind, kind.code(), "the contract's number, known or not");
+            match kind.known() {
+                Some(known) => {
+                    assert_eq!(api.kind(), change_kind(known));
+                    assert_eq!(json.kind, api.kind().as_str_name());
+                }
+                None => assert_eq!(json.kind, "CHANGE_KIND_SOMETHING_NEWER"),
+            }
             assert_eq!(json.sequence, api.sequence.to_string());
             assert_eq!(json.sign_out_required, api.sign_out_required);
             assert_eq!(json.e164_phone_number, api.e164_phone_number);

@@ -190,7 +190,8 @@ async fn changes(clients: &Clients, account: &str) -> anyhow::Result<Vec<Record>
                                 .trim_start_matches("CHANGE_KIND_")
                                 .to_owned()
                         })
-                        .unwrap_or_default(),
+                        // A kind this version does not know: its number.
+                        .unwrap_or_else(|_| e.kind.to_string()),
                 ),
                 ("e164_phone_number", e.e164_phone_number),
                 ("inbound_calling", settings.inbound_calling.to_string()),

@@ -134,7 +134,11 @@ fn percent_decode(raw: &str) -> String {
 
 /// Subject, plain text and HTML of the mail for `event`, in the words of its notice.
 pub fn compose(event: &ChangeEvent) -> (String, String, String) {
-    let subject = match event.kind {
+    let subject = match event
+        .kind
+        .known()
+        .unwrap_or(ChangeKind::UserSignOutRequested)
+    {
         ChangeKind::PhoneNumberAssigned => {
             format!(
                 "Your business calling number is now {}",
@@ -182,7 +186,11 @@ impl Sink for MailSink {
     }
 
     fn wants(&self, event: &ChangeEvent) -> bool {
-        event.kind.sign_out_required() && event.kind != ChangeKind::UserDeleted
+        // A kind of a newer version is not mailed: this version cannot say what it means.
+        event
+            .kind
+            .known()
+            .is_some_and(|kind| kind.sign_out_required() && kind != ChangeKind::UserDeleted)
     }
 
     async fn deliver(&mut self, event: &ChangeEvent) -> Result<Outcome, String> {
@@ -248,7 +256,7 @@ mod tests {
             event_id: "e".into(),
             account_id: AccountId::from_stored("a".into()),
             user_id: UserId::from_stored("u".into()),
-            kind: ChangeKind::PhoneNumberAssigned,
+            kind: ChangeKind::PhoneNumberAssigned.into(),
             e164_phone_number: Some(E164::from_stored("+12065550100".into())),
             settings: crate::domain::telephony::TelephonySettings::OFF,
             notice: "Your number is <new>".into(),

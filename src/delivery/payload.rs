@@ -45,7 +45,7 @@ mod tests {
             event_id: "e".into(),
             account_id: AccountId::from_stored("a".into()),
             user_id: UserId::from_stored("u".into()),
-            kind: ChangeKind::PhoneNumberAssigned,
+            kind: ChangeKind::PhoneNumberAssigned.into(),
             e164_phone_number: Some(E164::from_stored("+12065550100".into())),
             settings: TelephonySettings {
                 sms: true,

@@ -89,7 +89,7 @@ impl Sink for WebhookSink {
     fn wants(&self, event: &ChangeEvent) -> bool {
         self.config
             .as_ref()
-            .is_some_and(|c| c.filter.matches(&event.account_id, event.kind))
+            .is_some_and(|c| c.filter.matches(&event.account_id, &event.kind))
     }
 
     async fn deliver(&mut self, event: &ChangeEvent) -> Result<Outcome, String> {

@@ -37,6 +37,77 @@ impl ChangeKind {
     pub fn sign_out_required(self) -> bool {
         self != Self::SignOutAcknowledged
     }
+
+    /// The kind's number in the contract (`ChangeKind` in `change_service.proto`).
+    pub fn code(self) -> i32 {
+        match self {
+            Self::PhoneNumberAssigned => 1,
+            Self::PhoneNumberUnassigned => 2,
+            Self::TelephonySettingsUpdated => 3,
+            Self::UserSignOutRequested => 4,
+            Self::UserDeleted => 5,
+            Self::SignOutAcknowledged => 6,
+        }
+    }
+
+    pub const ALL: [Self; 6] = [
+        Self::PhoneNumberAssigned,
+        Self::PhoneNumberUnassigned,
+        Self::TelephonySettingsUpdated,
+        Self::UserSignOutRequested,
+        Self::UserDeleted,
+        Self::SignOutAcknowledged,
+    ];
+
+    /// The kind a contract number names, if this version knows it.
+    pub fn from_code(code: i32) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.code() == code)
+    }
+}
+
+/// A recorded event's kind: one this version knows, or one a newer version wrote (during a
+/// rolling upgrade), passed on as it was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventKind {
+    Known(ChangeKind),
+    Unknown { code: i32, name: String },
+}
+
+impl EventKind {
+    /// The contract's number: open, as protobuf enums are.
+    pub fn code(&self) -> i32 {
+        match self {
+            Self::Known(kind) => kind.code(),
+            Self::Unknown { code, .. } => *code,
+        }
+    }
+
+    /// The kind's name, as in webhook payloads.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Known(kind) => kind.as_str(),
+            Self::Unknown { name, .. } => name,
+        }
+    }
+
+    pub fn known(&self) -> Option<ChangeKind> {
+        match self {
+            Self::Known(kind) => Some(*kind),
+            Self::Unknown { .. } => None,
+        }
+    }
+
+    /// An unknown kind counts as sign-out-required: every kind but the acknowledgement is, and
+    /// the user's pending sign-out was marked by the same rule when the event was numbered.
+    pub fn sign_out_required(&self) -> bool {
+        self.known().is_none_or(ChangeKind::sign_out_required)
+    }
+}
+
+impl From<ChangeKind> for EventKind {
+    fn from(kind: ChangeKind) -> Self {
+        Self::Known(kind)
+    }
 }
 
 /// A change about to be recorded, before the store gives it a sequence number.
@@ -71,7 +142,7 @@ pub struct ChangeEvent {
     pub event_id: String,
     pub account_id: AccountId,
     pub user_id: UserId,
-    pub kind: ChangeKind,
+    pub kind: EventKind,
     /// `None` when the change concerns no number (a user without one deleted or signed out).
     pub e164_phone_number: Option<E164>,
     /// The user's permissions after the change.
@@ -165,5 +236,20 @@ mod tests {
                 kind != ChangeKind::SignOutAcknowledged
             );
         }
+    }
+
+    #[test]
+    fn every_kind_has_its_own_contract_number() {
+        for kind in ChangeKind::ALL {
+            assert_eq!(ChangeKind::from_code(kind.code()), Some(kind));
+        }
+        assert_eq!(ChangeKind::from_code(0), None);
+        let newer = EventKind::Unknown {
+            code: 99,
+            name: "SOMETHING_NEWER".into(),
+        };
+        assert_eq!((newer.code(), newer.name()), (99, "SOMETHING_NEWER"));
+        assert!(newer.sign_out_required());
+        assert!(!EventKind::from(ChangeKind::SignOutAcknowledged).sign_out_required());
     }
 }

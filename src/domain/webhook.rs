@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::DomainError;
 use super::account::parse_display_text;
-use super::change::ChangeKind;
+use super::change::{ChangeKind, EventKind};
 use super::ids::AccountId;
 
 pub const MAX_URL_CHARS: usize = 2048;
@@ -171,9 +171,11 @@ pub struct EventFilter {
 }
 
 impl EventFilter {
-    pub fn matches(&self, account_id: &AccountId, kind: ChangeKind) -> bool {
+    /// A kind unknown to this version (a newer one wrote it) matches only a filter without
+    /// kinds.
+    pub fn matches(&self, account_id: &AccountId, kind: &EventKind) -> bool {
         self.account_id.as_ref().is_none_or(|a| a == account_id)
-            && (self.kinds.is_empty() || self.kinds.contains(&kind))
+            && (self.kinds.is_empty() || kind.known().is_some_and(|k| self.kinds.contains(&k)))
     }
 }
 
@@ -247,13 +249,20 @@ mod tests {
             AccountId::from_stored("b".into()),
         );
         let all = EventFilter::default();
-        assert!(all.matches(&a, ChangeKind::UserDeleted));
+        assert!(all.matches(&a, &ChangeKind::UserDeleted.into()));
         let some = EventFilter {
             account_id: Some(a.clone()),
             kinds: vec![ChangeKind::PhoneNumberAssigned],
         };
-        assert!(some.matches(&a, ChangeKind::PhoneNumberAssigned));
-        assert!(!some.matches(&b, ChangeKind::PhoneNumberAssigned));
-        assert!(!some.matches(&a, ChangeKind::UserDeleted));
+        assert!(some.matches(&a, &ChangeKind::PhoneNumberAssigned.into()));
+        assert!(!some.matches(&b, &ChangeKind::PhoneNumberAssigned.into()));
+        assert!(!some.matches(&a, &ChangeKind::UserDeleted.into()));
+        // A kind of a newer version: only a filter without kinds takes it.
+        let newer = EventKind::Unknown {
+            code: 99,
+            name: "SOMETHING_NEWER".into(),
+        };
+        assert!(all.matches(&a, &newer));
+        assert!(!some.matches(&a, &newer));
     }
 }

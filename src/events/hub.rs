@@ -1,6 +1,7 @@
 //! The shared fan-out: one loader task per process reads new events from the outbox and keeps
 //! the most recent ones in memory for every watcher.
 
+use crate::domain::change::EventKind;
 use std::{collections::VecDeque, sync::Arc, time::Duration};
 
 use tokio::sync::{RwLock, watch};
@@ -114,6 +115,17 @@ impl ChangeHub {
                     break;
                 };
                 let full = events.len() as u64 == LOAD_BATCH;
+                for event in &events {
+                    if let EventKind::Unknown { code, name } = &event.kind {
+                        crate::metrics::record_unknown_change_kind();
+                        tracing::warn!(
+                            sequence = event.sequence,
+                            code,
+                            name,
+                            "change event of a kind this version does not know (a newer one wrote it): passed on as written, not mailed"
+                        );
+                    }
+                }
                 {
                     let mut ring = self.ring.write().await;
                     // The ring must stay contiguous: drop it if the log moved on without us.

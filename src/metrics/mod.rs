@@ -80,6 +80,7 @@ pub struct Metrics {
     db_errors: Family<KindLabel, Counter>,
     auth_failures: Family<ReasonLabel, Counter>,
     purge_runs: Counter,
+    unknown_change_kinds: Counter,
     client_connections: Gauge,
     client_connections_closed: Family<ReasonLabel, Counter>,
     purged_rows: Family<KindLabel, Counter>,
@@ -115,6 +116,7 @@ impl Metrics {
             db_errors: Family::default(),
             auth_failures: Family::default(),
             purge_runs: Counter::default(),
+            unknown_change_kinds: Counter::default(),
             client_connections: Gauge::default(),
             client_connections_closed: Family::default(),
             purged_rows: Family::default(),
@@ -182,6 +184,11 @@ impl Metrics {
             "auth_failures",
             "Rejected credentials and permissions, by reason",
             metrics.auth_failures.clone(),
+        );
+        service.register(
+            "change_events_unknown_kind",
+            "Change events of a kind this version does not know (a newer one wrote them), loaded by the change hub and passed on as written",
+            metrics.unknown_change_kinds.clone(),
         );
         service.register(
             "purge_runs",
@@ -378,6 +385,13 @@ pub fn record_connection_closed(reason: ConnectionClosed) {
                 reason: reason.label(),
             })
             .inc();
+    }
+}
+
+/// One change event of a kind this version does not know, loaded by the change hub.
+pub fn record_unknown_change_kind() {
+    if let Some(m) = get() {
+        m.unknown_change_kinds.inc();
     }
 }
 

@@ -2,14 +2,15 @@
 //! store, so a column added to a table changes this file, not the api or the events.
 
 use chrono::{DateTime, Utc};
+use sea_orm::ActiveEnum;
 use serde::{Deserialize, Serialize};
 
-use super::entities::enums::kinds_from_db;
+use super::entities::enums::{self, kinds_from_db};
 use super::entities::{
     account, change_event, delivery, phone_number, phone_number_assignment, phone_number_order,
     user, webhook,
 };
-use crate::domain::change::ChangeEvent;
+use crate::domain::change::{ChangeEvent, ChangeKind, EventKind};
 use crate::domain::ids::{AccountId, OrderId, UserId, WebhookId};
 use crate::domain::phone_number::{E164, NumberStatus, NumberType, OrderStatus, ProductType};
 use crate::domain::sign_out::SignOutPending;
@@ -192,7 +193,7 @@ impl From<change_event::Model> for ChangeEvent {
             event_id: row.event_id,
             account_id: AccountId::from_stored(row.account_id),
             user_id: UserId::from_stored(row.user_id),
-            kind: row.kind.into(),
+            kind: stored_kind(row.kind, row.kind_code),
             // Stored empty when the change concerns no number.
             e164_phone_number: (!row.e164.is_empty()).then(|| E164::from_stored(row.e164)),
             settings: TelephonySettings {
@@ -204,6 +205,25 @@ impl From<change_event::Model> for ChangeEvent {
             actor: row.actor,
             occur_time: row.occur_time,
         }
+    }
+}
+
+/// An event's kind as stored: by its number when recorded (a kind of a newer version is passed
+/// on as written), else (rows older than the number) by its name. Never an error: one event of
+/// an unknown kind must not stop a stream.
+pub(crate) fn stored_kind(name: String, code: Option<i32>) -> EventKind {
+    let by_name = || {
+        enums::ChangeKind::try_from_value(&name)
+            .ok()
+            .map(ChangeKind::from)
+    };
+    match code.map(|code| (code, ChangeKind::from_code(code))) {
+        Some((_, Some(kind))) => EventKind::Known(kind),
+        Some((code, None)) => EventKind::Unknown { code, name },
+        None => match by_name() {
+            Some(kind) => EventKind::Known(kind),
+            None => EventKind::Unknown { code: 0, name },
+        },
     }
 }
 
@@ -300,4 +320,29 @@ pub struct OrderItem {
     pub e164: String,
     pub acquired: bool,
     pub reason: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_kind_is_read_by_its_number_else_its_name_and_never_fails() {
+        let known = |code| stored_kind("USER_DELETED".into(), code);
+        assert_eq!(known(Some(5)), EventKind::Known(ChangeKind::UserDeleted));
+        // Rows written before the number was recorded.
+        assert_eq!(known(None), EventKind::Known(ChangeKind::UserDeleted));
+        let newer = EventKind::Unknown {
+            code: 99,
+            name: "SOMETHING_NEWER".into(),
+        };
+        assert_eq!(stored_kind("SOMETHING_NEWER".into(), Some(99)), newer);
+        assert_eq!(
+            stored_kind("SOMETHING_NEWER".into(), None),
+            EventKind::Unknown {
+                code: 0,
+                name: "SOMETHING_NEWER".into()
+            }
+        );
+    }
 }

@@ -8,6 +8,7 @@
 //! replicas write concurrently, events are staged and the sequencer numbers them after commit
 //! (see `engine::sequencer` for why that keeps the same guarantees).
 
+use sea_orm::ActiveEnum;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -18,10 +19,11 @@ use sea_orm::{
 
 use super::mutation::{Mutation, TxnFuture};
 use super::sequencer::provisional;
-use crate::domain::change::{ChangeEvent, ChangeKind, NewChange};
+use crate::domain::change::{ChangeEvent, NewChange};
 use crate::error::{Error, Result};
-use crate::store::db::entities::{change_event, change_event_staged, change_log};
+use crate::store::db::entities::{change_event, change_event_staged, change_log, enums};
 use crate::store::db::users::mark_pending;
+use crate::store::db::views::stored_kind;
 
 /// Events deleted per purge mutation, so that a purge never holds the writer for long.
 const PURGE_CHUNK: i64 = 1000;
@@ -64,7 +66,8 @@ pub(crate) async fn append_changes(
             event_id: uuid::Uuid::new_v4().to_string(),
             account_id: change.account_id.into(),
             user_id: change.user_id.into(),
-            kind: change.kind.into(),
+            kind: enums::ChangeKind::from(change.kind).to_value(),
+            kind_code: Some(change.kind.code()),
             e164: change
                 .e164_phone_number
                 .map(String::from)
@@ -117,7 +120,7 @@ async fn number(
     // the events and the marks commit or vanish together.
     let pending: Vec<(&str, i64, DateTime<Utc>)> = events
         .iter()
-        .filter(|event| ChangeKind::from(event.kind).sign_out_required())
+        .filter(|event| stored_kind(event.kind.clone(), event.kind_code).sign_out_required())
         .map(|event| (event.user_id.as_str(), event.sequence, event.occur_time))
         .collect();
     mark_pending(txn, &pending).await?;
@@ -142,6 +145,7 @@ async fn stage(
                 account_id: Set(event.account_id),
                 user_id: Set(event.user_id),
                 kind: Set(event.kind),
+                kind_code: Set(event.kind_code),
                 e164: Set(event.e164),
                 inbound_calling: Set(event.inbound_calling),
                 outbound_calling: Set(event.outbound_calling),

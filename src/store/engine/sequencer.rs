@@ -345,9 +345,11 @@ fn number_statement() -> &'static str {
                 RETURNING * \
             ), numbered AS ( \
                 INSERT INTO change_events (sequence, staged_id, event_id, account_id, user_id, \
-                    kind, e164, inbound_calling, outbound_calling, sms, notice, actor, occur_time) \
+                    kind, kind_code, e164, inbound_calling, outbound_calling, sms, notice, actor, \
+                    occur_time) \
                 SELECT $1 + row_number() OVER (ORDER BY id), id, event_id, account_id, user_id, \
-                    kind, e164, inbound_calling, outbound_calling, sms, notice, actor, occur_time \
+                    kind, kind_code, e164, inbound_calling, outbound_calling, sms, notice, actor, \
+                    occur_time \
                 FROM moved \
                 RETURNING sequence, staged_id, user_id, kind, occur_time \
             ), head AS ( \

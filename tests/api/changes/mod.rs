@@ -15,6 +15,7 @@ use tonic::Streaming;
 mod checkpoints;
 mod history;
 mod stream_end;
+mod unknown_kinds;
 mod watch_resume;
 
 /// The longest any single expected message may take to arrive.

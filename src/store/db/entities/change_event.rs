@@ -5,8 +5,6 @@
 
 use sea_orm::entity::prelude::*;
 
-use super::enums::ChangeKind;
-
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "change_events")]
 pub struct Model {
@@ -15,7 +13,11 @@ pub struct Model {
     pub event_id: String,
     pub account_id: String,
     pub user_id: String,
-    pub kind: ChangeKind,
+    /// The kind's name (`enums::ChangeKind` for the kinds this version knows); a newer
+    /// version's kind is kept as written.
+    pub kind: String,
+    /// The kind's number in the contract; NULL on rows written before it was recorded.
+    pub kind_code: Option<i32>,
     pub e164: String,
     pub inbound_calling: bool,
     pub outbound_calling: bool,

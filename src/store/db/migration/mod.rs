@@ -10,6 +10,7 @@ mod m0006_scoped_idempotency_and_purge_indexes;
 mod m0007_sign_out_pending;
 mod m0008_number_history_and_inventory_indexes;
 mod m0009_staged_changes;
+mod m0010_change_kind_codes;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0007_sign_out_pending::Migration),
             Box::new(m0008_number_history_and_inventory_indexes::Migration),
             Box::new(m0009_staged_changes::Migration),
+            Box::new(m0010_change_kind_codes::Migration),
         ]
     }
 }
