@@ -166,6 +166,70 @@ pub struct ServeSettings {
     )]
     pub max_client_connections: usize,
 
+    /// Calls per second of an API key with the admin role (a batch counts each item), per replica.
+    #[arg(
+        long,
+        env = "TELEPHONY_ADMIN_RATE_LIMIT_ADMIN_PER_SECOND",
+        default_value_t = 200
+    )]
+    pub rate_limit_admin_per_second: u32,
+
+    /// Calls an admin key may make at once, above its rate (its bucket); also the largest batch it may send.
+    #[arg(
+        long,
+        env = "TELEPHONY_ADMIN_RATE_LIMIT_ADMIN_BURST",
+        default_value_t = 2000
+    )]
+    pub rate_limit_admin_burst: u32,
+
+    /// Calls per second of a viewer key, per replica.
+    #[arg(
+        long,
+        env = "TELEPHONY_ADMIN_RATE_LIMIT_VIEWER_PER_SECOND",
+        default_value_t = 100
+    )]
+    pub rate_limit_viewer_per_second: u32,
+
+    /// Calls a viewer key may make at once, above its rate.
+    #[arg(
+        long,
+        env = "TELEPHONY_ADMIN_RATE_LIMIT_VIEWER_BURST",
+        default_value_t = 500
+    )]
+    pub rate_limit_viewer_burst: u32,
+
+    /// Calls per second of a session-service key, per replica.
+    #[arg(
+        long,
+        env = "TELEPHONY_ADMIN_RATE_LIMIT_SESSION_SERVICE_PER_SECOND",
+        default_value_t = 500
+    )]
+    pub rate_limit_session_service_per_second: u32,
+
+    /// Calls a session-service key may make at once, above its rate.
+    #[arg(
+        long,
+        env = "TELEPHONY_ADMIN_RATE_LIMIT_SESSION_SERVICE_BURST",
+        default_value_t = 2000
+    )]
+    pub rate_limit_session_service_burst: u32,
+
+    /// WatchChanges streams an API key may open per minute, per replica.
+    #[arg(
+        long,
+        env = "TELEPHONY_ADMIN_RATE_LIMIT_WATCH_OPENS_PER_MINUTE",
+        default_value_t = 60
+    )]
+    pub rate_limit_watch_opens_per_minute: u32,
+
+    /// WatchChanges streams an API key may open at once, above that rate.
+    #[arg(
+        long,
+        env = "TELEPHONY_ADMIN_RATE_LIMIT_WATCH_OPENS_BURST",
+        default_value_t = 60
+    )]
+    pub rate_limit_watch_opens_burst: u32,
+
     /// Open WatchChanges streams per API key.
     #[arg(
         long,
@@ -272,6 +336,9 @@ pub struct ServeSettings {
 /// overflow of a point in time.
 const MAX_DURATION: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
 
+/// The largest rate or burst accepted: beyond it a token would be worth less than a nanosecond.
+const MAX_RATE: u32 = 1_000_000;
+
 impl ServeSettings {
     /// How webhooks and mail are delivered.
     pub fn delivery(&self) -> crate::delivery::DeliverySettings {
@@ -336,6 +403,40 @@ impl ServeSettings {
                     humantime::format_duration(min),
                     humantime::format_duration(MAX_DURATION),
                     humantime::format_duration(value)
+                ));
+            }
+        }
+        for (flag, value) in [
+            (
+                "--rate-limit-admin-per-second",
+                self.rate_limit_admin_per_second,
+            ),
+            ("--rate-limit-admin-burst", self.rate_limit_admin_burst),
+            (
+                "--rate-limit-viewer-per-second",
+                self.rate_limit_viewer_per_second,
+            ),
+            ("--rate-limit-viewer-burst", self.rate_limit_viewer_burst),
+            (
+                "--rate-limit-session-service-per-second",
+                self.rate_limit_session_service_per_second,
+            ),
+            (
+                "--rate-limit-session-service-burst",
+                self.rate_limit_session_service_burst,
+            ),
+            (
+                "--rate-limit-watch-opens-per-minute",
+                self.rate_limit_watch_opens_per_minute,
+            ),
+            (
+                "--rate-limit-watch-opens-burst",
+                self.rate_limit_watch_opens_burst,
+            ),
+        ] {
+            if !(1..=MAX_RATE).contains(&value) {
+                return Err(format!(
+                    "{flag} must be between 1 and {MAX_RATE} (got {value})"
                 ));
             }
         }

@@ -23,6 +23,10 @@ pub enum Error {
     #[error("{0}")]
     ResourceExhausted(String),
 
+    /// The caller's rate limit: retry after a while.
+    #[error("{}", .0.message)]
+    RateLimited(Throttle),
+
     /// The server is stopping; the client should reconnect (to another replica) and resume.
     #[error("the server is shutting down")]
     ShuttingDown,
@@ -43,6 +47,19 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A call refused by a rate limit: when it can succeed, and which limit refused it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Throttle {
+    pub message: String,
+    pub retry_after: std::time::Duration,
+    /// What the limit applies to, e.g. `api_key:<id>`.
+    pub subject: String,
+    /// The limit, in words.
+    pub description: String,
+    /// The limit's name (`requests`, `watch_opens`).
+    pub limit: &'static str,
+}
 
 impl From<DbErr> for Error {
     /// Races lost to a concurrent transaction become ABORTED (retryable); the rest stay
@@ -188,6 +205,10 @@ impl From<Error> for Refusal {
             }
             Error::ResourceExhausted(message) => {
                 Refusal::plain(RefusalKind::ResourceExhausted, message)
+            }
+            // A whole request's refusal, never an item's: its details are added by the API.
+            Error::RateLimited(throttle) => {
+                Refusal::plain(RefusalKind::ResourceExhausted, throttle.message)
             }
             Error::ShuttingDown => Refusal::plain(
                 RefusalKind::Unavailable,

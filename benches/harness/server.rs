@@ -18,12 +18,21 @@ use crate::database::BenchDatabase;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_telephony-admin");
 
+/// A rate limit the harness's load never reaches (the largest the service accepts).
+const UNLIMITED: u32 = 1_000_000;
+
 /// Production defaults on a loopback port, with a known admin key.
 pub fn settings(configure: impl FnOnce(&mut ServeSettings)) -> ServeSettings {
     let mut settings = ServeSettings::defaults();
     settings.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     settings.bootstrap_key = Some(keys::generate_secret());
     settings.shutdown_grace = Duration::from_secs(2);
+    // Limits the load never reaches, so that the harness measures the limiter's cost and not
+    // its refusals.
+    settings.rate_limit_admin_per_second = UNLIMITED;
+    settings.rate_limit_admin_burst = UNLIMITED;
+    settings.rate_limit_watch_opens_per_minute = UNLIMITED;
+    settings.rate_limit_watch_opens_burst = UNLIMITED;
     configure(&mut settings);
     settings
 }
@@ -99,6 +108,22 @@ impl Process {
             .env("DATABASE_URL", &database.url)
             .env("TELEPHONY_ADMIN_LISTEN", address.to_string())
             .env("TELEPHONY_ADMIN_BOOTSTRAP_KEY", secret)
+            .env(
+                "TELEPHONY_ADMIN_RATE_LIMIT_ADMIN_PER_SECOND",
+                UNLIMITED.to_string(),
+            )
+            .env(
+                "TELEPHONY_ADMIN_RATE_LIMIT_ADMIN_BURST",
+                UNLIMITED.to_string(),
+            )
+            .env(
+                "TELEPHONY_ADMIN_RATE_LIMIT_WATCH_OPENS_PER_MINUTE",
+                UNLIMITED.to_string(),
+            )
+            .env(
+                "TELEPHONY_ADMIN_RATE_LIMIT_WATCH_OPENS_BURST",
+                UNLIMITED.to_string(),
+            )
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -8,6 +8,10 @@
 //! before each event and end as soon as this process learns of the revocation, idle or not.
 //! Scope checks compare the request's account with the key's before anything is read, so a key
 //! outside its scope gets the same PERMISSION_DENIED whether or not the target exists.
+//!
+//! Every authenticated call is charged to its key's rate limit ([`RateLimits`]): one token, or
+//! for a batch, once its size is checked, one per item ([`Authenticator::identify`] then
+//! [`Authenticator::charge`]). A call without a valid key is charged to nobody.
 
 use std::sync::Arc;
 
@@ -15,6 +19,7 @@ use tonic::Request;
 
 pub use super::caller::Caller;
 use super::key_cache::KeyCache;
+use super::rate_limit::{EVICT_EVERY, RateLimits, RateQuotas};
 use crate::domain::ids::KeyId;
 use crate::error::{Error, Result};
 use crate::keys::{Scope, secret_digest};
@@ -30,20 +35,52 @@ pub fn outside_scope() -> Error {
 pub struct Authenticator {
     store: Store,
     cache: Arc<KeyCache>,
+    rate: Arc<RateLimits>,
 }
 
 impl Authenticator {
-    /// An authenticator over `store`'s keys, with the task that keeps its cache fresh until
-    /// `shutdown`. Must be called within a Tokio runtime.
-    pub fn start(store: Store, tasks: &BackgroundTasks) -> Self {
+    /// An authenticator over `store`'s keys, with the tasks that keep its cache fresh and its
+    /// rate limits small until `shutdown`. Must be called within a Tokio runtime.
+    pub fn start(store: Store, quotas: RateQuotas, tasks: &BackgroundTasks) -> Self {
+        let rate = Arc::new(RateLimits::new(quotas));
+        let shutdown = tasks.shutdown_token();
+        let evicting = rate.clone();
+        tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(EVICT_EVERY) => evicting.evict_idle(),
+                }
+            }
+        });
         Self {
             cache: KeyCache::start(store.clone(), tasks),
             store,
+            rate,
         }
     }
 
-    /// The caller of `request`, or UNAUTHENTICATED.
+    /// The caller of `request`, or UNAUTHENTICATED; the call is charged one token of its key's
+    /// rate limit (RESOURCE_EXHAUSTED when none is left).
     pub async fn authenticate<T>(&self, request: &Request<T>) -> Result<Caller> {
+        let caller = self.identify(request).await?;
+        self.rate.charge(&caller, 1, "")?;
+        Ok(caller)
+    }
+
+    /// Takes `cells` tokens of the caller's rate limit: a batch's items, `field` naming them.
+    pub fn charge(&self, caller: &Caller, cells: usize, field: &str) -> Result<()> {
+        self.rate.charge(caller, cells, field)
+    }
+
+    /// Takes one WatchChanges open of the caller's rate limit.
+    pub fn charge_watch_open(&self, caller: &Caller) -> Result<()> {
+        self.rate.charge_watch_open(caller)
+    }
+
+    /// The caller of `request`, or UNAUTHENTICATED, charging nothing: for a batch, which is
+    /// charged its item count once that is checked ([`Authenticator::charge`]).
+    pub async fn identify<T>(&self, request: &Request<T>) -> Result<Caller> {
         let digest = secret_digest(bearer(request)?);
         if let Some(caller) = self.cache.get(&digest).await {
             return Ok(caller);

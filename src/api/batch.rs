@@ -13,14 +13,17 @@ use sha2::{Digest, Sha256};
 use tonic_types::pb;
 
 use super::ApiContext;
+use super::caller::Caller;
 use super::status::refusal_status;
 use crate::domain::{DomainError, Refusal};
 use crate::error::Result;
 use crate::store::{BatchItem, BatchOptions, ItemRefusal, ItemResult};
 
-/// The options of a batch request of `count` items in `field`, after its whole-request checks.
+/// The options of a batch request of `count` items in `field`, after its whole-request checks;
+/// the batch is charged `count` tokens of the caller's rate limit.
 pub fn options<R: Message>(
     context: &ApiContext,
+    caller: &Caller,
     request: &R,
     field: &str,
     count: usize,
@@ -38,11 +41,13 @@ pub fn options<R: Message>(
         )
         .into());
     }
+    let request_id = super::request_id(request_id)?;
+    context.auth.charge(caller, count, field)?;
     let (validate_only, atomic) = flags;
     Ok(BatchOptions {
         atomic,
         validate_only,
-        request_id: super::request_id(request_id)?,
+        request_id,
         // The whole request (its id included, which changes nothing for a retry).
         fingerprint: hex::encode(Sha256::digest(request.encode_to_vec())),
     })

@@ -75,6 +75,7 @@ impl ChangeService for ChangeApi {
         let caller = self.context.auth.authenticate(&request).await?;
         let req = request.get_ref();
         let filter = scoped_filter(&caller, &req.account_id, &req.user_id)?;
+        self.context.auth.charge_watch_open(&caller)?;
         let slot = self.context.open_watch_slot(&caller.key_id)?;
         let auth = self.context.auth.clone();
         let key_id = caller.key_id.clone();

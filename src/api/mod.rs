@@ -14,13 +14,13 @@ pub mod inventory;
 pub mod key_cache;
 pub mod limits;
 pub mod phone_numbers;
+pub mod rate_limit;
 pub mod requests;
 pub mod status;
 pub mod telephony;
 pub mod users;
 pub mod webhooks;
 
-use crate::domain::ids::RequestId;
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
@@ -30,13 +30,14 @@ use std::{
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::DomainError;
-use crate::domain::ids::{AccountId, KeyId, UserId};
+use crate::domain::ids::{AccountId, KeyId, RequestId, UserId};
 use crate::error::{Error, Result};
 use crate::events::ChangeHub;
 use crate::store::Store;
 use crate::store::page::PageRequest;
 use crate::tasks::BackgroundTasks;
 use auth::Authenticator;
+use rate_limit::RateQuotas;
 
 /// What the handlers share.
 pub struct ApiContext {
@@ -61,6 +62,8 @@ pub struct Limits {
     pub max_order_numbers: usize,
     /// Items accepted in one batch request.
     pub max_batch_items: usize,
+    /// Each API key's rate limits.
+    pub rate: RateQuotas,
 }
 
 impl ApiContext {
@@ -71,7 +74,7 @@ impl ApiContext {
         tasks: BackgroundTasks,
     ) -> Arc<Self> {
         Arc::new(Self {
-            auth: Authenticator::start(store.clone(), &tasks),
+            auth: Authenticator::start(store.clone(), limits.rate, &tasks),
             store,
             hub,
             limits,

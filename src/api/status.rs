@@ -11,7 +11,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::domain::{DomainError, Refusal, RefusalDetail, RefusalKind};
-use crate::error::{DbFailure, Error, classify_db_error};
+use crate::error::{DbFailure, Error, Throttle, classify_db_error};
 use crate::metrics::{self, DbErrorKind};
 
 /// `google.rpc.ErrorInfo.domain` of this service's errors.
@@ -25,7 +25,24 @@ impl From<Error> for Status {
 
 pub fn to_status(err: Error) -> Status {
     observe(&err);
+    if let Error::RateLimited(throttle) = err {
+        return throttled_status(throttle);
+    }
     refusal_status(&Refusal::from(err))
+}
+
+/// RESOURCE_EXHAUSTED with when to retry (`RetryInfo`), which limit (`QuotaFailure`) and the
+/// reason (`ErrorInfo`, `RATE_LIMIT_EXCEEDED`).
+fn throttled_status(throttle: Throttle) -> Status {
+    let mut details = ErrorDetails::new();
+    details.set_retry_info(Some(throttle.retry_after));
+    details.add_quota_failure_violation(throttle.subject, throttle.description);
+    details.set_error_info(
+        "RATE_LIMIT_EXCEEDED",
+        ERROR_DOMAIN,
+        HashMap::from([("limit".to_owned(), throttle.limit.to_owned())]),
+    );
+    Status::with_error_details(Code::ResourceExhausted, throttle.message, details)
 }
 
 /// Logs and counts what an operator must hear of; the client hears of it through the status.

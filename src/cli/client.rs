@@ -99,3 +99,36 @@ impl Clients {
         }
     }
 }
+
+/// The longest a throttled call waits before it is sent again, whatever the server says.
+const LONGEST_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Runs `call` until it is not throttled: a RESOURCE_EXHAUSTED answer with
+/// `google.rpc.RetryInfo` (a rate limit) waits the time it names and calls again; any other
+/// answer, other RESOURCE_EXHAUSTED ones included (too large, a full disk), is returned.
+pub async fn patiently<T, F, Fut>(mut call: F) -> Result<T, tonic::Status>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+{
+    use tonic_types::StatusExt;
+    loop {
+        match call().await {
+            Err(status) if status.code() == tonic::Code::ResourceExhausted => {
+                let Some(wait) = status
+                    .get_details_retry_info()
+                    .and_then(|retry| retry.retry_delay)
+                else {
+                    return Err(status);
+                };
+                eprintln!(
+                    "throttled by the server ({}); retrying in {:.1} s",
+                    status.message(),
+                    wait.as_secs_f64()
+                );
+                tokio::time::sleep(wait.min(LONGEST_WAIT)).await;
+            }
+            answer => return answer,
+        }
+    }
+}

@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use csv::{ByteRecord, StringRecord};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::client::Clients;
+use super::client::{Clients, patiently};
 use super::{ImportArgs, ImportKind, ImportOptions};
 use crate::proto::{self, LicenseType, TelephonySettings};
 
@@ -282,10 +282,11 @@ async fn send(
     let (validate_only, atomic) = (options.dry_run, options.atomic);
     let request_id = uuid::Uuid::new_v4().to_string();
     let failed = |s: tonic::Status| anyhow::anyhow!("the batch was refused: {}", s.message());
+    // Each request is built once: a resend after a throttle carries the same request_id, so a
+    // batch that did take effect is answered from its kept answer, never applied twice.
     let statuses: Vec<Option<tonic_types::pb::Status>> = match &chunk[0].1 {
-        Item::User(_) => clients
-            .users()
-            .batch_create_users(proto::BatchCreateUsersRequest {
+        Item::User(_) => {
+            let request = proto::BatchCreateUsersRequest {
                 account_id,
                 items: chunk
                     .iter()
@@ -297,6 +298,10 @@ async fn send(
                 validate_only,
                 atomic,
                 request_id,
+            };
+            patiently(|| {
+                let (mut users, request) = (clients.users(), request.clone());
+                async move { users.batch_create_users(request).await }
             })
             .await
             .map_err(failed)?
@@ -304,10 +309,10 @@ async fn send(
             .results
             .into_iter()
             .map(|r| r.status)
-            .collect(),
-        Item::Assignment(_) => clients
-            .telephony()
-            .batch_assign_phone_numbers(proto::BatchAssignPhoneNumbersRequest {
+            .collect()
+        }
+        Item::Assignment(_) => {
+            let request = proto::BatchAssignPhoneNumbersRequest {
                 account_id,
                 items: chunk
                     .iter()
@@ -319,6 +324,10 @@ async fn send(
                 validate_only,
                 atomic,
                 request_id,
+            };
+            patiently(|| {
+                let (mut telephony, request) = (clients.telephony(), request.clone());
+                async move { telephony.batch_assign_phone_numbers(request).await }
             })
             .await
             .map_err(failed)?
@@ -326,10 +335,10 @@ async fn send(
             .results
             .into_iter()
             .map(|r| r.status)
-            .collect(),
-        Item::Settings(_) => clients
-            .telephony()
-            .batch_update_telephony_settings(proto::BatchUpdateTelephonySettingsRequest {
+            .collect()
+        }
+        Item::Settings(_) => {
+            let request = proto::BatchUpdateTelephonySettingsRequest {
                 account_id,
                 items: chunk
                     .iter()
@@ -341,6 +350,10 @@ async fn send(
                 validate_only,
                 atomic,
                 request_id,
+            };
+            patiently(|| {
+                let (mut telephony, request) = (clients.telephony(), request.clone());
+                async move { telephony.batch_update_telephony_settings(request).await }
             })
             .await
             .map_err(failed)?
@@ -348,7 +361,8 @@ async fn send(
             .results
             .into_iter()
             .map(|r| r.status)
-            .collect(),
+            .collect()
+        }
     };
     Ok(statuses
         .into_iter()

@@ -1,13 +1,13 @@
 //! The shared fan-out: one loader task per process reads new events from the outbox and keeps
 //! the most recent ones in memory for every watcher.
 
-use crate::domain::change::EventKind;
 use std::{collections::VecDeque, sync::Arc, time::Duration};
 
 use tokio::sync::{RwLock, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::change::ChangeEvent;
+use crate::domain::change::EventKind;
 use crate::store::{ChangeFilter, Store};
 use crate::tasks::BackgroundTasks;
 

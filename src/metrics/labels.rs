@@ -78,6 +78,26 @@ impl PurgeKind {
     }
 }
 
+/// Which rate limit refused a call: the `limit` label of `telephony_admin_rate_limited_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateLimit {
+    /// Calls (a batch: its items) per key.
+    Requests,
+    /// WatchChanges opens per key.
+    WatchOpens,
+}
+
+impl RateLimit {
+    pub(crate) const ALL: [RateLimit; 2] = [RateLimit::Requests, RateLimit::WatchOpens];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            RateLimit::Requests => "requests",
+            RateLimit::WatchOpens => "watch_opens",
+        }
+    }
+}
+
 /// Why a client connection closed (or was refused): the `reason` label of
 /// `telephony_admin_client_connections_closed_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

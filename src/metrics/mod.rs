@@ -27,7 +27,7 @@ use prometheus_client::{
 mod labels;
 mod rpc_method;
 
-pub use labels::{AuthFailure, ConnectionClosed, DbErrorKind, PurgeKind};
+pub use labels::{AuthFailure, ConnectionClosed, DbErrorKind, PurgeKind, RateLimit};
 
 pub use rpc_method::{OTHER, RpcMethod, rpc_method};
 
@@ -62,6 +62,15 @@ struct ReasonLabel {
     reason: &'static str,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RoleLimitLabels {
+    role: &'static str,
+    limit: &'static str,
+}
+
+/// The API key roles, as label values (`domain::role::Role::as_str`).
+pub const ROLES: [&str; 3] = ["admin", "viewer", "session-service"];
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// Every metric the service exports.
@@ -82,6 +91,7 @@ pub struct Metrics {
     purge_runs: Counter,
     unknown_change_kinds: Counter,
     client_connections: Gauge,
+    rate_limited: Family<RoleLimitLabels, Counter>,
     client_connections_closed: Family<ReasonLabel, Counter>,
     purged_rows: Family<KindLabel, Counter>,
     delivery_lag: Family<KindLabel, Gauge>,
@@ -118,6 +128,7 @@ impl Metrics {
             purge_runs: Counter::default(),
             unknown_change_kinds: Counter::default(),
             client_connections: Gauge::default(),
+            rate_limited: Family::default(),
             client_connections_closed: Family::default(),
             purged_rows: Family::default(),
             delivery_lag: Family::default(),
@@ -220,6 +231,19 @@ impl Metrics {
             "Client connections closed, by reason (over_limit: refused at once; handshake_timeout, tls_error, bad_preface, peer_closed: before their HTTP/2 handshake completed; served; shutdown)",
             metrics.client_connections_closed.clone(),
         );
+        service.register(
+            "rate_limited",
+            "Calls refused by the per-key rate limits, by the key's role and the limit",
+            metrics.rate_limited.clone(),
+        );
+        for role in ROLES {
+            for limit in RateLimit::ALL {
+                let _ = metrics.rate_limited.get_or_create(&RoleLimitLabels {
+                    role,
+                    limit: limit.label(),
+                });
+            }
+        }
         for reason in ConnectionClosed::ALL {
             let _ = metrics
                 .client_connections_closed
@@ -364,6 +388,18 @@ pub fn record_event_written(sequence: u64) {
         m.events_written.inc();
         raise(&m.newest_sequence, to_i64(sequence));
         m.update_hub_lag();
+    }
+}
+
+/// A call of a key with `role` refused by `limit`.
+pub fn record_rate_limited(role: &'static str, limit: RateLimit) {
+    if let Some(m) = get() {
+        m.rate_limited
+            .get_or_create(&RoleLimitLabels {
+                role,
+                limit: limit.label(),
+            })
+            .inc();
     }
 }
 

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use crate::api::rate_limit::{Rate, RateQuotas};
 use crate::api::{ApiContext, Limits, in_flight::InFlight};
 use crate::config::{ServeSettings, StorageSettings};
 use crate::database_url::redact;
@@ -172,6 +173,29 @@ impl Application {
     }
 }
 
+/// Each API key's rate limits, from the flags.
+fn rate_quotas(settings: &ServeSettings) -> RateQuotas {
+    let rate = |per_period, burst| Rate { per_period, burst };
+    RateQuotas {
+        admin: rate(
+            settings.rate_limit_admin_per_second,
+            settings.rate_limit_admin_burst,
+        ),
+        viewer: rate(
+            settings.rate_limit_viewer_per_second,
+            settings.rate_limit_viewer_burst,
+        ),
+        session_service: rate(
+            settings.rate_limit_session_service_per_second,
+            settings.rate_limit_session_service_burst,
+        ),
+        watch_opens: rate(
+            settings.rate_limit_watch_opens_per_minute,
+            settings.rate_limit_watch_opens_burst,
+        ),
+    }
+}
+
 /// The TLS configuration, when a certificate and key are given (HTTP/2 only, by ALPN); refuses
 /// plaintext on a non-loopback address unless explicitly allowed.
 fn tls_config(
@@ -266,6 +290,7 @@ async fn start_background_tasks(
             checkpoint_interval: settings.checkpoint_interval,
             max_order_numbers: 1000,
             max_batch_items: settings.max_batch_items,
+            rate: rate_quotas(settings),
         },
         tasks.clone(),
     );

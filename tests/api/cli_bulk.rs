@@ -8,7 +8,7 @@ use crate::common::batch::block;
 use crate::common::{Backend, TestApp, spawn_app};
 
 /// Runs the binary with `args` against `app`, as its admin.
-async fn cli(app: &TestApp, args: &[&str]) -> Output {
+pub async fn cli(app: &TestApp, args: &[&str]) -> Output {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_telephony-admin"));
     command
         .args(args)
@@ -41,7 +41,7 @@ fn results(path: &Path) -> Vec<(String, String)> {
         .collect()
 }
 
-fn statuses(path: &Path) -> Vec<String> {
+pub fn statuses(path: &Path) -> Vec<String> {
     results(path).into_iter().map(|(s, _)| s).collect()
 }
 

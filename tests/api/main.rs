@@ -23,6 +23,7 @@ mod inventory_history;
 mod mail;
 mod metrics;
 mod phone_numbers;
+mod rate_limits;
 mod reliability;
 mod replicas;
 mod revocation;

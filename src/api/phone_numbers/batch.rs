@@ -33,10 +33,11 @@ pub async fn update(
     context: &ApiContext,
     request: Request<proto::BatchUpdatePhoneNumbersRequest>,
 ) -> Result<Response<proto::BatchUpdatePhoneNumbersResponse>, Status> {
-    let caller = context.auth.authenticate(&request).await?;
+    let caller = context.auth.identify(&request).await?;
     let req = request.get_ref();
     let options = options(
         context,
+        &caller,
         req,
         "items",
         req.items.len(),
@@ -74,10 +75,11 @@ pub async fn delete(
     context: &ApiContext,
     request: Request<proto::BatchDeletePhoneNumbersRequest>,
 ) -> Result<Response<proto::BatchDeletePhoneNumbersResponse>, Status> {
-    let caller = context.auth.authenticate(&request).await?;
+    let caller = context.auth.identify(&request).await?;
     let req = request.get_ref();
     let options = options(
         context,
+        &caller,
         req,
         "phone_number_ids",
         req.phone_number_ids.len(),

@@ -14,10 +14,11 @@ pub async fn assign(
     context: &ApiContext,
     request: Request<proto::BatchAssignPhoneNumbersRequest>,
 ) -> Result<Response<proto::BatchAssignPhoneNumbersResponse>, Status> {
-    let caller = context.auth.authenticate(&request).await?;
+    let caller = context.auth.identify(&request).await?;
     let req = request.get_ref();
     let options = options(
         context,
+        &caller,
         req,
         "items",
         req.items.len(),
@@ -54,10 +55,11 @@ pub async fn unassign(
     context: &ApiContext,
     request: Request<proto::BatchUnassignPhoneNumbersRequest>,
 ) -> Result<Response<proto::BatchUnassignPhoneNumbersResponse>, Status> {
-    let caller = context.auth.authenticate(&request).await?;
+    let caller = context.auth.identify(&request).await?;
     let req = request.get_ref();
     let options = options(
         context,
+        &caller,
         req,
         "user_ids",
         req.user_ids.len(),
@@ -94,10 +96,11 @@ pub async fn update_settings(
     context: &ApiContext,
     request: Request<proto::BatchUpdateTelephonySettingsRequest>,
 ) -> Result<Response<proto::BatchUpdateTelephonySettingsResponse>, Status> {
-    let caller = context.auth.authenticate(&request).await?;
+    let caller = context.auth.identify(&request).await?;
     let req = request.get_ref();
     let options = options(
         context,
+        &caller,
         req,
         "items",
         req.items.len(),

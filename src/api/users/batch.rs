@@ -13,10 +13,11 @@ pub async fn create(
     context: &ApiContext,
     request: Request<proto::BatchCreateUsersRequest>,
 ) -> Result<Response<proto::BatchCreateUsersResponse>, Status> {
-    let caller = context.auth.authenticate(&request).await?;
+    let caller = context.auth.identify(&request).await?;
     let req = request.get_ref();
     let options = options(
         context,
+        &caller,
         req,
         "items",
         req.items.len(),
@@ -58,10 +59,11 @@ pub async fn update(
     context: &ApiContext,
     request: Request<proto::BatchUpdateUsersRequest>,
 ) -> Result<Response<proto::BatchUpdateUsersResponse>, Status> {
-    let caller = context.auth.authenticate(&request).await?;
+    let caller = context.auth.identify(&request).await?;
     let req = request.get_ref();
     let options = options(
         context,
+        &caller,
         req,
         "items",
         req.items.len(),

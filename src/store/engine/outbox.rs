@@ -8,13 +8,12 @@
 //! replicas write concurrently, events are staged and the sequencer numbers them after commit
 //! (see `engine::sequencer` for why that keeps the same guarantees).
 
-use sea_orm::ActiveEnum;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
-    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Set, Statement,
+    ActiveEnum, ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend,
+    EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Set, Statement,
 };
 
 use super::mutation::{Mutation, TxnFuture};

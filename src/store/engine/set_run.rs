@@ -16,7 +16,6 @@
 //! a `request_id` keeps its whole answer, refusals included, in its idempotency record; a single
 //! request with a `request_id` keeps its answer the same way.
 
-use crate::domain::ids::RequestId;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use sea_orm::DatabaseTransaction;
@@ -26,6 +25,7 @@ use serde_json::Value;
 use super::answers::Answer;
 use super::idempotency::{IdempotencyKey, remember, replay};
 use super::mutation::{Mutation, TxnFuture};
+use crate::domain::ids::RequestId;
 use crate::domain::{DomainError, FieldViolation, Refusal, RefusalDetail, RefusalKind};
 use crate::error::{Error, Result};
 

@@ -33,8 +33,7 @@ pub mod telephony;
 pub mod users;
 pub mod webhooks;
 
-use crate::domain::ids::RequestId;
-use crate::domain::ids::{AccountId, KeyId};
+use crate::domain::ids::{AccountId, KeyId, RequestId};
 use crate::store::engine::idempotency::{IdempotencyKey, scope_of};
 
 /// Who asks for a change: the key (for the change's actor) and its account, if it is scoped to

@@ -5,14 +5,13 @@
 //! written with one UPDATE per distinct outcome, then their events through the outbox.
 //! `UpdateTelephonySettings` is this use case with one item; its batch RPC with many.
 
-use crate::domain::ids::RequestId;
 use std::collections::HashMap;
 
 use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter};
 
 use super::Requester;
 use crate::domain::change::{ChangeKind, NewChange};
-use crate::domain::ids::{AccountId, UserId};
+use crate::domain::ids::{AccountId, RequestId, UserId};
 use crate::domain::telephony::{self, SettingsMask, TelephonySettings};
 use crate::error::Result;
 use crate::store::db::distinct;

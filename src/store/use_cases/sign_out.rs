@@ -6,7 +6,6 @@
 //! the transaction that numbers it (`db::users::mark_pending`, from the engine's outbox and
 //! sequencer).
 
-use crate::domain::ids::RequestId;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -14,7 +13,7 @@ use sea_orm::{
 
 use super::Requester;
 use crate::domain::change::{ChangeKind, NewChange};
-use crate::domain::ids::{AccountId, KeyId, UserId};
+use crate::domain::ids::{AccountId, KeyId, RequestId, UserId};
 use crate::domain::sign_out::{self, Acknowledgement, SignOutPending};
 use crate::error::{Error, Result};
 use crate::store::db::distinct;

@@ -8,7 +8,6 @@
 //! would; the successes are written with set statements: the numbers, their history periods,
 //! the users' permissions, and their change events through the outbox.
 
-use crate::domain::ids::RequestId;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -17,7 +16,7 @@ use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, Set};
 
 use super::Requester;
 use crate::domain::change::{ChangeEvent, ChangeKind, NewChange};
-use crate::domain::ids::{AccountId, UserId};
+use crate::domain::ids::{AccountId, RequestId, UserId};
 use crate::domain::phone_number::{E164, NumberStatus, exists_at};
 use crate::domain::sign_out::SignOutPending;
 use crate::domain::telephony::{self, TelephonySettings};

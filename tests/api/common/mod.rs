@@ -254,7 +254,22 @@ pub fn test_settings() -> ServeSettings {
     settings.shutdown_grace = Duration::from_secs(2);
     // Tests stop servers often; a drain window would only slow them down.
     settings.shutdown_drain_delay = Duration::ZERO;
+    unlimited_rates(&mut settings);
     settings
+}
+
+/// Rate limits no test reaches unless it lowers one: tests make thousands of calls, and
+/// batches of a thousand items, with one key.
+pub fn unlimited_rates(settings: &mut ServeSettings) {
+    const UNLIMITED: u32 = 1_000_000;
+    settings.rate_limit_admin_per_second = UNLIMITED;
+    settings.rate_limit_admin_burst = UNLIMITED;
+    settings.rate_limit_viewer_per_second = UNLIMITED;
+    settings.rate_limit_viewer_burst = UNLIMITED;
+    settings.rate_limit_session_service_per_second = UNLIMITED;
+    settings.rate_limit_session_service_burst = UNLIMITED;
+    settings.rate_limit_watch_opens_per_minute = UNLIMITED;
+    settings.rate_limit_watch_opens_burst = UNLIMITED;
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
