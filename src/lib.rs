@@ -25,6 +25,7 @@
 //! | [`events`] | the change hub and the watch streams |
 //! | [`delivery`] | push delivery of change events: webhooks (reqwest, to public addresses only) and e-mail to users, with cursors, retries (backon) and leases |
 //! | [`keys`] | API key secrets, roles and scopes |
+//! | [`backup`] | `backup` and `restore` of the SQLite database, and the change log's new identity after a restore (`new-log-epoch`) |
 //! | [`maintenance`] | retention and the deletion-queue purge |
 //! | [`error`] | the crate's error type |
 //! | [`tasks`] | the tracked background tasks that shutdown waits for |
@@ -44,6 +45,7 @@
 //!   [`api::requests`]; `auth → key_cache → caller`.
 
 pub mod api;
+pub mod backup;
 pub mod cli;
 pub mod codec;
 pub mod config;

@@ -1,7 +1,8 @@
-//! The `telephony-admin` command: `serve`, `migrate`, `keys`, `import` and `export`. The command
-//! line is defined here, from the library's settings (`config`) and bulk commands (`cli`); all the
-//! work is in the library.
+//! The `telephony-admin` command: `serve`, `migrate`, `keys`, `import`, `export`, `backup`,
+//! `restore` and `new-log-epoch`. The command line is defined here, from the library's settings
+//! (`config`) and commands (`cli`, `backup`); all the work is in the library.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -43,6 +44,22 @@ enum Command {
     Import(Box<ImportArgs>),
     /// Export numbers, users, assignments or changes from a running service to stdout.
     Export(Box<ExportArgs>),
+    /// Copy the SQLite database to a new file, consistently, while the service runs.
+    Backup {
+        /// The backup file to write (it must not exist).
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Put a backup in place of the SQLite database, with the service stopped, and give the
+    /// change log a new identity.
+    Restore {
+        /// The backup file (from `backup`).
+        #[arg(long)]
+        from: PathBuf,
+    },
+    /// Give the change log a new identity, after the database was restored by other means
+    /// (PostgreSQL: pg_restore or a base backup), with every replica stopped.
+    NewLogEpoch,
 }
 
 #[derive(Debug, Subcommand)]
@@ -109,12 +126,44 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Import(args) => telephony_admin::cli::import::run(*args).await,
         Command::Export(args) => telephony_admin::cli::export::run(*args).await,
+        Command::Backup { to } => {
+            let backup = telephony_admin::backup::backup(&cli.storage, &to).await?;
+            println!(
+                "backed up to {} ({} bytes): change log {} through event {}",
+                to.display(),
+                backup.bytes,
+                backup.log_id,
+                backup.last_sequence
+            );
+            Ok(())
+        }
+        Command::Restore { from } => {
+            let restored = telephony_admin::backup::restore(&cli.storage, &from).await?;
+            println!("restored from {}", from.display());
+            print_log_replaced(&restored);
+            Ok(())
+        }
+        Command::NewLogEpoch => {
+            print_log_replaced(&telephony_admin::backup::new_log_epoch(&cli.storage).await?);
+            Ok(())
+        }
         Command::Keys { command } => {
             let store = connect_store(&cli.storage, StoreOptions::default()).await?;
             store.migrate().await?;
             keys_command(&store, command).await
         }
     }
+}
+
+fn print_log_replaced(replaced: &telephony_admin::store::LogReplaced) {
+    println!(
+        "change log {} replaced by {} at event {}: consumers resuming with the old log_id get CHANGE_LOG_REPLACED; {} deliveries resume after event {}",
+        replaced.previous_log_id,
+        replaced.log_id,
+        replaced.last_sequence,
+        replaced.deliveries_reset,
+        replaced.last_sequence
+    );
 }
 
 async fn keys_command(

@@ -244,6 +244,19 @@ async fn connect_and_migrate(
 ) -> anyhow::Result<Store> {
     let store = connect_store(storage, settings.store_options()).await?;
     store.migrate().await.context("database migration failed")?;
+    // A process killed between a commit and the numbering of its events left them staged: they
+    // are numbered before this server answers anyone, not at the sequencer's first sweep.
+    let numbered = store
+        .changes()
+        .number_leftovers()
+        .await
+        .context("numbering the change events a stopped process left staged")?;
+    if numbered > 0 {
+        tracing::info!(
+            events = numbered,
+            "numbered change events a stopped process left staged"
+        );
+    }
     // Replicas starting together must not each create a key.
     store
         .with_setup_lock(ensure_api_key(&store, settings.bootstrap_key.as_deref()))

@@ -46,7 +46,7 @@ pub use engine::sequencer::NOTIFY_CHANNEL;
 pub use engine::set_run::{BatchItem, BatchOptions, ItemRefusal, ItemResult};
 pub use engine::writer::WriterOptions;
 pub use use_cases::Requester;
-pub use use_cases::changes::{ChangeFilter, ChangeLogState};
+pub use use_cases::changes::{ChangeFilter, ChangeLogState, LogReplaced};
 pub use use_cases::inventory::{NumberUpdate, NumberUpdateItem};
 pub use use_cases::keys::{NewApiKey, Revocation, RevocationSignal};
 pub use use_cases::permissions::SettingsItem;

@@ -6,6 +6,7 @@ mod common;
 
 mod access_control;
 mod accounts;
+mod backup;
 mod batch_numbers;
 mod batch_renumbering;
 mod batch_telephony;

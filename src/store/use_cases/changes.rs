@@ -2,7 +2,11 @@
 //! the bounds of the retained history. Events are written by the engine's outbox
 //! (`engine::outbox`).
 
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
+};
 
 use std::time::Duration;
 
@@ -12,9 +16,11 @@ use crate::domain::DomainError;
 use crate::domain::change::ChangeEvent;
 use crate::domain::ids::{AccountId, UserId};
 use crate::error::{Error, Result};
-use crate::store::db::entities::{change_event, change_log};
+use crate::store::db::entities::{change_event, change_log, delivery};
 use crate::store::db::page::{Page, PageRequest};
 use crate::store::engine::Engine;
+use crate::store::engine::mutation::{Mutation, TxnFuture};
+use crate::store::engine::sequencer::number_staged;
 
 /// Which events a reader wants; `None` means no filter on that field.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -126,6 +132,22 @@ impl<'a> Changes<'a> {
             .collect())
     }
 
+    /// Numbers the events that a process which died between its commit and their numbering left
+    /// staged (PostgreSQL; SQLite numbers events as it writes them). The sequencer's sweep would
+    /// number them too, within its interval.
+    pub async fn number_leftovers(&self) -> Result<usize> {
+        let db = self.engine.reader();
+        if db.get_database_backend() != DbBackend::Postgres {
+            return Ok(0);
+        }
+        Ok(number_staged(db).await?.len())
+    }
+
+    /// Gives the change log a new identity (after a restore; see [`LogReplaced`]).
+    pub async fn replace_log_identity(&self) -> Result<LogReplaced> {
+        self.engine.write(ReplaceLogIdentity).await
+    }
+
     /// The history as pages, for the audit trail.
     pub async fn list(
         &self,
@@ -142,6 +164,70 @@ impl<'a> Changes<'a> {
         let rows = self.after(after, None, filter, page.fetch_limit()).await?;
         Ok(page.finish(rows, |e| e.sequence.to_string()))
     }
+}
+
+/// What giving the change log a new identity did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogReplaced {
+    pub previous_log_id: String,
+    pub log_id: String,
+    /// The log's last event: deliveries resume after it.
+    pub last_sequence: u64,
+    /// Webhook and mail deliveries whose cursors were moved to it.
+    pub deliveries_reset: u64,
+}
+
+/// Gives the change log a new identity, after the database was restored from a backup: every
+/// consumer resuming with the old `log_id` is told (CHANGE_LOG_REPLACED) instead of silently
+/// resuming against a log that lost events. Push deliveries resume after the restored log's
+/// last event, and their `last_error` says so; their leases are released.
+struct ReplaceLogIdentity;
+
+impl Mutation for ReplaceLogIdentity {
+    type Output = LogReplaced;
+    const APPENDS_CHANGES: bool = false;
+
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, LogReplaced> {
+        Box::pin(replace_log_identity(txn))
+    }
+}
+
+async fn replace_log_identity(txn: &DatabaseTransaction) -> Result<LogReplaced> {
+    let log = change_log::Entity::find_by_id(1)
+        .one(txn)
+        .await?
+        .ok_or_else(|| Error::Internal("the change_log row is missing".into()))?;
+    let log_id = uuid::Uuid::new_v4().to_string();
+    let mut replaced: change_log::ActiveModel = log.clone().into();
+    replaced.log_id = Set(log_id.clone());
+    replaced.update(txn).await?;
+    let last_sequence = log.last_sequence.max(0);
+    let note = format!(
+        "the change log was replaced after a restore (log {log_id}); delivery resumes after its last event, {last_sequence}: events between the backup and the restore were lost"
+    );
+    let reset = delivery::Entity::update_many()
+        .col_expr(delivery::Column::Cursor, Expr::value(last_sequence))
+        .col_expr(delivery::Column::LastError, Expr::value(note))
+        .col_expr(
+            delivery::Column::LastErrorTime,
+            Expr::value(crate::store::db::now()),
+        )
+        .col_expr(
+            delivery::Column::LeaseOwner,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            delivery::Column::LeaseExpireTime,
+            Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
+        )
+        .exec(txn)
+        .await?;
+    Ok(LogReplaced {
+        previous_log_id: log.log_id,
+        log_id,
+        last_sequence: last_sequence as u64,
+        deliveries_reset: reset.rows_affected,
+    })
 }
 
 fn to_db_sequence(sequence: u64) -> i64 {
