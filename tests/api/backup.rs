@@ -2,6 +2,7 @@
 //! `restore` puts the copy back with a new change-log identity, and a consumer that resumes with
 //! the old `log_id` is told (CHANGE_LOG_REPLACED) instead of silently missing the events written
 //! after the backup; a webhook's delivery resumes after the restored log's end and says why.
+//! `new-log-epoch` does the last step for a database restored by other means, on either database.
 
 use std::process::Output;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use tonic_types::StatusExt;
 
 use crate::common::fixtures::new_user;
 use crate::common::process::{ServerCommand, TestProcess};
+use crate::common::{Backend, TestDatabase};
 
 /// Runs `telephony-admin --database-url URL ARGS`.
 async fn command(database_url: &str, args: &[&str]) -> Output {
@@ -200,3 +202,64 @@ async fn backup_and_restore_refuse_postgresql_and_name_its_tools() {
         );
     }
 }
+
+/// After a restore by other means (PostgreSQL: pg_restore, PITR), `new-log-epoch` gives the log
+/// a new identity that consumers notice, on either database.
+async fn a_new_log_epoch_is_noticed_by_consumers(backend: Backend) {
+    let database = TestDatabase::create(backend).await;
+    let key = telephony_admin::keys::generate_secret();
+    let server = ServerCommand::new().key(&key).start_on(&database.url).await;
+    let account = server
+        .accounts()
+        .create_account(telephony_admin::proto::CreateAccountRequest {
+            name: "Epoch".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .account_id;
+    let user = server
+        .users()
+        .create_user(new_user(&account, "eve@example.com"))
+        .await
+        .unwrap()
+        .into_inner()
+        .user_id;
+    server
+        .users()
+        .logout_user(LogoutUserRequest {
+            account_id: account,
+            user_id: user,
+        })
+        .await
+        .unwrap();
+    let (old_log, seen) = log_position(&server).await;
+    drop(server);
+
+    let epoch = command(&database.url, &["new-log-epoch"]).await;
+    assert!(epoch.status.success(), "{epoch:?}");
+    assert!(
+        String::from_utf8_lossy(&epoch.stdout).contains(&old_log),
+        "{epoch:?}"
+    );
+
+    let server = ServerCommand::new().key(&key).start_on(&database.url).await;
+    let refused = server
+        .changes()
+        .watch_changes(WatchChangesRequest {
+            after_sequence: Some(seen),
+            log_id: old_log.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("a resume point of the old log");
+    assert_eq!(
+        refused.get_details_error_info().map(|info| info.reason),
+        Some("CHANGE_LOG_REPLACED".to_owned())
+    );
+    let (new_log, head) = log_position(&server).await;
+    assert_ne!(new_log, old_log);
+    assert_eq!(head, seen, "the events stay; only the identity is new");
+}
+
+on_both_databases!(a_new_log_epoch_is_noticed_by_consumers);
