@@ -114,7 +114,7 @@ fn sqlite_file(storage: &StorageSettings, command: &str) -> anyhow::Result<PathB
         .or_else(|| url.strip_prefix("sqlite:"))
     else {
         bail!(
-            "`{command}` is for SQLite; back up and restore PostgreSQL with its own tools (pg_dump, or a base backup with WAL archiving), then run `telephony-admin new-log-epoch` on the restored database with every replica stopped (docs/backup.md)"
+            "`{command}` is for SQLite; back up and restore PostgreSQL with its own tools (pg_dump, or a base backup with WAL archiving), then run `telephony-admin new-log-epoch` on the restored database with every replica stopped (docs/operations.md)"
         );
     };
     let path = rest.split('?').next().unwrap_or_default();
