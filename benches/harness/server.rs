@@ -6,7 +6,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use telephony_admin::config::{ServeSettings, StorageSettings};
+use telephony_admin::config::{RateLimitSettings, ServeSettings, StorageSettings};
 use telephony_admin::keys;
 use telephony_admin::startup::Application;
 use tokio_util::sync::CancellationToken;
@@ -18,9 +18,6 @@ use crate::database::BenchDatabase;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_telephony-admin");
 
-/// A rate limit the harness's load never reaches (the largest the service accepts).
-const UNLIMITED: u32 = 1_000_000;
-
 /// Production defaults on a loopback port, with a known admin key.
 pub fn settings(configure: impl FnOnce(&mut ServeSettings)) -> ServeSettings {
     let mut settings = ServeSettings::defaults();
@@ -29,10 +26,7 @@ pub fn settings(configure: impl FnOnce(&mut ServeSettings)) -> ServeSettings {
     settings.shutdown_grace = Duration::from_secs(2);
     // Limits the load never reaches, so that the harness measures the limiter's cost and not
     // its refusals.
-    settings.rate_limit_admin_per_second = UNLIMITED;
-    settings.rate_limit_admin_burst = UNLIMITED;
-    settings.rate_limit_watch_opens_per_minute = UNLIMITED;
-    settings.rate_limit_watch_opens_burst = UNLIMITED;
+    settings.rate_limits = RateLimitSettings::unlimited();
     configure(&mut settings);
     settings
 }
@@ -110,19 +104,19 @@ impl Process {
             .env("TELEPHONY_ADMIN_BOOTSTRAP_KEY", secret)
             .env(
                 "TELEPHONY_ADMIN_RATE_LIMIT_ADMIN_PER_SECOND",
-                UNLIMITED.to_string(),
+                telephony_admin::config::MAX_RATE.to_string(),
             )
             .env(
                 "TELEPHONY_ADMIN_RATE_LIMIT_ADMIN_BURST",
-                UNLIMITED.to_string(),
+                telephony_admin::config::MAX_RATE.to_string(),
             )
             .env(
                 "TELEPHONY_ADMIN_RATE_LIMIT_WATCH_OPENS_PER_MINUTE",
-                UNLIMITED.to_string(),
+                telephony_admin::config::MAX_RATE.to_string(),
             )
             .env(
                 "TELEPHONY_ADMIN_RATE_LIMIT_WATCH_OPENS_BURST",
-                UNLIMITED.to_string(),
+                telephony_admin::config::MAX_RATE.to_string(),
             )
             .envs(env.iter().copied())
             .stdin(Stdio::null())

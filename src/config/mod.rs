@@ -7,7 +7,11 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use clap::{Args, Parser};
 
 use crate::store::{StoreOptions, WriterOptions};
+
+mod rate_limits;
+
 use crate::telemetry::LogFormat;
+pub use rate_limits::{MAX_RATE, RateLimitSettings};
 
 /// The defaults, also where the store's options and the bulk commands find them.
 pub use crate::defaults;
@@ -160,75 +164,24 @@ pub struct ServeSettings {
     /// Client connections open at once, those in their handshake included; one more is closed
     /// as soon as it is accepted. Keep it below the process's file-descriptor limit.
     #[arg(
-        long,
-        env = "TELEPHONY_ADMIN_MAX_CLIENT_CONNECTIONS",
+        long = "max-connections",
+        env = "TELEPHONY_ADMIN_MAX_CONNECTIONS",
         default_value_t = 4096
     )]
     pub max_client_connections: usize,
 
-    /// Calls per second of an API key with the admin role (a batch counts each item), per replica.
-    #[arg(
-        long,
-        env = "TELEPHONY_ADMIN_RATE_LIMIT_ADMIN_PER_SECOND",
-        default_value_t = 200
-    )]
-    pub rate_limit_admin_per_second: u32,
+    /// Age at which a client connection is asked to go (HTTP/2 GOAWAY), so that long-lived
+    /// clients rebalance across replicas; its open calls get `--max-connection-age-grace`.
+    #[arg(long, env = "TELEPHONY_ADMIN_MAX_CONNECTION_AGE", value_parser = humantime::parse_duration, default_value = "30m")]
+    pub max_connection_age: Duration,
 
-    /// Calls an admin key may make at once, above its rate (its bucket); also the largest batch it may send.
-    #[arg(
-        long,
-        env = "TELEPHONY_ADMIN_RATE_LIMIT_ADMIN_BURST",
-        default_value_t = 2000
-    )]
-    pub rate_limit_admin_burst: u32,
+    /// How long calls still open on a connection asked to go may run (watch streams then end
+    /// with UNAVAILABLE, and their consumers resume on another connection).
+    #[arg(long, env = "TELEPHONY_ADMIN_MAX_CONNECTION_AGE_GRACE", value_parser = humantime::parse_duration, default_value = "5m")]
+    pub max_connection_age_grace: Duration,
 
-    /// Calls per second of a viewer key, per replica.
-    #[arg(
-        long,
-        env = "TELEPHONY_ADMIN_RATE_LIMIT_VIEWER_PER_SECOND",
-        default_value_t = 100
-    )]
-    pub rate_limit_viewer_per_second: u32,
-
-    /// Calls a viewer key may make at once, above its rate.
-    #[arg(
-        long,
-        env = "TELEPHONY_ADMIN_RATE_LIMIT_VIEWER_BURST",
-        default_value_t = 500
-    )]
-    pub rate_limit_viewer_burst: u32,
-
-    /// Calls per second of a session-service key, per replica.
-    #[arg(
-        long,
-        env = "TELEPHONY_ADMIN_RATE_LIMIT_SESSION_SERVICE_PER_SECOND",
-        default_value_t = 500
-    )]
-    pub rate_limit_session_service_per_second: u32,
-
-    /// Calls a session-service key may make at once, above its rate.
-    #[arg(
-        long,
-        env = "TELEPHONY_ADMIN_RATE_LIMIT_SESSION_SERVICE_BURST",
-        default_value_t = 2000
-    )]
-    pub rate_limit_session_service_burst: u32,
-
-    /// WatchChanges streams an API key may open per minute, per replica.
-    #[arg(
-        long,
-        env = "TELEPHONY_ADMIN_RATE_LIMIT_WATCH_OPENS_PER_MINUTE",
-        default_value_t = 60
-    )]
-    pub rate_limit_watch_opens_per_minute: u32,
-
-    /// WatchChanges streams an API key may open at once, above that rate.
-    #[arg(
-        long,
-        env = "TELEPHONY_ADMIN_RATE_LIMIT_WATCH_OPENS_BURST",
-        default_value_t = 60
-    )]
-    pub rate_limit_watch_opens_burst: u32,
+    #[command(flatten)]
+    pub rate_limits: RateLimitSettings,
 
     /// Open WatchChanges streams per API key.
     #[arg(
@@ -336,9 +289,6 @@ pub struct ServeSettings {
 /// overflow of a point in time.
 const MAX_DURATION: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
 
-/// The largest rate or burst accepted: beyond it a token would be worth less than a nanosecond.
-const MAX_RATE: u32 = 1_000_000;
-
 impl ServeSettings {
     /// How webhooks and mail are delivered.
     pub fn delivery(&self) -> crate::delivery::DeliverySettings {
@@ -379,6 +329,12 @@ impl ServeSettings {
             ("--maintenance-interval", self.maintenance_interval, ms(100)),
             ("--request-timeout", self.request_timeout, ms(1)),
             ("--handshake-timeout", self.handshake_timeout, ms(100)),
+            ("--max-connection-age", self.max_connection_age, ms(100)),
+            (
+                "--max-connection-age-grace",
+                self.max_connection_age_grace,
+                Duration::ZERO,
+            ),
             ("--shutdown-grace", self.shutdown_grace, Duration::ZERO),
             (
                 "--shutdown-drain-delay",
@@ -406,42 +362,9 @@ impl ServeSettings {
                 ));
             }
         }
-        for (flag, value) in [
-            (
-                "--rate-limit-admin-per-second",
-                self.rate_limit_admin_per_second,
-            ),
-            ("--rate-limit-admin-burst", self.rate_limit_admin_burst),
-            (
-                "--rate-limit-viewer-per-second",
-                self.rate_limit_viewer_per_second,
-            ),
-            ("--rate-limit-viewer-burst", self.rate_limit_viewer_burst),
-            (
-                "--rate-limit-session-service-per-second",
-                self.rate_limit_session_service_per_second,
-            ),
-            (
-                "--rate-limit-session-service-burst",
-                self.rate_limit_session_service_burst,
-            ),
-            (
-                "--rate-limit-watch-opens-per-minute",
-                self.rate_limit_watch_opens_per_minute,
-            ),
-            (
-                "--rate-limit-watch-opens-burst",
-                self.rate_limit_watch_opens_burst,
-            ),
-        ] {
-            if !(1..=MAX_RATE).contains(&value) {
-                return Err(format!(
-                    "{flag} must be between 1 and {MAX_RATE} (got {value})"
-                ));
-            }
-        }
+        self.rate_limits.validate()?;
         if self.max_client_connections == 0 {
-            return Err("--max-client-connections must be at least 1".into());
+            return Err("--max-connections must be at least 1".into());
         }
         if self.change_ring_capacity == 0 {
             return Err("--change-ring-capacity must be at least 1".into());

@@ -102,7 +102,7 @@ impl RateLimit {
 /// `telephony_admin_client_connections_closed_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnectionClosed {
-    /// Refused at once: `--max-client-connections` were open.
+    /// Refused at once: `--max-connections` were open.
     OverLimit,
     /// No complete handshake within `--handshake-timeout`.
     HandshakeTimeout,

@@ -1,4 +1,4 @@
-//! The connections the server takes, guarded: at most `--max-client-connections` open at once
+//! The connections the server takes, guarded: at most `--max-connections` open at once
 //! (one more is closed as soon as it is accepted), and each must complete its handshake (TLS if
 //! configured, then the HTTP/2 client preface and its first SETTINGS frame) within
 //! `--handshake-timeout`, or it is closed. Neither tonic nor hyper bounds the wait for a client
@@ -10,7 +10,7 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -41,6 +41,8 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 #[derive(Clone)]
 pub(super) struct Gate {
     open: Arc<AtomicUsize>,
+    /// Whether the cap is reached: one log line when it is, one when it no longer is.
+    full: Arc<AtomicBool>,
     max_open: usize,
     handshake_timeout: Duration,
     tls: Option<TlsAcceptor>,
@@ -54,6 +56,7 @@ impl Gate {
     ) -> Self {
         Self {
             open: Arc::default(),
+            full: Arc::default(),
             max_open,
             handshake_timeout,
             tls: tls.map(TlsAcceptor::from),
@@ -65,7 +68,16 @@ impl Gate {
         if self.open.fetch_add(1, Ordering::AcqRel) >= self.max_open {
             self.open.fetch_sub(1, Ordering::AcqRel);
             metrics::record_connection_closed(ConnectionClosed::OverLimit);
+            if !self.full.swap(true, Ordering::AcqRel) {
+                tracing::warn!(
+                    max_connections = self.max_open,
+                    "the connection limit is reached: new connections are closed at once until one closes (--max-connections)"
+                );
+            }
             return None;
+        }
+        if self.full.swap(false, Ordering::AcqRel) {
+            tracing::info!("a connection is accepted again: below the connection limit");
         }
         metrics::record_connection_opened();
         Some(OpenConnection {

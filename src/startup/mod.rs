@@ -178,20 +178,20 @@ fn rate_quotas(settings: &ServeSettings) -> RateQuotas {
     let rate = |per_period, burst| Rate { per_period, burst };
     RateQuotas {
         admin: rate(
-            settings.rate_limit_admin_per_second,
-            settings.rate_limit_admin_burst,
+            settings.rate_limits.admin_per_second,
+            settings.rate_limits.admin_burst,
         ),
         viewer: rate(
-            settings.rate_limit_viewer_per_second,
-            settings.rate_limit_viewer_burst,
+            settings.rate_limits.viewer_per_second,
+            settings.rate_limits.viewer_burst,
         ),
         session_service: rate(
-            settings.rate_limit_session_service_per_second,
-            settings.rate_limit_session_service_burst,
+            settings.rate_limits.session_service_per_second,
+            settings.rate_limits.session_service_burst,
         ),
         watch_opens: rate(
-            settings.rate_limit_watch_opens_per_minute,
-            settings.rate_limit_watch_opens_burst,
+            settings.rate_limits.watch_opens_per_minute,
+            settings.rate_limits.watch_opens_burst,
         ),
     }
 }

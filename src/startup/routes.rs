@@ -76,7 +76,9 @@ pub(super) fn router(
     let builder = Server::builder()
         .max_concurrent_streams(settings.max_concurrent_streams)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(10)));
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .max_connection_age(settings.max_connection_age)
+        .max_connection_age_grace(settings.max_connection_age_grace);
     // Metrics are recorded only when they are served.
     let rpc_metrics = settings.metrics_listen.map(|_| RpcMetricsLayer);
     let router = builder

@@ -1,6 +1,6 @@
 //! Connection hygiene: a connection that does not complete its handshake (TLS, then the HTTP/2
 //! client preface and SETTINGS) within `--handshake-timeout` is closed, one beyond
-//! `--max-client-connections` is closed at once, and real clients are served meanwhile. The
+//! `--max-connections` is closed at once, and real clients are served meanwhile. The
 //! metrics say how many closed, and why.
 
 use std::sync::Arc;
@@ -48,7 +48,7 @@ async fn silent_and_excess_connections_are_closed_and_clients_still_served() {
             "127.0.0.1:0",
             "--handshake-timeout",
             HANDSHAKE,
-            "--max-client-connections",
+            "--max-connections",
             "8",
         ],
         &[],
@@ -152,4 +152,50 @@ async fn a_tls_client_silent_after_its_handshake_is_closed() {
         .expect("the TLS handshake completes");
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
     closed_by_server(tls).await;
+}
+
+/// A connection past `--max-connection-age` is asked to go (GOAWAY): the client opens another
+/// and is served throughout, so long-lived clients spread over replicas as they come and go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_connections_are_asked_to_go_and_their_clients_move_on() {
+    let server = TestProcess::spawn(
+        Backend::Sqlite,
+        &[
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--max-connection-age",
+            "400ms",
+            "--max-connection-age-grace",
+            "200ms",
+        ],
+        &[],
+    )
+    .await;
+    let mut accounts = server.accounts();
+    let started = Instant::now();
+    let mut calls = 0;
+    while started.elapsed() < Duration::from_millis(2500) {
+        // A call that meets the connection as it goes is UNAVAILABLE: retried, as clients do.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match accounts.list_accounts(ListAccountsRequest::default()).await {
+                Ok(_) => break,
+                Err(e) if e.code() == tonic::Code::Unavailable && attempts < 3 => continue,
+                Err(e) => panic!("a call failed while connections were rotated: {e:?}"),
+            }
+        }
+        calls += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, samples) = scrape(&server).await;
+    let served = sample(
+        &samples,
+        "telephony_admin_client_connections_closed_total",
+        Some("served"),
+    );
+    assert!(
+        served >= 2.0,
+        "connections older than 400 ms were closed after their GOAWAY: {served} in {calls} calls"
+    );
 }

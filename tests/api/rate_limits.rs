@@ -65,8 +65,8 @@ async fn a_throttled_call_says_when_to_retry_and_which_limit() {
     telephony_admin::metrics::enable();
     let counted_before = rate_limited_count("admin", "requests");
     let app = spawn_app_with(Backend::Sqlite, |s| {
-        s.rate_limit_admin_per_second = 1;
-        s.rate_limit_admin_burst = 3;
+        s.rate_limits.admin_per_second = 1;
+        s.rate_limits.admin_burst = 3;
     })
     .await;
     let other = app.create_key(Role::Admin, Scope::Organisation).await;
@@ -122,8 +122,8 @@ fn new_users(count: usize) -> Vec<NewUser> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_takes_a_token_per_item() {
     let app = spawn_app_with(Backend::Sqlite, |s| {
-        s.rate_limit_admin_per_second = 1;
-        s.rate_limit_admin_burst = 5;
+        s.rate_limits.admin_per_second = 1;
+        s.rate_limits.admin_burst = 5;
     })
     .await;
     let other = app.create_key(Role::Admin, Scope::Organisation).await;
@@ -171,8 +171,8 @@ async fn a_batch_takes_a_token_per_item() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_opens_are_limited_per_key() {
     let app = spawn_app_with(Backend::Sqlite, |s| {
-        s.rate_limit_watch_opens_per_minute = 2;
-        s.rate_limit_watch_opens_burst = 2;
+        s.rate_limits.watch_opens_per_minute = 2;
+        s.rate_limits.watch_opens_burst = 2;
     })
     .await;
     let open = |key: String| {
@@ -200,8 +200,8 @@ async fn watch_opens_are_limited_per_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_waits_when_throttled_and_finishes_every_row() {
     let app = spawn_app_with(Backend::Sqlite, |s| {
-        s.rate_limit_admin_per_second = 10;
-        s.rate_limit_admin_burst = 10;
+        s.rate_limits.admin_per_second = 10;
+        s.rate_limits.admin_burst = 10;
     })
     .await;
     let account = app.create_account("Imported").await.account_id;

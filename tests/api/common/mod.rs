@@ -19,7 +19,7 @@ pub mod smtp_sink;
 use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, Database};
-use telephony_admin::config::{ServeSettings, StorageSettings};
+use telephony_admin::config::{RateLimitSettings, ServeSettings, StorageSettings};
 use telephony_admin::keys::{self, Role, Scope};
 use telephony_admin::proto::{
     account_service_client::AccountServiceClient, change_service_client::ChangeServiceClient,
@@ -254,22 +254,9 @@ pub fn test_settings() -> ServeSettings {
     settings.shutdown_grace = Duration::from_secs(2);
     // Tests stop servers often; a drain window would only slow them down.
     settings.shutdown_drain_delay = Duration::ZERO;
-    unlimited_rates(&mut settings);
+    // Tests make thousands of calls, and batches of a thousand items, with one key.
+    settings.rate_limits = RateLimitSettings::unlimited();
     settings
-}
-
-/// Rate limits no test reaches unless it lowers one: tests make thousands of calls, and
-/// batches of a thousand items, with one key.
-pub fn unlimited_rates(settings: &mut ServeSettings) {
-    const UNLIMITED: u32 = 1_000_000;
-    settings.rate_limit_admin_per_second = UNLIMITED;
-    settings.rate_limit_admin_burst = UNLIMITED;
-    settings.rate_limit_viewer_per_second = UNLIMITED;
-    settings.rate_limit_viewer_burst = UNLIMITED;
-    settings.rate_limit_session_service_per_second = UNLIMITED;
-    settings.rate_limit_session_service_burst = UNLIMITED;
-    settings.rate_limit_watch_opens_per_minute = UNLIMITED;
-    settings.rate_limit_watch_opens_burst = UNLIMITED;
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
