@@ -169,6 +169,62 @@ impl BenchDatabase {
     }
 }
 
+impl BenchDatabase {
+    /// PostgreSQL's own rate for the read GetUser makes: a prepared primary-key SELECT of a user
+    /// row, from as many connections as the service's pool and as many callers as the gRPC load,
+    /// outside the service (what `pgbench -S -M prepared` measures on its own table). `None` on
+    /// SQLite, whose reads the echo anchors.
+    pub async fn prepared_reads(
+        &self,
+        user_id: &str,
+        connections: u32,
+        callers: usize,
+        budget: Budget,
+    ) -> anyhow::Result<Option<f64>> {
+        if self.backend() != Backend::Postgres {
+            return Ok(None);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(connections)
+            .min_connections(connections)
+            .connect(&self.url)
+            .await?;
+        let read = |pool: PgPool, user_id: String| async move {
+            sqlx::query("SELECT id, account_id, email, display_name FROM users WHERE id = $1")
+                .bind(user_id)
+                .fetch_one(&pool)
+                .await
+                .map(drop)
+        };
+        let warm_until = Instant::now() + budget.warm_up;
+        while Instant::now() < warm_until {
+            read(pool.clone(), user_id.to_owned()).await?;
+        }
+        let started = Instant::now();
+        let until = started + budget.load;
+        let callers: Vec<_> = (0..callers)
+            .map(|_| {
+                let (pool, user_id) = (pool.clone(), user_id.to_owned());
+                tokio::spawn(async move {
+                    let mut done = 0u64;
+                    while Instant::now() < until {
+                        read(pool.clone(), user_id.clone()).await?;
+                        done += 1;
+                    }
+                    anyhow::Ok(done)
+                })
+            })
+            .collect();
+        let mut total = 0;
+        for caller in callers {
+            total += caller.await??;
+        }
+        let rate = total as f64 / started.elapsed().as_secs_f64();
+        pool.close().await;
+        Ok(Some(rate))
+    }
+}
+
 /// The raw commit loop runs as long as a load measurement: it is a rate.
 fn budget_for_commits(budget: Budget) -> Budget {
     Budget {

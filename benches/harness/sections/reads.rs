@@ -115,6 +115,15 @@ pub async fn run(run: &Run) -> anyhow::Result<Vec<Row>> {
 
     let mut rows = Vec::new();
     let mut page_latency = Vec::new();
+    // PostgreSQL: the database's own rate for the same read, measured before the service's.
+    let database_reads = database
+        .prepared_reads(
+            &fixture.user_id,
+            telephony_admin::defaults::DB_POOL_SIZE,
+            CONNECTIONS * STREAMS,
+            run.budget,
+        )
+        .await?;
     for read in [
         Read::GetUser,
         Read::GetTelephonySettings,
@@ -122,6 +131,21 @@ pub async fn run(run: &Run) -> anyhow::Result<Vec<Row>> {
         Read::ListPhoneNumbers { page_size: 1 },
     ] {
         let measured = measure(run, &service, &fixture, read).await?;
+        if let Some(anchor) = database_reads
+            && !matches!(read, Read::ListPhoneNumbers { page_size: 1 })
+        {
+            rows.push(
+                Row::new(
+                    SECTION,
+                    format!(
+                        "{}, calls/s at {CONNECTIONS}x{STREAMS} vs prepared PK SELECTs",
+                        read.name()
+                    ),
+                    Figure::PerSecond(measured.service_load.per_second()),
+                )
+                .against(Figure::PerSecond(anchor)),
+            );
+        }
         if let Read::ListPhoneNumbers { .. } = read {
             page_latency.push(measured.service_alone.percentile(50.0));
         }
