@@ -86,12 +86,8 @@ impl RateLimits {
             Role::Viewer => &self.viewer,
             Role::SessionService => &self.session_service,
         };
-        let role = caller.role.as_str();
-        let burst = bucket.rate.burst;
-        let description = format!(
-            "{role} role: {} calls per second, {burst} at once, per API key and replica (a batch counts each item)",
-            bucket.rate.per_period,
-        );
+        let (role, Rate { per_period, burst }) = (caller.role.as_str(), bucket.rate);
+        // Every call passes here: the words are only made for a refusal.
         match take(bucket, &caller.key_id, cells) {
             Taken::Yes => Ok(()),
             Taken::Later(retry_after) => Err(throttled(
@@ -99,11 +95,12 @@ impl RateLimits {
                 RateLimit::Requests,
                 retry_after,
                 format!(
-                    "rate limit exceeded: an API key with the {role} role may make {} calls per second, {burst} at once; retry in {:.1} s",
-                    bucket.rate.per_period,
+                    "rate limit exceeded: an API key with the {role} role may make {per_period} calls per second, {burst} at once; retry in {:.1} s",
                     retry_after.as_secs_f64()
                 ),
-                description,
+                format!(
+                    "{role} role: {per_period} calls per second, {burst} at once, per API key and replica (a batch counts each item)"
+                ),
             )),
             Taken::Never => Err(DomainError::invalid(
                 field,
