@@ -18,11 +18,10 @@ use sea_orm::{
 
 use super::mutation::{Mutation, TxnFuture};
 use super::sequencer::provisional;
-use crate::domain::change::{ChangeEvent, NewChange};
+use crate::domain::change::{ChangeEvent, ChangeKind, NewChange};
 use crate::error::{Error, Result};
 use crate::store::db::entities::{change_event, change_event_staged, change_log, enums};
 use crate::store::db::users::mark_pending;
-use crate::store::db::views::stored_kind;
 
 /// Events deleted per purge mutation, so that a purge never holds the writer for long.
 const PURGE_CHUNK: i64 = 1000;
@@ -119,7 +118,13 @@ async fn number(
     // the events and the marks commit or vanish together.
     let pending: Vec<(&str, i64, DateTime<Utc>)> = events
         .iter()
-        .filter(|event| stored_kind(event.kind.clone(), event.kind_code).sign_out_required())
+        // Written by this version just above: the number names a kind it knows.
+        .filter(|event| {
+            event
+                .kind_code
+                .and_then(ChangeKind::from_code)
+                .is_some_and(ChangeKind::sign_out_required)
+        })
         .map(|event| (event.user_id.as_str(), event.sequence, event.occur_time))
         .collect();
     mark_pending(txn, &pending).await?;
