@@ -102,22 +102,7 @@ impl Process {
             .env("DATABASE_URL", &database.url)
             .env("TELEPHONY_ADMIN_LISTEN", address.to_string())
             .env("TELEPHONY_ADMIN_BOOTSTRAP_KEY", secret)
-            .env(
-                "TELEPHONY_ADMIN_RATE_LIMIT_ADMIN_PER_SECOND",
-                telephony_admin::config::MAX_RATE.to_string(),
-            )
-            .env(
-                "TELEPHONY_ADMIN_RATE_LIMIT_ADMIN_BURST",
-                telephony_admin::config::MAX_RATE.to_string(),
-            )
-            .env(
-                "TELEPHONY_ADMIN_RATE_LIMIT_WATCH_OPENS_PER_MINUTE",
-                telephony_admin::config::MAX_RATE.to_string(),
-            )
-            .env(
-                "TELEPHONY_ADMIN_RATE_LIMIT_WATCH_OPENS_BURST",
-                telephony_admin::config::MAX_RATE.to_string(),
-            )
+            .envs(telephony_admin::config::UNLIMITED_ENV)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

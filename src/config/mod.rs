@@ -11,7 +11,7 @@ use crate::store::{StoreOptions, WriterOptions};
 mod rate_limits;
 
 use crate::telemetry::LogFormat;
-pub use rate_limits::{MAX_RATE, RateLimitSettings};
+pub use rate_limits::{MAX_RATE, RateLimitSettings, UNLIMITED_ENV};
 
 /// The defaults, also where the store's options and the bulk commands find them.
 pub use crate::defaults;

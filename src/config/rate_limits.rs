@@ -6,6 +6,27 @@ use clap::Args;
 /// The largest rate or burst accepted: beyond it a token would be worth less than a nanosecond.
 pub const MAX_RATE: u32 = 1_000_000;
 
+/// [`RateLimitSettings::unlimited`] as the environment of a `telephony-admin serve` process.
+pub const UNLIMITED_ENV: [(&str, &str); 8] = [
+    ("TELEPHONY_ADMIN_RATE_LIMIT_ADMIN_PER_SECOND", "1000000"),
+    ("TELEPHONY_ADMIN_RATE_LIMIT_ADMIN_BURST", "1000000"),
+    ("TELEPHONY_ADMIN_RATE_LIMIT_VIEWER_PER_SECOND", "1000000"),
+    ("TELEPHONY_ADMIN_RATE_LIMIT_VIEWER_BURST", "1000000"),
+    (
+        "TELEPHONY_ADMIN_RATE_LIMIT_SESSION_SERVICE_PER_SECOND",
+        "1000000",
+    ),
+    (
+        "TELEPHONY_ADMIN_RATE_LIMIT_SESSION_SERVICE_BURST",
+        "1000000",
+    ),
+    (
+        "TELEPHONY_ADMIN_RATE_LIMIT_WATCH_OPENS_PER_MINUTE",
+        "1000000",
+    ),
+    ("TELEPHONY_ADMIN_RATE_LIMIT_WATCH_OPENS_BURST", "1000000"),
+];
+
 #[derive(Debug, Clone, Args)]
 pub struct RateLimitSettings {
     /// Calls per second of an API key with the admin role (a batch counts each item), per replica.
@@ -117,5 +138,37 @@ impl RateLimitSettings {
             watch_opens_per_minute: MAX_RATE,
             watch_opens_burst: MAX_RATE,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_unlimited_environment_is_every_rate_flag_at_the_largest_value() {
+        let settings = RateLimitSettings::unlimited();
+        let values = [
+            settings.admin_per_second,
+            settings.admin_burst,
+            settings.viewer_per_second,
+            settings.viewer_burst,
+            settings.session_service_per_second,
+            settings.session_service_burst,
+            settings.watch_opens_per_minute,
+            settings.watch_opens_burst,
+        ];
+        for ((name, value), expected) in UNLIMITED_ENV.into_iter().zip(values) {
+            assert_eq!(value.parse::<u32>(), Ok(expected), "{name}");
+        }
+        let command = <RateLimitSettings as clap::Args>::augment_args(clap::Command::new("x"));
+        let mut named: Vec<&str> = command
+            .get_arguments()
+            .filter_map(|arg| arg.get_env()?.to_str())
+            .collect();
+        let mut listed: Vec<&str> = UNLIMITED_ENV.iter().map(|(name, _)| *name).collect();
+        named.sort_unstable();
+        listed.sort_unstable();
+        assert_eq!(named, listed);
     }
 }

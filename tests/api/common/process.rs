@@ -26,28 +26,6 @@ use telephony_admin::proto::{
     webhook_service_client::WebhookServiceClient,
 };
 
-/// The rate-limit variables, each at a value no test reaches unless it lowers one (a flag
-/// given by the test wins over them).
-pub const UNLIMITED_RATES: [(&str, &str); 8] = [
-    ("TELEPHONY_ADMIN_RATE_LIMIT_ADMIN_PER_SECOND", "1000000"),
-    ("TELEPHONY_ADMIN_RATE_LIMIT_ADMIN_BURST", "1000000"),
-    ("TELEPHONY_ADMIN_RATE_LIMIT_VIEWER_PER_SECOND", "1000000"),
-    ("TELEPHONY_ADMIN_RATE_LIMIT_VIEWER_BURST", "1000000"),
-    (
-        "TELEPHONY_ADMIN_RATE_LIMIT_SESSION_SERVICE_PER_SECOND",
-        "1000000",
-    ),
-    (
-        "TELEPHONY_ADMIN_RATE_LIMIT_SESSION_SERVICE_BURST",
-        "1000000",
-    ),
-    (
-        "TELEPHONY_ADMIN_RATE_LIMIT_WATCH_OPENS_PER_MINUTE",
-        "1000000",
-    ),
-    ("TELEPHONY_ADMIN_RATE_LIMIT_WATCH_OPENS_BURST", "1000000"),
-];
-
 /// How to start `telephony-admin serve`: on 127.0.0.1:0, logging JSON at `info`, with the flags
 /// and environment added here.
 #[derive(Debug, Clone, Default)]
@@ -99,7 +77,8 @@ impl ServerCommand {
             .env("DATABASE_URL", database_url)
             .env("TELEPHONY_ADMIN_BOOTSTRAP_KEY", &admin_key)
             .env("RUST_LOG", "info")
-            .envs(UNLIMITED_RATES)
+            // No test reaches these limits unless it lowers one (its own flag wins).
+            .envs(telephony_admin::config::UNLIMITED_ENV)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
