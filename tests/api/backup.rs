@@ -32,6 +32,25 @@ async fn command(database_url: &str, args: &[&str]) -> Output {
         .expect("join")
 }
 
+/// A new account with one user: their ids.
+async fn account_and_user(server: &TestProcess, name: &str, email: &str) -> (String, String) {
+    let account = server
+        .accounts()
+        .create_account(telephony_admin::proto::CreateAccountRequest { name: name.into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .account_id;
+    let user = server
+        .users()
+        .create_user(new_user(&account, email))
+        .await
+        .unwrap()
+        .into_inner()
+        .user_id;
+    (account, user)
+}
+
 /// The log identity and last sequence the server announces to a new watcher.
 async fn log_position(server: &TestProcess) -> (String, u64) {
     let mut stream = server
@@ -57,22 +76,7 @@ async fn a_backup_under_load_restores_with_a_new_log_that_consumers_notice() {
         .args(&["--webhook-allow-insecure"])
         .start_on(&url)
         .await;
-    let account = server
-        .accounts()
-        .create_account(telephony_admin::proto::CreateAccountRequest {
-            name: "Backed up".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .account_id;
-    let user = server
-        .users()
-        .create_user(new_user(&account, "ann@example.com"))
-        .await
-        .unwrap()
-        .into_inner()
-        .user_id;
+    let (account, user) = account_and_user(&server, "Backed up", "ann@example.com").await;
     let webhook = server
         .webhooks()
         .create_webhook(CreateWebhookRequest {
@@ -209,22 +213,7 @@ async fn a_new_log_epoch_is_noticed_by_consumers(backend: Backend) {
     let database = TestDatabase::create(backend).await;
     let key = telephony_admin::keys::generate_secret();
     let server = ServerCommand::new().key(&key).start_on(&database.url).await;
-    let account = server
-        .accounts()
-        .create_account(telephony_admin::proto::CreateAccountRequest {
-            name: "Epoch".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .account_id;
-    let user = server
-        .users()
-        .create_user(new_user(&account, "eve@example.com"))
-        .await
-        .unwrap()
-        .into_inner()
-        .user_id;
+    let (account, user) = account_and_user(&server, "Epoch", "eve@example.com").await;
     server
         .users()
         .logout_user(LogoutUserRequest {
