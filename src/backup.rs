@@ -108,21 +108,14 @@ pub async fn new_log_epoch(storage: &StorageSettings) -> anyhow::Result<LogRepla
 
 /// The SQLite file of `storage`; `command` is for SQLite only.
 fn sqlite_file(storage: &StorageSettings, command: &str) -> anyhow::Result<PathBuf> {
-    let (url, _) = storage.resolve();
-    let Some(rest) = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-    else {
+    if !storage.is_sqlite() {
         bail!(
             "`{command}` is for SQLite; back up and restore PostgreSQL with its own tools (pg_dump, or a base backup with WAL archiving), then run `telephony-admin new-log-epoch` on the restored database with every replica stopped (docs/operations.md)"
         );
-    };
-    let path = rest.split('?').next().unwrap_or_default();
-    ensure!(
-        !path.is_empty() && path != ":memory:",
-        "`{command}` needs a database file"
-    );
-    Ok(PathBuf::from(path))
+    }
+    storage
+        .sqlite_path()
+        .with_context(|| format!("`{command}` needs a database file"))
 }
 
 /// Checks the SQLite file `path` is whole (`PRAGMA integrity_check`) and a database of this

@@ -25,6 +25,7 @@
 //! | [`events`] | the change hub and the watch streams |
 //! | [`delivery`] | push delivery of change events: webhooks (reqwest, to public addresses only) and e-mail to users, with cursors, retries (backon) and leases |
 //! | [`keys`] | API key secrets, roles and scopes |
+//! | [`secrets_key`] | secrets at rest: the key file and AES-256-GCM sealing of webhook signing secrets |
 //! | [`backup`] | `backup` and `restore` of the SQLite database, and the change log's new identity after a restore (`new-log-epoch`) |
 //! | [`maintenance`] | retention and the deletion-queue purge |
 //! | [`error`] | the crate's error type |
@@ -40,6 +41,8 @@
 //! - `cli` uses only the gRPC contract ([`proto`]) and [`defaults`]; `config → defaults, store,
 //!   delivery, domain, telemetry` (the settings each takes), never `cli`; the binary joins the
 //!   two into its command line;
+//! - `store → secrets_key` (it seals and opens the secrets it stores), which imports nothing
+//!   of the crate;
 //! - `error → domain` only, and `metrics` imports neither `error` nor `store`: the layer that
 //!   handles an error observes it (`api::status` counts database errors);
 //! - in `api`: each service module → its `batch` submodule → [`api::batch`], both →
@@ -64,6 +67,7 @@ pub mod maintenance;
 pub mod metrics;
 pub mod metrics_server;
 pub mod proto;
+pub mod secrets_key;
 pub mod startup;
 pub mod store;
 pub mod tasks;

@@ -1,5 +1,5 @@
 //! The `telephony-admin` command: `serve`, `migrate`, `keys`, `import`, `export`, `backup`,
-//! `restore` and `new-log-epoch`. The command line is defined here, from the library's settings
+//! `restore`, `new-log-epoch` and `rotate-secrets-key`. The command line is defined here, from the library's settings
 //! (`config`) and commands (`cli`, `backup`); all the work is in the library.
 
 use std::path::PathBuf;
@@ -60,6 +60,10 @@ enum Command {
     /// Give the change log a new identity, after the database was restored by other means
     /// (PostgreSQL: pg_restore or a base backup), with every replica stopped.
     NewLogEpoch,
+    /// Put a new key first in the secrets key file (created if missing) and seal every stored
+    /// webhook secret with it; older keys stay in the file for older backups. Running servers
+    /// read the file again when they meet the new key.
+    RotateSecretsKey,
 }
 
 #[derive(Debug, Subcommand)]
@@ -145,6 +149,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::NewLogEpoch => {
             print_log_replaced(&telephony_admin::backup::new_log_epoch(&cli.storage).await?);
+            Ok(())
+        }
+        Command::RotateSecretsKey => {
+            let rotation = telephony_admin::startup::rotate_secrets_key(&cli.storage).await?;
+            println!(
+                "new secrets key {}: {} webhook secrets sealed with it{}",
+                rotation.key_id,
+                rotation.resealed.sealed,
+                match rotation.resealed.unreadable {
+                    0 => String::new(),
+                    n => format!(
+                        "; {n} could not be opened (sealed with a key the file lacks) and were left as they are"
+                    ),
+                }
+            );
             Ok(())
         }
         Command::Keys { command } => {

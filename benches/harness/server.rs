@@ -49,6 +49,8 @@ impl InProcess {
         let storage = StorageSettings {
             database_url: Some(database.url.clone()),
             data_dir: std::env::temp_dir(),
+            // The measured calls store no webhook secret.
+            secrets_key_file: None,
         };
         let app = Application::build(&storage, settings).await?;
         let address = app.local_addr();

@@ -36,6 +36,7 @@ impl Default for StoreOptions {
                 max_batch: usize::from(defaults::WRITE_BATCH_MAX),
                 gather: defaults::WRITE_BATCH_WAIT,
             },
+            secrets: None,
         }
     }
 }
@@ -54,6 +55,13 @@ pub struct StorageSettings {
         global = true
     )]
     pub data_dir: PathBuf,
+
+    /// The key file that seals webhook signing secrets at rest (AES-256-GCM; the first key
+    /// seals, every key opens). Default for a SQLite database: `<database>.secrets-key` beside
+    /// it, created on first start. PostgreSQL replicas share one file, created once with
+    /// `rotate-secrets-key`; it is required once a webhook exists.
+    #[arg(long, env = "TELEPHONY_ADMIN_SECRETS_KEY_FILE", global = true)]
+    pub secrets_key_file: Option<PathBuf>,
 }
 
 impl StorageSettings {
@@ -69,6 +77,29 @@ impl StorageSettings {
                 Some(self.data_dir.clone()),
             ),
         }
+    }
+
+    /// The SQLite database's file; `None` on PostgreSQL and for an in-memory database.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        let (url, _) = self.resolve();
+        let rest = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))?;
+        let path = rest.split('?').next().unwrap_or_default();
+        (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+    }
+
+    /// Whether the database is SQLite (a file or in memory).
+    pub fn is_sqlite(&self) -> bool {
+        self.resolve().0.starts_with("sqlite:")
+    }
+
+    /// Where the secrets key file is: the flag's, else beside a SQLite database's file.
+    pub fn secrets_key_path(&self) -> Option<PathBuf> {
+        self.secrets_key_file.clone().or_else(|| {
+            self.sqlite_path()
+                .map(|db| db.with_extension("secrets-key"))
+        })
     }
 }
 
@@ -382,6 +413,8 @@ impl ServeSettings {
                 max_batch: usize::from(self.write_batch_max),
                 gather: self.write_batch_wait,
             },
+            // The keys come from the storage settings, once the database is known.
+            secrets: None,
         }
     }
 

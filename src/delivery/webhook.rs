@@ -15,7 +15,7 @@ use crate::domain::ids::{AccountId, WebhookId};
 use crate::domain::webhook::{EventFilter, TargetPolicy, WebhookUrl, parse_webhook_url};
 use crate::error::Result;
 use crate::store::Store;
-use crate::store::WebhookConfig;
+use crate::store::{WebhookConfig, WebhookSecrets};
 
 pub struct WebhookSink {
     id: WebhookId,
@@ -31,8 +31,9 @@ struct Config {
     /// The URL, or why it may not be called (e.g. the server's policy became stricter).
     target: Result<WebhookUrl, String>,
     filter: EventFilter,
-    /// The current secret, then the previous one while it is still valid.
-    secrets: Vec<String>,
+    /// The current secret, then the previous one while it is still valid; or why they cannot
+    /// be opened (e.g. the secrets key file lacks their key), a failure of every attempt.
+    secrets: Result<Vec<String>, String>,
 }
 
 impl WebhookSink {
@@ -52,14 +53,16 @@ impl WebhookSink {
         }
     }
 
-    fn configure(&self, webhook: WebhookConfig) -> Config {
-        let mut secrets = vec![webhook.secret];
-        if let (Some(previous), Some(expiry)) =
-            (webhook.previous_secret, webhook.previous_secret_expire_time)
-            && expiry > Utc::now()
-        {
-            secrets.push(previous);
-        }
+    fn configure(&self, webhook: WebhookConfig, signing: Result<WebhookSecrets, String>) -> Config {
+        let secrets = signing.map(|signing| {
+            let mut secrets = vec![signing.current];
+            if let Some((previous, expiry)) = signing.previous
+                && expiry > Utc::now()
+            {
+                secrets.push(previous);
+            }
+            secrets
+        });
         Config {
             target: parse_webhook_url("url", &webhook.url, self.policy).map_err(|e| e.to_string()),
             filter: webhook.filter,
@@ -71,8 +74,8 @@ impl WebhookSink {
 impl Sink for WebhookSink {
     async fn refresh(&mut self, store: &Store) -> Result<bool> {
         match store.webhooks().find(&self.id).await? {
-            Some(webhook) => {
-                self.config = Some(self.configure(webhook));
+            Some((webhook, secrets)) => {
+                self.config = Some(self.configure(webhook, secrets));
                 if self.log_id.is_empty() {
                     self.log_id = super::source::log_state(store).await?.log_id;
                 }
@@ -100,7 +103,13 @@ impl Sink for WebhookSink {
         let target = config.target.as_ref().map_err(Clone::clone)?;
         let timestamp = Utc::now().timestamp();
         let body = webhook_body(event, &self.log_id);
-        let secrets: Vec<&str> = config.secrets.iter().map(String::as_str).collect();
+        let secrets: Vec<&str> = config
+            .secrets
+            .as_ref()
+            .map_err(Clone::clone)?
+            .iter()
+            .map(String::as_str)
+            .collect();
         let signature = signature_header(&secrets, &event.event_id, timestamp, &body);
         let headers = [
             ("webhook-id", event.event_id.clone()),

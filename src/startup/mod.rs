@@ -31,6 +31,9 @@ use crate::tasks::BackgroundTasks;
 mod connections;
 mod health;
 mod routes;
+mod secrets_keys;
+
+pub use secrets_keys::{Rotation, rotate_secrets_key, secrets_keyring};
 
 use connections::Gate;
 
@@ -242,7 +245,12 @@ async fn connect_and_migrate(
     storage: &StorageSettings,
     settings: &ServeSettings,
 ) -> anyhow::Result<Store> {
-    let store = connect_store(storage, settings.store_options()).await?;
+    let keys = secrets_keyring(storage)?;
+    let options = StoreOptions {
+        secrets: keys.clone(),
+        ..settings.store_options()
+    };
+    let store = connect_store(storage, options).await?;
     store.migrate().await.context("database migration failed")?;
     // A process killed between a commit and the numbering of its events left them staged: they
     // are numbered before this server answers anyone, not at the sequencer's first sweep.
@@ -257,9 +265,12 @@ async fn connect_and_migrate(
             "numbered change events a stopped process left staged"
         );
     }
-    // Replicas starting together must not each create a key.
+    // Replicas starting together must not each create a key, nor seal a secret twice.
     store
-        .with_setup_lock(ensure_api_key(&store, settings.bootstrap_key.as_deref()))
+        .with_setup_lock(async {
+            ensure_api_key(&store, settings.bootstrap_key.as_deref()).await?;
+            secrets_keys::seal_stored_secrets(&store, keys).await
+        })
         .await??;
     Ok(store)
 }

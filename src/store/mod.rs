@@ -33,13 +33,15 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Transaction
 use sea_orm_migration::MigratorTrait;
 use tokio::sync::{Notify, Semaphore};
 
+use crate::secrets_key::SecretsKeyring;
+
 pub use db::deliveries::{DELIVERIES_CHANNEL, MAIL_SINK, webhook_sink};
 pub use db::keys::{ApiKeyRecord, KEYS_CHANNEL};
 pub use db::numbers::{NumberFilter, visible_to};
 pub use db::page;
 pub use db::views::{
     AccountView, AssignmentPeriod, DeliveryState, NumberView, OrderItem, OrderRecord, UserView,
-    WebhookConfig, WebhookView,
+    WebhookConfig, WebhookSecrets, WebhookView,
 };
 pub use engine::group_commit::WriteStats;
 pub use engine::sequencer::NOTIFY_CHANNEL;
@@ -52,7 +54,7 @@ pub use use_cases::keys::{NewApiKey, Revocation, RevocationSignal};
 pub use use_cases::permissions::SettingsItem;
 pub use use_cases::telephony::{AssignItem, UnassignItem};
 pub use use_cases::users::{NewUserItem, UserUpdate, UserUpdateItem};
-pub use use_cases::webhooks::{NewWebhook, WebhookUpdate};
+pub use use_cases::webhooks::{NewWebhook, Resealed, WebhookUpdate};
 
 use engine::Engine;
 use use_cases::accounts::Accounts;
@@ -83,6 +85,9 @@ pub struct StoreOptions {
     pub acquire_timeout: Duration,
     /// How the writer gathers mutations into one transaction.
     pub writer: WriterOptions,
+    /// The keys that seal webhook signing secrets at rest; without them no webhook can be
+    /// created (and a sealed secret cannot be read).
+    pub secrets: Option<Arc<SecretsKeyring>>,
 }
 
 /// What the store wakes when something changes that other tasks wait for.
@@ -245,7 +250,11 @@ impl Store {
     }
 
     pub fn webhooks(&self) -> Webhooks<'_> {
-        Webhooks::new(&self.engine, &self.signals.deliveries)
+        Webhooks::new(
+            &self.engine,
+            &self.signals.deliveries,
+            self.options.secrets.as_deref(),
+        )
     }
 
     pub fn deliveries(&self) -> Deliveries<'_> {

@@ -28,6 +28,7 @@ mod rate_limits;
 mod reliability;
 mod replicas;
 mod revocation;
+mod secrets_at_rest;
 mod shutdown;
 mod sign_out;
 mod sign_out_access;

@@ -234,10 +234,6 @@ pub struct WebhookConfig {
     pub url: String,
     pub description: String,
     pub filter: EventFilter,
-    pub secret: String,
-    /// The secret before the last rotation, still signing until its expiry.
-    pub previous_secret: Option<String>,
-    pub previous_secret_expire_time: Option<DateTime<Utc>>,
     pub create_time: DateTime<Utc>,
     pub update_time: DateTime<Utc>,
 }
@@ -252,12 +248,23 @@ impl From<webhook::Model> for WebhookConfig {
             id: WebhookId::from_stored(row.id),
             url: row.url,
             description: row.description,
-            secret: row.secret,
-            previous_secret: row.previous_secret,
-            previous_secret_expire_time: row.previous_secret_expire_time,
             create_time: row.create_time,
             update_time: row.update_time,
         }
+    }
+}
+
+/// A webhook's signing secrets, opened: what its deliveries are signed with.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookSecrets {
+    pub current: String,
+    /// The secret before the last rotation, still signing until its expiry.
+    pub previous: Option<(String, DateTime<Utc>)>,
+}
+
+impl std::fmt::Debug for WebhookSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookSecrets").finish_non_exhaustive()
     }
 }
 

@@ -1,6 +1,9 @@
 //! Webhooks: their configuration with their delivery state, and how many matching events wait.
 //! A webhook and its delivery row are created and deleted together, by mutations of the writer;
 //! a new webhook starts after the last committed event.
+//!
+//! Signing secrets are sealed (`secrets_key`) before they are stored, bound to their webhook's
+//! id, and opened only for a delivery: no read model carries them.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -13,11 +16,12 @@ use crate::domain::DomainError;
 use crate::domain::ids::WebhookId;
 use crate::domain::webhook::EventFilter;
 use crate::error::{Error, Result};
+use crate::secrets_key::{SecretsKeyring, is_sealed, open_stored};
 use crate::store::db::deliveries::{announce, new_delivery, webhook_sink};
 use crate::store::db::entities::enums::{self, kinds_to_db};
 use crate::store::db::entities::{change_event, change_log, delivery, webhook};
 use crate::store::db::page::{Page, PageRequest};
-use crate::store::db::views::{WebhookConfig, WebhookView};
+use crate::store::db::views::{WebhookConfig, WebhookSecrets, WebhookView};
 use crate::store::engine::Engine;
 use crate::store::engine::mutation::{Mutation, TxnFuture};
 
@@ -47,20 +51,51 @@ fn webhook_not_found(id: &WebhookId) -> DomainError {
     }
 }
 
+/// How many stored secrets a [`Webhooks::reseal`] sealed anew, and how many it could not open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Resealed {
+    pub sealed: u64,
+    /// Sealed with a key the key file lacks: left as they are.
+    pub unreadable: u64,
+}
+
 /// Webhooks: the store's surface for them.
 pub struct Webhooks<'a> {
     engine: &'a Engine,
     /// Woken when a delivery may have become claimable, so that it starts at once.
     claimable: &'a Notify,
+    secrets: Option<&'a SecretsKeyring>,
 }
 
 impl<'a> Webhooks<'a> {
-    pub(crate) fn new(engine: &'a Engine, claimable: &'a Notify) -> Self {
-        Self { engine, claimable }
+    pub(crate) fn new(
+        engine: &'a Engine,
+        claimable: &'a Notify,
+        secrets: Option<&'a SecretsKeyring>,
+    ) -> Self {
+        Self {
+            engine,
+            claimable,
+            secrets,
+        }
     }
 
-    pub async fn create(&self, new: NewWebhook) -> Result<WebhookView> {
-        let created = self.engine.write(CreateWebhook { new }).await?;
+    /// The keys to seal with; a server without them stores no new secret.
+    fn sealing_keys(&self) -> Result<&'a SecretsKeyring> {
+        self.secrets.ok_or_else(|| {
+            DomainError::precondition(
+                "SECRETS_KEY_MISSING",
+                "webhook",
+                "this server has no secrets key to seal webhook secrets with: start it with --secrets-key-file (docs/operations.md)",
+            )
+            .into()
+        })
+    }
+
+    pub async fn create(&self, mut new: NewWebhook) -> Result<WebhookView> {
+        let id = WebhookId::from_stored(crate::domain::account::new_id());
+        new.secret = self.sealing_keys()?.seal(&new.secret, id.as_str());
+        let created = self.engine.write(CreateWebhook { id, new }).await?;
         self.claimable.notify_one();
         Ok(created)
     }
@@ -73,12 +108,51 @@ impl<'a> Webhooks<'a> {
         self.with_delivery(webhook).await
     }
 
-    /// The webhook's configuration only, for its delivery; `None` once deleted.
-    pub async fn find(&self, id: &WebhookId) -> Result<Option<WebhookConfig>> {
-        Ok(webhook::Entity::find_by_id(id.as_str())
+    /// The webhook's configuration and its opened secrets (or why they cannot be opened: a
+    /// delivery failure, not a database error), for its delivery; `None` once deleted.
+    pub async fn find(
+        &self,
+        id: &WebhookId,
+    ) -> Result<Option<(WebhookConfig, Result<WebhookSecrets, String>)>> {
+        let Some(row) = webhook::Entity::find_by_id(id.as_str())
             .one(self.engine.reader())
             .await?
-            .map(WebhookConfig::from))
+        else {
+            return Ok(None);
+        };
+        let open = |stored: &str| open_stored(self.secrets, stored, id.as_str());
+        let secrets = open(&row.secret)
+            .map(|current| WebhookSecrets {
+                current,
+                // One that cannot be opened (its key was lost) no longer signs; the current
+                // one does.
+                previous: match (&row.previous_secret, row.previous_secret_expire_time) {
+                    (Some(previous), Some(expiry)) => open(previous)
+                        .inspect_err(|error| {
+                            tracing::warn!(webhook_id = %id, %error, "the previous secret is left out")
+                        })
+                        .ok()
+                        .map(|previous| (previous, expiry)),
+                    _ => None,
+                },
+            })
+            .map_err(|error| format!("cannot sign: {error}"));
+        Ok(Some((WebhookConfig::from(row), secrets)))
+    }
+
+    /// How many webhooks exist.
+    pub async fn count(&self) -> Result<u64> {
+        Ok(webhook::Entity::find().count(self.engine.reader()).await?)
+    }
+
+    /// Seals every stored secret with `keys`' first key, in one transaction: `all` for a
+    /// rotation, else only those stored in the clear (by an older version).
+    pub async fn reseal(
+        &self,
+        keys: std::sync::Arc<SecretsKeyring>,
+        all: bool,
+    ) -> Result<Resealed> {
+        self.engine.write(ResealSecrets { keys, all }).await
     }
 
     async fn with_delivery(&self, webhook: webhook::Model) -> Result<WebhookView> {
@@ -148,6 +222,7 @@ impl<'a> Webhooks<'a> {
         secret: String,
         previous_expire_time: DateTime<Utc>,
     ) -> Result<WebhookView> {
+        let secret = self.sealing_keys()?.seal(&secret, id.as_str());
         self.engine
             .write(RotateWebhookSecret {
                 id: id.clone(),
@@ -196,6 +271,8 @@ async fn lock_webhook(txn: &DatabaseTransaction, id: &WebhookId) -> Result<webho
 }
 
 struct CreateWebhook {
+    id: WebhookId,
+    /// With its secret sealed.
     new: NewWebhook,
 }
 
@@ -216,7 +293,7 @@ impl Mutation for CreateWebhook {
                 .max(0) as u64;
             let now = crate::store::db::now();
             let webhook = webhook::ActiveModel {
-                id: Set(crate::domain::account::new_id()),
+                id: Set(self.id.to_string()),
                 url: Set(new.url),
                 description: Set(new.description),
                 account_id: Set(new.filter.account_id.clone().map(String::from)),
@@ -308,6 +385,7 @@ impl Mutation for DeleteWebhook {
 
 struct RotateWebhookSecret {
     id: WebhookId,
+    /// Sealed.
     secret: String,
     previous_expire_time: DateTime<Utc>,
 }
@@ -328,6 +406,61 @@ impl Mutation for RotateWebhookSecret {
             let webhook = model.update(txn).await?;
             let delivery = delivery_of(txn, &self.id).await?;
             Ok(WebhookView::new(webhook, delivery))
+        })
+    }
+}
+
+struct ResealSecrets {
+    keys: std::sync::Arc<SecretsKeyring>,
+    all: bool,
+}
+
+impl ResealSecrets {
+    /// `stored` sealed with the first key, if it is to be; `None` to leave it.
+    fn reseal(&self, stored: &str, id: &str, counts: &mut Resealed) -> Option<String> {
+        if !self.all && is_sealed(stored) {
+            return None;
+        }
+        match self.keys.open(stored, id) {
+            Ok(secret) => {
+                counts.sealed += 1;
+                Some(self.keys.seal(&secret, id))
+            }
+            Err(error) => {
+                tracing::warn!(webhook_id = id, %error, "a webhook secret could not be opened to be sealed again");
+                counts.unreadable += 1;
+                None
+            }
+        }
+    }
+}
+
+impl Mutation for ResealSecrets {
+    type Output = Resealed;
+    const APPENDS_CHANGES: bool = false;
+
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, Resealed> {
+        Box::pin(async move {
+            let mut counts = Resealed::default();
+            for row in webhook::Entity::find().lock_exclusive().all(txn).await? {
+                let current = self.reseal(&row.secret, &row.id, &mut counts);
+                let previous = row
+                    .previous_secret
+                    .as_deref()
+                    .and_then(|p| self.reseal(p, &row.id, &mut counts));
+                if current.is_none() && previous.is_none() {
+                    continue;
+                }
+                let mut model: webhook::ActiveModel = row.into();
+                if let Some(current) = current {
+                    model.secret = Set(current);
+                }
+                if let Some(previous) = previous {
+                    model.previous_secret = Set(Some(previous));
+                }
+                model.update(txn).await?;
+            }
+            Ok(counts)
         })
     }
 }

@@ -126,6 +126,9 @@ impl TestDatabase {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
+        if let Some(path) = postgres_secrets_key_path(&self.url) {
+            let _ = std::fs::remove_file(path);
+        }
         if let Some((admin_url, name)) = self.postgres.take() {
             // Drop runs outside any runtime we may block: use a thread with its own.
             let _ = std::thread::spawn(move || {
@@ -299,9 +302,12 @@ pub async fn spawn_app_on_url(url: &str, configure: impl FnOnce(&mut ServeSettin
         .connect()
         .await
         .expect("connect to the test server");
-    let store = connect_store(&storage, StoreOptions::default())
-        .await
-        .expect("store");
+    // With the server's secrets keys, as another process on the database would have them.
+    let options = StoreOptions {
+        secrets: telephony_admin::startup::secrets_keyring(&storage).expect("the secrets keys"),
+        ..StoreOptions::default()
+    };
+    let store = connect_store(&storage, options).await.expect("store");
     TestApp {
         address,
         admin_key,
@@ -315,11 +321,32 @@ pub async fn spawn_app_on_url(url: &str, configure: impl FnOnce(&mut ServeSettin
     }
 }
 
+/// The storage settings of a server on `url`: on PostgreSQL, with the secrets key file that
+/// every server on that database shares (as replicas do), created by the first.
 pub fn storage_for(url: &str) -> StorageSettings {
     StorageSettings {
         database_url: Some(url.to_owned()),
         data_dir: std::env::temp_dir(),
+        secrets_key_file: shared_secrets_key_file(url),
     }
+}
+
+/// On PostgreSQL, the key file of the database at `url`, created if missing (SQLite keeps its
+/// own beside the database file).
+pub fn shared_secrets_key_file(url: &str) -> Option<std::path::PathBuf> {
+    let path = postgres_secrets_key_path(url)?;
+    telephony_admin::secrets_key::SecretsKeyring::load_or_create(&path)
+        .expect("the test database's secrets key file");
+    Some(path)
+}
+
+fn postgres_secrets_key_path(url: &str) -> Option<std::path::PathBuf> {
+    if !url.starts_with("postgres") {
+        return None;
+    }
+    let parsed = url::Url::parse(url).expect("a database URL");
+    let name = parsed.path().trim_matches('/');
+    Some(std::env::temp_dir().join(format!("telephony-admin-{name}.secrets-key")))
 }
 
 fn bearer(key: Option<&str>) -> Bearer {

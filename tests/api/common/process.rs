@@ -75,6 +75,10 @@ impl ServerCommand {
             .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
             .args(&self.args)
             .env("DATABASE_URL", database_url)
+            .envs(
+                super::shared_secrets_key_file(database_url)
+                    .map(|path| ("TELEPHONY_ADMIN_SECRETS_KEY_FILE", path)),
+            )
             .env("TELEPHONY_ADMIN_BOOTSTRAP_KEY", &admin_key)
             .env("RUST_LOG", "info")
             // No test reaches these limits unless it lowers one (its own flag wins).

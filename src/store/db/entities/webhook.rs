@@ -1,5 +1,5 @@
-//! `webhooks`: where change events are pushed, which ones, and the signing secret (kept in the
-//! clear because every delivery is signed with it).
+//! `webhooks`: where change events are pushed, which ones, and the signing secret, sealed at
+//! rest (`secrets_key`: AES-256-GCM, bound to the webhook's id).
 
 use sea_orm::entity::prelude::*;
 
@@ -15,6 +15,7 @@ pub struct Model {
     pub account_id: Option<String>,
     /// Kind names joined by commas (empty: every kind); see `enums::kinds_to_db`.
     pub kinds: String,
+    /// Sealed (`sealed:v1:…`), or in the clear if stored by an older version and not yet sealed.
     pub secret: String,
     /// The secret before the last rotation, still signing until its expiry.
     pub previous_secret: Option<String>,
