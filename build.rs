@@ -19,6 +19,7 @@ const PROTO_FILES: &[&str] = &[
     "telephony/admin/v1/telephony_service.proto",
     "telephony/admin/v1/change_service.proto",
     "telephony/admin/v1/webhook_service.proto",
+    "telephony/admin/v1/emergency_location_service.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

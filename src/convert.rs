@@ -52,6 +52,7 @@ pub fn change_kind(kind: ChangeKind) -> proto::ChangeKind {
         ChangeKind::UserSignOutRequested => proto::ChangeKind::UserSignOutRequested,
         ChangeKind::UserDeleted => proto::ChangeKind::UserDeleted,
         ChangeKind::SignOutAcknowledged => proto::ChangeKind::SignOutAcknowledged,
+        ChangeKind::EmergencyLocationUpdated => proto::ChangeKind::EmergencyLocationUpdated,
     }
 }
 

@@ -9,6 +9,7 @@ pub mod batch;
 pub mod caller;
 pub mod changes;
 pub mod convert;
+pub mod emergency_locations;
 pub mod in_flight;
 pub mod inventory;
 pub mod key_cache;

@@ -101,6 +101,7 @@ fn change_kind(raw: i32) -> Option<ChangeKind> {
         proto::ChangeKind::UserSignOutRequested => ChangeKind::UserSignOutRequested,
         proto::ChangeKind::UserDeleted => ChangeKind::UserDeleted,
         proto::ChangeKind::SignOutAcknowledged => ChangeKind::SignOutAcknowledged,
+        proto::ChangeKind::EmergencyLocationUpdated => ChangeKind::EmergencyLocationUpdated,
     })
 }
 

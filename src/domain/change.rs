@@ -17,6 +17,9 @@ pub enum ChangeKind {
     UserDeleted,
     /// The user signed out and back in: an audit record, not a change to pick up.
     SignOutAcknowledged,
+    /// The user's effective emergency location changed: it travels with each emergency call,
+    /// so no sign-in is needed.
+    EmergencyLocationUpdated,
 }
 
 impl ChangeKind {
@@ -29,13 +32,18 @@ impl ChangeKind {
             Self::UserSignOutRequested => "USER_SIGN_OUT_REQUESTED",
             Self::UserDeleted => "USER_DELETED",
             Self::SignOutAcknowledged => "SIGN_OUT_ACKNOWLEDGED",
+            Self::EmergencyLocationUpdated => "EMERGENCY_LOCATION_UPDATED",
         }
     }
 
-    /// Every kind of change takes effect only after the user signs in again; the
-    /// acknowledgement that they did is no change to pick up.
+    /// Every kind of change takes effect only after the user signs in again, but the
+    /// acknowledgement that they did (no change to pick up) and an emergency location (sent
+    /// with each call, not held by the session).
     pub fn sign_out_required(self) -> bool {
-        self != Self::SignOutAcknowledged
+        !matches!(
+            self,
+            Self::SignOutAcknowledged | Self::EmergencyLocationUpdated
+        )
     }
 
     /// The kind's number in the contract (`ChangeKind` in `change_service.proto`).
@@ -47,16 +55,18 @@ impl ChangeKind {
             Self::UserSignOutRequested => 4,
             Self::UserDeleted => 5,
             Self::SignOutAcknowledged => 6,
+            Self::EmergencyLocationUpdated => 7,
         }
     }
 
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::PhoneNumberAssigned,
         Self::PhoneNumberUnassigned,
         Self::TelephonySettingsUpdated,
         Self::UserSignOutRequested,
         Self::UserDeleted,
         Self::SignOutAcknowledged,
+        Self::EmergencyLocationUpdated,
     ];
 
     /// The kind a contract number names, if this version knows it.
@@ -182,6 +192,10 @@ pub fn notice(kind: ChangeKind, number: &str, settings: TelephonySettings) -> St
         ),
         ChangeKind::SignOutAcknowledged => {
             "You have signed out and back in: your current number and permissions are in effect."
+                .to_owned()
+        }
+        ChangeKind::EmergencyLocationUpdated => {
+            "Your emergency location has changed; it is sent with your emergency calls from now on."
                 .to_owned()
         }
     }

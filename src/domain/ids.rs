@@ -1,5 +1,5 @@
 //! Identifiers, each a type of its own so that one cannot be given where another is wanted:
-//! accounts, users, number orders, webhooks, API keys, and the `request_id` that makes a
+//! accounts, users, number orders, webhooks, API keys, emergency addresses and locations, and the `request_id` that makes a
 //! request idempotent. All are UUIDs in canonical lower-case hyphenated form: parsed once at
 //! the edge ([`AccountId::parse`]), or read back as the store wrote them
 //! ([`AccountId::from_stored`]).
@@ -28,6 +28,14 @@ pub struct WebhookId(String);
 /// An API key's identifier (not its secret).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct KeyId(String);
+
+/// An emergency (civic) address's identifier.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AddressId(String);
+
+/// An emergency location's identifier.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LocationId(String);
 
 /// The caller's identifier of one request, which makes its retries idempotent.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -76,6 +84,8 @@ identifier!(OrderId);
 identifier!(WebhookId);
 identifier!(KeyId);
 identifier!(RequestId);
+identifier!(AddressId);
+identifier!(LocationId);
 
 #[cfg(test)]
 mod tests {

@@ -6,6 +6,7 @@
 
 pub mod account;
 pub mod change;
+pub mod emergency;
 pub mod error;
 pub mod ids;
 pub mod phone_number;

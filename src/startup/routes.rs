@@ -11,6 +11,7 @@ use crate::api::{
     ApiContext,
     accounts::AccountApi,
     changes::ChangeApi,
+    emergency_locations::EmergencyLocationApi,
     in_flight::{InFlight, InFlightLayer},
     limits::LimitsLayer,
     phone_numbers::PhoneNumberApi,
@@ -21,6 +22,7 @@ use crate::api::{
 use crate::config::ServeSettings;
 use crate::proto::{
     self, account_service_server::AccountServiceServer, change_service_server::ChangeServiceServer,
+    emergency_location_service_server::EmergencyLocationServiceServer,
     phone_number_service_server::PhoneNumberServiceServer,
     telephony_service_server::TelephonyServiceServer, user_service_server::UserServiceServer,
     webhook_service_server::WebhookServiceServer,
@@ -121,6 +123,13 @@ pub(super) fn router(
                 policy: crate::domain::webhook::TargetPolicy {
                     allow_insecure: settings.webhook_allow_insecure,
                 },
+            })
+            .max_decoding_message_size(max_message),
+        )
+        .add_service(
+            EmergencyLocationServiceServer::new(EmergencyLocationApi {
+                context: context.clone(),
+                validator: Arc::new(crate::domain::emergency::OfflineValidator),
             })
             .max_decoding_message_size(max_message),
         )

@@ -1,7 +1,8 @@
 //! Persistence, in three layers whose arrows point one way, `use_cases → engine → db`:
 //!
 //! - [`use_cases`]: one file per aggregate (accounts, users, telephony, permissions, sign-out,
-//!   inventory, orders, changes, retention, webhooks, deliveries, keys), each a small handle
+//!   inventory, orders, emergency locations, changes, retention, webhooks, deliveries, keys),
+//!   each a small handle
 //!   over the engine. A write loads the state it rests on, decides with `domain`, and writes
 //!   with a few set statements; its single and batch forms sit side by side.
 //! - [`engine`]: the group-commit writer (every write is a mutation in a savepoint of a shared
@@ -36,6 +37,7 @@ use tokio::sync::{Notify, Semaphore};
 use crate::secrets_key::SecretsKeyring;
 
 pub use db::deliveries::{DELIVERIES_CHANNEL, MAIL_SINK, webhook_sink};
+pub use db::emergency::{EmergencyAddressView, EmergencyLocationView};
 pub use db::keys::{ApiKeyRecord, KEYS_CHANNEL};
 pub use db::numbers::{NumberFilter, visible_to};
 pub use db::page;
@@ -49,6 +51,7 @@ pub use engine::set_run::{BatchItem, BatchOptions, ItemRefusal, ItemResult};
 pub use engine::writer::WriterOptions;
 pub use use_cases::Requester;
 pub use use_cases::changes::{ChangeFilter, ChangeLogState, LogReplaced};
+pub use use_cases::emergency_locations::{LocationHolder, LocationSource};
 pub use use_cases::inventory::{NumberUpdate, NumberUpdateItem};
 pub use use_cases::keys::{NewApiKey, Revocation, RevocationSignal};
 pub use use_cases::permissions::SettingsItem;
@@ -60,6 +63,7 @@ use engine::Engine;
 use use_cases::accounts::Accounts;
 use use_cases::changes::Changes;
 use use_cases::deliveries::Deliveries;
+use use_cases::emergency_locations::EmergencyLocations;
 use use_cases::inventory::Inventory;
 use use_cases::keys::Keys;
 use use_cases::orders::Orders;
@@ -255,6 +259,10 @@ impl Store {
             &self.signals.deliveries,
             self.options.secrets.as_deref(),
         )
+    }
+
+    pub fn emergency_locations(&self) -> EmergencyLocations<'_> {
+        EmergencyLocations::new(&self.engine)
     }
 
     pub fn deliveries(&self) -> Deliveries<'_> {

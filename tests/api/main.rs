@@ -16,6 +16,7 @@ mod cli_bulk;
 mod concurrency;
 mod connections;
 mod dashboard;
+mod emergency_locations;
 mod faults;
 mod group_commit;
 mod hostile_input;

@@ -3,6 +3,7 @@
 //! set statement each ([`users`], [`numbers`], [`history`]). Nothing here knows the writer or a
 //! use case: `engine` and `use_cases` point down to this layer, never the other way.
 
+pub mod emergency;
 pub mod entities;
 pub mod migration;
 pub mod page;

@@ -399,7 +399,7 @@ pub(crate) async fn staged_sign_outs(
             .column(Column::Id)
             .column(Column::OccurTime)
             .filter(Column::UserId.is_in(chunk.iter().copied()))
-            .filter(Column::Kind.ne(enums::ChangeKind::from(ChangeKind::SignOutAcknowledged)))
+            .filter(Column::Kind.is_not_in(enums::kinds_without_sign_out()))
             .order_by_asc(Column::Id)
             .into_tuple()
             .all(txn)

@@ -10,6 +10,7 @@
 //! | [`telephony`] | `Telephony` | assign and unassign numbers, one or many, in a few set statements |
 //! | [`permissions`] | `Permissions` | read and change calling and SMS permissions, one or many |
 //! | [`sign_out`] | `SignOut` | ask a user's sign-out, acknowledge it |
+//! | [`emergency_locations`] | `EmergencyLocations` | emergency addresses, the locations on them, who has which; the effective location |
 //! | [`inventory`] | `Inventory` | numbers: read, list, update, the deletion queue, their history |
 //! | [`orders`] | `Orders` | orders that acquire numbers |
 //! | [`changes`] | `Changes` | the change log: its state and pages of it |
@@ -22,6 +23,7 @@
 pub mod accounts;
 pub mod changes;
 pub mod deliveries;
+pub mod emergency_locations;
 pub mod inventory;
 pub mod keys;
 pub mod orders;

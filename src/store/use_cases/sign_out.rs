@@ -167,7 +167,7 @@ async fn oldest_change_after(
         .filter(Column::UserId.eq(user_id))
         .filter(Column::Sequence.gt(through as i64))
         .filter(Column::Sequence.lte(latest as i64))
-        .filter(Column::Kind.ne(enums::ChangeKind::from(ChangeKind::SignOutAcknowledged)))
+        .filter(Column::Kind.is_not_in(enums::kinds_without_sign_out()))
         .order_by_asc(Column::Sequence)
         .limit(1)
         .into_tuple()

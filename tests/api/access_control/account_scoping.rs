@@ -157,6 +157,7 @@ async fn refusals_do_not_reveal_existence(backend: Backend) {
         order_id: String::new(),
         webhook_id: String::new(),
         sequence: 0,
+        ..Target::default()
     };
     let missing = Target {
         account_id: UNKNOWN_ID.into(),
@@ -165,6 +166,7 @@ async fn refusals_do_not_reveal_existence(backend: Backend) {
         order_id: String::new(),
         webhook_id: String::new(),
         sequence: 0,
+        ..Target::default()
     };
     let before = app.snapshot(&[&own.account_id, &other.account_id]).await;
     for role in [Role::Admin, Role::Viewer] {

@@ -8,15 +8,20 @@ use crate::common::{Backend, TestApp, spawn_app};
 use std::sync::atomic::{AtomicU32, Ordering};
 use telephony_admin::keys::{self, Role, Scope};
 use telephony_admin::proto::{
-    AcknowledgeSignOutRequest, AssignPhoneNumberRequest, CreateAccountRequest,
-    CreatePhoneNumberOrderRequest, CreateUserRequest, CreateWebhookRequest, DeleteAccountRequest,
-    DeletePhoneNumberRequest, DeleteUserRequest, DeleteWebhookRequest, GetAccountRequest,
-    GetPhoneNumberOrderRequest, GetPhoneNumberRequest, GetTelephonySettingsRequest, GetUserRequest,
-    GetWebhookRequest, LicenseType, ListAccountsRequest, ListChangesRequest,
-    ListPhoneNumbersRequest, ListUsersRequest, ListWebhooksRequest, LogoutUserRequest,
-    PhoneNumberProductType, RestorePhoneNumberRequest, RotateWebhookSecretRequest,
-    TelephonySettings, UnassignPhoneNumberRequest, UpdateAccountRequest, UpdatePhoneNumberRequest,
-    UpdateTelephonySettingsRequest, UpdateUserRequest, UpdateWebhookRequest, WatchChangesRequest,
+    AcknowledgeSignOutRequest, AssignPhoneNumberRequest, CivicAddress, CreateAccountRequest,
+    CreateEmergencyAddressRequest, CreateEmergencyLocationRequest, CreatePhoneNumberOrderRequest,
+    CreateUserRequest, CreateWebhookRequest, DeleteAccountRequest, DeleteEmergencyAddressRequest,
+    DeleteEmergencyLocationRequest, DeletePhoneNumberRequest, DeleteUserRequest,
+    DeleteWebhookRequest, GetAccountRequest, GetEmergencyAddressRequest,
+    GetEmergencyLocationRequest, GetPhoneNumberOrderRequest, GetPhoneNumberRequest,
+    GetTelephonySettingsRequest, GetUserRequest, GetWebhookRequest, LicenseType,
+    ListAccountsRequest, ListChangesRequest, ListEmergencyAddressesRequest,
+    ListEmergencyLocationsRequest, ListPhoneNumbersRequest, ListUsersRequest, ListWebhooksRequest,
+    LogoutUserRequest, PhoneNumberProductType, RestorePhoneNumberRequest,
+    RotateWebhookSecretRequest, SetEmergencyLocationRequest, TelephonySettings,
+    UnassignPhoneNumberRequest, UpdateAccountRequest, UpdateEmergencyAddressRequest,
+    UpdatePhoneNumberRequest, UpdateTelephonySettingsRequest, UpdateUserRequest,
+    UpdateWebhookRequest, UserRef, WatchChangesRequest,
 };
 use tonic::Status;
 
@@ -42,7 +47,28 @@ impl Rpc {
             | CreateWebhook
             | ListWebhooks
             | BatchCreateUsers
-            | ListPhoneNumberOrders => {}
+            | ListPhoneNumberOrders
+            | CreateEmergencyAddress
+            | ListEmergencyAddresses
+            | ListEmergencyLocations => {}
+            GetEmergencyAddress
+            | UpdateEmergencyAddress
+            | DeleteEmergencyAddress
+            | CreateEmergencyLocation => {
+                target.address_id = emergency_address(app, account_id).await;
+            }
+            GetEmergencyLocation | DeleteEmergencyLocation => {
+                target.address_id = emergency_address(app, account_id).await;
+                target.location_id = emergency_location(app, &target.address_id).await;
+            }
+            SetEmergencyLocation => {
+                target.user_id = app
+                    .create_user(account_id, "target@example.com")
+                    .await
+                    .user_id;
+                target.address_id = emergency_address(app, account_id).await;
+                target.location_id = emergency_location(app, &target.address_id).await;
+            }
             GetWebhook | UpdateWebhook | DeleteWebhook | RotateWebhookSecret => {
                 target.webhook_id = app
                     .webhooks()
@@ -389,6 +415,89 @@ impl Rpc {
                 })
                 .await
                 .map(drop),
+            CreateEmergencyAddress => app
+                .emergency_locations_as(key)
+                .create_emergency_address(CreateEmergencyAddressRequest {
+                    account_id: t.account_id.clone(),
+                    address: Some(civic_address()),
+                })
+                .await
+                .map(drop),
+            GetEmergencyAddress => app
+                .emergency_locations_as(key)
+                .get_emergency_address(GetEmergencyAddressRequest {
+                    address_id: t.address_id.clone(),
+                })
+                .await
+                .map(drop),
+            ListEmergencyAddresses => app
+                .emergency_locations_as(key)
+                .list_emergency_addresses(ListEmergencyAddressesRequest {
+                    account_id: t.account_id.clone(),
+                    ..Default::default()
+                })
+                .await
+                .map(drop),
+            UpdateEmergencyAddress => app
+                .emergency_locations_as(key)
+                .update_emergency_address(UpdateEmergencyAddressRequest {
+                    address_id: t.address_id.clone(),
+                    address: Some(civic_address()),
+                })
+                .await
+                .map(drop),
+            DeleteEmergencyAddress => app
+                .emergency_locations_as(key)
+                .delete_emergency_address(DeleteEmergencyAddressRequest {
+                    address_id: t.address_id.clone(),
+                })
+                .await
+                .map(drop),
+            CreateEmergencyLocation => app
+                .emergency_locations_as(key)
+                .create_emergency_location(CreateEmergencyLocationRequest {
+                    address_id: t.address_id.clone(),
+                    place: "Floor 2".into(),
+                })
+                .await
+                .map(drop),
+            GetEmergencyLocation => app
+                .emergency_locations_as(key)
+                .get_emergency_location(GetEmergencyLocationRequest {
+                    location_id: t.location_id.clone(),
+                })
+                .await
+                .map(drop),
+            ListEmergencyLocations => app
+                .emergency_locations_as(key)
+                .list_emergency_locations(ListEmergencyLocationsRequest {
+                    account_id: t.account_id.clone(),
+                    ..Default::default()
+                })
+                .await
+                .map(drop),
+            DeleteEmergencyLocation => app
+                .emergency_locations_as(key)
+                .delete_emergency_location(DeleteEmergencyLocationRequest {
+                    location_id: t.location_id.clone(),
+                })
+                .await
+                .map(drop),
+            SetEmergencyLocation => app
+                .emergency_locations_as(key)
+                .set_emergency_location(SetEmergencyLocationRequest {
+                    target: Some(
+                        telephony_admin::proto::set_emergency_location_request::Target::User(
+                            UserRef {
+                                account_id: t.account_id.clone(),
+                                user_id: t.user_id.clone(),
+                            },
+                        ),
+                    ),
+                    location_id: t.location_id.clone(),
+                })
+                .await
+                .map(drop),
             BatchCreateUsers
             | BatchUpdateUsers
             | BatchUpdatePhoneNumbers
@@ -417,6 +526,44 @@ impl Rpc {
     }
 }
 
+fn civic_address() -> CivicAddress {
+    CivicAddress {
+        country: "US".into(),
+        house_number: "1".into(),
+        street_name: "Main".into(),
+        city: "Springfield".into(),
+        state_or_province: "IL".into(),
+        postal_code: "62701".into(),
+        ..Default::default()
+    }
+}
+
+/// An emergency address of the account, made by the organisation admin: its id.
+async fn emergency_address(app: &TestApp, account_id: &str) -> String {
+    app.emergency_locations()
+        .create_emergency_address(CreateEmergencyAddressRequest {
+            account_id: account_id.to_owned(),
+            address: Some(civic_address()),
+        })
+        .await
+        .expect("create an emergency address")
+        .into_inner()
+        .address_id
+}
+
+/// A location on the address, made by the organisation admin: its id.
+async fn emergency_location(app: &TestApp, address_id: &str) -> String {
+    app.emergency_locations()
+        .create_emergency_location(CreateEmergencyLocationRequest {
+            address_id: address_id.to_owned(),
+            place: "Floor 1".into(),
+        })
+        .await
+        .expect("create an emergency location")
+        .into_inner()
+        .location_id
+}
+
 /// A webhook the default policy accepts without a name lookup: https, a public address.
 fn webhook_request() -> CreateWebhookRequest {
     CreateWebhookRequest {
@@ -436,6 +583,8 @@ pub(crate) struct Target {
     pub(super) number: String,
     pub(super) order_id: String,
     pub(super) webhook_id: String,
+    pub(super) address_id: String,
+    pub(super) location_id: String,
 }
 
 /// A server with the keys every case shares.
@@ -600,6 +749,10 @@ async fn webhook_service_access(backend: Backend) {
     run_table(backend, Service::Webhook).await;
 }
 
+async fn emergency_location_service_access(backend: Backend) {
+    run_table(backend, Service::EmergencyLocation).await;
+}
+
 on_both_databases!(
     account_service_access,
     user_service_access,
@@ -607,4 +760,5 @@ on_both_databases!(
     telephony_service_access,
     change_service_access,
     webhook_service_access,
+    emergency_location_service_access,
 );

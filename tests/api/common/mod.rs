@@ -23,6 +23,7 @@ use telephony_admin::config::{RateLimitSettings, ServeSettings, StorageSettings}
 use telephony_admin::keys::{self, Role, Scope};
 use telephony_admin::proto::{
     account_service_client::AccountServiceClient, change_service_client::ChangeServiceClient,
+    emergency_location_service_client::EmergencyLocationServiceClient,
     phone_number_service_client::PhoneNumberServiceClient,
     telephony_service_client::TelephonyServiceClient, user_service_client::UserServiceClient,
     webhook_service_client::WebhookServiceClient,
@@ -390,6 +391,17 @@ impl TestApp {
     }
     pub fn webhooks_as(&self, key: Option<&str>) -> WebhookServiceClient<Authed> {
         WebhookServiceClient::with_interceptor(self.channel.clone(), bearer(key))
+    }
+
+    pub fn emergency_locations(&self) -> EmergencyLocationServiceClient<Authed> {
+        self.emergency_locations_as(Some(&self.admin_key))
+    }
+
+    pub fn emergency_locations_as(
+        &self,
+        key: Option<&str>,
+    ) -> EmergencyLocationServiceClient<Authed> {
+        EmergencyLocationServiceClient::with_interceptor(self.channel.clone(), bearer(key))
     }
 
     /// Creates an API key directly in the database (as the `keys create` command does).

@@ -80,6 +80,7 @@ stored_enum! {
         UserSignOutRequested = "USER_SIGN_OUT_REQUESTED",
         UserDeleted = "USER_DELETED",
         SignOutAcknowledged = "SIGN_OUT_ACKNOWLEDGED",
+        EmergencyLocationUpdated = "EMERGENCY_LOCATION_UPDATED",
     }
 }
 
@@ -100,6 +101,16 @@ stored_enum! {
         Viewer = "viewer",
         SessionService = "session-service",
     }
+}
+
+/// The stored kinds of the changes that need no sign-in again (the acknowledgement itself, an
+/// emergency location): what a pending sign-out does not count.
+pub fn kinds_without_sign_out() -> Vec<ChangeKind> {
+    domain::change::ChangeKind::ALL
+        .into_iter()
+        .filter(|kind| !kind.sign_out_required())
+        .map(ChangeKind::from)
+        .collect()
 }
 
 /// The kinds of a webhook's filter as stored: their names joined by commas (empty: every kind).

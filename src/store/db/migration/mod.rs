@@ -11,6 +11,7 @@ mod m0007_sign_out_pending;
 mod m0008_number_history_and_inventory_indexes;
 mod m0009_staged_changes;
 mod m0010_change_kind_codes;
+mod m0011_emergency_locations;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0008_number_history_and_inventory_indexes::Migration),
             Box::new(m0009_staged_changes::Migration),
             Box::new(m0010_change_kind_codes::Migration),
+            Box::new(m0011_emergency_locations::Migration),
         ]
     }
 }
