@@ -14,6 +14,9 @@ pub const DATABASE_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const WRITE_BATCH_MAX: u16 = 256;
 /// How long the writer waits for more writes to join a batch.
 pub const WRITE_BATCH_WAIT: Duration = Duration::ZERO;
+/// The countries whose numbers are assigned only to users with an emergency location: the US
+/// (Kari's Law, RAY BAUM'S Act) and Canada.
+pub const EMERGENCY_LOCATION_COUNTRIES: &str = "US,CA";
 /// The most items in one batch request; also the import's batch size, so that an import
 /// against a server with no flags fits.
 pub const MAX_BATCH_ITEMS: usize = 1000;

@@ -97,6 +97,7 @@ pub async fn user_with_number(
     clients
         .telephony()
         .assign_phone_number(AssignPhoneNumberRequest {
+            emergency_location_id: String::new(),
             account_id: account_id.clone(),
             user_id: user_id.clone(),
             e164_phone_number: number.to_owned(),

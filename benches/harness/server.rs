@@ -27,6 +27,8 @@ pub fn settings(configure: impl FnOnce(&mut ServeSettings)) -> ServeSettings {
     // Limits the load never reaches, so that the harness measures the limiter's cost and not
     // its refusals.
     settings.rate_limits = RateLimitSettings::unlimited();
+    // The measured assignments give US numbers to users without an emergency location.
+    settings.emergency_location_countries = String::new();
     configure(&mut settings);
     settings
 }
@@ -105,6 +107,7 @@ impl Process {
             .env("TELEPHONY_ADMIN_LISTEN", address.to_string())
             .env("TELEPHONY_ADMIN_BOOTSTRAP_KEY", secret)
             .envs(telephony_admin::config::UNLIMITED_ENV)
+            .env("TELEPHONY_ADMIN_EMERGENCY_LOCATION_COUNTRIES", "")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -6,12 +6,21 @@
 use crate::api::convert;
 use crate::domain::DomainError;
 use crate::domain::error::{Violations, all3};
+use crate::domain::ids::LocationId;
 use crate::domain::phone_number::{CallingName, E164};
 use crate::domain::telephony::{SettingsMask, TelephonySettings};
 use crate::domain::user::{DisplayName, Email, LicenseType};
 use crate::error::Result;
 use crate::proto;
 use crate::store::{NumberUpdate, UserUpdate};
+
+/// The `emergency_location_id` of an assignment (or item): empty is none.
+pub fn optional_location(raw: &str) -> Result<Option<LocationId>> {
+    match raw {
+        "" => Ok(None),
+        raw => Ok(Some(LocationId::parse("emergency_location_id", raw)?)),
+    }
+}
 
 /// The requested permissions and the mask of an UpdateTelephonySettings request (or item).
 pub fn settings_change(

@@ -237,6 +237,11 @@ impl Columns {
         Ok(proto::batch_assign_phone_numbers_request::Item {
             user_id: self.user_id(record, users)?,
             e164_phone_number: self.required(record, "e164_phone_number")?.to_owned(),
+            // Optional: the location the user gets with the number.
+            emergency_location_id: self
+                .get(record, "emergency_location_id")
+                .unwrap_or_default()
+                .to_owned(),
         })
     }
 

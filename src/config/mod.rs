@@ -37,8 +37,17 @@ impl Default for StoreOptions {
                 gather: defaults::WRITE_BATCH_WAIT,
             },
             secrets: None,
+            emergency_location_countries: country_list(defaults::EMERGENCY_LOCATION_COUNTRIES),
         }
     }
+}
+
+/// `US, ca` → `["US", "CA"]`; empty entries are dropped.
+fn country_list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(|c| c.trim().to_ascii_uppercase())
+        .filter(|c| !c.is_empty())
+        .collect()
 }
 
 #[derive(Debug, Clone, Args)]
@@ -149,6 +158,11 @@ pub struct ServeSettings {
     /// How long a deleted number stays restorable.
     #[arg(long, env = "TELEPHONY_ADMIN_DELETION_QUEUE_PERIOD", value_parser = humantime::parse_duration, default_value = duration_default!(defaults::DELETION_QUEUE_PERIOD))]
     pub deletion_queue_period: Duration,
+
+    /// Countries (ISO 3166-1 alpha-2, comma-separated; empty for none) whose numbers are
+    /// assigned only to users with an emergency location.
+    #[arg(long, env = "TELEPHONY_ADMIN_EMERGENCY_LOCATION_COUNTRIES", default_value = defaults::EMERGENCY_LOCATION_COUNTRIES)]
+    pub emergency_location_countries: String,
 
     /// How often an idle watch stream receives a checkpoint.
     #[arg(long, env = "TELEPHONY_ADMIN_CHECKPOINT_INTERVAL", value_parser = humantime::parse_duration, default_value = "30s")]
@@ -346,6 +360,14 @@ impl ServeSettings {
     /// Refuses values that would make the server spin, busy-poll or overflow a point in time,
     /// with a message naming the flag.
     pub fn validate(&self) -> Result<(), String> {
+        if let Some(bad) = country_list(&self.emergency_location_countries)
+            .into_iter()
+            .find(|c| c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()))
+        {
+            return Err(format!(
+                "--emergency-location-countries: {bad:?} is not an ISO 3166-1 alpha-2 code"
+            ));
+        }
         let ms = Duration::from_millis;
         let checks = [
             ("--event-retention", self.event_retention, ms(1000)),
@@ -407,6 +429,7 @@ impl ServeSettings {
     pub fn store_options(&self) -> StoreOptions {
         StoreOptions {
             deletion_queue_period: self.deletion_queue_period,
+            emergency_location_countries: country_list(&self.emergency_location_countries),
             max_connections: self.db_pool_size,
             acquire_timeout: self.database_acquire_timeout,
             writer: WriterOptions {

@@ -41,6 +41,7 @@ pub use db::emergency::{EmergencyAddressView, EmergencyLocationView};
 pub use db::keys::{ApiKeyRecord, KEYS_CHANNEL};
 pub use db::numbers::{NumberFilter, visible_to};
 pub use db::page;
+pub use db::users::UserFilter;
 pub use db::views::{
     AccountView, AssignmentPeriod, DeliveryState, NumberView, OrderItem, OrderRecord, UserView,
     WebhookConfig, WebhookSecrets, WebhookView,
@@ -92,6 +93,9 @@ pub struct StoreOptions {
     /// The keys that seal webhook signing secrets at rest; without them no webhook can be
     /// created (and a sealed secret cannot be read).
     pub secrets: Option<Arc<SecretsKeyring>>,
+    /// The countries (ISO 3166-1 alpha-2) whose numbers are assigned only to users with an
+    /// emergency location.
+    pub emergency_location_countries: Vec<String>,
 }
 
 /// What the store wakes when something changes that other tasks wait for.
@@ -215,11 +219,11 @@ impl Store {
     }
 
     pub fn users(&self) -> Users<'_> {
-        Users::new(&self.engine)
+        Users::new(&self.engine, &self.options.emergency_location_countries)
     }
 
     pub fn telephony(&self) -> Telephony<'_> {
-        Telephony::new(&self.engine)
+        Telephony::new(&self.engine, &self.options.emergency_location_countries)
     }
 
     pub fn permissions(&self) -> Permissions<'_> {

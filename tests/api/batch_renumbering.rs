@@ -28,6 +28,7 @@ async fn assign_all(app: &TestApp, account_id: &str, user_ids: &[String], number
                 .iter()
                 .zip(numbers)
                 .map(|(user_id, number)| Assignment {
+                    emergency_location_id: String::new(),
                     user_id: user_id.clone(),
                     e164_phone_number: number.clone(),
                 })

@@ -24,6 +24,7 @@ const REQUEST_ID: &str = "0190a5b2-7c4e-7d1a-9b3f-2a6c8e4d1f99";
 
 fn assignment(user_id: &str, number: &str) -> Assignment {
     Assignment {
+        emergency_location_id: String::new(),
         user_id: user_id.into(),
         e164_phone_number: number.into(),
     }

@@ -138,6 +138,7 @@ async fn many_users_race_for_one_number(backend: Backend) {
         let requests = users
             .iter()
             .map(|user| AssignPhoneNumberRequest {
+                emergency_location_id: String::new(),
                 account_id: account_id.clone(),
                 user_id: user.user_id.clone(),
                 e164_phone_number: contested.clone(),
@@ -205,6 +206,7 @@ async fn one_user_races_for_many_numbers(backend: Backend) {
         let requests = numbers
             .iter()
             .map(|e164| AssignPhoneNumberRequest {
+                emergency_location_id: String::new(),
                 account_id: account_id.clone(),
                 user_id: user.user_id.clone(),
                 e164_phone_number: e164.clone(),
@@ -263,6 +265,7 @@ async fn concurrent_retries_share_one_result(backend: Backend) {
         app.order_business_numbers(std::slice::from_ref(&e164))
             .await;
         let request = AssignPhoneNumberRequest {
+            emergency_location_id: String::new(),
             account_id: account_id.clone(),
             user_id: user.user_id.clone(),
             e164_phone_number: e164.clone(),
@@ -299,6 +302,7 @@ async fn schema_refuses_a_second_number_for_one_user(backend: Backend) {
     app.order_business_numbers(&[number(0), number(1)]).await;
     app.telephony()
         .assign_phone_number(AssignPhoneNumberRequest {
+            emergency_location_id: String::new(),
             account_id: account_id.clone(),
             user_id: user.user_id.clone(),
             e164_phone_number: number(0),

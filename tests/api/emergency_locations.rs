@@ -4,11 +4,12 @@
 //! everyone on it (1,000 users in one transaction), and deletion refused while in use.
 
 use telephony_admin::proto::{
-    ChangeKind, CivicAddress, CreateEmergencyAddressRequest, CreateEmergencyLocationRequest,
-    DeleteEmergencyAddressRequest, DeleteEmergencyLocationRequest, EmergencyAddress,
-    EmergencyLocation, GetEmergencyAddressRequest, ListChangesRequest,
-    ListEmergencyAddressesRequest, ListEmergencyLocationsRequest, SetEmergencyLocationRequest,
-    UpdateEmergencyAddressRequest, UserRef, ValidationState,
+    AssignPhoneNumberRequest, BatchAssignPhoneNumbersRequest, ChangeKind, CivicAddress,
+    CreateEmergencyAddressRequest, CreateEmergencyLocationRequest, DeleteEmergencyAddressRequest,
+    DeleteEmergencyLocationRequest, EmergencyAddress, EmergencyLocation,
+    GetEmergencyAddressRequest, ListChangesRequest, ListEmergencyAddressesRequest,
+    ListEmergencyLocationsRequest, ListUsersRequest, SetEmergencyLocationRequest,
+    UpdateEmergencyAddressRequest, UserRef, ValidationState, batch_assign_phone_numbers_request,
     set_emergency_location_request::Target,
 };
 use tonic::Code;
@@ -16,7 +17,7 @@ use tonic_types::StatusExt;
 
 use crate::common::batch::bulk_users;
 use crate::common::fixtures::number;
-use crate::common::{Backend, TestApp, account_scope, spawn_app};
+use crate::common::{Backend, TestApp, account_scope, spawn_app, spawn_app_on, spawn_app_with};
 use telephony_admin::keys::{Role, Scope};
 
 fn white_house() -> CivicAddress {
@@ -497,7 +498,294 @@ async fn correcting_an_address_reaches_a_thousand_users_at_once(backend: Backend
     println!("{backend:?}: an address of {USERS} users corrected in {took:?}");
 }
 
+fn with_the_rule(settings: &mut telephony_admin::config::ServeSettings) {
+    settings.emergency_location_countries = "US,CA".into();
+}
+
+fn reason(status: &tonic::Status) -> String {
+    status
+        .get_details_error_info()
+        .map(|info| info.reason)
+        .unwrap_or_default()
+}
+
+async fn assign_with(
+    app: &TestApp,
+    account: &str,
+    user: &str,
+    number: &str,
+    location: &str,
+) -> Result<telephony_admin::proto::User, tonic::Status> {
+    app.telephony()
+        .assign_phone_number(AssignPhoneNumberRequest {
+            account_id: account.into(),
+            user_id: user.into(),
+            e164_phone_number: number.into(),
+            request_id: String::new(),
+            emergency_location_id: location.into(),
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn batch_assign(
+    app: &TestApp,
+    account: &str,
+    items: &[(&str, &str, &str)],
+    atomic: bool,
+    validate_only: bool,
+) -> Vec<Code> {
+    app.telephony()
+        .batch_assign_phone_numbers(BatchAssignPhoneNumbersRequest {
+            account_id: account.into(),
+            items: items
+                .iter()
+                .map(
+                    |(user, number, location)| batch_assign_phone_numbers_request::Item {
+                        user_id: (*user).into(),
+                        e164_phone_number: (*number).into(),
+                        emergency_location_id: (*location).into(),
+                    },
+                )
+                .collect(),
+            atomic,
+            validate_only,
+            request_id: String::new(),
+        })
+        .await
+        .expect("the batch is answered")
+        .into_inner()
+        .results
+        .into_iter()
+        .map(|r| Code::from(r.status.map_or(0, |s| s.code)))
+        .collect()
+}
+
+/// A US or Canadian number goes only to a user with an emergency location: given with the
+/// assignment, their own, or their account's default. Other countries' numbers need none.
+async fn a_us_number_needs_an_emergency_location(backend: Backend) {
+    let app = spawn_app_with(backend, with_the_rule).await;
+    let account = app.create_account("Acme").await.account_id;
+    let users: Vec<String> = bulk_users(&app, &account, "u", 5)
+        .await
+        .into_iter()
+        .map(|u| u.user_id)
+        .collect();
+    const LONDON: &str = "+442071838750";
+    app.order_business_numbers(&[number(1), number(2), number(3), number(4), LONDON.into()])
+        .await;
+    let address = create_address(&app, &account, white_house()).await;
+    let location = create_location(&app, &address.address_id, "Floor 3").await;
+
+    let refused = assign_with(&app, &account, &users[0], &number(1), "")
+        .await
+        .expect_err("no location");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&refused), "EMERGENCY_LOCATION_REQUIRED");
+    assert!(refused.message().contains("US number"), "{refused:?}");
+
+    // With a location, in the same transaction; the user keeps it for their next number.
+    assign_with(&app, &account, &users[0], &number(1), &location.location_id)
+        .await
+        .expect("assigned with a location");
+    app.unassign(&account, &users[0], true).await.unwrap();
+    assign_with(&app, &account, &users[0], &number(1), "")
+        .await
+        .expect("the user's own location now");
+
+    // Other countries' numbers need none.
+    assign_with(&app, &account, &users[4], LONDON, "")
+        .await
+        .expect("a UK number");
+
+    // Batches answer per item as the single RPC does: best effort, dry run, atomic.
+    let items = [
+        (users[1].as_str(), number(2), ""),
+        (users[2].as_str(), number(3), location.location_id.as_str()),
+    ];
+    let items: Vec<(&str, &str, &str)> =
+        items.iter().map(|(u, n, l)| (*u, n.as_str(), *l)).collect();
+    assert_eq!(
+        batch_assign(&app, &account, &items, false, true).await,
+        [Code::FailedPrecondition, Code::Ok],
+        "dry run"
+    );
+    assert_eq!(
+        batch_assign(&app, &account, &items, true, false).await,
+        [Code::FailedPrecondition, Code::Aborted],
+        "atomic"
+    );
+    assert_eq!(
+        batch_assign(&app, &account, &items, false, false).await,
+        [Code::FailedPrecondition, Code::Ok],
+        "best effort"
+    );
+
+    // The account's default covers everyone else.
+    set(
+        &app,
+        Target::AccountId(account.clone()),
+        &location.location_id,
+    )
+    .await
+    .unwrap();
+    assign_with(&app, &account, &users[1], &number(2), "")
+        .await
+        .expect("the account's default");
+
+    // A location of another account is not given.
+    let other = app.create_account("Other").await.account_id;
+    let other_address = create_address(&app, &other, white_house()).await;
+    let foreign = create_location(&app, &other_address.address_id, "").await;
+    let refused = assign_with(&app, &account, &users[3], &number(4), &foreign.location_id)
+        .await
+        .expect_err("another account's location");
+    assert_eq!(reason(&refused), "LOCATION_OF_ANOTHER_ACCOUNT");
+}
+
+/// `import assignments` takes an `emergency_location_id` column; a row without one, for a US
+/// number and a user without a location, is refused in the result file.
+async fn an_import_gives_locations_with_numbers(backend: Backend) {
+    let app = spawn_app_with(backend, with_the_rule).await;
+    let account = app.create_account("Import").await.account_id;
+    for name in ["ann", "bob"] {
+        app.create_user(&account, &format!("{name}@example.com"))
+            .await;
+    }
+    app.order_business_numbers(&[number(11), number(12)]).await;
+    let address = create_address(&app, &account, white_house()).await;
+    let location = create_location(&app, &address.address_id, "Floor 1").await;
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("assignments.csv");
+    std::fs::write(
+        &file,
+        format!(
+            "email,e164_phone_number,emergency_location_id\n\
+             ann@example.com,{},{}\n\
+             bob@example.com,{},\n",
+            number(11),
+            location.location_id,
+            number(12)
+        ),
+    )
+    .unwrap();
+    let output = crate::cli_bulk::cli(
+        &app,
+        &[
+            "import",
+            "assignments",
+            file.to_str().unwrap(),
+            "--account",
+            &account,
+        ],
+    )
+    .await;
+    assert!(!output.status.success(), "one row is refused");
+    let results = dir.path().join("assignments.csv.results.csv");
+    assert_eq!(
+        crate::cli_bulk::statuses(&results),
+        ["OK", "FAILED_PRECONDITION"]
+    );
+    let text = std::fs::read_to_string(&results).unwrap();
+    assert!(text.contains("needs an emergency location"), "{text}");
+}
+
+async fn listed_users(app: &TestApp, account: &str, filter: ListUsersRequest) -> Vec<String> {
+    app.users()
+        .list_users(ListUsersRequest {
+            account_id: account.into(),
+            ..filter
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .users
+        .into_iter()
+        .map(|u| u.user_id)
+        .collect()
+}
+
+/// Users who hold a US number without a location (assigned before the rule was on) show up in
+/// the compliance listing until they, their number or their account has a location; users are
+/// also listed by the location they hold.
+async fn users_lacking_a_required_location_are_listed(backend: Backend) {
+    // Before the rule: numbers are assigned without locations.
+    let mut app = spawn_app(backend).await;
+    let account = app.create_account("Acme").await.account_id;
+    let ann = app.create_user(&account, "ann@example.com").await.user_id;
+    let bob = app.create_user(&account, "bob@example.com").await.user_id;
+    let cat = app.create_user(&account, "cat@example.com").await.user_id;
+    app.create_user(&account, "dan@example.com").await;
+    app.order_business_numbers(&[number(21), number(22), number(23)])
+        .await;
+    for (user, n) in [(&ann, 21), (&bob, 22), (&cat, 23)] {
+        app.assign(&account, user, &number(n)).await.unwrap();
+    }
+    app.stop().await;
+    let key = app.admin_key.clone();
+    let database = app.database.take().unwrap();
+    let app = spawn_app_on(database, |s| {
+        with_the_rule(s);
+        s.bootstrap_key = Some(key);
+    })
+    .await;
+    let missing = ListUsersRequest {
+        missing_emergency_location: true,
+        ..Default::default()
+    };
+    let mut expected = vec![ann.clone(), bob.clone(), cat.clone()];
+    expected.sort();
+    assert_eq!(
+        listed_users(&app, &account, missing.clone()).await,
+        expected
+    );
+
+    let address = create_address(&app, &account, white_house()).await;
+    let location = create_location(&app, &address.address_id, "").await;
+    set(
+        &app,
+        Target::User(UserRef {
+            account_id: account.clone(),
+            user_id: ann.clone(),
+        }),
+        &location.location_id,
+    )
+    .await
+    .unwrap();
+    set(&app, Target::PhoneNumber(number(22)), &location.location_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        listed_users(&app, &account, missing.clone()).await,
+        std::slice::from_ref(&cat)
+    );
+    assert_eq!(
+        listed_users(
+            &app,
+            &account,
+            ListUsersRequest {
+                emergency_location_id: location.location_id.clone(),
+                ..Default::default()
+            }
+        )
+        .await,
+        std::slice::from_ref(&ann),
+        "users by their own location"
+    );
+    set(
+        &app,
+        Target::AccountId(account.clone()),
+        &location.location_id,
+    )
+    .await
+    .unwrap();
+    assert!(listed_users(&app, &account, missing).await.is_empty());
+}
+
 on_both_databases!(
+    users_lacking_a_required_location_are_listed,
+    an_import_gives_locations_with_numbers,
+    a_us_number_needs_an_emergency_location,
     addresses_are_validated_per_country_and_listed,
     the_effective_location_moves_and_each_user_hears_of_it,
     nothing_in_use_is_deleted,

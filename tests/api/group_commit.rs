@@ -193,6 +193,7 @@ async fn idempotent_retries_in_one_batch_share_the_first_result(backend: Backend
         let shared_before = app.write_stats.shared_batches();
         let request_id = uuid::Uuid::new_v4().to_string();
         let assign = AssignPhoneNumberRequest {
+            emergency_location_id: String::new(),
             account_id: account.account_id.clone(),
             user_id: user.user_id.clone(),
             e164_phone_number: e164.clone(),
@@ -273,6 +274,7 @@ async fn concurrent_writes_keep_sequences_gap_free(backend: Backend) {
             for _ in 0..3 {
                 telephony
                     .assign_phone_number(AssignPhoneNumberRequest {
+                        emergency_location_id: String::new(),
                         account_id: account_id.clone(),
                         user_id: user_id.clone(),
                         e164_phone_number: e164.clone(),
@@ -335,6 +337,7 @@ async fn single_requests_waiting_together_run_as_one_and_fail_alone(backend: Bac
             async move {
                 telephony
                     .assign_phone_number(AssignPhoneNumberRequest {
+                        emergency_location_id: String::new(),
                         account_id,
                         user_id,
                         e164_phone_number: e164,

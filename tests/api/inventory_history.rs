@@ -256,11 +256,13 @@ async fn a_numbers_history_keeps_every_holder(backend: Backend) {
     // Neither a dry run nor a failed atomic batch leaves a period.
     for (validate_only, atomic, second) in [(true, false, ""), (false, true, "+12065559990")] {
         let mut items = vec![Assignment {
+            emergency_location_id: String::new(),
             user_id: bob.user_id.clone(),
             e164_phone_number: number.into(),
         }];
         if !second.is_empty() {
             items.push(Assignment {
+                emergency_location_id: String::new(),
                 user_id: ann.user_id.clone(),
                 e164_phone_number: second.into(),
             });
@@ -282,6 +284,7 @@ async fn a_numbers_history_keeps_every_holder(backend: Backend) {
         .batch_assign_phone_numbers(BatchAssignPhoneNumbersRequest {
             account_id: account.account_id.clone(),
             items: vec![Assignment {
+                emergency_location_id: String::new(),
                 user_id: bob.user_id.clone(),
                 e164_phone_number: "+1 (206) 555-3000".into(),
             }],

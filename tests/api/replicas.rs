@@ -110,6 +110,7 @@ async fn a_change_on_one_replica_reaches_watchers_on_the_other() {
 
     a.telephony()
         .assign_phone_number(AssignPhoneNumberRequest {
+            emergency_location_id: String::new(),
             account_id: account.clone(),
             user_id: user.clone(),
             e164_phone_number: number.clone(),
@@ -158,6 +159,7 @@ async fn writers_on_both_replicas_make_one_gap_free_sequence() {
                     0 => {
                         client
                             .assign_phone_number(AssignPhoneNumberRequest {
+                                emergency_location_id: String::new(),
                                 account_id: account.clone(),
                                 user_id: user.clone(),
                                 e164_phone_number: number.clone(),
@@ -280,6 +282,7 @@ async fn commits_on_both_replicas_do_not_wait_for_the_change_log_counter() {
         tokio::spawn(async move {
             client
                 .assign_phone_number(AssignPhoneNumberRequest {
+                    emergency_location_id: String::new(),
                     account_id: account,
                     user_id: user,
                     e164_phone_number: number,

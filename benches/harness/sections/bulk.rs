@@ -72,6 +72,7 @@ async fn single_row(
     clients
         .telephony()
         .assign_phone_number(AssignPhoneNumberRequest {
+            emergency_location_id: String::new(),
             account_id: account_id.to_owned(),
             user_id,
             e164_phone_number: number.to_owned(),
@@ -117,6 +118,7 @@ async fn batch_rows(
                 .zip(numbers)
                 .map(
                     |(user_id, number)| batch_assign_phone_numbers_request::Item {
+                        emergency_location_id: String::new(),
                         user_id,
                         e164_phone_number: number.clone(),
                     },

@@ -96,6 +96,7 @@ impl Write {
 async fn assign(f: &Fixture, channel: Channel, user: usize) -> Result<(), tonic::Status> {
     TelephonyServiceClient::with_interceptor(channel, f.bearer.clone())
         .assign_phone_number(AssignPhoneNumberRequest {
+            emergency_location_id: String::new(),
             account_id: f.account_id.clone(),
             user_id: f.users[user].clone(),
             e164_phone_number: f.numbers[user].clone(),

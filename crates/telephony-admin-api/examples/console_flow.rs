@@ -89,6 +89,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let assigned = telephony
         .assign_phone_number(AssignPhoneNumberRequest {
+            emergency_location_id: String::new(),
             account_id: account.account_id.clone(),
             user_id: user.user_id.clone(),
             e164_phone_number: number.clone(),

@@ -4,7 +4,7 @@
 use tonic::{Request, Response, Status};
 
 use crate::api::batch::{item, options, results, user_result};
-use crate::api::requests::settings_change;
+use crate::api::requests::{optional_location, settings_change};
 use crate::api::{Access, ApiContext, authorise_target, convert};
 use crate::domain::phone_number::E164;
 use crate::proto;
@@ -36,6 +36,7 @@ pub async fn assign(
                     account_id: target.account_id,
                     user_id: target.user_id,
                     number,
+                    emergency_location: optional_location(&i.emergency_location_id)?,
                 })
             })())
         })

@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use crate::api::requests::settings_change;
+use crate::api::requests::{optional_location, settings_change};
 use crate::api::{Access, ApiContext, convert, request_id};
 use crate::domain::phone_number::E164;
 use crate::proto::{self, telephony_service_server::TelephonyService};
+use crate::store::AssignItem;
 
 pub struct TelephonyApi {
     pub context: Arc<ApiContext>,
@@ -28,17 +29,17 @@ impl TelephonyService for TelephonyApi {
             .await?;
         let number = E164::parse("e164_phone_number", &req.e164_phone_number)?;
         let request_id = request_id(&req.request_id)?;
+        let item = AssignItem {
+            account_id: target.account_id.clone(),
+            user_id: target.user_id.clone(),
+            number: number.clone(),
+            emergency_location: optional_location(&req.emergency_location_id)?,
+        };
         let user = self
             .context
             .store
             .telephony()
-            .assign(
-                &target.account_id,
-                &target.user_id,
-                &number,
-                request_id.as_ref(),
-                caller.requester(),
-            )
+            .assign(item, request_id.as_ref(), caller.requester())
             .await?;
         tracing::info!(account_id = %target.account_id, user_id = %target.user_id, phone_number = %number, actor = %caller.key_id, "phone number assigned");
         Ok(Response::new(convert::user(user)))

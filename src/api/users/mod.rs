@@ -9,10 +9,11 @@ use tonic::{Request, Response, Status};
 
 use crate::api::requests::{new_user_fields, user_update};
 use crate::api::{Access, ApiContext, convert, request_id};
-use crate::domain::ids::AccountId;
+use crate::domain::ids::{AccountId, LocationId};
 use crate::domain::sign_out::parse_through;
 use crate::domain::user::Email;
 use crate::proto::{self, user_service_server::UserService};
+use crate::store::UserFilter;
 
 pub struct UserApi {
     pub context: Arc<ApiContext>,
@@ -72,20 +73,32 @@ impl UserService for UserApi {
         } else {
             Some(Email::parse("email", &req.email)?)
         };
+        let emergency_location = match req.emergency_location_id.as_str() {
+            "" => None,
+            raw => Some(LocationId::parse("emergency_location_id", raw)?),
+        };
         let page = self.context.page(
             req.page_size,
             &req.page_token,
             &format!(
-                "account={account_id};email={};sign_out_pending={:?}",
+                "account={account_id};email={};sign_out_pending={:?};location={};missing_location={}",
                 email.as_ref().map_or("", Email::as_str),
-                req.sign_out_pending
+                req.sign_out_pending,
+                req.emergency_location_id,
+                req.missing_emergency_location
             ),
         )?;
+        let filter = UserFilter {
+            email,
+            sign_out_pending: req.sign_out_pending,
+            emergency_location,
+            missing_emergency_location: req.missing_emergency_location,
+        };
         let users = self
             .context
             .store
             .users()
-            .list(&account_id, email.as_ref(), req.sign_out_pending, &page)
+            .list(&account_id, &filter, &page)
             .await?;
         Ok(Response::new(proto::ListUsersResponse {
             users: users.items.into_iter().map(convert::user).collect(),

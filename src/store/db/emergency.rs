@@ -2,9 +2,13 @@
 //! use cases share.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::sea_query::{Query, SimpleExpr};
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, Select};
 
-use super::entities::{emergency_address, emergency_location};
+use super::entities::{
+    emergency_address, emergency_location, emergency_location_use, phone_number, user,
+};
+use super::users::UserFilter;
 use crate::domain::DomainError;
 use crate::domain::FieldViolation;
 use crate::domain::emergency::{CivicAddress, Validation, ValidationState};
@@ -101,6 +105,78 @@ pub(crate) fn location_not_found(id: &LocationId) -> DomainError {
         resource: "emergency location",
         name: id.to_string(),
     }
+}
+
+/// Narrows a list of `account_id`'s users by the location filters of `filter` (`countries`:
+/// those whose numbers need a location); `None` when no user can match (the account's default
+/// gives everyone a location).
+pub(crate) async fn by_location(
+    db: &impl ConnectionTrait,
+    mut query: Select<user::Entity>,
+    account_id: &AccountId,
+    filter: &UserFilter,
+    countries: &[String],
+) -> Result<Option<Select<user::Entity>>> {
+    if let Some(location) = &filter.emergency_location {
+        query = query.filter(own_location_is(location));
+    }
+    if filter.missing_emergency_location {
+        if has_default_location(db, account_id).await? {
+            return Ok(None);
+        }
+        query = query.filter(lacking_location(account_id, countries));
+    }
+    Ok(Some(query))
+}
+
+/// Users whose own location is `location`.
+fn own_location_is(location: &LocationId) -> SimpleExpr {
+    use emergency_location_use::Column;
+    user::Column::Id.in_subquery(
+        Query::select()
+            .column(Column::HolderId)
+            .from(emergency_location_use::Entity)
+            .and_where(Column::HolderKind.eq("user"))
+            .and_where(Column::LocationId.eq(location.as_str()))
+            .to_owned(),
+    )
+}
+
+/// Users of `account_id` (which has no default location) who hold a number of one of
+/// `countries` and have no location: none of their own, none of their number's.
+fn lacking_location(account_id: &AccountId, countries: &[String]) -> Condition {
+    use emergency_location_use::Column;
+    let holders = |kind: &str| {
+        Query::select()
+            .column(Column::HolderId)
+            .from(emergency_location_use::Entity)
+            .and_where(Column::HolderKind.eq(kind))
+            .and_where(Column::AccountId.eq(account_id.as_str()))
+            .to_owned()
+    };
+    Condition::all()
+        .add(
+            user::Column::Id.in_subquery(
+                Query::select()
+                    .column(phone_number::Column::UserId)
+                    .from(phone_number::Entity)
+                    .and_where(phone_number::Column::AccountId.eq(account_id.as_str()))
+                    .and_where(phone_number::Column::Country.is_in(countries.iter().cloned()))
+                    .and_where(phone_number::Column::E164.not_in_subquery(holders("number")))
+                    .to_owned(),
+            ),
+        )
+        .add(user::Column::Id.not_in_subquery(holders("user")))
+}
+
+/// Whether the account has a default location.
+async fn has_default_location(db: &impl ConnectionTrait, account_id: &AccountId) -> Result<bool> {
+    Ok(
+        emergency_location_use::Entity::find_by_id(("account".to_owned(), account_id.to_string()))
+            .one(db)
+            .await?
+            .is_some(),
+    )
 }
 
 /// The locations `rows` with their addresses, in the rows' order.

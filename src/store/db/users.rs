@@ -17,11 +17,23 @@ use super::SET_CHUNK;
 use super::entities::{enums, phone_number, user};
 use super::views::UserView;
 use crate::domain::DomainError;
-use crate::domain::ids::{AccountId, UserId};
+use crate::domain::ids::{AccountId, LocationId, UserId};
 use crate::domain::sign_out::SignOutPending;
 use crate::domain::telephony::TelephonySettings;
 use crate::domain::user::Email;
 use crate::error::{Error, Result, is_unique_violation};
+
+/// Which users of an account a list answers; every field narrows it.
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    pub email: Option<Email>,
+    /// Whether a sign-out is pending.
+    pub sign_out_pending: Option<bool>,
+    /// Users whose own emergency location is this one.
+    pub emergency_location: Option<LocationId>,
+    /// Users holding a number whose country requires an emergency location, without one.
+    pub missing_emergency_location: bool,
+}
 
 pub(crate) fn user_not_found(account_id: &AccountId, user_id: &UserId) -> DomainError {
     DomainError::NotFound {
@@ -82,6 +94,32 @@ async fn read_user_view(
         .one(conn)
         .await?;
     Ok(row.map(UserWithNumber::into_view))
+}
+
+/// The users `rows`, in their order, with the numbers they hold: one query.
+pub(crate) async fn with_numbers(
+    db: &impl ConnectionTrait,
+    rows: Vec<user::Model>,
+) -> Result<Vec<UserView>> {
+    let ids: Vec<&str> = rows.iter().map(|u| u.id.as_str()).collect();
+    let mut numbers: HashMap<String, String> = if ids.is_empty() {
+        HashMap::new()
+    } else {
+        phone_number::Entity::find()
+            .filter(phone_number::Column::UserId.is_in(ids))
+            .all(db)
+            .await?
+            .into_iter()
+            .filter_map(|n| n.user_id.map(|user_id| (user_id, n.e164)))
+            .collect()
+    };
+    Ok(rows
+        .into_iter()
+        .map(|user| {
+            let number = numbers.remove(&user.id);
+            UserView::new(user, number)
+        })
+        .collect())
 }
 
 /// The users `user_ids` (of any account) with their numbers, by id, their rows locked until the

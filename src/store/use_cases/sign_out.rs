@@ -4,7 +4,10 @@
 //! pending state under the rule of `domain::sign_out` and recording a SIGN_OUT_ACKNOWLEDGED
 //! event when it acknowledged anything. Every sign-out-required event marks its user pending in
 //! the transaction that numbers it (`db::users::mark_pending`, from the engine's outbox and
-//! sequencer).
+//! sequencer). Assignments and unassignments read and answer their users' pending state
+//! through [`lock_users`] and [`record_pending`].
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -12,7 +15,7 @@ use sea_orm::{
 };
 
 use super::Requester;
-use crate::domain::change::{ChangeKind, NewChange};
+use crate::domain::change::{ChangeEvent, ChangeKind, NewChange};
 use crate::domain::ids::{AccountId, KeyId, RequestId, UserId};
 use crate::domain::sign_out::{self, Acknowledgement, SignOutPending};
 use crate::error::{Error, Result};
@@ -24,6 +27,7 @@ use crate::store::engine::Engine;
 use crate::store::engine::idempotency::{IdempotencyKey, remember, replay};
 use crate::store::engine::mutation::{Mutation, TxnFuture};
 use crate::store::engine::outbox::{append_change, append_changes, newest_sequence};
+use crate::store::engine::sequencer::staged_sign_outs;
 
 /// Who still has to sign out: the store's surface for it.
 pub struct SignOut<'a> {
@@ -242,4 +246,64 @@ async fn acknowledge_sign_out(
     .await?;
     remember(txn, key, &view).await?;
     Ok(view)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The pending sign-outs of the users an assignment or unassignment changes.
+// ---------------------------------------------------------------------------------------------
+
+/// The users `user_ids` with the numbers they hold, locked: a query per [`SET_CHUNK`] users.
+/// The answers name the pending sign-out after the change, counting changes not yet numbered
+/// (on PostgreSQL).
+pub(crate) async fn lock_users(
+    txn: &DatabaseTransaction,
+    user_ids: &[&UserId],
+) -> Result<HashMap<UserId, UserView>> {
+    let mut users = lock_user_views(txn, user_ids).await?;
+    let ids: Vec<&str> = user_ids.iter().map(|id| id.as_str()).collect();
+    for (user_id, sequence, time) in staged_sign_outs(txn, &ids).await? {
+        if let Some(view) = users.get_mut(&UserId::from_stored(user_id)) {
+            view.sign_out_pending = Some(SignOutPending::record(
+                view.sign_out_pending,
+                sequence,
+                time,
+            ));
+        }
+    }
+    Ok(users)
+}
+
+/// Each success's sign-out state names its event: as written, or (nothing written: a dry run)
+/// as a real run would write it, after the log's head.
+pub(crate) async fn record_pending(
+    txn: &DatabaseTransaction,
+    outcomes: &mut [Result<UserView>],
+    succeeded: &[usize],
+    written: Vec<ChangeEvent>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    if succeeded.is_empty() {
+        return Ok(());
+    }
+    let events: Vec<(u64, DateTime<Utc>)> = if written.is_empty() {
+        let head = newest_sequence(txn).await?;
+        (1..=succeeded.len() as u64)
+            .map(|n| (head + n, now))
+            .collect()
+    } else {
+        written
+            .into_iter()
+            .map(|event| (event.sequence, event.occur_time))
+            .collect()
+    };
+    for (&outcome, (sequence, time)) in succeeded.iter().zip(events) {
+        if let Ok(view) = &mut outcomes[outcome] {
+            view.sign_out_pending = Some(SignOutPending::record(
+                view.sign_out_pending,
+                sequence,
+                time,
+            ));
+        }
+    }
+    Ok(())
 }

@@ -16,9 +16,8 @@ use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, Set};
 
 use super::Requester;
 use crate::domain::change::{ChangeEvent, ChangeKind, NewChange};
-use crate::domain::ids::{AccountId, RequestId, UserId};
+use crate::domain::ids::{AccountId, LocationId, RequestId, UserId};
 use crate::domain::phone_number::{E164, NumberStatus, exists_at};
-use crate::domain::sign_out::SignOutPending;
 use crate::domain::telephony::{self, TelephonySettings};
 use crate::error::{Error, Result};
 use crate::store::db::entities::phone_number;
@@ -26,45 +25,59 @@ use crate::store::db::history::open_periods;
 use crate::store::db::numbers::{
     lock_numbers, number_not_found, number_state, release_numbers, visible_to,
 };
-use crate::store::db::users::{lock_user_views, user_not_found, write_many_settings};
+use crate::store::db::users::{user_not_found, write_many_settings};
 use crate::store::db::views::{NumberView, UserView};
 use crate::store::db::{SET_CHUNK, distinct};
 use crate::store::engine::Engine;
 use crate::store::engine::mutation::TxnFuture;
-use crate::store::engine::outbox::{append_changes, newest_sequence};
-use crate::store::engine::sequencer::staged_sign_outs;
+use crate::store::engine::outbox::append_changes;
 use crate::store::engine::set_run::{Apply, BatchItem, BatchOptions, ItemResult, SetUseCase};
+use crate::store::use_cases::emergency_locations::{AssignmentLocations, give_users};
+use crate::store::use_cases::sign_out::{lock_users, record_pending};
 
 /// Assigning and taking back numbers: the store's surface for it.
 pub struct Telephony<'a> {
     engine: &'a Engine,
+    /// The countries whose numbers a user may only hold with an emergency location.
+    emergency_location_countries: &'a [String],
 }
 
 impl<'a> Telephony<'a> {
-    pub(crate) fn new(engine: &'a Engine) -> Self {
-        Self { engine }
+    pub(crate) fn new(engine: &'a Engine, emergency_location_countries: &'a [String]) -> Self {
+        Self {
+            engine,
+            emergency_location_countries,
+        }
     }
 
-    /// Gives `number` to the user; their calling and SMS permissions are turned off.
+    /// Gives `number` to the user (and `emergency_location`, if given); their calling and SMS
+    /// permissions are turned off.
     pub async fn assign(
         &self,
-        account_id: &AccountId,
-        user_id: &UserId,
-        number: &E164,
+        item: AssignItem,
         request_id: Option<&RequestId>,
         caller: Requester<'_>,
     ) -> Result<UserView> {
         let key = caller.idempotency_key(request_id, "AssignPhoneNumber", || {
-            format!("{account_id}/{user_id}/{number}")
+            format!(
+                "{}/{}/{}/{}",
+                item.account_id,
+                item.user_id,
+                item.number,
+                item.emergency_location
+                    .as_ref()
+                    .map_or("", LocationId::as_str)
+            )
         });
-        let item = AssignItem {
-            account_id: account_id.clone(),
-            user_id: user_id.clone(),
-            number: number.clone(),
-        };
-        self.engine
-            .run_one(AssignNumbers::by(caller), item, key)
-            .await
+        self.engine.run_one(self.assigning(caller), item, key).await
+    }
+
+    fn assigning(&self, caller: Requester<'_>) -> AssignNumbers {
+        AssignNumbers {
+            caller_account: caller.account.cloned(),
+            actor: caller.actor(),
+            emergency_location_countries: self.emergency_location_countries.to_vec(),
+        }
     }
 
     /// BatchAssignPhoneNumbers: each item as [`Telephony::assign`] would answer it.
@@ -74,7 +87,7 @@ impl<'a> Telephony<'a> {
         options: BatchOptions,
         caller: Requester<'_>,
     ) -> Result<Vec<ItemResult<UserView>>> {
-        let use_case = AssignNumbers::by(caller);
+        let use_case = self.assigning(caller);
         self.engine
             .run_set(
                 "BatchAssignPhoneNumbers",
@@ -134,6 +147,8 @@ pub struct AssignItem {
     pub account_id: AccountId,
     pub user_id: UserId,
     pub number: E164,
+    /// A location of the account that becomes the user's, in the same transaction.
+    pub emergency_location: Option<LocationId>,
 }
 
 /// An item of BatchUnassignPhoneNumbers.
@@ -145,20 +160,13 @@ pub struct UnassignItem {
 }
 
 /// Who assigns: the key's account when it is scoped to one (numbers it may not see are answered
-/// as outside its scope, whatever their state), and the key, the changes' actor.
+/// as outside its scope, whatever their state), and the key, the changes' actor; and the
+/// countries whose numbers need an emergency location.
 #[derive(PartialEq, Eq)]
 pub(crate) struct AssignNumbers {
     pub caller_account: Option<AccountId>,
     pub actor: String,
-}
-
-impl AssignNumbers {
-    fn by(caller: Requester<'_>) -> Self {
-        Self {
-            caller_account: caller.account.cloned(),
-            actor: caller.actor(),
-        }
-    }
+    pub emergency_location_countries: Vec<String>,
 }
 
 impl SetUseCase for AssignNumbers {
@@ -193,6 +201,19 @@ async fn assign_all(
     let now = crate::store::db::now();
     let mut users = lock_users(txn, &distinct(items.iter().map(|item| &item.user_id))).await?;
     let mut numbers = lock_numbers(txn, &distinct(items.iter().map(|item| &item.number))).await?;
+    let countries: Vec<&str> = numbers.values().map(|n| n.country.as_str()).collect();
+    let named: Vec<&LocationId> = items
+        .iter()
+        .filter_map(|item| item.emergency_location.as_ref())
+        .collect();
+    let mut locations = AssignmentLocations::load(
+        txn,
+        &use_case.emergency_location_countries,
+        &distinct(items.iter().map(|item| &item.account_id)),
+        &countries,
+        &named,
+    )
+    .await?;
     let mut outcomes = Vec::with_capacity(items.len());
     let mut decided = Vec::new();
     for item in &items {
@@ -201,6 +222,7 @@ async fn assign_all(
             item,
             &mut users,
             &mut numbers,
+            &mut locations,
             now,
         );
         if let Ok(view) = &outcome {
@@ -222,62 +244,6 @@ async fn assign_all(
     Ok(outcomes)
 }
 
-/// Each success's sign-out state names its event: as written, or (nothing written: a dry run)
-/// as a real run would write it, after the log's head.
-async fn record_pending(
-    txn: &DatabaseTransaction,
-    outcomes: &mut [Result<UserView>],
-    succeeded: &[usize],
-    written: Vec<ChangeEvent>,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    if succeeded.is_empty() {
-        return Ok(());
-    }
-    let events: Vec<(u64, DateTime<Utc>)> = if written.is_empty() {
-        let head = newest_sequence(txn).await?;
-        (1..=succeeded.len() as u64)
-            .map(|n| (head + n, now))
-            .collect()
-    } else {
-        written
-            .into_iter()
-            .map(|event| (event.sequence, event.occur_time))
-            .collect()
-    };
-    for (&outcome, (sequence, time)) in succeeded.iter().zip(events) {
-        if let Ok(view) = &mut outcomes[outcome] {
-            view.sign_out_pending = Some(SignOutPending::record(
-                view.sign_out_pending,
-                sequence,
-                time,
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// The users `user_ids` with the numbers they hold, locked: a query per [`SET_CHUNK`] users.
-/// The answers name the pending sign-out after the change, counting changes not yet numbered
-/// (on PostgreSQL).
-async fn lock_users(
-    txn: &DatabaseTransaction,
-    user_ids: &[&UserId],
-) -> Result<HashMap<UserId, UserView>> {
-    let mut users = lock_user_views(txn, user_ids).await?;
-    let ids: Vec<&str> = user_ids.iter().map(|id| id.as_str()).collect();
-    for (user_id, sequence, time) in staged_sign_outs(txn, &ids).await? {
-        if let Some(view) = users.get_mut(&UserId::from_stored(user_id)) {
-            view.sign_out_pending = Some(SignOutPending::record(
-                view.sign_out_pending,
-                sequence,
-                time,
-            ));
-        }
-    }
-    Ok(users)
-}
-
 /// Decides one item against the state the earlier items left, and on success moves that state
 /// on. Checks come in the single RPC's order: the user, the number, then the rules.
 fn decide(
@@ -285,6 +251,7 @@ fn decide(
     item: &AssignItem,
     users: &mut HashMap<UserId, UserView>,
     numbers: &mut HashMap<E164, NumberView>,
+    locations: &mut AssignmentLocations<'_>,
     now: DateTime<Utc>,
 ) -> Result<UserView> {
     let view = users
@@ -301,6 +268,13 @@ fn decide(
         (Some(_), _) => return Err(Error::outside_scope()),
     };
     let settings = telephony::assign(&view.line(), &number_state(number))?;
+    locations.check(
+        &item.account_id,
+        &item.user_id,
+        &item.number,
+        &number.country,
+        item.emergency_location.as_ref(),
+    )?;
     number.status = NumberStatus::Assigned;
     number.account_id = Some(item.account_id.clone());
     number.user_id = Some(item.user_id.clone());
@@ -355,6 +329,16 @@ async fn write_assignments(
             now,
         )
         .await?;
+    }
+    let given: Vec<_> = decided
+        .iter()
+        .filter_map(|s| {
+            let location = s.item.emergency_location.as_ref()?;
+            Some((&s.item.account_id, &s.item.user_id, location))
+        })
+        .collect();
+    if !given.is_empty() {
+        give_users(txn, &given).await?;
     }
     append_changes(
         txn,

@@ -4,7 +4,7 @@
 //! to the inventory, and they are told). A user's number is read from `phone_numbers` (the row
 //! pointing at the user), so the two can never disagree.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use sea_orm::{
     ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -16,12 +16,13 @@ use crate::domain::ids::{AccountId, KeyId, UserId};
 use crate::domain::telephony::TelephonySettings;
 use crate::domain::user::{DisplayName, Email, LicenseType};
 use crate::error::Result;
-use crate::store::db::entities::{account, phone_number, user};
+use crate::store::db::emergency::by_location;
+use crate::store::db::entities::{account, user};
 use crate::store::db::numbers::release_number;
 use crate::store::db::page::{Page, PageRequest};
 use crate::store::db::users::{
-    DIRECT_USER_VIEW, direct_user_view, email_taken, find_user_view, insert_users, lock_user_view,
-    lock_user_views, user_not_found, write_profiles,
+    DIRECT_USER_VIEW, UserFilter, direct_user_view, email_taken, find_user_view, insert_users,
+    lock_user_view, lock_user_views, user_not_found, with_numbers, write_profiles,
 };
 use crate::store::db::views::UserView;
 use crate::store::db::{SET_CHUNK, account_not_found, distinct};
@@ -33,11 +34,16 @@ use crate::store::engine::set_run::{Apply, BatchItem, BatchOptions, ItemResult, 
 /// Users of an account: the store's surface for them.
 pub struct Users<'a> {
     engine: &'a Engine,
+    /// The countries whose numbers need an emergency location.
+    emergency_location_countries: &'a [String],
 }
 
 impl<'a> Users<'a> {
-    pub(crate) fn new(engine: &'a Engine) -> Self {
-        Self { engine }
+    pub(crate) fn new(engine: &'a Engine, emergency_location_countries: &'a [String]) -> Self {
+        Self {
+            engine,
+            emergency_location_countries,
+        }
     }
 
     pub async fn create(
@@ -110,8 +116,7 @@ impl<'a> Users<'a> {
     pub async fn list(
         &self,
         account_id: &AccountId,
-        email: Option<&Email>,
-        sign_out_pending: Option<bool>,
+        filter: &UserFilter,
         page: &PageRequest,
     ) -> Result<Page<UserView>> {
         let db = self.engine.reader();
@@ -122,42 +127,27 @@ impl<'a> Users<'a> {
         let mut query = user::Entity::find()
             .filter(user::Column::AccountId.eq(account_id.as_str()))
             .order_by_asc(user::Column::Id);
-        if let Some(email) = email {
+        if let Some(email) = &filter.email {
             query = query.filter(user::Column::Email.eq(email.as_str()));
         }
+        let countries = self.emergency_location_countries;
+        let Some(mut query) = by_location(db, query, account_id, filter, countries).await? else {
+            return Ok(page.finish(Vec::new(), |v: &UserView| v.user_id.to_string()));
+        };
         // `true` is served by the partial index of pending users (migration m0007).
-        match sign_out_pending {
-            Some(true) => {
-                query = query.filter(user::Column::SignOutPendingLatestSequence.is_not_null())
-            }
-            Some(false) => {
-                query = query.filter(user::Column::SignOutPendingLatestSequence.is_null())
-            }
-            None => {}
+        if let Some(pending) = filter.sign_out_pending {
+            let latest = user::Column::SignOutPendingLatestSequence;
+            query = query.filter(if pending {
+                latest.is_not_null()
+            } else {
+                latest.is_null()
+            });
         }
         if let Some(after) = &page.after {
             query = query.filter(user::Column::Id.gt(after.as_str()));
         }
         let users = query.limit(page.fetch_limit()).all(db).await?;
-        let ids: Vec<String> = users.iter().map(|u| u.id.clone()).collect();
-        let mut numbers: HashMap<String, String> = if ids.is_empty() {
-            HashMap::new()
-        } else {
-            phone_number::Entity::find()
-                .filter(phone_number::Column::UserId.is_in(ids))
-                .all(db)
-                .await?
-                .into_iter()
-                .filter_map(|n| n.user_id.map(|user_id| (user_id, n.e164)))
-                .collect()
-        };
-        let views = users
-            .into_iter()
-            .map(|user| {
-                let number = numbers.remove(&user.id);
-                UserView::new(user, number)
-            })
-            .collect();
+        let views = with_numbers(db, users).await?;
         Ok(page.finish(views, |v| v.user_id.to_string()))
     }
 
@@ -418,9 +408,12 @@ mod tests {
             "sqlite://{}?mode=rwc",
             dir.path().join("reads.db").display()
         );
-        let store = Store::connect(&url, StoreOptions::default())
-            .await
-            .expect("connect");
+        // A US number is assigned below, without an emergency location.
+        let options = StoreOptions {
+            emergency_location_countries: Vec::new(),
+            ..StoreOptions::default()
+        };
+        let store = Store::connect(&url, options).await.expect("connect");
         store.migrate().await.expect("migrate");
         let account = store.accounts().create("a".into()).await.expect("account");
         let account_id = account.account_id;
@@ -450,11 +443,15 @@ mod tests {
             key_id: &key,
             account: None,
         };
-        store
-            .telephony()
-            .assign(&account_id, &with_number, &number, None, caller)
-            .await
-            .expect("assign");
+        let (user_id, emergency_location) = (with_number.clone(), None);
+        let item = crate::store::AssignItem {
+            account_id: account_id.clone(),
+            user_id,
+            number: number.clone(),
+            emergency_location,
+        };
+        let assigned = store.telephony().assign(item, None, caller).await;
+        assigned.expect("assign");
         let other_account =
             AccountId::parse("account_id", &uuid::Uuid::new_v4().to_string()).expect("id");
         let unknown = UserId::parse("user_id", &uuid::Uuid::new_v4().to_string()).expect("id");

@@ -107,6 +107,7 @@ pub(super) async fn call(
             .batch_assign_phone_numbers(telephony_admin::proto::BatchAssignPhoneNumbersRequest {
                 account_id,
                 items: vec![batch_assign_phone_numbers_request::Item {
+                    emergency_location_id: String::new(),
                     user_id,
                     e164_phone_number: t.number.clone(),
                 }],

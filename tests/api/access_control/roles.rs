@@ -317,6 +317,7 @@ impl Rpc {
             AssignPhoneNumber => app
                 .telephony_as(key)
                 .assign_phone_number(AssignPhoneNumberRequest {
+                    emergency_location_id: String::new(),
                     account_id,
                     user_id,
                     e164_phone_number: t.number.clone(),

@@ -257,6 +257,7 @@ async fn refused_and_no_op_changes_emit_nothing(backend: Backend) {
 
     // A retried assignment with the same request id changes nothing more.
     let request = AssignPhoneNumberRequest {
+        emergency_location_id: String::new(),
         account_id: account.clone(),
         user_id: second.clone(),
         e164_phone_number: n1.clone(),

@@ -57,6 +57,7 @@ pub async fn assign_via(
 ) -> Result<User, Status> {
     client
         .assign_phone_number(AssignPhoneNumberRequest {
+            emergency_location_id: String::new(),
             account_id: account_id.into(),
             user_id: user_id.into(),
             e164_phone_number: number.into(),

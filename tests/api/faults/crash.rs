@@ -92,6 +92,7 @@ async fn crash_worker(
                 let answer = timeout(
                     CALL,
                     telephony.assign_phone_number(AssignPhoneNumberRequest {
+                        emergency_location_id: String::new(),
                         account_id: account.clone(),
                         user_id: user.clone(),
                         e164_phone_number: number,

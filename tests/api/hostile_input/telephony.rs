@@ -30,6 +30,7 @@ fn telephony_cases<'a>(app: &'a TestApp, f: &'a Fixture) -> Vec<Case<'a>> {
                 async move {
                     app.telephony()
                         .assign_phone_number(AssignPhoneNumberRequest {
+                            emergency_location_id: String::new(),
                             account_id: a1,
                             user_id: u1,
                             e164_phone_number: "+12065550101".into(),
@@ -94,6 +95,7 @@ fn telephony_cases<'a>(app: &'a TestApp, f: &'a Fixture) -> Vec<Case<'a>> {
             async move {
                 app.telephony()
                     .assign_phone_number(AssignPhoneNumberRequest {
+                        emergency_location_id: String::new(),
                         account_id: f.account_id.clone(),
                         user_id: f.user_id.clone(),
                         e164_phone_number: number,
@@ -113,6 +115,7 @@ fn telephony_cases<'a>(app: &'a TestApp, f: &'a Fixture) -> Vec<Case<'a>> {
             async move {
                 app.telephony()
                     .assign_phone_number(AssignPhoneNumberRequest {
+                        emergency_location_id: String::new(),
                         account_id: f.account_id.clone(),
                         user_id: f.user_id.clone(),
                         e164_phone_number: "+12065550101".into(),

@@ -1,0 +1,172 @@
+//! What an assignment needs of emergency locations: a location where the number's country
+//! requires one, and the location named with it given to the user.
+
+use std::collections::HashMap;
+
+use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, Set};
+
+use crate::domain::DomainError;
+use crate::domain::ids::{AccountId, LocationId, UserId};
+use crate::domain::phone_number::E164;
+use crate::error::Result;
+use crate::store::db::emergency::location_not_found;
+use crate::store::db::entities::{emergency_location, emergency_location_use};
+use crate::store::db::now;
+
+use super::effective::Uses;
+
+/// What assignments need of emergency locations: the uses in their accounts and the locations
+/// their items name, read in two queries, and the countries whose numbers need one.
+pub(crate) struct AssignmentLocations<'a> {
+    required: &'a [String],
+    uses: HashMap<String, Uses>,
+    /// Each named location's account.
+    named: HashMap<String, String>,
+}
+
+impl<'a> AssignmentLocations<'a> {
+    /// Reads what the assignments of numbers in `countries` (to users of `accounts`, naming
+    /// `named` locations) need: nothing when no number needs a location and none is named.
+    pub(crate) async fn load(
+        txn: &DatabaseTransaction,
+        required: &'a [String],
+        accounts: &[&AccountId],
+        countries: &[&str],
+        named: &[&LocationId],
+    ) -> Result<Self> {
+        let mut loaded = Self {
+            required,
+            uses: HashMap::new(),
+            named: HashMap::new(),
+        };
+        if !named.is_empty() {
+            loaded.named = emergency_location::Entity::find()
+                .select_only()
+                .column(emergency_location::Column::Id)
+                .column(emergency_location::Column::AccountId)
+                .filter(emergency_location::Column::Id.is_in(named.iter().map(|id| id.as_str())))
+                .into_tuple::<(String, String)>()
+                .all(txn)
+                .await?
+                .into_iter()
+                .collect();
+        }
+        if countries.iter().any(|c| required.iter().any(|r| r == c)) {
+            use emergency_location_use::Column;
+            let rows: Vec<(String, String, String, String)> =
+                emergency_location_use::Entity::find()
+                    .select_only()
+                    .column(Column::AccountId)
+                    .column(Column::HolderKind)
+                    .column(Column::HolderId)
+                    .column(Column::LocationId)
+                    .filter(Column::AccountId.is_in(accounts.iter().map(|id| id.as_str())))
+                    .into_tuple()
+                    .all(txn)
+                    .await?;
+            for (account, kind, holder, location) in rows {
+                loaded
+                    .uses
+                    .entry(account)
+                    .or_insert_with(|| Uses {
+                        by_holder: HashMap::new(),
+                    })
+                    .by_holder
+                    .insert((kind, holder), location);
+            }
+        }
+        Ok(loaded)
+    }
+
+    /// Checks that the user will have a location where the number's country requires one
+    /// (the one named, else their effective location) and that a named location is of their
+    /// account; a location named is then the user's, for the items after this one.
+    pub(crate) fn check(
+        &mut self,
+        account_id: &AccountId,
+        user_id: &UserId,
+        number: &E164,
+        country: &str,
+        named: Option<&LocationId>,
+    ) -> Result<()> {
+        if let Some(location) = named {
+            match self.named.get(location.as_str()) {
+                None => return Err(location_not_found(location).into()),
+                Some(account) if account != account_id.as_str() => {
+                    return Err(DomainError::precondition(
+                        "LOCATION_OF_ANOTHER_ACCOUNT",
+                        location.as_str(),
+                        format!(
+                            "emergency location {location} belongs to another account than {account_id}"
+                        ),
+                    )
+                    .into());
+                }
+                Some(_) => {}
+            }
+        }
+        let required = self.required.iter().any(|r| r == country);
+        let uses = self
+            .uses
+            .entry(account_id.to_string())
+            .or_insert_with(|| Uses {
+                by_holder: HashMap::new(),
+            });
+        if required
+            && named.is_none()
+            && uses
+                .effective(user_id.as_str(), Some(number.as_str()))
+                .is_none()
+        {
+            return Err(DomainError::precondition(
+                "EMERGENCY_LOCATION_REQUIRED",
+                user_id.as_str(),
+                format!(
+                    "{number} is a {country} number, which needs an emergency location: user {user_id} has none (give emergency_location_id, or set one for the user or the account with SetEmergencyLocation)"
+                ),
+            )
+            .into());
+        }
+        if let Some(location) = named {
+            uses.by_holder.insert(
+                ("user".to_owned(), user_id.to_string()),
+                location.to_string(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Gives each user their location (replacing the one they had): one DELETE and one INSERT
+/// per chunk.
+pub(crate) async fn give_users(
+    txn: &DatabaseTransaction,
+    given: &[(&AccountId, &UserId, &LocationId)],
+) -> Result<()> {
+    use emergency_location_use::Column;
+    let now = now();
+    for chunk in given.chunks(crate::store::db::SET_CHUNK) {
+        emergency_location_use::Entity::delete_many()
+            .filter(Column::HolderKind.eq("user"))
+            .filter(Column::HolderId.is_in(chunk.iter().map(|(_, user, _)| user.as_str())))
+            .exec(txn)
+            .await?;
+        // A user named twice keeps the last location named.
+        let mut last: HashMap<&str, (&AccountId, &LocationId)> = HashMap::new();
+        for (account, user, location) in chunk {
+            last.insert(user.as_str(), (account, location));
+        }
+        emergency_location_use::Entity::insert_many(last.into_iter().map(
+            |(user, (account, location))| emergency_location_use::ActiveModel {
+                holder_kind: Set("user".to_owned()),
+                holder_id: Set(user.to_owned()),
+                account_id: Set(account.to_string()),
+                location_id: Set(location.to_string()),
+                update_time: Set(now),
+            },
+        ))
+        .exec(txn)
+        .await?;
+    }
+    Ok(())
+}
