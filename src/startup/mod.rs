@@ -28,11 +28,14 @@ use crate::keys::{self, Role, Scope};
 use crate::store::{Store, StoreOptions, WriteStats};
 use crate::tasks::BackgroundTasks;
 
+mod connection_lifecycle;
 mod connections;
 mod health;
+mod open_calls;
 mod routes;
+mod server;
 
-use connections::Gate;
+use connections::{Gate, guarded};
 
 use health::{health_service, set_health, watch_database};
 use routes::{Routes, router};
@@ -338,7 +341,12 @@ async fn serve(
         settings.handshake_timeout,
         tls,
     );
-    let serving = router(&settings, gate, routes, listener, tasks.shutdown_token())?;
+    let serving = server::serve(
+        guarded(server::incoming(listener), gate),
+        router(&settings, routes)?,
+        &settings,
+        tasks.shutdown_token(),
+    );
     let result = drain_then_stop(serving, &settings, &health, &stop, &tasks, &in_flight).await;
 
     stop.cancel();
