@@ -1,7 +1,8 @@
 //! Connection hygiene: a connection that does not complete its handshake (TLS, then the HTTP/2
 //! client preface and SETTINGS) within `--handshake-timeout` is closed, one beyond
 //! `--max-connections` is closed at once, and real clients are served meanwhile. The
-//! metrics say how many closed, and why. [`lifecycle`]: how served connections are asked to go.
+//! metrics say how many closed, and why. [`lifecycle`]: how served connections are asked to go;
+//! [`silent_sockets`]: thousands of sockets that never speak.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +19,7 @@ use crate::metrics::{Sample, scrape};
 use crate::transport::make_certificate;
 
 mod lifecycle;
+mod silent_sockets;
 
 const CLOSED_TOTAL: &str = "telephony_admin_client_connections_closed_total";
 const OPEN: &str = "telephony_admin_client_connections";
