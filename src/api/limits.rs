@@ -2,6 +2,9 @@
 //! response (DEADLINE_EXCEEDED), and oversized messages, which tonic reports as OUT_OF_RANGE
 //! but gRPC specifies as RESOURCE_EXHAUSTED.
 //!
+//! The deadline is `--request-timeout`, or the client's own (its `grpc-timeout` header) when that
+//! is sooner: tonic's server honoured the header, and we serve connections without it.
+//!
 //! tonic marks an oversized message only by its text: its decoder returns a plain
 //! `Status::out_of_range("Error, decoded message length too large: …")`, with no source or
 //! detail to match instead. The match is kept, and tested against the tonic in Cargo.lock (here
@@ -54,7 +57,9 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let timeout = self.request_timeout;
+        let timeout = client_timeout(request.headers()).map_or(self.request_timeout, |client| {
+            client.min(self.request_timeout)
+        });
         // A streaming RPC's response future completes when the stream opens, so this bounds
         // the unary work and a stream's set-up, not a stream's lifetime.
         let future = self.inner.call(request);
@@ -70,6 +75,28 @@ where
             }
         })
     }
+}
+
+/// The client's deadline: its `grpc-timeout` header, when it is one. The gRPC spec (PROTOCOL-HTTP2)
+/// makes it at most 8 digits and a unit: H, M, S for hours, minutes and seconds, m, u, n for
+/// milli-, micro- and nanoseconds. A malformed one is ignored, as tonic did.
+fn client_timeout(headers: &http::HeaderMap) -> Option<Duration> {
+    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at_checked(value.len().checked_sub(1)?)?;
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // At most 99,999,999: no product below overflows.
+    let amount: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount * 3600),
+        "M" => Duration::from_secs(amount * 60),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
 }
 
 /// What tonic's decoder says of a message above `max_decoding_message_size`, as it appears in
@@ -140,6 +167,73 @@ mod tests {
             "RESOURCE_EXHAUSTED; tonic said {:?}",
             response.headers().get("grpc-message")
         );
+    }
+
+    fn timeout_of(header: &str) -> Option<Duration> {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("grpc-timeout", header.parse().unwrap());
+        client_timeout(&headers)
+    }
+
+    #[test]
+    fn the_clients_grpc_timeout_is_read_as_the_spec_writes_it() {
+        let secs = Duration::from_secs;
+        assert_eq!(timeout_of("2H"), Some(secs(7200)));
+        assert_eq!(timeout_of("3M"), Some(secs(180)));
+        assert_eq!(timeout_of("45S"), Some(secs(45)));
+        assert_eq!(timeout_of("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(
+            timeout_of("99999999u"),
+            Some(Duration::from_micros(99_999_999))
+        );
+        assert_eq!(timeout_of("7n"), Some(Duration::from_nanos(7)));
+        assert_eq!(timeout_of("0m"), Some(Duration::ZERO));
+        assert_eq!(timeout_of("99999999H"), Some(secs(99_999_999 * 3600)));
+        assert_eq!(client_timeout(&http::HeaderMap::new()), None, "no header");
+        for malformed in [
+            "",
+            "S",
+            "m",
+            "123456789S",
+            "10",
+            "10s",
+            "10ms",
+            "+5S",
+            "-5S",
+            " 5S",
+            "5 S",
+            "1.5S",
+            "5SS",
+        ] {
+            assert_eq!(timeout_of(malformed), None, "{malformed:?}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_sooner_of_the_clients_deadline_and_ours_applies() {
+        let never = |_: http::Request<String>| {
+            std::future::pending::<Result<http::Response<String>, std::convert::Infallible>>()
+        };
+        let mut limited = LimitsLayer {
+            request_timeout: Duration::from_secs(5),
+        }
+        .layer(tower::service_fn(never));
+        for (header, waited) in [(Some("200m"), 200), (Some("1M"), 5000), (None, 5000)] {
+            let mut request = health_check_of(1);
+            if let Some(header) = header {
+                request
+                    .headers_mut()
+                    .insert("grpc-timeout", header.parse().unwrap());
+            }
+            let started = tokio::time::Instant::now();
+            let response = limited.call(request).await.expect("a response");
+            assert_eq!(grpc_status(&response), Some("4"), "DEADLINE_EXCEEDED");
+            assert_eq!(
+                started.elapsed(),
+                Duration::from_millis(waited),
+                "{header:?}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -225,6 +225,11 @@ pub struct ServeSettings {
     #[arg(long, env = "TELEPHONY_ADMIN_MAX_CONNECTION_AGE_GRACE", value_parser = humantime::parse_duration, default_value = "5m")]
     pub max_connection_age_grace: Duration,
 
+    /// How long a client connection may go without an open call before it is asked to go
+    /// (HTTP/2 GOAWAY), so that idle clients reconnect to whichever replica is there then.
+    #[arg(long, env = "TELEPHONY_ADMIN_MAX_CONNECTION_IDLE", value_parser = humantime::parse_duration, default_value = "15m")]
+    pub max_connection_idle: Duration,
+
     #[command(flatten)]
     pub rate_limits: RateLimitSettings,
 
@@ -388,6 +393,7 @@ impl ServeSettings {
                 self.max_connection_age_grace,
                 Duration::ZERO,
             ),
+            ("--max-connection-idle", self.max_connection_idle, ms(100)),
             ("--shutdown-grace", self.shutdown_grace, Duration::ZERO),
             (
                 "--shutdown-drain-delay",

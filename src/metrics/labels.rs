@@ -112,20 +112,30 @@ pub enum ConnectionClosed {
     BadPreface,
     /// The client closed the connection during the handshake.
     PeerClosed,
-    /// Closed after its handshake: served.
+    /// Closed after its handshake by the client, or by an error: served.
     Served,
-    /// Still in its handshake when the server stopped.
+    /// Asked to go at `--max-connection-age`, and closed once its calls ended.
+    MaxAge,
+    /// Asked to go at `--max-connection-age`, and closed at the end of the grace with calls
+    /// still open.
+    MaxAgeGrace,
+    /// Asked to go after `--max-connection-idle` without an open call.
+    Idle,
+    /// Closed because the server stopped (in its handshake, or asked to go).
     Shutdown,
 }
 
 impl ConnectionClosed {
-    pub(crate) const ALL: [ConnectionClosed; 7] = [
+    pub(crate) const ALL: [ConnectionClosed; 10] = [
         ConnectionClosed::OverLimit,
         ConnectionClosed::HandshakeTimeout,
         ConnectionClosed::TlsError,
         ConnectionClosed::BadPreface,
         ConnectionClosed::PeerClosed,
         ConnectionClosed::Served,
+        ConnectionClosed::MaxAge,
+        ConnectionClosed::MaxAgeGrace,
+        ConnectionClosed::Idle,
         ConnectionClosed::Shutdown,
     ];
 
@@ -137,6 +147,9 @@ impl ConnectionClosed {
             ConnectionClosed::BadPreface => "bad_preface",
             ConnectionClosed::PeerClosed => "peer_closed",
             ConnectionClosed::Served => "served",
+            ConnectionClosed::MaxAge => "max_age",
+            ConnectionClosed::MaxAgeGrace => "max_age_grace",
+            ConnectionClosed::Idle => "idle",
             ConnectionClosed::Shutdown => "shutdown",
         }
     }

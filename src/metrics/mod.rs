@@ -230,7 +230,7 @@ impl Metrics {
         );
         service.register(
             "client_connections_closed",
-            "Client connections closed, by reason (over_limit: refused at once; handshake_timeout, tls_error, bad_preface, peer_closed: before their HTTP/2 handshake completed; served; shutdown)",
+            "Client connections closed, by reason (over_limit: refused at once; handshake_timeout, tls_error, bad_preface, peer_closed: before their HTTP/2 handshake completed; served: by the client; max_age, max_age_grace, idle: asked to go by the server; shutdown)",
             metrics.client_connections_closed.clone(),
         );
         service.register(

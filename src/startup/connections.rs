@@ -9,8 +9,8 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -82,8 +82,30 @@ impl Gate {
         metrics::record_connection_opened();
         Some(OpenConnection {
             open: self.open.clone(),
-            closed: ConnectionClosed::Shutdown,
+            closed: CloseReason::default(),
         })
+    }
+}
+
+/// Why a connection closed: set by whatever closes it, read when it is counted out. Shared,
+/// because the connection itself is owned by hyper while it is served.
+#[derive(Clone)]
+pub(super) struct CloseReason(Arc<Mutex<ConnectionClosed>>);
+
+impl Default for CloseReason {
+    /// A connection still open when the server stops closes for that reason.
+    fn default() -> Self {
+        Self(Arc::new(Mutex::new(ConnectionClosed::Shutdown)))
+    }
+}
+
+impl CloseReason {
+    pub(super) fn set(&self, reason: ConnectionClosed) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = reason;
+    }
+
+    fn get(&self) -> ConnectionClosed {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -91,31 +113,38 @@ impl Gate {
 /// reason it closed.
 struct OpenConnection {
     open: Arc<AtomicUsize>,
-    closed: ConnectionClosed,
+    closed: CloseReason,
 }
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
         self.open.fetch_sub(1, Ordering::AcqRel);
-        metrics::record_connection_closed(self.closed);
+        metrics::record_connection_closed(self.closed.get());
     }
 }
 
-/// A connection past its handshake, as tonic serves it.
+/// A connection past its handshake, to be served.
 pub(super) struct Connection {
     io: Either<TcpStream, TlsStream<TcpStream>>,
     /// The preface and SETTINGS already read, given to hyper before anything else.
     replay: Vec<u8>,
     replayed: usize,
     /// Last, so that the count goes down after the socket is closed.
-    _open: OpenConnection,
+    open: OpenConnection,
+}
+
+impl Connection {
+    /// Where the reason it closes is to be set.
+    pub(super) fn close_reason(&self) -> CloseReason {
+        self.open.closed.clone()
+    }
 }
 
 /// The connections of `tcp` that pass `gate`, in the order their handshakes complete.
 pub(super) fn guarded(
     tcp: TcpIncoming,
     gate: Gate,
-) -> impl Stream<Item = io::Result<Connection>> + Send + 'static {
+) -> impl Stream<Item = Connection> + Send + 'static {
     let state = (Box::pin(tcp), JoinSet::new(), gate);
     futures::stream::unfold(state, |(mut tcp, mut handshakes, gate)| async move {
         loop {
@@ -135,7 +164,7 @@ pub(super) fn guarded(
                 },
                 Some(done) = handshakes.join_next(), if !handshakes.is_empty() => {
                     if let Ok(Some(connection)) = done {
-                        return Some((Ok(connection), (tcp, handshakes, gate)));
+                        return Some((connection, (tcp, handshakes, gate)));
                     }
                 }
             }
@@ -144,7 +173,7 @@ pub(super) fn guarded(
 }
 
 /// TLS (if configured), then the client preface and its SETTINGS, within the deadline.
-async fn handshake(tcp: TcpStream, mut open: OpenConnection, gate: Gate) -> Option<Connection> {
+async fn handshake(tcp: TcpStream, open: OpenConnection, gate: Gate) -> Option<Connection> {
     let attempt = async {
         let mut io = match &gate.tls {
             Some(acceptor) => Either::Right(
@@ -160,21 +189,21 @@ async fn handshake(tcp: TcpStream, mut open: OpenConnection, gate: Gate) -> Opti
     };
     match tokio::time::timeout(gate.handshake_timeout, attempt).await {
         Err(_) => {
-            open.closed = ConnectionClosed::HandshakeTimeout;
+            open.closed.set(ConnectionClosed::HandshakeTimeout);
             None
         }
         Ok(Err((reason, error))) => {
             tracing::debug!(%error, reason = reason.label(), "connection closed before its HTTP/2 handshake");
-            open.closed = reason;
+            open.closed.set(reason);
             None
         }
         Ok(Ok((io, replay))) => {
-            open.closed = ConnectionClosed::Served;
+            open.closed.set(ConnectionClosed::Served);
             Some(Connection {
                 io,
                 replay,
                 replayed: 0,
-                _open: open,
+                open,
             })
         }
     }

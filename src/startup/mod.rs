@@ -28,14 +28,17 @@ use crate::keys::{self, Role, Scope};
 use crate::store::{Store, StoreOptions, WriteStats};
 use crate::tasks::BackgroundTasks;
 
+mod connection_lifecycle;
 mod connections;
 mod health;
+mod open_calls;
 mod routes;
 mod secrets_keys;
+mod server;
 
 pub use secrets_keys::{Rotation, rotate_secrets_key, secrets_keyring};
 
-use connections::Gate;
+use connections::{Gate, guarded};
 
 use health::{health_service, set_health, watch_database};
 use routes::{Routes, router};
@@ -349,7 +352,12 @@ async fn serve(
         settings.handshake_timeout,
         tls,
     );
-    let serving = router(&settings, gate, routes, listener, tasks.shutdown_token())?;
+    let serving = server::serve(
+        guarded(server::incoming(listener), gate),
+        router(&settings, routes)?,
+        &settings,
+        tasks.shutdown_token(),
+    );
     let result = drain_then_stop(serving, &settings, &health, &stop, &tasks, &in_flight).await;
 
     stop.cancel();

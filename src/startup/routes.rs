@@ -1,11 +1,11 @@
 //! The router: every gRPC service with its limits, health and reflection, behind the
 //! per-RPC layers (tracing, metrics, in-flight count, limits).
 
-use std::{sync::Arc, time::Duration};
+use std::convert::Infallible;
+use std::sync::Arc;
 
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-use tonic::transport::{Server, server::TcpIncoming};
+use tonic::body::Body;
+use tower::{Service, ServiceBuilder, ServiceExt};
 
 use crate::api::{
     ApiContext,
@@ -28,8 +28,6 @@ use crate::proto::{
     webhook_service_server::WebhookServiceServer,
 };
 use crate::telemetry::{RpcMetricsLayer, rpc_trace_layer};
-
-use super::connections::{Gate, guarded};
 
 /// Server reflection, v1 and (for grpcurl before 1.8.8) v1alpha, over our services and the
 /// google.rpc types too, so that grpcurl can show error details.
@@ -57,11 +55,9 @@ pub(super) struct Routes<H> {
     pub(super) in_flight: InFlight,
 }
 
-/// Every service behind the layers (in-flight count, trace, metrics, limits), serving
-/// `listener` until `shutdown`.
+/// Every service behind the layers (in-flight count, trace, metrics, limits).
 pub(super) fn router(
     settings: &ServeSettings,
-    gate: Gate,
     Routes {
         context,
         health_service,
@@ -69,28 +65,19 @@ pub(super) fn router(
     }: Routes<
         tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
     >,
-    listener: TcpListener,
-    shutdown: CancellationToken,
-) -> anyhow::Result<impl Future<Output = Result<(), tonic::transport::Error>> + Send> {
+) -> anyhow::Result<
+    impl Service<
+        http::Request<Body>,
+        Response = http::Response<Body>,
+        Error = Infallible,
+        Future: Send + Unpin + 'static,
+    > + Clone
+    + Send
+    + 'static,
+> {
     let max_message = settings.max_message_bytes;
     let (reflection_v1, reflection_v1alpha) = reflection_services()?;
-    // TLS, when configured, is done by the connection gate, under its handshake deadline.
-    let builder = Server::builder()
-        .max_concurrent_streams(settings.max_concurrent_streams)
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-        .max_connection_age(settings.max_connection_age)
-        .max_connection_age_grace(settings.max_connection_age_grace);
-    // Metrics are recorded only when they are served.
-    let rpc_metrics = settings.metrics_listen.map(|_| RpcMetricsLayer);
-    let router = builder
-        .layer(InFlightLayer(in_flight))
-        .layer(rpc_trace_layer())
-        .layer(tower::util::option_layer(rpc_metrics))
-        .layer(LimitsLayer {
-            request_timeout: settings.request_timeout,
-        })
-        .add_service(health_service)
+    let routes = tonic::service::Routes::new(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(
@@ -135,20 +122,21 @@ pub(super) fn router(
         )
         .add_service(
             ChangeServiceServer::new(ChangeApi { context }).max_decoding_message_size(max_message),
-        );
-    Ok(router.serve_with_incoming_shutdown(
-        guarded(incoming(listener), gate),
-        shutdown.cancelled_owned(),
+        )
+        .prepare();
+    // Metrics are recorded only when they are served.
+    let rpc_metrics = settings.metrics_listen.map(|_| RpcMetricsLayer);
+    let layered = ServiceBuilder::new()
+        .layer(InFlightLayer(in_flight))
+        .layer(rpc_trace_layer())
+        .option_layer(rpc_metrics)
+        .layer(LimitsLayer {
+            request_timeout: settings.request_timeout,
+        })
+        .service(routes);
+    // One body type for every response, as tonic's server had it.
+    Ok(ServiceExt::<http::Request<Body>>::map_response(
+        layered,
+        |response| response.map(Body::new),
     ))
-}
-
-/// Idle time before the kernel probes a connection.
-const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
-
-/// Accepted connections, with TCP_NODELAY (else any answer larger than a segment waits for the
-/// client's delayed ACK, about 40 ms) and TCP keepalive (half-open peers are found and closed).
-fn incoming(listener: TcpListener) -> TcpIncoming {
-    TcpIncoming::from(listener)
-        .with_nodelay(Some(true))
-        .with_keepalive(Some(TCP_KEEPALIVE))
 }

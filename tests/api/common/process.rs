@@ -172,6 +172,11 @@ impl TestProcess {
         }
     }
 
+    /// The process id, e.g. to read its `/proc/<pid>/status`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything written so far, one line each.
     pub fn output(&self) -> String {
         self.lines.lock().unwrap().join("\n")
