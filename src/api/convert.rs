@@ -2,12 +2,13 @@
 //! domain types. Unknown enum numbers are INVALID_ARGUMENT, never a panic. The change event's
 //! conversion is [`crate::convert`]'s, which webhooks share.
 
+use crate::domain::ids::LocationId;
 use crate::domain::phone_number::{NumberStatus, NumberType, OrderStatus, ProductType};
 use crate::domain::telephony::TelephonySettings;
 use crate::domain::user::LicenseType;
 use crate::domain::{DomainError, FieldViolation};
 use crate::proto;
-use crate::store::{AccountView, NumberView, OrderRecord, UserView};
+use crate::store::{AccountView, LocationSource, NumberView, OrderRecord, UserView};
 
 /// The conversions the deliveries share (the change event and what it carries).
 pub use crate::convert::{change_event, change_kind, settings, timestamp};
@@ -29,6 +30,21 @@ pub fn settings_from(s: &proto::TelephonySettings) -> TelephonySettings {
     }
 }
 
+/// An effective emergency location and where it comes from.
+pub fn effective_location(
+    (location_id, source): (LocationId, LocationSource),
+) -> proto::EffectiveEmergencyLocation {
+    let source = match source {
+        LocationSource::Number => proto::EmergencyLocationSource::Number,
+        LocationSource::User => proto::EmergencyLocationSource::User,
+        LocationSource::AccountDefault => proto::EmergencyLocationSource::AccountDefault,
+    };
+    proto::EffectiveEmergencyLocation {
+        location_id: location_id.into(),
+        source: source as i32,
+    }
+}
+
 pub fn user(v: UserView) -> proto::User {
     let license_type = match v.license_type {
         LicenseType::Basic => proto::LicenseType::Basic,
@@ -44,6 +60,8 @@ pub fn user(v: UserView) -> proto::User {
         latest_change_time: Some(timestamp(p.latest_time)),
     });
     proto::User {
+        // GetUser adds it.
+        emergency_location: None,
         account_id: v.account_id.into(),
         user_id: v.user_id.into(),
         email: v.email,
@@ -136,6 +154,8 @@ pub fn phone_number(n: NumberView) -> proto::PhoneNumber {
         _ => None,
     };
     proto::PhoneNumber {
+        // GetPhoneNumber adds it.
+        emergency_location: None,
         phone_number_id: n.e164.to_string(),
         e164_phone_number: n.e164.into(),
         country: n.country,

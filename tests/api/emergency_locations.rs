@@ -7,10 +7,10 @@ use telephony_admin::proto::{
     AssignPhoneNumberRequest, BatchAssignPhoneNumbersRequest, ChangeKind, CivicAddress,
     CreateEmergencyAddressRequest, CreateEmergencyLocationRequest, DeleteEmergencyAddressRequest,
     DeleteEmergencyLocationRequest, EmergencyAddress, EmergencyLocation,
-    GetEmergencyAddressRequest, ListChangesRequest, ListEmergencyAddressesRequest,
-    ListEmergencyLocationsRequest, ListUsersRequest, SetEmergencyLocationRequest,
-    UpdateEmergencyAddressRequest, UserRef, ValidationState, batch_assign_phone_numbers_request,
-    set_emergency_location_request::Target,
+    EmergencyLocationSource as Source, GetEmergencyAddressRequest, ListChangesRequest,
+    ListEmergencyAddressesRequest, ListEmergencyLocationsRequest, ListUsersRequest,
+    SetEmergencyLocationRequest, UpdateEmergencyAddressRequest, UserRef, ValidationState,
+    batch_assign_phone_numbers_request, set_emergency_location_request::Target,
 };
 use tonic::Code;
 use tonic_types::StatusExt;
@@ -91,6 +91,15 @@ async fn location_events(app: &TestApp, account: &str, after: u64) -> Vec<(Strin
     .inspect(|e| assert!(!e.sign_out_required, "no sign-in needed: {e:?}"))
     .map(|e| (e.user_id, e.sequence))
     .collect()
+}
+
+/// GetUser's effective location: its id and source.
+async fn effective(app: &TestApp, account: &str, user: &str) -> Option<(String, Source)> {
+    let location = app.get_user(account, user).await.emergency_location?;
+    Some((
+        location.location_id,
+        Source::try_from(location.source).unwrap(),
+    ))
 }
 
 async fn head(app: &TestApp, account: &str) -> u64 {
@@ -256,6 +265,10 @@ async fn the_effective_location_moves_and_each_user_hears_of_it(backend: Backend
     let events = location_events(&app, &account, start).await;
     let users: Vec<&str> = events.iter().map(|(u, _)| u.as_str()).collect();
     assert_eq!(users, [with_number.as_str(), without.as_str()]);
+    assert_eq!(
+        effective(&app, &account, &without).await,
+        Some((floor1.location_id.clone(), Source::AccountDefault))
+    );
 
     // A user's own location overrides the default: only that user moves.
     let start = head(&app, &account).await;
@@ -269,6 +282,10 @@ async fn the_effective_location_moves_and_each_user_hears_of_it(backend: Backend
     let events = location_events(&app, &account, start).await;
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].0, without);
+    assert_eq!(
+        effective(&app, &account, &without).await,
+        Some((floor2.location_id.clone(), Source::User))
+    );
 
     // A number's location overrides its holder's: only its holder moves.
     let start = head(&app, &account).await;
@@ -278,6 +295,13 @@ async fn the_effective_location_moves_and_each_user_hears_of_it(backend: Backend
     let events = location_events(&app, &account, start).await;
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].0, with_number);
+    assert_eq!(
+        effective(&app, &account, &with_number).await,
+        Some((floor2.location_id.clone(), Source::Number))
+    );
+    let on_number = app.get_number(&number(1)).await.emergency_location.unwrap();
+    assert_eq!(on_number.location_id, floor2.location_id);
+    assert_eq!(on_number.source, Source::Number as i32);
     // Setting what is already there moves no one.
     let start = head(&app, &account).await;
     set(&app, Target::PhoneNumber(number(1)), &floor2.location_id)
@@ -313,6 +337,10 @@ async fn the_effective_location_moves_and_each_user_hears_of_it(backend: Backend
     let start = head(&app, &account).await;
     set(&app, user_target, "").await.unwrap();
     assert_eq!(location_events(&app, &account, start).await.len(), 1);
+    assert_eq!(
+        effective(&app, &account, &without).await,
+        Some((floor1.location_id.clone(), Source::AccountDefault))
+    );
 }
 
 async fn nothing_in_use_is_deleted(backend: Backend) {

@@ -60,11 +60,10 @@ fn rate_limited_count(role: &str, limit: &str) -> u64 {
         .unwrap_or(0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_throttled_call_says_when_to_retry_and_which_limit() {
+async fn a_throttled_call_says_when_to_retry_and_which_limit(backend: Backend) {
     telephony_admin::metrics::enable();
     let counted_before = rate_limited_count("admin", "requests");
-    let app = spawn_app_with(Backend::Sqlite, |s| {
+    let app = spawn_app_with(backend, |s| {
         s.rate_limits.admin_per_second = 1;
         s.rate_limits.admin_burst = 3;
     })
@@ -119,9 +118,8 @@ fn new_users(count: usize) -> Vec<NewUser> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_batch_takes_a_token_per_item() {
-    let app = spawn_app_with(Backend::Sqlite, |s| {
+async fn a_batch_takes_a_token_per_item(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
         s.rate_limits.admin_per_second = 1;
         s.rate_limits.admin_burst = 5;
     })
@@ -168,9 +166,8 @@ async fn a_batch_takes_a_token_per_item() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn watch_opens_are_limited_per_key() {
-    let app = spawn_app_with(Backend::Sqlite, |s| {
+async fn watch_opens_are_limited_per_key(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
         s.rate_limits.watch_opens_per_minute = 2;
         s.rate_limits.watch_opens_burst = 2;
     })
@@ -197,9 +194,8 @@ async fn watch_opens_are_limited_per_key() {
     open(other).await.expect("another key opens");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn import_waits_when_throttled_and_finishes_every_row() {
-    let app = spawn_app_with(Backend::Sqlite, |s| {
+async fn import_waits_when_throttled_and_finishes_every_row(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
         s.rate_limits.admin_per_second = 10;
         s.rate_limits.admin_burst = 10;
     })
@@ -240,3 +236,10 @@ async fn import_waits_when_throttled_and_finishes_every_row() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(app.all_users(&account).await.len(), 30, "each row once");
 }
+
+on_both_databases!(
+    a_throttled_call_says_when_to_retry_and_which_limit,
+    a_batch_takes_a_token_per_item,
+    watch_opens_are_limited_per_key,
+    import_waits_when_throttled_and_finishes_every_row,
+);

@@ -94,16 +94,27 @@ impl PhoneNumberService for PhoneNumberApi {
         let number = E164::parse("phone_number_id", &request.get_ref().phone_number_id)?;
         let found = self.context.store.inventory().get(&number).await;
         // Outside its scope a key learns nothing, not even whether the number exists.
-        match (caller.account(), found) {
-            (None, found) => Ok(Response::new(convert::phone_number(found?))),
-            (Some(own), Ok(row)) if visible_to(Some(own), &row) => {
-                Ok(Response::new(convert::phone_number(row)))
-            }
+        let view = match (caller.account(), found) {
+            (None, found) => found?,
+            (Some(own), Ok(row)) if visible_to(Some(own), &row) => row,
             (Some(_), Ok(_)) | (Some(_), Err(Error::Domain(DomainError::NotFound { .. }))) => {
-                Err(outside_scope().into())
+                return Err(outside_scope().into());
             }
-            (Some(_), Err(e)) => Err(e.into()),
-        }
+            (Some(_), Err(e)) => return Err(e.into()),
+        };
+        let location = self
+            .context
+            .store
+            .emergency_locations()
+            .effective(
+                Some(&view.e164),
+                view.user_id.as_ref(),
+                view.account_id.as_ref(),
+            )
+            .await?;
+        let mut answer = convert::phone_number(view);
+        answer.emergency_location = location.map(convert::effective_location);
+        Ok(Response::new(answer))
     }
 
     async fn list_phone_numbers(

@@ -51,13 +51,22 @@ impl UserService for UserApi {
             .context
             .authorise_user(&request, Access::ReadUser, &req.account_id, &req.user_id)
             .await?;
-        let user = self
-            .context
-            .store
+        let store = &self.context.store;
+        let user = store
             .users()
             .get(&target.account_id, &target.user_id)
             .await?;
-        Ok(Response::new(convert::user(user)))
+        let location = store
+            .emergency_locations()
+            .effective(
+                user.phone_number.as_ref(),
+                Some(&user.user_id),
+                Some(&user.account_id),
+            )
+            .await?;
+        let mut answer = convert::user(user);
+        answer.emergency_location = location.map(convert::effective_location);
+        Ok(Response::new(answer))
     }
 
     async fn list_users(

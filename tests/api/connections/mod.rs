@@ -77,10 +77,9 @@ async fn metrics_until(server: &TestProcess, done: impl Fn(&[Sample]) -> bool) -
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn silent_and_excess_connections_are_closed_and_clients_still_served() {
+async fn silent_and_excess_connections_are_closed_and_clients_still_served(backend: Backend) {
     let server = TestProcess::spawn(
-        Backend::Sqlite,
+        backend,
         &[
             "--metrics-listen",
             "127.0.0.1:0",
@@ -154,11 +153,10 @@ async fn silent_and_excess_connections_are_closed_and_clients_still_served() {
 
 /// tonic's own TLS deadline ends with the TLS handshake: a client that completes it and then
 /// says nothing must be closed too.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tls_client_silent_after_its_handshake_is_closed() {
+async fn a_tls_client_silent_after_its_handshake_is_closed(backend: Backend) {
     let certificate = make_certificate();
     let (cert, key) = (certificate.cert_path.clone(), certificate.key_path.clone());
-    let app = spawn_app_with(Backend::Sqlite, |s| {
+    let app = spawn_app_with(backend, |s| {
         s.tls_cert = Some(cert);
         s.tls_key = Some(key);
         s.handshake_timeout = humantime::parse_duration(HANDSHAKE).unwrap();
@@ -186,3 +184,8 @@ async fn a_tls_client_silent_after_its_handshake_is_closed() {
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
     closed_by_server(tls).await;
 }
+
+on_both_databases!(
+    silent_and_excess_connections_are_closed_and_clients_still_served,
+    a_tls_client_silent_after_its_handshake_is_closed,
+);

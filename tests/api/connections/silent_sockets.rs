@@ -83,10 +83,9 @@ async fn round(server: &TestProcess, round: usize) -> (u64, f64) {
     (peak, open_at_peak)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn thousands_of_silent_sockets_are_closed_and_their_memory_not_kept() {
+async fn thousands_of_silent_sockets_are_closed_and_their_memory_not_kept(backend: Backend) {
     let server = TestProcess::spawn(
-        Backend::Sqlite,
+        backend,
         &[
             "--metrics-listen",
             "127.0.0.1:0",
@@ -146,3 +145,5 @@ async fn thousands_of_silent_sockets_are_closed_and_their_memory_not_kept() {
         ROUNDS * SILENT
     );
 }
+
+on_both_databases!(thousands_of_silent_sockets_are_closed_and_their_memory_not_kept,);

@@ -15,7 +15,10 @@ mod assignment;
 mod effective;
 mod writes;
 
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    Statement,
+};
 
 use crate::domain::emergency::{CivicAddress, Validation, ValidationState};
 use crate::domain::ids::{AccountId, AddressId, LocationId, UserId};
@@ -30,7 +33,6 @@ use crate::store::db::page::{Page, PageRequest};
 use crate::store::engine::Engine;
 
 pub(crate) use assignment::{AssignmentLocations, give_users};
-use effective::Uses;
 pub use effective::{LocationHolder, LocationSource};
 use writes::{
     CreateAddress, CreateLocation, DeleteAddress, DeleteLocation, SetLocation, UpdateAddress,
@@ -197,26 +199,76 @@ impl<'a> EmergencyLocations<'a> {
         Ok(row.account_id.map(AccountId::from_stored))
     }
 
-    /// The user's effective location and where it comes from.
+    /// The effective location of a number and the user and account holding it (each given if
+    /// any): the number's, else the user's, else the account's default, and where it comes
+    /// from. One statement of three primary-key lookups (on SQLite, a direct read).
     pub async fn effective(
         &self,
-        account_id: &AccountId,
-        user_id: &UserId,
-    ) -> Result<Option<(EmergencyLocationView, LocationSource)>> {
-        let uses = Uses::of_account(self.engine.reader(), account_id).await?;
-        let number: Option<String> = phone_number::Entity::find()
-            .select_only()
-            .column(phone_number::Column::E164)
-            .filter(phone_number::Column::UserId.eq(user_id.as_str()))
-            .into_tuple()
-            .one(self.engine.reader())
-            .await?;
-        let Some((location, source)) = uses.effective(user_id.as_str(), number.as_deref()) else {
-            return Ok(None);
+        number: Option<&E164>,
+        user_id: Option<&UserId>,
+        account_id: Option<&AccountId>,
+    ) -> Result<Option<(LocationId, LocationSource)>> {
+        let ids = [
+            number.map_or("", E164::as_str),
+            user_id.map_or("", UserId::as_str),
+            account_id.map_or("", AccountId::as_str),
+        ];
+        let direct = self.engine.direct().and_then(|direct| {
+            direct.read_one(&effective_sql("?"), ids, |row| {
+                Some([row.get(0).ok()?, row.get(1).ok()?, row.get(2).ok()?])
+            })
+        });
+        let found: [Option<String>; 3] = match direct {
+            Some(found) => found.unwrap_or_default(),
+            None => {
+                let db = self.engine.reader();
+                let backend = db.get_database_backend();
+                let marker = if backend == DbBackend::Postgres {
+                    "$"
+                } else {
+                    "?"
+                };
+                let row = db
+                    .query_one_raw(Statement::from_sql_and_values(
+                        backend,
+                        effective_sql(marker),
+                        ids.map(sea_orm::Value::from),
+                    ))
+                    .await?;
+                match row {
+                    Some(row) => [
+                        row.try_get_by_index(0)?,
+                        row.try_get_by_index(1)?,
+                        row.try_get_by_index(2)?,
+                    ],
+                    None => Default::default(),
+                }
+            }
         };
-        let location = self
-            .location(&LocationId::from_stored(location.to_owned()))
-            .await?;
-        Ok(Some((location, source)))
+        let sources = [
+            LocationSource::Number,
+            LocationSource::User,
+            LocationSource::AccountDefault,
+        ];
+        Ok(found
+            .into_iter()
+            .zip(sources)
+            .find_map(|(location, source)| Some((LocationId::from_stored(location?), source))))
     }
+}
+
+/// The locations of a number, a user and an account, in one row (`marker`: `?` or `$`, the
+/// database's parameter mark).
+fn effective_sql(marker: &str) -> String {
+    let of = |kind: &str, n: usize| {
+        format!(
+            "(SELECT location_id FROM emergency_location_uses WHERE holder_kind = '{kind}' AND holder_id = {marker}{n})"
+        )
+    };
+    format!(
+        "SELECT {}, {}, {}",
+        of("number", 1),
+        of("user", 2),
+        of("account", 3)
+    )
 }
