@@ -1,6 +1,7 @@
 //! Background housekeeping: purge change events past retention, numbers whose time in the
-//! deletion queue is over, and idempotency records past their window. Runs on every replica;
-//! the deletes are idempotent, so replicas running them at once do no harm.
+//! deletion queue is over, and idempotency records past their window; count the users who lack
+//! a required emergency location (a gauge). Runs on every replica; the deletes are idempotent,
+//! so replicas running them at once do no harm.
 
 use std::time::Duration;
 
@@ -42,6 +43,12 @@ pub fn spawn(
 async fn run_once(store: &Store, events: chrono::Duration, idempotency: chrono::Duration) {
     let now = Utc::now();
     metrics::record_purge_run();
+    match store.users().count_lacking_emergency_location().await {
+        Ok(count) => metrics::record_users_missing_emergency_location(count),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not count the users lacking an emergency location")
+        }
+    }
     if let Some(cutoff) = now.checked_sub_signed(events) {
         match store.retention().purge_changes_before(cutoff).await {
             Ok(0) => {}

@@ -93,6 +93,7 @@ pub struct Metrics {
     purge_runs: Counter,
     unknown_change_kinds: Counter,
     client_connections: Gauge,
+    users_missing_emergency_location: Gauge,
     rate_limited: Family<RoleLimitLabels, Counter>,
     client_connections_closed: Family<ReasonLabel, Counter>,
     purged_rows: Family<KindLabel, Counter>,
@@ -130,6 +131,7 @@ impl Metrics {
             purge_runs: Counter::default(),
             unknown_change_kinds: Counter::default(),
             client_connections: Gauge::default(),
+            users_missing_emergency_location: Gauge::default(),
             rate_limited: Family::default(),
             client_connections_closed: Family::default(),
             purged_rows: Family::default(),
@@ -227,6 +229,11 @@ impl Metrics {
             "client_connections",
             "Open client connections, those still in their handshake included",
             metrics.client_connections.clone(),
+        );
+        service.register(
+            "users_missing_emergency_location",
+            "Users holding a number of a country that requires an emergency location, without one (counted by the housekeeping)",
+            metrics.users_missing_emergency_location.clone(),
         );
         service.register(
             "client_connections_closed",
@@ -374,6 +381,14 @@ pub fn record_rate_limited(role: &'static str, limit: RateLimit) {
                 limit: limit.label(),
             })
             .inc();
+    }
+}
+
+/// The users lacking a required emergency location, as last counted.
+pub fn record_users_missing_emergency_location(count: u64) {
+    if let Some(m) = get() {
+        m.users_missing_emergency_location
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 }
 

@@ -169,6 +169,48 @@ fn lacking_location(account_id: &AccountId, countries: &[String]) -> Condition {
         .add(user::Column::Id.not_in_subquery(holders("user")))
 }
 
+/// How many users of the organisation hold a number of one of `countries` and have no
+/// location (none of their own, their number's or their account's default): one statement.
+pub(crate) async fn count_lacking_location(
+    db: &impl ConnectionTrait,
+    countries: &[String],
+) -> Result<u64> {
+    if countries.is_empty() {
+        return Ok(0);
+    }
+    let backend = db.get_database_backend();
+    let mark = |n: usize| match backend {
+        sea_orm::DbBackend::Postgres => format!("${n}"),
+        _ => format!("?{n}"),
+    };
+    let marks: Vec<String> = (1..=countries.len()).map(mark).collect();
+    let held = |kind: &str, holder: &str| {
+        format!(
+            "NOT EXISTS (SELECT 1 FROM emergency_location_uses AS e \
+             WHERE e.holder_kind = '{kind}' AND e.holder_id = {holder})"
+        )
+    };
+    let sql = format!(
+        "SELECT COUNT(*) FROM phone_numbers AS p JOIN users AS u ON u.id = p.user_id \
+         WHERE p.country IN ({}) AND {} AND {} AND {}",
+        marks.join(", "),
+        held("number", "p.e164"),
+        held("user", "u.id"),
+        held("account", "u.account_id")
+    );
+    let values = countries.iter().map(|c| sea_orm::Value::from(c.clone()));
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_sql_and_values(
+            backend, sql, values,
+        ))
+        .await?;
+    let count: i64 = match row {
+        Some(row) => row.try_get_by_index(0)?,
+        None => 0,
+    };
+    Ok(count.max(0) as u64)
+}
+
 /// Whether the account has a default location.
 async fn has_default_location(db: &impl ConnectionTrait, account_id: &AccountId) -> Result<bool> {
     Ok(

@@ -16,7 +16,7 @@ use crate::domain::ids::{AccountId, KeyId, UserId};
 use crate::domain::telephony::TelephonySettings;
 use crate::domain::user::{DisplayName, Email, LicenseType};
 use crate::error::Result;
-use crate::store::db::emergency::by_location;
+use crate::store::db::emergency::{by_location, count_lacking_location};
 use crate::store::db::entities::{account, user};
 use crate::store::db::numbers::release_number;
 use crate::store::db::page::{Page, PageRequest};
@@ -109,6 +109,11 @@ impl<'a> Users<'a> {
             None => find_user_view(self.engine.reader(), account_id, user_id).await?,
         };
         found.ok_or_else(|| user_not_found(account_id, user_id).into())
+    }
+
+    /// How many users of the organisation lack an emergency location their number requires.
+    pub async fn count_lacking_emergency_location(&self) -> Result<u64> {
+        count_lacking_location(self.engine.reader(), self.emergency_location_countries).await
     }
 
     /// Users of an account in creation order, or the one with `email`; with

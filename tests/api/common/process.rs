@@ -246,6 +246,17 @@ impl TestProcess {
         WebhookServiceClient::with_interceptor(self.channel.clone(), bearer(Some(&self.admin_key)))
     }
 
+    pub fn emergency_locations(
+        &self,
+    ) -> telephony_admin::proto::emergency_location_service_client::EmergencyLocationServiceClient<
+        Authed,
+    >{
+        telephony_admin::proto::emergency_location_service_client::EmergencyLocationServiceClient::with_interceptor(
+            self.channel.clone(),
+            bearer(Some(&self.admin_key)),
+        )
+    }
+
     pub fn accounts_as(&self, key: Option<&str>) -> AccountServiceClient<Authed> {
         AccountServiceClient::with_interceptor(self.channel.clone(), bearer(key))
     }

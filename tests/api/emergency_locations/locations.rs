@@ -1,0 +1,303 @@
+//! Locations given and taken, the effective location's precedence through GetUser,
+//! GetPhoneNumber and the events it writes, an address corrected in place reaching its 1,000
+//! users in one transaction, deletion refused while in use, and who may do what.
+
+use super::*;
+
+async fn the_effective_location_moves_and_each_user_hears_of_it(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let account = app.create_account("Acme").await.account_id;
+    let with_number = app.create_user(&account, "a@example.com").await.user_id;
+    let without = app.create_user(&account, "b@example.com").await.user_id;
+    app.order_business_numbers(&[number(1)]).await;
+    app.assign(&account, &with_number, &number(1))
+        .await
+        .unwrap();
+    let address = create_address(&app, &account, white_house()).await;
+    let floor1 = create_location(&app, &address.address_id, "Floor 1").await;
+    let floor2 = create_location(&app, &address.address_id, " Floor 2 ").await;
+    assert_eq!(floor2.place, "Floor 2");
+    assert_eq!(
+        floor2.address.as_ref().unwrap().address_id,
+        address.address_id
+    );
+
+    // The account's default reaches both users.
+    let start = head(&app, &account).await;
+    set(
+        &app,
+        Target::AccountId(account.clone()),
+        &floor1.location_id,
+    )
+    .await
+    .unwrap();
+    let events = location_events(&app, &account, start).await;
+    let users: Vec<&str> = events.iter().map(|(u, _)| u.as_str()).collect();
+    assert_eq!(users, [with_number.as_str(), without.as_str()]);
+    assert_eq!(
+        effective(&app, &account, &without).await,
+        Some((floor1.location_id.clone(), Source::AccountDefault))
+    );
+
+    // A user's own location overrides the default: only that user moves.
+    let start = head(&app, &account).await;
+    let user_target = Target::User(UserRef {
+        account_id: account.clone(),
+        user_id: without.clone(),
+    });
+    set(&app, user_target.clone(), &floor2.location_id)
+        .await
+        .unwrap();
+    let events = location_events(&app, &account, start).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].0, without);
+    assert_eq!(
+        effective(&app, &account, &without).await,
+        Some((floor2.location_id.clone(), Source::User))
+    );
+
+    // A number's location overrides its holder's: only its holder moves.
+    let start = head(&app, &account).await;
+    set(&app, Target::PhoneNumber(number(1)), &floor2.location_id)
+        .await
+        .unwrap();
+    let events = location_events(&app, &account, start).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].0, with_number);
+    assert_eq!(
+        effective(&app, &account, &with_number).await,
+        Some((floor2.location_id.clone(), Source::Number))
+    );
+    let on_number = app.get_number(&number(1)).await.emergency_location.unwrap();
+    assert_eq!(on_number.location_id, floor2.location_id);
+    assert_eq!(on_number.source, Source::Number as i32);
+    // Setting what is already there moves no one.
+    let start = head(&app, &account).await;
+    set(&app, Target::PhoneNumber(number(1)), &floor2.location_id)
+        .await
+        .unwrap();
+    assert!(location_events(&app, &account, start).await.is_empty());
+
+    // Correcting the address reaches everyone on it; no sign-out is asked of them.
+    let start = head(&app, &account).await;
+    let corrected = app
+        .emergency_locations()
+        .update_emergency_address(UpdateEmergencyAddressRequest {
+            address_id: address.address_id.clone(),
+            address: Some(CivicAddress {
+                postal_code: "20500-0003".into(),
+                ..white_house()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(corrected.address_id, address.address_id);
+    assert_eq!(corrected.address.unwrap().postal_code, "20500-0003");
+    assert_eq!(location_events(&app, &account, start).await.len(), 2);
+    let user = app.get_user(&account, &without).await;
+    assert!(
+        user.sign_out_pending.is_none()
+            || user.sign_out_pending.unwrap().latest_change_sequence <= start,
+        "a location change asks no sign-out"
+    );
+
+    // Taking the user's own location away falls back to the default.
+    let start = head(&app, &account).await;
+    set(&app, user_target, "").await.unwrap();
+    assert_eq!(location_events(&app, &account, start).await.len(), 1);
+    assert_eq!(
+        effective(&app, &account, &without).await,
+        Some((floor1.location_id.clone(), Source::AccountDefault))
+    );
+}
+
+async fn nothing_in_use_is_deleted(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let account = app.create_account("Acme").await.account_id;
+    let user = app.create_user(&account, "a@example.com").await.user_id;
+    let address = create_address(&app, &account, white_house()).await;
+    let location = create_location(&app, &address.address_id, "").await;
+    let target = Target::User(UserRef {
+        account_id: account.clone(),
+        user_id: user.clone(),
+    });
+    set(&app, target.clone(), &location.location_id)
+        .await
+        .unwrap();
+
+    let refused = app
+        .emergency_locations()
+        .delete_emergency_location(DeleteEmergencyLocationRequest {
+            location_id: location.location_id.clone(),
+        })
+        .await
+        .expect_err("in use");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(refused.message().contains("1 user(s)"), "{refused:?}");
+    assert_eq!(
+        refused
+            .get_details_precondition_failure()
+            .unwrap()
+            .violations[0]
+            .r#type,
+        "LOCATION_IN_USE"
+    );
+    let refused = app
+        .emergency_locations()
+        .delete_emergency_address(DeleteEmergencyAddressRequest {
+            address_id: address.address_id.clone(),
+        })
+        .await
+        .expect_err("has a location");
+    assert_eq!(
+        refused
+            .get_details_precondition_failure()
+            .unwrap()
+            .violations[0]
+            .r#type,
+        "ADDRESS_IN_USE"
+    );
+
+    set(&app, target, "").await.unwrap();
+    app.emergency_locations()
+        .delete_emergency_location(DeleteEmergencyLocationRequest {
+            location_id: location.location_id,
+        })
+        .await
+        .unwrap();
+    app.emergency_locations()
+        .delete_emergency_address(DeleteEmergencyAddressRequest {
+            address_id: address.address_id.clone(),
+        })
+        .await
+        .unwrap();
+    let gone = app
+        .emergency_locations()
+        .get_emergency_address(GetEmergencyAddressRequest {
+            address_id: address.address_id,
+        })
+        .await
+        .expect_err("deleted");
+    assert_eq!(gone.code(), Code::NotFound);
+}
+
+async fn keys_reach_their_account_and_viewers_only_read(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let acme = app.create_account("Acme").await.account_id;
+    let other = app.create_account("Other").await.account_id;
+    let address = create_address(&app, &acme, white_house()).await;
+    let location = create_location(&app, &address.address_id, "").await;
+    let acme_admin = app.create_key(Role::Admin, account_scope(&acme)).await;
+    let other_admin = app.create_key(Role::Admin, account_scope(&other)).await;
+    let viewer = app.create_key(Role::Viewer, Scope::Organisation).await;
+
+    let get = |key: &str| {
+        let mut client = app.emergency_locations_as(Some(key));
+        let id = address.address_id.clone();
+        async move {
+            client
+                .get_emergency_address(GetEmergencyAddressRequest { address_id: id })
+                .await
+        }
+    };
+    assert!(get(&acme_admin).await.is_ok());
+    assert!(get(&viewer).await.is_ok());
+    assert_eq!(
+        get(&other_admin).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+
+    let create = |key: &str, account: &str| {
+        let mut client = app.emergency_locations_as(Some(key));
+        let account = account.to_owned();
+        async move {
+            client
+                .create_emergency_address(CreateEmergencyAddressRequest {
+                    account_id: account,
+                    address: Some(white_house()),
+                })
+                .await
+        }
+    };
+    assert!(create(&acme_admin, &acme).await.is_ok());
+    assert_eq!(
+        create(&viewer, &acme).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+    assert_eq!(
+        create(&acme_admin, &other).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+    let listed = app
+        .emergency_locations_as(Some(&viewer))
+        .list_emergency_locations(ListEmergencyLocationsRequest {
+            account_id: acme.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.locations.len(), 1);
+
+    // A location of another account cannot be given.
+    let other_user = app.create_user(&other, "o@example.com").await.user_id;
+    let refused = set(
+        &app,
+        Target::User(UserRef {
+            account_id: other,
+            user_id: other_user,
+        }),
+        &location.location_id,
+    )
+    .await
+    .expect_err("another account's location");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+}
+
+/// An address with 1,000 users on it (the account's default) is corrected: 1,000 events, with
+/// consecutive sequences (one transaction).
+async fn correcting_an_address_reaches_a_thousand_users_at_once(backend: Backend) {
+    const USERS: usize = 1000;
+    let app = spawn_app(backend).await;
+    let account = app.create_account("Big").await.account_id;
+    bulk_users(&app, &account, "u", USERS).await;
+    let address = create_address(&app, &account, white_house()).await;
+    let location = create_location(&app, &address.address_id, "HQ").await;
+    set(
+        &app,
+        Target::AccountId(account.clone()),
+        &location.location_id,
+    )
+    .await
+    .unwrap();
+
+    let start = head(&app, &account).await;
+    let started = std::time::Instant::now();
+    app.emergency_locations()
+        .update_emergency_address(UpdateEmergencyAddressRequest {
+            address_id: address.address_id,
+            address: Some(CivicAddress {
+                company_name: "Acme Inc.".into(),
+                ..white_house()
+            }),
+        })
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    let events = location_events(&app, &account, start).await;
+    assert_eq!(events.len(), USERS);
+    let sequences: Vec<u64> = events.iter().map(|(_, s)| *s).collect();
+    assert!(
+        sequences.windows(2).all(|w| w[1] == w[0] + 1),
+        "consecutive: one transaction"
+    );
+    println!("{backend:?}: an address of {USERS} users corrected in {took:?}");
+}
+
+on_both_databases!(
+    the_effective_location_moves_and_each_user_hears_of_it,
+    nothing_in_use_is_deleted,
+    keys_reach_their_account_and_viewers_only_read,
+    correcting_an_address_reaches_a_thousand_users_at_once,
+);
