@@ -200,8 +200,9 @@ impl<'a> EmergencyLocations<'a> {
     }
 
     /// The effective location of a number and the user and account holding it (each given if
-    /// any): the number's, else the user's, else the account's default, and where it comes
-    /// from. One statement of three primary-key lookups (on SQLite, a direct read).
+    /// any; without a number, the user's): the number's, else the user's, else the account's
+    /// default, and where it comes from. One statement of a few primary-key lookups (on SQLite,
+    /// a direct read), which needs nothing read before it.
     pub async fn effective(
         &self,
         number: Option<&E164>,
@@ -209,9 +210,9 @@ impl<'a> EmergencyLocations<'a> {
         account_id: Option<&AccountId>,
     ) -> Result<Option<(LocationId, LocationSource)>> {
         let ids = [
-            number.map_or("", E164::as_str),
-            user_id.map_or("", UserId::as_str),
-            account_id.map_or("", AccountId::as_str),
+            number.map(E164::as_str),
+            user_id.map(UserId::as_str),
+            account_id.map(AccountId::as_str),
         ];
         let direct = self.engine.direct().and_then(|direct| {
             direct.read_one(&effective_sql("?"), ids, |row| {
@@ -232,7 +233,7 @@ impl<'a> EmergencyLocations<'a> {
                     .query_one_raw(Statement::from_sql_and_values(
                         backend,
                         effective_sql(marker),
-                        ids.map(sea_orm::Value::from),
+                        ids.map(|id| sea_orm::Value::from(id.map(str::to_owned))),
                     ))
                     .await?;
                 match row {
@@ -265,10 +266,9 @@ fn effective_sql(marker: &str) -> String {
             "(SELECT location_id FROM emergency_location_uses WHERE holder_kind = '{kind}' AND holder_id = {marker}{n})"
         )
     };
-    format!(
-        "SELECT {}, {}, {}",
-        of("number", 1),
-        of("user", 2),
-        of("account", 3)
-    )
+    // Without a number, the number the user holds.
+    let number = format!(
+        "(SELECT location_id FROM emergency_location_uses WHERE holder_kind = 'number' AND holder_id = COALESCE({marker}1, (SELECT e164 FROM phone_numbers WHERE user_id = {marker}2)))"
+    );
+    format!("SELECT {number}, {}, {}", of("user", 2), of("account", 3))
 }
