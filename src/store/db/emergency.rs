@@ -100,6 +100,18 @@ pub(crate) fn address_not_found(id: &AddressId) -> DomainError {
     }
 }
 
+/// A location given to a holder of another account than the location's.
+pub(crate) fn location_of_another_account(
+    location: &LocationId,
+    account_id: &AccountId,
+) -> DomainError {
+    DomainError::precondition(
+        "LOCATION_OF_ANOTHER_ACCOUNT",
+        location.as_str(),
+        format!("emergency location {location} belongs to another account than {account_id}"),
+    )
+}
+
 pub(crate) fn location_not_found(id: &LocationId) -> DomainError {
     DomainError::NotFound {
         resource: "emergency location",

@@ -9,7 +9,7 @@ use crate::domain::DomainError;
 use crate::domain::ids::{AccountId, LocationId, UserId};
 use crate::domain::phone_number::E164;
 use crate::error::Result;
-use crate::store::db::emergency::location_not_found;
+use crate::store::db::emergency::{location_not_found, location_of_another_account};
 use crate::store::db::entities::{emergency_location, emergency_location_use};
 use crate::store::db::now;
 
@@ -93,14 +93,7 @@ impl<'a> AssignmentLocations<'a> {
             match self.named.get(location.as_str()) {
                 None => return Err(location_not_found(location).into()),
                 Some(account) if account != account_id.as_str() => {
-                    return Err(DomainError::precondition(
-                        "LOCATION_OF_ANOTHER_ACCOUNT",
-                        location.as_str(),
-                        format!(
-                            "emergency location {location} belongs to another account than {account_id}"
-                        ),
-                    )
-                    .into());
+                    return Err(location_of_another_account(location, account_id).into());
                 }
                 Some(_) => {}
             }

@@ -12,7 +12,7 @@ use crate::domain::ids::{AccountId, AddressId, LocationId};
 use crate::error::Result;
 use crate::store::db::emergency::{
     EmergencyAddressView, EmergencyLocationView, address_not_found, location_not_found,
-    problems_to_db,
+    location_of_another_account, problems_to_db,
 };
 use crate::store::db::entities::{
     account, emergency_address, emergency_location, emergency_location_use, phone_number, user,
@@ -311,14 +311,7 @@ impl Mutation for SetLocation {
                     .await?
                     .ok_or_else(|| location_not_found(location))?;
                 if row.account_id != account_id.as_str() {
-                    return Err(DomainError::precondition(
-                        "LOCATION_OF_ANOTHER_ACCOUNT",
-                        location.as_str(),
-                        format!(
-                            "emergency location {location} belongs to another account than {account_id}"
-                        ),
-                    )
-                    .into());
+                    return Err(location_of_another_account(location, &account_id).into());
                 }
             }
             let users = account_users(txn, &account_id).await?;
