@@ -15,10 +15,10 @@ use crate::proto;
 use crate::store::{NumberUpdate, UserUpdate};
 
 /// The `emergency_location_id` of an assignment (or item): empty is none.
-pub fn optional_location(raw: &str) -> Result<Option<LocationId>> {
+pub fn optional_location(raw: &str) -> std::result::Result<Option<LocationId>, DomainError> {
     match raw {
         "" => Ok(None),
-        raw => Ok(Some(LocationId::parse("emergency_location_id", raw)?)),
+        raw => LocationId::parse("emergency_location_id", raw).map(Some),
     }
 }
 
@@ -53,12 +53,13 @@ pub fn new_user_fields(
 pub fn user_update(
     display_name: &str,
     license_type: i32,
+    emergency_location_id: &str,
     update_mask: Option<&prost_types::FieldMask>,
 ) -> Result<UserUpdate> {
     let paths = convert::mask_paths(
         "update_mask",
         update_mask,
-        &["display_name", "license_type"],
+        &["display_name", "license_type", "emergency_location_id"],
     )?;
     let wants = |path: &str| paths.is_empty() || paths.contains(&path);
     let mut violations = Violations::new();
@@ -70,6 +71,12 @@ pub fn user_update(
         },
         license_type: if wants("license_type") {
             violations.check(convert::license_type("license_type", license_type))
+        } else {
+            None
+        },
+        // Only when named: an empty mask keeps meaning the two fields above.
+        emergency_location: if paths.contains(&"emergency_location_id") {
+            violations.check(optional_location(emergency_location_id))
         } else {
             None
         },

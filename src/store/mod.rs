@@ -277,3 +277,104 @@ impl Store {
         Keys::new(&self.engine, &self.signals.revoked)
     }
 }
+
+/// GetUser's direct SQLite read against the pool's query: a test of the store as a whole (the
+/// tables' reads, the engine's direct reader, and the use cases to set up).
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ids::{AccountId, KeyId, UserId};
+    use crate::domain::phone_number::{E164, ProductType};
+    use crate::domain::user::{DisplayName, Email, LicenseType};
+    use crate::store::db::users::{DIRECT_USER_VIEW, direct_user_view, find_user_view};
+
+    /// GetUser's direct read and the pool's query give the same answers, and the direct read
+    /// does answer (it does not fall back) for a user with and without a number, and for no
+    /// user.
+    #[tokio::test]
+    async fn the_direct_read_answers_as_the_pool_does() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("reads.db").display()
+        );
+        // A US number is assigned below, without an emergency location.
+        let options = StoreOptions {
+            emergency_location_countries: Vec::new(),
+            ..StoreOptions::default()
+        };
+        let store = Store::connect(&url, options).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        let account = store.accounts().create("a".into()).await.expect("account");
+        let account_id = account.account_id;
+        let user = |email: &str| {
+            let store = store.clone();
+            let account_id = account_id.clone();
+            let email = Email::parse("email", email).expect("email");
+            async move {
+                let name = DisplayName::parse("display_name", "Ann").expect("name");
+                let user = store
+                    .users()
+                    .create(&account_id, email, name, LicenseType::Pro)
+                    .await
+                    .expect("user");
+                user.user_id
+            }
+        };
+        let (with_number, without) = (user("a@example.com").await, user("b@example.com").await);
+        let number = E164::parse("number", "+12065550100").expect("number");
+        store
+            .orders()
+            .create(ProductType::BusinessCalling, &[number.to_string()])
+            .await
+            .expect("order");
+        let key = KeyId::generate();
+        let caller = Requester {
+            key_id: &key,
+            account: None,
+        };
+        let (user_id, emergency_location) = (with_number.clone(), None);
+        let item = crate::store::AssignItem {
+            account_id: account_id.clone(),
+            user_id,
+            number: number.clone(),
+            emergency_location,
+        };
+        let assigned = store.telephony().assign(item, None, caller).await;
+        assigned.expect("assign");
+        let other_account =
+            AccountId::parse("account_id", &uuid::Uuid::new_v4().to_string()).expect("id");
+        let unknown = UserId::parse("user_id", &uuid::Uuid::new_v4().to_string()).expect("id");
+
+        let engine = Engine::connect(
+            &url,
+            1,
+            std::time::Duration::from_secs(5),
+            StoreOptions::default().writer,
+        )
+        .await
+        .expect("an engine on the same file");
+        let direct = engine.direct().expect("direct reads on a SQLite file");
+        let read = |account_id: &AccountId, user_id: &UserId| {
+            let params = (user_id.as_str(), account_id.as_str());
+            direct.read_one(DIRECT_USER_VIEW, params, direct_user_view)
+        };
+        for (account_id, user_id) in [
+            (&account_id, &with_number),
+            (&account_id, &without),
+            (&account_id, &unknown),
+            (&other_account, &with_number),
+        ] {
+            let pooled = find_user_view(store.connection(), account_id, user_id)
+                .await
+                .expect("the pool's answer");
+            assert_eq!(
+                read(account_id, user_id),
+                Some(pooled),
+                "{account_id}/{user_id}"
+            );
+        }
+        let held = read(&account_id, &with_number).flatten().expect("the user");
+        assert_eq!(held.phone_number, Some(number));
+    }
+}

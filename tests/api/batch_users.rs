@@ -141,6 +141,7 @@ async fn updated_users_answer_per_item_as_update_user_does(backend: Backend) {
     let account = app.create_account("Changes").await;
     let users = bulk_users(&app, &account.account_id, "change", 3).await;
     let change = |user_id: &str, name: &str, paths: &[&str]| UserChange {
+        emergency_location_id: String::new(),
         user_id: user_id.into(),
         display_name: name.into(),
         license_type: LicenseType::Plus as i32,
@@ -174,6 +175,7 @@ async fn updated_users_answer_per_item_as_update_user_does(backend: Backend) {
         let single = app
             .users()
             .update_user(UpdateUserRequest {
+                emergency_location_id: String::new(),
                 account_id: account.account_id.clone(),
                 user_id: item.user_id.clone(),
                 display_name: item.display_name.clone(),
@@ -273,6 +275,7 @@ async fn a_large_update_answers_as_single_updates_do(backend: Backend) {
     let mut changes: Vec<(Option<usize>, UserChange)> = (0..COUNT)
         .map(|i| {
             let change = UserChange {
+                emergency_location_id: String::new(),
                 user_id: String::new(),
                 display_name: format!("Name {i}"),
                 license_type: licenses[i % 3] as i32,
@@ -282,6 +285,7 @@ async fn a_large_update_answers_as_single_updates_do(backend: Backend) {
         })
         .collect();
     let change = |name: &str, license: LicenseType, paths: &[&str]| UserChange {
+        emergency_location_id: String::new(),
         user_id: String::new(),
         display_name: name.into(),
         license_type: license as i32,
@@ -338,6 +342,7 @@ async fn a_large_update_answers_as_single_updates_do(backend: Backend) {
         let single = app
             .users()
             .update_user(UpdateUserRequest {
+                emergency_location_id: String::new(),
                 account_id: single_account.account_id.clone(),
                 user_id: item.user_id.clone(),
                 display_name: item.display_name.clone(),
@@ -359,6 +364,7 @@ async fn a_large_update_answers_as_single_updates_do(backend: Backend) {
                 let alone = app
                     .users()
                     .update_user(UpdateUserRequest {
+                        emergency_location_id: String::new(),
                         account_id: batch_account.account_id.clone(),
                         user_id: own.user_id.clone(),
                         display_name: own.display_name.clone(),

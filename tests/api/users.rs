@@ -247,6 +247,7 @@ async fn get_user_only_through_its_own_account(backend: Backend) {
     let status = update_user(
         &app,
         UpdateUserRequest {
+            emergency_location_id: String::new(),
             account_id: globex.clone(),
             user_id: user.user_id.clone(),
             display_name: "Hijacked".into(),
@@ -356,6 +357,7 @@ async fn update_user_follows_the_update_mask(backend: Backend) {
     let user = app.create_user(&acme, "ann@example.com").await;
     assert_eq!(user.license_type, LicenseType::Basic as i32);
     let request = |display_name: &str, license_type: LicenseType, update_mask| UpdateUserRequest {
+        emergency_location_id: String::new(),
         account_id: acme.clone(),
         user_id: user.user_id.clone(),
         display_name: display_name.into(),

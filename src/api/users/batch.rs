@@ -76,7 +76,12 @@ pub async fn update(
         .map(|i| {
             item((|| {
                 let target = authorise_target(&caller, Access::Write, &req.account_id, &i.user_id)?;
-                let update = user_update(&i.display_name, i.license_type, i.update_mask.as_ref())?;
+                let update = user_update(
+                    &i.display_name,
+                    i.license_type,
+                    &i.emergency_location_id,
+                    i.update_mask.as_ref(),
+                )?;
                 Ok(UserUpdateItem {
                     account_id: target.account_id,
                     user_id: target.user_id,

@@ -114,20 +114,21 @@ impl UserService for UserApi {
         request: Request<proto::UpdateUserRequest>,
     ) -> Result<Response<proto::User>, Status> {
         let req = request.get_ref();
-        let (_, target) = self
+        let (caller, target) = self
             .context
             .authorise_user(&request, Access::Write, &req.account_id, &req.user_id)
             .await?;
         let update = user_update(
             &req.display_name,
             req.license_type,
+            &req.emergency_location_id,
             req.update_mask.as_ref(),
         )?;
         let user = self
             .context
             .store
             .users()
-            .update(&target.account_id, &target.user_id, update)
+            .update(&target.account_id, &target.user_id, update, &caller.key_id)
             .await?;
         Ok(Response::new(convert::user(user)))
     }

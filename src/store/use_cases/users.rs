@@ -12,7 +12,7 @@ use sea_orm::{
 
 use super::Requester;
 use crate::domain::change::{ChangeKind, NewChange};
-use crate::domain::ids::{AccountId, KeyId, UserId};
+use crate::domain::ids::{AccountId, KeyId, LocationId, UserId};
 use crate::domain::telephony::TelephonySettings;
 use crate::domain::user::{DisplayName, Email, LicenseType};
 use crate::error::Result;
@@ -30,6 +30,9 @@ use crate::store::engine::Engine;
 use crate::store::engine::mutation::{Mutation, TxnFuture};
 use crate::store::engine::outbox::append_change;
 use crate::store::engine::set_run::{Apply, BatchItem, BatchOptions, ItemResult, SetUseCase};
+use crate::store::use_cases::emergency_locations::{
+    check_named, named_locations, set_own_locations,
+};
 
 /// Users of an account: the store's surface for them.
 pub struct Users<'a> {
@@ -90,7 +93,9 @@ impl<'a> Users<'a> {
         self.engine
             .run_set(
                 "BatchUpdateUsers",
-                UpdateUsers,
+                UpdateUsers {
+                    actor: caller.actor(),
+                },
                 items,
                 options,
                 caller.scope(),
@@ -161,13 +166,15 @@ impl<'a> Users<'a> {
         account_id: &AccountId,
         user_id: &UserId,
         update: UserUpdate,
+        actor: &KeyId,
     ) -> Result<UserView> {
         let item = UserUpdateItem {
             account_id: account_id.clone(),
             user_id: user_id.clone(),
             update,
         };
-        self.engine.run_one(UpdateUsers, item, None).await
+        let actor = actor.to_string();
+        self.engine.run_one(UpdateUsers { actor }, item, None).await
     }
 
     /// Deletes the user; their number goes back to the inventory, and they are told.
@@ -192,6 +199,8 @@ impl<'a> Users<'a> {
 pub struct UserUpdate {
     pub display_name: Option<DisplayName>,
     pub license_type: Option<LicenseType>,
+    /// The user's own emergency location: `Some(None)` takes it away.
+    pub emergency_location: Option<Option<LocationId>>,
 }
 /// An item of BatchCreateUsers.
 #[derive(Debug, Clone)]
@@ -300,12 +309,15 @@ async fn create_all(
 
 /// The use case; it needs nothing beyond its items.
 #[derive(PartialEq, Eq)]
-pub(crate) struct UpdateUsers;
+/// Who updates: the actor of the events of users whose emergency location moves.
+pub(crate) struct UpdateUsers {
+    actor: String,
+}
 
 impl SetUseCase for UpdateUsers {
     type Item = UserUpdateItem;
     type Output = UserView;
-    const APPENDS_CHANGES: bool = false;
+    const APPENDS_CHANGES: bool = true;
 
     fn run_all<'a>(
         &'a self,
@@ -313,7 +325,7 @@ impl SetUseCase for UpdateUsers {
         items: Vec<&'a UserUpdateItem>,
         apply: Apply,
     ) -> TxnFuture<'a, Vec<Result<UserView>>> {
-        Box::pin(update_all(txn, items, apply))
+        Box::pin(update_all(txn, items, apply, &self.actor))
     }
 }
 
@@ -324,8 +336,15 @@ async fn update_all(
     txn: &DatabaseTransaction,
     items: Vec<&UserUpdateItem>,
     apply: Apply,
+    actor: &str,
 ) -> Result<Vec<Result<UserView>>> {
     let mut users = lock_user_views(txn, &distinct(items.iter().map(|i| &i.user_id))).await?;
+    fn location(item: &UserUpdateItem) -> Option<&Option<LocationId>> {
+        item.update.emergency_location.as_ref()
+    }
+    let named: Vec<_> = items.iter().filter_map(|i| location(i)?.as_ref()).collect();
+    let named = named_locations(txn, &named).await?;
+    let mut moved = Vec::new();
     let now = crate::store::db::now();
     let mut outcomes = Vec::with_capacity(items.len());
     let mut changed = Vec::new();
@@ -337,6 +356,15 @@ async fn update_all(
             outcomes.push(Err(user_not_found(&item.account_id, &item.user_id).into()));
             continue;
         };
+        if let Some(Some(named_location)) = location(item)
+            && let Err(refused) = check_named(&named, named_location, &item.account_id)
+        {
+            outcomes.push(Err(refused));
+            continue;
+        }
+        if let Some(own) = location(item) {
+            moved.push((&item.account_id, (&item.user_id, own.as_ref())));
+        }
         if let Some(display_name) = &item.update.display_name {
             view.display_name = display_name.to_string();
         }
@@ -354,6 +382,11 @@ async fn update_all(
             .filter_map(|user_id| users.get(user_id))
             .collect();
         write_profiles(txn, &written, now).await?;
+        for account in distinct(moved.iter().map(|(account, _)| *account)) {
+            let own = moved.iter().filter(|(a, _)| *a == account);
+            let changes: Vec<_> = own.map(|(_, change)| *change).collect();
+            set_own_locations(txn, account, &changes, actor).await?;
+        }
     }
     Ok(outcomes)
 }
@@ -395,101 +428,4 @@ async fn delete_user(txn: &DatabaseTransaction, cmd: &DeleteUser) -> Result<()> 
     )
     .await?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::phone_number::{E164, ProductType};
-    use crate::store::{Store, StoreOptions};
-
-    /// GetUser's direct read and the pool's query give the same answers, and the direct read
-    /// does answer (it does not fall back) for a user with and without a number, and for no
-    /// user.
-    #[tokio::test]
-    async fn the_direct_read_answers_as_the_pool_does() {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let url = format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("reads.db").display()
-        );
-        // A US number is assigned below, without an emergency location.
-        let options = StoreOptions {
-            emergency_location_countries: Vec::new(),
-            ..StoreOptions::default()
-        };
-        let store = Store::connect(&url, options).await.expect("connect");
-        store.migrate().await.expect("migrate");
-        let account = store.accounts().create("a".into()).await.expect("account");
-        let account_id = account.account_id;
-        let user = |email: &str| {
-            let store = store.clone();
-            let account_id = account_id.clone();
-            let email = Email::parse("email", email).expect("email");
-            async move {
-                let name = DisplayName::parse("display_name", "Ann").expect("name");
-                let user = store
-                    .users()
-                    .create(&account_id, email, name, LicenseType::Pro)
-                    .await
-                    .expect("user");
-                user.user_id
-            }
-        };
-        let (with_number, without) = (user("a@example.com").await, user("b@example.com").await);
-        let number = E164::parse("number", "+12065550100").expect("number");
-        store
-            .orders()
-            .create(ProductType::BusinessCalling, &[number.to_string()])
-            .await
-            .expect("order");
-        let key = KeyId::generate();
-        let caller = Requester {
-            key_id: &key,
-            account: None,
-        };
-        let (user_id, emergency_location) = (with_number.clone(), None);
-        let item = crate::store::AssignItem {
-            account_id: account_id.clone(),
-            user_id,
-            number: number.clone(),
-            emergency_location,
-        };
-        let assigned = store.telephony().assign(item, None, caller).await;
-        assigned.expect("assign");
-        let other_account =
-            AccountId::parse("account_id", &uuid::Uuid::new_v4().to_string()).expect("id");
-        let unknown = UserId::parse("user_id", &uuid::Uuid::new_v4().to_string()).expect("id");
-
-        let engine = Engine::connect(
-            &url,
-            1,
-            std::time::Duration::from_secs(5),
-            StoreOptions::default().writer,
-        )
-        .await
-        .expect("an engine on the same file");
-        let direct = engine.direct().expect("direct reads on a SQLite file");
-        let read = |account_id: &AccountId, user_id: &UserId| {
-            let params = (user_id.as_str(), account_id.as_str());
-            direct.read_one(DIRECT_USER_VIEW, params, direct_user_view)
-        };
-        for (account_id, user_id) in [
-            (&account_id, &with_number),
-            (&account_id, &without),
-            (&account_id, &unknown),
-            (&other_account, &with_number),
-        ] {
-            let pooled = find_user_view(store.connection(), account_id, user_id)
-                .await
-                .expect("the pool's answer");
-            assert_eq!(
-                read(account_id, user_id),
-                Some(pooled),
-                "{account_id}/{user_id}"
-            );
-        }
-        let held = read(&account_id, &with_number).flatten().expect("the user");
-        assert_eq!(held.phone_number, Some(number));
-    }
 }

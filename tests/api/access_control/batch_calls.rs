@@ -60,6 +60,7 @@ pub(super) async fn call(
             .batch_update_users(BatchUpdateUsersRequest {
                 account_id,
                 items: vec![batch_update_users_request::Item {
+                    emergency_location_id: String::new(),
                     user_id,
                     display_name: "Renamed".into(),
                     license_type: LicenseType::Plus as i32,

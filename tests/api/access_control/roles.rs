@@ -226,6 +226,7 @@ impl Rpc {
             UpdateUser => app
                 .users_as(key)
                 .update_user(UpdateUserRequest {
+                    emergency_location_id: String::new(),
                     account_id,
                     user_id,
                     display_name: "Renamed".into(),

@@ -295,7 +295,84 @@ async fn correcting_an_address_reaches_a_thousand_users_at_once(backend: Backend
     println!("{backend:?}: an address of {USERS} users corrected in {took:?}");
 }
 
+/// UpdateUser and BatchUpdateUsers set and take away users' own locations when the mask names
+/// `emergency_location_id`, item by item; every user whose location moved hears of it.
+async fn user_updates_set_and_clear_locations(backend: Backend) {
+    use crate::common::fixtures::mask;
+    use telephony_admin::proto::{
+        BatchUpdateUsersRequest, UpdateUserRequest, batch_update_users_request,
+    };
+    let app = spawn_app(backend).await;
+    let account = app.create_account("Acme").await.account_id;
+    let users: Vec<String> = bulk_users(&app, &account, "u", 3)
+        .await
+        .into_iter()
+        .map(|u| u.user_id)
+        .collect();
+    let address = create_address(&app, &account, white_house()).await;
+    let location = create_location(&app, &address.address_id, "Floor 4").await;
+    let item = |user: &str, location: &str| batch_update_users_request::Item {
+        user_id: user.into(),
+        emergency_location_id: location.into(),
+        update_mask: Some(mask(&["emergency_location_id"])),
+        ..Default::default()
+    };
+    let start = head(&app, &account).await;
+    let results = app
+        .users()
+        .batch_update_users(BatchUpdateUsersRequest {
+            account_id: account.clone(),
+            items: vec![
+                item(&users[0], &location.location_id),
+                item(&users[1], &location.location_id),
+                item(&users[2], crate::common::fixtures::UNKNOWN_ID),
+            ],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    let codes: Vec<Code> = results
+        .iter()
+        .map(|r| Code::from(r.status.as_ref().map_or(0, |s| s.code)))
+        .collect();
+    assert_eq!(codes, [Code::Ok, Code::Ok, Code::NotFound]);
+    let moved: Vec<String> = location_events(&app, &account, start)
+        .await
+        .into_iter()
+        .map(|(user, _)| user)
+        .collect();
+    assert_eq!(moved, users[..2]);
+    assert_eq!(
+        effective(&app, &account, &users[0]).await,
+        Some((location.location_id.clone(), Source::User))
+    );
+
+    // A name change leaves the location alone; naming the path with no id takes it away.
+    let update = |user: &str, paths: &[&str]| UpdateUserRequest {
+        account_id: account.clone(),
+        user_id: user.into(),
+        display_name: "Renamed".into(),
+        update_mask: Some(mask(paths)),
+        ..Default::default()
+    };
+    app.users()
+        .update_user(update(&users[1], &["display_name"]))
+        .await
+        .unwrap();
+    assert!(effective(&app, &account, &users[1]).await.is_some());
+    let start = head(&app, &account).await;
+    app.users()
+        .update_user(update(&users[0], &["emergency_location_id"]))
+        .await
+        .unwrap();
+    assert_eq!(effective(&app, &account, &users[0]).await, None);
+    assert_eq!(location_events(&app, &account, start).await.len(), 1);
+}
+
 on_both_databases!(
+    user_updates_set_and_clear_locations,
     the_effective_location_moves_and_each_user_hears_of_it,
     nothing_in_use_is_deleted,
     keys_reach_their_account_and_viewers_only_read,

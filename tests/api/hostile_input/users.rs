@@ -101,6 +101,7 @@ fn user_cases<'a>(app: &'a TestApp, f: &'a Fixture) -> Vec<Case<'a>> {
                 async move {
                     app.users()
                         .update_user(UpdateUserRequest {
+                            emergency_location_id: String::new(),
                             account_id: a2,
                             user_id: u2,
                             display_name: "Renamed".into(),
@@ -202,6 +203,7 @@ fn user_cases<'a>(app: &'a TestApp, f: &'a Fixture) -> Vec<Case<'a>> {
             async move {
                 app.users()
                     .update_user(UpdateUserRequest {
+                        emergency_location_id: String::new(),
                         account_id: f.account_id.clone(),
                         user_id: f.user_id.clone(),
                         display_name: "Renamed".into(),
@@ -220,6 +222,7 @@ fn user_cases<'a>(app: &'a TestApp, f: &'a Fixture) -> Vec<Case<'a>> {
             async move {
                 app.users()
                     .update_user(UpdateUserRequest {
+                        emergency_location_id: String::new(),
                         account_id: f.account_id.clone(),
                         user_id: f.user_id.clone(),
                         display_name: String::new(),
@@ -237,6 +240,7 @@ fn user_cases<'a>(app: &'a TestApp, f: &'a Fixture) -> Vec<Case<'a>> {
         async move {
             app.users()
                 .update_user(UpdateUserRequest {
+                    emergency_location_id: String::new(),
                     account_id: f.account_id.clone(),
                     user_id: f.user_id.clone(),
                     display_name: huge(),

@@ -3,17 +3,16 @@
 
 use std::collections::HashMap;
 
-use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, Set};
+use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect};
 
 use crate::domain::DomainError;
 use crate::domain::ids::{AccountId, LocationId, UserId};
 use crate::domain::phone_number::E164;
 use crate::error::Result;
-use crate::store::db::emergency::{location_not_found, location_of_another_account};
-use crate::store::db::entities::{emergency_location, emergency_location_use};
-use crate::store::db::now;
+use crate::store::db::entities::emergency_location_use;
 
 use super::effective::Uses;
+use super::own::{check_named, named_locations};
 
 /// What assignments need of emergency locations: the uses in their accounts and the locations
 /// their items name, read in two queries, and the countries whose numbers need one.
@@ -39,18 +38,7 @@ impl<'a> AssignmentLocations<'a> {
             uses: HashMap::new(),
             named: HashMap::new(),
         };
-        if !named.is_empty() {
-            loaded.named = emergency_location::Entity::find()
-                .select_only()
-                .column(emergency_location::Column::Id)
-                .column(emergency_location::Column::AccountId)
-                .filter(emergency_location::Column::Id.is_in(named.iter().map(|id| id.as_str())))
-                .into_tuple::<(String, String)>()
-                .all(txn)
-                .await?
-                .into_iter()
-                .collect();
-        }
+        loaded.named = named_locations(txn, named).await?;
         if countries.iter().any(|c| required.iter().any(|r| r == c)) {
             use emergency_location_use::Column;
             let rows: Vec<(String, String, String, String)> =
@@ -90,13 +78,7 @@ impl<'a> AssignmentLocations<'a> {
         named: Option<&LocationId>,
     ) -> Result<()> {
         if let Some(location) = named {
-            match self.named.get(location.as_str()) {
-                None => return Err(location_not_found(location).into()),
-                Some(account) if account != account_id.as_str() => {
-                    return Err(location_of_another_account(location, account_id).into());
-                }
-                Some(_) => {}
-            }
+            check_named(&self.named, location, account_id)?;
         }
         let required = self.required.iter().any(|r| r == country);
         let uses = self
@@ -128,38 +110,4 @@ impl<'a> AssignmentLocations<'a> {
         }
         Ok(())
     }
-}
-
-/// Gives each user their location (replacing the one they had): one DELETE and one INSERT
-/// per chunk.
-pub(crate) async fn give_users(
-    txn: &DatabaseTransaction,
-    given: &[(&AccountId, &UserId, &LocationId)],
-) -> Result<()> {
-    use emergency_location_use::Column;
-    let now = now();
-    for chunk in given.chunks(crate::store::db::SET_CHUNK) {
-        emergency_location_use::Entity::delete_many()
-            .filter(Column::HolderKind.eq("user"))
-            .filter(Column::HolderId.is_in(chunk.iter().map(|(_, user, _)| user.as_str())))
-            .exec(txn)
-            .await?;
-        // A user named twice keeps the last location named.
-        let mut last: HashMap<&str, (&AccountId, &LocationId)> = HashMap::new();
-        for (account, user, location) in chunk {
-            last.insert(user.as_str(), (account, location));
-        }
-        emergency_location_use::Entity::insert_many(last.into_iter().map(
-            |(user, (account, location))| emergency_location_use::ActiveModel {
-                holder_kind: Set("user".to_owned()),
-                holder_id: Set(user.to_owned()),
-                account_id: Set(account.to_string()),
-                location_id: Set(location.to_string()),
-                update_time: Set(now),
-            },
-        ))
-        .exec(txn)
-        .await?;
-    }
-    Ok(())
 }

@@ -9,10 +9,12 @@
 //!
 //! - [`effective`]: who holds which location, and whose effective location a change moves;
 //! - [`writes`]: the mutations (addresses, locations, giving a location);
-//! - [`assignment`]: what an assignment checks and gives.
+//! - [`assignment`]: what an assignment checks and gives;
+//! - [`own`]: users' own locations changed by user updates.
 
 mod assignment;
 mod effective;
+mod own;
 mod writes;
 
 use sea_orm::{
@@ -32,8 +34,9 @@ use crate::store::db::entities::{emergency_address, emergency_location, phone_nu
 use crate::store::db::page::{Page, PageRequest};
 use crate::store::engine::Engine;
 
-pub(crate) use assignment::{AssignmentLocations, give_users};
+pub(crate) use assignment::AssignmentLocations;
 pub use effective::{LocationHolder, LocationSource};
+pub(crate) use own::{check_named, give_users, named_locations, set_own_locations};
 use writes::{
     CreateAddress, CreateLocation, DeleteAddress, DeleteLocation, SetLocation, UpdateAddress,
 };
