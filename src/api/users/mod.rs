@@ -51,13 +51,12 @@ impl UserService for UserApi {
             .context
             .authorise_user(&request, Access::ReadUser, &req.account_id, &req.user_id)
             .await?;
-        let store = &self.context.store;
-        // Side by side: the location's lookup finds the user's number itself.
-        let (users, locations) = (store.users(), store.emergency_locations());
-        let (user, location) = tokio::try_join!(
-            users.get(&target.account_id, &target.user_id),
-            locations.effective(None, Some(&target.user_id), Some(&target.account_id)),
-        )?;
+        let (user, location) = self
+            .context
+            .store
+            .users()
+            .get_with_location(&target.account_id, &target.user_id)
+            .await?;
         let mut answer = convert::user(user);
         answer.emergency_location = location.map(convert::effective_location);
         Ok(Response::new(answer))

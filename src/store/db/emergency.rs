@@ -2,16 +2,21 @@
 //! use cases share.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Query, SimpleExpr};
-use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, Select};
+use sea_orm::sea_query::{Expr, Query, SimpleExpr};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter,
+    QuerySelect, Select,
+};
 
 use super::entities::{
     emergency_address, emergency_location, emergency_location_use, phone_number, user,
 };
-use super::users::UserFilter;
+use super::users::{UserFilter, UserWithNumber, with_number};
+use super::views::UserView;
 use crate::domain::DomainError;
 use crate::domain::FieldViolation;
 use crate::domain::emergency::{CivicAddress, Validation, ValidationState};
+use crate::domain::ids::UserId;
 use crate::domain::ids::{AccountId, AddressId, LocationId};
 use crate::error::Result;
 
@@ -117,6 +122,50 @@ pub(crate) fn location_not_found(id: &LocationId) -> DomainError {
         resource: "emergency location",
         name: id.to_string(),
     }
+}
+
+/// A user's row and number, and the locations of their number, of themselves and of their
+/// account's default.
+#[derive(FromQueryResult)]
+struct UserWithLocations {
+    #[sea_orm(nested)]
+    user: UserWithNumber,
+    number_location: Option<String>,
+    user_location: Option<String>,
+    account_location: Option<String>,
+}
+
+/// The user, their number and the locations that make their effective one (number, user,
+/// account default) in one indexed query: what GetUser answers.
+pub(crate) async fn find_user_view_with_locations(
+    conn: &impl ConnectionTrait,
+    account_id: &AccountId,
+    user_id: &UserId,
+) -> Result<Option<(UserView, [Option<String>; 3])>> {
+    let location_of = |kind: &str, holder: &str| {
+        Expr::cust(format!(
+            "(SELECT location_id FROM emergency_location_uses WHERE holder_kind = '{kind}' AND holder_id = {holder})"
+        ))
+    };
+    let query = user::Entity::find_by_id(user_id.as_str())
+        .filter(user::Column::AccountId.eq(account_id.as_str()));
+    let row = with_number(query, false)
+        .expr_as(
+            location_of("number", "\"phone_numbers\".\"e164\""),
+            "number_location",
+        )
+        .expr_as(location_of("user", "\"users\".\"id\""), "user_location")
+        .expr_as(
+            location_of("account", "\"users\".\"account_id\""),
+            "account_location",
+        )
+        .into_model::<UserWithLocations>()
+        .one(conn)
+        .await?;
+    Ok(row.map(|r| {
+        let locations = [r.number_location, r.user_location, r.account_location];
+        (r.user.into_view(), locations)
+    }))
 }
 
 /// Narrows a list of `account_id`'s users by the location filters of `filter` (`countries`:

@@ -51,7 +51,7 @@ pub(crate) fn email_taken(account_id: &AccountId, email: &Email) -> DomainError 
 
 /// A user's row and their number's E.164, as one LEFT JOIN row.
 #[derive(FromQueryResult)]
-struct UserWithNumber {
+pub(crate) struct UserWithNumber {
     id: String,
     account_id: String,
     email: String,
@@ -145,7 +145,7 @@ pub(crate) async fn lock_user_views(
 
 /// `query` with the E.164 of the number each user holds (a LEFT JOIN); with `lock`, the users'
 /// rows are locked until the transaction ends (only theirs: the number's side may be empty).
-fn with_number(query: Select<user::Entity>, lock: bool) -> Select<user::Entity> {
+pub(crate) fn with_number(query: Select<user::Entity>, lock: bool) -> Select<user::Entity> {
     let mut query = query
         .column_as(phone_number::Column::E164, "phone_number")
         .join_rev(JoinType::LeftJoin, user_number());
@@ -156,7 +156,7 @@ fn with_number(query: Select<user::Entity>, lock: bool) -> Select<user::Entity> 
 }
 
 impl UserWithNumber {
-    fn into_view(self) -> UserView {
+    pub(crate) fn into_view(self) -> UserView {
         let r = self;
         UserView::new(
             user::Model {

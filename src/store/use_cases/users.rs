@@ -16,7 +16,9 @@ use crate::domain::ids::{AccountId, KeyId, LocationId, UserId};
 use crate::domain::telephony::TelephonySettings;
 use crate::domain::user::{DisplayName, Email, LicenseType};
 use crate::error::Result;
-use crate::store::db::emergency::{by_location, count_lacking_location};
+use crate::store::db::emergency::{
+    by_location, count_lacking_location, find_user_view_with_locations,
+};
 use crate::store::db::entities::{account, user};
 use crate::store::db::numbers::release_number;
 use crate::store::db::page::{Page, PageRequest};
@@ -31,7 +33,8 @@ use crate::store::engine::mutation::{Mutation, TxnFuture};
 use crate::store::engine::outbox::append_change;
 use crate::store::engine::set_run::{Apply, BatchItem, BatchOptions, ItemResult, SetUseCase};
 use crate::store::use_cases::emergency_locations::{
-    check_named, named_locations, set_own_locations,
+    EmergencyLocations, LocationSource, check_named, named_locations, resolve_effective,
+    set_own_locations,
 };
 
 /// Users of an account: the store's surface for them.
@@ -119,6 +122,27 @@ impl<'a> Users<'a> {
     /// How many users of the organisation lack an emergency location their number requires.
     pub async fn count_lacking_emergency_location(&self) -> Result<u64> {
         count_lacking_location(self.engine.reader(), self.emergency_location_countries).await
+    }
+
+    /// The user and their effective emergency location: GetUser. On PostgreSQL one query; on
+    /// SQLite two direct reads.
+    pub async fn get_with_location(
+        &self,
+        account_id: &AccountId,
+        user_id: &UserId,
+    ) -> Result<(UserView, Option<(LocationId, LocationSource)>)> {
+        if self.engine.direct().is_some() {
+            let user = self.get(account_id, user_id).await?;
+            let locations = EmergencyLocations::new(self.engine);
+            let location = locations
+                .effective(user.phone_number.as_ref(), Some(user_id), Some(account_id))
+                .await?;
+            return Ok((user, location));
+        }
+        let found = find_user_view_with_locations(self.engine.reader(), account_id, user_id)
+            .await?
+            .ok_or_else(|| user_not_found(account_id, user_id))?;
+        Ok((found.0, resolve_effective(found.1)))
     }
 
     /// Users of an account in creation order, or the one with `email`; with

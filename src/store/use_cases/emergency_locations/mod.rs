@@ -249,16 +249,23 @@ impl<'a> EmergencyLocations<'a> {
                 }
             }
         };
-        let sources = [
-            LocationSource::Number,
-            LocationSource::User,
-            LocationSource::AccountDefault,
-        ];
-        Ok(found
-            .into_iter()
-            .zip(sources)
-            .find_map(|(location, source)| Some((LocationId::from_stored(location?), source))))
+        Ok(resolve_effective(found))
     }
+}
+
+/// The first of the locations of a number, a user and an account, and where it comes from.
+pub(crate) fn resolve_effective(
+    found: [Option<String>; 3],
+) -> Option<(LocationId, LocationSource)> {
+    let sources = [
+        LocationSource::Number,
+        LocationSource::User,
+        LocationSource::AccountDefault,
+    ];
+    found
+        .into_iter()
+        .zip(sources)
+        .find_map(|(location, source)| Some((LocationId::from_stored(location?), source)))
 }
 
 /// The locations of a number, a user and an account, in one row (`marker`: `?` or `$`, the
