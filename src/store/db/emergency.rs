@@ -272,6 +272,43 @@ pub(crate) async fn count_lacking_location(
     Ok(count.max(0) as u64)
 }
 
+/// Takes their locations from holders that leave (a user deleted, a number back in the
+/// inventory), so that a location is never held by what no longer holds it.
+pub(crate) async fn forget_holders(
+    txn: &impl ConnectionTrait,
+    kind: &str,
+    holders: &[&str],
+) -> Result<()> {
+    use emergency_location_use::Column;
+    emergency_location_use::Entity::delete_many()
+        .filter(Column::HolderKind.eq(kind))
+        .filter(Column::HolderId.is_in(holders.iter().copied()))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// Removes an account's emergency addresses, locations and their uses (with the account).
+pub(crate) async fn forget_account(
+    txn: &impl ConnectionTrait,
+    account_id: &AccountId,
+) -> Result<()> {
+    let id = account_id.as_str();
+    emergency_location_use::Entity::delete_many()
+        .filter(emergency_location_use::Column::AccountId.eq(id))
+        .exec(txn)
+        .await?;
+    emergency_location::Entity::delete_many()
+        .filter(emergency_location::Column::AccountId.eq(id))
+        .exec(txn)
+        .await?;
+    emergency_address::Entity::delete_many()
+        .filter(emergency_address::Column::AccountId.eq(id))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
 /// Whether the account has a default location.
 async fn has_default_location(db: &impl ConnectionTrait, account_id: &AccountId) -> Result<bool> {
     Ok(

@@ -120,6 +120,9 @@ pub(crate) async fn release_numbers(
         .exec(txn)
         .await?;
     super::history::close_periods(txn, e164s.iter().copied(), now).await?;
+    // A number's location is one of its account's: it goes with the account.
+    let numbers: Vec<&str> = e164s.iter().map(|e| e.as_str()).collect();
+    super::emergency::forget_holders(txn, "number", &numbers).await?;
     Ok(updated.rows_affected)
 }
 

@@ -11,6 +11,7 @@ use super::keys::RevocationSignal;
 use crate::domain::DomainError;
 use crate::domain::ids::{AccountId, KeyId};
 use crate::error::Result;
+use crate::store::db::emergency::forget_account;
 use crate::store::db::entities::{account, api_key, user};
 use crate::store::db::keys::revoke_key;
 use crate::store::db::page::{Page, PageRequest};
@@ -116,6 +117,7 @@ async fn delete_account(txn: &DatabaseTransaction, account_id: &AccountId) -> Re
     for key in &keys {
         revoke_key(txn, key).await?;
     }
+    forget_account(txn, account_id).await?;
     account::Entity::delete_by_id(id).exec(txn).await?;
     Ok(keys)
 }

@@ -17,7 +17,7 @@ use crate::domain::telephony::TelephonySettings;
 use crate::domain::user::{DisplayName, Email, LicenseType};
 use crate::error::Result;
 use crate::store::db::emergency::{
-    by_location, count_lacking_location, find_user_view_with_locations,
+    by_location, count_lacking_location, find_user_view_with_locations, forget_holders,
 };
 use crate::store::db::entities::{account, user};
 use crate::store::db::numbers::release_number;
@@ -439,6 +439,7 @@ async fn delete_user(txn: &DatabaseTransaction, cmd: &DeleteUser) -> Result<()> 
     user::Entity::delete_by_id(cmd.user_id.as_str())
         .exec(txn)
         .await?;
+    forget_holders(txn, "user", &[cmd.user_id.as_str()]).await?;
     append_change(
         txn,
         NewChange {

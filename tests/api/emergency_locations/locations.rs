@@ -371,7 +371,67 @@ async fn user_updates_set_and_clear_locations(backend: Backend) {
     assert_eq!(location_events(&app, &account, start).await.len(), 1);
 }
 
+/// A deleted user, a number back in the inventory and a deleted account hold no location any
+/// more: the location can be deleted, and the number shows none.
+async fn holders_that_leave_release_their_locations(backend: Backend) {
+    use telephony_admin::proto::{DeleteAccountRequest, DeleteUserRequest};
+    let app = spawn_app(backend).await;
+    let account = app.create_account("Acme").await.account_id;
+    let user = app.create_user(&account, "a@example.com").await.user_id;
+    app.order_business_numbers(&[number(31)]).await;
+    app.assign(&account, &user, &number(31)).await.unwrap();
+    let address = create_address(&app, &account, white_house()).await;
+    let location = create_location(&app, &address.address_id, "").await;
+    let by_user = Target::User(UserRef {
+        account_id: account.clone(),
+        user_id: user.clone(),
+    });
+    set(&app, by_user, &location.location_id).await.unwrap();
+    set(&app, Target::PhoneNumber(number(31)), &location.location_id)
+        .await
+        .unwrap();
+    app.users()
+        .delete_user(DeleteUserRequest {
+            account_id: account.clone(),
+            user_id: user,
+        })
+        .await
+        .unwrap();
+    assert!(
+        app.get_number(&number(31))
+            .await
+            .emergency_location
+            .is_none()
+    );
+    app.emergency_locations()
+        .delete_emergency_location(DeleteEmergencyLocationRequest {
+            location_id: location.location_id,
+        })
+        .await
+        .expect("no holder is left");
+    // An account goes with its addresses and locations.
+    let other = create_location(&app, &address.address_id, "Floor 9").await;
+    set(&app, Target::AccountId(account.clone()), &other.location_id)
+        .await
+        .unwrap();
+    app.accounts()
+        .delete_account(DeleteAccountRequest {
+            account_id: account,
+        })
+        .await
+        .unwrap();
+    let gone = app
+        .emergency_locations()
+        .get_emergency_address(GetEmergencyAddressRequest {
+            address_id: address.address_id,
+        })
+        .await
+        .expect_err("deleted with its account");
+    assert_eq!(gone.code(), Code::NotFound);
+}
+
 on_both_databases!(
+    holders_that_leave_release_their_locations,
     user_updates_set_and_clear_locations,
     the_effective_location_moves_and_each_user_hears_of_it,
     nothing_in_use_is_deleted,
