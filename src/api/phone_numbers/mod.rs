@@ -11,7 +11,7 @@ use crate::api::requests::number_update;
 use crate::api::{ApiContext, convert, inventory, optional};
 use crate::domain::DomainError;
 use crate::domain::error::Violations;
-use crate::domain::ids::{AccountId, OrderId, UserId};
+use crate::domain::ids::{AccountId, LocationId, OrderId, UserId};
 use crate::domain::phone_number::{E164, NumberStatus};
 use crate::error::Error;
 use crate::proto::{self, phone_number_service_server::PhoneNumberService};
@@ -132,6 +132,9 @@ impl PhoneNumberService for PhoneNumberApi {
             e164_prefix: inventory::e164_prefix("e164_prefix", &req.e164_prefix)?,
             country: inventory::country("country", &req.country)?,
             number_type: inventory::number_type("type", req.r#type)?,
+            emergency_location: optional(&req.emergency_location_id, |v| {
+                LocationId::parse("emergency_location_id", v)
+            })?,
         };
         if let Some(own) = caller.account() {
             let inventory = filter.status == Some(NumberStatus::Unassigned);
@@ -147,14 +150,15 @@ impl PhoneNumberService for PhoneNumberApi {
             req.page_size,
             &req.page_token,
             &format!(
-                "status={};product={};account={};user={};prefix={};country={};type={}",
+                "status={};product={};account={};user={};prefix={};country={};type={};location={}",
                 req.status,
                 req.product_type,
                 req.account_id,
                 req.user_id,
                 filter.e164_prefix.as_deref().unwrap_or(""),
                 filter.country.as_deref().unwrap_or(""),
-                req.r#type
+                req.r#type,
+                req.emergency_location_id
             ),
         )?;
         let numbers = self.context.store.inventory().list(&filter, &page).await?;

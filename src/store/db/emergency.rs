@@ -190,6 +190,19 @@ pub(crate) async fn by_location(
     Ok(Some(query))
 }
 
+/// Numbers whose own location is `location`.
+pub(crate) fn number_location_is(location: &LocationId) -> SimpleExpr {
+    use emergency_location_use::Column;
+    phone_number::Column::E164.in_subquery(
+        Query::select()
+            .column(Column::HolderId)
+            .from(emergency_location_use::Entity)
+            .and_where(Column::HolderKind.eq("number"))
+            .and_where(Column::LocationId.eq(location.as_str()))
+            .to_owned(),
+    )
+}
+
 /// Users whose own location is `location`.
 fn own_location_is(location: &LocationId) -> SimpleExpr {
     use emergency_location_use::Column;

@@ -17,7 +17,7 @@ use super::entities::phone_number;
 use super::users::value_per_row;
 use super::views::NumberView;
 use crate::domain::DomainError;
-use crate::domain::ids::{AccountId, UserId};
+use crate::domain::ids::{AccountId, LocationId, UserId};
 use crate::domain::phone_number::{E164, NumberState, NumberStatus, NumberType, ProductType};
 use crate::error::Result;
 
@@ -33,6 +33,8 @@ pub struct NumberFilter {
     /// ISO 3166-1 alpha-2, upper case.
     pub country: Option<String>,
     pub number_type: Option<NumberType>,
+    /// Numbers whose own emergency location is this one.
+    pub emergency_location: Option<LocationId>,
 }
 
 /// Whether a key of `account` (`None`: an organisation key) may see the number: an
@@ -242,6 +244,9 @@ pub(crate) fn numbers_query(
     if let Some(number_type) = filter.number_type {
         query =
             query.filter(phone_number::Column::NumberType.eq(enums::NumberType::from(number_type)));
+    }
+    if let Some(location) = &filter.emergency_location {
+        query = query.filter(super::emergency::number_location_is(location));
     }
     if let Some(after) = after {
         query = query.filter(phone_number::Column::E164.gt(after));

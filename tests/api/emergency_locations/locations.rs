@@ -68,6 +68,17 @@ async fn the_effective_location_moves_and_each_user_hears_of_it(backend: Backend
         effective(&app, &account, &with_number).await,
         Some((floor2.location_id.clone(), Source::Number))
     );
+    let listed = app
+        .all_numbers(telephony_admin::proto::ListPhoneNumbersRequest {
+            emergency_location_id: floor2.location_id.clone(),
+            ..Default::default()
+        })
+        .await;
+    let listed: Vec<&str> = listed
+        .iter()
+        .map(|n| n.e164_phone_number.as_str())
+        .collect();
+    assert_eq!(listed, [number(1)], "numbers by their own location");
     let on_number = app.get_number(&number(1)).await.emergency_location.unwrap();
     assert_eq!(on_number.location_id, floor2.location_id);
     assert_eq!(on_number.source, Source::Number as i32);
@@ -135,6 +146,10 @@ async fn nothing_in_use_is_deleted(backend: Backend) {
         .expect_err("in use");
     assert_eq!(refused.code(), Code::FailedPrecondition);
     assert!(refused.message().contains("1 user(s)"), "{refused:?}");
+    assert!(
+        refused.message().contains(&format!("user {user}")),
+        "the holders are named: {refused:?}"
+    );
     assert_eq!(
         refused
             .get_details_precondition_failure()

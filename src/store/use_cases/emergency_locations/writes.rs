@@ -3,7 +3,7 @@
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
-    QuerySelect, Set,
+    QueryOrder, QuerySelect, Set,
 };
 
 use crate::domain::DomainError;
@@ -208,6 +208,9 @@ impl Mutation for CreateLocation {
     }
 }
 
+/// How many holders a refused deletion names.
+const IN_USE_NAMED: usize = 10;
+
 pub(super) struct DeleteLocation {
     pub(super) id: LocationId,
 }
@@ -223,24 +226,34 @@ impl Mutation for DeleteLocation {
                 .one(txn)
                 .await?
                 .ok_or_else(|| location_not_found(&self.id))?;
-            let holders: Vec<String> = emergency_location_use::Entity::find()
+            let holders: Vec<(String, String)> = emergency_location_use::Entity::find()
                 .select_only()
                 .column(emergency_location_use::Column::HolderKind)
+                .column(emergency_location_use::Column::HolderId)
                 .filter(emergency_location_use::Column::LocationId.eq(self.id.as_str()))
+                .order_by_asc(emergency_location_use::Column::HolderKind)
+                .order_by_asc(emergency_location_use::Column::HolderId)
                 .into_tuple()
                 .all(txn)
                 .await?;
             if !holders.is_empty() {
-                let count = |kind: &str| holders.iter().filter(|k| *k == kind).count();
+                let count = |kind: &str| holders.iter().filter(|(k, _)| k == kind).count();
+                // The first few by name, so that the admin sees whom to move.
+                let named: Vec<String> = holders
+                    .iter()
+                    .take(IN_USE_NAMED)
+                    .map(|(kind, id)| format!("{kind} {id}"))
+                    .collect();
                 return Err(DomainError::precondition(
                     "LOCATION_IN_USE",
                     self.id.as_str(),
                     format!(
-                        "emergency location {} is used by {} user(s), {} number(s) and {} account default(s); give them another location first (ListUsers and ListPhoneNumbers filter by emergency_location_id)",
+                        "emergency location {} is used by {} user(s), {} number(s) and {} account default(s), among them {}; give them another location first (ListUsers and ListPhoneNumbers filter by emergency_location_id)",
                         self.id,
                         count("user"),
                         count("number"),
-                        count("account")
+                        count("account"),
+                        named.join(", ")
                     ),
                 )
                 .into());
