@@ -75,6 +75,16 @@ impl Clients {
         ChangeServiceClient::with_interceptor(self.channel.clone(), self.bearer.clone())
     }
 
+    pub fn emergency_locations(
+        &self,
+    ) -> crate::proto::emergency_location_service_client::EmergencyLocationServiceClient<Authed>
+    {
+        crate::proto::emergency_location_service_client::EmergencyLocationServiceClient::with_interceptor(
+            self.channel.clone(),
+            self.bearer.clone(),
+        )
+    }
+
     /// Every user of the account, following page tokens.
     pub async fn all_users(&self, account_id: &str) -> anyhow::Result<Vec<crate::proto::User>> {
         let mut users = Vec::new();

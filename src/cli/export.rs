@@ -1,4 +1,4 @@
-//! `telephony-admin export numbers|users|assignments|changes`: every page of a list RPC, as CSV
+//! `telephony-admin export numbers|users|assignments|changes|locations`: every page of a list RPC, as CSV
 //! (with a header) or JSON lines, to stdout.
 
 use std::io::Write;
@@ -50,6 +50,10 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
                 .collect()
         }
         ExportKind::Changes => changes(&clients, &account).await?,
+        ExportKind::Locations => {
+            need_account()?;
+            locations(&clients, &account).await?
+        }
     };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -205,4 +209,60 @@ async fn changes(clients: &Clients, account: &str) -> anyhow::Result<Vec<Record>
         }
         page_token = page.next_page_token;
     }
+}
+
+/// Every emergency location of the account with its address, following page tokens.
+async fn locations(clients: &Clients, account: &str) -> anyhow::Result<Vec<Record>> {
+    let mut records = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = clients
+            .emergency_locations()
+            .list_emergency_locations(proto::ListEmergencyLocationsRequest {
+                account_id: account.to_owned(),
+                page_size: 1000,
+                page_token,
+                ..Default::default()
+            })
+            .await
+            .map_err(refused("ListEmergencyLocations"))?
+            .into_inner();
+        records.extend(page.locations.into_iter().map(location_record));
+        if page.next_page_token.is_empty() {
+            return Ok(records);
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+fn location_record(l: proto::EmergencyLocation) -> Record {
+    let stored = l.address.unwrap_or_default();
+    let state = proto::ValidationState::try_from(stored.validation_state)
+        .map(|s| {
+            s.as_str_name()
+                .trim_start_matches("VALIDATION_STATE_")
+                .to_owned()
+        })
+        .unwrap_or_default();
+    let a = stored.address.unwrap_or_default();
+    let coordinate = |c: Option<f64>| c.map(|c| c.to_string()).unwrap_or_default();
+    vec![
+        ("location_id", l.location_id),
+        ("place", l.place),
+        ("address_id", l.address_id),
+        ("country", a.country),
+        ("company_name", a.company_name),
+        ("house_number", a.house_number),
+        ("house_number_suffix", a.house_number_suffix),
+        ("pre_directional", a.pre_directional),
+        ("street_name", a.street_name),
+        ("street_suffix", a.street_suffix),
+        ("post_directional", a.post_directional),
+        ("city", a.city),
+        ("state_or_province", a.state_or_province),
+        ("postal_code", a.postal_code),
+        ("latitude", coordinate(a.latitude)),
+        ("longitude", coordinate(a.longitude)),
+        ("validation_state", state),
+    ]
 }

@@ -92,7 +92,8 @@ pub struct ExportArgs {
     #[arg(value_enum)]
     pub what: ExportKind,
 
-    /// The account (required for users and assignments; a filter for numbers and changes).
+    /// The account (required for users, assignments and locations; a filter for numbers and
+    /// changes).
     #[arg(long)]
     pub account: Option<String>,
 
@@ -109,6 +110,8 @@ pub enum ExportKind {
     Users,
     Assignments,
     Changes,
+    /// An account's emergency locations, each with its address and what the validator found.
+    Locations,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -195,7 +195,36 @@ async fn an_import_gives_locations_with_numbers(backend: Backend) {
     assert!(text.contains("needs an emergency location"), "{text}");
 }
 
+/// `export locations` writes every location of the account with its address and validation.
+async fn an_export_lists_the_locations_with_their_addresses(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let account = app.create_account("Export").await.account_id;
+    let address = create_address(&app, &account, white_house()).await;
+    let first = create_location(&app, &address.address_id, "Floor 1").await;
+    let second = create_location(&app, &address.address_id, "Floor 2").await;
+    let output = crate::cli_bulk::cli(&app, &["export", "locations", "--account", &account]).await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut reader = csv::Reader::from_reader(output.stdout.as_slice());
+    let header = reader.headers().unwrap().clone();
+    let column = |name: &str| header.iter().position(|h| h == name).expect(name);
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 2);
+    for (row, location) in rows.iter().zip([&first, &second]) {
+        assert_eq!(&row[column("location_id")], location.location_id);
+        assert_eq!(&row[column("place")], location.place);
+        assert_eq!(&row[column("postal_code")], "20500");
+        assert_eq!(&row[column("validation_state")], "STRUCTURE_VALID");
+    }
+    let refused = crate::cli_bulk::cli(&app, &["export", "locations"]).await;
+    assert!(!refused.status.success(), "--account is required");
+}
+
 on_both_databases!(
+    an_export_lists_the_locations_with_their_addresses,
     a_us_number_needs_an_emergency_location,
     an_import_gives_locations_with_numbers,
 );
