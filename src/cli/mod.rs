@@ -48,7 +48,8 @@ pub struct ImportArgs {
 pub enum ImportKind {
     /// Users. Columns: email, display_name, license_type (BASIC, PLUS, PRO, PRO_TRIAL).
     Users(ImportOptions),
-    /// Number assignments. Columns: email or user_id, e164_phone_number.
+    /// Number assignments. Columns: email or user_id, e164_phone_number, and optionally
+    /// emergency_location_id (the location the user gets with the number).
     Assignments(ImportOptions),
     /// Calling and SMS permissions. Columns: email or user_id, then any of inbound_calling,
     /// outbound_calling, sms (true/false); only the columns present are changed.

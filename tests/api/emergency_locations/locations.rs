@@ -3,6 +3,8 @@
 //! users in one transaction, deletion refused while in use, and who may do what.
 
 use super::*;
+use crate::common::http_receiver::{Mode, Receiver};
+use telephony_admin::proto::watch_changes_response;
 
 async fn the_effective_location_moves_and_each_user_hears_of_it(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -271,10 +273,10 @@ async fn keys_reach_their_account_and_viewers_only_read(backend: Backend) {
 }
 
 /// An address with 1,000 users on it (the account's default) is corrected: 1,000 events, with
-/// consecutive sequences (one transaction).
+/// consecutive sequences (one transaction), seen by a watcher and delivered to a webhook.
 async fn correcting_an_address_reaches_a_thousand_users_at_once(backend: Backend) {
     const USERS: usize = 1000;
-    let app = spawn_app(backend).await;
+    let app = spawn_app_with(backend, crate::webhooks::fast_delivery).await;
     let account = app.create_account("Big").await.account_id;
     bulk_users(&app, &account, "u", USERS).await;
     let address = create_address(&app, &account, white_house()).await;
@@ -288,6 +290,19 @@ async fn correcting_an_address_reaches_a_thousand_users_at_once(backend: Backend
     .unwrap();
 
     let start = head(&app, &account).await;
+    // A watcher and a webhook, from before the edit.
+    let mut stream = app
+        .changes()
+        .watch_changes(telephony_admin::proto::WatchChangesRequest {
+            account_id: account.clone(),
+            after_sequence: Some(start),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let receiver = Receiver::start(Mode::Accept).await;
+    crate::webhooks::create_for(&app, &receiver, None).await;
     let started = std::time::Instant::now();
     app.emergency_locations()
         .update_emergency_address(UpdateEmergencyAddressRequest {
@@ -300,6 +315,28 @@ async fn correcting_an_address_reaches_a_thousand_users_at_once(backend: Backend
         .await
         .unwrap();
     let took = started.elapsed();
+    let mut watched = 0;
+    while watched < USERS {
+        let wait = tokio::time::timeout(std::time::Duration::from_secs(30), stream.message());
+        let message = wait
+            .await
+            .expect("events in time")
+            .unwrap()
+            .expect("stream open");
+        if let Some(watch_changes_response::Kind::Event(event)) = message.kind {
+            assert_eq!(event.kind, ChangeKind::EmergencyLocationUpdated as i32);
+            watched += 1;
+        }
+    }
+    let delivered = receiver
+        .wait_for(USERS, std::time::Duration::from_secs(120))
+        .await;
+    assert!(
+        delivered
+            .iter()
+            .all(|d| d.kind == "CHANGE_KIND_EMERGENCY_LOCATION_UPDATED")
+    );
+    assert!(receiver.bad_signatures().is_empty());
     let events = location_events(&app, &account, start).await;
     assert_eq!(events.len(), USERS);
     let sequences: Vec<u64> = events.iter().map(|(_, s)| *s).collect();
