@@ -18,7 +18,7 @@
 //! | [`startup`] | builds and runs the server: health, routes, the connection gate (handshake deadline, connection cap), serving each connection and its lifecycle (age, idle, GOAWAY); shutdown |
 //! | [`codec`] | the protobuf codec of every service: prost's, with a small per-stream encode buffer |
 //! | [`proto`] | the gRPC contract: messages, clients and descriptor set from the `telephony-admin-api` crate (which other services use alone), and the service traits |
-//! | [`domain`] | the rules, without I/O: ids, e-mail addresses, names and numbers as types parsed once at the edge; assignment, permissions, notices, who still has to sign out |
+//! | [`domain`] | the rules, without I/O: ids, e-mail addresses, names and numbers as types parsed once at the edge; assignment, permissions, notices, who still has to sign out; emergency addresses and their offline validation |
 //! | [`store`] | persistence in three layers, `use_cases → engine → db`: one use case file per aggregate (single and batch forms together), the write engine (group commit, set runs, idempotency, outbox, sequencer), and the tables (entities, migrations, read models); answers with read models and domain types, rows never leave it |
 //! | [`api`] | one tonic service per module, its batch RPCs in its `batch` submodule on the shared [`api::batch`]; the request parsing an RPC and its batch share in [`api::requests`]; authentication with a cache of verified keys ([`api::key_cache`], moka) and per-key rate limits ([`api::rate_limit`], governor); errors → `Status` in [`api::status`], which also counts database errors |
 //! | [`convert`] | the change event in the contract's forms: protobuf (the API) and proto3 JSON (webhook bodies), side by side |
