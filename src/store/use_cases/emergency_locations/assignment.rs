@@ -56,11 +56,8 @@ impl<'a> AssignmentLocations<'a> {
                 loaded
                     .uses
                     .entry(account)
-                    .or_insert_with(|| Uses {
-                        by_holder: HashMap::new(),
-                    })
-                    .by_holder
-                    .insert((kind, holder), location);
+                    .or_default()
+                    .insert(kind, holder, location);
             }
         }
         Ok(loaded)
@@ -81,12 +78,7 @@ impl<'a> AssignmentLocations<'a> {
             check_named(&self.named, location, account_id)?;
         }
         let required = self.required.iter().any(|r| r == country);
-        let uses = self
-            .uses
-            .entry(account_id.to_string())
-            .or_insert_with(|| Uses {
-                by_holder: HashMap::new(),
-            });
+        let uses = self.uses.entry(account_id.to_string()).or_default();
         if required
             && named.is_none()
             && uses
@@ -103,10 +95,7 @@ impl<'a> AssignmentLocations<'a> {
             .into());
         }
         if let Some(location) = named {
-            uses.by_holder.insert(
-                ("user".to_owned(), user_id.to_string()),
-                location.to_string(),
-            );
+            uses.insert("user".to_owned(), user_id.to_string(), location.to_string());
         }
         Ok(())
     }

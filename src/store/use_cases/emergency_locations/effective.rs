@@ -49,9 +49,12 @@ pub enum LocationSource {
     AccountDefault,
 }
 
-/// The location uses of one account, by holder kind and id.
+/// The location uses of one account: its users' and numbers' by holder kind and id, and its
+/// default apart (every user may fall back to it).
+#[derive(Default)]
 pub(super) struct Uses {
-    pub(super) by_holder: HashMap<(String, String), String>,
+    by_holder: HashMap<(String, String), String>,
+    account_default: Option<String>,
 }
 
 impl Uses {
@@ -69,12 +72,20 @@ impl Uses {
             .into_tuple()
             .all(db)
             .await?;
-        Ok(Self {
-            by_holder: rows
-                .into_iter()
-                .map(|(kind, id, location)| ((kind, id), location))
-                .collect(),
-        })
+        let mut uses = Self::default();
+        for (kind, id, location) in rows {
+            uses.insert(kind, id, location);
+        }
+        Ok(uses)
+    }
+
+    /// Records that the holder `kind` `id` has `location`.
+    pub(super) fn insert(&mut self, kind: String, id: String, location: String) {
+        if kind == "account" {
+            self.account_default = Some(location);
+        } else {
+            self.by_holder.insert((kind, id), location);
+        }
     }
 
     fn get(&self, kind: &str, id: &str) -> Option<&str> {
@@ -94,10 +105,9 @@ impl Uses {
             .map(|l| (l, LocationSource::Number))
             .or_else(|| self.get("user", user_id).map(|l| (l, LocationSource::User)))
             .or_else(|| {
-                self.by_holder
-                    .iter()
-                    .find(|((kind, _), _)| kind == "account")
-                    .map(|(_, l)| (l.as_str(), LocationSource::AccountDefault))
+                self.account_default
+                    .as_deref()
+                    .map(|l| (l, LocationSource::AccountDefault))
             })
     }
 }
