@@ -142,11 +142,7 @@ pub(crate) async fn find_user_view_with_locations(
     account_id: &AccountId,
     user_id: &UserId,
 ) -> Result<Option<(UserView, [Option<String>; 3])>> {
-    let location_of = |kind: &str, holder: &str| {
-        Expr::cust(format!(
-            "(SELECT location_id FROM emergency_location_uses WHERE holder_kind = '{kind}' AND holder_id = {holder})"
-        ))
-    };
+    let location_of = |kind: &str, holder: &str| Expr::cust(location_of(kind, holder));
     let query = user::Entity::find_by_id(user_id.as_str())
         .filter(user::Column::AccountId.eq(account_id.as_str()));
     let row = with_number(query, false)
@@ -166,6 +162,14 @@ pub(crate) async fn find_user_view_with_locations(
         let locations = [r.number_location, r.user_location, r.account_location];
         (r.user.into_view(), locations)
     }))
+}
+
+/// The SQL of a subselect: the location of the holder `kind` whose id is the SQL `holder` (a
+/// column or a parameter).
+pub(crate) fn location_of(kind: &str, holder: &str) -> String {
+    format!(
+        "(SELECT location_id FROM emergency_location_uses WHERE holder_kind = '{kind}' AND holder_id = {holder})"
+    )
 }
 
 /// Narrows a list of `account_id`'s users by the location filters of `filter` (`countries`:

@@ -28,7 +28,7 @@ use crate::domain::phone_number::E164;
 use crate::error::Result;
 use crate::store::db::emergency::{
     EmergencyAddressView, EmergencyLocationView, address_not_found, location_not_found,
-    with_addresses,
+    location_of, with_addresses,
 };
 use crate::store::db::entities::{emergency_address, emergency_location, phone_number};
 use crate::store::db::page::{Page, PageRequest};
@@ -203,9 +203,8 @@ impl<'a> EmergencyLocations<'a> {
     }
 
     /// The effective location of a number and the user and account holding it (each given if
-    /// any; without a number, the user's): the number's, else the user's, else the account's
-    /// default, and where it comes from. One statement of a few primary-key lookups (on SQLite,
-    /// a direct read), which needs nothing read before it.
+    /// any): the number's, else the user's, else the account's default, and where it comes
+    /// from. One statement of three primary-key lookups (on SQLite, a direct read).
     pub async fn effective(
         &self,
         number: Option<&E164>,
@@ -271,14 +270,10 @@ pub(crate) fn resolve_effective(
 /// The locations of a number, a user and an account, in one row (`marker`: `?` or `$`, the
 /// database's parameter mark).
 fn effective_sql(marker: &str) -> String {
-    let of = |kind: &str, n: usize| {
-        format!(
-            "(SELECT location_id FROM emergency_location_uses WHERE holder_kind = '{kind}' AND holder_id = {marker}{n})"
-        )
-    };
-    // Without a number, the number the user holds.
-    let number = format!(
-        "(SELECT location_id FROM emergency_location_uses WHERE holder_kind = 'number' AND holder_id = COALESCE({marker}1, (SELECT e164 FROM phone_numbers WHERE user_id = {marker}2)))"
-    );
-    format!("SELECT {number}, {}, {}", of("user", 2), of("account", 3))
+    format!(
+        "SELECT {}, {}, {}",
+        location_of("number", &format!("{marker}1")),
+        location_of("user", &format!("{marker}2")),
+        location_of("account", &format!("{marker}3"))
+    )
 }
