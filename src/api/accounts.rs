@@ -8,6 +8,8 @@ use super::{ApiContext, convert};
 use crate::domain::DomainError;
 use crate::domain::account::parse_account_name;
 use crate::domain::ids::AccountId;
+use crate::error::Error;
+use crate::keys::Scope;
 use crate::proto::{self, account_service_server::AccountService};
 
 pub struct AccountApi {
@@ -97,5 +99,28 @@ impl AccountService for AccountApi {
         let revoked_keys = self.context.store.accounts().delete(&id).await?;
         tracing::info!(account_id = %id, actor = %caller.key_id, revoked_keys = ?revoked_keys, "account deleted, its API keys revoked");
         Ok(Response::new(()))
+    }
+    async fn get_caller(
+        &self,
+        request: Request<proto::GetCallerRequest>,
+    ) -> Result<Response<proto::Caller>, Status> {
+        // Any valid key may ask who it is.
+        let caller = self.context.auth.authenticate(&request).await?;
+        let key = self
+            .context
+            .store
+            .keys()
+            .get(&caller.key_id)
+            .await?
+            .ok_or_else(|| Error::Unauthenticated("the API key is unknown or revoked".into()))?;
+        Ok(Response::new(proto::Caller {
+            key_id: caller.key_id.to_string(),
+            key_name: key.name,
+            role: convert::role(caller.role).into(),
+            account_id: match caller.scope {
+                Scope::Organisation => String::new(),
+                Scope::Account(id) => id.to_string(),
+            },
+        }))
     }
 }

@@ -7,6 +7,7 @@ use crate::domain::phone_number::{NumberStatus, NumberType, OrderStatus, Product
 use crate::domain::telephony::TelephonySettings;
 use crate::domain::user::LicenseType;
 use crate::domain::{DomainError, FieldViolation};
+use crate::keys::Role;
 use crate::proto;
 use crate::store::{AccountView, LocationSource, NumberView, OrderRecord, UserView};
 
@@ -19,6 +20,14 @@ pub fn account(a: AccountView) -> proto::Account {
         name: a.name,
         create_time: Some(timestamp(a.create_time)),
         update_time: Some(timestamp(a.update_time)),
+    }
+}
+
+pub fn role(role: Role) -> proto::Role {
+    match role {
+        Role::Admin => proto::Role::Admin,
+        Role::Viewer => proto::Role::Viewer,
+        Role::SessionService => proto::Role::SessionService,
     }
 }
 

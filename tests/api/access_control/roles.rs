@@ -12,7 +12,7 @@ use telephony_admin::proto::{
     CreateEmergencyAddressRequest, CreateEmergencyLocationRequest, CreatePhoneNumberOrderRequest,
     CreateUserRequest, CreateWebhookRequest, DeleteAccountRequest, DeleteEmergencyAddressRequest,
     DeleteEmergencyLocationRequest, DeletePhoneNumberRequest, DeleteUserRequest,
-    DeleteWebhookRequest, GetAccountRequest, GetEmergencyAddressRequest,
+    DeleteWebhookRequest, GetAccountRequest, GetCallerRequest, GetEmergencyAddressRequest,
     GetEmergencyLocationRequest, GetPhoneNumberOrderRequest, GetPhoneNumberRequest,
     GetTelephonySettingsRequest, GetUserRequest, GetWebhookRequest, LicenseType,
     ListAccountsRequest, ListChangesRequest, ListEmergencyAddressesRequest,
@@ -40,6 +40,7 @@ impl Rpc {
             | ListAccounts
             | UpdateAccount
             | DeleteAccount
+            | GetCaller
             | CreateUser
             | ListPhoneNumbers
             | WatchChanges
@@ -182,6 +183,11 @@ impl Rpc {
             ListAccounts => app
                 .accounts_as(key)
                 .list_accounts(ListAccountsRequest::default())
+                .await
+                .map(drop),
+            GetCaller => app
+                .accounts_as(key)
+                .get_caller(GetCallerRequest {})
                 .await
                 .map(drop),
             UpdateAccount => app
