@@ -1,0 +1,37 @@
+// Sign-in: the API key is pasted here, checked with AccountService.GetCaller, and kept in this
+// tab's sessionStorage only when the server accepts it.
+
+import type { Caller } from "../gen/telephony/admin/v1/account_service_pb";
+import { accounts, bearerHeader } from "../api/transport";
+import { el, field, form, input } from "../dom";
+import type { PageContext } from "../shell";
+
+export function signInPage(ctx: PageContext, onSignedIn: (key: string, caller: Caller) => void): HTMLElement {
+  const key = input("signin-key", { type: "password", name: "api-key", autocomplete: "off" });
+  const submit = el("button", { type: "submit", "data-test": "signin-submit" }, "Sign in");
+  const signIn = (): void => {
+    const secret = key.value.trim();
+    if (secret === "") return;
+    submit.disabled = true;
+    void ctx
+      .act(async () => {
+        const caller = await accounts.getCaller({}, { headers: bearerHeader(secret), signal: ctx.signal });
+        key.value = "";
+        onSignedIn(secret, caller);
+      })
+      .finally(() => {
+        submit.disabled = false;
+      });
+  };
+  return el(
+    "section",
+    { class: "signin", "data-test": "signin" },
+    el("h1", {}, "Telephony admin console"),
+    form(
+      "signin-form",
+      signIn,
+      field("API key", key, "Kept in this browser tab only, until you sign out or close it."),
+      submit,
+    ),
+  );
+}
