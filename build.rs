@@ -3,7 +3,8 @@
 //! - Generates the gRPC service traits from `proto/` with protox (pure Rust, no system
 //!   `protoc`). The messages, clients and descriptor set come from the `telephony-admin-api`
 //!   crate; the traits name its message types through an `extern_path`.
-//! - Tells the end-to-end tests whether PostgreSQL is configured: without `TEST_DATABASE_URL`,
+//! - Tells the end-to-end tests whether PostgreSQL is configured (and, the same way, whether a
+//!   browser is installed for the console's tests): without `TEST_DATABASE_URL`,
 //!   outside CI, it sets `cfg(postgres_tests_skipped)`, and the PostgreSQL tests compile as
 //!   `#[ignore]`d, so that `cargo test` reports them as ignored instead of as passed. Under
 //!   `CI=true` they always compile to run (and fail if PostgreSQL is missing).
@@ -27,6 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo::rerun-if-changed={PROTO_ROOT}");
     generate_service_traits()?;
     mark_postgres_tests();
+    mark_browser_tests();
     Ok(())
 }
 
@@ -51,5 +53,29 @@ fn mark_postgres_tests() {
     let ci = env::var("CI").is_ok_and(|value| value == "true" || value == "1");
     if !configured && !ci {
         println!("cargo::rustc-cfg=postgres_tests_skipped");
+    }
+}
+
+/// The console's browser tests need Debian's chromium and chromedriver (`CHROMEDRIVER` names
+/// another driver): without them, outside CI, `cfg(browser_tests_skipped)` compiles those tests
+/// as ignored. Under `CI=true` they always run (and fail if the browser is missing).
+fn mark_browser_tests() {
+    println!("cargo::rustc-check-cfg=cfg(browser_tests_skipped)");
+    println!("cargo::rerun-if-env-changed=CHROMEDRIVER");
+    let driver = env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+    let installed = std::path::Path::new(&driver).exists();
+    // A file that does not exist yet is watched through its folder, which changes when it comes.
+    let watched = if installed {
+        driver.as_str()
+    } else {
+        std::path::Path::new(&driver)
+            .parent()
+            .and_then(|p| p.to_str())
+            .unwrap_or("/usr/bin")
+    };
+    println!("cargo::rerun-if-changed={watched}");
+    let ci = env::var("CI").is_ok_and(|value| value == "true" || value == "1");
+    if !installed && !ci {
+        println!("cargo::rustc-cfg=browser_tests_skipped");
     }
 }

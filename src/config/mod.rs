@@ -8,9 +8,11 @@ use clap::{Args, Parser};
 
 use crate::store::{StoreOptions, WriterOptions};
 
+mod browser;
 mod rate_limits;
 
 use crate::telemetry::LogFormat;
+pub use browser::BrowserSettings;
 pub use rate_limits::{MAX_RATE, RateLimitSettings, UNLIMITED_ENV};
 
 /// The defaults, also where the store's options and the bulk commands find them.
@@ -202,7 +204,7 @@ pub struct ServeSettings {
     pub max_concurrent_streams: u32,
 
     /// How long a new connection may take to complete its handshake (TLS, then the HTTP/2
-    /// client preface and SETTINGS) before it is closed.
+    /// client preface and SETTINGS, or an HTTP/1.1 request's head) before it is closed.
     #[arg(long, env = "TELEPHONY_ADMIN_HANDSHAKE_TIMEOUT", value_parser = humantime::parse_duration, default_value = "5s")]
     pub handshake_timeout: Duration,
 
@@ -232,6 +234,9 @@ pub struct ServeSettings {
 
     #[command(flatten)]
     pub rate_limits: RateLimitSettings,
+
+    #[command(flatten)]
+    pub browser: BrowserSettings,
 
     /// Open WatchChanges streams per API key.
     #[arg(

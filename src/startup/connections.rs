@@ -1,8 +1,9 @@
 //! The connections the server takes, guarded: at most `--max-connections` open at once
 //! (one more is closed as soon as it is accepted), and each must complete its handshake (TLS if
-//! configured, then the HTTP/2 client preface and its first SETTINGS frame) within
-//! `--handshake-timeout`, or it is closed. Neither tonic nor hyper bounds the wait for a client
-//! preface, so without this a socket that never speaks holds a descriptor for ever.
+//! configured, then the HTTP/2 client preface and its first SETTINGS frame, or the start of an
+//! HTTP/1.1 request) within `--handshake-timeout`, or it is closed. Neither tonic nor hyper
+//! bounds the wait for a client preface, so without this a socket that never speaks holds a
+//! descriptor for ever.
 //!
 //! Handshakes run in tasks of their own, so a slow one never holds up the accept loop. The bytes
 //! read to check the preface are handed to hyper first, as if read by it.
@@ -193,7 +194,7 @@ async fn handshake(tcp: TcpStream, open: OpenConnection, gate: Gate) -> Option<C
             None
         }
         Ok(Err((reason, error))) => {
-            tracing::debug!(%error, reason = reason.label(), "connection closed before its HTTP/2 handshake");
+            tracing::debug!(%error, reason = reason.label(), "connection closed before its handshake");
             open.closed.set(reason);
             None
         }
@@ -209,7 +210,14 @@ async fn handshake(tcp: TcpStream, open: OpenConnection, gate: Gate) -> Option<C
     }
 }
 
-/// Reads the client preface and the SETTINGS frame that must follow it; returns the bytes read.
+/// How an HTTP/1.1 request may start: the methods a browser's console and gRPC-Web use.
+const HTTP1_METHODS: &[&[u8]] = &[b"GET ", b"HEAD ", b"POST ", b"OPTIONS "];
+/// Enough of a connection's first bytes to tell HTTP/2 from an HTTP/1.1 request line.
+const SNIFF: usize = 8;
+
+/// Reads the start of the connection: the HTTP/2 client preface and the SETTINGS frame that must
+/// follow it, or the method of an HTTP/1.1 request (a browser's: the console and gRPC-Web, whose
+/// request head hyper then bounds by the same timeout); returns the bytes read.
 async fn read_client_preface<S: AsyncRead + Unpin>(
     io: &mut S,
 ) -> Result<Vec<u8>, (ConnectionClosed, io::Error)> {
@@ -220,8 +228,20 @@ async fn read_client_preface<S: AsyncRead + Unpin>(
             io::Error::new(io::ErrorKind::InvalidData, why.to_owned()),
         )
     };
-    let mut read = vec![0; PREFACE.len() + FRAME_HEADER];
+    let mut read = vec![0; SNIFF];
     io.read_exact(&mut read).await.map_err(peer_closed)?;
+    if HTTP1_METHODS.iter().any(|method| read.starts_with(method)) {
+        return Ok(read);
+    }
+    if read[..] != PREFACE[..SNIFF] {
+        return Err(bad(
+            "neither the HTTP/2 client preface nor an HTTP/1.1 request",
+        ));
+    }
+    read.resize(PREFACE.len() + FRAME_HEADER, 0);
+    io.read_exact(&mut read[SNIFF..])
+        .await
+        .map_err(peer_closed)?;
     if &read[..PREFACE.len()] != PREFACE {
         return Err(bad("not the HTTP/2 client preface"));
     }

@@ -30,6 +30,7 @@ use crate::tasks::BackgroundTasks;
 
 mod connection_lifecycle;
 mod connections;
+mod console;
 mod health;
 mod open_calls;
 mod routes;

@@ -1,11 +1,13 @@
 //! The router: every gRPC service with its limits, health and reflection, behind the
-//! per-RPC layers (tracing, metrics, in-flight count, limits).
+//! per-RPC layers (tracing, metrics, in-flight count, limits); gRPC-Web and CORS for browsers in
+//! front of them, and the console's files in front of all.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
 use tonic::body::Body;
 use tower::{Service, ServiceBuilder, ServiceExt};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::api::{
     ApiContext,
@@ -28,6 +30,8 @@ use crate::proto::{
     webhook_service_server::WebhookServiceServer,
 };
 use crate::telemetry::{RpcMetricsLayer, rpc_trace_layer};
+
+use super::console::WithConsole;
 
 /// Server reflection, v1 and (for grpcurl before 1.8.8) v1alpha, over our services and the
 /// google.rpc types too, so that grpcurl can show error details.
@@ -135,8 +139,46 @@ pub(super) fn router(
         })
         .service(routes);
     // One body type for every response, as tonic's server had it.
-    Ok(ServiceExt::<http::Request<Body>>::map_response(
-        layered,
-        |response| response.map(Body::new),
-    ))
+    let api = ServiceExt::<http::Request<Body>>::map_response(layered, |response| {
+        response.map(Body::new)
+    });
+    // Browsers: gRPC-Web translated to gRPC before any layer sees it, allowed to the configured
+    // other origins, and the console's files in front.
+    let browsers = ServiceBuilder::new()
+        .option_layer(cors(&settings.browser.cors_origins))
+        .layer(tonic_web::GrpcWebLayer::new())
+        .service(api);
+    let browsers = ServiceExt::<http::Request<Body>>::map_response(browsers, |response| {
+        response.map(Body::new)
+    });
+    Ok(WithConsole {
+        api: browsers,
+        enabled: settings.browser.console,
+    })
+}
+
+/// CORS for gRPC-Web from `origins` (none: no cross-origin call is allowed).
+fn cors(origins: &[http::HeaderValue]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let header = http::HeaderName::from_static;
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins.iter().cloned()))
+            .allow_methods([http::Method::POST])
+            .allow_headers([
+                http::header::AUTHORIZATION,
+                http::header::CONTENT_TYPE,
+                header("x-grpc-web"),
+                header("x-user-agent"),
+                header("grpc-timeout"),
+            ])
+            .expose_headers([
+                header("grpc-status"),
+                header("grpc-message"),
+                header("grpc-status-details-bin"),
+            ])
+            .max_age(std::time::Duration::from_secs(24 * 60 * 60)),
+    )
 }

@@ -1,5 +1,5 @@
 //! Serving the gRPC service on the listener: each connection that passes the gate is served by
-//! hyper over HTTP/2, in a task of its own, for the life [`super::connection_lifecycle`] gives
+//! hyper over HTTP/2 (or HTTP/1.1, for browsers), in a task of its own, for the life [`super::connection_lifecycle`] gives
 //! it. On shutdown the listener closes, every connection is asked to go, and serving ends when
 //! the last has closed; dropping the serving future before then closes those still open.
 //!
@@ -41,10 +41,15 @@ pub(super) fn incoming(listener: TcpListener) -> TcpIncoming {
         .with_keepalive(Some(TCP_KEEPALIVE))
 }
 
-/// How connections are served: HTTP/2 only (the gate has read the client preface), with the
-/// settings tonic's server gave them.
-fn http2(settings: &ServeSettings) -> Builder<TokioExecutor> {
-    let mut builder = Builder::new(TokioExecutor::new()).http2_only();
+/// How connections are served: HTTP/2 with the settings tonic's server gave them, or HTTP/1.1
+/// for browsers (the console and gRPC-Web), whose request heads must arrive within the
+/// handshake timeout.
+fn http(settings: &ServeSettings) -> Builder<TokioExecutor> {
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.handshake_timeout);
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -74,7 +79,7 @@ where
         + 'static,
     S::Future: Send + Unpin + 'static,
 {
-    let http = Arc::new(http2(settings));
+    let http = Arc::new(http(settings));
     let lifetimes = Lifetimes {
         max_age: settings.max_connection_age,
         max_age_grace: settings.max_connection_age_grace,
