@@ -15,7 +15,7 @@
 //! | [`telemetry`] | the `tracing` subscriber and its log format, OTLP trace export, the per-RPC span/log and metrics layers |
 //! | [`metrics`] | the Prometheus registry and the `record_…` hooks the other modules call, with plain label values |
 //! | [`metrics_server`] | the `/metrics` HTTP listener |
-//! | [`startup`] | builds and runs the server: health, routes, the connection gate (handshake deadline, connection cap), serving each connection and its lifecycle (age, idle, GOAWAY); shutdown |
+//! | [`startup`] | builds and runs the server: health, routes (gRPC-Web and CORS for browsers, the console's files from the `telephony-admin-console` crate), the connection gate (handshake deadline, connection cap), serving each connection and its lifecycle (age, idle, GOAWAY); shutdown |
 //! | [`codec`] | the protobuf codec of every service: prost's, with a small per-stream encode buffer |
 //! | [`proto`] | the gRPC contract: messages, clients and descriptor set from the `telephony-admin-api` crate (which other services use alone), and the service traits |
 //! | [`domain`] | the rules, without I/O: ids, e-mail addresses, names and numbers as types parsed once at the edge; assignment, permissions, notices, who still has to sign out; emergency addresses and their offline validation |

@@ -106,6 +106,10 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let local_addr = listener.local_addr()?;
+        let console = settings.browser.console.then(|| {
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            format!("{scheme}://{local_addr}/")
+        });
         let metrics_addr = match settings.metrics_listen {
             Some(address) => {
                 Some(crate::metrics_server::start(address, store.clone(), &tasks).await?)
@@ -122,7 +126,10 @@ impl Application {
             stop.clone(),
             tasks.clone(),
         ));
-        tracing::info!(address = %local_addr, "listening");
+        match console {
+            Some(url) => tracing::info!(address = %local_addr, console = %url, "listening"),
+            None => tracing::info!(address = %local_addr, "listening"),
+        }
         Ok(Self {
             local_addr,
             stop,
