@@ -128,6 +128,7 @@ pub async fn create_user(
             email: email.to_owned(),
             display_name: "Bench".into(),
             license_type: LicenseType::Pro as i32,
+            ..Default::default()
         })
         .await?
         .into_inner()

@@ -15,7 +15,7 @@ use crate::domain::ids::{AccountId, AddressId, LocationId, UserId};
 use crate::domain::phone_number::E164;
 use crate::error::Result;
 use crate::proto::{self, emergency_location_service_server::EmergencyLocationService};
-use crate::store::{EmergencyAddressView, EmergencyLocationView, LocationHolder};
+use crate::store::{EmergencyAddressView, EmergencyLocationView, LocationAddress, LocationHolder};
 
 pub struct EmergencyLocationApi {
     pub context: Arc<ApiContext>,
@@ -74,6 +74,13 @@ impl EmergencyLocationService for EmergencyLocationApi {
         let account_id = AccountId::parse("account_id", &req.account_id)?;
         caller.require_account(&account_id)?;
         let (address, validation) = self.validated(req.address.as_ref())?;
+        if req.validate_only {
+            // The account must exist, as for a real run.
+            self.context.store.accounts().get(&account_id).await?;
+            return Ok(Response::new(unsaved_address(
+                account_id, address, validation,
+            )));
+        }
         let created = self
             .context
             .store
@@ -198,15 +205,63 @@ impl EmergencyLocationService for EmergencyLocationApi {
         let caller = self.context.auth.authenticate(&request).await?;
         caller.require_admin()?;
         let req = request.get_ref();
-        let address = self.address_for(&caller, &req.address_id).await?;
+        let (address, account_id) = if req.address_id.is_empty() {
+            // A new address with the location: as CreateEmergencyAddress checks it.
+            let account_id = AccountId::parse("account_id", &req.account_id)?;
+            caller.require_account(&account_id)?;
+            let (address, validation) = self.validated(req.address.as_ref())?;
+            let new = LocationAddress::New {
+                account_id: account_id.clone(),
+                address,
+                validation,
+            };
+            (new, account_id)
+        } else {
+            if req.address.is_some() {
+                return Err(DomainError::invalid(
+                    "address",
+                    "must be empty when address_id names an existing address",
+                )
+                .into());
+            }
+            let existing = self.address_for(&caller, &req.address_id).await?;
+            let account_id = existing.account_id.clone();
+            (LocationAddress::Existing(existing.address_id), account_id)
+        };
         let place = parse_place("place", &req.place)?;
+        if req.validate_only {
+            let address = match address {
+                LocationAddress::Existing(id) => emergency_address(
+                    self.context
+                        .store
+                        .emergency_locations()
+                        .address(&id)
+                        .await?,
+                ),
+                LocationAddress::New {
+                    account_id,
+                    address,
+                    validation,
+                } => {
+                    self.context.store.accounts().get(&account_id).await?;
+                    unsaved_address(account_id, address, validation)
+                }
+            };
+            return Ok(Response::new(proto::EmergencyLocation {
+                account_id: account_id.into(),
+                address_id: address.address_id.clone(),
+                place,
+                address: Some(address),
+                ..Default::default()
+            }));
+        }
         let created = self
             .context
             .store
             .emergency_locations()
-            .create_location(&address.address_id, place)
+            .create_location(address, place)
             .await?;
-        tracing::info!(location_id = %created.location_id, address_id = %address.address_id, actor = %caller.key_id, "emergency location created");
+        tracing::info!(location_id = %created.location_id, address_id = %created.address.address_id, actor = %caller.key_id, "emergency location created");
         Ok(Response::new(emergency_location(created)))
     }
 
@@ -403,6 +458,30 @@ pub fn emergency_address(view: EmergencyAddressView) -> proto::EmergencyAddress 
             .collect(),
         create_time: Some(timestamp(view.create_time)),
         update_time: Some(timestamp(view.update_time)),
+    }
+}
+
+/// What a dry run answers for an address it did not write: as it would be stored, without an id
+/// or times.
+fn unsaved_address(
+    account_id: AccountId,
+    address: CivicAddress,
+    validation: crate::domain::emergency::Validation,
+) -> proto::EmergencyAddress {
+    let now = chrono::Utc::now();
+    let view = EmergencyAddressView {
+        address_id: AddressId::generate(),
+        account_id,
+        address,
+        validation,
+        create_time: now,
+        update_time: now,
+    };
+    proto::EmergencyAddress {
+        address_id: String::new(),
+        create_time: None,
+        update_time: None,
+        ..emergency_address(view)
     }
 }
 

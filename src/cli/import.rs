@@ -1,5 +1,6 @@
-//! `telephony-admin import users|assignments|settings FILE.csv`: the file's rows in batches
-//! through the batch RPCs, with a result CSV.
+//! `telephony-admin import users|assignments|settings|locations FILE.csv`: the file's rows in
+//! batches through the batch RPCs (locations: one call per row, see [`super::import_locations`]),
+//! with a result CSV.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -10,15 +11,16 @@ use csv::{ByteRecord, StringRecord};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::client::{Clients, patiently};
+use super::import_locations::{LocationRow, send_each};
 use super::{ImportArgs, ImportKind, ImportOptions};
 use crate::proto::{self, LicenseType, TelephonySettings};
 
 /// One data row of the file.
-struct Row {
+pub(super) struct Row {
     /// The fields as read (lossy for bad encoding), echoed in the result CSV.
     echo: Vec<String>,
     /// The row's outcome so far: `None` until answered.
-    outcome: Option<(String, String)>,
+    pub(super) outcome: Option<(String, String)>,
 }
 
 /// What one good row asks for.
@@ -26,6 +28,7 @@ enum Item {
     User(proto::batch_create_users_request::Item),
     Assignment(proto::batch_assign_phone_numbers_request::Item),
     Settings(proto::batch_update_telephony_settings_request::Item),
+    Location(Box<LocationRow>),
 }
 
 pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
@@ -33,9 +36,15 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
         ImportKind::Users(o) => ("users", o),
         ImportKind::Assignments(o) => ("assignments", o),
         ImportKind::Settings(o) => ("settings", o),
+        ImportKind::Locations(o) => ("locations", o),
     };
     if options.batch_size == 0 {
         bail!("--batch-size must be at least 1");
+    }
+    if kind == "locations" && options.atomic {
+        bail!(
+            "import locations cannot be --atomic: each row is its own call (check the file with --dry-run first)"
+        );
     }
     let (header, mut rows, records) = read(&options.file)?;
     let malformed = rows.iter().filter(|r| r.outcome.is_some()).count();
@@ -49,7 +58,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
     }
     let clients = Clients::connect(&options.connection).await?;
     let columns = Columns::new(&header);
-    let users = if kind == "users" {
+    let users = if kind == "users" || kind == "locations" {
         HashMap::new()
     } else {
         clients
@@ -64,6 +73,9 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
         let item = match kind {
             "users" => columns.user(&record).map(Item::User),
             "assignments" => columns.assignment(&record, &users).map(Item::Assignment),
+            "locations" => columns
+                .location(&record)
+                .map(|row| Item::Location(Box::new(row))),
             _ => columns.settings(&record, &users).map(Item::Settings),
         };
         match item {
@@ -77,6 +89,17 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
         bail!("some rows are invalid and --atomic: nothing was sent");
     }
     let progress = progress_bar(items.len() as u64);
+    if kind == "locations" {
+        let locations: Vec<(usize, LocationRow)> = items
+            .into_iter()
+            .filter_map(|(index, item)| match item {
+                Item::Location(location) => Some((index, *location)),
+                _ => None,
+            })
+            .collect();
+        send_each(&clients, &options, &locations, &mut rows, &progress).await;
+        items = Vec::new();
+    }
     for chunk in items.chunks(options.batch_size) {
         let statuses = send(&clients, &options, chunk).await?;
         for ((index, _), status) in chunk.iter().zip(statuses) {
@@ -169,7 +192,7 @@ fn read(path: &Path) -> anyhow::Result<(StringRecord, Vec<Row>, Vec<(usize, Stri
 }
 
 /// Where each column is.
-struct Columns(HashMap<String, usize>);
+pub(super) struct Columns(HashMap<String, usize>);
 
 impl Columns {
     fn new(header: &StringRecord) -> Self {
@@ -182,11 +205,15 @@ impl Columns {
         )
     }
 
-    fn get<'r>(&self, record: &'r StringRecord, name: &str) -> Option<&'r str> {
+    pub(super) fn get<'r>(&self, record: &'r StringRecord, name: &str) -> Option<&'r str> {
         self.0.get(name).and_then(|&i| record.get(i)).map(str::trim)
     }
 
-    fn required<'r>(&self, record: &'r StringRecord, name: &str) -> anyhow::Result<&'r str> {
+    pub(super) fn required<'r>(
+        &self,
+        record: &'r StringRecord,
+        name: &str,
+    ) -> anyhow::Result<&'r str> {
         self.get(record, name)
             .with_context(|| format!("the file has no column {name}"))
     }
@@ -226,6 +253,11 @@ impl Columns {
             email: self.required(record, "email")?.to_owned(),
             display_name: self.required(record, "display_name")?.to_owned(),
             license_type: license_type as i32,
+            // Optional: the user's own location.
+            emergency_location_id: self
+                .get(record, "emergency_location_id")
+                .unwrap_or_default()
+                .to_owned(),
         })
     }
 
@@ -290,6 +322,7 @@ async fn send(
     // Each request is built once: a resend after a throttle carries the same request_id, so a
     // batch that did take effect is answered from its kept answer, never applied twice.
     let statuses: Vec<Option<tonic_types::pb::Status>> = match &chunk[0].1 {
+        Item::Location(_) => bail!("locations are sent one row at a time, not in batches"),
         Item::User(_) => {
             let request = proto::BatchCreateUsersRequest {
                 account_id,
@@ -379,7 +412,7 @@ async fn send(
 }
 
 /// `INVALID_ARGUMENT` for 3, as gRPC names codes.
-fn code_name(code: i32) -> String {
+pub(super) fn code_name(code: i32) -> String {
     let camel = format!("{:?}", tonic::Code::from_i32(code));
     let mut name = String::new();
     for (i, c) in camel.chars().enumerate() {

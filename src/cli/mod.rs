@@ -9,6 +9,7 @@
 pub mod client;
 pub mod export;
 pub mod import;
+mod import_locations;
 
 use std::path::PathBuf;
 
@@ -46,7 +47,8 @@ pub struct ImportArgs {
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum ImportKind {
-    /// Users. Columns: email, display_name, license_type (BASIC, PLUS, PRO, PRO_TRIAL).
+    /// Users. Columns: email, display_name, license_type (BASIC, PLUS, PRO, PRO_TRIAL), and
+    /// optionally emergency_location_id (the user's own location).
     Users(ImportOptions),
     /// Number assignments. Columns: email or user_id, e164_phone_number, and optionally
     /// emergency_location_id (the location the user gets with the number).
@@ -54,6 +56,12 @@ pub enum ImportKind {
     /// Calling and SMS permissions. Columns: email or user_id, then any of inbound_calling,
     /// outbound_calling, sms (true/false); only the columns present are changed.
     Settings(ImportOptions),
+    /// Emergency locations with their addresses, as `export locations` writes them. Columns:
+    /// country, and any of company_name, house_number, house_number_suffix, pre_directional,
+    /// street_name, street_suffix, post_directional, city, state_or_province, postal_code,
+    /// latitude, longitude, place. Rows with the same address share one. One call per row:
+    /// no --atomic.
+    Locations(ImportOptions),
 }
 
 #[derive(Debug, Clone, Args)]

@@ -52,7 +52,7 @@ pub use engine::set_run::{BatchItem, BatchOptions, ItemRefusal, ItemResult};
 pub use engine::writer::WriterOptions;
 pub use use_cases::Requester;
 pub use use_cases::changes::{ChangeFilter, ChangeLogState, LogReplaced};
-pub use use_cases::emergency_locations::{LocationHolder, LocationSource};
+pub use use_cases::emergency_locations::{LocationAddress, LocationHolder, LocationSource};
 pub use use_cases::inventory::{NumberUpdate, NumberUpdateItem};
 pub use use_cases::keys::{NewApiKey, Revocation, RevocationSignal};
 pub use use_cases::permissions::SettingsItem;
@@ -315,7 +315,7 @@ mod tests {
                 let name = DisplayName::parse("display_name", "Ann").expect("name");
                 let user = store
                     .users()
-                    .create(&account_id, email, name, LicenseType::Pro)
+                    .create(&account_id, email, name, LicenseType::Pro, None)
                     .await
                     .expect("user");
                 user.user_id

@@ -19,6 +19,7 @@ fn new(email: &str) -> NewUser {
         email: email.into(),
         display_name: "Bulk User".into(),
         license_type: LicenseType::Pro as i32,
+        ..Default::default()
     }
 }
 
@@ -101,6 +102,7 @@ async fn created_users_answer_per_item_as_create_user_does(backend: Backend) {
                 email: item.email.clone(),
                 display_name: item.display_name.clone(),
                 license_type: item.license_type,
+                ..Default::default()
             })
             .await
             .expect_err("fails alone too");

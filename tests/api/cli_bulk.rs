@@ -21,7 +21,7 @@ pub async fn cli(app: &TestApp, args: &[&str]) -> Output {
 }
 
 /// The result CSV's (status, message) per row.
-fn results(path: &Path) -> Vec<(String, String)> {
+pub fn results(path: &Path) -> Vec<(String, String)> {
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .from_path(path)

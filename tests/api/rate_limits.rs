@@ -114,6 +114,7 @@ fn new_users(count: usize) -> Vec<NewUser> {
             email: format!("user{n}@example.com"),
             display_name: "Rate".into(),
             license_type: LicenseType::Basic as i32,
+            ..Default::default()
         })
         .collect()
 }

@@ -92,6 +92,7 @@ async fn create_user_normalises_and_validates(backend: Backend) {
             email: "  Ann.Smith@Example.COM ".into(),
             display_name: "  Ann Smith ".into(),
             license_type: LicenseType::ProTrial as i32,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -170,6 +171,7 @@ async fn create_user_normalises_and_validates(backend: Backend) {
             email: "nope".into(),
             display_name: String::new(),
             license_type: 0,
+            ..Default::default()
         })
         .await
         .unwrap_err();

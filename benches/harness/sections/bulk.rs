@@ -97,6 +97,7 @@ async fn batch_rows(
                     email: format!("batch{i}@example.com"),
                     display_name: "Bench".into(),
                     license_type: LicenseType::Pro as i32,
+                    ..Default::default()
                 })
                 .collect(),
             ..Default::default()

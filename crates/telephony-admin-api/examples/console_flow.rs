@@ -55,6 +55,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             email: format!("ann.{}@example.com", &account.account_id[..8]),
             display_name: "Ann Example".into(),
             license_type: LicenseType::Pro as i32,
+            ..Default::default()
         })
         .await?
         .into_inner();

@@ -3,7 +3,7 @@
 use tonic::{Request, Response, Status};
 
 use crate::api::batch::{item, options, results, user_result};
-use crate::api::requests::{new_user_fields, user_update};
+use crate::api::requests::{new_user_fields, optional_location, user_update};
 use crate::api::{Access, ApiContext, authorise_target, convert};
 use crate::domain::ids::AccountId;
 use crate::proto;
@@ -40,6 +40,7 @@ pub async fn create(
                     email,
                     display_name,
                     license_type,
+                    emergency_location: optional_location(&i.emergency_location_id)?,
                 })
             })())
         })

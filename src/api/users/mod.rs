@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use crate::api::requests::{new_user_fields, user_update};
+use crate::api::requests::{new_user_fields, optional_location, user_update};
 use crate::api::{Access, ApiContext, convert, request_id};
 use crate::domain::ids::{AccountId, LocationId};
 use crate::domain::sign_out::parse_through;
@@ -36,7 +36,13 @@ impl UserService for UserApi {
             .context
             .store
             .users()
-            .create(&account_id, email, display_name, license_type)
+            .create(
+                &account_id,
+                email,
+                display_name,
+                license_type,
+                optional_location(&req.emergency_location_id)?,
+            )
             .await?;
         tracing::info!(%account_id, user_id = %user.user_id, actor = %caller.key_id, "user created");
         Ok(Response::new(convert::user(user)))

@@ -33,8 +33,8 @@ use crate::store::engine::mutation::{Mutation, TxnFuture};
 use crate::store::engine::outbox::append_change;
 use crate::store::engine::set_run::{Apply, BatchItem, BatchOptions, ItemResult, SetUseCase};
 use crate::store::use_cases::emergency_locations::{
-    EmergencyLocations, LocationSource, check_named, named_locations, resolve_effective,
-    set_own_locations,
+    EmergencyLocations, LocationSource, check_named, give_users, named_locations,
+    resolve_effective, set_own_locations,
 };
 
 /// Users of an account: the store's surface for them.
@@ -58,12 +58,14 @@ impl<'a> Users<'a> {
         email: Email,
         display_name: DisplayName,
         license_type: LicenseType,
+        emergency_location: Option<LocationId>,
     ) -> Result<UserView> {
         let item = NewUserItem {
             account_id: account_id.clone(),
             email,
             display_name,
             license_type,
+            emergency_location,
         };
         self.engine.run_one(CreateUsers, item, None).await
     }
@@ -233,6 +235,8 @@ pub struct NewUserItem {
     pub email: Email,
     pub display_name: DisplayName,
     pub license_type: LicenseType,
+    /// The user's own emergency location, given with the user.
+    pub emergency_location: Option<LocationId>,
 }
 
 /// An item of BatchUpdateUsers.
@@ -293,12 +297,26 @@ async fn create_all(
                 .await?,
         );
     }
+    let named: Vec<_> = items
+        .iter()
+        .filter_map(|i| i.emergency_location.as_ref())
+        .collect();
+    let named = named_locations(txn, &named).await?;
     let now = crate::store::db::now();
     let mut outcomes = Vec::with_capacity(items.len());
     let mut rows = Vec::new();
+    // A new user has no number yet: a location given with them changes no effective location
+    // of a number, so there is no event to tell.
+    let mut given = Vec::new();
     for item in &items {
         if !existing.contains(item.account_id.as_str()) {
             outcomes.push(Err(account_not_found(&item.account_id).into()));
+            continue;
+        }
+        if let Some(location) = &item.emergency_location
+            && let Err(refused) = check_named(&named, location, &item.account_id)
+        {
+            outcomes.push(Err(refused));
             continue;
         }
         let address = (item.account_id.to_string(), item.email.to_string());
@@ -306,8 +324,9 @@ async fn create_all(
             outcomes.push(Err(email_taken(&item.account_id, &item.email).into()));
             continue;
         }
+        let user_id = UserId::generate();
         let row = user::Model {
-            id: UserId::generate().into(),
+            id: user_id.to_string(),
             account_id: item.account_id.to_string(),
             email: item.email.to_string(),
             display_name: item.display_name.to_string(),
@@ -324,9 +343,14 @@ async fn create_all(
         };
         outcomes.push(Ok(UserView::new(row.clone(), None)));
         rows.push(row);
+        if let Some(location) = &item.emergency_location {
+            given.push((&item.account_id, user_id, location));
+        }
     }
     if apply.writes(items.len(), items.len() - rows.len()) {
         insert_users(txn, &rows).await?;
+        let given: Vec<_> = given.iter().map(|(a, u, l)| (*a, u, *l)).collect();
+        give_users(txn, &given).await?;
     }
     Ok(outcomes)
 }

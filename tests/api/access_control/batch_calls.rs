@@ -46,6 +46,7 @@ pub(super) async fn call(
                     email: "created@example.com".into(),
                     display_name: "Created".into(),
                     license_type: LicenseType::Basic as i32,
+                    ..Default::default()
                 }],
                 ..Default::default()
             })

@@ -171,6 +171,7 @@ async fn keys_cli_creates_lists_and_revokes(backend: Backend) {
             email: "ann@example.com".into(),
             display_name: "Ann".into(),
             license_type: LicenseType::Basic as i32,
+            ..Default::default()
         })
         .await
         .expect("the scoped key changes its account");

@@ -210,6 +210,7 @@ impl Rpc {
                     email: "created@example.com".into(),
                     display_name: "Created".into(),
                     license_type: LicenseType::Basic as i32,
+                    ..Default::default()
                 })
                 .await
                 .map(drop),
@@ -428,6 +429,7 @@ impl Rpc {
                 .create_emergency_address(CreateEmergencyAddressRequest {
                     account_id: t.account_id.clone(),
                     address: Some(civic_address()),
+                    ..Default::default()
                 })
                 .await
                 .map(drop),
@@ -466,6 +468,7 @@ impl Rpc {
                 .create_emergency_location(CreateEmergencyLocationRequest {
                     address_id: t.address_id.clone(),
                     place: "Floor 2".into(),
+                    ..Default::default()
                 })
                 .await
                 .map(drop),
@@ -552,6 +555,7 @@ async fn emergency_address(app: &TestApp, account_id: &str) -> String {
         .create_emergency_address(CreateEmergencyAddressRequest {
             account_id: account_id.to_owned(),
             address: Some(civic_address()),
+            ..Default::default()
         })
         .await
         .expect("create an emergency address")
@@ -565,6 +569,7 @@ async fn emergency_location(app: &TestApp, address_id: &str) -> String {
         .create_emergency_location(CreateEmergencyLocationRequest {
             address_id: address_id.to_owned(),
             place: "Floor 1".into(),
+            ..Default::default()
         })
         .await
         .expect("create an emergency location")

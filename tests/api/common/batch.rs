@@ -53,6 +53,7 @@ pub async fn bulk_users(app: &TestApp, account_id: &str, prefix: &str, count: us
             email: format!("{prefix}-{i}@example.com"),
             display_name: format!("User {i}"),
             license_type: telephony_admin::proto::LicenseType::Basic as i32,
+            ..Default::default()
         })
         .collect();
     let results = app

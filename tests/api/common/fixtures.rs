@@ -43,6 +43,7 @@ pub fn new_user(account_id: &str, email: &str) -> CreateUserRequest {
         email: email.into(),
         display_name: "Test User".into(),
         license_type: LicenseType::Basic as i32,
+        ..Default::default()
     }
 }
 

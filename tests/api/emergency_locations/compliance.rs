@@ -141,6 +141,7 @@ async fn a_gauge_counts_the_users_lacking_a_location(backend: Backend) {
         .create_emergency_address(CreateEmergencyAddressRequest {
             account_id: account.clone(),
             address: Some(white_house()),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -149,6 +150,7 @@ async fn a_gauge_counts_the_users_lacking_a_location(backend: Backend) {
         .create_emergency_location(CreateEmergencyLocationRequest {
             address_id: address.address_id,
             place: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -233,6 +233,7 @@ async fn keys_reach_their_account_and_viewers_only_read(backend: Backend) {
                 .create_emergency_address(CreateEmergencyAddressRequest {
                     account_id: account,
                     address: Some(white_house()),
+                    ..Default::default()
                 })
                 .await
         }

@@ -5,6 +5,7 @@
 
 mod assignment;
 mod compliance;
+mod imports;
 mod locations;
 
 use telephony_admin::proto::{
@@ -48,6 +49,7 @@ pub(super) async fn create_address(
         .create_emergency_address(CreateEmergencyAddressRequest {
             account_id: account.into(),
             address: Some(address),
+            ..Default::default()
         })
         .await
         .unwrap_or_else(|s| panic!("create address: {s:?}"))
@@ -63,6 +65,7 @@ pub(super) async fn create_location(
         .create_emergency_location(CreateEmergencyLocationRequest {
             address_id: address_id.into(),
             place: place.into(),
+            ..Default::default()
         })
         .await
         .unwrap_or_else(|s| panic!("create location: {s:?}"))
@@ -216,6 +219,7 @@ async fn addresses_are_validated_per_country_and_listed(backend: Backend) {
                 latitude: Some(10.0),
                 ..white_house()
             }),
+            ..Default::default()
         })
         .await
         .expect_err("malformed");

@@ -19,6 +19,7 @@ fn user_cases<'a>(app: &'a TestApp, f: &'a Fixture) -> Vec<Case<'a>> {
                 email,
                 display_name,
                 license_type: license,
+                ..Default::default()
             })
             .await
             .map(drop)

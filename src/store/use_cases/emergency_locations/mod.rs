@@ -37,6 +37,7 @@ use crate::store::engine::Engine;
 pub(crate) use assignment::AssignmentLocations;
 pub use effective::{LocationHolder, LocationSource};
 pub(crate) use own::{check_named, give_users, named_locations, set_own_locations};
+pub use writes::LocationAddress;
 use writes::{
     CreateAddress, CreateLocation, DeleteAddress, DeleteLocation, SetLocation, UpdateAddress,
 };
@@ -125,17 +126,13 @@ impl<'a> EmergencyLocations<'a> {
         self.engine.write(DeleteAddress { id: id.clone() }).await
     }
 
+    /// A location on an address, or on a new address created with it.
     pub async fn create_location(
         &self,
-        address_id: &AddressId,
+        address: LocationAddress,
         place: String,
     ) -> Result<EmergencyLocationView> {
-        self.engine
-            .write(CreateLocation {
-                address_id: address_id.clone(),
-                place,
-            })
-            .await
+        self.engine.write(CreateLocation { address, place }).await
     }
 
     pub async fn location(&self, id: &LocationId) -> Result<EmergencyLocationView> {

@@ -177,8 +177,21 @@ impl Mutation for DeleteAddress {
     }
 }
 
+/// The address a new location is on.
+// One per request: its size does not matter.
+#[allow(clippy::large_enum_variant)]
+pub enum LocationAddress {
+    Existing(AddressId),
+    /// Created with the location, in the same transaction.
+    New {
+        account_id: AccountId,
+        address: CivicAddress,
+        validation: Validation,
+    },
+}
+
 pub(super) struct CreateLocation {
-    pub(super) address_id: AddressId,
+    pub(super) address: LocationAddress,
     pub(super) place: String,
 }
 
@@ -188,16 +201,30 @@ impl Mutation for CreateLocation {
 
     fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, EmergencyLocationView> {
         Box::pin(async move {
-            let address: EmergencyAddressView =
-                emergency_address::Entity::find_by_id(self.address_id.as_str())
+            let address: EmergencyAddressView = match &self.address {
+                LocationAddress::Existing(id) => emergency_address::Entity::find_by_id(id.as_str())
                     .one(txn)
                     .await?
-                    .ok_or_else(|| address_not_found(&self.address_id))?
-                    .into();
+                    .ok_or_else(|| address_not_found(id))?
+                    .into(),
+                LocationAddress::New {
+                    account_id,
+                    address,
+                    validation,
+                } => {
+                    CreateAddress {
+                        account_id: account_id.clone(),
+                        address: address.clone(),
+                        validation: validation.clone(),
+                    }
+                    .run(txn)
+                    .await?
+                }
+            };
             let row = emergency_location::ActiveModel {
                 id: Set(LocationId::generate().into()),
                 account_id: Set(address.account_id.to_string()),
-                address_id: Set(self.address_id.to_string()),
+                address_id: Set(address.address_id.to_string()),
                 place: Set(self.place.clone()),
                 create_time: Set(now()),
             }
