@@ -15,7 +15,7 @@ use prost::Message;
 
 use super::ImportOptions;
 use super::client::{Clients, patiently};
-use super::import::{Columns, Row, code_name};
+use super::rows::{Columns, Row, code_name};
 use crate::proto;
 
 /// What one good row asks for.
@@ -25,38 +25,10 @@ pub(super) struct LocationRow {
     place: String,
 }
 
-/// The text columns of an address, as `export locations` names them.
-const ADDRESS_COLUMNS: [&str; 11] = [
-    "country",
-    "company_name",
-    "house_number",
-    "house_number_suffix",
-    "pre_directional",
-    "street_name",
-    "street_suffix",
-    "post_directional",
-    "city",
-    "state_or_province",
-    "postal_code",
-];
-
 impl Columns {
     pub(super) fn location(&self, record: &StringRecord) -> anyhow::Result<LocationRow> {
         self.required(record, "country")?;
         let text = |name: &str| self.get(record, name).unwrap_or_default().to_owned();
-        let [
-            country,
-            company_name,
-            house_number,
-            house_number_suffix,
-            pre_directional,
-            street_name,
-            street_suffix,
-            post_directional,
-            city,
-            state_or_province,
-            postal_code,
-        ] = ADDRESS_COLUMNS.map(text);
         let coordinate = |name: &str| -> anyhow::Result<Option<f64>> {
             match self.get(record, name).unwrap_or_default() {
                 "" => Ok(None),
@@ -67,18 +39,19 @@ impl Columns {
             }
         };
         Ok(LocationRow {
+            // The columns `export locations` writes.
             address: proto::CivicAddress {
-                country,
-                company_name,
-                house_number,
-                house_number_suffix,
-                pre_directional,
-                street_name,
-                street_suffix,
-                post_directional,
-                city,
-                state_or_province,
-                postal_code,
+                country: text("country"),
+                company_name: text("company_name"),
+                house_number: text("house_number"),
+                house_number_suffix: text("house_number_suffix"),
+                pre_directional: text("pre_directional"),
+                street_name: text("street_name"),
+                street_suffix: text("street_suffix"),
+                post_directional: text("post_directional"),
+                city: text("city"),
+                state_or_province: text("state_or_province"),
+                postal_code: text("postal_code"),
                 latitude: coordinate("latitude")?,
                 longitude: coordinate("longitude")?,
             },

@@ -10,6 +10,7 @@ pub mod client;
 pub mod export;
 pub mod import;
 mod import_locations;
+mod rows;
 
 use std::path::PathBuf;
 
