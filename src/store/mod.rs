@@ -278,7 +278,7 @@ impl Store {
     }
 }
 
-/// GetUser's direct SQLite read against the pool's query: a test of the store as a whole (the
+/// GetUser's and GetTelephonySettings' direct SQLite reads against the pool's queries: a test of the store as a whole (the
 /// tables' reads, the engine's direct reader, and the use cases to set up).
 #[cfg(test)]
 mod tests {
@@ -286,9 +286,12 @@ mod tests {
     use crate::domain::ids::{AccountId, KeyId, UserId};
     use crate::domain::phone_number::{E164, ProductType};
     use crate::domain::user::{DisplayName, Email, LicenseType};
-    use crate::store::db::users::{DIRECT_USER_VIEW, direct_user_view, find_user_view};
+    use crate::store::db::users::{
+        DIRECT_USER_SETTINGS, DIRECT_USER_VIEW, direct_user_settings, direct_user_view,
+        find_user_settings, find_user_view,
+    };
 
-    /// GetUser's direct read and the pool's query give the same answers, and the direct read
+    /// The direct reads and the pool's queries give the same answers, and the direct reads
     /// does answer (it does not fall back) for a user with and without a number, and for no
     /// user.
     #[tokio::test]
@@ -373,6 +376,14 @@ mod tests {
                 Some(pooled),
                 "{account_id}/{user_id}"
             );
+            // GetTelephonySettings' read too.
+            let pooled = find_user_settings(store.connection(), account_id, user_id)
+                .await
+                .expect("the pool's answer");
+            let params = (user_id.as_str(), account_id.as_str());
+            let direct_settings =
+                direct.read_one(DIRECT_USER_SETTINGS, params, direct_user_settings);
+            assert_eq!(direct_settings, Some(pooled), "{account_id}/{user_id}");
         }
         let held = read(&account_id, &with_number).flatten().expect("the user");
         assert_eq!(held.phone_number, Some(number));

@@ -79,6 +79,31 @@ pub(crate) async fn find_user_view(
     read_user_view(conn, account_id, user_id, false).await
 }
 
+/// The user's permissions, or `None` when there is no such user in the account: one indexed
+/// query (the pool's form of [`DIRECT_USER_SETTINGS`]).
+pub(crate) async fn find_user_settings(
+    conn: &impl ConnectionTrait,
+    account_id: &AccountId,
+    user_id: &UserId,
+) -> Result<Option<TelephonySettings>> {
+    let row = user::Entity::find_by_id(user_id.as_str())
+        .filter(user::Column::AccountId.eq(account_id.as_str()))
+        .select_only()
+        .column(user::Column::InboundCalling)
+        .column(user::Column::OutboundCalling)
+        .column(user::Column::Sms)
+        .into_tuple::<(bool, bool, bool)>()
+        .one(conn)
+        .await?;
+    Ok(row.map(
+        |(inbound_calling, outbound_calling, sms)| TelephonySettings {
+            inbound_calling,
+            outbound_calling,
+            sms,
+        },
+    ))
+}
+
 /// The query of [`find_user_view`]; with `lock`, the user's row is locked until the
 /// transaction ends.
 async fn read_user_view(
@@ -412,6 +437,20 @@ pub(crate) async fn write_pending(
         .exec(txn)
         .await?;
     Ok(())
+}
+
+/// GetTelephonySettings' query for a direct SQLite read: the user's three permissions; `?1` the
+/// user, `?2` the account.
+pub(crate) const DIRECT_USER_SETTINGS: &str =
+    "SELECT inbound_calling, outbound_calling, sms FROM users WHERE id = ?1 AND account_id = ?2";
+
+/// A row of [`DIRECT_USER_SETTINGS`].
+pub(crate) fn direct_user_settings(row: &rusqlite::Row<'_>) -> Option<TelephonySettings> {
+    Some(TelephonySettings {
+        inbound_calling: row.get(0).ok()?,
+        outbound_calling: row.get(1).ok()?,
+        sms: row.get(2).ok()?,
+    })
 }
 
 /// GetUser's query for a direct SQLite read (`engine::sqlite_reads`): the same row as

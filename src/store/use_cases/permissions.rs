@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter};
+use sea_orm::DatabaseTransaction;
 
 use super::Requester;
 use crate::domain::change::{ChangeKind, NewChange};
@@ -15,8 +15,10 @@ use crate::domain::ids::{AccountId, RequestId, UserId};
 use crate::domain::telephony::{self, SettingsMask, TelephonySettings};
 use crate::error::Result;
 use crate::store::db::distinct;
-use crate::store::db::entities::user;
-use crate::store::db::users::{lock_user_views, user_not_found, write_many_settings};
+use crate::store::db::users::{
+    DIRECT_USER_SETTINGS, direct_user_settings, find_user_settings, lock_user_views,
+    user_not_found, write_many_settings,
+};
 use crate::store::engine::Engine;
 use crate::store::engine::mutation::TxnFuture;
 use crate::store::engine::outbox::append_changes;
@@ -32,18 +34,18 @@ impl<'a> Permissions<'a> {
         Self { engine }
     }
 
-    /// The user's permissions: one indexed query on a reader.
+    /// The user's permissions: one indexed query on a reader (on a SQLite file, on the calling
+    /// thread).
     pub async fn get(&self, account_id: &AccountId, user_id: &UserId) -> Result<TelephonySettings> {
-        let row = user::Entity::find_by_id(user_id.as_str())
-            .filter(user::Column::AccountId.eq(account_id.as_str()))
-            .one(self.engine.reader())
-            .await?
-            .ok_or_else(|| user_not_found(account_id, user_id))?;
-        Ok(TelephonySettings {
-            inbound_calling: row.inbound_calling,
-            outbound_calling: row.outbound_calling,
-            sms: row.sms,
-        })
+        let direct = self.engine.direct().and_then(|direct| {
+            let params = (user_id.as_str(), account_id.as_str());
+            direct.read_one(DIRECT_USER_SETTINGS, params, direct_user_settings)
+        });
+        let found = match direct {
+            Some(found) => found,
+            None => find_user_settings(self.engine.reader(), account_id, user_id).await?,
+        };
+        found.ok_or_else(|| user_not_found(account_id, user_id).into())
     }
 
     /// Changes the permissions named by `mask`; a change to the same values writes nothing.
