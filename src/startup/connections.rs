@@ -214,10 +214,12 @@ async fn handshake(tcp: TcpStream, open: OpenConnection, gate: Gate) -> Option<C
 const HTTP1_METHODS: &[&[u8]] = &[b"GET ", b"HEAD ", b"POST ", b"OPTIONS "];
 /// Enough of a connection's first bytes to tell HTTP/2 from an HTTP/1.1 request line.
 const SNIFF: usize = 8;
+/// The most of an HTTP/1.1 request head the gate waits for; a longer one is hyper's to refuse.
+const MAX_HTTP1_HEAD: usize = 16 * 1024;
 
 /// Reads the start of the connection: the HTTP/2 client preface and the SETTINGS frame that must
-/// follow it, or the method of an HTTP/1.1 request (a browser's: the console and gRPC-Web, whose
-/// request head hyper then bounds by the same timeout); returns the bytes read.
+/// follow it, or the head of an HTTP/1.1 request (a browser's: the console and gRPC-Web); returns
+/// the bytes read.
 async fn read_client_preface<S: AsyncRead + Unpin>(
     io: &mut S,
 ) -> Result<Vec<u8>, (ConnectionClosed, io::Error)> {
@@ -231,6 +233,7 @@ async fn read_client_preface<S: AsyncRead + Unpin>(
     let mut read = vec![0; SNIFF];
     io.read_exact(&mut read).await.map_err(peer_closed)?;
     if HTTP1_METHODS.iter().any(|method| read.starts_with(method)) {
+        read_http1_head(io, &mut read).await.map_err(peer_closed)?;
         return Ok(read);
     }
     if read[..] != PREFACE[..SNIFF] {
@@ -261,6 +264,25 @@ async fn read_client_preface<S: AsyncRead + Unpin>(
         .await
         .map_err(peer_closed)?;
     Ok(read)
+}
+
+/// Reads on until `read` holds a whole HTTP/1.1 request head (up to its blank line), or
+/// [`MAX_HTTP1_HEAD`] bytes: the first request's head counts towards the handshake's deadline.
+async fn read_http1_head<S: AsyncRead + Unpin>(io: &mut S, read: &mut Vec<u8>) -> io::Result<()> {
+    let mut chunk = [0u8; 1024];
+    while read.len() < MAX_HTTP1_HEAD {
+        // Only the bytes around the newest chunk can complete the blank line.
+        let from = read.len().saturating_sub(chunk.len() + 3);
+        if read[from..].windows(4).any(|w| w == b"\r\n\r\n") {
+            return Ok(());
+        }
+        let n = io.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        read.extend_from_slice(&chunk[..n]);
+    }
+    Ok(())
 }
 
 impl AsyncRead for Connection {

@@ -210,8 +210,8 @@ fn rate_quotas(settings: &ServeSettings) -> RateQuotas {
     }
 }
 
-/// The TLS configuration, when a certificate and key are given (HTTP/2 only, by ALPN); refuses
-/// plaintext on a non-loopback address unless explicitly allowed.
+/// The TLS configuration, when a certificate and key are given (HTTP/2, or HTTP/1.1 for
+/// browsers, by ALPN); refuses plaintext on a non-loopback address unless explicitly allowed.
 fn tls_config(
     settings: &ServeSettings,
 ) -> anyhow::Result<Option<Arc<tokio_rustls::rustls::ServerConfig>>> {
@@ -234,7 +234,8 @@ fn tls_config(
             .with_no_client_auth()
             .with_single_cert(chain, key)
             .context("invalid TLS certificate or key")?;
-            config.alpn_protocols = vec![b"h2".to_vec()];
+            // HTTP/1.1 too: browsers' gRPC-Web and the console may come without HTTP/2.
+            config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
             Some(Arc::new(config))
         }
         _ => None,

@@ -1,7 +1,7 @@
 //! Connection hygiene: a connection that does not complete its handshake (TLS, then the HTTP/2
-//! client preface and SETTINGS) within `--handshake-timeout` is closed, one beyond
-//! `--max-connections` is closed at once, and real clients are served meanwhile. The
-//! metrics say how many closed, and why. [`lifecycle`]: how served connections are asked to go;
+//! client preface and SETTINGS, or an HTTP/1.1 request's head) within `--handshake-timeout` is
+//! closed, one beyond `--max-connections` is closed at once, and real clients are served
+//! meanwhile. The metrics say how many closed, and why. [`lifecycle`]: how served connections are asked to go;
 //! [`silent_sockets`]: thousands of sockets that never speak.
 
 use std::sync::Arc;
@@ -185,7 +185,73 @@ async fn a_tls_client_silent_after_its_handshake_is_closed(backend: Backend) {
     closed_by_server(tls).await;
 }
 
+/// A browser's HTTP/1.1 request counts its head towards the handshake deadline: one that starts
+/// a request line and then stalls is closed, as a silent socket is.
+async fn a_stalled_http1_request_head_is_closed(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.handshake_timeout = humantime::parse_duration(HANDSHAKE).unwrap();
+    })
+    .await;
+    let mut tcp = TcpStream::connect(app.address).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut tcp, b"GET / HTTP/1.1\r\nHost: stalled\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    closed_by_server(tcp).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "closed by the gate's deadline ({HANDSHAKE}), not a later one: {:?}",
+        started.elapsed()
+    );
+}
+
+/// Over TLS a browser may negotiate HTTP/1.1 (ALPN) and get the console's page.
+async fn tls_offers_http1_to_browsers(backend: Backend) {
+    let certificate = make_certificate();
+    let (cert, key) = (certificate.cert_path.clone(), certificate.key_path.clone());
+    let app = spawn_app_with(backend, |s| {
+        s.tls_cert = Some(cert);
+        s.tls_key = Some(key);
+    })
+    .await;
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = certificate.cert_pem.as_bytes();
+    for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(pem) {
+        roots.add(cert.expect("the test certificate")).unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = TcpStream::connect(app.address).await.unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .expect("an HTTP/1.1-only client completes the handshake");
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+    tokio::io::AsyncWriteExt::write_all(
+        &mut tls,
+        b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(CLOSED_WITHIN, tls.read_to_end(&mut answer))
+        .await
+        .expect("answered")
+        .ok();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("content-security-policy"), "{answer}");
+}
+
 on_both_databases!(
     silent_and_excess_connections_are_closed_and_clients_still_served,
     a_tls_client_silent_after_its_handshake_is_closed,
+    a_stalled_http1_request_head_is_closed,
+    tls_offers_http1_to_browsers,
 );
