@@ -207,6 +207,13 @@ impl EmergencyLocationService for EmergencyLocationApi {
         let req = request.get_ref();
         let (address, account_id) = if req.address_id.is_empty() {
             // A new address with the location: as CreateEmergencyAddress checks it.
+            if req.account_id.is_empty() && req.address.is_none() {
+                return Err(DomainError::invalid(
+                    "address_id",
+                    "is required (or account_id and address, for a location on a new address)",
+                )
+                .into());
+            }
             let account_id = AccountId::parse("account_id", &req.account_id)?;
             caller.require_account(&account_id)?;
             let (address, validation) = self.validated(req.address.as_ref())?;
@@ -226,6 +233,13 @@ impl EmergencyLocationService for EmergencyLocationApi {
             }
             let existing = self.address_for(&caller, &req.address_id).await?;
             let account_id = existing.account_id.clone();
+            if !req.account_id.is_empty() && req.account_id != account_id.as_str() {
+                return Err(DomainError::invalid(
+                    "account_id",
+                    "must be empty or the address's account when address_id is given",
+                )
+                .into());
+            }
             (LocationAddress::Existing(existing.address_id), account_id)
         };
         let place = parse_place("place", &req.place)?;

@@ -89,7 +89,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
                 _ => None,
             })
             .collect();
-        send_each(&clients, &options, &locations, &mut rows, &progress).await;
+        send_each(&clients, &options, &locations, &mut rows, &progress).await?;
         items = Vec::new();
     }
     for chunk in items.chunks(options.batch_size) {

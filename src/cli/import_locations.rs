@@ -1,6 +1,8 @@
 //! `telephony-admin import locations FILE.csv`: each row an emergency location, with its address
 //! (the columns `export locations` writes). Rows with the same address share one: the first
-//! creates it with its location, in one call, and the others are put on it. A dry run checks
+//! creates it with its location, in one call, and the others are put on it. An address the
+//! account already has is used as it is, and a location it already has (the same address and
+//! place) is ALREADY_EXISTS: importing a file twice creates nothing the second time. A dry run checks
 //! every row on the server (`validate_only`): the address's validation, the place, the account.
 //!
 //! There is no batch RPC for locations, so each row is its own call and `--atomic` is refused:
@@ -60,6 +62,40 @@ impl Columns {
     }
 }
 
+/// The account's addresses (by their encoded fields) and locations (by address and place).
+type Known = (HashMap<Vec<u8>, String>, HashMap<(Vec<u8>, String), String>);
+
+/// What the account already has, every page of it.
+async fn known(clients: &Clients, account: &str) -> anyhow::Result<Known> {
+    let (mut addresses, mut locations) = (HashMap::new(), HashMap::new());
+    let mut page_token = String::new();
+    loop {
+        let page = patiently(|| {
+            let mut client = clients.emergency_locations();
+            let request = proto::ListEmergencyLocationsRequest {
+                account_id: account.to_owned(),
+                page_size: 1000,
+                page_token: page_token.clone(),
+                ..Default::default()
+            };
+            async move { client.list_emergency_locations(request).await }
+        })
+        .await
+        .map_err(|s| anyhow::anyhow!("ListEmergencyLocations was refused: {}", s.message()))?
+        .into_inner();
+        for location in page.locations {
+            let address = location.address.and_then(|a| a.address).unwrap_or_default();
+            let key = address.encode_to_vec();
+            addresses.insert(key.clone(), location.address_id);
+            locations.insert((key, location.place), location.location_id);
+        }
+        if page.next_page_token.is_empty() {
+            return Ok((addresses, locations));
+        }
+        page_token = page.next_page_token;
+    }
+}
+
 /// Sends each row, in file order; each row's outcome goes into `rows`.
 pub(super) async fn send_each(
     clients: &Clients,
@@ -67,11 +103,19 @@ pub(super) async fn send_each(
     items: &[(usize, LocationRow)],
     rows: &mut [Row],
     progress: &ProgressBar,
-) {
-    // The address each distinct address of the file became (by its encoded fields).
-    let mut created: HashMap<Vec<u8>, String> = HashMap::new();
+) -> anyhow::Result<()> {
+    // The address each distinct address became: the account's, or one this import created.
+    let (mut created, existing) = known(clients, &options.account).await?;
     for (index, row) in items {
         let key = row.address.encode_to_vec();
+        if let Some(location_id) = existing.get(&(key.clone(), row.place.clone())) {
+            rows[*index].outcome = Some((
+                "ALREADY_EXISTS".to_owned(),
+                format!("the account has this location: {location_id}"),
+            ));
+            progress.inc(1);
+            continue;
+        }
         let address_id = created.get(&key).cloned().unwrap_or_default();
         let request = if address_id.is_empty() {
             proto::CreateEmergencyLocationRequest {
@@ -105,6 +149,7 @@ pub(super) async fn send_each(
         });
         progress.inc(1);
     }
+    Ok(())
 }
 
 /// `location L on address A (STRUCTURE_VALID)`, or what a dry run found.

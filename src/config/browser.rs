@@ -21,7 +21,9 @@ pub struct BrowserSettings {
 /// `scheme://host[:port]`, as a browser sends it in `Origin`: http or https, nothing after the
 /// authority.
 fn parse_origin(raw: &str) -> Result<HeaderValue, String> {
-    let raw = raw.trim();
+    // Browsers send the scheme and host in lower case.
+    let raw = raw.trim().to_ascii_lowercase();
+    let raw = raw.as_str();
     let uri: http::Uri = raw
         .parse()
         .map_err(|e| format!("{raw:?} is not an origin: {e}"))?;
@@ -46,6 +48,10 @@ mod tests {
         for good in ["https://admin.example.com", "http://localhost:5173"] {
             assert_eq!(parse_origin(good).unwrap(), good);
         }
+        assert_eq!(
+            parse_origin("HTTPS://Admin.Example.com").unwrap(),
+            "https://admin.example.com"
+        );
         for bad in [
             "admin.example.com",
             "ftp://example.com",

@@ -234,6 +234,14 @@ async fn locations_move_between_accounts_through_files(backend: Backend) {
         "the two floors share one address, as in the file"
     );
     assert_ne!(copied[0].address_id, copied[1].address_id);
+    // Importing the same file again creates nothing: every location is already there.
+    let again = cli(&app, &["import", "locations", path, "--account", &target]).await;
+    assert!(!again.status.success());
+    assert_eq!(
+        statuses(&results_file),
+        ["ALREADY_EXISTS", "ALREADY_EXISTS", "ALREADY_EXISTS"]
+    );
+    assert_eq!(locations_of(target.clone()).await.len(), 3);
     let canadian = copied[0].address.clone().unwrap().address.unwrap();
     assert_eq!(canadian.postal_code, "K1A 0A9");
     assert_eq!(canadian.latitude, Some(45.4236));
