@@ -275,21 +275,48 @@ async fn the_console_is_served_with_a_strict_policy() {
     let headers = page.headers().clone();
     assert_eq!(headers["content-type"], "text/html; charset=utf-8");
     assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert_eq!(headers["referrer-policy"], "no-referrer");
     assert_eq!(headers["cache-control"], "no-cache");
     let policy = headers["content-security-policy"].to_str().unwrap();
     for directive in [
         "default-src 'self'",
         "script-src 'self'",
+        "style-src 'self'",
+        "connect-src 'self'",
         "frame-ancestors 'none'",
+        "base-uri 'none'",
     ] {
         assert!(policy.contains(directive), "{policy}");
     }
-    assert!(!policy.contains("unsafe-inline"), "{policy}");
+    assert!(!policy.contains("unsafe"), "{policy}");
     let html = page.text().await.unwrap();
+    // Every script is a file (the policy would block an inline one), and nothing is styled
+    // inline.
+    let scripts: Vec<&str> = html.split("<script").skip(1).collect();
+    assert!(!scripts.is_empty(), "{html}");
+    for script in scripts {
+        let tag = &script[..script.find('>').expect("a tag")];
+        assert!(tag.contains(" src=\"/assets/"), "an inline script: {tag}");
+    }
     assert!(
-        !html.contains("<script>") && !html.contains("style="),
-        "no inline script or style: {html}"
+        !html.contains("<style") && !html.contains("style="),
+        "{html}"
     );
+
+    // HEAD: the headers, no body.
+    let head = client
+        .head(format!("http://{}/", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    assert!(head.headers().contains_key("content-security-policy"));
+    assert_eq!(
+        head.headers()["content-length"].to_str().unwrap(),
+        html.len().to_string()
+    );
+    assert!(head.bytes().await.unwrap().is_empty());
 
     // Every file the page loads is served, with a content type and for ever (hashed names).
     let assets: Vec<&str> = html

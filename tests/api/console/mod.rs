@@ -33,6 +33,27 @@ async fn sign_in(browser: &Browser, app: &TestApp, key: &str, role: &str) {
     browser.until_text("caller-role", role).await;
 }
 
+/// The live counter once it has stopped moving (events of earlier actions may still arrive).
+async fn stable_count(browser: &Browser) -> u64 {
+    let count = || async {
+        browser
+            .attr("live-counter", "data-count")
+            .await
+            .expect("a count")
+            .parse::<u64>()
+            .expect("a number")
+    };
+    let mut last = count().await;
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = count().await;
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+}
+
 /// Whether the permission checkbox is ticked.
 async fn ticked(browser: &Browser, setting: &str) -> bool {
     browser
@@ -130,13 +151,29 @@ async fn an_administrator_assigns_edits_and_unassigns_in_the_browser() {
         (false, false, false)
     );
 
-    // Turn SMS on: saved alone, through the field mask.
+    // Inbound calling turned on elsewhere reaches the page; then SMS turned on in the page is
+    // saved alone, through the field mask: inbound calling stays on.
+    app.update_settings(
+        &account_id,
+        &user_id,
+        telephony_admin::proto::TelephonySettings {
+            inbound_calling: true,
+            ..Default::default()
+        },
+        &["inbound_calling"],
+    )
+    .await
+    .expect("updated over gRPC");
+    browser
+        .until(&format!("{}:checked", hook("setting-inbound_calling")))
+        .await;
+    browser.settled().await;
     browser.click("setting-sms").await;
     browser.settled().await;
     assert!(ticked(&browser, "sms").await);
     assert_eq!(
         settings_of(&app, &account_id, &user_id).await,
-        (false, false, true)
+        (true, false, true)
     );
     browser.screenshot("user").await;
 
@@ -171,12 +208,7 @@ async fn an_administrator_assigns_edits_and_unassigns_in_the_browser() {
     browser
         .until(&format!(r#"{}[data-state="live"]"#, hook("live-status")))
         .await;
-    let seen: u64 = browser
-        .attr("live-counter", "data-count")
-        .await
-        .expect("a count")
-        .parse()
-        .unwrap();
+    let seen = stable_count(&browser).await;
     app.assign(&account_id, &user_id, &number(12))
         .await
         .expect("assigned over gRPC");
@@ -187,13 +219,8 @@ async fn an_administrator_assigns_edits_and_unassigns_in_the_browser() {
             number(12)
         ))
         .await;
-    let counted: u64 = browser
-        .attr("live-counter", "data-count")
-        .await
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(counted > seen, "the counter went from {seen} to {counted}");
+    let counted = stable_count(&browser).await;
+    assert_eq!(counted, seen + 1, "one assignment, one change");
     assert!(
         browser
             .text("live-counter")
@@ -275,5 +302,113 @@ async fn a_viewer_sees_no_writes_and_is_refused_with_the_reason() {
         .await
         .unwrap();
     assert_eq!(kept, serde_json::json!(0));
+    browser.close().await;
+}
+
+/// Where the law asks for an emergency location: the refusal is shown by its reason, a location
+/// is created from the picker, and the number then goes through with it. A malformed email is
+/// shown with its field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    browser_tests_skipped,
+    ignore = "chromium and chromedriver are not installed"
+)]
+async fn errors_show_their_reason_and_a_location_is_made_in_the_picker() {
+    let app = crate::common::spawn_app_with(Backend::Sqlite, |s| {
+        s.emergency_location_countries = "US,CA".into();
+    })
+    .await;
+    let account = app.create_account("Acme").await;
+    let account_id = account.account_id.clone();
+    let user = app.create_user(&account_id, "lin@example.com").await;
+    app.order_business_numbers(&[number(30)]).await;
+    let browser = Browser::start().await;
+    sign_in(&browser, &app, &app.admin_key, "admin").await;
+
+    // A malformed email: the code by name and the field it concerns.
+    browser
+        .goto(&format!(
+            "http://{}/#/accounts/{account_id}/users",
+            app.address
+        ))
+        .await;
+    browser.type_into("create-user-email", "not an email").await;
+    browser
+        .type_into("create-user-display-name", "Nobody")
+        .await;
+    browser.click("create-user-submit").await;
+    browser.until_text("error-code", "INVALID_ARGUMENT").await;
+    let violation = browser.text("error-violation").await;
+    assert!(violation.starts_with("email"), "{violation}");
+
+    // A US number without a location: refused, with the reason.
+    browser
+        .goto(&format!(
+            "http://{}/#/accounts/{account_id}/users/{}",
+            app.address, user.user_id
+        ))
+        .await;
+    browser.click("assign-number").await;
+    browser.type_into("picker-search", &number(30)).await;
+    browser.click("picker-apply").await;
+    browser.settled().await;
+    let choose = format!(
+        r#"{}[data-e164="{}"] {}"#,
+        hook("picker-row"),
+        number(30),
+        hook("picker-choose")
+    );
+    browser.until(&choose).await.click().await.unwrap();
+    browser
+        .until_text("error-code", "FAILED_PRECONDITION")
+        .await;
+    assert_eq!(
+        browser.text("error-reason").await,
+        "EMERGENCY_LOCATION_REQUIRED"
+    );
+
+    // A new location from the picker, then the same choice goes through with it.
+    browser.click("new-location-open").await;
+    for (field, value) in [
+        ("new-location-company", "Acme"),
+        ("new-location-house-number", "1600"),
+        ("new-location-street-name", "Pennsylvania"),
+        ("new-location-street-suffix", "Ave"),
+        ("new-location-city", "Washington"),
+        ("new-location-state", "DC"),
+        ("new-location-postal-code", "20500"),
+        ("new-location-place", "Floor 2"),
+    ] {
+        browser.type_into(field, value).await;
+    }
+    browser.click("new-location-submit").await;
+    let result = browser
+        .until(&format!(
+            r#"{}[data-validation-state="VALIDATION_STATE_STRUCTURE_VALID"]"#,
+            hook("new-location-result")
+        ))
+        .await;
+    let location_id = result
+        .attr("data-location-id")
+        .await
+        .unwrap()
+        .expect("the new location's id");
+    browser.settled().await;
+    browser.screenshot("new-location").await;
+    browser.until(&choose).await.click().await.unwrap();
+    browser
+        .until(&format!(
+            r#"{}[data-e164="{}"]"#,
+            hook("user-phone-number"),
+            number(30)
+        ))
+        .await;
+    let held = app.get_user(&account_id, &user.user_id).await;
+    assert_eq!(held.primary_phone_number, number(30));
+    assert_eq!(
+        held.emergency_location.map(|l| l.location_id),
+        Some(location_id),
+        "the location came with the number"
+    );
     browser.close().await;
 }

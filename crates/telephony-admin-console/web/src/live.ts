@@ -1,38 +1,55 @@
 // Live changes: one ChangeService.WatchChanges stream while signed in, from "now" (no
-// after_sequence). Each event bumps the header's counter and refreshes the page on screen. When
-// the stream ends it is opened again with backoff, resuming after the last event or checkpoint
-// seen (with its log_id); when that resume point is refused, it starts from now again and the
-// page is re-read, since events may have been missed.
+// after_sequence). Each event bumps the header's counter (the changes seen since the page on
+// screen was opened) and is handed to the page, which refreshes if it concerns it. When the
+// stream ends it is opened again with backoff (doubling, with random jitter), resuming after the
+// last event or checkpoint seen (with its log_id); when that resume point is refused, it starts
+// from now again and the page is re-read, since events may have been missed. A refused key ends
+// it for good: UNAUTHENTICATED (revoked or expired) signs out, PERMISSION_DENIED stops it.
 
 import { Code, ConnectError } from "@connectrpc/connect";
+import type { ChangeEvent } from "./gen/telephony/admin/v1/change_service_pb";
 import { codeName } from "./api/errors";
 import { changes } from "./api/transport";
 import { showLiveCount, showLiveState } from "./shell";
 
 const MIN_DELAY_MS = 1_000;
 const MAX_DELAY_MS = 30_000;
+/** Each wait is the backoff delay times a random factor in [1 - JITTER, 1 + JITTER]. */
+const JITTER = 0.3;
 /** A stream that stayed up this long resets the backoff. */
 const HEALTHY_MS = 10_000;
 
-let controller: AbortController | undefined;
+export interface LiveHandlers {
+  /** After each event, and (with no event) after a gap in which events may have been missed. */
+  onChange(event?: ChangeEvent): void;
+  /** The key was refused (UNAUTHENTICATED): the stream has stopped. */
+  onUnauthenticated(err: ConnectError): void;
+}
 
-/** Opens the stream (closing any previous one); `onChange` runs after each event and gap. */
-export function startLive(accountId: string, onChange: () => void): void {
+let controller: AbortController | undefined;
+let count = 0;
+
+/** Opens the stream (closing any previous one). */
+export function startLive(accountId: string, handlers: LiveHandlers): void {
   stopLive();
-  showLiveCount(0);
   controller = new AbortController();
-  void watch(controller.signal, accountId, onChange);
+  void watch(controller.signal, accountId, handlers);
 }
 
 export function stopLive(): void {
   controller?.abort();
   controller = undefined;
-  showLiveCount(0);
+  resetLiveCount();
   showLiveState("stopped");
 }
 
-async function watch(signal: AbortSignal, accountId: string, onChange: () => void): Promise<void> {
-  let count = 0;
+/** Starts the counter again from 0: another page is on screen. */
+export function resetLiveCount(): void {
+  count = 0;
+  showLiveCount(count);
+}
+
+async function watch(signal: AbortSignal, accountId: string, handlers: LiveHandlers): Promise<void> {
   let resume: { sequence: bigint; logId: string } | undefined;
   let delay = MIN_DELAY_MS;
   while (!signal.aborted) {
@@ -57,7 +74,7 @@ async function watch(signal: AbortSignal, accountId: string, onChange: () => voi
           resume = { sequence: event.sequence, logId: event.logId };
           count += 1;
           showLiveCount(count);
-          onChange();
+          handlers.onChange(event);
         } else if (item.kind.case === "checkpoint") {
           const cp = item.kind.value;
           if (!resume || cp.sequence > resume.sequence || cp.logId !== resume.logId) {
@@ -69,17 +86,30 @@ async function watch(signal: AbortSignal, accountId: string, onChange: () => voi
       if (signal.aborted) return;
       const e = ConnectError.from(err);
       why = `${codeName(e.code)} ${e.rawMessage}`;
+      if (e.code === Code.Unauthenticated) {
+        // The key is no longer valid (revoked, or its account deleted): retrying cannot help.
+        showLiveState("stopped", why);
+        handlers.onUnauthenticated(e);
+        return;
+      }
+      if (e.code === Code.PermissionDenied) {
+        // The key may not watch: retrying cannot help either.
+        showLiveState("stopped", why);
+        return;
+      }
       if (e.code === Code.OutOfRange || e.code === Code.FailedPrecondition) {
         // The resume point is gone (too old, or the log was restored or replaced): start from
         // now and re-read what is on screen.
         resume = undefined;
-        onChange();
+        handlers.onChange();
       }
     }
     if (signal.aborted) return;
     if (openedAt !== 0 && Date.now() - openedAt >= HEALTHY_MS) delay = MIN_DELAY_MS;
-    showLiveState("retrying", `${why}; again in ${Math.round(delay / 1000)} s`);
-    await sleep(delay, signal);
+    // Jitter spreads the reconnections of many consoles after a server restart.
+    const wait = Math.round(delay * (1 - JITTER + 2 * JITTER * Math.random()));
+    showLiveState("retrying", `${why}; again in ${(wait / 1000).toFixed(1)} s`);
+    await sleep(wait, signal);
     delay = Math.min(delay * 2, MAX_DELAY_MS);
   }
 }

@@ -3,11 +3,12 @@
 // arrives.
 
 import "./console.css";
-import { Code } from "@connectrpc/connect";
+import { Code, type ConnectError } from "@connectrpc/connect";
 import type { Caller } from "./gen/telephony/admin/v1/account_service_pb";
+import type { ChangeEvent } from "./gen/telephony/admin/v1/change_service_pb";
 import { hasCode } from "./api/errors";
 import { accounts } from "./api/transport";
-import { startLive, stopLive } from "./live";
+import { resetLiveCount, startLive, stopLive } from "./live";
 import { parse, redirect, type Route } from "./router";
 import * as session from "./session";
 import {
@@ -30,16 +31,26 @@ import { userPage } from "./pages/user";
 import { usersPage } from "./pages/users";
 import { el } from "./dom";
 
-/** Changes often come in bursts (an assignment and its settings): one refresh for a burst. */
-const REFRESH_DELAY_MS = 250;
+/**
+ * Changes often come in bursts (an assignment and its settings): the page is refreshed once
+ * per window, at its end (a throttle with a trailing call). Under a steady flow of events that
+ * is a refresh every window, never more often; a refresh still running when the next window
+ * ends is followed by one more as soon as it is done.
+ */
+const REFRESH_WINDOW_MS = 250;
 
 let current: { page: Page; controller: AbortController } | undefined;
 let refreshTimer: ReturnType<typeof setTimeout> | undefined;
+/** A refresh is running; `refreshAgain`: an event arrived meanwhile. */
+let refreshing = false;
+let refreshAgain = false;
 
 function leavePage(): void {
   current?.controller.abort();
   current = undefined;
   clearTimeout(refreshTimer);
+  refreshTimer = undefined;
+  refreshAgain = false;
 }
 
 function build(route: Route, ctx: PageContext): Page {
@@ -83,20 +94,57 @@ function route(): void {
   leavePage();
   clearError();
   notify("");
+  // The header counts the changes seen since the page on screen was opened.
+  resetLiveCount();
   const controller = new AbortController();
   const page = build(target, context(controller.signal));
   current = { page, controller };
   showPage(page.element);
 }
 
-function refreshSoon(): void {
-  clearTimeout(refreshTimer);
-  refreshTimer = setTimeout(() => void current?.page.refresh?.(), REFRESH_DELAY_MS);
+/** A change arrived (no event: events may have been missed): refresh the page if it may concern it. */
+function changed(event?: ChangeEvent): void {
+  const page = current?.page;
+  if (!page?.refresh) return;
+  if (event && page.concerns && !page.concerns(event)) return;
+  // A refresh is already due at the end of this window: it will see this change too.
+  if (refreshTimer !== undefined) return;
+  refreshTimer = setTimeout(runRefresh, REFRESH_WINDOW_MS);
+}
+
+async function runRefresh(): Promise<void> {
+  refreshTimer = undefined;
+  if (refreshing) {
+    refreshAgain = true;
+    return;
+  }
+  const page = current?.page;
+  if (!page?.refresh) return;
+  refreshing = true;
+  try {
+    await page.refresh();
+  } catch {
+    // A page's refresh shows its own failures (PageContext.load).
+  } finally {
+    refreshing = false;
+    // Whatever page is on screen now: the events that asked for it were let through by it.
+    if (refreshAgain) {
+      refreshAgain = false;
+      void runRefresh();
+    }
+  }
+}
+
+/** The key was refused on the live stream: back to sign-in, saying why. */
+function keyRefused(err: ConnectError): void {
+  session.signOut();
+  showSignIn();
+  showError(err);
 }
 
 function enter(caller: Caller): void {
   showCaller(caller);
-  startLive(session.scopedAccount(), refreshSoon);
+  startLive(session.scopedAccount(), { onChange: changed, onUnauthenticated: keyRefused });
   route();
 }
 

@@ -3,6 +3,7 @@
 // goes through `act` or `load`, which show a failure in the error area.
 
 import { RoleSchema, type Caller } from "./gen/telephony/admin/v1/account_service_pb";
+import type { ChangeEvent } from "./gen/telephony/admin/v1/change_service_pb";
 import { describe, isCancelled } from "./api/errors";
 import { button, el, enumName, replace } from "./dom";
 import { canReadNumbers, isOrganisationKey, roleLabel } from "./session";
@@ -12,6 +13,11 @@ import { href } from "./router";
 export interface Page {
   element: HTMLElement;
   refresh?: () => Promise<void>;
+  /**
+   * Whether a change event may concern what the page shows; false skips the refresh. Absent:
+   * every event may. A cheap test on the event's fields, erring on the side of true.
+   */
+  concerns?: (event: ChangeEvent) => boolean;
 }
 
 /** What a page gets: a signal aborted when it is left, and the shell's call wrappers. */

@@ -11,15 +11,13 @@ import { pager } from "./pager";
 
 export function accountsPage(ctx: PageContext): Page {
   const prefix = input("accounts-filter-name-prefix", { placeholder: "Name starts with" });
-  const list = pager<Account>(ctx, {
+  const list = pager<Account, string>(ctx, {
     test: "accounts-list",
     headers: ["Name", "Account id", "Created", ""],
     empty: "No accounts.",
-    fetch: async (pageToken, pageSize, signal) => {
-      const res = await accounts.listAccounts(
-        { pageToken, pageSize, namePrefix: prefix.value.trim() },
-        { signal },
-      );
+    filters: () => prefix.value.trim(),
+    fetch: async (namePrefix, pageToken, pageSize, signal) => {
+      const res = await accounts.listAccounts({ pageToken, pageSize, namePrefix }, { signal });
       return { items: res.accounts, next: res.nextPageToken };
     },
     row: (a) =>
@@ -63,7 +61,8 @@ export function accountsPage(ctx: PageContext): Page {
     canWrite() && isOrganisationKey() ? createForm(ctx, () => void list.refresh()) : undefined,
   );
   void list.refresh();
-  return { element, refresh: async () => void (await list.refresh()) };
+  // Change events are about users: none changes the accounts listed.
+  return { element, refresh: async () => void (await list.refresh()), concerns: () => false };
 }
 
 function createForm(ctx: PageContext, created: () => void): HTMLElement {

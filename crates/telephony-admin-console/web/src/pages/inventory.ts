@@ -11,12 +11,32 @@ import {
   PhoneNumberTypeSchema,
   type PhoneNumber,
 } from "../gen/telephony/admin/v1/phone_number_service_pb";
+import { ChangeKind } from "../gen/telephony/admin/v1/change_service_pb";
 import { numbers } from "../api/transport";
 import { button, cell, el, enumName, enumSelect, field, form, formatTime, input, link } from "../dom";
 import { href } from "../router";
-import { canWrite, isOrganisationKey } from "../session";
+import { canWrite, isOrganisationKey, scopedAccount } from "../session";
 import type { Page, PageContext } from "../shell";
 import { pager } from "./pager";
+
+/** The filters of ListPhoneNumbersRequest, as applied. */
+interface NumberFilters {
+  status: PhoneNumberStatus;
+  productType: PhoneNumberProductType;
+  type: PhoneNumberType;
+  accountId: string;
+  userId: string;
+  e164Prefix: string;
+  country: string;
+  emergencyLocationId: string;
+}
+
+/** The kinds of change that move a number in or out of a list, or change its row. */
+const NUMBER_CHANGES = new Set<ChangeKind>([
+  ChangeKind.PHONE_NUMBER_ASSIGNED,
+  ChangeKind.PHONE_NUMBER_UNASSIGNED,
+  ChangeKind.USER_DELETED,
+]);
 
 export function inventoryPage(ctx: PageContext, deletionQueue: boolean): Page {
   const status = enumSelect(
@@ -32,14 +52,17 @@ export function inventoryPage(ctx: PageContext, deletionQueue: boolean): Page {
     "Any",
   );
   const type = enumSelect(PhoneNumberTypeSchema, "inventory-filter-type", PhoneNumberType.UNSPECIFIED, "Any");
-  const accountId = input("inventory-filter-account-id");
+  // An account-scoped key may list its own account's numbers only (or unassigned ones, which
+  // the number picker of a user's page offers): its account filter is its account, locked.
+  const scoped = scopedAccount();
+  const accountId = input("inventory-filter-account-id", { value: scoped, readonly: scoped !== "" });
   const userId = input("inventory-filter-user-id");
   const prefix = input("inventory-filter-e164-prefix", { placeholder: "+1206" });
   const country = input("inventory-filter-country", { placeholder: "US", size: 4 });
   const locationId = input("inventory-filter-emergency-location-id");
   const manage = canWrite() && isOrganisationKey();
 
-  const list = pager<PhoneNumber>(ctx, {
+  const list = pager<PhoneNumber, NumberFilters>(ctx, {
     test: deletionQueue ? "deletion-queue-list" : "inventory-list",
     headers: [
       "Number",
@@ -53,24 +76,19 @@ export function inventoryPage(ctx: PageContext, deletionQueue: boolean): Page {
       "",
     ],
     empty: deletionQueue ? "The deletion queue is empty." : "No numbers match.",
-    fetch: async (pageToken, pageSize, signal) => {
-      const res = await numbers.listPhoneNumbers(
-        {
-          status: deletionQueue
-            ? PhoneNumberStatus.DELETE_IN_PROGRESS
-            : (Number(status.value) as PhoneNumberStatus),
-          productType: Number(product.value) as PhoneNumberProductType,
-          type: Number(type.value) as PhoneNumberType,
-          accountId: accountId.value.trim(),
-          userId: userId.value.trim(),
-          e164Prefix: prefix.value.replace(/[\s().-]/g, ""),
-          country: country.value.trim(),
-          emergencyLocationId: locationId.value.trim(),
-          pageToken,
-          pageSize,
-        },
-        { signal },
-      );
+    filters: () => ({
+      status: deletionQueue ? PhoneNumberStatus.DELETE_IN_PROGRESS : (Number(status.value) as PhoneNumberStatus),
+      productType: Number(product.value) as PhoneNumberProductType,
+      type: Number(type.value) as PhoneNumberType,
+      // The deletion queue is the organisation's (deleted numbers belong to no account).
+      accountId: deletionQueue ? "" : scoped !== "" ? scoped : accountId.value.trim(),
+      userId: userId.value.trim(),
+      e164Prefix: prefix.value.replace(/[\s().-]/g, ""),
+      country: country.value.trim(),
+      emergencyLocationId: locationId.value.trim(),
+    }),
+    fetch: async (filters, pageToken, pageSize, signal) => {
+      const res = await numbers.listPhoneNumbers({ ...filters, pageToken, pageSize }, { signal });
       return { items: res.phoneNumbers, next: res.nextPageToken };
     },
     row: (n) => {
@@ -142,7 +160,11 @@ export function inventoryPage(ctx: PageContext, deletionQueue: boolean): Page {
         field("Type", type),
         field("Number starts with", prefix),
         field("Country", country),
-        field("Account id", accountId),
+        field(
+          "Account id",
+          accountId,
+          scoped !== "" ? "Your key's account: an account key lists its own account's numbers." : undefined,
+        ),
         field("User id", userId),
         field("Emergency location id", locationId),
         el("button", { type: "submit", "data-test": "inventory-filter-apply" }, "Apply"),
@@ -156,5 +178,20 @@ export function inventoryPage(ctx: PageContext, deletionQueue: boolean): Page {
     list.element,
   );
   void list.refresh();
-  return { element, refresh: async () => void (await list.refresh()) };
+  return {
+    element,
+    refresh: async () => void (await list.refresh()),
+    // No change event moves a number into or out of the deletion queue. In the inventory, an
+    // assignment, an unassignment or a deleted user changes a number's row; a new location
+    // only matters when the list is filtered by one; another account's change only when the
+    // list is not limited to one account.
+    concerns: (event) => {
+      if (deletionQueue) return false;
+      const f = list.applied();
+      const kind =
+        NUMBER_CHANGES.has(event.kind) ||
+        (event.kind === ChangeKind.EMERGENCY_LOCATION_UPDATED && f.emergencyLocationId !== "");
+      return kind && (f.accountId === "" || f.accountId === event.accountId);
+    },
+  };
 }

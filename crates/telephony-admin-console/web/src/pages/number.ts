@@ -24,6 +24,8 @@ export function numberPage(ctx: PageContext, e164: string): Page {
   const callingName = input("calling-name-input", { placeholder: "2 to 15 letters, digits, spaces" });
   let shownId = "";
   let phoneNumberId = e164;
+  /** The number's E.164 form as the server answered it; "" until then. */
+  let readE164 = "";
 
   const remove = button(
     "Delete",
@@ -47,6 +49,7 @@ export function numberPage(ctx: PageContext, e164: string): Page {
 
   function show(n: PhoneNumber): void {
     phoneNumberId = n.phoneNumberId;
+    readE164 = n.e164PhoneNumber;
     const holder = n.association;
     const loc = n.emergencyLocation;
     replace(
@@ -89,7 +92,7 @@ export function numberPage(ctx: PageContext, e164: string): Page {
     test: "assignments-list",
     headers: ["User", "Account", "Assigned", "Unassigned"],
     empty: "Never assigned.",
-    fetch: async (pageToken, pageSize, signal) => {
+    fetch: async (_filters, pageToken, pageSize, signal) => {
       const res = await numbers.listPhoneNumberAssignments(
         { phoneNumberId: e164, pageToken, pageSize },
         { signal },
@@ -151,5 +154,8 @@ export function numberPage(ctx: PageContext, e164: string): Page {
     refresh: async () => {
       await Promise.all([ctx.load(reload), history.refresh()]);
     },
+    // Events name the number they assign, unassign or leave with the user; until the number is
+    // read, the URL's spelling of it may differ from the events' E.164 form.
+    concerns: (event) => readE164 === "" || event.e164PhoneNumber === readE164,
   };
 }

@@ -20,7 +20,7 @@ export function ordersPage(ctx: PageContext): Page {
     test: "orders-list",
     headers: ["Order", "Product", "Status", "Numbers", "Placed"],
     empty: "No orders yet.",
-    fetch: async (pageToken, pageSize, signal) => {
+    fetch: async (_filters, pageToken, pageSize, signal) => {
       const res = await numbers.listPhoneNumberOrders({ pageToken, pageSize }, { signal });
       return { items: res.phoneNumberOrders, next: res.nextPageToken };
     },
@@ -43,7 +43,8 @@ export function ordersPage(ctx: PageContext): Page {
     list.element,
   );
   void list.refresh();
-  return { element, refresh: async () => void (await list.refresh()) };
+  // Change events are about users: none changes an order.
+  return { element, refresh: async () => void (await list.refresh()), concerns: () => false };
 }
 
 function orderForm(ctx: PageContext): HTMLElement {
@@ -117,5 +118,5 @@ export function orderPage(ctx: PageContext, orderId: string): Page {
     numbersTable,
   );
   void ctx.load(reload);
-  return { element, refresh: async () => void (await ctx.load(reload)) };
+  return { element, refresh: async () => void (await ctx.load(reload)), concerns: () => false };
 }

@@ -1,5 +1,5 @@
 // Sign-in: the API key is pasted here, checked with AccountService.GetCaller, and kept in this
-// tab's sessionStorage only when the server accepts it.
+// tab's sessionStorage only when the server accepts it (never in a password manager).
 
 import type { Caller } from "../gen/telephony/admin/v1/account_service_pb";
 import { accounts, bearerHeader } from "../api/transport";
@@ -7,7 +7,18 @@ import { el, field, form, input } from "../dom";
 import type { PageContext } from "../shell";
 
 export function signInPage(ctx: PageContext, onSignedIn: (key: string, caller: Caller) => void): HTMLElement {
-  const key = input("signin-key", { type: "password", name: "api-key", autocomplete: "off" });
+  // A plain text input, masked by its class: a password input in a form makes browsers offer to
+  // save the key in their password manager, and the key must stay in this tab only.
+  const key = input("signin-key", {
+    class: "secret",
+    autocomplete: "off",
+    autocapitalize: "off",
+    autocorrect: "off",
+    spellcheck: "false",
+    "data-1p-ignore": true,
+    "data-lpignore": "true",
+    "data-bwignore": true,
+  });
   const submit = el("button", { type: "submit", "data-test": "signin-submit" }, "Sign in");
   const signIn = (): void => {
     const secret = key.value.trim();

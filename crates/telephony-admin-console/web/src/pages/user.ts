@@ -43,6 +43,9 @@ const SETTINGS: { key: SettingKey; path: string; label: string }[] = [
 export function userPage(ctx: PageContext, accountId: string, userId: string): Page {
   const opts = { signal: ctx.signal };
   let user: User | undefined;
+  // Every answer applied bumps it: a reload started before an action's answer (or before a
+  // later reload) is dropped when it comes back, so it cannot undo what is on screen.
+  let generation = 0;
 
   const title = el("h1", { "data-test": "user-title" }, userId);
   const details = el("dl", { class: "details", "data-test": "user-details" });
@@ -58,7 +61,7 @@ export function userPage(ctx: PageContext, accountId: string, userId: string): P
 
   const picker = numberPicker(ctx, accountId, (e164, locationId) => {
     void ctx.act(async () => {
-      show(
+      answered(
         await telephony.assignPhoneNumber(
           {
             accountId,
@@ -72,6 +75,8 @@ export function userPage(ctx: PageContext, accountId: string, userId: string): P
       );
       picker.close();
       ctx.notify(`Assigned ${e164}. Calling and SMS are off until turned on.`);
+      // The effective emergency location may have changed with it: only GetUser answers it.
+      await reload();
     });
   });
   const assign = button("Assign number", "assign-number", () => picker.open(), { hidden: true });
@@ -82,13 +87,15 @@ export function userPage(ctx: PageContext, accountId: string, userId: string): P
   const dialog = unassignDialog(() => {
     void ctx.act(async () => {
       const before = user?.primaryPhoneNumber ?? "";
-      show(
+      answered(
         await telephony.unassignPhoneNumber(
           { accountId, userId, confirm: true, requestId: requestId() },
           opts,
         ),
       );
       ctx.notify(`Unassigned ${before}.`);
+      // The number's own location, if it had one, went with it.
+      await reload();
     });
   });
   const acknowledge = button(
@@ -98,7 +105,7 @@ export function userPage(ctx: PageContext, accountId: string, userId: string): P
       const through = user?.signOutPending?.latestChangeSequence;
       if (through === undefined) return;
       void ctx.act(async () => {
-        show(
+        answered(
           await users.acknowledgeSignOut(
             { accountId, userId, throughSequence: through, requestId: requestId() },
             opts,
@@ -146,6 +153,7 @@ export function userPage(ctx: PageContext, accountId: string, userId: string): P
         },
         opts,
       );
+      generation += 1;
       if (user) user.telephonySettings = saved;
       showSettings(saved);
       ctx.notify(`${s.label} ${saved[s.key] ? "on" : "off"}.`);
@@ -161,7 +169,15 @@ export function userPage(ctx: PageContext, accountId: string, userId: string): P
     }
   }
 
-  const edit = canWrite() ? editForm(ctx, accountId, userId, () => user, show) : undefined;
+  const edit = canWrite() ? editForm(ctx, accountId, userId, () => user, answered) : undefined;
+
+  /** Shows a user an action answered: newer than any reload still in flight. */
+  function answered(u: User): void {
+    generation += 1;
+    // Only GetUser answers the effective emergency location; the other answers leave it out.
+    if (!u.emergencyLocation && user?.emergencyLocation) u.emergencyLocation = user.emergencyLocation;
+    show(u);
+  }
 
   function show(u: User): void {
     user = u;
@@ -207,7 +223,9 @@ export function userPage(ctx: PageContext, accountId: string, userId: string): P
   }
 
   async function reload(): Promise<void> {
-    show(await users.getUser({ accountId, userId }, opts));
+    const mine = ++generation;
+    const u = await users.getUser({ accountId, userId }, opts);
+    if (mine === generation) show(u);
   }
 
   const element = el(
@@ -247,7 +265,15 @@ export function userPage(ctx: PageContext, accountId: string, userId: string): P
     dialog.element,
   );
   void ctx.load(reload);
-  return { element, refresh: async () => void (await ctx.load(reload)) };
+  return {
+    element,
+    refresh: async () => {
+      await Promise.all([ctx.load(reload), picker.isOpen() ? picker.refresh() : undefined]);
+    },
+    // This user's changes; with the picker open, any change (a number taken by anyone leaves
+    // the picker's list of unassigned numbers).
+    concerns: (event) => (event.accountId === accountId && event.userId === userId) || picker.isOpen(),
+  };
 }
 
 /** The confirmation step of an unassignment: a modal dialog of the page, not window.confirm. */

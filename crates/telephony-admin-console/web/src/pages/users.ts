@@ -9,6 +9,13 @@ import { canWrite, readsOnlyUsers } from "../session";
 import type { Page, PageContext } from "../shell";
 import { pager } from "./pager";
 
+/** The filters of ListUsersRequest the page offers, as applied. */
+interface UserFilters {
+  email: string;
+  signOutPending: boolean | undefined;
+  missingEmergencyLocation: boolean;
+}
+
 export function usersPage(ctx: PageContext, accountId: string): Page {
   const title = el("h1", { "data-test": "users-title" }, `Users of account ${accountId}`);
   const email = input("users-search", { type: "search", placeholder: "ann@example.com" });
@@ -21,22 +28,17 @@ export function usersPage(ctx: PageContext, accountId: string): Page {
   );
   const missing = checkbox("users-filter-missing-location", false);
 
-  const list = pager<User>(ctx, {
+  const list = pager<User, UserFilters>(ctx, {
     test: "users-list",
     headers: ["Email", "Name", "Licence", "Number", "Inbound", "Outbound", "SMS", "Sign-out"],
     empty: "No users match.",
-    fetch: async (pageToken, pageSize, signal) => {
-      const res = await users.listUsers(
-        {
-          accountId,
-          pageToken,
-          pageSize,
-          email: email.value.trim(),
-          signOutPending: pending.value === "" ? undefined : pending.value === "true",
-          missingEmergencyLocation: missing.checked,
-        },
-        { signal },
-      );
+    filters: () => ({
+      email: email.value.trim(),
+      signOutPending: pending.value === "" ? undefined : pending.value === "true",
+      missingEmergencyLocation: missing.checked,
+    }),
+    fetch: async (filters, pageToken, pageSize, signal) => {
+      const res = await users.listUsers({ accountId, pageToken, pageSize, ...filters }, { signal });
       return { items: res.users, next: res.nextPageToken };
     },
     row: (u) => {
@@ -68,7 +70,7 @@ export function usersPage(ctx: PageContext, accountId: string): Page {
     form(
       "users-filter",
       () => void list.reset(),
-      field("Email", email, "The one user with exactly this email (any case); empty lists every user."),
+      field("Email (exact)", email, "The one user with exactly this email (any case); empty lists every user."),
       field("Sign-out", pending),
       el("label", { class: "check" }, missing, "Missing an emergency location"),
       el("button", { type: "submit", "data-test": "users-search-apply" }, "Apply"),
@@ -85,7 +87,12 @@ export function usersPage(ctx: PageContext, accountId: string): Page {
     });
   }
   void list.refresh();
-  return { element, refresh: async () => void (await list.refresh()) };
+  return {
+    element,
+    refresh: async () => void (await list.refresh()),
+    // Every kind of change of a user of this account may change a row (or which rows match).
+    concerns: (event) => event.accountId === accountId,
+  };
 }
 
 function onOff(value: boolean | undefined): string {
