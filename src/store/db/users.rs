@@ -79,8 +79,7 @@ pub(crate) async fn find_user_view(
     read_user_view(conn, account_id, user_id, false).await
 }
 
-/// The user's permissions, or `None` when there is no such user in the account: one indexed
-/// query (the pool's form of [`DIRECT_USER_SETTINGS`]).
+/// The user's permissions (`None`: no such user in the account), as [`DIRECT_USER_SETTINGS`].
 pub(crate) async fn find_user_settings(
     conn: &impl ConnectionTrait,
     account_id: &AccountId,
