@@ -170,6 +170,100 @@ impl BenchDatabase {
 }
 
 impl BenchDatabase {
+    /// The stricter write anchor a PostgreSQL user compares with (what `pgbench -N` does):
+    /// single-row UPDATE transactions from `connections` connections at once, each caller on a
+    /// row of its own. `None` on SQLite, which has one writer.
+    pub async fn parallel_commits(
+        &self,
+        connections: u32,
+        callers: usize,
+        budget: Budget,
+    ) -> anyhow::Result<Option<f64>> {
+        if self.backend() != Backend::Postgres {
+            return Ok(None);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(connections)
+            .min_connections(connections)
+            .connect(&self.url)
+            .await?;
+        sqlx::raw_sql(
+            "CREATE TABLE parallel_commits (id INTEGER PRIMARY KEY, n BIGINT NOT NULL); \
+             INSERT INTO parallel_commits SELECT g, 0 FROM generate_series(0, 1023) AS g",
+        )
+        .execute(&pool)
+        .await?;
+        let commit = |pool: PgPool, row: i32| async move {
+            let mut tx = pool.begin().await?;
+            sqlx::query("UPDATE parallel_commits SET n = n + 1 WHERE id = $1")
+                .bind(row)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            anyhow::Ok(())
+        };
+        let warm_until = Instant::now() + budget.warm_up;
+        while Instant::now() < warm_until {
+            commit(pool.clone(), 0).await?;
+        }
+        let started = Instant::now();
+        let until = started + budget.load;
+        let callers: Vec<_> = (0..callers)
+            .map(|caller| {
+                let pool = pool.clone();
+                let row = i32::try_from(caller % 1024).unwrap_or(0);
+                tokio::spawn(async move {
+                    let mut done = 0u64;
+                    while Instant::now() < until {
+                        commit(pool.clone(), row).await?;
+                        done += 1;
+                    }
+                    anyhow::Ok(done)
+                })
+            })
+            .collect();
+        let mut total = 0;
+        for caller in callers {
+            total += caller.await??;
+        }
+        let rate = total as f64 / started.elapsed().as_secs_f64();
+        pool.close().await;
+        Ok(Some(rate))
+    }
+
+    /// The SQLite write anchor without a driver's worker thread: single-row UPDATE transactions
+    /// in a loop through rusqlite, on the calling thread, in a file beside the service's (same
+    /// disk, same pragmas), so that the anchor is the disk. `None` on PostgreSQL.
+    pub fn disk_commits(&self, budget: Budget) -> anyhow::Result<Option<Measured>> {
+        let Some(dir) = self.dir() else {
+            return Ok(None);
+        };
+        let connection = rusqlite::Connection::open(dir.join("disk-commits.db"))?;
+        connection.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
+             CREATE TABLE disk_commits (id INTEGER PRIMARY KEY, n BIGINT NOT NULL); \
+             INSERT INTO disk_commits (id, n) VALUES (1, 0);",
+        )?;
+        let commit = || -> anyhow::Result<()> {
+            connection
+                .execute_batch("BEGIN; UPDATE disk_commits SET n = n + 1 WHERE id = 1; COMMIT;")?;
+            Ok(())
+        };
+        let warm_until = Instant::now() + budget.warm_up;
+        while Instant::now() < warm_until {
+            commit()?;
+        }
+        let mut latencies = Vec::new();
+        let started = Instant::now();
+        let until = started + budget.load;
+        while Instant::now() < until {
+            let one = Instant::now();
+            commit()?;
+            latencies.push(one.elapsed());
+        }
+        Ok(Some(Measured::new(latencies, started.elapsed())))
+    }
+
     /// PostgreSQL's own rate for the read GetUser makes: a prepared primary-key SELECT of a user
     /// row, from as many connections as the service's pool and as many callers as the gRPC load,
     /// outside the service (what `pgbench -S -M prepared` measures on its own table). `None` on

@@ -15,7 +15,7 @@ pub struct Measured {
 }
 
 impl Measured {
-    fn new(mut latencies: Vec<Duration>, window: Duration) -> Self {
+    pub fn new(mut latencies: Vec<Duration>, window: Duration) -> Self {
         latencies.sort_unstable();
         Self {
             calls: latencies.len(),

@@ -1,7 +1,10 @@
 //! Writes against the raw commit rate of the same database: AssignPhoneNumber followed by
 //! UnassignPhoneNumber for 32 users at once, UpdateTelephonySettings and LogoutUser from 32
 //! callers at once; and each with one call in flight. The anchor is a loop of single-row UPDATE
-//! transactions with the service's settings (see `database::BenchDatabase::raw_commits`).
+//! transactions with the service's settings (see `database::BenchDatabase::raw_commits`); on
+//! SQLite also the same loop through rusqlite (the disk without a driver's worker thread), and
+//! on PostgreSQL single-row UPDATEs from as many connections as the pool (`pgbench -N`'s
+//! shape).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -132,6 +135,19 @@ pub async fn run(run: &Run) -> anyhow::Result<Vec<Row>> {
         raw.per_second(),
         raw.percentile(50.0).as_secs_f64() * 1000.0
     );
+    let anchors = Anchors {
+        disk: database.disk_commits(run.budget)?,
+        parallel: database
+            .parallel_commits(telephony_admin::defaults::DB_POOL_SIZE, USERS, run.budget)
+            .await?,
+        raw,
+    };
+    if let Some(disk) = &anchors.disk {
+        println!("   disk commits (rusqlite): {:.0}/s", disk.per_second());
+    }
+    if let Some(parallel) = anchors.parallel {
+        println!("   parallel commits ({USERS} callers): {parallel:.0}/s");
+    }
     let channels = api::connect(service.address, CONNECTIONS).await?;
     let mut rows = Vec::new();
     for write in [
@@ -158,14 +174,50 @@ pub async fn run(run: &Run) -> anyhow::Result<Vec<Row>> {
             async move { Ok(call.await?) }
         })
         .await?;
-        rows.extend(rows_for(write, &load, &alone, &raw));
+        rows.extend(rows_for(write, &load, &alone, &anchors));
     }
     service.stop().await?;
     Ok(rows)
 }
 
-fn rows_for(write: Write, load: &Measured, alone: &Measured, raw: &Measured) -> Vec<Row> {
+/// What writes are compared against, measured in the same run.
+struct Anchors {
+    /// The sqlx loop of single-row commits, one at a time.
+    raw: Measured,
+    /// SQLite: the same loop through rusqlite.
+    disk: Option<Measured>,
+    /// PostgreSQL: commits per second from as many connections as the pool.
+    parallel: Option<f64>,
+}
+
+fn rows_for(write: Write, load: &Measured, alone: &Measured, anchors: &Anchors) -> Vec<Row> {
+    let raw = &anchors.raw;
     let name = write.name();
+    let mut stricter = Vec::new();
+    if let (Some(disk), Write::AssignUnassignPair) = (&anchors.disk, write) {
+        stricter.push(
+            Row::new(
+                SECTION,
+                format!("{name}/s, {USERS} callers, vs rusqlite commits"),
+                Figure::PerSecond(load.per_second()),
+            )
+            .against(Figure::PerSecond(disk.per_second()))
+            .target(Target::AtLeast(0.5)),
+        );
+    }
+    if let (Some(parallel), Write::LogoutUser | Write::UpdateTelephonySettings) =
+        (anchors.parallel, write)
+    {
+        stricter.push(
+            Row::new(
+                SECTION,
+                format!("{name}/s, {USERS} callers, vs parallel commits"),
+                Figure::PerSecond(load.per_second()),
+            )
+            .against(Figure::PerSecond(parallel))
+            .target(Target::AtLeast(0.6)),
+        );
+    }
     let mut rate = Row::new(
         SECTION,
         format!("{name}/s, {USERS} callers"),
@@ -185,11 +237,21 @@ fn rows_for(write: Write, load: &Measured, alone: &Measured, raw: &Measured) -> 
         )
         .against(Figure::Latency(raw.percentile(p)))
     };
-    vec![
+    // On PostgreSQL, one write alone costs at most three raw commits (a pair is two writes).
+    let mut alone_p50 = latency("one in flight", alone, 50.0);
+    if anchors.parallel.is_some() {
+        alone_p50 = alone_p50.target(Target::AtMost(match write {
+            Write::AssignUnassignPair => 6.0,
+            Write::UpdateTelephonySettings | Write::LogoutUser => 3.0,
+        }));
+    }
+    let mut rows = vec![
         rate,
-        latency("one in flight", alone, 50.0),
+        alone_p50,
         latency("one in flight", alone, 99.0),
         latency("under load", load, 50.0),
         latency("under load", load, 99.0),
-    ]
+    ];
+    rows.extend(stricter);
+    rows
 }
