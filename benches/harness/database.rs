@@ -202,31 +202,12 @@ impl BenchDatabase {
             tx.commit().await?;
             anyhow::Ok(())
         };
-        let warm_until = Instant::now() + budget.warm_up;
-        while Instant::now() < warm_until {
-            commit(pool.clone(), 0).await?;
-        }
-        let started = Instant::now();
-        let until = started + budget.load;
-        let callers: Vec<_> = (0..callers)
-            .map(|caller| {
-                let pool = pool.clone();
-                let row = i32::try_from(caller % 1024).unwrap_or(0);
-                tokio::spawn(async move {
-                    let mut done = 0u64;
-                    while Instant::now() < until {
-                        commit(pool.clone(), row).await?;
-                        done += 1;
-                    }
-                    anyhow::Ok(done)
-                })
-            })
-            .collect();
-        let mut total = 0;
-        for caller in callers {
-            total += caller.await??;
-        }
-        let rate = total as f64 / started.elapsed().as_secs_f64();
+        let committing = pool.clone();
+        let rate = callers_rate(callers, budget, move |caller| {
+            let row = i32::try_from(caller % 1024).unwrap_or(0);
+            commit(committing.clone(), row)
+        })
+        .await?;
         pool.close().await;
         Ok(Some(rate))
     }
@@ -287,36 +268,50 @@ impl BenchDatabase {
             sqlx::query("SELECT id, account_id, email, display_name FROM users WHERE id = $1")
                 .bind(user_id)
                 .fetch_one(&pool)
-                .await
-                .map(drop)
+                .await?;
+            anyhow::Ok(())
         };
-        let warm_until = Instant::now() + budget.warm_up;
-        while Instant::now() < warm_until {
-            read(pool.clone(), user_id.to_owned()).await?;
-        }
-        let started = Instant::now();
-        let until = started + budget.load;
-        let callers: Vec<_> = (0..callers)
-            .map(|_| {
-                let (pool, user_id) = (pool.clone(), user_id.to_owned());
-                tokio::spawn(async move {
-                    let mut done = 0u64;
-                    while Instant::now() < until {
-                        read(pool.clone(), user_id.clone()).await?;
-                        done += 1;
-                    }
-                    anyhow::Ok(done)
-                })
-            })
-            .collect();
-        let mut total = 0;
-        for caller in callers {
-            total += caller.await??;
-        }
-        let rate = total as f64 / started.elapsed().as_secs_f64();
+        let (reading, user_id) = (pool.clone(), user_id.to_owned());
+        let rate = callers_rate(callers, budget, move |_| {
+            read(reading.clone(), user_id.clone())
+        })
+        .await?;
         pool.close().await;
         Ok(Some(rate))
     }
+}
+
+/// Operations per second when `callers` tasks each run `operation` (given the caller's number)
+/// back to back for the load window, after a warm-up by one caller.
+async fn callers_rate<F, Fut>(callers: usize, budget: Budget, operation: F) -> anyhow::Result<f64>
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let warm_until = Instant::now() + budget.warm_up;
+    while Instant::now() < warm_until {
+        operation(0).await?;
+    }
+    let started = Instant::now();
+    let until = started + budget.load;
+    let tasks: Vec<_> = (0..callers)
+        .map(|caller| {
+            let operation = operation.clone();
+            tokio::spawn(async move {
+                let mut done = 0u64;
+                while Instant::now() < until {
+                    operation(caller).await?;
+                    done += 1;
+                }
+                anyhow::Ok(done)
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for task in tasks {
+        total += task.await??;
+    }
+    Ok(total as f64 / started.elapsed().as_secs_f64())
 }
 
 /// The raw commit loop runs as long as a load measurement: it is a rate.

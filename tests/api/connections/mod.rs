@@ -151,18 +151,11 @@ async fn silent_and_excess_connections_are_closed_and_clients_still_served(backe
     assert_eq!(refused.code(), tonic::Code::Unauthenticated);
 }
 
-/// tonic's own TLS deadline ends with the TLS handshake: a client that completes it and then
-/// says nothing must be closed too.
-async fn a_tls_client_silent_after_its_handshake_is_closed(backend: Backend) {
-    let certificate = make_certificate();
-    let (cert, key) = (certificate.cert_path.clone(), certificate.key_path.clone());
-    let app = spawn_app_with(backend, |s| {
-        s.tls_cert = Some(cert);
-        s.tls_key = Some(key);
-        s.handshake_timeout = humantime::parse_duration(HANDSHAKE).unwrap();
-    })
-    .await;
-
+/// A TLS client that trusts the test certificate and offers one protocol (ALPN).
+fn tls_client(
+    certificate: &crate::transport::TestCertificate,
+    alpn: &[u8],
+) -> tokio_rustls::TlsConnector {
     let mut roots = rustls::RootCertStore::empty();
     let pem = certificate.cert_pem.as_bytes();
     for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(pem) {
@@ -175,9 +168,24 @@ async fn a_tls_client_silent_after_its_handshake_is_closed(backend: Backend) {
     .unwrap()
     .with_root_certificates(roots)
     .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    config.alpn_protocols = vec![alpn.to_vec()];
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+/// tonic's own TLS deadline ends with the TLS handshake: a client that completes it and then
+/// says nothing must be closed too.
+async fn a_tls_client_silent_after_its_handshake_is_closed(backend: Backend) {
+    let certificate = make_certificate();
+    let (cert, key) = (certificate.cert_path.clone(), certificate.key_path.clone());
+    let app = spawn_app_with(backend, |s| {
+        s.tls_cert = Some(cert);
+        s.tls_key = Some(key);
+        s.handshake_timeout = humantime::parse_duration(HANDSHAKE).unwrap();
+    })
+    .await;
+
     let tcp = TcpStream::connect(app.address).await.unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+    let tls = tls_client(&certificate, b"h2")
         .connect("localhost".try_into().unwrap(), tcp)
         .await
         .expect("the TLS handshake completes");
@@ -214,21 +222,8 @@ async fn tls_offers_http1_to_browsers(backend: Backend) {
         s.tls_key = Some(key);
     })
     .await;
-    let mut roots = rustls::RootCertStore::empty();
-    let pem = certificate.cert_pem.as_bytes();
-    for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(pem) {
-        roots.add(cert.expect("the test certificate")).unwrap();
-    }
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let tcp = TcpStream::connect(app.address).await.unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+    let mut tls = tls_client(&certificate, b"http/1.1")
         .connect("localhost".try_into().unwrap(), tcp)
         .await
         .expect("an HTTP/1.1-only client completes the handshake");
