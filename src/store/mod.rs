@@ -286,10 +286,10 @@ mod tests {
     use crate::domain::ids::{AccountId, KeyId, UserId};
     use crate::domain::phone_number::{E164, ProductType};
     use crate::domain::user::{DisplayName, Email, LicenseType};
-    use crate::store::db::users::{
-        DIRECT_USER_SETTINGS, DIRECT_USER_VIEW, direct_user_settings, direct_user_view,
-        find_user_settings, find_user_view,
+    use crate::store::db::settings::{
+        DIRECT_USER_SETTINGS, direct_user_settings, find_user_settings,
     };
+    use crate::store::db::users::{DIRECT_USER_VIEW, direct_user_view, find_user_view};
 
     /// The direct reads and the pool's queries give the same answers, and the direct reads
     /// does answer (it does not fall back) for a user with and without a number, and for no

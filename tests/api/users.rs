@@ -582,7 +582,101 @@ async fn logout_user_records_a_sign_out_event(backend: Backend) {
     assert_eq!(sequences, vec![sequence, again]);
 }
 
+/// `search`: email or display name containing the text, in any case; `%` and `_` are plain
+/// characters; pages keep to the search they began with.
+async fn list_users_searches_emails_and_names(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let account = app.create_account("Search").await.account_id;
+    let other = app.create_account("Elsewhere").await.account_id;
+    for (email, name) in [
+        ("ann@example.com", "Ann Smith"),
+        ("bob@acme.org", "Bob Stone"),
+        ("a_b@example.com", "Underscore"),
+        ("axb@example.com", "Percent 100%"),
+    ] {
+        app.try_create_user(CreateUserRequest {
+            display_name: name.into(),
+            ..new_user(&account, email)
+        })
+        .await
+        .expect("created");
+    }
+    app.create_user(&other, "smith@example.com").await;
+    let search = |text: &str| {
+        let app = &app;
+        let request = ListUsersRequest {
+            account_id: account.clone(),
+            search: text.into(),
+            ..Default::default()
+        };
+        async move {
+            let mut emails: Vec<String> = list_users(app, request)
+                .await
+                .expect("listed")
+                .users
+                .into_iter()
+                .map(|u| u.email)
+                .collect();
+            emails.sort();
+            emails
+        }
+    };
+    assert_eq!(
+        search("SMITH").await,
+        ["ann@example.com"],
+        "names, any case, one account"
+    );
+    assert_eq!(search("acme").await, ["bob@acme.org"]);
+    assert_eq!(search("a_b").await, ["a_b@example.com"], "_ is no wildcard");
+    assert_eq!(
+        search("100%").await,
+        ["axb@example.com"],
+        "% is no wildcard"
+    );
+    assert_eq!(search("example.com").await.len(), 3);
+    assert!(search("nobody").await.is_empty());
+
+    // Pages of one keep to their search; a token with another search is refused.
+    let first = list_users(
+        &app,
+        ListUsersRequest {
+            account_id: account.clone(),
+            search: "example".into(),
+            page_size: 1,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(first.users.len(), 1);
+    let refused = list_users(
+        &app,
+        ListUsersRequest {
+            account_id: account.clone(),
+            search: "acme".into(),
+            page_size: 1,
+            page_token: first.next_page_token,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    let too_long = list_users(
+        &app,
+        ListUsersRequest {
+            account_id: account,
+            search: "x".repeat(101),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(too_long.code(), Code::InvalidArgument);
+}
+
 on_both_databases!(
+    list_users_searches_emails_and_names,
     create_user_normalises_and_validates,
     create_user_refuses_an_email_taken_in_the_account,
     get_user_only_through_its_own_account,

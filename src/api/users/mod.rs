@@ -9,6 +9,7 @@ use tonic::{Request, Response, Status};
 
 use crate::api::requests::{new_user_fields, optional_location, user_update};
 use crate::api::{Access, ApiContext, convert, request_id};
+use crate::domain::DomainError;
 use crate::domain::ids::{AccountId, LocationId};
 use crate::domain::sign_out::parse_through;
 use crate::domain::user::Email;
@@ -85,11 +86,15 @@ impl UserService for UserApi {
             "" => None,
             raw => Some(LocationId::parse("emergency_location_id", raw)?),
         };
+        let search = req.search.trim();
+        if search.chars().count() > 100 {
+            return Err(DomainError::invalid("search", "must be at most 100 characters").into());
+        }
         let page = self.context.page(
             req.page_size,
             &req.page_token,
             &format!(
-                "account={account_id};email={};sign_out_pending={:?};location={};missing_location={}",
+                "account={account_id};email={};sign_out_pending={:?};location={};missing_location={};search={search}",
                 email.as_ref().map_or("", Email::as_str),
                 req.sign_out_pending,
                 req.emergency_location_id,
@@ -98,6 +103,7 @@ impl UserService for UserApi {
         )?;
         let filter = UserFilter {
             email,
+            search: (!search.is_empty()).then(|| search.to_lowercase()),
             sign_out_pending: req.sign_out_pending,
             emergency_location,
             missing_emergency_location: req.missing_emergency_location,

@@ -13,6 +13,8 @@ pub(crate) mod deliveries;
 pub(crate) mod history;
 pub(crate) mod keys;
 pub(crate) mod numbers;
+pub(crate) mod search;
+pub(crate) mod settings;
 pub(crate) mod users;
 
 #[cfg(test)]

@@ -27,6 +27,8 @@ use crate::error::{Error, Result, is_unique_violation};
 #[derive(Debug, Clone, Default)]
 pub struct UserFilter {
     pub email: Option<Email>,
+    /// Users whose email or display name contains this text, in any case (lower-cased).
+    pub search: Option<String>,
     /// Whether a sign-out is pending.
     pub sign_out_pending: Option<bool>,
     /// Users whose own emergency location is this one.
@@ -77,30 +79,6 @@ pub(crate) async fn find_user_view(
     user_id: &UserId,
 ) -> Result<Option<UserView>> {
     read_user_view(conn, account_id, user_id, false).await
-}
-
-/// The user's permissions (`None`: no such user in the account), as [`DIRECT_USER_SETTINGS`].
-pub(crate) async fn find_user_settings(
-    conn: &impl ConnectionTrait,
-    account_id: &AccountId,
-    user_id: &UserId,
-) -> Result<Option<TelephonySettings>> {
-    let row = user::Entity::find_by_id(user_id.as_str())
-        .filter(user::Column::AccountId.eq(account_id.as_str()))
-        .select_only()
-        .column(user::Column::InboundCalling)
-        .column(user::Column::OutboundCalling)
-        .column(user::Column::Sms)
-        .into_tuple::<(bool, bool, bool)>()
-        .one(conn)
-        .await?;
-    Ok(row.map(
-        |(inbound_calling, outbound_calling, sms)| TelephonySettings {
-            inbound_calling,
-            outbound_calling,
-            sms,
-        },
-    ))
 }
 
 /// The query of [`find_user_view`]; with `lock`, the user's row is locked until the
@@ -436,20 +414,6 @@ pub(crate) async fn write_pending(
         .exec(txn)
         .await?;
     Ok(())
-}
-
-/// GetTelephonySettings' query for a direct SQLite read: the user's three permissions; `?1` the
-/// user, `?2` the account.
-pub(crate) const DIRECT_USER_SETTINGS: &str =
-    "SELECT inbound_calling, outbound_calling, sms FROM users WHERE id = ?1 AND account_id = ?2";
-
-/// A row of [`DIRECT_USER_SETTINGS`].
-pub(crate) fn direct_user_settings(row: &rusqlite::Row<'_>) -> Option<TelephonySettings> {
-    Some(TelephonySettings {
-        inbound_calling: row.get(0).ok()?,
-        outbound_calling: row.get(1).ok()?,
-        sms: row.get(2).ok()?,
-    })
 }
 
 /// GetUser's query for a direct SQLite read (`engine::sqlite_reads`): the same row as

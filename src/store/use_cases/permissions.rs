@@ -15,10 +15,8 @@ use crate::domain::ids::{AccountId, RequestId, UserId};
 use crate::domain::telephony::{self, SettingsMask, TelephonySettings};
 use crate::error::Result;
 use crate::store::db::distinct;
-use crate::store::db::users::{
-    DIRECT_USER_SETTINGS, direct_user_settings, find_user_settings, lock_user_views,
-    user_not_found, write_many_settings,
-};
+use crate::store::db::settings::{DIRECT_USER_SETTINGS, direct_user_settings, find_user_settings};
+use crate::store::db::users::{lock_user_views, user_not_found, write_many_settings};
 use crate::store::engine::Engine;
 use crate::store::engine::mutation::TxnFuture;
 use crate::store::engine::outbox::append_changes;

@@ -22,6 +22,7 @@ use crate::store::db::emergency::{
 use crate::store::db::entities::{account, user};
 use crate::store::db::numbers::release_number;
 use crate::store::db::page::{Page, PageRequest};
+use crate::store::db::search::contains;
 use crate::store::db::users::{
     DIRECT_USER_VIEW, UserFilter, direct_user_view, email_taken, find_user_view, insert_users,
     lock_user_view, lock_user_views, user_not_found, with_numbers, write_profiles,
@@ -165,6 +166,12 @@ impl<'a> Users<'a> {
             .order_by_asc(user::Column::Id);
         if let Some(email) = &filter.email {
             query = query.filter(user::Column::Email.eq(email.as_str()));
+        }
+        if let Some(text) = &filter.search {
+            query = query.filter(contains(
+                text,
+                [user::Column::Email, user::Column::DisplayName],
+            ));
         }
         let countries = self.emergency_location_countries;
         let Some(mut query) = by_location(db, query, account_id, filter, countries).await? else {

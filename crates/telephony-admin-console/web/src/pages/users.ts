@@ -1,5 +1,5 @@
-// Users of an account: the list with its filters (email, pending sign-out, missing emergency
-// location), paged, and creating a user (admin keys).
+// Users of an account: the list with its filters (search by email or name, pending sign-out,
+// missing emergency location), paged, and creating a user (admin keys).
 
 import { LicenseType, LicenseTypeSchema, type User } from "../gen/telephony/admin/v1/common_pb";
 import { accounts, users } from "../api/transport";
@@ -11,14 +11,14 @@ import { pager } from "./pager";
 
 /** The filters of ListUsersRequest the page offers, as applied. */
 interface UserFilters {
-  email: string;
+  search: string;
   signOutPending: boolean | undefined;
   missingEmergencyLocation: boolean;
 }
 
 export function usersPage(ctx: PageContext, accountId: string): Page {
   const title = el("h1", { "data-test": "users-title" }, `Users of account ${accountId}`);
-  const email = input("users-search", { type: "search", placeholder: "ann@example.com" });
+  const search = input("users-search", { type: "search", placeholder: "ann, @example.com, Smith" });
   const pending = el(
     "select",
     { "data-test": "users-filter-sign-out-pending" },
@@ -33,7 +33,7 @@ export function usersPage(ctx: PageContext, accountId: string): Page {
     headers: ["Email", "Name", "Licence", "Number", "Inbound", "Outbound", "SMS", "Sign-out"],
     empty: "No users match.",
     filters: () => ({
-      email: email.value.trim(),
+      search: search.value.trim(),
       signOutPending: pending.value === "" ? undefined : pending.value === "true",
       missingEmergencyLocation: missing.checked,
     }),
@@ -70,7 +70,7 @@ export function usersPage(ctx: PageContext, accountId: string): Page {
     form(
       "users-filter",
       () => void list.reset(),
-      field("Email (exact)", email, "The one user with exactly this email (any case); empty lists every user."),
+      field("Search", search, "Users whose email or name contains this text, in any case; empty lists every user."),
       field("Sign-out", pending),
       el("label", { class: "check" }, missing, "Missing an emergency location"),
       el("button", { type: "submit", "data-test": "users-search-apply" }, "Apply"),
