@@ -170,6 +170,20 @@ impl BenchDatabase {
 }
 
 impl BenchDatabase {
+    /// A pool of `connections` open connections to this database when it is PostgreSQL, for an
+    /// anchor measured outside the service; `None` on SQLite.
+    async fn postgres_pool(&self, connections: u32) -> anyhow::Result<Option<PgPool>> {
+        if self.backend() != Backend::Postgres {
+            return Ok(None);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(connections)
+            .min_connections(connections)
+            .connect(&self.url)
+            .await?;
+        Ok(Some(pool))
+    }
+
     /// The stricter write anchor a PostgreSQL user compares with (what `pgbench -N` does):
     /// single-row UPDATE transactions from `connections` connections at once, each caller on a
     /// row of its own. `None` on SQLite, which has one writer.
@@ -179,14 +193,9 @@ impl BenchDatabase {
         callers: usize,
         budget: Budget,
     ) -> anyhow::Result<Option<f64>> {
-        if self.backend() != Backend::Postgres {
+        let Some(pool) = self.postgres_pool(connections).await? else {
             return Ok(None);
-        }
-        let pool = PgPoolOptions::new()
-            .max_connections(connections)
-            .min_connections(connections)
-            .connect(&self.url)
-            .await?;
+        };
         sqlx::raw_sql(
             "CREATE TABLE parallel_commits (id INTEGER PRIMARY KEY, n BIGINT NOT NULL); \
              INSERT INTO parallel_commits SELECT g, 0 FROM generate_series(0, 1023) AS g",
@@ -256,14 +265,9 @@ impl BenchDatabase {
         callers: usize,
         budget: Budget,
     ) -> anyhow::Result<Option<f64>> {
-        if self.backend() != Backend::Postgres {
+        let Some(pool) = self.postgres_pool(connections).await? else {
             return Ok(None);
-        }
-        let pool = PgPoolOptions::new()
-            .max_connections(connections)
-            .min_connections(connections)
-            .connect(&self.url)
-            .await?;
+        };
         let read = |pool: PgPool, user_id: String| async move {
             sqlx::query("SELECT id, account_id, email, display_name FROM users WHERE id = $1")
                 .bind(user_id)
