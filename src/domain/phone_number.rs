@@ -10,6 +10,8 @@ use super::DomainError;
 
 /// Longest raw input accepted before parsing (formatting characters included).
 const MAX_RAW_CHARS: usize = 64;
+/// E.164 numbers have at most 15 digits, the country code included.
+const MAX_E164_DIGITS: usize = 15;
 
 /// A phone number that can exist, in its canonical E.164 form (`+12065550100`): parsed once at
 /// the edge ([`E164::parse`]), or read back as the store wrote it ([`E164::from_stored`]).
@@ -78,9 +80,18 @@ impl E164 {
                 format!("{trimmed:?} belongs to no country"),
             ));
         }
-        Ok(Self {
-            canonical: parsed.format().mode(Mode::E164).to_string(),
-        })
+        let canonical = parsed.format().mode(Mode::E164).to_string();
+        // libphonenumber's metadata admits some national numbers (German mobile ranges, for
+        // one) longer than E.164 allows: such a number could not be dialled internationally.
+        if canonical.len() - 1 > MAX_E164_DIGITS {
+            return Err(DomainError::invalid(
+                field,
+                format!(
+                    "{trimmed:?} has more than {MAX_E164_DIGITS} digits, the most E.164 allows"
+                ),
+            ));
+        }
+        Ok(Self { canonical })
     }
 
     /// A number as the store wrote it (canonical already): not checked again.
@@ -347,6 +358,21 @@ mod tests {
         let london = E164::parse("n", "+44 20 7946 0958").unwrap();
         assert_eq!(london.classify().0, "GB");
         assert_eq!(london.as_str(), "+442079460958");
+    }
+
+    #[test]
+    fn numbers_longer_than_e164_allows_are_refused() {
+        // Valid by libphonenumber's German metadata, but 16 digits.
+        match E164::parse("n", "+4916400000000000") {
+            Err(DomainError::InvalidArgument(v)) => {
+                assert!(v[0].description.contains("more than 15 digits"), "{v:?}")
+            }
+            other => panic!("expected INVALID_ARGUMENT, got {other:?}"),
+        }
+        assert_eq!(
+            E164::parse("n", "+491640000000000").unwrap().as_str(),
+            "+491640000000000"
+        );
     }
 
     #[test]
