@@ -278,18 +278,22 @@ impl Store {
     }
 }
 
-/// GetUser's and GetTelephonySettings' direct SQLite reads against the pool's queries: a test of the store as a whole (the
+/// GetUser's, GetTelephonySettings' and ListPhoneNumbers' direct SQLite reads against the pool's queries: a test of the store as a whole (the
 /// tables' reads, the engine's direct reader, and the use cases to set up).
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::ids::{AccountId, KeyId, UserId};
     use crate::domain::phone_number::{E164, ProductType};
+    use crate::domain::phone_number::{NumberStatus, NumberType};
     use crate::domain::user::{DisplayName, Email, LicenseType};
+    use crate::store::db::direct_rows::{phone_number_row, sqlite_statement};
+    use crate::store::db::numbers::numbers_query;
     use crate::store::db::settings::{
         DIRECT_USER_SETTINGS, direct_user_settings, find_user_settings,
     };
     use crate::store::db::users::{DIRECT_USER_VIEW, direct_user_view, find_user_view};
+    use sea_orm::{EntityTrait, QuerySelect};
 
     /// The direct reads and the pool's queries give the same answers, and the direct reads
     /// does answer (it does not fall back) for a user with and without a number, and for no
@@ -387,5 +391,50 @@ mod tests {
         }
         let held = read(&account_id, &with_number).flatten().expect("the user");
         assert_eq!(held.phone_number, Some(number));
+
+        // ListPhoneNumbers' pages: an assigned number, unassigned ones, one in the deletion queue.
+        let more: Vec<String> = (101..=104).map(|n| format!("+1206555{n:04}")).collect();
+        store
+            .orders()
+            .create(ProductType::BusinessCalling, &more)
+            .await
+            .expect("order");
+        let queued = E164::parse("number", &more[0]).expect("number");
+        store.inventory().delete(&queued).await.expect("delete");
+        let now = crate::store::db::now();
+        let filters = [
+            NumberFilter::default(),
+            NumberFilter {
+                status: Some(NumberStatus::Unassigned),
+                ..NumberFilter::default()
+            },
+            NumberFilter {
+                account_id: Some(account_id.clone()),
+                user_id: Some(with_number.clone()),
+                ..NumberFilter::default()
+            },
+            NumberFilter {
+                e164_prefix: Some("+1206555010".into()),
+                country: Some("US".into()),
+                number_type: Some(NumberType::Local),
+                product_type: Some(ProductType::BusinessCalling),
+                ..NumberFilter::default()
+            },
+        ];
+        for filter in filters {
+            for after in [None, Some(more[1].as_str())] {
+                let query = numbers_query(&filter, filter.status, after, now).limit(Some(3));
+                let pooled = query.clone().all(store.connection()).await.expect("rows");
+                let (sql, values) = sqlite_statement(&query).expect("a statement");
+                let direct_rows = direct
+                    .read_many(&sql, rusqlite::params_from_iter(values), phone_number_row)
+                    .expect("the direct read answers");
+                assert_eq!(direct_rows, pooled, "{filter:?} after {after:?}");
+                assert!(
+                    after.is_some() || !pooled.is_empty(),
+                    "{filter:?} lists nothing"
+                );
+            }
+        }
     }
 }

@@ -13,6 +13,7 @@ use crate::api::{
     self, Bearer, GetTelephonySettingsRequest, GetUserRequest, ListPhoneNumbersRequest,
     PhoneNumberServiceClient, TelephonyServiceClient, UserServiceClient,
 };
+use crate::database::Backend;
 use crate::echo::{self, Payload};
 use crate::load::{Measured, closed_loop, one_in_flight};
 use crate::report::{Figure, Row, Target};
@@ -134,22 +135,24 @@ pub async fn run(run: &Run) -> anyhow::Result<Vec<Row>> {
         if let Some(anchor) = database_reads
             && !matches!(read, Read::ListPhoneNumbers { page_size: 1 })
         {
-            rows.push(
-                Row::new(
-                    SECTION,
-                    format!(
-                        "{}, calls/s at {CONNECTIONS}x{STREAMS} vs prepared PK SELECTs",
-                        read.name()
-                    ),
-                    Figure::PerSecond(measured.service_load.per_second()),
-                )
-                .against(Figure::PerSecond(anchor)),
-            );
+            let mut row = Row::new(
+                SECTION,
+                format!(
+                    "{}, calls/s at {CONNECTIONS}x{STREAMS} vs prepared PK SELECTs",
+                    read.name()
+                ),
+                Figure::PerSecond(measured.service_load.per_second()),
+            )
+            .against(Figure::PerSecond(anchor));
+            if let Read::GetUser = read {
+                row = row.target(Target::AtLeast(0.6));
+            }
+            rows.push(row);
         }
         if let Read::ListPhoneNumbers { .. } = read {
             page_latency.push(measured.service_alone.percentile(50.0));
         }
-        rows.extend(measured.rows(read));
+        rows.extend(measured.rows(read, run.target.backend()));
     }
     if let [page_50, page_1] = page_latency[..] {
         rows.push(
@@ -287,7 +290,7 @@ async fn measure(
 }
 
 impl Compared {
-    fn rows(&self, read: Read) -> Vec<Row> {
+    fn rows(&self, read: Read, backend: Backend) -> Vec<Row> {
         let name = read.name();
         let mut throughput = Row::new(
             SECTION,
@@ -295,8 +298,16 @@ impl Compared {
             Figure::PerSecond(self.service_load.per_second()),
         )
         .against(Figure::PerSecond(self.echo_load.per_second()));
-        if let Read::GetUser = read {
-            throughput = throughput.target(Target::AtLeast(0.5));
+        // On SQLite a read is answered in the process: the echo is the bar. On PostgreSQL the
+        // database's own rate is (the row above).
+        match (read, backend) {
+            (Read::GetUser, Backend::Sqlite) => {
+                throughput = throughput.target(Target::AtLeast(0.7));
+            }
+            (Read::ListPhoneNumbers { page_size: 50 }, Backend::Sqlite) => {
+                throughput = throughput.target(Target::AtLeast(0.3));
+            }
+            _ => {}
         }
         let latency = |label: &str, service: &Measured, echo: &Measured, p: f64| {
             Row::new(

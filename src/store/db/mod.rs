@@ -10,6 +10,7 @@ pub mod page;
 pub mod views;
 
 pub(crate) mod deliveries;
+pub(crate) mod direct_rows;
 pub(crate) mod history;
 pub(crate) mod keys;
 pub(crate) mod numbers;

@@ -9,11 +9,12 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{CaseStatement, Expr, Func, LockType};
 use sea_orm::{
-    ActiveEnum, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, FromQueryResult,
-    JoinType, QueryFilter, QuerySelect, QueryTrait, Select, Set,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, FromQueryResult, JoinType,
+    QueryFilter, QuerySelect, QueryTrait, Select, Set,
 };
 
 use super::SET_CHUNK;
+use super::direct_rows::{optional_time, stored_enum, time};
 use super::entities::{enums, phone_number, user};
 use super::views::UserView;
 use crate::domain::DomainError;
@@ -429,35 +430,21 @@ pub(crate) const DIRECT_USER_VIEW: &str = "SELECT u.id, u.account_id, u.email, \
 
 /// A row of [`DIRECT_USER_VIEW`]; `None` when a value is not in the form the store writes.
 pub(crate) fn direct_user_view(row: &rusqlite::Row<'_>) -> Option<UserView> {
-    let time = |column: usize| -> Option<DateTime<Utc>> {
-        // Times are stored as RFC 3339 text (what sqlx writes); other forms go to the pool.
-        let text: String = row.get(column).ok()?;
-        DateTime::parse_from_rfc3339(&text)
-            .ok()
-            .map(|time| time.with_timezone(&Utc))
-    };
-    let optional_time = |column: usize| -> Option<Option<DateTime<Utc>>> {
-        match row.get::<_, Option<String>>(column).ok()? {
-            None => Some(None),
-            Some(_) => time(column).map(Some),
-        }
-    };
-    let license: String = row.get(4).ok()?;
     let model = user::Model {
         id: row.get(0).ok()?,
         account_id: row.get(1).ok()?,
         email: row.get(2).ok()?,
         display_name: row.get(3).ok()?,
-        license_type: enums::LicenseType::try_from_value(&license).ok()?,
+        license_type: stored_enum(row, 4)?,
         inbound_calling: row.get(5).ok()?,
         outbound_calling: row.get(6).ok()?,
         sms: row.get(7).ok()?,
-        create_time: time(8)?,
-        update_time: time(9)?,
+        create_time: time(row, 8)?,
+        update_time: time(row, 9)?,
         sign_out_pending_oldest_sequence: row.get(10).ok()?,
-        sign_out_pending_oldest_time: optional_time(11)?,
+        sign_out_pending_oldest_time: optional_time(row, 11)?,
         sign_out_pending_latest_sequence: row.get(12).ok()?,
-        sign_out_pending_latest_time: optional_time(13)?,
+        sign_out_pending_latest_time: optional_time(row, 13)?,
     };
     let phone_number: Option<String> = row.get(14).ok()?;
     Some(UserView::new(model, phone_number))

@@ -1,5 +1,5 @@
-//! Direct SQLite reads: the hottest reads (GetUser's one indexed query) run on the calling
-//! thread.
+//! Direct SQLite reads: the hottest reads (GetUser's one indexed query, a page of numbers) run on
+//! the calling thread.
 //!
 //! sqlx gives each SQLite connection a thread of its own and hands it every statement over a
 //! channel: under load, waking that thread and being woken by it (futex, context switches) cost
@@ -54,6 +54,40 @@ impl DirectReads {
         params: impl Params,
         map: impl FnOnce(&Row<'_>) -> Option<T>,
     ) -> Option<Option<T>> {
+        self.with_connection(|connection| {
+            let answer = connection.prepare_cached(sql).and_then(|mut statement| {
+                statement.query_row(params, |row| Ok(map(row))).optional()
+            });
+            match answer {
+                Ok(Some(Some(found))) => Some(Some(found)),
+                Ok(None) => Some(None),
+                // A row not in the form the store writes, or an error: the pool answers.
+                Ok(Some(None)) | Err(_) => None,
+            }
+        })
+    }
+
+    /// Every row `sql` finds with `params`, each mapped by `map`; `None` when this path cannot
+    /// answer (the caller then asks the pool), including when `map` does not take a row.
+    pub(crate) fn read_many<T>(
+        &self,
+        sql: &str,
+        params: impl Params,
+        mut map: impl FnMut(&Row<'_>) -> Option<T>,
+    ) -> Option<Vec<T>> {
+        self.with_connection(|connection| {
+            let mut statement = connection.prepare_cached(sql).ok()?;
+            let mut rows = statement.query(params).ok()?;
+            let mut found = Vec::new();
+            while let Some(row) = rows.next().ok()? {
+                found.push(map(row)?);
+            }
+            Some(found)
+        })
+    }
+
+    /// Runs `read` on an idle connection (or a new one); `None` when none can be opened.
+    fn with_connection<T>(&self, read: impl FnOnce(&Connection) -> Option<T>) -> Option<T> {
         if self.disabled.load(Ordering::Relaxed) {
             return None;
         }
@@ -69,17 +103,10 @@ impl DirectReads {
                 }
             },
         };
-        let answer = connection
-            .prepare_cached(sql)
-            .and_then(|mut statement| statement.query_row(params, |row| Ok(map(row))).optional());
+        let answer = read(&connection);
         // A connection whose query failed (busy, say) is fine for the next one.
         self.put_back(connection);
-        match answer {
-            Ok(Some(Some(found))) => Some(Some(found)),
-            Ok(None) => Some(None),
-            // A row not in the form the store writes, or an error: the pool answers.
-            Ok(Some(None)) | Err(_) => None,
-        }
+        answer
     }
 
     /// Closes the idle connections; every later read goes to the pool.
@@ -114,6 +141,8 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     connection.busy_timeout(Duration::ZERO)?;
+    // Listings build one statement per combination of filters: keep them all prepared.
+    connection.set_prepared_statement_cache_capacity(64);
     connection.pragma_update(None, "query_only", true)?;
     Ok(connection)
 }

@@ -10,12 +10,14 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use rusqlite::params_from_iter;
 use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, Set};
 
 use super::Requester;
 use crate::domain::ids::AccountId;
 use crate::domain::phone_number::{self as rules, CallingName, E164, NumberStatus, ProductType};
 use crate::error::Result;
+use crate::store::db::direct_rows::{phone_number_row, sqlite_statement};
 use crate::store::db::distinct;
 use crate::store::db::entities::enums::NumberStatus as Stored;
 use crate::store::db::entities::phone_number;
@@ -97,14 +99,18 @@ impl<'a> Inventory<'a> {
             status,
             page.after.as_deref(),
             crate::store::db::now(),
-        );
-        let numbers = query
-            .limit(page.fetch_limit())
-            .all(self.engine.reader())
-            .await?
-            .into_iter()
-            .map(NumberView::from)
-            .collect();
+        )
+        .limit(page.fetch_limit());
+        // On SQLite, straight from the file on this thread (see `engine::sqlite_reads`).
+        let direct = self.engine.direct().and_then(|direct| {
+            let (sql, values) = sqlite_statement(&query)?;
+            direct.read_many(&sql, params_from_iter(values), phone_number_row)
+        });
+        let rows = match direct {
+            Some(rows) => rows,
+            None => query.all(self.engine.reader()).await?,
+        };
+        let numbers = rows.into_iter().map(NumberView::from).collect();
         Ok(page.finish(numbers, |n| n.e164.to_string()))
     }
 
