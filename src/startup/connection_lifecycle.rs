@@ -26,6 +26,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tower::Service;
 
+use super::coalesced_writes::CoalescedWrites;
 use super::connections::Connection;
 use super::open_calls::OpenCalls;
 use crate::metrics::ConnectionClosed;
@@ -64,7 +65,7 @@ pub(super) async fn serve<S>(
     let closed = connection.close_reason();
     let calls = OpenCalls::new();
     let served = http.serve_connection(
-        TokioIo::new(connection),
+        TokioIo::new(CoalescedWrites::new(connection)),
         TowerToHyperService::new(calls.count(service)),
     );
     tokio::pin!(served);

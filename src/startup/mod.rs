@@ -28,6 +28,7 @@ use crate::keys::{self, Role, Scope};
 use crate::store::{Store, StoreOptions, WriteStats};
 use crate::tasks::BackgroundTasks;
 
+mod coalesced_writes;
 mod connection_lifecycle;
 mod connections;
 mod console;

@@ -293,7 +293,7 @@ mod tests {
         DIRECT_USER_SETTINGS, direct_user_settings, find_user_settings,
     };
     use crate::store::db::users::{DIRECT_USER_VIEW, direct_user_view, find_user_view};
-    use sea_orm::{EntityTrait, QuerySelect};
+    use sea_orm::QuerySelect;
 
     /// The direct reads and the pool's queries give the same answers, and the direct reads
     /// does answer (it does not fall back) for a user with and without a number, and for no

@@ -18,6 +18,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Params, Row};
 
 /// Connections of one SQLite file for [`DirectReads::read_one`], kept while idle up to
@@ -141,8 +142,11 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     connection.busy_timeout(Duration::ZERO)?;
-    // Listings build one statement per combination of filters: keep them all prepared.
+    // Listings build one statement per combination of filters: keep them all prepared, each
+    // with the plan it was prepared with (see `sqlite_planner`: without QPSG a newly bound LIMIT
+    // would have every execution parse and plan its statement again).
     connection.set_prepared_statement_cache_capacity(64);
+    connection.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     connection.pragma_update(None, "query_only", true)?;
     Ok(connection)
 }
@@ -150,6 +154,18 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A direct connection keeps its statements' plans whatever is bound (QPSG), as the pool's
+    /// connections do.
+    #[test]
+    fn direct_connections_keep_their_plans() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("db.sqlite");
+        rusqlite::Connection::open(&path).expect("create the file");
+        let connection = open(&path).expect("open");
+        let qpsg = connection.db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG);
+        assert_eq!(qpsg.ok(), Some(true));
+    }
 
     #[test]
     fn a_file_that_cannot_be_opened_leaves_every_read_to_the_pool() {
