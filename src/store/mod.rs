@@ -288,6 +288,10 @@ mod tests {
     use crate::domain::phone_number::{NumberStatus, NumberType};
     use crate::domain::user::{DisplayName, Email, LicenseType};
     use crate::store::db::direct_rows::{phone_number_row, sqlite_statement};
+    use crate::store::db::emergency::{
+        DIRECT_USER_VIEW_WITH_LOCATIONS, direct_user_view_with_locations,
+        find_user_view_with_locations,
+    };
     use crate::store::db::numbers::numbers_query;
     use crate::store::db::settings::{
         DIRECT_USER_SETTINGS, direct_user_settings, find_user_settings,
@@ -364,7 +368,7 @@ mod tests {
         let direct = engine.direct().expect("direct reads on a SQLite file");
         let read = |account_id: &AccountId, user_id: &UserId| {
             let params = (user_id.as_str(), account_id.as_str());
-            direct.read_one(DIRECT_USER_VIEW, params, direct_user_view)
+            direct.read_one(&DIRECT_USER_VIEW, params, direct_user_view)
         };
         for (account_id, user_id) in [
             (&account_id, &with_number),
@@ -388,6 +392,16 @@ mod tests {
             let direct_settings =
                 direct.read_one(DIRECT_USER_SETTINGS, params, direct_user_settings);
             assert_eq!(direct_settings, Some(pooled), "{account_id}/{user_id}");
+            // GetUser's, with the user's emergency locations.
+            let pooled = find_user_view_with_locations(store.connection(), account_id, user_id)
+                .await
+                .expect("the pool's answer");
+            let with_locations = direct.read_one(
+                &DIRECT_USER_VIEW_WITH_LOCATIONS,
+                (user_id.as_str(), account_id.as_str()),
+                direct_user_view_with_locations,
+            );
+            assert_eq!(with_locations, Some(pooled), "{account_id}/{user_id}");
         }
         let held = read(&account_id, &with_number).flatten().expect("the user");
         assert_eq!(held.phone_number, Some(number));

@@ -1,6 +1,8 @@
 //! Emergency addresses and locations as the store answers them, and the row functions their
 //! use cases share.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, Query, SimpleExpr};
 use sea_orm::{
@@ -162,6 +164,30 @@ pub(crate) async fn find_user_view_with_locations(
         let locations = [r.number_location, r.user_location, r.account_location];
         (r.user.into_view(), locations)
     }))
+}
+
+/// [`find_user_view_with_locations`] for the direct SQLite read: the user's row and number
+/// ([`DIRECT_USER_VIEW`](super::users::DIRECT_USER_VIEW)'s columns), then the three locations.
+pub(crate) static DIRECT_USER_VIEW_WITH_LOCATIONS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{}, {}, {}, {} {}",
+        super::users::DIRECT_USER_COLUMNS,
+        location_of("number", "p.e164"),
+        location_of("user", "u.id"),
+        location_of("account", "u.account_id"),
+        super::users::DIRECT_USER_FROM,
+    )
+});
+
+/// A row of [`DIRECT_USER_VIEW_WITH_LOCATIONS`]; `None` when a value is not in the form the
+/// store writes.
+pub(crate) fn direct_user_view_with_locations(
+    row: &rusqlite::Row<'_>,
+) -> Option<(UserView, [Option<String>; 3])> {
+    let user = super::users::direct_user_view(row)?;
+    let first = super::users::DIRECT_USER_COLUMN_COUNT;
+    let location = |i: usize| row.get::<_, Option<String>>(first + i).ok();
+    Some((user, [location(0)?, location(1)?, location(2)?]))
 }
 
 /// The SQL of a subselect: the location of the holder `kind` whose id is the SQL `holder` (a

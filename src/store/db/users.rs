@@ -5,6 +5,7 @@
 //! `phone_numbers` (the row pointing at the user), so the two can never disagree.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{CaseStatement, Expr, Func, LockType};
@@ -420,13 +421,19 @@ pub(crate) async fn write_pending(
 /// GetUser's query for a direct SQLite read (`engine::sqlite_reads`): the same row as
 /// [`find_user_view`], the user and the E.164 of the number they hold; `?1` the user, `?2` the
 /// account.
-pub(crate) const DIRECT_USER_VIEW: &str = "SELECT u.id, u.account_id, u.email, \
+pub(crate) static DIRECT_USER_VIEW: LazyLock<String> =
+    LazyLock::new(|| format!("{DIRECT_USER_COLUMNS} {DIRECT_USER_FROM}"));
+
+/// The columns [`direct_user_view`] reads, in its order; how many there are.
+pub(crate) const DIRECT_USER_COLUMNS: &str = "SELECT u.id, u.account_id, u.email, \
     u.display_name, u.license_type, u.inbound_calling, u.outbound_calling, u.sms, \
     u.create_time, u.update_time, u.sign_out_pending_oldest_sequence, \
     u.sign_out_pending_oldest_time, u.sign_out_pending_latest_sequence, \
-    u.sign_out_pending_latest_time, p.e164 \
-    FROM users AS u LEFT JOIN phone_numbers AS p ON p.user_id = u.id \
-    WHERE u.id = ?1 AND u.account_id = ?2";
+    u.sign_out_pending_latest_time, p.e164";
+pub(crate) const DIRECT_USER_COLUMN_COUNT: usize = 15;
+/// The rest of [`DIRECT_USER_VIEW`]: the user `?1` of the account `?2`, and their number.
+pub(crate) const DIRECT_USER_FROM: &str = "FROM users AS u \
+    LEFT JOIN phone_numbers AS p ON p.user_id = u.id WHERE u.id = ?1 AND u.account_id = ?2";
 
 /// A row of [`DIRECT_USER_VIEW`]; `None` when a value is not in the form the store writes.
 pub(crate) fn direct_user_view(row: &rusqlite::Row<'_>) -> Option<UserView> {

@@ -17,7 +17,8 @@ use crate::domain::telephony::TelephonySettings;
 use crate::domain::user::{DisplayName, Email, LicenseType};
 use crate::error::Result;
 use crate::store::db::emergency::{
-    by_location, count_lacking_location, find_user_view_with_locations, forget_holders,
+    DIRECT_USER_VIEW_WITH_LOCATIONS, by_location, count_lacking_location,
+    direct_user_view_with_locations, find_user_view_with_locations, forget_holders,
 };
 use crate::store::db::entities::{account, user};
 use crate::store::db::numbers::release_number;
@@ -34,8 +35,7 @@ use crate::store::engine::mutation::{Mutation, TxnFuture};
 use crate::store::engine::outbox::append_change;
 use crate::store::engine::set_run::{Apply, BatchItem, BatchOptions, ItemResult, SetUseCase};
 use crate::store::use_cases::emergency_locations::{
-    EmergencyLocations, LocationSource, check_named, give_users, named_locations,
-    resolve_effective, set_own_locations,
+    LocationSource, check_named, give_users, named_locations, resolve_effective, set_own_locations,
 };
 
 /// Users of an account: the store's surface for them.
@@ -113,7 +113,7 @@ impl<'a> Users<'a> {
     pub async fn get(&self, account_id: &AccountId, user_id: &UserId) -> Result<UserView> {
         let direct = self.engine.direct().and_then(|direct| {
             let params = (user_id.as_str(), account_id.as_str());
-            direct.read_one(DIRECT_USER_VIEW, params, direct_user_view)
+            direct.read_one(&DIRECT_USER_VIEW, params, direct_user_view)
         });
         let found = match direct {
             Some(found) => found,
@@ -127,25 +127,29 @@ impl<'a> Users<'a> {
         count_lacking_location(self.engine.reader(), self.emergency_location_countries).await
     }
 
-    /// The user and their effective emergency location: GetUser. On PostgreSQL one query; on
-    /// SQLite two direct reads.
+    /// The user and their effective emergency location: GetUser, in one indexed query.
     pub async fn get_with_location(
         &self,
         account_id: &AccountId,
         user_id: &UserId,
     ) -> Result<(UserView, Option<(LocationId, LocationSource)>)> {
-        if self.engine.direct().is_some() {
-            let user = self.get(account_id, user_id).await?;
-            let locations = EmergencyLocations::new(self.engine);
-            let location = locations
-                .effective(user.phone_number.as_ref(), Some(user_id), Some(account_id))
-                .await?;
-            return Ok((user, location));
-        }
-        let found = find_user_view_with_locations(self.engine.reader(), account_id, user_id)
-            .await?
-            .ok_or_else(|| user_not_found(account_id, user_id))?;
-        Ok((found.0, resolve_effective(found.1)))
+        // On SQLite, straight from the file on this thread (see `engine::sqlite_reads`).
+        let direct = self.engine.direct().and_then(|direct| {
+            let params = (user_id.as_str(), account_id.as_str());
+            direct.read_one(
+                &DIRECT_USER_VIEW_WITH_LOCATIONS,
+                params,
+                direct_user_view_with_locations,
+            )
+        });
+        let found = match direct {
+            Some(found) => found,
+            None => {
+                find_user_view_with_locations(self.engine.reader(), account_id, user_id).await?
+            }
+        };
+        let (user, locations) = found.ok_or_else(|| user_not_found(account_id, user_id))?;
+        Ok((user, resolve_effective(locations)))
     }
 
     /// Users of an account in creation order, or the one with `email`; with

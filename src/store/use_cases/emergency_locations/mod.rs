@@ -17,6 +17,8 @@ mod effective;
 mod own;
 mod writes;
 
+use std::sync::LazyLock;
+
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     Statement,
@@ -214,7 +216,7 @@ impl<'a> EmergencyLocations<'a> {
             account_id.map(AccountId::as_str),
         ];
         let direct = self.engine.direct().and_then(|direct| {
-            direct.read_one(&effective_sql("?"), ids, |row| {
+            direct.read_one(&EFFECTIVE_SQL_SQLITE, ids, |row| {
                 Some([row.get(0).ok()?, row.get(1).ok()?, row.get(2).ok()?])
             })
         });
@@ -263,6 +265,9 @@ pub(crate) fn resolve_effective(
         .zip(sources)
         .find_map(|(location, source)| Some((LocationId::from_stored(location?), source)))
 }
+
+/// [`effective_sql`] for SQLite, made once.
+static EFFECTIVE_SQL_SQLITE: LazyLock<String> = LazyLock::new(|| effective_sql("?"));
 
 /// The locations of a number, a user and an account, in one row (`marker`: `?` or `$`, the
 /// database's parameter mark).
