@@ -1,6 +1,8 @@
 //! `ChangeService`: the change-event stream and its history.
 
-use std::{pin::Pin, sync::Arc};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Poll, ready};
 
 use futures::Stream;
 use tokio_stream::{StreamExt, wrappers::ReceiverStream};
@@ -43,25 +45,24 @@ fn end_at_shutdown(
     items: impl Stream<Item = Result<proto::WatchChangesResponse, Status>> + Send + 'static,
     shutdown: CancellationToken,
 ) -> impl Stream<Item = Result<proto::WatchChangesResponse, Status>> + Send + 'static {
-    let items = Box::pin(items);
-    futures::stream::unfold(
-        (items, Some(shutdown)),
-        |(mut items, shutdown)| async move {
-            // `None`: an error was the last item.
-            let shutdown = shutdown?;
-            tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => {
-                    Some((Err(Status::from(Error::ShuttingDown)), (items, None)))
-                }
-                item = items.next() => match item {
-                    None => None,
-                    Some(Err(status)) => Some((Err(status), (items, None))),
-                    Some(ok) => Some((ok, (items, Some(shutdown)))),
-                },
-            }
-        },
-    )
+    let mut items = Box::pin(items);
+    // One shutdown future for the stream's life, not one per item.
+    let mut shutdown = Some(Box::pin(shutdown.cancelled_owned()));
+    futures::stream::poll_fn(move |cx| {
+        // `None`: the stream has ended (an error was the last item).
+        let Some(cancelled) = shutdown.as_mut() else {
+            return Poll::Ready(None);
+        };
+        if cancelled.as_mut().poll(cx).is_ready() {
+            shutdown = None;
+            return Poll::Ready(Some(Err(Status::from(Error::ShuttingDown))));
+        }
+        let item = ready!(items.as_mut().poll_next(cx));
+        if !matches!(item, Some(Ok(_))) {
+            shutdown = None;
+        }
+        Poll::Ready(item)
+    })
 }
 
 #[tonic::async_trait]

@@ -277,9 +277,15 @@ impl Watcher {
     /// Sends one item: `Ok(false)` when the consumer is gone; a shutdown while waiting for a
     /// slow consumer ends the stream with the shutdown error.
     async fn send(&self, item: WatchItem, shutdown: &CancellationToken) -> Result<bool> {
+        // Room in the channel (the usual case): no need to watch for shutdown meanwhile.
+        let item = match self.tx.try_send(Ok(item)) {
+            Ok(()) => return Ok(true),
+            Err(mpsc::error::TrySendError::Closed(_)) => return Ok(false),
+            Err(mpsc::error::TrySendError::Full(item)) => item,
+        };
         tokio::select! {
             _ = shutdown.cancelled() => Err(Error::ShuttingDown),
-            sent = self.tx.send(Ok(item)) => Ok(sent.is_ok()),
+            sent = self.tx.send(item) => Ok(sent.is_ok()),
         }
     }
 }
