@@ -225,15 +225,15 @@ impl<'a> EmergencyLocations<'a> {
             None => {
                 let db = self.engine.reader();
                 let backend = db.get_database_backend();
-                let marker = if backend == DbBackend::Postgres {
-                    "$"
+                let sql = if backend == DbBackend::Postgres {
+                    &EFFECTIVE_SQL_POSTGRES
                 } else {
-                    "?"
+                    &EFFECTIVE_SQL_SQLITE
                 };
                 let row = db
                     .query_one_raw(Statement::from_sql_and_values(
                         backend,
-                        effective_sql(marker),
+                        sql.as_str(),
                         ids.map(|id| sea_orm::Value::from(id.map(str::to_owned))),
                     ))
                     .await?;
@@ -266,8 +266,9 @@ pub(crate) fn resolve_effective(
         .find_map(|(location, source)| Some((LocationId::from_stored(location?), source)))
 }
 
-/// [`effective_sql`] for SQLite, made once.
+/// [`effective_sql`] for each database, made once.
 static EFFECTIVE_SQL_SQLITE: LazyLock<String> = LazyLock::new(|| effective_sql("?"));
+static EFFECTIVE_SQL_POSTGRES: LazyLock<String> = LazyLock::new(|| effective_sql("$"));
 
 /// The locations of a number, a user and an account, in one row (`marker`: `?` or `$`, the
 /// database's parameter mark).
