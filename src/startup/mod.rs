@@ -265,8 +265,9 @@ async fn connect_and_migrate(
     };
     let store = connect_store(storage, options).await?;
     store.migrate().await.context("database migration failed")?;
-    // A process killed between a commit and the numbering of its events left them staged: they
-    // are numbered before this server answers anyone, not at the sequencer's first sweep.
+    // A process of an earlier version killed between a commit and the numbering of its events
+    // left them staged: they are numbered before this server answers anyone, not at the first
+    // sweep.
     let numbered = store
         .changes()
         .number_leftovers()

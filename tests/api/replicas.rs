@@ -262,7 +262,7 @@ async fn count(url: &str, sql: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[cfg_attr(postgres_tests_skipped, ignore = "TEST_DATABASE_URL is not set")]
-async fn commits_on_both_replicas_do_not_wait_for_the_change_log_counter() {
+async fn writes_on_both_replicas_wait_for_the_change_log_counter_only_to_number_and_commit() {
     let database = TestDatabase::create(Backend::Postgres).await;
     let (a, b) = two_replicas(&database).await;
     let (account, users) = users_with_numbers(&a, 2).await;
@@ -294,28 +294,25 @@ async fn commits_on_both_replicas_do_not_wait_for_the_change_log_counter() {
     };
     let on_a = assign(&a, users[0].clone());
     let on_b = assign(&b, users[1].clone());
-    // Both assignments commit (the numbers are taken, their events staged) while the counter
-    // is held, one on each replica.
-    let assigned = "SELECT count(*) FROM phone_numbers WHERE user_id IS NOT NULL";
+    // Both assignments do their work (the numbers taken, their events staged), then wait for
+    // the counter row in the last step before their commits, one on each replica.
+    let numbering = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+        AND query LIKE 'SELECT last_sequence FROM change_log%'";
     let deadline = tokio::time::Instant::now() + WAIT;
-    while count(&database.url, assigned).await < 2 {
+    while count(&database.url, numbering).await < 2 {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "both commits happen while the counter row is locked"
+            "both transactions reach the numbering while the counter row is locked"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(
-        count(&database.url, "SELECT count(*) FROM change_events_staged").await,
-        2,
-        "both events wait, committed, for their sequences"
-    );
+    // Nothing of them is committed, and their callers are not answered.
+    let assigned = "SELECT count(*) FROM phone_numbers WHERE user_id IS NOT NULL";
+    assert_eq!(count(&database.url, assigned).await, 0);
     assert_eq!(
         count(&database.url, "SELECT count(*) FROM change_events").await,
         0
     );
-    // Their callers are answered only once the events have sequences.
-    tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!on_a.is_finished() && !on_b.is_finished());
 
     held.rollback().await.unwrap();
@@ -373,7 +370,8 @@ async fn events_a_dead_replica_committed_unnumbered_are_numbered_by_another() {
     let mut watch = open_watch(&b, Some(head)).await;
     drop(a);
 
-    // What a replica that died between its commit and the numbering leaves behind.
+    // What a replica of an earlier version, which numbered events after its commit, leaves
+    // behind when it dies in between.
     let db = Database::connect(database.url.as_str()).await.unwrap();
     db.execute_raw(Statement::from_sql_and_values(
         DbBackend::Postgres,

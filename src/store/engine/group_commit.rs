@@ -1,8 +1,9 @@
 //! The writer task: group commit. It takes the first mutation waiting, then whatever else is
 //! already queued (up to a bound), opens ONE transaction (IMMEDIATE on SQLite), runs each
-//! mutation in a savepoint of its own (or joined ones in one run of their set use case),
-//! commits once and then answers every caller; on PostgreSQL it hands the committed batch to
-//! the sequencer, which answers once the batch's events are numbered.
+//! mutation in a savepoint of its own (or joined ones in one run of their set use case; a
+//! batch of one mutation runs in the transaction itself),
+//! commits once and then answers every caller. On PostgreSQL it numbers the batch's staged
+//! change events just before the commit ([`super::sequencer`]), and answers with their sequences.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::sequencer::Sequencer;
+use super::sequencer::{Sweeper, answer_numbered, number_in, record_written};
 use super::submission::Queued;
 use crate::error::{Error, classify_db_error, is_conflict};
 
@@ -88,8 +89,9 @@ pub(super) struct WriterTask {
     max_batch: usize,
     gather: Duration,
     committed: Arc<Notify>,
-    /// PostgreSQL: numbers the events of each committed batch, then answers its callers.
-    sequencer: Option<Sequencer>,
+    /// PostgreSQL: numbers the events that a batch staged before committing it, and sweeps up
+    /// those left staged.
+    sequencer: Option<Sweeper>,
     stats: Arc<WriteStats>,
     /// Mutations that lost a race in the last batch, run first in the next.
     carried: Vec<Box<dyn Queued>>,
@@ -102,7 +104,7 @@ impl WriterTask {
         max_batch: usize,
         gather: Duration,
         committed: Arc<Notify>,
-        sequencer: Option<Sequencer>,
+        sequencer: Option<Sweeper>,
         stats: Arc<WriteStats>,
     ) -> Self {
         Self {
@@ -193,8 +195,15 @@ impl WriterTask {
         failed += abandoned.len();
         let mut pending: VecDeque<Group> = joined(runnable).into();
         let mut broken: Option<DbErr> = None;
+        // A batch of one mutation needs no savepoint: its failure is the whole batch's.
+        let alone = pending.len() == 1;
         while let Some(group) = pending.pop_front() {
             let result = match group {
+                Group::One(mutation) if alone => {
+                    self.run_alone(&txn, mutation, &mut succeeded, &mut failed)
+                        .await;
+                    Ok(())
+                }
                 Group::One(mutation) => {
                     self.run_one(&txn, mutation, &mut succeeded, &mut failed)
                         .await
@@ -256,18 +265,35 @@ impl WriterTask {
         for mutation in &succeeded[1..] {
             commit_span.follows_from(mutation.span());
         }
+        let appended = succeeded.iter().any(|m| m.appends_changes());
+        // PostgreSQL: the staged events are numbered by this transaction, as its last step.
+        let numbered = match &self.sequencer {
+            Some(_) if appended => match number_in(&txn).instrument(commit_span.clone()).await {
+                Ok(numbered) => Some(numbered),
+                Err(e) => {
+                    tracing::warn!(error = %e, size, "cannot number a batch's change events; rolling back the batch");
+                    let _ = txn.rollback().await;
+                    self.stats.record(size, size, false);
+                    fail_all(succeeded, &e);
+                    return;
+                }
+            },
+            _ => None,
+        };
         match txn.commit().instrument(commit_span).await {
             Ok(()) => {
                 self.stats.record(size, failed, true);
                 tracing::trace!(size, failed, "write batch committed");
-                let appended = succeeded.iter().any(|m| m.appends_changes());
-                match &self.sequencer {
-                    Some(sequencer) if appended => sequencer
-                        .hand_over(succeeded.into_iter().map(|m| m.into_awaiting()).collect()),
-                    _ => {
-                        if appended {
-                            self.committed.notify_one();
-                        }
+                if appended {
+                    self.committed.notify_one();
+                }
+                match numbered {
+                    Some(numbered) => {
+                        record_written(&numbered);
+                        let waiting = succeeded.into_iter().map(|m| m.into_awaiting()).collect();
+                        answer_numbered(&self.db, waiting, numbered.into_iter().collect()).await;
+                    }
+                    None => {
                         for mutation in succeeded {
                             mutation.answer();
                         }
@@ -284,6 +310,29 @@ impl WriterTask {
 }
 
 impl WriterTask {
+    /// Runs `mutation`, the batch's only one, straight in `txn`: kept in `succeeded`, or
+    /// answered with its failure (or carried to the next batch after a lost race), the
+    /// transaction then being rolled back with nothing kept.
+    async fn run_alone(
+        &mut self,
+        txn: &DatabaseTransaction,
+        mut mutation: Box<dyn Queued>,
+        succeeded: &mut Vec<Box<dyn Queued>>,
+        failed: &mut usize,
+    ) {
+        // Given up while it ran: undone, as if its transaction had been dropped.
+        if mutation.run(txn).await && !mutation.abandoned() {
+            succeeded.push(mutation);
+            return;
+        }
+        *failed += 1;
+        if mutation.should_retry() {
+            self.carried.push(mutation);
+        } else {
+            mutation.answer();
+        }
+    }
+
     /// Runs `mutation` in a savepoint of its own: kept in `succeeded`, or answered with its
     /// failure (or carried to the next batch after a lost race). `Err` when the transaction
     /// broke; the mutation has been answered.

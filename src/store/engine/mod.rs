@@ -8,7 +8,7 @@
 //! - [`idempotency`] and [`answers`]: a request's first answer kept for its retries, in a
 //!   versioned form.
 //! - [`outbox`] and [`sequencer`]: change events written with the change that causes them, and
-//!   numbered gap-free (after commit, on PostgreSQL).
+//!   numbered gap-free (on PostgreSQL, as the transaction's last step).
 //! - Driver adjustments: [`sqlite_planner`], [`sqlite_reads`] (direct reads on the calling
 //!   thread). PostgreSQL sockets need none: sqlx sets TCP_NODELAY on them.
 //!

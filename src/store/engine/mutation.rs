@@ -18,11 +18,12 @@ pub(crate) trait Mutation: Send + Sync + 'static {
     const APPENDS_CHANGES: bool;
 
     /// Runs the use case in `txn`. It may run more than once (after losing a race on
-    /// PostgreSQL), each time in a fresh savepoint.
+    /// PostgreSQL), each time in a fresh savepoint (or transaction, when it is its batch's only
+    /// mutation).
     fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, Self::Output>;
 
     /// Visits every change-event sequence in `output`: on PostgreSQL, those of events written
-    /// by the mutation are provisional until the sequencer numbers them (`store::engine::sequencer`).
+    /// by the mutation are provisional until the batch numbers them (`store::engine::sequencer`).
     fn visit_sequences(_output: &mut Self::Output, _visit: &mut dyn FnMut(&mut u64)) {}
 
     /// Whether `other`, waiting in the same batch, can run with this one in one call of

@@ -5,8 +5,8 @@
 //! it; the one writer's transaction holds it until commit, so sequence N+1 cannot be handed out
 //! before N is committed or rolled back: readers always see a gap-free prefix, in order, and a
 //! mutation rolled back to its savepoint takes its increment with it. On PostgreSQL, where
-//! replicas write concurrently, events are staged and the sequencer numbers them after commit
-//! (see `engine::sequencer` for why that keeps the same guarantees).
+//! replicas write concurrently, events are staged and numbered as the writing transaction's last
+//! step, holding the counter only from then to the commit (see `engine::sequencer`).
 
 use std::collections::HashMap;
 
@@ -46,8 +46,8 @@ pub(crate) async fn append_change(
 /// On SQLite (one writer) they get their sequences here: one counter update, one multi-row
 /// INSERT per [`INSERT_CHUNK`] events, and one update marking the users of sign-out-required
 /// events as pending ([`mark_pending`]), however many changes there are. On PostgreSQL they are
-/// staged, without the counter, and numbered after the commit (`engine::sequencer`); the events
-/// returned carry provisional sequences until then.
+/// staged, without the counter, and numbered just before the commit (`engine::sequencer`); the
+/// events returned carry provisional sequences until then.
 pub(crate) async fn append_changes(
     txn: &DatabaseTransaction,
     changes: Vec<NewChange>,

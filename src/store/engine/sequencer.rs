@@ -1,28 +1,28 @@
-//! Numbering change events on PostgreSQL after their transactions commit.
+//! Numbering change events on PostgreSQL, at the end of the transaction that writes them.
 //!
-//! Handing out a sequence inside the writing transaction means holding the change-log counter
-//! row locked until that transaction commits: every event-writing commit of every replica then
-//! waits in one line. So on PostgreSQL a write transaction only *stages* its events
-//! (`change_events_staged`, whose ids an identity column hands out at insert time) and commits
-//! without touching the counter. A short sequencing transaction then locks the counter, moves
-//! every staged event it can see into `change_events` with the next sequences in staged-id
-//! order, marks the users of sign-out-required events pending, notifies the other replicas and
-//! commits. Only sequencing transactions wait for each other, and each numbers everything
-//! committed so far, whichever replica wrote it.
+//! Handing out a sequence when an event is written means holding the change-log counter row
+//! locked from then until the transaction commits: every event-writing transaction of every
+//! replica would then wait in one line for the whole of another's work. So on PostgreSQL a use
+//! case only *stages* its events (`change_events_staged`, whose ids an identity column hands out
+//! at insert time). The writer numbers them as the last step of its batch, just before the
+//! commit ([`number_in`]): it locks the counter, moves every staged event it can see into
+//! `change_events` with the next sequences in staged-id order, marks the users of
+//! sign-out-required events pending and notifies the other replicas, all in one statement. The
+//! counter is held only for that statement and the commit, and one commit pays for the change
+//! and its numbering.
 //!
-//! Why the log stays gap-free and in order: sequencing transactions follow one another through
+//! Why the log stays gap-free and in order: numbering transactions follow one another through
 //! the counter row, each numbers contiguously after the last, and their rows appear at their
-//! commit. A change that saw another's effects (waited for its row lock, read its row) inserted
-//! its events after that other transaction committed, so its staged ids are larger: it is
-//! numbered later, or further on in the same run.
+//! commit, in the counter's order. A change that saw another's effects (waited for its row lock,
+//! read its row) did so after that other transaction committed, numbered.
 //!
 //! Answers that carry sequences (LogoutUser's, the pending sign-out of an assignment) are
-//! computed in the transaction with provisional values ([`provisional`]); the writer hands each
-//! committed batch to the [`Sequencer`] task, which answers the callers once their events are
-//! numbered, with the real sequences put in. A stored idempotent answer keeps its provisional
-//! values, and a replay is resolved the same way, through `change_events.staged_id`. Events
-//! staged by a process that died before numbering them are numbered by any replica's sweep
-//! within [`SWEEP_INTERVAL`].
+//! computed before the numbering with provisional values ([`provisional`]); once the batch has
+//! committed, the writer puts the real sequences in ([`answer_numbered`]). A stored idempotent
+//! answer keeps its provisional values, and a replay is resolved the same way, through
+//! `change_events.staged_id`. Events left staged (by a version of the service that numbered
+//! them after its commit, and died first) are numbered by any replica's [`Sweeper`] within
+//! [`SWEEP_INTERVAL`].
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -31,9 +31,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveEnum, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend,
-    EntityTrait, Iterable, QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
+    DbErr, EntityTrait, Iterable, QueryFilter, QueryOrder, QuerySelect, Statement,
+    TransactionTrait,
 };
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use crate::domain::change::ChangeKind;
 use crate::error::{Error, Result};
@@ -51,12 +53,8 @@ const PROVISIONAL_BASE: u64 = 1 << 62;
 /// Events moved per sequencing transaction.
 const NUMBER_CHUNK: i64 = 5_000;
 
-/// How often each replica numbers events left staged (by a process that died after its commit).
+/// How often each replica looks for events left staged.
 pub(crate) const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Sequencing attempts for a waiting batch before its callers get the database's error (their
-/// changes stand; the sweep numbers their events once the database answers again).
-const MAX_ATTEMPTS: u32 = 20;
 
 /// The provisional sequence standing for the staged event `staged_id`.
 pub(crate) fn provisional(staged_id: i64) -> u64 {
@@ -80,183 +78,130 @@ pub(super) trait Awaiting: Send {
     fn fail(self: Box<Self>, error: Error);
 }
 
-/// The handle of the sequencing task (one per process, PostgreSQL only).
-pub(super) struct Sequencer {
-    queue: mpsc::UnboundedSender<Vec<Box<dyn Awaiting>>>,
+/// The task that numbers events left staged (one per process, PostgreSQL only).
+pub(super) struct Sweeper {
+    stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
 
-impl Sequencer {
-    /// Starts the task on `db`; `committed` is signalled after each run that numbered events.
+impl Sweeper {
+    /// Starts the task on `db`; `committed` is signalled after each sweep that numbered events.
     pub fn start(db: DatabaseConnection, committed: Arc<Notify>) -> Self {
-        let (queue, incoming) = mpsc::unbounded_channel();
-        let task = tokio::spawn(
-            SequencerTask {
-                db,
-                incoming,
-                committed,
-            }
-            .run(),
-        );
-        Self { queue, task }
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(sweep(db, committed, stop.clone()));
+        Self { stop, task }
     }
 
-    /// Numbers the events of a committed batch, then answers its callers.
-    pub fn hand_over(&self, batch: Vec<Box<dyn Awaiting>>) {
-        if let Err(mpsc::error::SendError(batch)) = self.queue.send(batch) {
-            for waiting in batch {
-                waiting.fail(Error::ShuttingDown);
-            }
-        }
-    }
-
-    /// Numbers and answers what was handed over, then stops.
+    /// Stops the task.
     pub async fn close(self) {
-        drop(self.queue);
+        self.stop.cancel();
         if let Err(e) = self.task.await {
-            tracing::error!(error = %e, "the change sequencer task failed");
+            tracing::error!(error = %e, "the staged change event sweeper failed");
         }
     }
 }
 
-struct SequencerTask {
-    db: DatabaseConnection,
-    incoming: mpsc::UnboundedReceiver<Vec<Box<dyn Awaiting>>>,
-    committed: Arc<Notify>,
-}
-
-impl SequencerTask {
-    async fn run(mut self) {
-        let mut sweep = tokio::time::interval(SWEEP_INTERVAL);
-        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            let mut waiting = Vec::new();
-            tokio::select! {
-                biased;
-                next = self.incoming.recv() => match next {
-                    Some(batch) => waiting.extend(batch),
-                    None => break,
-                },
-                _ = sweep.tick() => {
-                    match anything_staged(&self.db).await {
-                        Ok(true) => {}
-                        Ok(false) => continue,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "cannot look for staged change events");
-                            continue;
-                        }
-                    }
-                }
-            }
-            // Every batch committed meanwhile shares this run.
-            while let Ok(batch) = self.incoming.try_recv() {
-                waiting.extend(batch);
-            }
-            self.settle(waiting).await;
+async fn sweep(db: DatabaseConnection, committed: Arc<Notify>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tick.tick() => {}
         }
-        tracing::debug!("the change sequencer stopped");
-    }
-
-    /// Numbers everything staged, then answers `waiting` with their sequences.
-    async fn settle(&self, mut waiting: Vec<Box<dyn Awaiting>>) {
-        let mut attempts = 0;
-        let numbered = loop {
-            attempts += 1;
-            match number_staged(&self.db).await {
-                Ok(numbered) => break numbered,
-                Err(e) if waiting.is_empty() => {
-                    tracing::warn!(error = %e, "cannot number staged change events");
-                    return;
-                }
-                Err(e) if attempts >= MAX_ATTEMPTS => {
-                    tracing::error!(error = %e, waiting = waiting.len(), "cannot number staged change events; answering with the error");
-                    for one in waiting {
-                        one.fail(Error::Internal(format!(
-                            "the change was committed, but its event could not be numbered yet: {e}"
-                        )));
-                    }
-                    return;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, attempts, "cannot number staged change events; trying again");
-                    tokio::time::sleep(Duration::from_millis(50 * u64::from(attempts))).await;
-                }
-            }
+        let numbered = match anything_staged(&db).await {
+            Ok(true) => number_staged(&db).await,
+            Ok(false) => continue,
+            Err(e) => Err(e),
         };
-        if !numbered.is_empty() {
-            self.committed.notify_one();
-        }
-        let sequences = match self.sequences_of(&mut waiting, numbered).await {
-            Ok(sequences) => sequences,
-            Err(e) => {
-                for one in waiting {
-                    one.fail(copy(&e));
-                }
-                return;
+        match numbered {
+            Ok(numbered) if !numbered.is_empty() => {
+                tracing::info!(
+                    events = numbered.len(),
+                    "numbered change events left staged"
+                );
+                committed.notify_one();
             }
-        };
-        for mut one in waiting {
-            let mut unknown = None;
-            one.visit_sequences(&mut |sequence| {
-                if let Some(id) = staged_id_of(*sequence) {
-                    match sequences.get(&id) {
-                        Some(&real) => *sequence = real,
-                        None => unknown = Some(id),
-                    }
-                }
-            });
-            match unknown {
-                None => one.answer(),
-                // Only a replayed answer whose event retention has purged since.
-                Some(id) => one.fail(Error::Internal(format!(
-                    "the sequence of staged change event {id} is no longer known"
-                ))),
-            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot number staged change events"),
         }
     }
+    tracing::debug!("the staged change event sweeper stopped");
+}
 
-    /// The sequences of every staged id named in `waiting`: from this run's numbering, or (for
-    /// events another replica's sequencer numbered first, and replayed answers) from the log.
-    async fn sequences_of(
-        &self,
-        waiting: &mut [Box<dyn Awaiting>],
-        mut numbered: HashMap<i64, u64>,
-    ) -> Result<HashMap<i64, u64>> {
-        let mut missing = HashSet::new();
-        for one in waiting.iter_mut() {
-            one.visit_sequences(&mut |sequence| {
-                if let Some(id) = staged_id_of(*sequence)
-                    && !numbered.contains_key(&id)
-                {
-                    missing.insert(id);
-                }
-            });
+/// Answers `waiting`, whose batch committed having numbered `numbered` (staged id to
+/// sequence), with the real sequences put in their answers.
+pub(super) async fn answer_numbered(
+    db: &DatabaseConnection,
+    mut waiting: Vec<Box<dyn Awaiting>>,
+    numbered: HashMap<i64, u64>,
+) {
+    let sequences = match sequences_of(db, &mut waiting, numbered).await {
+        Ok(sequences) => sequences,
+        Err(e) => {
+            for one in waiting {
+                one.fail(Error::Internal(e.to_string()));
+            }
+            return;
         }
-        if missing.is_empty() {
-            return Ok(numbered);
-        }
-        let ids: Vec<i64> = missing.into_iter().collect();
-        for chunk in ids.chunks(SET_CHUNK) {
-            let found: Vec<(Option<i64>, i64)> = change_event::Entity::find()
-                .select_only()
-                .column(change_event::Column::StagedId)
-                .column(change_event::Column::Sequence)
-                .filter(change_event::Column::StagedId.is_in(chunk.iter().copied()))
-                .into_tuple()
-                .all(&self.db)
-                .await?;
-            for (staged, sequence) in found {
-                if let Some(staged) = staged {
-                    numbered.insert(staged, sequence.max(0) as u64);
+    };
+    for mut one in waiting {
+        let mut unknown = None;
+        one.visit_sequences(&mut |sequence| {
+            if let Some(id) = staged_id_of(*sequence) {
+                match sequences.get(&id) {
+                    Some(&real) => *sequence = real,
+                    None => unknown = Some(id),
                 }
             }
+        });
+        match unknown {
+            None => one.answer(),
+            // Only a replayed answer whose event retention has purged since.
+            Some(id) => one.fail(Error::Internal(format!(
+                "the sequence of staged change event {id} is no longer known"
+            ))),
         }
-        Ok(numbered)
     }
 }
 
-fn copy(error: &Error) -> Error {
-    Error::Internal(error.to_string())
+/// The sequences of every staged id named in `waiting`: from this batch's numbering, or (for
+/// replayed answers, and events numbered by a sweep) from the log.
+async fn sequences_of(
+    db: &DatabaseConnection,
+    waiting: &mut [Box<dyn Awaiting>],
+    mut numbered: HashMap<i64, u64>,
+) -> Result<HashMap<i64, u64>> {
+    let mut missing = HashSet::new();
+    for one in waiting.iter_mut() {
+        one.visit_sequences(&mut |sequence| {
+            if let Some(id) = staged_id_of(*sequence)
+                && !numbered.contains_key(&id)
+            {
+                missing.insert(id);
+            }
+        });
+    }
+    if missing.is_empty() {
+        return Ok(numbered);
+    }
+    let ids: Vec<i64> = missing.into_iter().collect();
+    for chunk in ids.chunks(SET_CHUNK) {
+        let found: Vec<(Option<i64>, i64)> = change_event::Entity::find()
+            .select_only()
+            .column(change_event::Column::StagedId)
+            .column(change_event::Column::Sequence)
+            .filter(change_event::Column::StagedId.is_in(chunk.iter().copied()))
+            .into_tuple()
+            .all(db)
+            .await?;
+        for (staged, sequence) in found {
+            if let Some(staged) = staged {
+                numbered.insert(staged, sequence.max(0) as u64);
+            }
+        }
+    }
+    Ok(numbered)
 }
 
 async fn anything_staged(db: &DatabaseConnection) -> Result<bool> {
@@ -272,59 +217,68 @@ async fn anything_staged(db: &DatabaseConnection) -> Result<bool> {
     })
 }
 
-/// Numbers every staged event visible now, in staged-id order, one transaction per
-/// [`NUMBER_CHUNK`]; returns their sequences by staged id.
+/// Numbers every staged event visible now, in staged-id order, in one transaction of its own;
+/// returns their sequences by staged id.
 pub(crate) async fn number_staged(db: &DatabaseConnection) -> Result<HashMap<i64, u64>> {
-    let mut numbered = HashMap::new();
-    loop {
-        let moved = number_chunk(db).await?;
-        let done = (moved.len() as i64) < NUMBER_CHUNK;
-        numbered.extend(moved);
-        if done {
-            return Ok(numbered);
-        }
+    let txn = db.begin().await?;
+    let numbered = number_in(&txn).await?;
+    if numbered.is_empty() {
+        txn.rollback().await?;
+    } else {
+        txn.commit().await?;
+        record_written(&numbered);
     }
+    Ok(numbered.into_iter().collect())
 }
 
-/// One sequencing transaction: the counter row locked, then one statement that moves up to
-/// [`NUMBER_CHUNK`] staged events into the log with the next sequences, advances the counter,
-/// marks the pending sign-outs (as `sign_out::mark_pending` does on SQLite: a user's first
-/// event becomes their oldest pending change if none was, their last the latest) and notifies
-/// the other replicas on commit.
-async fn number_chunk(db: &DatabaseConnection) -> Result<Vec<(i64, u64)>> {
-    let txn = db.begin().await?;
-    // Taken first: the next statement's snapshot then sees what the previous run moved.
-    let head: i64 = txn
+/// Inside `txn`, as its last step before the commit: locks the change-log counter, then numbers
+/// every staged event `txn` sees (its own and those committed staged), [`NUMBER_CHUNK`] a
+/// statement, moving them into the log with the next sequences, advancing the counter, marking
+/// the pending sign-outs (as `sign_out::mark_pending` does on SQLite: a user's first event
+/// becomes their oldest pending change if none was, their last the latest) and notifying the
+/// other replicas on commit. Returns (staged id, sequence) in sequence order.
+pub(super) async fn number_in(
+    txn: &DatabaseTransaction,
+) -> std::result::Result<Vec<(i64, u64)>, DbErr> {
+    // Taken first: the next statement's snapshot then sees what the previous holder moved.
+    let mut head: i64 = txn
         .query_one_raw(Statement::from_string(
             DbBackend::Postgres,
             "SELECT last_sequence FROM change_log WHERE id = 1 FOR UPDATE",
         ))
         .await?
-        .ok_or_else(|| Error::Internal("the change_log row is missing".into()))?
+        .ok_or_else(|| DbErr::Custom("the change_log row is missing".into()))?
         .try_get_by_index(0)?;
-    let rows = txn
-        .query_all_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            number_statement(),
-            [head.into(), NUMBER_CHUNK.into(), NOTIFY_CHANNEL.into()],
-        ))
-        .await?;
-    if rows.is_empty() {
-        txn.rollback().await?;
-        return Ok(Vec::new());
+    let mut numbered = Vec::new();
+    loop {
+        let rows = txn
+            .query_all_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                number_statement(),
+                [head.into(), NUMBER_CHUNK.into(), NOTIFY_CHANNEL.into()],
+            ))
+            .await?;
+        let moved = rows.len();
+        for row in rows {
+            let staged: i64 = row.try_get_by_index(0)?;
+            let sequence: i64 = row.try_get_by_index(1)?;
+            head = head.max(sequence);
+            numbered.push((staged, sequence.max(0) as u64));
+        }
+        if (moved as i64) < NUMBER_CHUNK {
+            return Ok(numbered);
+        }
     }
-    txn.commit().await?;
-    let mut numbered = Vec::with_capacity(rows.len());
-    for row in rows {
-        let staged: i64 = row.try_get_by_index(0)?;
-        let sequence: i64 = row.try_get_by_index(1)?;
-        crate::metrics::record_event_written(sequence.max(0) as u64);
-        numbered.push((staged, sequence.max(0) as u64));
-    }
-    Ok(numbered)
 }
 
-/// The statement of [`number_chunk`]: `$1` the head, `$2` the chunk, `$3` the NOTIFY channel.
+/// Counts events numbered by a committed transaction.
+pub(super) fn record_written(numbered: &[(i64, u64)]) {
+    for &(_, sequence) in numbered {
+        crate::metrics::record_event_written(sequence);
+    }
+}
+
+/// The statement of [`number_in`]: `$1` the head, `$2` the chunk, `$3` the NOTIFY channel.
 fn number_statement() -> &'static str {
     static STATEMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     STATEMENT.get_or_init(|| {

@@ -1,5 +1,5 @@
 //! A submitted mutation with its reply channel, type-erased for the writer's queue
-//! ([`Queued`]), and what the sequencer needs of it once committed ([`Awaiting`]).
+//! ([`Queued`]), and what answering with its events' sequences needs of it once committed ([`Awaiting`]).
 
 use std::any::Any;
 use std::future::Future;
@@ -34,7 +34,7 @@ pub(super) trait Queued: Send {
     fn fail(self: Box<Self>, error: Error);
     /// The use case's span, a child of the caller's.
     fn span(&self) -> &Span;
-    /// For the sequencer, which answers once the mutation's events are numbered.
+    /// For answering with the real sequences once the batch's events are numbered.
     fn into_awaiting(self: Box<Self>) -> Box<dyn Awaiting>;
     fn as_any(&self) -> &dyn Any;
     fn as_any_mut(&mut self) -> &mut dyn Any;

@@ -2,12 +2,13 @@
 //!
 //! Mutations are submitted through a channel. The writer takes the first one waiting, then
 //! whatever else is already queued (up to a bound), opens ONE transaction (IMMEDIATE on SQLite),
-//! runs each mutation in a savepoint of its own, commits once and then answers every caller.
+//! runs each mutation in a savepoint of its own (a batch of one needs none), commits once and then
+//! answers every caller.
 //! A mutation that fails rolls back its savepoint alone and gets its own error; the others of
 //! the batch still commit. One commit (one WAL sync) pays for the whole batch.
 //!
-//! On PostgreSQL the events of a committed batch are numbered afterwards, by the sequencer
-//! ([`super::sequencer`]), and its callers are answered once that is done.
+//! On PostgreSQL the events a batch staged are numbered just before its commit, in the same
+//! transaction ([`super::sequencer`]).
 //!
 //! On PostgreSQL a mutation can lose a race with another replica (deadlock or serialization
 //! failure). Its savepoint is rolled back, so the rest of the batch is unharmed, and it is run
@@ -22,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::group_commit::{WriteStats, WriterTask};
 use super::mutation::Mutation;
-use super::sequencer::Sequencer;
+use super::sequencer::Sweeper;
 use super::submission::{Queued, Submission};
 use crate::error::{Error, Result};
 
@@ -53,9 +54,9 @@ impl Writer {
         let (queue, incoming) = mpsc::channel(max_batch.saturating_mul(8));
         let stop = CancellationToken::new();
         let stats = Arc::new(WriteStats::default());
-        // On PostgreSQL events are numbered after commit, by a task of their own.
+        // On PostgreSQL, events left staged are numbered by a task of their own.
         let sequencer = (db.get_database_backend() == DbBackend::Postgres)
-            .then(|| Sequencer::start(db.clone(), committed.clone()));
+            .then(|| Sweeper::start(db.clone(), committed.clone()));
         let task = tokio::spawn(
             WriterTask::new(
                 db,

@@ -132,9 +132,9 @@ impl<'a> Changes<'a> {
             .collect())
     }
 
-    /// Numbers the events that a process which died between its commit and their numbering left
-    /// staged (PostgreSQL; SQLite numbers events as it writes them). The sequencer's sweep would
-    /// number them too, within its interval.
+    /// Numbers the events that a process of an earlier version, which numbered after its
+    /// commits, left staged when it died in between (PostgreSQL; SQLite numbers events as it
+    /// writes them). The engine's sweep would number them too, within its interval.
     pub async fn number_leftovers(&self) -> Result<usize> {
         let db = self.engine.reader();
         if db.get_database_backend() != DbBackend::Postgres {
