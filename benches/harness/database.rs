@@ -131,6 +131,8 @@ impl BenchDatabase {
             Backend::Postgres => Sql::Postgres(
                 PgPoolOptions::new()
                     .max_connections(1)
+                    // No ping before each use: the anchor is the database's cost, not a driver's.
+                    .test_before_acquire(false)
                     .connect(&self.url)
                     .await?,
             ),
@@ -179,6 +181,7 @@ impl BenchDatabase {
         let pool = PgPoolOptions::new()
             .max_connections(connections)
             .min_connections(connections)
+            .test_before_acquire(false)
             .connect(&self.url)
             .await?;
         Ok(Some(pool))

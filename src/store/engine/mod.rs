@@ -42,6 +42,9 @@ use set_run::{BatchItem, BatchOptions, ItemResult, SetBatch, SetUseCase, SingleI
 use sqlite_reads::DirectReads;
 use writer::{Writer, WriterOptions};
 
+/// A pooled connection idle this long is pinged before use (one busier is used as it is).
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
+
 /// How long a SQLite writer waits for the write lock before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -190,6 +193,9 @@ fn connect_options(url: &str, max_connections: u32, acquire_timeout: Duration) -
         .min_connections(1)
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(acquire_timeout)
+        // A ping before every use of a pooled connection is one more round trip for each
+        // PostgreSQL read and write transaction: only a connection idle this long is checked.
+        .test_before_acquire_if_idle_for(IDLE_BEFORE_PING)
         .sqlx_logging(false)
         .map_sqlx_sqlite_opts(|opts| {
             opts.create_if_missing(true)
