@@ -297,7 +297,7 @@ async fn writes_on_both_replicas_wait_for_the_change_log_counter_only_to_number_
     // Both assignments do their work (the numbers taken, their events staged), then wait for
     // the counter row in the last step before their commits, one on each replica.
     let numbering = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
-        AND query LIKE 'SELECT last_sequence FROM change_log%'";
+        AND query LIKE '%UPDATE change_log SET last_sequence%'";
     let deadline = tokio::time::Instant::now() + WAIT;
     while count(&database.url, numbering).await < 2 {
         assert!(

@@ -50,9 +50,6 @@ pub const NOTIFY_CHANNEL: &str = "telephony_admin_changes";
 /// an `i64` where a stored answer keeps one.
 const PROVISIONAL_BASE: u64 = 1 << 62;
 
-/// Events moved per sequencing transaction.
-const NUMBER_CHUNK: i64 = 5_000;
-
 /// How often each replica looks for events left staged.
 pub(crate) const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -231,44 +228,37 @@ pub(crate) async fn number_staged(db: &DatabaseConnection) -> Result<HashMap<i64
     Ok(numbered.into_iter().collect())
 }
 
-/// Inside `txn`, as its last step before the commit: locks the change-log counter, then numbers
-/// every staged event `txn` sees (its own and those committed staged), [`NUMBER_CHUNK`] a
-/// statement, moving them into the log with the next sequences, advancing the counter, marking
-/// the pending sign-outs (as `sign_out::mark_pending` does on SQLite: a user's first event
-/// becomes their oldest pending change if none was, their last the latest) and notifying the
-/// other replicas on commit. Returns (staged id, sequence) in sequence order.
+/// Inside `txn`, as its last step before the commit, in one statement: numbers every staged
+/// event `txn` sees (its own and those committed staged) with the next sequences of the
+/// change-log counter, which it locks until the commit; moves them into the log; marks the
+/// pending sign-outs (as `sign_out::mark_pending` does on SQLite: a user's first event becomes
+/// their oldest pending change if none was, their last the latest) and notifies the other
+/// replicas on commit. Returns (staged id, sequence) in sequence order.
+///
+/// The statement may wait for the counter while another transaction numbers: it then numbers
+/// after that one's events, and skips the staged rows that one moved (a row deleted by a
+/// committed transaction is passed over by a waiting DELETE).
 pub(super) async fn number_in(
     txn: &DatabaseTransaction,
 ) -> std::result::Result<Vec<(i64, u64)>, DbErr> {
-    // Taken first: the next statement's snapshot then sees what the previous holder moved.
-    let mut head: i64 = txn
-        .query_one_raw(Statement::from_string(
+    let rows = txn
+        .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "SELECT last_sequence FROM change_log WHERE id = 1 FOR UPDATE",
+            number_statement(),
+            [NOTIFY_CHANNEL.into()],
         ))
-        .await?
-        .ok_or_else(|| DbErr::Custom("the change_log row is missing".into()))?
-        .try_get_by_index(0)?;
-    let mut numbered = Vec::new();
-    loop {
-        let rows = txn
-            .query_all_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                number_statement(),
-                [head.into(), NUMBER_CHUNK.into(), NOTIFY_CHANNEL.into()],
-            ))
-            .await?;
-        let moved = rows.len();
-        for row in rows {
-            let staged: i64 = row.try_get_by_index(0)?;
-            let sequence: i64 = row.try_get_by_index(1)?;
-            head = head.max(sequence);
-            numbered.push((staged, sequence.max(0) as u64));
-        }
-        if (moved as i64) < NUMBER_CHUNK {
-            return Ok(numbered);
-        }
+        .await?;
+    let mut numbered = Vec::with_capacity(rows.len());
+    for row in rows {
+        let staged: Option<i64> = row.try_get_by_index(0)?;
+        let sequence: Option<i64> = row.try_get_by_index(1)?;
+        let (Some(staged), Some(sequence)) = (staged, sequence) else {
+            // Rolled back by the caller: the staged events stay staged.
+            return Err(DbErr::Custom("the change_log row is missing".into()));
+        };
+        numbered.push((staged, sequence.max(0) as u64));
     }
+    Ok(numbered)
 }
 
 /// Counts events numbered by a committed transaction.
@@ -278,7 +268,7 @@ pub(super) fn record_written(numbered: &[(i64, u64)]) {
     }
 }
 
-/// The statement of [`number_in`]: `$1` the head, `$2` the chunk, `$3` the NOTIFY channel.
+/// The statement of [`number_in`]: `$1` the NOTIFY channel.
 fn number_statement() -> &'static str {
     static STATEMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     STATEMENT.get_or_init(|| {
@@ -294,22 +284,21 @@ fn number_statement() -> &'static str {
         };
         format!(
             "WITH moved AS ( \
-                DELETE FROM change_events_staged WHERE id IN \
-                    (SELECT id FROM change_events_staged ORDER BY id LIMIT $2) \
-                RETURNING * \
+                DELETE FROM change_events_staged RETURNING * \
+            ), head AS ( \
+                UPDATE change_log SET last_sequence = last_sequence + (SELECT count(*) FROM moved) \
+                WHERE id = 1 AND EXISTS (SELECT 1 FROM moved) \
+                RETURNING last_sequence - (SELECT count(*) FROM moved) AS base, \
+                    pg_notify($1, last_sequence::text) \
             ), numbered AS ( \
                 INSERT INTO change_events (sequence, staged_id, event_id, account_id, user_id, \
                     kind, kind_code, e164, inbound_calling, outbound_calling, sms, notice, actor, \
                     occur_time) \
-                SELECT $1 + row_number() OVER (ORDER BY id), id, event_id, account_id, user_id, \
-                    kind, kind_code, e164, inbound_calling, outbound_calling, sms, notice, actor, \
-                    occur_time \
-                FROM moved \
+                SELECT head.base + row_number() OVER (ORDER BY moved.id), moved.id, event_id, \
+                    account_id, user_id, kind, kind_code, e164, inbound_calling, outbound_calling, \
+                    sms, notice, actor, occur_time \
+                FROM moved, head \
                 RETURNING sequence, staged_id, user_id, kind, occur_time \
-            ), head AS ( \
-                UPDATE change_log SET last_sequence = $1 + (SELECT count(*) FROM numbered) \
-                WHERE id = 1 AND EXISTS (SELECT 1 FROM numbered) \
-                RETURNING last_sequence, pg_notify($3, last_sequence::text) \
             ), pending AS ( \
                 SELECT user_id, \
                     min(sequence) AS oldest_sequence, \
@@ -327,14 +316,17 @@ fn number_statement() -> &'static str {
                     sign_out_pending_latest_time = pending.latest_time \
                 FROM pending WHERE users.id = pending.user_id \
             ) \
-            SELECT staged_id, sequence FROM numbered ORDER BY sequence"
+            SELECT staged_id, sequence FROM numbered \
+            UNION ALL SELECT NULL, NULL WHERE EXISTS (SELECT 1 FROM moved) \
+                AND NOT EXISTS (SELECT 1 FROM head) \
+            ORDER BY 2"
         )
     })
 }
 
 /// Inside a write transaction on PostgreSQL, with the users' rows locked: the sign-out-required
 /// events staged for `user_ids` and not yet numbered (so not yet marked on their users), as
-/// (user, provisional sequence, time) in staged order, as the sequencer will mark them. An
+/// (user, provisional sequence, time) in staged order, as their numbering will mark them. An
 /// answer computed right after another change to the same user adds these to the user's
 /// pending sign-out, or it would miss that change. Empty on SQLite, which numbers at once.
 pub(crate) async fn staged_sign_outs(
