@@ -19,9 +19,9 @@
 //! SQLite (the default, one file) and PostgreSQL (for several replicas) are both supported. On
 //! SQLite the writer has a connection of its own, so reads never wait behind writes, and begins
 //! IMMEDIATE; on PostgreSQL, the rows a decision rests on are locked `FOR UPDATE`, and change
-//! events are staged in the writing transaction and numbered after it commits
-//! (`engine::sequencer`), so that the commits of several replicas do not queue behind one
-//! counter.
+//! events are staged in the writing transaction and numbered as its last step
+//! (`engine::sequencer`), so that the writes of several replicas queue behind one counter only
+//! for their numbering and commit.
 
 pub mod db;
 mod engine;

@@ -1,7 +1,7 @@
 //! `change_events`: the transactional outbox. A row is written in the same transaction as the
 //! change it describes; `sequence` comes from `change_log` and has no gaps. On PostgreSQL rows
-//! arrive here from `change_events_staged`, numbered after their transaction committed, and
-//! keep their staged id.
+//! arrive here from `change_events_staged`, numbered as their transaction's last step, and keep
+//! their staged id.
 
 use sea_orm::entity::prelude::*;
 
