@@ -89,7 +89,12 @@ async fn old_connections_are_asked_to_go_and_no_call_fails(backend: Backend) {
     let (mut calls, mut sent_again) = (0, 0);
     while started.elapsed() < Duration::from_secs(3) {
         let mut answer = accounts.list_accounts(ListAccountsRequest::default()).await;
-        if answer.as_ref().is_err_and(never_sent) {
+        // The channel may hand the call to the closing connection more than once before it
+        // sees the GOAWAY.
+        for _ in 0..3 {
+            if !answer.as_ref().is_err_and(never_sent) {
+                break;
+            }
             sent_again += 1;
             answer = accounts.list_accounts(ListAccountsRequest::default()).await;
         }
