@@ -1,9 +1,9 @@
 //! The writer task: group commit. It takes the first mutation waiting, then whatever else is
 //! already queued (up to a bound), opens ONE transaction (IMMEDIATE on SQLite), runs each
-//! mutation in a savepoint of its own (or joined ones in one run of their set use case; a
-//! batch of one mutation runs in the transaction itself),
-//! commits once and then answers every caller. On PostgreSQL it numbers the batch's staged
-//! change events just before the commit ([`super::sequencer`]), and answers with their sequences.
+//! mutation in a savepoint of its own (or joined ones in one run of their set use case; a batch
+//! of one mutation runs in the transaction itself), commits once and then answers every caller.
+//! On PostgreSQL it numbers the batch's staged change events just before the commit
+//! ([`super::sequencer`]), and answers with their sequences.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -89,9 +89,9 @@ pub(super) struct WriterTask {
     max_batch: usize,
     gather: Duration,
     committed: Arc<Notify>,
-    /// PostgreSQL: numbers the events that a batch staged before committing it, and sweeps up
-    /// those left staged.
-    sequencer: Option<Sweeper>,
+    /// PostgreSQL only (where a batch numbers the events it staged before committing): the task
+    /// that numbers events left staged, closed with the writer.
+    sweeper: Option<Sweeper>,
     stats: Arc<WriteStats>,
     /// Mutations that lost a race in the last batch, run first in the next.
     carried: Vec<Box<dyn Queued>>,
@@ -104,7 +104,7 @@ impl WriterTask {
         max_batch: usize,
         gather: Duration,
         committed: Arc<Notify>,
-        sequencer: Option<Sweeper>,
+        sweeper: Option<Sweeper>,
         stats: Arc<WriteStats>,
     ) -> Self {
         Self {
@@ -113,7 +113,7 @@ impl WriterTask {
             max_batch,
             gather,
             committed,
-            sequencer,
+            sweeper,
             stats,
             carried: Vec::new(),
         }
@@ -161,8 +161,8 @@ impl WriterTask {
             }
             self.run_batch(batch).await;
         }
-        if let Some(sequencer) = self.sequencer.take() {
-            sequencer.close().await;
+        if let Some(sweeper) = self.sweeper.take() {
+            sweeper.close().await;
         }
         tracing::debug!("the database writer stopped");
     }
@@ -267,7 +267,7 @@ impl WriterTask {
         }
         let appended = succeeded.iter().any(|m| m.appends_changes());
         // PostgreSQL: the staged events are numbered by this transaction, as its last step.
-        let numbered = match &self.sequencer {
+        let numbered = match &self.sweeper {
             Some(_) if appended => match number_in(&txn).instrument(commit_span.clone()).await {
                 Ok(numbered) => Some(numbered),
                 Err(e) => {

@@ -2,10 +2,10 @@
 //!
 //! Mutations are submitted through a channel. The writer takes the first one waiting, then
 //! whatever else is already queued (up to a bound), opens ONE transaction (IMMEDIATE on SQLite),
-//! runs each mutation in a savepoint of its own (a batch of one needs none), commits once and then
-//! answers every caller.
-//! A mutation that fails rolls back its savepoint alone and gets its own error; the others of
-//! the batch still commit. One commit (one WAL sync) pays for the whole batch.
+//! runs each mutation in a savepoint of its own (a batch of one needs none), commits once and
+//! then answers every caller. A mutation that fails rolls back its savepoint alone and gets its
+//! own error; the others of the batch still commit. One commit (one WAL sync) pays for the whole
+//! batch.
 //!
 //! On PostgreSQL the events a batch staged are numbered just before its commit, in the same
 //! transaction ([`super::sequencer`]).
@@ -55,7 +55,7 @@ impl Writer {
         let stop = CancellationToken::new();
         let stats = Arc::new(WriteStats::default());
         // On PostgreSQL, events left staged are numbered by a task of their own.
-        let sequencer = (db.get_database_backend() == DbBackend::Postgres)
+        let sweeper = (db.get_database_backend() == DbBackend::Postgres)
             .then(|| Sweeper::start(db.clone(), committed.clone()));
         let task = tokio::spawn(
             WriterTask::new(
@@ -64,7 +64,7 @@ impl Writer {
                 max_batch,
                 options.gather,
                 committed,
-                sequencer,
+                sweeper,
                 stats.clone(),
             )
             .run(stop.clone()),
