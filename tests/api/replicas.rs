@@ -1,8 +1,8 @@
 //! Two server processes of the real binary on one PostgreSQL database: a change committed through
 //! one replica reaches the other's watchers through LISTEN/NOTIFY, and writers on both replicas
 //! produce one gap-free sequence that every watcher on either replica sees in the same order.
-//! Their commits do not queue behind the change-log counter: events are numbered after commit,
-//! and events a dead replica committed but never numbered are numbered by the other.
+//! Their writes queue behind the change-log counter only to number their events and commit, and
+//! events a replica of an earlier version committed but never numbered are numbered by another.
 
 use std::time::Duration;
 
@@ -413,4 +413,95 @@ async fn events_a_dead_replica_committed_unnumbered_are_numbered_by_another() {
         head + 1,
         "and now the dead replica's"
     );
+}
+
+/// While a replica of an earlier version leaves events staged, a batch's numbering (which marks
+/// those events' users) can deadlock with a transaction that holds one of their rows and waits
+/// for the change-log counter. PostgreSQL aborts the numbering; the batch runs again instead of
+/// answering ABORTED.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(postgres_tests_skipped, ignore = "TEST_DATABASE_URL is not set")]
+async fn a_numbering_that_loses_a_deadlock_runs_again() {
+    let database = TestDatabase::create(Backend::Postgres).await;
+    let key = telephony_admin::keys::generate_secret();
+    let replica = start_replica(&database.url, &key).await;
+    let (account, users) = users_with_numbers(&replica, 2).await;
+    let (left_staged, number) = users[0].clone();
+    let (signed_out, _) = users[1].clone();
+
+    let db = Database::connect(database.url.as_str()).await.unwrap();
+    db.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "INSERT INTO change_events_staged (event_id, account_id, user_id, kind, e164, \
+            inbound_calling, outbound_calling, sms, notice, actor, occur_time) \
+         VALUES ($1, $2, $3, 'USER_SIGN_OUT_REQUESTED', $4, false, false, false, 'Sign out', 'key', now())",
+        [
+            uuid::Uuid::new_v4().to_string().into(),
+            account.clone().into(),
+            left_staged.clone().into(),
+            number.into(),
+        ],
+    ))
+    .await
+    .unwrap();
+    // Another session holds the staged event's user, and is slow to break deadlocks itself.
+    let holder = db.begin().await.unwrap();
+    holder
+        .execute_unprepared("SET LOCAL deadlock_timeout = '60s'")
+        .await
+        .unwrap();
+    holder
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT id FROM users WHERE id = $1 FOR UPDATE",
+            [left_staged.clone().into()],
+        ))
+        .await
+        .unwrap();
+
+    let clients = Clients::of(&replica);
+    let logout = {
+        let account = account.clone();
+        let user = signed_out.clone();
+        tokio::spawn(async move { clients.logout(&account, &user).await })
+    };
+    // The numbering (the writer's or the sweeper's) holds the counter and waits for the row.
+    let numbering_waits = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+        AND query LIKE '%UPDATE change_log SET last_sequence%'";
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while count(&database.url, numbering_waits).await < 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a numbering waits for the held user"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Now the holder waits for the counter: a deadlock, which the numbering's session breaks
+    // first, as the victim.
+    holder
+        .execute_unprepared("UPDATE change_log SET last_sequence = last_sequence WHERE id = 1")
+        .await
+        .expect("the holder is not the deadlock's victim");
+    holder.commit().await.unwrap();
+
+    let sequence = timeout(WAIT, logout)
+        .await
+        .expect("LogoutUser answers")
+        .expect("task")
+        .expect("LogoutUser succeeds after its batch ran again");
+    let events = Clients::of(&replica).all_changes().await;
+    let event = events
+        .iter()
+        .find(|event| event.sequence == sequence)
+        .expect("the answered sequence is in the log");
+    assert_eq!(event.user_id, signed_out);
+    assert!(
+        events.iter().any(|event| event.user_id == left_staged),
+        "the event left staged is numbered too"
+    );
+    assert_eq!(
+        count(&database.url, "SELECT count(*) FROM change_events_staged").await,
+        0
+    );
+    db.close().await.ok();
 }

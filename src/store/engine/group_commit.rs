@@ -270,6 +270,22 @@ impl WriterTask {
         let numbered = match &self.sweeper {
             Some(_) if appended => match number_in(&txn).instrument(commit_span.clone()).await {
                 Ok(numbered) => Some(numbered),
+                // A deadlock with another replica's numbering (possible only while a replica of
+                // an earlier version leaves events staged): the batch runs again.
+                Err(e) if is_conflict(&e) => {
+                    tracing::info!(error = %e, size, "a batch's numbering lost a race; running it again");
+                    let _ = txn.rollback().await;
+                    self.stats.record(size, size, false);
+                    for mut mutation in succeeded {
+                        mutation.lost_race();
+                        if mutation.should_retry() {
+                            self.carried.push(mutation);
+                        } else {
+                            mutation.answer();
+                        }
+                    }
+                    return;
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, size, "cannot number a batch's change events; rolling back the batch");
                     let _ = txn.rollback().await;

@@ -25,6 +25,9 @@ pub(super) trait Queued: Send {
     ) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
     /// Whether the kept failure was a lost race worth running again.
     fn should_retry(&self) -> bool;
+    /// Its transaction lost a race after it ran (the batch's numbering did): its kept outcome
+    /// no longer stands, and becomes that conflict.
+    fn lost_race(&mut self);
     fn appends_changes(&self) -> bool;
     /// Whether the caller has gone away (cancelled, or past its deadline).
     fn abandoned(&self) -> bool;
@@ -78,6 +81,11 @@ impl<M: Mutation> Queued for Submission<M> {
                 self.outcome,
                 Some(Err(Error::Domain(DomainError::Aborted(_))))
             )
+    }
+
+    fn lost_race(&mut self) {
+        self.span.record("outcome", "error");
+        self.outcome = Some(Err(Error::conflict()));
     }
 
     fn appends_changes(&self) -> bool {
