@@ -9,7 +9,9 @@ use std::time::Duration;
 use crate::common::clients::Clients;
 use crate::common::process::{ServerCommand, TestProcess};
 use crate::common::{Backend, TestDatabase};
-use sea_orm::{ConnectionTrait, Database, DbBackend, Statement, TransactionTrait};
+use sea_orm::{
+    ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement, TransactionTrait,
+};
 use telephony_admin::proto::{
     AssignPhoneNumberRequest, ChangeEvent, ChangeKind, CreateAccountRequest, GetUserRequest,
     ListChangesRequest, TelephonySettings, UnassignPhoneNumberRequest,
@@ -248,6 +250,37 @@ async fn replicas_started_together_on_a_fresh_database_both_serve() {
     }
 }
 
+/// A USER_SIGN_OUT_REQUESTED event for `user`, committed staged and not numbered: what a replica
+/// of an earlier version, which numbered events after its commit, leaves if it dies in between.
+async fn stage_left_behind(db: &DatabaseConnection, account: &str, user: &str, number: &str) {
+    db.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "INSERT INTO change_events_staged (event_id, account_id, user_id, kind, e164, \
+            inbound_calling, outbound_calling, sms, notice, actor, occur_time) \
+         VALUES ($1, $2, $3, 'USER_SIGN_OUT_REQUESTED', $4, false, false, false, 'Sign out', 'key', now())",
+        [
+            uuid::Uuid::new_v4().to_string().into(),
+            account.into(),
+            user.into(),
+            number.into(),
+        ],
+    ))
+    .await
+    .expect("an event staged");
+}
+
+/// Waits until at least `waiting` numbering statements wait for a lock on `url`; `expected`
+/// says why they should.
+async fn wait_for_numberings(url: &str, waiting: i64, expected: &str) {
+    let numberings = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+        AND query LIKE '%UPDATE change_log SET last_sequence%'";
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while count(url, numberings).await < waiting {
+        assert!(tokio::time::Instant::now() < deadline, "{expected}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Rows of `sql` (a count) on `url`.
 async fn count(url: &str, sql: &str) -> i64 {
     let db = Database::connect(url).await.expect("connect");
@@ -296,16 +329,12 @@ async fn writes_on_both_replicas_wait_for_the_change_log_counter_only_to_number_
     let on_b = assign(&b, users[1].clone());
     // Both assignments do their work (the numbers taken, their events staged), then wait for
     // the counter row in the last step before their commits, one on each replica.
-    let numbering = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
-        AND query LIKE '%UPDATE change_log SET last_sequence%'";
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while count(&database.url, numbering).await < 2 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "both transactions reach the numbering while the counter row is locked"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_numberings(
+        &database.url,
+        2,
+        "both transactions reach the numbering while the counter row is locked",
+    )
+    .await;
     // Nothing of them is committed, and their callers are not answered.
     let assigned = "SELECT count(*) FROM phone_numbers WHERE user_id IS NOT NULL";
     assert_eq!(count(&database.url, assigned).await, 0);
@@ -373,20 +402,7 @@ async fn events_a_dead_replica_committed_unnumbered_are_numbered_by_another() {
     // What a replica of an earlier version, which numbered events after its commit, leaves
     // behind when it dies in between.
     let db = Database::connect(database.url.as_str()).await.unwrap();
-    db.execute_raw(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "INSERT INTO change_events_staged (event_id, account_id, user_id, kind, e164, \
-            inbound_calling, outbound_calling, sms, notice, actor, occur_time) \
-         VALUES ($1, $2, $3, 'USER_SIGN_OUT_REQUESTED', $4, false, false, false, 'Sign out', 'key', now())",
-        [
-            uuid::Uuid::new_v4().to_string().into(),
-            account.clone().into(),
-            user.clone().into(),
-            number.clone().into(),
-        ],
-    ))
-    .await
-    .unwrap();
+    stage_left_behind(&db, &account, user, number).await;
     db.close().await.ok();
 
     // B's sweep numbers it (once a second), and its watchers hear of it.
@@ -430,20 +446,7 @@ async fn a_numbering_that_loses_a_deadlock_runs_again() {
     let (signed_out, _) = users[1].clone();
 
     let db = Database::connect(database.url.as_str()).await.unwrap();
-    db.execute_raw(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "INSERT INTO change_events_staged (event_id, account_id, user_id, kind, e164, \
-            inbound_calling, outbound_calling, sms, notice, actor, occur_time) \
-         VALUES ($1, $2, $3, 'USER_SIGN_OUT_REQUESTED', $4, false, false, false, 'Sign out', 'key', now())",
-        [
-            uuid::Uuid::new_v4().to_string().into(),
-            account.clone().into(),
-            left_staged.clone().into(),
-            number.into(),
-        ],
-    ))
-    .await
-    .unwrap();
+    stage_left_behind(&db, &account, &left_staged, &number).await;
     // Another session holds the staged event's user, and is slow to break deadlocks itself.
     let holder = db.begin().await.unwrap();
     holder
@@ -466,16 +469,7 @@ async fn a_numbering_that_loses_a_deadlock_runs_again() {
         tokio::spawn(async move { clients.logout(&account, &user).await })
     };
     // The numbering (the writer's or the sweeper's) holds the counter and waits for the row.
-    let numbering_waits = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
-        AND query LIKE '%UPDATE change_log SET last_sequence%'";
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while count(&database.url, numbering_waits).await < 1 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "a numbering waits for the held user"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_numberings(&database.url, 1, "a numbering waits for the held user").await;
     // Now the holder waits for the counter: a deadlock, which the numbering's session breaks
     // first, as the victim.
     holder
