@@ -278,11 +278,7 @@ impl WriterTask {
                     self.stats.record(size, size, false);
                     for mut mutation in succeeded {
                         mutation.lost_race();
-                        if mutation.should_retry() {
-                            self.carried.push(mutation);
-                        } else {
-                            mutation.answer();
-                        }
+                        self.retry_or_answer(mutation);
                     }
                     return;
                 }
@@ -326,6 +322,17 @@ impl WriterTask {
 }
 
 impl WriterTask {
+    /// A mutation whose run did not stand: carried to the next batch after a lost race (a few
+    /// times at most), else answered with its failure now. A failed mutation changed nothing,
+    /// so its answer need not wait for the commit.
+    fn retry_or_answer(&mut self, mutation: Box<dyn Queued>) {
+        if mutation.should_retry() {
+            self.carried.push(mutation);
+        } else {
+            mutation.answer();
+        }
+    }
+
     /// Runs `mutation`, the batch's only one, straight in `txn`: kept in `succeeded`, or
     /// answered with its failure (or carried to the next batch after a lost race), the
     /// transaction then being rolled back with nothing kept.
@@ -342,11 +349,7 @@ impl WriterTask {
             return;
         }
         *failed += 1;
-        if mutation.should_retry() {
-            self.carried.push(mutation);
-        } else {
-            mutation.answer();
-        }
+        self.retry_or_answer(mutation);
     }
 
     /// Runs `mutation` in a savepoint of its own: kept in `succeeded`, or answered with its
@@ -384,12 +387,7 @@ impl WriterTask {
             mutation.answer();
             return Err(e);
         }
-        if mutation.should_retry() {
-            self.carried.push(mutation);
-        } else {
-            // A failed mutation changed nothing: its answer need not wait for the commit.
-            mutation.answer();
-        }
+        self.retry_or_answer(mutation);
         Ok(())
     }
 
