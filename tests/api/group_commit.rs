@@ -426,7 +426,131 @@ async fn single_requests_waiting_together_run_as_one_and_fail_alone(backend: Bac
     }
 }
 
+/// Single assignments and unassignments waiting together run as one set run, the
+/// unassignments first: a number taken back is given out again in the same run, and a user
+/// whose number is taken back gets another one. The round is repeated until its six requests
+/// ran as one batch holding one joined run.
+async fn assignments_and_unassignments_waiting_together_run_as_one(backend: Backend) {
+    let app = spawn_batching_app(backend).await;
+    let account = app.create_account("Both ways").await;
+    let account_id = account.account_id.as_str();
+    for round in 0.. {
+        assert!(round < MAX_ROUNDS, "no run joined both kinds");
+        let mut users = Vec::new();
+        for i in 0..6 {
+            let email = format!("both{round}-{i}@example.com");
+            users.push(app.create_user(account_id, &email).await.user_id);
+        }
+        let numbers: Vec<String> = (0..6)
+            .map(|i| format!("+1415556{:04}", round * 6 + i))
+            .collect();
+        app.order_business_numbers(&numbers).await;
+        for i in 0..3 {
+            app.assign(account_id, &users[i], &numbers[i])
+                .await
+                .expect("held before the round");
+        }
+        let before = (
+            app.write_stats.batches(),
+            app.write_stats.mutations(),
+            app.write_stats.joined_runs(),
+        );
+        let unassign = |user: &String| {
+            let (mut telephony, user) = (app.telephony(), user.clone());
+            async move {
+                telephony
+                    .unassign_phone_number(UnassignPhoneNumberRequest {
+                        account_id: account_id.into(),
+                        user_id: user,
+                        confirm: true,
+                        request_id: String::new(),
+                    })
+                    .await
+                    .map(|r| r.into_inner())
+            }
+        };
+        let assign = |user: &String, e164: &String| {
+            let (mut telephony, user, e164) = (app.telephony(), user.clone(), e164.clone());
+            async move {
+                telephony
+                    .assign_phone_number(AssignPhoneNumberRequest {
+                        account_id: account_id.into(),
+                        user_id: user,
+                        e164_phone_number: e164,
+                        ..Default::default()
+                    })
+                    .await
+                    .map(|r| r.into_inner())
+            }
+        };
+        // users 0..3 hold numbers 0..3. Number 2 goes from user 2 to user 5; user 1 trades
+        // number 1 for number 4; user 3 gets number 3.
+        let (taken, given) = futures::join!(
+            join_all([
+                unassign(&users[0]),
+                unassign(&users[1]),
+                unassign(&users[2])
+            ]),
+            join_all([
+                assign(&users[5], &numbers[2]),
+                assign(&users[1], &numbers[4]),
+                assign(&users[3], &numbers[3]),
+            ]),
+        );
+        let after = (
+            app.write_stats.batches(),
+            app.write_stats.mutations(),
+            app.write_stats.joined_runs(),
+        );
+        if after != (before.0 + 1, before.1 + 6, before.2 + 1) {
+            continue;
+        }
+        let answers: Vec<User> = (taken.into_iter().chain(given))
+            .map(|answer| answer.expect("decided in one run, unassignments first"))
+            .collect();
+        let held: Vec<&str> = answers
+            .iter()
+            .map(|user| user.primary_phone_number.as_str())
+            .collect();
+        assert_eq!(held, ["", "", "", &numbers[2], &numbers[4], &numbers[3]]);
+        for (user, e164) in [(5, 2), (1, 4), (3, 3)] {
+            let stored = app.get_user(account_id, &users[user]).await;
+            assert_eq!(stored.primary_phone_number, numbers[e164]);
+        }
+        for user in [0, 2] {
+            let stored = app.get_user(account_id, &users[user]).await;
+            assert_eq!(stored.primary_phone_number, "");
+        }
+        // One event per answer, gap-free, each unassignment before the assignments.
+        let events = events_after(&app, account_id, 0).await;
+        let round_events = &events[events.len() - 6..];
+        let first = round_events[0].0;
+        let kinds: Vec<i32> = round_events.iter().map(|event| event.1).collect();
+        let (unassigned, assigned) = (
+            ChangeKind::PhoneNumberUnassigned as i32,
+            ChangeKind::PhoneNumberAssigned as i32,
+        );
+        assert_eq!(
+            kinds,
+            [
+                unassigned, unassigned, unassigned, assigned, assigned, assigned
+            ]
+        );
+        for (at, answer) in answers.iter().enumerate() {
+            let pending = answer.sign_out_pending.as_ref().expect("pending sign-out");
+            let event = &round_events[(pending.latest_change_sequence - first) as usize];
+            assert_eq!(event.2, answer.user_id, "the answer names its own event");
+            let kind = if at < 3 { unassigned } else { assigned };
+            assert_eq!(event.1, kind);
+        }
+        let sequences: Vec<u64> = round_events.iter().map(|event| event.0).collect();
+        assert_eq!(sequences, (first..first + 6).collect::<Vec<_>>());
+        break;
+    }
+}
+
 on_both_databases!(
+    assignments_and_unassignments_waiting_together_run_as_one,
     single_requests_waiting_together_run_as_one_and_fail_alone,
     failing_write_in_a_batch_leaves_the_others_committed,
     idempotent_retries_in_one_batch_share_the_first_result,

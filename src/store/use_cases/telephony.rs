@@ -1,12 +1,13 @@
 //! Assigning numbers to users and taking them back, one or a thousand at a time, in a fixed
-//! number of statements: `AssignPhoneNumber` and `UnassignPhoneNumber` are these use cases with
-//! one item, their batch RPCs with many.
+//! number of statements: `AssignPhoneNumber` and `UnassignPhoneNumber` are one use case,
+//! [`ChangeNumbers`], with one item; their batch RPCs are it with many; and single assignments
+//! and unassignments waiting together for the writer run as one set of it.
 //!
 //! The users and numbers of every item are read (and on PostgreSQL locked) in two queries; each
-//! item is then decided in order by `domain::telephony` against the state the earlier items
-//! left, so that two items giving out one number, or one user twice, conflict as two requests
-//! would; the successes are written with set statements: the numbers, their history periods,
-//! the users' permissions, and their change events through the outbox.
+//! item is then decided by `domain::telephony` against the state the earlier items left, so that
+//! two items giving out one number, or one user twice, conflict as two requests would; the
+//! successes are written with set statements: the numbers, their history periods, the users'
+//! permissions, and their change events through the outbox.
 
 use std::collections::HashMap;
 
@@ -69,11 +70,12 @@ impl<'a> Telephony<'a> {
                     .map_or("", LocationId::as_str)
             )
         });
-        self.engine.run_one(self.assigning(caller), item, key).await
+        let change = NumberChange::Assign(item);
+        self.engine.run_one(self.changes(caller), change, key).await
     }
 
-    fn assigning(&self, caller: Requester<'_>) -> AssignNumbers {
-        AssignNumbers {
+    fn changes(&self, caller: Requester<'_>) -> ChangeNumbers {
+        ChangeNumbers {
             caller_account: caller.account.cloned(),
             actor: caller.actor(),
             emergency_location_countries: self.emergency_location_countries.to_vec(),
@@ -87,12 +89,12 @@ impl<'a> Telephony<'a> {
         options: BatchOptions,
         caller: Requester<'_>,
     ) -> Result<Vec<ItemResult<UserView>>> {
-        let use_case = self.assigning(caller);
+        let items = items.into_iter().map(|i| i.map(NumberChange::Assign));
         self.engine
             .run_set(
                 "BatchAssignPhoneNumbers",
-                use_case,
-                items,
+                self.changes(caller),
+                items.collect(),
                 options,
                 caller.scope(),
             )
@@ -111,14 +113,12 @@ impl<'a> Telephony<'a> {
         let key = caller.idempotency_key(request_id, "UnassignPhoneNumber", || {
             format!("{account_id}/{user_id}/confirm={confirm}")
         });
-        let item = UnassignItem {
+        let change = NumberChange::Unassign(UnassignItem {
             account_id: account_id.clone(),
             user_id: user_id.clone(),
             confirm,
-        };
-        self.engine
-            .run_one(UnassignNumbers::by(caller), item, key)
-            .await
+        });
+        self.engine.run_one(self.changes(caller), change, key).await
     }
 
     /// BatchUnassignPhoneNumbers: each item as [`Telephony::unassign`] would answer it.
@@ -128,12 +128,12 @@ impl<'a> Telephony<'a> {
         options: BatchOptions,
         caller: Requester<'_>,
     ) -> Result<Vec<ItemResult<UserView>>> {
-        let use_case = UnassignNumbers::by(caller);
+        let items = items.into_iter().map(|i| i.map(NumberChange::Unassign));
         self.engine
             .run_set(
                 "BatchUnassignPhoneNumbers",
-                use_case,
-                items,
+                self.changes(caller),
+                items.collect(),
                 options,
                 caller.scope(),
             )
@@ -159,32 +159,48 @@ pub struct UnassignItem {
     pub confirm: bool,
 }
 
-/// Who assigns: the key's account when it is scoped to one (numbers it may not see are answered
-/// as outside its scope, whatever their state), and the key, the changes' actor; and the
-/// countries whose numbers need an emergency location.
+/// One item of [`ChangeNumbers`].
+#[derive(Debug, Clone)]
+pub(crate) enum NumberChange {
+    Assign(AssignItem),
+    Unassign(UnassignItem),
+}
+
+impl NumberChange {
+    fn user_id(&self) -> &UserId {
+        match self {
+            Self::Assign(item) => &item.user_id,
+            Self::Unassign(item) => &item.user_id,
+        }
+    }
+}
+
+/// Who gives numbers out and takes them back: the key's account when it is scoped to one
+/// (numbers it may not see are answered as outside its scope, whatever their state), and the
+/// key, the changes' actor; and the countries whose numbers need an emergency location.
 #[derive(PartialEq, Eq)]
-pub(crate) struct AssignNumbers {
+pub(crate) struct ChangeNumbers {
     pub caller_account: Option<AccountId>,
     pub actor: String,
     pub emergency_location_countries: Vec<String>,
 }
 
-impl SetUseCase for AssignNumbers {
-    type Item = AssignItem;
+impl SetUseCase for ChangeNumbers {
+    type Item = NumberChange;
     type Output = UserView;
     const APPENDS_CHANGES: bool = true;
 
     fn run_all<'a>(
         &'a self,
         txn: &'a DatabaseTransaction,
-        items: Vec<&'a AssignItem>,
+        items: Vec<&'a NumberChange>,
         apply: Apply,
     ) -> TxnFuture<'a, Vec<Result<UserView>>> {
-        Box::pin(assign_all(txn, self, items, apply))
+        Box::pin(change_all(txn, self, items, apply))
     }
 }
 
-/// An item decided to succeed: what it writes.
+/// An assignment decided to succeed: what it writes.
 struct Decided<'a> {
     /// Its place among the outcomes.
     outcome: usize,
@@ -192,61 +208,120 @@ struct Decided<'a> {
     settings: TelephonySettings,
 }
 
-async fn assign_all(
+/// An unassignment decided to succeed: the number it takes back.
+struct Released<'a> {
+    outcome: usize,
+    item: &'a UnassignItem,
+    e164: E164,
+}
+
+/// Decides the unassignments first, then the assignments, each kind in item order. A batch
+/// RPC holds one kind, so its items are decided in their order; single requests of both kinds
+/// were all waiting at once, so this order is one they could have run in, and the one in which
+/// the writes below can follow them: a number taken back may be given out again in the run.
+async fn change_all(
     txn: &DatabaseTransaction,
-    use_case: &AssignNumbers,
-    items: Vec<&AssignItem>,
+    use_case: &ChangeNumbers,
+    items: Vec<&NumberChange>,
     apply: Apply,
 ) -> Result<Vec<Result<UserView>>> {
     let now = crate::store::db::now();
-    let mut users = lock_users(txn, &distinct(items.iter().map(|item| &item.user_id))).await?;
-    let mut numbers = lock_numbers(txn, &distinct(items.iter().map(|item| &item.number))).await?;
+    let assignments: Vec<(usize, &AssignItem)> = (items.iter().enumerate())
+        .filter_map(|(at, item)| match item {
+            NumberChange::Assign(item) => Some((at, item)),
+            NumberChange::Unassign(_) => None,
+        })
+        .collect();
+    let mut users = lock_users(txn, &distinct(items.iter().map(|item| item.user_id()))).await?;
+    let wanted = distinct(assignments.iter().map(|(_, item)| &item.number));
+    let mut numbers = lock_numbers(txn, &wanted).await?;
     let countries: Vec<&str> = numbers.values().map(|n| n.country.as_str()).collect();
-    let named: Vec<&LocationId> = items
-        .iter()
-        .filter_map(|item| item.emergency_location.as_ref())
+    let named: Vec<&LocationId> = (assignments.iter())
+        .filter_map(|(_, item)| item.emergency_location.as_ref())
         .collect();
     let mut locations = AssignmentLocations::load(
         txn,
         &use_case.emergency_location_countries,
-        &distinct(items.iter().map(|item| &item.account_id)),
+        &distinct(assignments.iter().map(|(_, item)| &item.account_id)),
         &countries,
         &named,
     )
     .await?;
-    let mut outcomes = Vec::with_capacity(items.len());
+    let mut outcomes: Vec<Option<Result<UserView>>> = items.iter().map(|_| None).collect();
+    let mut released = Vec::new();
+    for (at, item) in items.iter().enumerate() {
+        let NumberChange::Unassign(item) = item else {
+            continue;
+        };
+        let outcome = release(item, &mut users, now).map(|(view, e164)| {
+            // The number goes back as the write below leaves it, for an assignment after it.
+            if let Some(number) = numbers.get_mut(&e164) {
+                number.status = NumberStatus::Unassigned;
+                number.account_id = None;
+                number.user_id = None;
+                number.associate_time = None;
+                number.update_time = now;
+            }
+            locations.forget_number(&e164);
+            released.push(Released {
+                outcome: at,
+                item,
+                e164,
+            });
+            view
+        });
+        outcomes[at] = Some(outcome);
+    }
     let mut decided = Vec::new();
-    for item in &items {
-        let outcome = decide(
-            use_case.caller_account.as_ref(),
-            item,
-            &mut users,
-            &mut numbers,
-            &mut locations,
-            now,
-        );
+    for (at, item) in assignments {
+        let caller = use_case.caller_account.as_ref();
+        let outcome = assign(caller, item, &mut users, &mut numbers, &mut locations, now);
         if let Ok(view) = &outcome {
             decided.push(Decided {
-                outcome: outcomes.len(),
+                outcome: at,
                 item,
                 settings: view.settings,
             });
         }
-        outcomes.push(outcome);
+        outcomes[at] = Some(outcome);
     }
-    let events = if apply.writes(items.len(), items.len() - decided.len()) {
-        write_assignments(txn, use_case, &decided, now).await?
+    let mut outcomes: Vec<Result<UserView>> = (outcomes.into_iter())
+        .map(|outcome| outcome.unwrap_or_else(|| Err(Error::Internal("an undecided item".into()))))
+        .collect();
+    let failed = items.len() - released.len() - decided.len();
+    let events = if apply.writes(items.len(), failed) {
+        write_changes(txn, use_case, &released, &decided, now).await?
     } else {
         Vec::new()
     };
-    let succeeded: Vec<usize> = decided.iter().map(|success| success.outcome).collect();
+    let succeeded: Vec<usize> = (released.iter().map(|success| success.outcome))
+        .chain(decided.iter().map(|success| success.outcome))
+        .collect();
     record_pending(txn, &mut outcomes, &succeeded, events, now).await?;
     Ok(outcomes)
 }
 
-/// Decides one item against the state the earlier items left, and on success moves that state
-/// on. Checks come in the single RPC's order: the user, the number, then the rules.
-fn decide(
+/// Decides one unassignment against the state the earlier items left, and on success moves
+/// that state on: the user's view after it, and the number taken back.
+fn release(
+    item: &UnassignItem,
+    users: &mut HashMap<UserId, UserView>,
+    now: DateTime<Utc>,
+) -> Result<(UserView, E164)> {
+    let view = users
+        .get_mut(&item.user_id)
+        .filter(|view| view.account_id == item.account_id)
+        .ok_or_else(|| user_not_found(&item.account_id, &item.user_id))?;
+    let e164 = telephony::unassign(&view.line(), item.confirm)?;
+    view.phone_number = None;
+    view.settings = TelephonySettings::OFF;
+    view.update_time = now;
+    Ok((view.clone(), e164))
+}
+
+/// Decides one assignment against the state the earlier items left, and on success moves that
+/// state on. Checks come in the single RPC's order: the user, the number, then the rules.
+fn assign(
     caller_account: Option<&AccountId>,
     item: &AssignItem,
     users: &mut HashMap<UserId, UserView>,
@@ -286,14 +361,21 @@ fn decide(
     Ok(view.clone())
 }
 
-/// Writes the decided assignments: numbers, history periods, permissions, then their events.
-async fn write_assignments(
+/// Writes what was decided, in the order it was decided: the numbers taken back (their periods
+/// closed), then those given out (their periods opened), the users' permissions, and the
+/// events of both.
+async fn write_changes(
     txn: &DatabaseTransaction,
-    use_case: &AssignNumbers,
+    use_case: &ChangeNumbers,
+    released: &[Released<'_>],
     decided: &[Decided<'_>],
     now: DateTime<Utc>,
 ) -> Result<Vec<ChangeEvent>> {
     use phone_number::Column;
+    for chunk in released.chunks(SET_CHUNK) {
+        let e164s: Vec<&E164> = chunk.iter().map(|r| &r.e164).collect();
+        release_numbers(txn, &e164s, now).await?;
+    }
     for chunk in decided.chunks(SET_CHUNK) {
         let mut holder = CaseStatement::new();
         let mut account = CaseStatement::new();
@@ -323,13 +405,16 @@ async fn write_assignments(
             now,
         )
         .await?;
-        write_many_settings(
-            txn,
-            chunk.iter().map(|s| (&s.item.user_id, s.settings)),
-            now,
-        )
-        .await?;
     }
+    // Each user once, as the last item about them left them.
+    let mut settings: HashMap<&UserId, TelephonySettings> = HashMap::new();
+    for r in released {
+        settings.insert(&r.item.user_id, TelephonySettings::OFF);
+    }
+    for s in decided {
+        settings.insert(&s.item.user_id, s.settings);
+    }
+    write_many_settings(txn, settings.into_iter(), now).await?;
     let given: Vec<_> = decided
         .iter()
         .filter_map(|s| {
@@ -340,137 +425,21 @@ async fn write_assignments(
     if !given.is_empty() {
         give_users(txn, &given).await?;
     }
-    append_changes(
-        txn,
-        decided
-            .iter()
-            .map(|success| NewChange {
-                account_id: success.item.account_id.clone(),
-                user_id: success.item.user_id.clone(),
-                kind: ChangeKind::PhoneNumberAssigned,
-                e164_phone_number: Some(success.item.number.clone()),
-                settings: success.settings,
-                actor: use_case.actor.clone(),
-            })
-            .collect(),
-    )
-    .await
-}
-
-/// Who takes numbers back: the key, the changes' actor.
-#[derive(PartialEq, Eq)]
-pub(crate) struct UnassignNumbers {
-    pub actor: String,
-}
-
-impl UnassignNumbers {
-    fn by(caller: Requester<'_>) -> Self {
-        Self {
-            actor: caller.actor(),
-        }
-    }
-}
-
-impl SetUseCase for UnassignNumbers {
-    type Item = UnassignItem;
-    type Output = UserView;
-    const APPENDS_CHANGES: bool = true;
-
-    fn run_all<'a>(
-        &'a self,
-        txn: &'a DatabaseTransaction,
-        items: Vec<&'a UnassignItem>,
-        apply: Apply,
-    ) -> TxnFuture<'a, Vec<Result<UserView>>> {
-        Box::pin(unassign_all(txn, self, items, apply))
-    }
-}
-
-/// An item decided to succeed: the number it takes back.
-struct Released<'a> {
-    outcome: usize,
-    item: &'a UnassignItem,
-    e164: E164,
-}
-
-async fn unassign_all(
-    txn: &DatabaseTransaction,
-    use_case: &UnassignNumbers,
-    items: Vec<&UnassignItem>,
-    apply: Apply,
-) -> Result<Vec<Result<UserView>>> {
-    let now = crate::store::db::now();
-    let user_ids = distinct(items.iter().map(|item| &item.user_id));
-    let mut users = lock_users(txn, &user_ids).await?;
-    let mut outcomes = Vec::with_capacity(items.len());
-    let mut released: Vec<Released<'_>> = Vec::new();
-    for item in &items {
-        let decided = users
-            .get_mut(&item.user_id)
-            .filter(|view| view.account_id == item.account_id)
-            .ok_or_else(|| user_not_found(&item.account_id, &item.user_id).into())
-            .and_then(|view| {
-                let e164 = telephony::unassign(&view.line(), item.confirm)?;
-                view.phone_number = None;
-                view.settings = TelephonySettings::OFF;
-                view.update_time = now;
-                Ok((view.clone(), e164))
-            });
-        outcomes.push(match decided {
-            Ok((view, e164)) => {
-                released.push(Released {
-                    outcome: outcomes.len(),
-                    item,
-                    e164,
-                });
-                Ok(view)
-            }
-            Err(error) => Err(error),
-        });
-    }
-    let events = if apply.writes(items.len(), items.len() - released.len()) {
-        write_releases(txn, use_case, &released, now).await?
-    } else {
-        Vec::new()
-    };
-    let succeeded: Vec<usize> = released.iter().map(|success| success.outcome).collect();
-    record_pending(txn, &mut outcomes, &succeeded, events, now).await?;
-    Ok(outcomes)
-}
-
-/// Writes the decided releases: numbers back to the inventory, their periods closed,
-/// permissions off, then their events.
-async fn write_releases(
-    txn: &DatabaseTransaction,
-    use_case: &UnassignNumbers,
-    released: &[Released<'_>],
-    now: DateTime<Utc>,
-) -> Result<Vec<ChangeEvent>> {
-    for chunk in released.chunks(SET_CHUNK) {
-        let e164s: Vec<&E164> = chunk.iter().map(|r| &r.e164).collect();
-        release_numbers(txn, &e164s, now).await?;
-        write_many_settings(
-            txn,
-            chunk
-                .iter()
-                .map(|r| (&r.item.user_id, TelephonySettings::OFF)),
-            now,
-        )
-        .await?;
-    }
-    append_changes(
-        txn,
-        released
-            .iter()
-            .map(|r| NewChange {
-                account_id: r.item.account_id.clone(),
-                user_id: r.item.user_id.clone(),
-                kind: ChangeKind::PhoneNumberUnassigned,
-                e164_phone_number: Some(r.e164.clone()),
-                settings: TelephonySettings::OFF,
-                actor: use_case.actor.clone(),
-            })
-            .collect(),
-    )
-    .await
+    let released_changes = released.iter().map(|r| NewChange {
+        account_id: r.item.account_id.clone(),
+        user_id: r.item.user_id.clone(),
+        kind: ChangeKind::PhoneNumberUnassigned,
+        e164_phone_number: Some(r.e164.clone()),
+        settings: TelephonySettings::OFF,
+        actor: use_case.actor.clone(),
+    });
+    let given_changes = decided.iter().map(|s| NewChange {
+        account_id: s.item.account_id.clone(),
+        user_id: s.item.user_id.clone(),
+        kind: ChangeKind::PhoneNumberAssigned,
+        e164_phone_number: Some(s.item.number.clone()),
+        settings: s.settings,
+        actor: use_case.actor.clone(),
+    });
+    append_changes(txn, released_changes.chain(given_changes).collect()).await
 }

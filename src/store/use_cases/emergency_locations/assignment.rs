@@ -99,4 +99,11 @@ impl<'a> AssignmentLocations<'a> {
         }
         Ok(())
     }
+
+    /// The number was taken back earlier in the run: its own location went with it.
+    pub(crate) fn forget_number(&mut self, number: &E164) {
+        for uses in self.uses.values_mut() {
+            uses.forget("number", number.as_str());
+        }
+    }
 }

@@ -88,6 +88,11 @@ impl Uses {
         }
     }
 
+    /// Forgets the holder `kind` `id`'s own location.
+    pub(super) fn forget(&mut self, kind: &str, id: &str) {
+        self.by_holder.remove(&(kind.to_owned(), id.to_owned()));
+    }
+
     fn get(&self, kind: &str, id: &str) -> Option<&str> {
         self.by_holder
             .get(&(kind.to_owned(), id.to_owned()))
