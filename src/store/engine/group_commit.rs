@@ -18,7 +18,10 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::sequencer::{Sweeper, answer_numbered, number_in, record_written};
+use super::sequencer::{
+    Staged, Sweeper, answer_numbered, collecting_staged, forget_staged_since, number_in,
+    record_written, staged_mark,
+};
 use super::submission::Queued;
 use crate::error::{Error, classify_db_error, is_conflict};
 
@@ -144,7 +147,7 @@ impl WriterTask {
                     Err(_) => break,
                 }
             }
-            self.run_batch(batch).await;
+            collecting_staged(self.run_batch(batch)).await;
         }
         // Closing: refuse new mutations, finish those already queued.
         self.incoming.close();
@@ -159,7 +162,7 @@ impl WriterTask {
             if batch.is_empty() {
                 break;
             }
-            self.run_batch(batch).await;
+            collecting_staged(self.run_batch(batch)).await;
         }
         if let Some(sweeper) = self.sweeper.take() {
             sweeper.close().await;
@@ -268,7 +271,10 @@ impl WriterTask {
         let appended = succeeded.iter().any(|m| m.appends_changes());
         // PostgreSQL: the staged events are numbered by this transaction, as its last step.
         let numbered = match &self.sweeper {
-            Some(_) if appended => match number_in(&txn).instrument(commit_span.clone()).await {
+            Some(_) if appended => match number_in(&txn, Staged::ByBatch)
+                .instrument(commit_span.clone())
+                .await
+            {
                 Ok(numbered) => Some(numbered),
                 // A deadlock with another replica's numbering (possible only while a replica of
                 // an earlier version leaves events staged): the batch runs again.
@@ -369,6 +375,7 @@ impl WriterTask {
                 return Err(e);
             }
         };
+        let staged = staged_mark();
         // Given up while it ran: undone, as if its transaction had been dropped.
         if mutation.run(&savepoint).await && !mutation.abandoned() {
             return match savepoint.commit().await {
@@ -383,6 +390,7 @@ impl WriterTask {
             };
         }
         *failed += 1;
+        forget_staged_since(staged);
         if let Err(e) = savepoint.rollback().await {
             mutation.answer();
             return Err(e);
@@ -405,6 +413,7 @@ impl WriterTask {
                 return Err(e);
             }
         };
+        let staged = staged_mark();
         let (first, others) = members
             .split_first_mut()
             .expect("a joined group is never empty");
@@ -416,6 +425,7 @@ impl WriterTask {
             }
             Err(error) => {
                 tracing::debug!(%error, size = members.len(), "a joined run failed; running its members one by one");
+                forget_staged_since(staged);
                 savepoint.rollback().await.map(|()| Joined::Failed(members))
             }
         };

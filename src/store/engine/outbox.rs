@@ -11,13 +11,14 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
     ActiveEnum, ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend,
-    EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Set, Statement,
+    EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set, Statement,
 };
 
 use super::mutation::{Mutation, TxnFuture};
-use super::sequencer::provisional;
+use super::sequencer::{StagedEvent, note_staged, provisional};
 use crate::domain::change::{ChangeEvent, ChangeKind, NewChange};
 use crate::error::{Error, Result};
 use crate::store::db::entities::{change_event, change_event_staged, change_log, enums};
@@ -119,12 +120,7 @@ async fn number(
     let pending: Vec<(&str, i64, DateTime<Utc>)> = events
         .iter()
         // Written by this version just above: the number names a kind it knows.
-        .filter(|event| {
-            event
-                .kind_code
-                .and_then(ChangeKind::from_code)
-                .is_some_and(ChangeKind::sign_out_required)
-        })
+        .filter(|event| signs_out(event))
         .map(|event| (event.user_id.as_str(), event.sequence, event.occur_time))
         .collect();
     mark_pending(txn, &pending).await?;
@@ -135,33 +131,63 @@ async fn number(
 }
 
 /// PostgreSQL: writes `events` to `change_events_staged` and gives each the provisional
-/// sequence of its staged id.
+/// sequence of its staged id; the batch keeps them for its numbering ([`note_staged`]).
 async fn stage(
     txn: &DatabaseTransaction,
     mut events: Vec<change_event::Model>,
 ) -> Result<Vec<change_event::Model>> {
+    use change_event_staged::Column;
     let mut staged_ids: HashMap<String, i64> = HashMap::with_capacity(events.len());
     for chunk in events.chunks(INSERT_CHUNK) {
-        let staged = change_event_staged::Entity::insert_many(chunk.iter().cloned().map(|event| {
+        let mut insert = change_event_staged::Entity::insert_many(chunk.iter().map(|event| {
             change_event_staged::ActiveModel {
                 id: NotSet,
-                event_id: Set(event.event_id),
-                account_id: Set(event.account_id),
-                user_id: Set(event.user_id),
-                kind: Set(event.kind),
+                event_id: Set(event.event_id.clone()),
+                account_id: Set(event.account_id.clone()),
+                user_id: Set(event.user_id.clone()),
+                kind: Set(event.kind.clone()),
                 kind_code: Set(event.kind_code),
-                e164: Set(event.e164),
+                e164: Set(event.e164.clone()),
                 inbound_calling: Set(event.inbound_calling),
                 outbound_calling: Set(event.outbound_calling),
                 sms: Set(event.sms),
-                notice: Set(event.notice),
-                actor: Set(event.actor),
+                notice: Set(event.notice.clone()),
+                actor: Set(event.actor.clone()),
                 occur_time: Set(event.occur_time),
             }
         }))
-        .exec_with_returning(txn)
-        .await?;
-        staged_ids.extend(staged.into_iter().map(|row| (row.event_id, row.id)));
+        .into_query();
+        insert.returning(Query::returning().exprs([
+            Expr::col(Column::Id),
+            Expr::col(Column::EventId),
+            Expr::cust("ctid::text"),
+        ]));
+        let rows = txn
+            .query_all_raw(DbBackend::Postgres.build(&insert))
+            .await?;
+        let mut staged = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: i64 = row.try_get_by_index(0)?;
+            let event_id: String = row.try_get_by_index(1)?;
+            let address: String = row.try_get_by_index(2)?;
+            staged_ids.insert(event_id, id);
+            staged.push((id, address));
+        }
+        staged.sort_unstable();
+        let by_id: HashMap<i64, &change_event::Model> = chunk
+            .iter()
+            .filter_map(|event| Some((*staged_ids.get(&event.event_id)?, event)))
+            .collect();
+        note_staged(staged.into_iter().filter_map(|(id, row)| {
+            let event = by_id.get(&id)?;
+            Some(StagedEvent {
+                id,
+                row,
+                user_id: event.user_id.clone(),
+                signs_out: signs_out(event),
+                occur_time: event.occur_time,
+            })
+        }));
     }
     for event in &mut events {
         let id = *staged_ids
@@ -171,6 +197,14 @@ async fn stage(
         event.sequence = i64::try_from(provisional(id)).unwrap_or(i64::MAX);
     }
     Ok(events)
+}
+
+/// Whether an event written by this version asks its user to sign out.
+fn signs_out(event: &change_event::Model) -> bool {
+    event
+        .kind_code
+        .and_then(ChangeKind::from_code)
+        .is_some_and(ChangeKind::sign_out_required)
 }
 
 /// Deletes up to [`PURGE_CHUNK`] events with a sequence at most `through`, and records how far

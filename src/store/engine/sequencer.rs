@@ -5,11 +5,15 @@
 //! replica would then wait in one line for the whole of another's work. So on PostgreSQL a use
 //! case only *stages* its events (`change_events_staged`, whose ids an identity column hands out
 //! at insert time). The writer numbers them as the last step of its batch, just before the
-//! commit ([`number_in`]): it locks the counter, moves every staged event it can see into
+//! commit ([`number_in`]): it locks the counter, moves the events the batch staged into
 //! `change_events` with the next sequences in staged-id order, marks the users of
 //! sign-out-required events pending and notifies the other replicas, all in one statement. The
 //! counter is held only for that statement and the commit, and one commit pays for the change
-//! and its numbering.
+//! and its numbering. The batch keeps its staged events in memory as it stages them
+//! ([`collecting_staged`]): the numbering finds their rows by address, and a later use case of
+//! the batch finds the sign-outs they ask for ([`staged_sign_outs`]) without a query. Deleted
+//! rows linger in the staged table until a vacuum: a numbering or a lookup that scanned it
+//! would slow down with every batch in between.
 //!
 //! Why the log stays gap-free and in order: numbering transactions follow one another through
 //! the counter row, each numbers contiguously after the last, and their rows appear at their
@@ -24,15 +28,16 @@
 //! them after its commit, and died first) are numbered by any replica's [`Sweeper`] within
 //! [`SWEEP_INTERVAL`].
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveEnum, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend,
-    DbErr, EntityTrait, Iterable, QueryFilter, QueryOrder, QuerySelect, Statement,
-    TransactionTrait,
+    DbErr, EntityTrait, Iterable, QueryFilter, QuerySelect, Statement, TransactionTrait,
 };
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -40,7 +45,7 @@ use tokio_util::sync::CancellationToken;
 use crate::domain::change::ChangeKind;
 use crate::error::{Error, Result};
 use crate::store::db::SET_CHUNK;
-use crate::store::db::entities::{change_event, change_event_staged, enums};
+use crate::store::db::entities::{change_event, enums};
 
 /// The PostgreSQL NOTIFY channel that tells other replicas a change was committed (sent when
 /// its events are numbered).
@@ -52,6 +57,73 @@ const PROVISIONAL_BASE: u64 = 1 << 62;
 
 /// How often each replica looks for events left staged.
 pub(crate) const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// An event the writer's current batch staged.
+pub(super) struct StagedEvent {
+    pub id: i64,
+    /// The row's address (`ctid`), stable until the transaction ends: no vacuum moves a row
+    /// of a table that a transaction still writes.
+    pub row: String,
+    pub user_id: String,
+    pub signs_out: bool,
+    pub occur_time: DateTime<Utc>,
+}
+
+tokio::task_local! {
+    /// The events the writer's current batch staged, in staged order.
+    static STAGED: RefCell<Vec<StagedEvent>>;
+}
+
+/// Runs `batch` (the writer's, on its task), keeping the events it stages.
+pub(super) async fn collecting_staged<F: Future>(batch: F) -> F::Output {
+    STAGED.scope(RefCell::new(Vec::new()), batch).await
+}
+
+/// Keeps events just staged, for the batch staging them (outside a batch, the sweeper numbers
+/// them).
+pub(super) fn note_staged(events: impl IntoIterator<Item = StagedEvent>) {
+    let _ = STAGED.try_with(|staged| staged.borrow_mut().extend(events));
+}
+
+/// How many events the batch has staged so far: where a savepoint starts.
+pub(super) fn staged_mark() -> usize {
+    STAGED.try_with(|staged| staged.borrow().len()).unwrap_or(0)
+}
+
+/// Forgets the events staged since `mark`: their savepoint was rolled back.
+pub(super) fn forget_staged_since(mark: usize) {
+    let _ = STAGED.try_with(|staged| staged.borrow_mut().truncate(mark));
+}
+
+/// The rows and ids of the events the batch staged, as `bigint[]` and `tid[]` in text form.
+fn staged_by_batch() -> Option<(String, String)> {
+    STAGED
+        .try_with(|staged| {
+            let staged = staged.borrow();
+            if staged.is_empty() {
+                return None;
+            }
+            let ids: Vec<String> = staged.iter().map(|event| event.id.to_string()).collect();
+            // An address, `(block,offset)`, holds a comma: quoted as an array element.
+            let rows: Vec<String> = (staged.iter())
+                .map(|event| format!("\"{}\"", event.row))
+                .collect();
+            Some((
+                format!("{{{}}}", ids.join(",")),
+                format!("{{{}}}", rows.join(",")),
+            ))
+        })
+        .ok()
+        .flatten()
+}
+
+/// Which staged events a numbering moves.
+pub(super) enum Staged {
+    /// Those the writer's batch staged ([`note_staged`]).
+    ByBatch,
+    /// Every one visible: left staged by an earlier version, or by a process gone.
+    All,
+}
 
 /// The provisional sequence standing for the staged event `staged_id`.
 pub(crate) fn provisional(staged_id: i64) -> u64 {
@@ -218,7 +290,7 @@ async fn anything_staged(db: &DatabaseConnection) -> Result<bool> {
 /// returns their sequences by staged id.
 pub(crate) async fn number_staged(db: &DatabaseConnection) -> Result<HashMap<i64, u64>> {
     let txn = db.begin().await?;
-    let numbered = number_in(&txn).await?;
+    let numbered = number_in(&txn, Staged::All).await?;
     if numbered.is_empty() {
         txn.rollback().await?;
     } else {
@@ -228,9 +300,9 @@ pub(crate) async fn number_staged(db: &DatabaseConnection) -> Result<HashMap<i64
     Ok(numbered.into_iter().collect())
 }
 
-/// Inside `txn`, as its last step before the commit, in one statement: numbers every staged
-/// event `txn` sees (its own and those committed staged) with the next sequences of the
-/// change-log counter, which it locks until the commit; moves them into the log; marks the
+/// Inside `txn`, as its last step before the commit, in one statement: numbers the staged
+/// events `which` names, as `txn` sees them, with the next sequences of the change-log
+/// counter, which it locks until the commit; moves them into the log; marks the
 /// pending sign-outs (as `sign_out::mark_pending` does on SQLite: a user's first event becomes
 /// their oldest pending change if none was, their last the latest) and notifies the other
 /// replicas on commit. Returns (staged id, sequence) in sequence order.
@@ -240,14 +312,26 @@ pub(crate) async fn number_staged(db: &DatabaseConnection) -> Result<HashMap<i64
 /// committed transaction is passed over by a waiting DELETE).
 pub(super) async fn number_in(
     txn: &DatabaseTransaction,
+    which: Staged,
 ) -> std::result::Result<Vec<(i64, u64)>, DbErr> {
-    let rows = txn
-        .query_all_raw(Statement::from_sql_and_values(
+    let statement = match which {
+        Staged::All => Statement::from_sql_and_values(
             DbBackend::Postgres,
-            number_statement(),
+            number_statement(Staged::All),
             [NOTIFY_CHANNEL.into()],
-        ))
-        .await?;
+        ),
+        Staged::ByBatch => {
+            let Some((ids, rows)) = staged_by_batch() else {
+                return Ok(Vec::new());
+            };
+            Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                number_statement(Staged::ByBatch),
+                [NOTIFY_CHANNEL.into(), ids.into(), rows.into()],
+            )
+        }
+    };
+    let rows = txn.query_all_raw(statement).await?;
     let mut numbered = Vec::with_capacity(rows.len());
     for row in rows {
         let staged: Option<i64> = row.try_get_by_index(0)?;
@@ -268,10 +352,21 @@ pub(super) fn record_written(numbered: &[(i64, u64)]) {
     }
 }
 
-/// The statement of [`number_in`]: `$1` the NOTIFY channel.
-fn number_statement() -> &'static str {
-    static STATEMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    STATEMENT.get_or_init(|| {
+/// The statement of [`number_in`]: `$1` the NOTIFY channel; for [`Staged::ByBatch`], `$2` the
+/// staged ids and `$3` their rows (`bigint[]` and `tid[]` in text form).
+fn number_statement(which: Staged) -> &'static str {
+    static ALL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static BY_BATCH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let (statement, moved) = match which {
+        Staged::All => (&ALL, ""),
+        // By address: no scan over rows deleted since the last vacuum, whatever plan the
+        // prepared statement keeps (one made while the table was small scans it).
+        Staged::ByBatch => (
+            &BY_BATCH,
+            "WHERE ctid = ANY($3::tid[]) AND id = ANY($2::bigint[])",
+        ),
+    };
+    statement.get_or_init(|| {
         // The kinds that ask for no sign-out, by the domain's rule.
         let no_sign_out: Vec<String> = enums::ChangeKind::iter()
             .filter(|kind| !ChangeKind::from(*kind).sign_out_required())
@@ -284,7 +379,7 @@ fn number_statement() -> &'static str {
         };
         format!(
             "WITH moved AS ( \
-                DELETE FROM change_events_staged RETURNING * \
+                DELETE FROM change_events_staged {moved} RETURNING * \
             ), head AS ( \
                 UPDATE change_log SET last_sequence = last_sequence + (SELECT count(*) FROM moved) \
                 WHERE id = 1 AND EXISTS (SELECT 1 FROM moved) \
@@ -324,39 +419,26 @@ fn number_statement() -> &'static str {
     })
 }
 
-/// Inside a write transaction on PostgreSQL, with the users' rows locked: the sign-out-required
-/// events staged for `user_ids` and not yet numbered (so not yet marked on their users), as
-/// (user, provisional sequence, time) in staged order, as their numbering will mark them. An
-/// answer computed right after another change to the same user adds these to the user's
+/// Inside the writer's batch on PostgreSQL: the sign-out-required events the batch staged for
+/// `user_ids` and has not numbered yet (so not yet marked on their users), as (user,
+/// provisional sequence, time) in staged order, as their numbering will mark them. An answer
+/// computed right after another change to the same user in the batch adds these to the user's
 /// pending sign-out, or it would miss that change. Empty on SQLite, which numbers at once.
-pub(crate) async fn staged_sign_outs(
-    txn: &DatabaseTransaction,
-    user_ids: &[&str],
-) -> Result<Vec<(String, u64, DateTime<Utc>)>> {
-    let mut found = Vec::new();
-    if txn.get_database_backend() != DbBackend::Postgres {
-        return Ok(found);
-    }
-    for chunk in user_ids.chunks(SET_CHUNK) {
-        use change_event_staged::Column;
-        let staged: Vec<(String, i64, DateTime<Utc>)> = change_event_staged::Entity::find()
-            .select_only()
-            .column(Column::UserId)
-            .column(Column::Id)
-            .column(Column::OccurTime)
-            .filter(Column::UserId.is_in(chunk.iter().copied()))
-            .filter(Column::Kind.is_not_in(enums::kinds_without_sign_out()))
-            .order_by_asc(Column::Id)
-            .into_tuple()
-            .all(txn)
-            .await?;
-        found.extend(
-            staged
-                .into_iter()
-                .map(|(user_id, id, time)| (user_id, provisional(id), time)),
-        );
-    }
-    Ok(found)
+pub(crate) fn staged_sign_outs(user_ids: &[&str]) -> Vec<(String, u64, DateTime<Utc>)> {
+    STAGED
+        .try_with(|staged| {
+            (staged.borrow().iter())
+                .filter(|event| event.signs_out && user_ids.contains(&event.user_id.as_str()))
+                .map(|event| {
+                    (
+                        event.user_id.clone(),
+                        provisional(event.id),
+                        event.occur_time,
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -55,6 +55,26 @@ async fn write_newer_event(app: &TestApp, backend: Backend, account: &str, user:
             ))
             .await
             .expect("stage the newer event");
+            // Left staged, as by a newer replica gone before numbering it: the sweeper numbers
+            // it within a second.
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                let left: i64 = db
+                    .query_one_raw(Statement::from_string(
+                        DbBackend::Postgres,
+                        "SELECT count(*) FROM change_events_staged",
+                    ))
+                    .await
+                    .unwrap()
+                    .expect("a count")
+                    .try_get_by_index(0)
+                    .unwrap();
+                if left == 0 {
+                    break;
+                }
+                assert!(tokio::time::Instant::now() < deadline, "never numbered");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
         }
         Backend::Sqlite => {
             let txn = db.begin().await.unwrap();
