@@ -18,10 +18,8 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::sequencer::{
-    Staged, Sweeper, answer_numbered, collecting_staged, forget_staged_since, number_in,
-    record_written, staged_mark,
-};
+use super::batch_events::{self, ReservedIds};
+use super::sequencer::{Staged, Sweeper, answer_numbered, number_in, record_written};
 use super::submission::Queued;
 use crate::error::{Error, classify_db_error, is_conflict};
 
@@ -98,6 +96,8 @@ pub(super) struct WriterTask {
     stats: Arc<WriteStats>,
     /// Mutations that lost a race in the last batch, run first in the next.
     carried: Vec<Box<dyn Queued>>,
+    /// PostgreSQL: staged ids for the events of batches to come.
+    reserved: ReservedIds,
 }
 
 impl WriterTask {
@@ -119,6 +119,7 @@ impl WriterTask {
             sweeper,
             stats,
             carried: Vec::new(),
+            reserved: ReservedIds::default(),
         }
     }
 
@@ -147,7 +148,8 @@ impl WriterTask {
                     Err(_) => break,
                 }
             }
-            collecting_staged(self.run_batch(batch)).await;
+            let reserved = self.reserved.clone();
+            batch_events::collecting(reserved, self.run_batch(batch)).await;
         }
         // Closing: refuse new mutations, finish those already queued.
         self.incoming.close();
@@ -162,7 +164,8 @@ impl WriterTask {
             if batch.is_empty() {
                 break;
             }
-            collecting_staged(self.run_batch(batch)).await;
+            let reserved = self.reserved.clone();
+            batch_events::collecting(reserved, self.run_batch(batch)).await;
         }
         if let Some(sweeper) = self.sweeper.take() {
             sweeper.close().await;
@@ -375,7 +378,7 @@ impl WriterTask {
                 return Err(e);
             }
         };
-        let staged = staged_mark();
+        let appended = batch_events::mark();
         // Given up while it ran: undone, as if its transaction had been dropped.
         if mutation.run(&savepoint).await && !mutation.abandoned() {
             return match savepoint.commit().await {
@@ -390,7 +393,7 @@ impl WriterTask {
             };
         }
         *failed += 1;
-        forget_staged_since(staged);
+        batch_events::forget_since(appended);
         if let Err(e) = savepoint.rollback().await {
             mutation.answer();
             return Err(e);
@@ -413,7 +416,7 @@ impl WriterTask {
                 return Err(e);
             }
         };
-        let staged = staged_mark();
+        let appended = batch_events::mark();
         let (first, others) = members
             .split_first_mut()
             .expect("a joined group is never empty");
@@ -425,7 +428,7 @@ impl WriterTask {
             }
             Err(error) => {
                 tracing::debug!(%error, size = members.len(), "a joined run failed; running its members one by one");
-                forget_staged_since(staged);
+                batch_events::forget_since(appended);
                 savepoint.rollback().await.map(|()| Joined::Failed(members))
             }
         };

@@ -7,8 +7,9 @@
 //! - [`set_run`]: a set use case run as a single request (a set of one) or a batch.
 //! - [`idempotency`] and [`answers`]: a request's first answer kept for its retries, in a
 //!   versioned form.
-//! - [`outbox`] and [`sequencer`]: change events written with the change that causes them, and
-//!   numbered gap-free (on PostgreSQL, as the transaction's last step).
+//! - [`outbox`], [`batch_events`] and [`sequencer`]: change events written with the change that
+//!   causes them, and numbered gap-free (on PostgreSQL, kept by the batch and written by its
+//!   numbering, the transaction's last step).
 //! - Driver adjustments: [`sqlite_planner`], [`sqlite_reads`] (direct reads on the calling
 //!   thread). PostgreSQL sockets need none: sqlx sets TCP_NODELAY on them.
 //!
@@ -16,6 +17,7 @@
 //! read on this connection.
 
 pub(crate) mod answers;
+pub(crate) mod batch_events;
 pub(crate) mod group_commit;
 pub(crate) mod idempotency;
 pub(crate) mod mutation;
@@ -26,6 +28,9 @@ mod sqlite_planner;
 pub(crate) mod sqlite_reads;
 pub(crate) mod submission;
 pub(crate) mod writer;
+
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -8,20 +8,17 @@
 //! replicas write concurrently, events are staged and numbered as the writing transaction's last
 //! step, holding the counter only from then to the commit (see `engine::sequencer`).
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
-    ActiveEnum, ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend,
-    EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set, Statement,
+    ActiveEnum, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
+    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 
+use super::batch_events::{self, PendingEvent, provisional};
 use super::mutation::{Mutation, TxnFuture};
-use super::sequencer::{StagedEvent, note_staged, provisional};
 use crate::domain::change::{ChangeEvent, ChangeKind, NewChange};
 use crate::error::{Error, Result};
-use crate::store::db::entities::{change_event, change_event_staged, change_log, enums};
+use crate::store::db::entities::{change_event, change_log, enums};
 use crate::store::db::users::mark_pending;
 
 /// Events deleted per purge mutation, so that a purge never holds the writer for long.
@@ -130,72 +127,21 @@ async fn number(
     Ok(events)
 }
 
-/// PostgreSQL: writes `events` to `change_events_staged` and gives each the provisional
-/// sequence of its staged id; the batch keeps them for its numbering ([`note_staged`]).
+/// PostgreSQL: gives each event its staged id and the provisional sequence standing for it, and
+/// keeps them in the batch, whose numbering writes them ([`batch_events`]).
 async fn stage(
     txn: &DatabaseTransaction,
     mut events: Vec<change_event::Model>,
 ) -> Result<Vec<change_event::Model>> {
-    use change_event_staged::Column;
-    let mut staged_ids: HashMap<String, i64> = HashMap::with_capacity(events.len());
-    for chunk in events.chunks(INSERT_CHUNK) {
-        let mut insert = change_event_staged::Entity::insert_many(chunk.iter().map(|event| {
-            change_event_staged::ActiveModel {
-                id: NotSet,
-                event_id: Set(event.event_id.clone()),
-                account_id: Set(event.account_id.clone()),
-                user_id: Set(event.user_id.clone()),
-                kind: Set(event.kind.clone()),
-                kind_code: Set(event.kind_code),
-                e164: Set(event.e164.clone()),
-                inbound_calling: Set(event.inbound_calling),
-                outbound_calling: Set(event.outbound_calling),
-                sms: Set(event.sms),
-                notice: Set(event.notice.clone()),
-                actor: Set(event.actor.clone()),
-                occur_time: Set(event.occur_time),
-            }
-        }))
-        .into_query();
-        insert.returning(Query::returning().exprs([
-            Expr::col(Column::Id),
-            Expr::col(Column::EventId),
-            Expr::cust("ctid::text"),
-        ]));
-        let rows = txn
-            .query_all_raw(DbBackend::Postgres.build(&insert))
-            .await?;
-        let mut staged = Vec::with_capacity(rows.len());
-        for row in rows {
-            let id: i64 = row.try_get_by_index(0)?;
-            let event_id: String = row.try_get_by_index(1)?;
-            let address: String = row.try_get_by_index(2)?;
-            staged_ids.insert(event_id, id);
-            staged.push((id, address));
-        }
-        staged.sort_unstable();
-        let by_id: HashMap<i64, &change_event::Model> = chunk
-            .iter()
-            .filter_map(|event| Some((*staged_ids.get(&event.event_id)?, event)))
-            .collect();
-        note_staged(staged.into_iter().filter_map(|(id, row)| {
-            let event = by_id.get(&id)?;
-            Some(StagedEvent {
-                id,
-                row,
-                user_id: event.user_id.clone(),
-                signs_out: signs_out(event),
-                occur_time: event.occur_time,
-            })
-        }));
-    }
-    for event in &mut events {
-        let id = *staged_ids
-            .get(&event.event_id)
-            .ok_or_else(|| Error::Internal("a staged change event has no id".into()))?;
+    let ids = batch_events::take_ids(txn, events.len()).await?;
+    for (event, id) in events.iter_mut().zip(ids) {
         event.staged_id = Some(id);
         event.sequence = i64::try_from(provisional(id)).unwrap_or(i64::MAX);
     }
+    batch_events::keep(events.iter().map(|event| PendingEvent {
+        event: event.clone(),
+        signs_out: signs_out(event),
+    }));
     Ok(events)
 }
 

@@ -3,17 +3,13 @@
 //! Handing out a sequence when an event is written means holding the change-log counter row
 //! locked from then until the transaction commits: every event-writing transaction of every
 //! replica would then wait in one line for the whole of another's work. So on PostgreSQL a use
-//! case only *stages* its events (`change_events_staged`, whose ids an identity column hands out
-//! at insert time). The writer numbers them as the last step of its batch, just before the
-//! commit ([`number_in`]): it locks the counter, moves the events the batch staged into
+//! case only *stages* its events: the writer's batch keeps them in memory, each with a staged
+//! id ([`super::batch_events`]). The writer numbers them as the last step of its batch, just
+//! before the commit ([`number_in`]): it locks the counter, writes the batch's events into
 //! `change_events` with the next sequences in staged-id order, marks the users of
 //! sign-out-required events pending and notifies the other replicas, all in one statement. The
-//! counter is held only for that statement and the commit, and one commit pays for the change
-//! and its numbering. The batch keeps its staged events in memory as it stages them
-//! ([`collecting_staged`]): the numbering finds their rows by address, and a later use case of
-//! the batch finds the sign-outs they ask for ([`staged_sign_outs`]) without a query. Deleted
-//! rows linger in the staged table until a vacuum: a numbering or a lookup that scanned it
-//! would slow down with every batch in between.
+//! counter is held only for that statement and the commit, one commit pays for the change and
+//! its numbering, and an event is written once.
 //!
 //! Why the log stays gap-free and in order: numbering transactions follow one another through
 //! the counter row, each numbers contiguously after the last, and their rows appear at their
@@ -24,17 +20,14 @@
 //! computed before the numbering with provisional values ([`provisional`]); once the batch has
 //! committed, the writer puts the real sequences in ([`answer_numbered`]). A stored idempotent
 //! answer keeps its provisional values, and a replay is resolved the same way, through
-//! `change_events.staged_id`. Events left staged (by a version of the service that numbered
-//! them after its commit, and died first) are numbered by any replica's [`Sweeper`] within
-//! [`SWEEP_INTERVAL`].
+//! `change_events.staged_id`. Events left in the `change_events_staged` table (by a version of
+//! the service that wrote them there and numbered them after its commit, and died first) are
+//! numbered by any replica's [`Sweeper`] within [`SWEEP_INTERVAL`].
 
-use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveEnum, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend,
     DbErr, EntityTrait, Iterable, QueryFilter, QuerySelect, Statement, TransactionTrait,
@@ -42,6 +35,7 @@ use sea_orm::{
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::batch_events::{self, staged_id_of};
 use crate::domain::change::ChangeKind;
 use crate::error::{Error, Result};
 use crate::store::db::SET_CHUNK;
@@ -51,90 +45,15 @@ use crate::store::db::entities::{change_event, enums};
 /// its events are numbered).
 pub const NOTIFY_CHANNEL: &str = "telephony_admin_changes";
 
-/// Provisional sequences are this plus the staged id: far above any real sequence, and still
-/// an `i64` where a stored answer keeps one.
-const PROVISIONAL_BASE: u64 = 1 << 62;
-
 /// How often each replica looks for events left staged.
 pub(crate) const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
-/// An event the writer's current batch staged.
-pub(super) struct StagedEvent {
-    pub id: i64,
-    /// The row's address (`ctid`), stable until the transaction ends: no vacuum moves a row
-    /// of a table that a transaction still writes.
-    pub row: String,
-    pub user_id: String,
-    pub signs_out: bool,
-    pub occur_time: DateTime<Utc>,
-}
-
-tokio::task_local! {
-    /// The events the writer's current batch staged, in staged order.
-    static STAGED: RefCell<Vec<StagedEvent>>;
-}
-
-/// Runs `batch` (the writer's, on its task), keeping the events it stages.
-pub(super) async fn collecting_staged<F: Future>(batch: F) -> F::Output {
-    STAGED.scope(RefCell::new(Vec::new()), batch).await
-}
-
-/// Keeps events just staged, for the batch staging them (outside a batch, the sweeper numbers
-/// them).
-pub(super) fn note_staged(events: impl IntoIterator<Item = StagedEvent>) {
-    let _ = STAGED.try_with(|staged| staged.borrow_mut().extend(events));
-}
-
-/// How many events the batch has staged so far: where a savepoint starts.
-pub(super) fn staged_mark() -> usize {
-    STAGED.try_with(|staged| staged.borrow().len()).unwrap_or(0)
-}
-
-/// Forgets the events staged since `mark`: their savepoint was rolled back.
-pub(super) fn forget_staged_since(mark: usize) {
-    let _ = STAGED.try_with(|staged| staged.borrow_mut().truncate(mark));
-}
-
-/// The rows and ids of the events the batch staged, as `bigint[]` and `tid[]` in text form.
-fn staged_by_batch() -> Option<(String, String)> {
-    STAGED
-        .try_with(|staged| {
-            let staged = staged.borrow();
-            if staged.is_empty() {
-                return None;
-            }
-            let ids: Vec<String> = staged.iter().map(|event| event.id.to_string()).collect();
-            // An address, `(block,offset)`, holds a comma: quoted as an array element.
-            let rows: Vec<String> = (staged.iter())
-                .map(|event| format!("\"{}\"", event.row))
-                .collect();
-            Some((
-                format!("{{{}}}", ids.join(",")),
-                format!("{{{}}}", rows.join(",")),
-            ))
-        })
-        .ok()
-        .flatten()
-}
-
-/// Which staged events a numbering moves.
+/// Which staged events a numbering writes into the log.
 pub(super) enum Staged {
-    /// Those the writer's batch staged ([`note_staged`]).
+    /// Those the writer's batch keeps ([`super::batch_events`]).
     ByBatch,
-    /// Every one visible: left staged by an earlier version, or by a process gone.
+    /// Every one in `change_events_staged`: left there by an earlier version.
     All,
-}
-
-/// The provisional sequence standing for the staged event `staged_id`.
-pub(crate) fn provisional(staged_id: i64) -> u64 {
-    PROVISIONAL_BASE + staged_id.max(0) as u64
-}
-
-/// The staged id a provisional sequence stands for; `None` for a real sequence.
-fn staged_id_of(sequence: u64) -> Option<i64> {
-    sequence
-        .checked_sub(PROVISIONAL_BASE)
-        .and_then(|id| i64::try_from(id).ok())
 }
 
 /// A committed mutation whose caller waits for its events' sequences.
@@ -321,13 +240,13 @@ pub(super) async fn number_in(
             [NOTIFY_CHANNEL.into()],
         ),
         Staged::ByBatch => {
-            let Some((ids, rows)) = staged_by_batch() else {
+            let Some(rows) = batch_events::as_json_rows() else {
                 return Ok(Vec::new());
             };
             Statement::from_sql_and_values(
                 DbBackend::Postgres,
                 number_statement(Staged::ByBatch),
-                [NOTIFY_CHANNEL.into(), ids.into(), rows.into()],
+                [NOTIFY_CHANNEL.into(), rows.into()],
             )
         }
     };
@@ -353,17 +272,18 @@ pub(super) fn record_written(numbered: &[(i64, u64)]) {
 }
 
 /// The statement of [`number_in`]: `$1` the NOTIFY channel; for [`Staged::ByBatch`], `$2` the
-/// staged ids and `$3` their rows (`bigint[]` and `tid[]` in text form).
+/// batch's events (a JSON array of rows).
 fn number_statement(which: Staged) -> &'static str {
     static ALL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     static BY_BATCH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let (statement, moved) = match which {
-        Staged::All => (&ALL, ""),
-        // By address: no scan over rows deleted since the last vacuum, whatever plan the
-        // prepared statement keeps (one made while the table was small scans it).
+        Staged::All => (&ALL, "DELETE FROM change_events_staged RETURNING *"),
         Staged::ByBatch => (
             &BY_BATCH,
-            "WHERE ctid = ANY($3::tid[]) AND id = ANY($2::bigint[])",
+            "SELECT * FROM jsonb_to_recordset($2::jsonb) AS event(id bigint, event_id text, \
+                account_id text, user_id text, kind text, kind_code integer, e164 text, \
+                inbound_calling boolean, outbound_calling boolean, sms boolean, notice text, \
+                actor text, occur_time timestamptz)",
         ),
     };
     statement.get_or_init(|| {
@@ -379,7 +299,7 @@ fn number_statement(which: Staged) -> &'static str {
         };
         format!(
             "WITH moved AS ( \
-                DELETE FROM change_events_staged {moved} RETURNING * \
+                {moved} \
             ), head AS ( \
                 UPDATE change_log SET last_sequence = last_sequence + (SELECT count(*) FROM moved) \
                 WHERE id = 1 AND EXISTS (SELECT 1 FROM moved) \
@@ -417,40 +337,4 @@ fn number_statement(which: Staged) -> &'static str {
             ORDER BY 2"
         )
     })
-}
-
-/// Inside the writer's batch on PostgreSQL: the sign-out-required events the batch staged for
-/// `user_ids` and has not numbered yet (so not yet marked on their users), as (user,
-/// provisional sequence, time) in staged order, as their numbering will mark them. An answer
-/// computed right after another change to the same user in the batch adds these to the user's
-/// pending sign-out, or it would miss that change. Empty on SQLite, which numbers at once.
-pub(crate) fn staged_sign_outs(user_ids: &[&str]) -> Vec<(String, u64, DateTime<Utc>)> {
-    STAGED
-        .try_with(|staged| {
-            (staged.borrow().iter())
-                .filter(|event| event.signs_out && user_ids.contains(&event.user_id.as_str()))
-                .map(|event| {
-                    (
-                        event.user_id.clone(),
-                        provisional(event.id),
-                        event.occur_time,
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn provisional_sequences_name_their_staged_event_and_real_ones_do_not() {
-        assert_eq!(staged_id_of(provisional(42)), Some(42));
-        assert_eq!(staged_id_of(provisional(0)), Some(0));
-        assert_eq!(staged_id_of(7), None);
-        assert_eq!(staged_id_of(PROVISIONAL_BASE - 1), None);
-        assert!(i64::try_from(provisional(i64::MAX >> 2)).is_ok());
-    }
 }

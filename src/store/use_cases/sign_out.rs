@@ -24,10 +24,10 @@ use crate::store::db::entities::{change_event, enums};
 use crate::store::db::users::{lock_user_view, lock_user_views, user_not_found, write_pending};
 use crate::store::db::views::UserView;
 use crate::store::engine::Engine;
+use crate::store::engine::batch_events::staged_sign_outs;
 use crate::store::engine::idempotency::{IdempotencyKey, remember, replay};
 use crate::store::engine::mutation::{Mutation, TxnFuture};
 use crate::store::engine::outbox::{append_change, append_changes, newest_sequence};
-use crate::store::engine::sequencer::staged_sign_outs;
 
 /// Who still has to sign out: the store's surface for it.
 pub struct SignOut<'a> {

@@ -1,5 +1,8 @@
-//! `change_events_staged`: events written on PostgreSQL without a sequence, in the transaction of
-//! their change, until the sequencer (`store::engine::sequencer`) numbers them into `change_events`.
+//! `change_events_staged`: events that earlier versions wrote on PostgreSQL without a sequence, in
+//! the transaction of their change, and numbered after its commit. Its identity sequence still
+//! hands out the staged ids of today's events, which the writer keeps in memory until it numbers
+//! them (`store::engine::batch_events`); a row left here is numbered by the sweeper
+//! (`store::engine::sequencer`).
 
 use sea_orm::entity::prelude::*;
 
