@@ -46,9 +46,9 @@ pub use db::views::{
     AccountView, AssignmentPeriod, DeliveryState, NumberView, OrderItem, OrderRecord, UserView,
     WebhookConfig, WebhookSecrets, WebhookView,
 };
-pub use engine::group_commit::WriteStats;
 pub use engine::sequencer::NOTIFY_CHANNEL;
 pub use engine::set_run::{BatchItem, BatchOptions, ItemRefusal, ItemResult};
+pub use engine::write_stats::WriteStats;
 pub use engine::writer::WriterOptions;
 pub use use_cases::Requester;
 pub use use_cases::changes::{ChangeFilter, ChangeLogState, LogReplaced};

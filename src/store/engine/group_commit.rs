@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use sea_orm::{
@@ -21,68 +21,8 @@ use tracing::Instrument;
 use super::batch_events::{self, ReservedIds};
 use super::sequencer::{Staged, Sweeper, answer_numbered, number_in, record_written};
 use super::submission::Queued;
+use super::write_stats::WriteStats;
 use crate::error::{Error, classify_db_error, is_conflict};
-
-/// Counters of the writer's work, for logs, metrics and tests.
-#[derive(Debug, Default)]
-pub struct WriteStats {
-    batches: AtomicU64,
-    mutations: AtomicU64,
-    largest_batch: AtomicU64,
-    shared_batches: AtomicU64,
-    mixed_batches: AtomicU64,
-    joined_runs: AtomicU64,
-}
-
-impl WriteStats {
-    /// Committed transactions.
-    pub fn batches(&self) -> u64 {
-        self.batches.load(Ordering::Relaxed)
-    }
-
-    /// Mutations run (committed or failed).
-    pub fn mutations(&self) -> u64 {
-        self.mutations.load(Ordering::Relaxed)
-    }
-
-    /// The most mutations one batch held.
-    pub fn largest_batch(&self) -> u64 {
-        self.largest_batch.load(Ordering::Relaxed)
-    }
-
-    /// Committed batches that held more than one mutation.
-    pub fn shared_batches(&self) -> u64 {
-        self.shared_batches.load(Ordering::Relaxed)
-    }
-
-    /// Committed batches in which at least one mutation failed and at least one succeeded.
-    pub fn mixed_batches(&self) -> u64 {
-        self.mixed_batches.load(Ordering::Relaxed)
-    }
-
-    /// Runs of one set use case that joined several single requests (committed or not).
-    pub fn joined_runs(&self) -> u64 {
-        self.joined_runs.load(Ordering::Relaxed)
-    }
-
-    fn record(&self, size: usize, failed: usize, committed: bool) {
-        if committed {
-            crate::metrics::record_write_batch(size);
-        }
-        let size = size as u64;
-        self.mutations.fetch_add(size, Ordering::Relaxed);
-        self.largest_batch.fetch_max(size, Ordering::Relaxed);
-        if committed {
-            self.batches.fetch_add(1, Ordering::Relaxed);
-            if size > 1 {
-                self.shared_batches.fetch_add(1, Ordering::Relaxed);
-            }
-            if failed > 0 && (failed as u64) < size {
-                self.mixed_batches.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }
-}
 
 pub(super) struct WriterTask {
     db: DatabaseConnection,
@@ -201,7 +141,8 @@ impl WriterTask {
         failed += abandoned.len();
         let mut pending: VecDeque<Group> = joined(runnable).into();
         let mut broken: Option<DbErr> = None;
-        // A batch of one mutation needs no savepoint: its failure is the whole batch's.
+        // A batch of one mutation (or of one joined run) needs no savepoint: its failure is the
+        // whole batch's.
         let alone = pending.len() == 1;
         while let Some(group) = pending.pop_front() {
             let result = match group {
@@ -214,7 +155,7 @@ impl WriterTask {
                     self.run_one(&txn, mutation, &mut succeeded, &mut failed)
                         .await
                 }
-                Group::Joined(members) => match self.run_joined(&txn, members).await {
+                Group::Joined(members) => match self.run_joined(&txn, members, alone).await {
                     Ok(Joined::Ran(outcomes)) => {
                         for mutation in outcomes {
                             if mutation.succeeded() {
@@ -225,6 +166,17 @@ impl WriterTask {
                             }
                         }
                         Ok(())
+                    }
+                    // Nothing to go back to but the transaction's start: each runs on its own
+                    // in the next batch.
+                    Ok(Joined::Failed(members)) if alone => {
+                        let _ = txn.rollback().await;
+                        self.stats.record(size, failed, false);
+                        for mut mutation in members {
+                            mutation.stop_joining();
+                            self.carried.push(mutation);
+                        }
+                        return;
                     }
                     // Each on its own, in a savepoint of its own: one failure stays its own.
                     Ok(Joined::Failed(members)) => {
@@ -403,33 +355,48 @@ impl WriterTask {
     }
 
     /// Runs `members` (single requests of one set use case) as one run of it, in one
-    /// savepoint. `Err` when the transaction broke; the members have been answered.
+    /// savepoint, or in `txn` itself when they are its batch's `alone` group (a failed run then
+    /// leaves the transaction to be rolled back). `Err` when the transaction broke; the members
+    /// have been answered.
     async fn run_joined(
         &mut self,
         txn: &DatabaseTransaction,
         mut members: Vec<Box<dyn Queued>>,
+        alone: bool,
     ) -> std::result::Result<Joined, DbErr> {
-        let savepoint = match txn.begin().await {
-            Ok(savepoint) => savepoint,
-            Err(e) => {
-                fail_all(members, &e);
-                return Err(e);
+        let savepoint = if alone {
+            None
+        } else {
+            match txn.begin().await {
+                Ok(savepoint) => Some(savepoint),
+                Err(e) => {
+                    fail_all(members, &e);
+                    return Err(e);
+                }
             }
         };
         let appended = batch_events::mark();
         let (first, others) = members
             .split_first_mut()
             .expect("a joined group is never empty");
-        let ran = first.run_together(others, &savepoint).await;
-        let outcome = match ran {
-            Ok(()) => {
+        let ran = first
+            .run_together(others, savepoint.as_ref().unwrap_or(txn))
+            .await;
+        let outcome = match (ran, savepoint) {
+            (Ok(()), savepoint) => {
                 self.stats.joined_runs.fetch_add(1, Ordering::Relaxed);
-                savepoint.commit().await.map(|()| Joined::Ran(members))
+                match savepoint {
+                    Some(savepoint) => savepoint.commit().await.map(|()| Joined::Ran(members)),
+                    None => Ok(Joined::Ran(members)),
+                }
             }
-            Err(error) => {
+            (Err(error), savepoint) => {
                 tracing::debug!(%error, size = members.len(), "a joined run failed; running its members one by one");
                 batch_events::forget_since(appended);
-                savepoint.rollback().await.map(|()| Joined::Failed(members))
+                match savepoint {
+                    Some(savepoint) => savepoint.rollback().await.map(|()| Joined::Failed(members)),
+                    None => Ok(Joined::Failed(members)),
+                }
             }
         };
         outcome.inspect_err(|e| tracing::warn!(error = %e, "a joined run broke the transaction"))

@@ -27,6 +27,7 @@ pub(crate) mod set_run;
 mod sqlite_planner;
 pub(crate) mod sqlite_reads;
 pub(crate) mod submission;
+pub(crate) mod write_stats;
 pub(crate) mod writer;
 
 #[cfg(test)]
@@ -40,11 +41,11 @@ use tokio::sync::Notify;
 
 use crate::error::Result;
 use answers::Answer;
-use group_commit::WriteStats;
 use idempotency::IdempotencyKey;
 use mutation::Mutation;
 use set_run::{BatchItem, BatchOptions, ItemResult, SetBatch, SetUseCase, SingleItem, batch_key};
 use sqlite_reads::DirectReads;
+use write_stats::WriteStats;
 use writer::{Writer, WriterOptions};
 
 /// A pooled connection idle this long is pinged before use (one busier is used as it is).

@@ -43,6 +43,10 @@ pub(super) trait Queued: Send {
     fn as_any_mut(&mut self) -> &mut dyn Any;
     /// Whether `other` can run with this one ([`Mutation::joins`]).
     fn joins(&self, other: &dyn Queued) -> bool;
+    /// Whether it may still join others (not after a joined run of it failed as a whole).
+    fn joinable(&self) -> bool;
+    /// From now on it runs on its own.
+    fn stop_joining(&mut self);
     /// Runs this one and `others` (all joining it) as one, keeping each one's outcome; `Err`
     /// when the run as a whole failed (nothing is kept).
     fn run_together<'a>(
@@ -58,6 +62,7 @@ pub(super) struct Submission<M: Mutation> {
     mutation: M,
     outcome: Option<Result<M::Output>>,
     attempts: u32,
+    joinable: bool,
     reply: oneshot::Sender<Result<M::Output>>,
     span: Span,
 }
@@ -127,10 +132,20 @@ impl<M: Mutation> Queued for Submission<M> {
     }
 
     fn joins(&self, other: &dyn Queued) -> bool {
-        other
-            .as_any()
-            .downcast_ref::<Self>()
-            .is_some_and(|other| self.mutation.joins(&other.mutation))
+        self.joinable
+            && other.joinable()
+            && other
+                .as_any()
+                .downcast_ref::<Self>()
+                .is_some_and(|other| self.mutation.joins(&other.mutation))
+    }
+
+    fn joinable(&self) -> bool {
+        self.joinable
+    }
+
+    fn stop_joining(&mut self) {
+        self.joinable = false;
     }
 
     fn run_together<'a>(
@@ -176,6 +191,7 @@ impl<M: Mutation> Submission<M> {
             mutation,
             outcome: None,
             attempts: 0,
+            joinable: true,
             reply,
             span,
         }

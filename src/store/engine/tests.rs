@@ -1,10 +1,10 @@
-//! The write engine on a real PostgreSQL database (`TEST_DATABASE_URL`): what a mutation that
-//! fails after appending events leaves behind when others of its batch commit.
+//! The write engine on a real database (PostgreSQL at `TEST_DATABASE_URL`, or a SQLite file):
+//! what a mutation or a joined run that fails after appending events leaves behind.
 
 use std::time::Duration;
 
 use futures::future::join_all;
-use sea_orm::{ConnectionTrait, Database, DatabaseTransaction, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, Database, DatabaseTransaction, Statement};
 
 use super::mutation::{Mutation, TxnFuture};
 use super::outbox::append_change;
@@ -65,11 +65,136 @@ async fn fresh_database() -> String {
     url.into()
 }
 
+/// Appends a sign-out event for `user` with `actor`. Joined with others, the run appends theirs
+/// and then fails as a whole, as a set statement the database refuses would.
+struct FailsJoined {
+    account: AccountId,
+    user: UserId,
+    actor: String,
+}
+
+impl FailsJoined {
+    fn change(&self) -> NewChange {
+        NewChange {
+            account_id: self.account.clone(),
+            user_id: self.user.clone(),
+            kind: ChangeKind::UserSignOutRequested,
+            e164_phone_number: None,
+            settings: TelephonySettings::OFF,
+            actor: self.actor.clone(),
+        }
+    }
+}
+
+impl Mutation for FailsJoined {
+    type Output = u64;
+    const APPENDS_CHANGES: bool = true;
+
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, u64> {
+        Box::pin(async move { Ok(append_change(txn, self.change()).await?.sequence) })
+    }
+
+    fn visit_sequences(output: &mut u64, visit: &mut dyn FnMut(&mut u64)) {
+        visit(output);
+    }
+
+    fn joins(&self, _other: &Self) -> bool {
+        true
+    }
+
+    fn run_together<'a>(
+        all: Vec<&'a Self>,
+        txn: &'a DatabaseTransaction,
+    ) -> TxnFuture<'a, Vec<crate::error::Result<u64>>> {
+        Box::pin(async move {
+            for one in all {
+                append_change(txn, one.change()).await?;
+            }
+            Err(Error::Internal("the joined run fails".into()))
+        })
+    }
+}
+
+fn batching() -> StoreOptions {
+    StoreOptions {
+        writer: WriterOptions {
+            max_batch: 64,
+            gather: Duration::from_millis(150),
+        },
+        ..StoreOptions::default()
+    }
+}
+
+/// Three joined requests, their batch's only group, run without a savepoint; their run fails
+/// as a whole: the transaction is rolled back, nothing of the run is numbered, and each
+/// request runs again on its own and commits its one event.
+async fn a_failed_joined_run_alone_in_its_batch_runs_its_members_alone(url: &str) {
+    let store = Store::connect(url, batching()).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    let account = AccountId::parse("account_id", &uuid::Uuid::new_v4().to_string()).unwrap();
+    let user = UserId::parse("user_id", &uuid::Uuid::new_v4().to_string()).unwrap();
+    let stats = store.write_stats();
+    for round in 0.. {
+        assert!(round < 10, "the three requests never shared a batch");
+        let mutations = stats.mutations();
+        let mutation = |n: usize| FailsJoined {
+            account: account.clone(),
+            user: user.clone(),
+            actor: format!("r{round}-{n}"),
+        };
+        let engine = &store.engine;
+        let answers = join_all([
+            engine.write(mutation(0)),
+            engine.write(mutation(1)),
+            engine.write(mutation(2)),
+        ])
+        .await;
+        let mut sequences: Vec<u64> = (answers.iter())
+            .map(|answer| *answer.as_ref().expect("committed on its own"))
+            .collect();
+        sequences.sort_unstable();
+        let log = logged(&store).await;
+        let found: Vec<i64> = log.iter().map(|(sequence, _)| *sequence).collect();
+        assert_eq!(
+            found,
+            (1..=log.len() as i64).collect::<Vec<_>>(),
+            "gap-free"
+        );
+        let ours: Vec<u64> = (log.iter())
+            .filter(|(_, actor)| actor.starts_with(&format!("r{round}-")))
+            .map(|(sequence, _)| *sequence as u64)
+            .collect();
+        assert_eq!(sequences, ours, "one event each, named by its answer");
+        assert_eq!(stats.joined_runs(), 0);
+        // Three run together and failed, then three on their own.
+        if stats.mutations() == mutations + 6 {
+            break;
+        }
+    }
+    store.close().await.ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_joined_run_alone_in_its_batch_runs_its_members_alone_sqlite() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("w.db").display());
+    a_failed_joined_run_alone_in_its_batch_runs_its_members_alone(&url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(postgres_tests_skipped, ignore = "TEST_DATABASE_URL is not set")]
+async fn a_failed_joined_run_alone_in_its_batch_runs_its_members_alone_postgres() {
+    let url = fresh_database().await;
+    a_failed_joined_run_alone_in_its_batch_runs_its_members_alone(&url).await;
+    drop_database(&url).await;
+}
+
 /// The events in the log, as (sequence, actor).
 async fn logged(store: &Store) -> Vec<(i64, String)> {
+    let backend = store.engine.reader().get_database_backend();
     let rows = (store.engine.reader())
         .query_all_raw(Statement::from_string(
-            DbBackend::Postgres,
+            backend,
             "SELECT sequence, actor FROM change_events ORDER BY sequence",
         ))
         .await
@@ -90,14 +215,7 @@ async fn logged(store: &Store) -> Vec<(i64, String)> {
 #[cfg_attr(postgres_tests_skipped, ignore = "TEST_DATABASE_URL is not set")]
 async fn a_failed_mutations_events_are_not_numbered() {
     let url = fresh_database().await;
-    let options = StoreOptions {
-        writer: WriterOptions {
-            max_batch: 64,
-            gather: Duration::from_millis(150),
-        },
-        ..StoreOptions::default()
-    };
-    let store = Store::connect(&url, options).await.expect("connect");
+    let store = Store::connect(&url, batching()).await.expect("connect");
     store.migrate().await.expect("migrate");
     let account = AccountId::parse("account_id", &uuid::Uuid::new_v4().to_string()).unwrap();
     let user = UserId::parse("user_id", &uuid::Uuid::new_v4().to_string()).unwrap();

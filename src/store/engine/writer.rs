@@ -21,10 +21,11 @@ use sea_orm::{DatabaseConnection, DbBackend};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::group_commit::{WriteStats, WriterTask};
+use super::group_commit::WriterTask;
 use super::mutation::Mutation;
 use super::sequencer::Sweeper;
 use super::submission::{Queued, Submission};
+use super::write_stats::WriteStats;
 use crate::error::{Error, Result};
 
 /// How the writer gathers batches.
