@@ -549,7 +549,56 @@ async fn assignments_and_unassignments_waiting_together_run_as_one(backend: Back
     }
 }
 
+/// A sign-out asked earlier in the same batch (by another use case, not yet numbered on
+/// PostgreSQL) counts in the pending sign-out an assignment answers: the oldest pending change
+/// is the sign-out's, the latest the assignment's own. Repeated until the two shared a batch
+/// with the sign-out first.
+async fn an_answer_counts_the_sign_outs_asked_before_it_in_its_batch(backend: Backend) {
+    let app = spawn_batching_app(backend).await;
+    let account = app.create_account("Pending").await;
+    let account_id = account.account_id.as_str();
+    for round in 0.. {
+        assert!(
+            round < MAX_ROUNDS,
+            "no batch ran the sign-out before the assignment"
+        );
+        let user = app
+            .create_user(account_id, &format!("pending{round}@example.com"))
+            .await
+            .user_id;
+        let e164 = format!("+1415557{round:04}");
+        app.order_business_numbers(&[&e164]).await;
+        let before = (app.write_stats.batches(), app.write_stats.mutations());
+        let (mut users, mut telephony) = (app.users(), app.telephony());
+        let (logout, assign) = futures::join!(
+            users.logout_user(LogoutUserRequest {
+                account_id: account_id.into(),
+                user_id: user.clone(),
+            }),
+            telephony.assign_phone_number(AssignPhoneNumberRequest {
+                account_id: account_id.into(),
+                user_id: user.clone(),
+                e164_phone_number: e164.clone(),
+                ..Default::default()
+            }),
+        );
+        let signed_out = logout.expect("logout").into_inner().sequence;
+        let assigned = assign.expect("assign").into_inner();
+        let pending = assigned.sign_out_pending.expect("pending");
+        let one_batch = (app.write_stats.batches(), app.write_stats.mutations())
+            == (before.0 + 1, before.1 + 2);
+        if one_batch && signed_out < pending.latest_change_sequence {
+            assert_eq!(pending.oldest_change_sequence, signed_out);
+            assert_eq!(pending.latest_change_sequence, signed_out + 1);
+            let stored = app.get_user(account_id, &user).await;
+            assert_eq!(stored.sign_out_pending, Some(pending));
+            break;
+        }
+    }
+}
+
 on_both_databases!(
+    an_answer_counts_the_sign_outs_asked_before_it_in_its_batch,
     assignments_and_unassignments_waiting_together_run_as_one,
     single_requests_waiting_together_run_as_one_and_fail_alone,
     failing_write_in_a_batch_leaves_the_others_committed,

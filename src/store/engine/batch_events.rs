@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, Statement};
 use serde_json::json;
 
+use crate::domain::ids::UserId;
 use crate::error::{Error, Result};
 use crate::store::db::entities::change_event;
 
@@ -45,6 +46,8 @@ pub(super) fn staged_id_of(sequence: u64) -> Option<i64> {
 pub(super) struct PendingEvent {
     /// The event, its `staged_id` set.
     pub event: change_event::Model,
+    /// Its user, as the use case named them.
+    pub user_id: UserId,
     pub signs_out: bool,
 }
 
@@ -172,17 +175,15 @@ pub(super) fn as_json_rows() -> Option<String> {
 /// provisional sequence, time) in staged order, as their numbering will mark them. An answer
 /// computed right after another change to the same user in the batch adds these to the user's
 /// pending sign-out, or it would miss that change. Empty on SQLite, which numbers at once.
-pub(crate) fn staged_sign_outs(user_ids: &[&str]) -> Vec<(String, u64, DateTime<Utc>)> {
+pub(crate) fn staged_sign_outs(user_ids: &[&UserId]) -> Vec<(UserId, u64, DateTime<Utc>)> {
     BATCH
         .try_with(|batch| {
             (batch.borrow().events.iter())
-                .filter(|pending| {
-                    pending.signs_out && user_ids.contains(&pending.event.user_id.as_str())
-                })
+                .filter(|pending| pending.signs_out && user_ids.contains(&&pending.user_id))
                 .map(|pending| {
                     let event = &pending.event;
                     let id = event.staged_id.unwrap_or_default();
-                    (event.user_id.clone(), provisional(id), event.occur_time)
+                    (pending.user_id.clone(), provisional(id), event.occur_time)
                 })
                 .collect()
         })

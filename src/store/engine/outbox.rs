@@ -17,6 +17,7 @@ use sea_orm::{
 use super::batch_events::{self, PendingEvent, provisional};
 use super::mutation::{Mutation, TxnFuture};
 use crate::domain::change::{ChangeEvent, ChangeKind, NewChange};
+use crate::domain::ids::UserId;
 use crate::error::{Error, Result};
 use crate::store::db::entities::{change_event, change_log, enums};
 use crate::store::db::users::mark_pending;
@@ -54,6 +55,10 @@ pub(crate) async fn append_changes(
         return Ok(Vec::new());
     }
     let now = crate::store::db::now();
+    let users: Vec<UserId> = changes
+        .iter()
+        .map(|change| change.user_id.clone())
+        .collect();
     let events: Vec<change_event::Model> = changes
         .into_iter()
         .map(|change| change_event::Model {
@@ -77,7 +82,7 @@ pub(crate) async fn append_changes(
         })
         .collect();
     let events = match txn.get_database_backend() {
-        DbBackend::Postgres => stage(txn, events).await?,
+        DbBackend::Postgres => stage(txn, events, users).await?,
         _ => number(txn, events).await?,
     };
     Ok(events.into_iter().map(ChangeEvent::from).collect())
@@ -132,16 +137,23 @@ async fn number(
 async fn stage(
     txn: &DatabaseTransaction,
     mut events: Vec<change_event::Model>,
+    users: Vec<UserId>,
 ) -> Result<Vec<change_event::Model>> {
     let ids = batch_events::take_ids(txn, events.len()).await?;
     for (event, id) in events.iter_mut().zip(ids) {
         event.staged_id = Some(id);
         event.sequence = i64::try_from(provisional(id)).unwrap_or(i64::MAX);
     }
-    batch_events::keep(events.iter().map(|event| PendingEvent {
-        event: event.clone(),
-        signs_out: signs_out(event),
-    }));
+    batch_events::keep(
+        events
+            .iter()
+            .zip(users)
+            .map(|(event, user_id)| PendingEvent {
+                event: event.clone(),
+                user_id,
+                signs_out: signs_out(event),
+            }),
+    );
     Ok(events)
 }
 

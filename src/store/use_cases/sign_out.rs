@@ -260,9 +260,8 @@ pub(crate) async fn lock_users(
     user_ids: &[&UserId],
 ) -> Result<HashMap<UserId, UserView>> {
     let mut users = lock_user_views(txn, user_ids).await?;
-    let ids: Vec<&str> = user_ids.iter().map(|id| id.as_str()).collect();
-    for (user_id, sequence, time) in staged_sign_outs(&ids) {
-        if let Some(view) = users.get_mut(&UserId::from_stored(user_id)) {
+    for (user_id, sequence, time) in staged_sign_outs(user_ids) {
+        if let Some(view) = users.get_mut(&user_id) {
             view.sign_out_pending = Some(SignOutPending::record(
                 view.sign_out_pending,
                 sequence,
