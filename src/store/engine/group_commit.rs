@@ -88,8 +88,7 @@ impl WriterTask {
                     Err(_) => break,
                 }
             }
-            let reserved = self.reserved.clone();
-            batch_events::collecting(reserved, self.run_batch(batch)).await;
+            self.run_batch(batch).await;
         }
         // Closing: refuse new mutations, finish those already queued.
         self.incoming.close();
@@ -104,8 +103,7 @@ impl WriterTask {
             if batch.is_empty() {
                 break;
             }
-            let reserved = self.reserved.clone();
-            batch_events::collecting(reserved, self.run_batch(batch)).await;
+            self.run_batch(batch).await;
         }
         if let Some(sweeper) = self.sweeper.take() {
             sweeper.close().await;
@@ -113,7 +111,13 @@ impl WriterTask {
         tracing::debug!("the database writer stopped");
     }
 
+    /// Runs `batch`, keeping the change events it appends for its numbering.
     async fn run_batch(&mut self, batch: Vec<Box<dyn Queued>>) {
+        let reserved = self.reserved.clone();
+        batch_events::collecting(reserved, self.run_in_transaction(batch)).await;
+    }
+
+    async fn run_in_transaction(&mut self, batch: Vec<Box<dyn Queued>>) {
         let size = batch.len();
         let txn = match self
             .db
@@ -382,24 +386,28 @@ impl WriterTask {
         let ran = first
             .run_together(others, savepoint.as_ref().unwrap_or(txn))
             .await;
-        let outcome = match (ran, savepoint) {
-            (Ok(()), savepoint) => {
+        let (ended, outcome) = match ran {
+            Ok(()) => {
                 self.stats.joined_runs.fetch_add(1, Ordering::Relaxed);
-                match savepoint {
-                    Some(savepoint) => savepoint.commit().await.map(|()| Joined::Ran(members)),
-                    None => Ok(Joined::Ran(members)),
-                }
+                let ended = match savepoint {
+                    Some(savepoint) => savepoint.commit().await,
+                    None => Ok(()),
+                };
+                (ended, Joined::Ran(members))
             }
-            (Err(error), savepoint) => {
+            Err(error) => {
                 tracing::debug!(%error, size = members.len(), "a joined run failed; running its members one by one");
                 batch_events::forget_since(appended);
-                match savepoint {
-                    Some(savepoint) => savepoint.rollback().await.map(|()| Joined::Failed(members)),
-                    None => Ok(Joined::Failed(members)),
-                }
+                let ended = match savepoint {
+                    Some(savepoint) => savepoint.rollback().await,
+                    None => Ok(()),
+                };
+                (ended, Joined::Failed(members))
             }
         };
-        outcome.inspect_err(|e| tracing::warn!(error = %e, "a joined run broke the transaction"))
+        ended
+            .map(|()| outcome)
+            .inspect_err(|e| tracing::warn!(error = %e, "a joined run broke the transaction"))
     }
 }
 

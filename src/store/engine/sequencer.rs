@@ -227,8 +227,8 @@ pub(crate) async fn number_staged(db: &DatabaseConnection) -> Result<HashMap<i64
 /// replicas on commit. Returns (staged id, sequence) in sequence order.
 ///
 /// The statement may wait for the counter while another transaction numbers: it then numbers
-/// after that one's events, and skips the staged rows that one moved (a row deleted by a
-/// committed transaction is passed over by a waiting DELETE).
+/// after that one's events; with [`Staged::All`] it also skips the staged rows that one moved
+/// (a row deleted by a committed transaction is passed over by a waiting DELETE).
 pub(super) async fn number_in(
     txn: &DatabaseTransaction,
     which: Staged,

@@ -14,6 +14,18 @@ use crate::domain::telephony::TelephonySettings;
 use crate::error::Error;
 use crate::store::{Store, StoreOptions, WriterOptions};
 
+/// A USER_SIGN_OUT_REQUESTED change of `user`, by `actor`.
+fn sign_out_asked(account: &AccountId, user: &UserId, actor: &str) -> NewChange {
+    NewChange {
+        account_id: account.clone(),
+        user_id: user.clone(),
+        kind: ChangeKind::UserSignOutRequested,
+        e164_phone_number: None,
+        settings: TelephonySettings::OFF,
+        actor: actor.to_owned(),
+    }
+}
+
 /// Appends a sign-out event for `user` with `actor`, then fails if `fails`.
 struct AppendThenMaybeFail {
     account: AccountId,
@@ -28,14 +40,7 @@ impl Mutation for AppendThenMaybeFail {
 
     fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> TxnFuture<'a, u64> {
         Box::pin(async move {
-            let change = NewChange {
-                account_id: self.account.clone(),
-                user_id: self.user.clone(),
-                kind: ChangeKind::UserSignOutRequested,
-                e164_phone_number: None,
-                settings: TelephonySettings::OFF,
-                actor: self.actor.to_owned(),
-            };
+            let change = sign_out_asked(&self.account, &self.user, self.actor);
             let event = append_change(txn, change).await?;
             if self.fails {
                 return Err(Error::Internal("fails after appending".into()));
@@ -75,14 +80,7 @@ struct FailsJoined {
 
 impl FailsJoined {
     fn change(&self) -> NewChange {
-        NewChange {
-            account_id: self.account.clone(),
-            user_id: self.user.clone(),
-            kind: ChangeKind::UserSignOutRequested,
-            e164_phone_number: None,
-            settings: TelephonySettings::OFF,
-            actor: self.actor.clone(),
-        }
+        sign_out_asked(&self.account, &self.user, &self.actor)
     }
 }
 
