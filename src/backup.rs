@@ -3,9 +3,10 @@
 //! - `backup --to FILE` (SQLite): a consistent copy of the live database (`VACUUM INTO`, one
 //!   read transaction: the service keeps serving and writing meanwhile), checked before it is
 //!   reported.
-//! - `restore --from FILE` (SQLite, with the service stopped): checks the backup, puts it in
-//!   place of the database (atomically, by rename), brings its schema up to date and gives the
-//!   change log a new identity.
+//! - `restore --from FILE` (SQLite, with the service stopped, which it checks: see
+//!   [`crate::startup::database_lock`]): checks the backup, puts it in place of the database
+//!   (atomically, by rename), brings its schema up to date and gives the change log a new
+//!   identity.
 //! - `new-log-epoch` (either database; for PostgreSQL after a restore by its own tools, with
 //!   every replica stopped): gives the change log a new identity.
 //!
@@ -22,6 +23,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::config::StorageSettings;
 use crate::startup::connect_store;
+use crate::startup::database_lock::DatabaseLock;
 use crate::store::{LogReplaced, StoreOptions};
 
 /// How long a backup waits for a lock the service holds (a write commit) before giving up.
@@ -66,6 +68,7 @@ pub async fn backup(storage: &StorageSettings, to: &Path) -> anyhow::Result<Back
 /// use), then gives the change log a new identity.
 pub async fn restore(storage: &StorageSettings, from: &Path) -> anyhow::Result<LogReplaced> {
     let target = sqlite_file(storage, "restore")?;
+    let _replacing = DatabaseLock::replacing(&target, "restore")?;
     let from = from.to_path_buf();
     let placed = target.clone();
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
@@ -94,11 +97,19 @@ pub async fn restore(storage: &StorageSettings, from: &Path) -> anyhow::Result<L
         Ok(())
     })
     .await??;
-    new_log_epoch(storage).await
+    replace_log_identity(storage).await
 }
 
-/// Gives the change log of `storage`'s database a new identity (after it was restored).
+/// Gives the change log of `storage`'s database a new identity (after it was restored). On a
+/// SQLite file, refused while a server serves it.
 pub async fn new_log_epoch(storage: &StorageSettings) -> anyhow::Result<LogReplaced> {
+    let _replacing = (storage.sqlite_path())
+        .map(|database| DatabaseLock::replacing(&database, "new-log-epoch"))
+        .transpose()?;
+    replace_log_identity(storage).await
+}
+
+async fn replace_log_identity(storage: &StorageSettings) -> anyhow::Result<LogReplaced> {
     let store = connect_store(storage, StoreOptions::default()).await?;
     store.migrate().await?;
     let replaced = store.changes().replace_log_identity().await;

@@ -32,6 +32,7 @@ mod coalesced_writes;
 mod connection_lifecycle;
 mod connections;
 mod console;
+pub mod database_lock;
 mod health;
 mod open_calls;
 mod routes;
@@ -41,6 +42,7 @@ mod server;
 pub use secrets_keys::{Rotation, rotate_secrets_key, secrets_keyring};
 
 use connections::{Gate, guarded};
+use database_lock::DatabaseLock;
 
 use health::{health_service, set_health, watch_database};
 use routes::{Routes, router};
@@ -96,6 +98,10 @@ impl Application {
                 tracing::error!(%error, "phone number metadata failed to load");
             }
         });
+        // Held until the server has closed the store: `restore` refuses to run under it.
+        let database_lock = (storage.sqlite_path())
+            .map(|database| DatabaseLock::serving(&database))
+            .transpose()?;
         let store = connect_and_migrate(storage, &settings).await?;
 
         let stop = CancellationToken::new();
@@ -118,7 +124,7 @@ impl Application {
             None => None,
         };
         let write_stats = store.write_stats();
-        let server = tokio::spawn(serve(
+        let serving = serve(
             listener,
             settings,
             tls,
@@ -126,7 +132,12 @@ impl Application {
             store,
             stop.clone(),
             tasks.clone(),
-        ));
+        );
+        let server = tokio::spawn(async move {
+            let served = serving.await;
+            drop(database_lock);
+            served
+        });
         match console {
             Some(url) => tracing::info!(address = %local_addr, console = %url, "listening"),
             None => tracing::info!(address = %local_addr, "listening"),

@@ -3,6 +3,7 @@
 //! the old `log_id` is told (CHANGE_LOG_REPLACED) instead of silently missing the events written
 //! after the backup; a webhook's delivery resumes after the restored log's end and says why.
 //! `new-log-epoch` does the last step for a database restored by other means, on either database.
+//! Neither runs under a server serving the SQLite file.
 
 use std::process::Output;
 use std::sync::Arc;
@@ -133,6 +134,25 @@ async fn a_backup_under_load_restores_with_a_new_log_that_consumers_notice() {
     // A backup never overwrites a file.
     let again = command(&url, &["backup", "--to", backup_file.to_str().unwrap()]).await;
     assert!(!again.status.success());
+
+    // Not under a running server: it would go on writing to a file that is no longer the
+    // database.
+    for args in [
+        &["restore", "--from", backup_file.to_str().unwrap()][..],
+        &["new-log-epoch"][..],
+    ] {
+        let refused = command(&url, args).await;
+        assert!(!refused.status.success(), "{args:?}: {refused:?}");
+        assert!(
+            String::from_utf8_lossy(&refused.stderr).contains("a server is serving"),
+            "{args:?}: {refused:?}"
+        );
+    }
+    assert_eq!(
+        log_position(&server).await.0,
+        old_log,
+        "the refused commands changed nothing"
+    );
 
     let admin_key = server.admin_key.clone();
     drop(server);
