@@ -87,7 +87,10 @@ mod tests {
         drop((first, second));
         let replacing = DatabaseLock::replacing(&database, "restore").unwrap();
         let refused = DatabaseLock::serving(&database).unwrap_err();
-        assert!(refused.to_string().contains("being restored"), "{refused:#}");
+        assert!(
+            refused.to_string().contains("being restored"),
+            "{refused:#}"
+        );
         drop(replacing);
         DatabaseLock::serving(&database).unwrap();
     }
