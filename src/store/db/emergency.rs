@@ -15,6 +15,7 @@ use super::entities::{
 };
 use super::users::{UserFilter, UserWithNumber, with_number};
 use super::views::UserView;
+use super::writes::Writes;
 use crate::domain::DomainError;
 use crate::domain::FieldViolation;
 use crate::domain::emergency::{CivicAddress, Validation, ValidationState};
@@ -317,18 +318,13 @@ pub(crate) async fn count_lacking_location(
 
 /// Takes their locations from holders that leave (a user deleted, a number back in the
 /// inventory), so that a location is never held by what no longer holds it.
-pub(crate) async fn forget_holders(
-    txn: &impl ConnectionTrait,
-    kind: &str,
-    holders: &[&str],
-) -> Result<()> {
+pub(crate) fn forget_holders(writes: &mut Writes, kind: &str, holders: &[&str]) {
     use emergency_location_use::Column;
-    emergency_location_use::Entity::delete_many()
-        .filter(Column::HolderKind.eq(kind))
-        .filter(Column::HolderId.is_in(holders.iter().copied()))
-        .exec(txn)
-        .await?;
-    Ok(())
+    writes.push(
+        &emergency_location_use::Entity::delete_many()
+            .filter(Column::HolderKind.eq(kind))
+            .filter(Column::HolderId.is_in(holders.iter().copied())),
+    );
 }
 
 /// Removes an account's emergency addresses, locations and their uses (with the account).

@@ -4,55 +4,53 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 
 use super::entities::phone_number_assignment;
 use super::page::{Page, PageRequest};
 use super::views::AssignmentPeriod;
+use super::writes::Writes;
 use crate::domain::ids::{AccountId, UserId};
 use crate::domain::phone_number::E164;
 use crate::domain::{DomainError, account::new_id};
 use crate::error::Result;
 
-/// Inside the assignments' savepoint: each user holds their number from `now`; one multi-row
-/// INSERT for all of them (callers pass at most a few hundred).
-pub(crate) async fn open_periods(
-    txn: &DatabaseTransaction,
-    periods: impl IntoIterator<Item = (&E164, &AccountId, &UserId)>,
+/// With the assignments: each user holds their number from `now`; one multi-row INSERT for
+/// all of them (callers pass at most a few hundred, and at least one).
+pub(crate) fn open_periods<'a>(
+    writes: &mut Writes,
+    periods: impl IntoIterator<Item = (&'a E164, &'a AccountId, &'a UserId)>,
     now: DateTime<Utc>,
-) -> Result<()> {
-    phone_number_assignment::Entity::insert_many(periods.into_iter().map(
-        |(e164, account_id, user_id)| phone_number_assignment::ActiveModel {
-            id: Set(new_id()),
-            e164: Set(e164.to_string()),
-            account_id: Set(account_id.to_string()),
-            user_id: Set(user_id.to_string()),
-            assign_time: Set(now),
-            unassign_time: Set(None),
-        },
-    ))
-    .exec(txn)
-    .await?;
-    Ok(())
+) {
+    writes.push(&phone_number_assignment::Entity::insert_many(
+        periods.into_iter().map(|(e164, account_id, user_id)| {
+            phone_number_assignment::ActiveModel {
+                id: Set(new_id()),
+                e164: Set(e164.to_string()),
+                account_id: Set(account_id.to_string()),
+                user_id: Set(user_id.to_string()),
+                assign_time: Set(now),
+                unassign_time: Set(None),
+            }
+        }),
+    ));
 }
 
-/// Inside the release's savepoint: the open periods of `e164s` end at `now` (callers pass at
-/// most a few hundred numbers).
-pub(crate) async fn close_periods<'a>(
-    txn: &DatabaseTransaction,
+/// With the release: the open periods of `e164s` end at `now` (callers pass at most a few
+/// hundred numbers).
+pub(crate) fn close_periods<'a>(
+    writes: &mut Writes,
     e164s: impl IntoIterator<Item = &'a E164>,
     now: DateTime<Utc>,
-) -> Result<()> {
+) {
     use phone_number_assignment::Column;
-    phone_number_assignment::Entity::update_many()
-        .col_expr(Column::UnassignTime, sea_orm::sea_query::Expr::value(now))
-        .filter(Column::E164.is_in(e164s.into_iter().map(E164::as_str)))
-        .filter(Column::UnassignTime.is_null())
-        .exec(txn)
-        .await?;
-    Ok(())
+    writes.push(
+        &phone_number_assignment::Entity::update_many()
+            .col_expr(Column::UnassignTime, sea_orm::sea_query::Expr::value(now))
+            .filter(Column::E164.is_in(e164s.into_iter().map(E164::as_str)))
+            .filter(Column::UnassignTime.is_null()),
+    );
 }
 
 /// A page key: the period's start (microseconds) and id.

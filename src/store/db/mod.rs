@@ -1,6 +1,7 @@
 //! Tables: the SeaORM entities, the migrations, the read models built from rows ([`views`]),
 //! keyset pages ([`page`]), and the row functions that several use cases share, one query or
-//! set statement each ([`users`], [`numbers`], [`history`]). Nothing here knows the writer or a
+//! set statement each ([`users`], [`numbers`], [`history`]); a step's write statements are
+//! collected in [`writes`], to go to the database together. Nothing here knows the writer or a
 //! use case: `engine` and `use_cases` point down to this layer, never the other way.
 
 pub mod emergency;
@@ -17,6 +18,7 @@ pub(crate) mod numbers;
 pub(crate) mod search;
 pub(crate) mod settings;
 pub(crate) mod users;
+pub(crate) mod writes;
 
 #[cfg(test)]
 mod inventory_plans;

@@ -16,6 +16,7 @@ use super::entities::enums::{self, NumberStatus as Stored};
 use super::entities::phone_number;
 use super::users::value_per_row;
 use super::views::NumberView;
+use super::writes::Writes;
 use crate::domain::DomainError;
 use crate::domain::ids::{AccountId, LocationId, UserId};
 use crate::domain::phone_number::{E164, NumberState, NumberStatus, NumberType, ProductType};
@@ -92,40 +93,26 @@ pub(crate) async fn update_number_row(
     Ok(())
 }
 
-/// Puts an assigned number back into the inventory as unassigned; NOT_FOUND when it is not
-/// there.
-pub(crate) async fn release_number(txn: &DatabaseTransaction, e164: &E164) -> Result<()> {
-    if release_numbers(txn, &[e164], super::now()).await? == 0 {
-        return Err(number_not_found(e164).into());
-    }
-    Ok(())
-}
-
-/// Puts assigned numbers back into the inventory as unassigned, closing their history periods
-/// at `now`: two statements (callers pass at most [`super::SET_CHUNK`] numbers). Returns how
-/// many numbers were released.
-pub(crate) async fn release_numbers(
-    txn: &DatabaseTransaction,
-    e164s: &[&E164],
-    now: DateTime<Utc>,
-) -> Result<u64> {
-    let updated = phone_number::Entity::update_many()
-        .set(phone_number::ActiveModel {
-            status: Set(NumberStatus::Unassigned.into()),
-            account_id: Set(None),
-            user_id: Set(None),
-            associate_time: Set(None),
-            update_time: Set(now),
-            ..Default::default()
-        })
-        .filter(phone_number::Column::E164.is_in(e164s.iter().map(|e| e.as_str())))
-        .exec(txn)
-        .await?;
-    super::history::close_periods(txn, e164s.iter().copied(), now).await?;
+/// Puts assigned numbers (held by users the caller has locked) back into the inventory as
+/// unassigned, closing their history periods at `now`: three statements, each on its own table
+/// (callers pass at most [`super::SET_CHUNK`] numbers).
+pub(crate) fn release_numbers(writes: &mut Writes, e164s: &[&E164], now: DateTime<Utc>) {
     // A number's location is one of its account's: it goes with the account.
     let numbers: Vec<&str> = e164s.iter().map(|e| e.as_str()).collect();
-    super::emergency::forget_holders(txn, "number", &numbers).await?;
-    Ok(updated.rows_affected)
+    super::emergency::forget_holders(writes, "number", &numbers);
+    writes.push(
+        &phone_number::Entity::update_many()
+            .set(phone_number::ActiveModel {
+                status: Set(NumberStatus::Unassigned.into()),
+                account_id: Set(None),
+                user_id: Set(None),
+                associate_time: Set(None),
+                update_time: Set(now),
+                ..Default::default()
+            })
+            .filter(phone_number::Column::E164.is_in(e164s.iter().map(|e| e.as_str()))),
+    );
+    super::history::close_periods(writes, e164s.iter().copied(), now);
 }
 
 /// Writes each number's product type and calling name as `numbers` holds them (each number

@@ -18,6 +18,7 @@ use super::SET_CHUNK;
 use super::direct_rows::{optional_time, stored_enum, time};
 use super::entities::{enums, phone_number, user};
 use super::views::UserView;
+use super::writes::Writes;
 use crate::domain::DomainError;
 use crate::domain::ids::{AccountId, LocationId, UserId};
 use crate::domain::sign_out::SignOutPending;
@@ -207,11 +208,11 @@ pub(crate) async fn lock_user_view(
 
 /// Writes each user's permissions: one statement per distinct outcome (assigning and
 /// unassigning always turn everything off; updates have at most eight) and [`SET_CHUNK`] users.
-pub(crate) async fn write_many_settings<'a>(
-    txn: &DatabaseTransaction,
+pub(crate) fn write_many_settings<'a>(
+    writes: &mut Writes,
     users: impl Iterator<Item = (&'a UserId, TelephonySettings)>,
     now: DateTime<Utc>,
-) -> Result<()> {
+) {
     let mut by_settings: Vec<(TelephonySettings, Vec<&UserId>)> = Vec::new();
     for (user_id, settings) in users {
         match by_settings.iter_mut().find(|(s, _)| *s == settings) {
@@ -221,20 +222,19 @@ pub(crate) async fn write_many_settings<'a>(
     }
     for (settings, user_ids) in &by_settings {
         for chunk in user_ids.chunks(SET_CHUNK) {
-            user::Entity::update_many()
-                .set(user::ActiveModel {
-                    inbound_calling: Set(settings.inbound_calling),
-                    outbound_calling: Set(settings.outbound_calling),
-                    sms: Set(settings.sms),
-                    update_time: Set(now),
-                    ..Default::default()
-                })
-                .filter(user::Column::Id.is_in(chunk.iter().map(|id| id.as_str())))
-                .exec(txn)
-                .await?;
+            writes.push(
+                &user::Entity::update_many()
+                    .set(user::ActiveModel {
+                        inbound_calling: Set(settings.inbound_calling),
+                        outbound_calling: Set(settings.outbound_calling),
+                        sms: Set(settings.sms),
+                        update_time: Set(now),
+                        ..Default::default()
+                    })
+                    .filter(user::Column::Id.is_in(chunk.iter().map(|id| id.as_str()))),
+            );
         }
     }
-    Ok(())
 }
 
 /// Inserts new users: one multi-row INSERT per [`SET_CHUNK`] users. A unique violation (an
@@ -324,10 +324,7 @@ const MARK_CHUNK: usize = 500;
 /// sequence order: each user's newest event becomes their latest pending change, and
 /// their first one the oldest if none was pending. One statement per [`MARK_CHUNK`] users; a
 /// deleted user's row is gone, so their USER_DELETED event marks nothing.
-pub(crate) async fn mark_pending(
-    txn: &DatabaseTransaction,
-    events: &[(&str, i64, DateTime<Utc>)],
-) -> Result<()> {
+pub(crate) fn mark_pending(writes: &mut Writes, events: &[(&str, i64, DateTime<Utc>)]) {
     use user::Column;
     type Mark = (i64, DateTime<Utc>);
     // Each user's first and last event, in the order users first appear.
@@ -359,33 +356,32 @@ pub(crate) async fn mark_pending(
                 }
             }
         };
-        user::Entity::update_many()
-            .col_expr(
-                Column::SignOutPendingOldestSequence,
-                Func::coalesce([
-                    Expr::col(Column::SignOutPendingOldestSequence),
-                    by_user(&|u| u.1.0.into()),
-                ])
-                .into(),
-            )
-            .col_expr(
-                Column::SignOutPendingOldestTime,
-                Func::coalesce([
-                    Expr::col(Column::SignOutPendingOldestTime),
-                    by_user(&|u| u.1.1.into()),
-                ])
-                .into(),
-            )
-            .col_expr(
-                Column::SignOutPendingLatestSequence,
-                by_user(&|u| u.2.0.into()),
-            )
-            .col_expr(Column::SignOutPendingLatestTime, by_user(&|u| u.2.1.into()))
-            .filter(Column::Id.is_in(chunk.iter().map(|u| u.0)))
-            .exec(txn)
-            .await?;
+        writes.push(
+            &user::Entity::update_many()
+                .col_expr(
+                    Column::SignOutPendingOldestSequence,
+                    Func::coalesce([
+                        Expr::col(Column::SignOutPendingOldestSequence),
+                        by_user(&|u| u.1.0.into()),
+                    ])
+                    .into(),
+                )
+                .col_expr(
+                    Column::SignOutPendingOldestTime,
+                    Func::coalesce([
+                        Expr::col(Column::SignOutPendingOldestTime),
+                        by_user(&|u| u.1.1.into()),
+                    ])
+                    .into(),
+                )
+                .col_expr(
+                    Column::SignOutPendingLatestSequence,
+                    by_user(&|u| u.2.0.into()),
+                )
+                .col_expr(Column::SignOutPendingLatestTime, by_user(&|u| u.2.1.into()))
+                .filter(Column::Id.is_in(chunk.iter().map(|u| u.0))),
+        );
     }
-    Ok(())
 }
 
 pub(crate) async fn write_pending(

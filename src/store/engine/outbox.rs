@@ -21,6 +21,7 @@ use crate::domain::ids::UserId;
 use crate::error::{Error, Result};
 use crate::store::db::entities::{change_event, change_log, enums};
 use crate::store::db::users::mark_pending;
+use crate::store::db::writes::Writes;
 
 /// Events deleted per purge mutation, so that a purge never holds the writer for long.
 const PURGE_CHUNK: i64 = 1000;
@@ -41,17 +42,29 @@ pub(crate) async fn append_change(
 }
 
 /// Writes `changes` as events in `txn`, in their order, and returns them.
-///
-/// On SQLite (one writer) they get their sequences here: one counter update, one multi-row
-/// INSERT per [`INSERT_CHUNK`] events, and one update marking the users of sign-out-required
-/// events as pending ([`mark_pending`]), however many changes there are. On PostgreSQL they are
-/// staged, without the counter, and numbered just before the commit (`engine::sequencer`); the
-/// events returned carry provisional sequences until then.
 pub(crate) async fn append_changes(
     txn: &DatabaseTransaction,
     changes: Vec<NewChange>,
 ) -> Result<Vec<ChangeEvent>> {
+    write_with_changes(txn, Writes::new(txn), changes).await
+}
+
+/// Runs `writes` (the change itself), then writes `changes` as events in `txn`, in their
+/// order, and returns them.
+///
+/// On SQLite (one writer) the events get their sequences here, in two calls to the driver
+/// however many changes there are: `writes` with the counter's update, then one multi-row
+/// INSERT per [`INSERT_CHUNK`] events with one update marking the users of sign-out-required
+/// events as pending ([`mark_pending`]). On PostgreSQL they are staged, without the counter,
+/// and numbered just before the commit (`engine::sequencer`); the events returned carry
+/// provisional sequences until then.
+pub(crate) async fn write_with_changes(
+    txn: &DatabaseTransaction,
+    writes: Writes,
+    changes: Vec<NewChange>,
+) -> Result<Vec<ChangeEvent>> {
     if changes.is_empty() {
+        writes.run(txn).await?;
         return Ok(Vec::new());
     }
     let now = crate::store::db::now();
@@ -82,40 +95,44 @@ pub(crate) async fn append_changes(
         })
         .collect();
     let events = match txn.get_database_backend() {
-        DbBackend::Postgres => stage(txn, events, users).await?,
-        _ => number(txn, events).await?,
+        DbBackend::Postgres => {
+            writes.run(txn).await?;
+            stage(txn, events, users).await?
+        }
+        _ => number(txn, writes, events).await?,
     };
     Ok(events.into_iter().map(ChangeEvent::from).collect())
 }
 
-/// SQLite: numbers `events` from the counter row and writes them, marking users pending.
+/// SQLite: runs `writes`, numbers `events` from the counter row and writes them, marking
+/// users pending.
 async fn number(
     txn: &DatabaseTransaction,
+    writes: Writes,
     mut events: Vec<change_event::Model>,
 ) -> Result<Vec<change_event::Model>> {
     let count = events.len() as i64;
-    let last: i64 = txn
-        .query_one_raw(Statement::from_sql_and_values(
-            DbBackend::Sqlite,
-            "UPDATE change_log SET last_sequence = last_sequence + ? WHERE id = 1 RETURNING last_sequence",
-            [count.into()],
-        ))
-        .await?
+    let counted = Statement::from_sql_and_values(
+        DbBackend::Sqlite,
+        "UPDATE change_log SET last_sequence = last_sequence + ? WHERE id = 1 RETURNING last_sequence",
+        [count.into()],
+    );
+    let last: i64 = (writes.run_then_query(txn, counted).await?)
+        .first()
         .ok_or_else(|| Error::Internal("the change_log row is missing".into()))?
         .try_get_by_index(0)?;
     for (event, sequence) in events.iter_mut().zip(last - count + 1..) {
         event.sequence = sequence;
     }
+    let mut written = Writes::new(txn);
     for chunk in events.chunks(INSERT_CHUNK) {
         // Every column of each model, as is (SeaORM inserts a model's values unchanged).
-        change_event::Entity::insert_many(
+        written.push(&change_event::Entity::insert_many(
             chunk
                 .iter()
                 .cloned()
                 .map(IntoActiveModel::into_active_model),
-        )
-        .exec(txn)
-        .await?;
+        ));
     }
     // Each user with sign-out-required changes has them to pick up: in this same savepoint, so
     // the events and the marks commit or vanish together.
@@ -125,7 +142,8 @@ async fn number(
         .filter(|event| signs_out(event))
         .map(|event| (event.user_id.as_str(), event.sequence, event.occur_time))
         .collect();
-    mark_pending(txn, &pending).await?;
+    mark_pending(&mut written, &pending);
+    written.run(txn).await?;
     for event in &events {
         crate::metrics::record_event_written(event.sequence.max(0) as u64);
     }

@@ -273,3 +273,31 @@ async fn drop_database(url: &str) {
         .expect("drop the database");
     admin.close().await.ok();
 }
+
+/// Writes keeps a DELETE from a table that a foreign key references out of combined statements
+/// (`db::writes::REFERENCED`): the list is every such table of the migrated schema.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(postgres_tests_skipped, ignore = "TEST_DATABASE_URL is not set")]
+async fn every_table_a_foreign_key_references_is_kept_apart_by_writes() {
+    let url = fresh_database().await;
+    let store = Store::connect(&url, batching()).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    let rows = store
+        .engine
+        .reader()
+        .query_all_raw(Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT DISTINCT confrelid::regclass::text FROM pg_constraint WHERE contype = 'f' ORDER BY 1",
+        ))
+        .await
+        .expect("the foreign keys");
+    let referenced: Vec<String> = rows
+        .iter()
+        .map(|row| row.try_get_by_index(0).expect("a table"))
+        .collect();
+    let mut kept_apart = crate::store::db::writes::REFERENCED.to_vec();
+    kept_apart.sort_unstable();
+    assert_eq!(referenced, kept_apart);
+    store.close().await.ok();
+    drop_database(&url).await;
+}

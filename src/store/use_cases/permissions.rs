@@ -17,9 +17,10 @@ use crate::error::Result;
 use crate::store::db::distinct;
 use crate::store::db::settings::{DIRECT_USER_SETTINGS, direct_user_settings, find_user_settings};
 use crate::store::db::users::{lock_user_views, user_not_found, write_many_settings};
+use crate::store::db::writes::Writes;
 use crate::store::engine::Engine;
 use crate::store::engine::mutation::TxnFuture;
-use crate::store::engine::outbox::append_changes;
+use crate::store::engine::outbox::write_with_changes;
 use crate::store::engine::set_run::{Apply, BatchItem, BatchOptions, ItemResult, SetUseCase};
 
 /// Calling and SMS permissions: the store's surface for them.
@@ -176,8 +177,9 @@ async fn update_all(
         for change in &changes {
             last.insert(&change.user_id, change.settings);
         }
-        write_many_settings(txn, last.into_iter(), crate::store::db::now()).await?;
-        append_changes(txn, changes).await?;
+        let mut writes = Writes::new(txn);
+        write_many_settings(&mut writes, last.into_iter(), crate::store::db::now());
+        write_with_changes(txn, writes, changes).await?;
     }
     Ok(outcomes)
 }

@@ -28,10 +28,11 @@ use crate::store::db::numbers::{
 };
 use crate::store::db::users::{user_not_found, write_many_settings};
 use crate::store::db::views::{NumberView, UserView};
+use crate::store::db::writes::Writes;
 use crate::store::db::{SET_CHUNK, distinct};
 use crate::store::engine::Engine;
 use crate::store::engine::mutation::TxnFuture;
-use crate::store::engine::outbox::append_changes;
+use crate::store::engine::outbox::write_with_changes;
 use crate::store::engine::set_run::{Apply, BatchItem, BatchOptions, ItemResult, SetUseCase};
 use crate::store::use_cases::emergency_locations::{AssignmentLocations, give_users};
 use crate::store::use_cases::sign_out::{lock_users, record_pending};
@@ -363,7 +364,7 @@ fn assign(
 
 /// Writes what was decided, in the order it was decided: the numbers taken back (their periods
 /// closed), then those given out (their periods opened), the users' permissions, and the
-/// events of both.
+/// events of both; all of it in one step ([`Writes`]).
 async fn write_changes(
     txn: &DatabaseTransaction,
     use_case: &ChangeNumbers,
@@ -372,9 +373,10 @@ async fn write_changes(
     now: DateTime<Utc>,
 ) -> Result<Vec<ChangeEvent>> {
     use phone_number::Column;
+    let mut writes = Writes::new(txn);
     for chunk in released.chunks(SET_CHUNK) {
         let e164s: Vec<&E164> = chunk.iter().map(|r| &r.e164).collect();
-        release_numbers(txn, &e164s, now).await?;
+        release_numbers(&mut writes, &e164s, now);
     }
     for chunk in decided.chunks(SET_CHUNK) {
         let mut holder = CaseStatement::new();
@@ -385,26 +387,25 @@ async fn write_changes(
             account = account.case(is_it(), Expr::value(success.item.account_id.as_str()));
         }
         // The unique index on user_id backs the rule up if two assignments ever race past it.
-        phone_number::Entity::update_many()
-            .set(phone_number::ActiveModel {
-                status: Set(NumberStatus::Assigned.into()),
-                associate_time: Set(Some(now)),
-                update_time: Set(now),
-                ..Default::default()
-            })
-            .col_expr(Column::UserId, holder.into())
-            .col_expr(Column::AccountId, account.into())
-            .filter(Column::E164.is_in(chunk.iter().map(|s| s.item.number.as_str())))
-            .exec(txn)
-            .await?;
+        writes.push(
+            &phone_number::Entity::update_many()
+                .set(phone_number::ActiveModel {
+                    status: Set(NumberStatus::Assigned.into()),
+                    associate_time: Set(Some(now)),
+                    update_time: Set(now),
+                    ..Default::default()
+                })
+                .col_expr(Column::UserId, holder.into())
+                .col_expr(Column::AccountId, account.into())
+                .filter(Column::E164.is_in(chunk.iter().map(|s| s.item.number.as_str()))),
+        );
         open_periods(
-            txn,
+            &mut writes,
             chunk
                 .iter()
                 .map(|s| (&s.item.number, &s.item.account_id, &s.item.user_id)),
             now,
-        )
-        .await?;
+        );
     }
     // Each user once, as the last item about them left them.
     let mut settings: HashMap<&UserId, TelephonySettings> = HashMap::new();
@@ -414,7 +415,7 @@ async fn write_changes(
     for s in decided {
         settings.insert(&s.item.user_id, s.settings);
     }
-    write_many_settings(txn, settings.into_iter(), now).await?;
+    write_many_settings(&mut writes, settings.into_iter(), now);
     let given: Vec<_> = decided
         .iter()
         .filter_map(|s| {
@@ -422,9 +423,7 @@ async fn write_changes(
             Some((&s.item.account_id, &s.item.user_id, location))
         })
         .collect();
-    if !given.is_empty() {
-        give_users(txn, &given).await?;
-    }
+    give_users(&mut writes, &given);
     let released_changes = released.iter().map(|r| NewChange {
         account_id: r.item.account_id.clone(),
         user_id: r.item.user_id.clone(),
@@ -441,5 +440,6 @@ async fn write_changes(
         settings: s.settings,
         actor: use_case.actor.clone(),
     });
-    append_changes(txn, released_changes.chain(given_changes).collect()).await
+    let changes = released_changes.chain(given_changes).collect();
+    write_with_changes(txn, writes, changes).await
 }

@@ -21,7 +21,7 @@ use crate::store::db::emergency::{
     direct_user_view_with_locations, find_user_view_with_locations, forget_holders,
 };
 use crate::store::db::entities::{account, user};
-use crate::store::db::numbers::release_number;
+use crate::store::db::numbers::release_numbers;
 use crate::store::db::page::{Page, PageRequest};
 use crate::store::db::search::contains;
 use crate::store::db::users::{
@@ -29,10 +29,11 @@ use crate::store::db::users::{
     lock_user_view, lock_user_views, user_not_found, with_numbers, write_profiles,
 };
 use crate::store::db::views::UserView;
+use crate::store::db::writes::Writes;
 use crate::store::db::{SET_CHUNK, account_not_found, distinct};
 use crate::store::engine::Engine;
 use crate::store::engine::mutation::{Mutation, TxnFuture};
-use crate::store::engine::outbox::append_change;
+use crate::store::engine::outbox::write_with_changes;
 use crate::store::engine::set_run::{Apply, BatchItem, BatchOptions, ItemResult, SetUseCase};
 use crate::store::use_cases::emergency_locations::{
     LocationSource, check_named, give_users, named_locations, resolve_effective, set_own_locations,
@@ -361,7 +362,9 @@ async fn create_all(
     if apply.writes(items.len(), items.len() - rows.len()) {
         insert_users(txn, &rows).await?;
         let given: Vec<_> = given.iter().map(|(a, u, l)| (*a, u, *l)).collect();
-        give_users(txn, &given).await?;
+        let mut writes = Writes::new(txn);
+        give_users(&mut writes, &given);
+        writes.run(txn).await?;
     }
     Ok(outcomes)
 }
@@ -468,24 +471,20 @@ impl Mutation for DeleteUser {
 /// Deletes the user; their number goes back to the inventory, and they are told.
 async fn delete_user(txn: &DatabaseTransaction, cmd: &DeleteUser) -> Result<()> {
     let view = lock_user_view(txn, &cmd.account_id, &cmd.user_id).await?;
+    let mut writes = Writes::new(txn);
     if let Some(number) = &view.phone_number {
-        release_number(txn, number).await?;
+        release_numbers(&mut writes, &[number], crate::store::db::now());
     }
-    user::Entity::delete_by_id(cmd.user_id.as_str())
-        .exec(txn)
-        .await?;
-    forget_holders(txn, "user", &[cmd.user_id.as_str()]).await?;
-    append_change(
-        txn,
-        NewChange {
-            account_id: cmd.account_id.clone(),
-            user_id: cmd.user_id.clone(),
-            kind: ChangeKind::UserDeleted,
-            e164_phone_number: view.phone_number,
-            settings: TelephonySettings::OFF,
-            actor: cmd.actor.clone(),
-        },
-    )
-    .await?;
+    writes.push(&user::Entity::delete_by_id(cmd.user_id.as_str()));
+    forget_holders(&mut writes, "user", &[cmd.user_id.as_str()]);
+    let change = NewChange {
+        account_id: cmd.account_id.clone(),
+        user_id: cmd.user_id.clone(),
+        kind: ChangeKind::UserDeleted,
+        e164_phone_number: view.phone_number,
+        settings: TelephonySettings::OFF,
+        actor: cmd.actor.clone(),
+    };
+    write_with_changes(txn, writes, vec![change]).await?;
     Ok(())
 }

@@ -11,6 +11,7 @@ use crate::error::Result;
 use crate::store::db::emergency::{location_not_found, location_of_another_account};
 use crate::store::db::entities::{emergency_location, emergency_location_use};
 use crate::store::db::now;
+use crate::store::db::writes::Writes;
 
 use super::effective::{account_users, announce, effective_locations};
 
@@ -71,54 +72,50 @@ pub(crate) async fn set_own_locations(
         .filter(|(_, location)| location.is_none())
         .map(|(user, _)| user.as_str())
         .collect();
+    let mut writes = Writes::new(txn);
     for chunk in taken.chunks(crate::store::db::SET_CHUNK) {
-        emergency_location_use::Entity::delete_many()
-            .filter(emergency_location_use::Column::HolderKind.eq("user"))
-            .filter(emergency_location_use::Column::HolderId.is_in(chunk.iter().copied()))
-            .exec(txn)
-            .await?;
+        writes.push(
+            &emergency_location_use::Entity::delete_many()
+                .filter(emergency_location_use::Column::HolderKind.eq("user"))
+                .filter(emergency_location_use::Column::HolderId.is_in(chunk.iter().copied())),
+        );
     }
     let given: Vec<(&AccountId, &UserId, &LocationId)> = last
         .iter()
         .filter_map(|(user, location)| Some((account_id, *user, (*location)?)))
         .collect();
-    if !given.is_empty() {
-        give_users(txn, &given).await?;
-    }
+    give_users(&mut writes, &given);
+    writes.run(txn).await?;
     let after = effective_locations(txn, account_id, &users).await?;
     announce(txn, account_id, &users, |i| before[i] != after[i], actor).await
 }
 
 /// Gives each user their location (replacing the one they had): one DELETE and one INSERT
-/// per chunk.
-pub(crate) async fn give_users(
-    txn: &DatabaseTransaction,
-    given: &[(&AccountId, &UserId, &LocationId)],
-) -> Result<()> {
+/// per chunk, none when `given` is empty.
+pub(crate) fn give_users(writes: &mut Writes, given: &[(&AccountId, &UserId, &LocationId)]) {
     use emergency_location_use::Column;
     let now = now();
     for chunk in given.chunks(crate::store::db::SET_CHUNK) {
-        emergency_location_use::Entity::delete_many()
-            .filter(Column::HolderKind.eq("user"))
-            .filter(Column::HolderId.is_in(chunk.iter().map(|(_, user, _)| user.as_str())))
-            .exec(txn)
-            .await?;
+        writes.push(
+            &emergency_location_use::Entity::delete_many()
+                .filter(Column::HolderKind.eq("user"))
+                .filter(Column::HolderId.is_in(chunk.iter().map(|(_, user, _)| user.as_str()))),
+        );
         // A user named twice keeps the last location named.
         let mut last: HashMap<&str, (&AccountId, &LocationId)> = HashMap::new();
         for (account, user, location) in chunk {
             last.insert(user.as_str(), (account, location));
         }
-        emergency_location_use::Entity::insert_many(last.into_iter().map(
-            |(user, (account, location))| emergency_location_use::ActiveModel {
-                holder_kind: Set("user".to_owned()),
-                holder_id: Set(user.to_owned()),
-                account_id: Set(account.to_string()),
-                location_id: Set(location.to_string()),
-                update_time: Set(now),
-            },
-        ))
-        .exec(txn)
-        .await?;
+        writes.push(&emergency_location_use::Entity::insert_many(
+            last.into_iter().map(|(user, (account, location))| {
+                emergency_location_use::ActiveModel {
+                    holder_kind: Set("user".to_owned()),
+                    holder_id: Set(user.to_owned()),
+                    account_id: Set(account.to_string()),
+                    location_id: Set(location.to_string()),
+                    update_time: Set(now),
+                }
+            }),
+        ));
     }
-    Ok(())
 }
