@@ -1,4 +1,6 @@
-//! The gRPC channel of `import` and `export`, with the API key on every call.
+//! The gRPC channel of `import` and `export`, with the API key on every call, and how a call is
+//! sent again: after a throttle ([`patiently`]), and, when that is safe, after the server was
+//! unavailable ([`resending`]).
 
 use anyhow::Context;
 use tonic::service::interceptor::InterceptedService;
@@ -90,17 +92,19 @@ impl Clients {
         let mut users = Vec::new();
         let mut page_token = String::new();
         loop {
-            let page = self
-                .users()
-                .list_users(crate::proto::ListUsersRequest {
-                    account_id: account_id.to_owned(),
-                    page_size: 1000,
-                    page_token,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|s| anyhow::anyhow!("ListUsers: {}", s.message()))?
-                .into_inner();
+            let request = crate::proto::ListUsersRequest {
+                account_id: account_id.to_owned(),
+                page_size: 1000,
+                page_token,
+                ..Default::default()
+            };
+            let page = resending(|| {
+                let (mut users, request) = (self.users(), request.clone());
+                async move { users.list_users(request).await }
+            })
+            .await
+            .map_err(|s| anyhow::anyhow!("ListUsers: {}", s.message()))?
+            .into_inner();
             users.extend(page.users);
             if page.next_page_token.is_empty() {
                 return Ok(users);
@@ -112,6 +116,10 @@ impl Clients {
 
 /// The longest a throttled call waits before it is sent again, whatever the server says.
 const LONGEST_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// How long [`resending`] keeps sending a call while the server is unavailable: long enough
+/// for a server to restart (an upgrade), or for a load balancer to move to another replica.
+const UNAVAILABLE_FOR_AT_MOST: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Runs `call` until it is not throttled: a RESOURCE_EXHAUSTED answer with
 /// `google.rpc.RetryInfo` (a rate limit) waits the time it names and calls again; any other
@@ -137,6 +145,43 @@ where
                     wait.as_secs_f64()
                 );
                 tokio::time::sleep(wait.min(LONGEST_WAIT)).await;
+            }
+            answer => return answer,
+        }
+    }
+}
+
+/// Runs `call` as [`patiently`] does, and also sends it again, after a growing wait, while its
+/// answer is UNAVAILABLE: the server restarting or shutting down, a connection refused, lost,
+/// or closed by a GOAWAY before the call got in. For a call whose second sending does no harm
+/// only: a read, or a write with a `request_id`, which the server answers from the answer it
+/// kept if the first one did take effect. Gives up, with the last answer, after
+/// [`UNAVAILABLE_FOR_AT_MOST`].
+pub async fn resending<T, F, Fut>(mut call: F) -> Result<T, tonic::Status>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+{
+    use backon::BackoffBuilder;
+    let mut waits = backon::ExponentialBuilder::new()
+        .with_min_delay(std::time::Duration::from_millis(200))
+        .with_max_delay(std::time::Duration::from_secs(5))
+        .with_jitter()
+        .without_max_times()
+        .with_total_delay(Some(UNAVAILABLE_FOR_AT_MOST))
+        .build();
+    loop {
+        match patiently(&mut call).await {
+            Err(status) if status.code() == tonic::Code::Unavailable => {
+                let Some(wait) = waits.next() else {
+                    return Err(status);
+                };
+                eprintln!(
+                    "the server is unavailable ({}); sending again in {:.1} s",
+                    status.message(),
+                    wait.as_secs_f64()
+                );
+                tokio::time::sleep(wait).await;
             }
             answer => return answer,
         }

@@ -5,7 +5,7 @@ use std::io::Write;
 
 use anyhow::{Context, bail};
 
-use super::client::Clients;
+use super::client::{Clients, resending};
 use super::{ExportArgs, ExportKind, Format};
 use crate::proto;
 
@@ -117,17 +117,19 @@ async fn numbers(clients: &Clients, account: &str) -> anyhow::Result<Vec<Record>
     let mut records = Vec::new();
     let mut page_token = String::new();
     loop {
-        let page = clients
-            .numbers()
-            .list_phone_numbers(proto::ListPhoneNumbersRequest {
-                account_id: account.to_owned(),
-                page_size: 1000,
-                page_token,
-                ..Default::default()
-            })
-            .await
-            .map_err(refused("ListPhoneNumbers"))?
-            .into_inner();
+        let request = proto::ListPhoneNumbersRequest {
+            account_id: account.to_owned(),
+            page_size: 1000,
+            page_token,
+            ..Default::default()
+        };
+        let page = resending(|| {
+            let (mut client, request) = (clients.numbers(), request.clone());
+            async move { client.list_phone_numbers(request).await }
+        })
+        .await
+        .map_err(refused("ListPhoneNumbers"))?
+        .into_inner();
         for n in page.phone_numbers {
             let name = |value: &str, prefix: &str| value.trim_start_matches(prefix).to_owned();
             let association = n.association.unwrap_or_default();
@@ -168,17 +170,19 @@ async fn changes(clients: &Clients, account: &str) -> anyhow::Result<Vec<Record>
     let mut records = Vec::new();
     let mut page_token = String::new();
     loop {
-        let page = clients
-            .changes()
-            .list_changes(proto::ListChangesRequest {
-                account_id: account.to_owned(),
-                page_size: 1000,
-                page_token,
-                ..Default::default()
-            })
-            .await
-            .map_err(refused("ListChanges"))?
-            .into_inner();
+        let request = proto::ListChangesRequest {
+            account_id: account.to_owned(),
+            page_size: 1000,
+            page_token,
+            ..Default::default()
+        };
+        let page = resending(|| {
+            let (mut client, request) = (clients.changes(), request.clone());
+            async move { client.list_changes(request).await }
+        })
+        .await
+        .map_err(refused("ListChanges"))?
+        .into_inner();
         for e in page.events {
             let settings = e.telephony_settings.unwrap_or_default();
             records.push(vec![
@@ -216,17 +220,19 @@ async fn locations(clients: &Clients, account: &str) -> anyhow::Result<Vec<Recor
     let mut records = Vec::new();
     let mut page_token = String::new();
     loop {
-        let page = clients
-            .emergency_locations()
-            .list_emergency_locations(proto::ListEmergencyLocationsRequest {
-                account_id: account.to_owned(),
-                page_size: 1000,
-                page_token,
-                ..Default::default()
-            })
-            .await
-            .map_err(refused("ListEmergencyLocations"))?
-            .into_inner();
+        let request = proto::ListEmergencyLocationsRequest {
+            account_id: account.to_owned(),
+            page_size: 1000,
+            page_token,
+            ..Default::default()
+        };
+        let page = resending(|| {
+            let (mut client, request) = (clients.emergency_locations(), request.clone());
+            async move { client.list_emergency_locations(request).await }
+        })
+        .await
+        .map_err(refused("ListEmergencyLocations"))?
+        .into_inner();
         records.extend(page.locations.into_iter().map(location_record));
         if page.next_page_token.is_empty() {
             return Ok(records);

@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use csv::StringRecord;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::client::{Clients, patiently};
+use super::client::{Clients, resending};
 use super::import_locations::{LocationRow, send_each};
 use super::rows::{Columns, code_name, read, results_path, write_results};
 use super::{ImportArgs, ImportKind, ImportOptions};
@@ -225,8 +225,9 @@ async fn send(
     let (validate_only, atomic) = (options.dry_run, options.atomic);
     let request_id = uuid::Uuid::new_v4().to_string();
     let failed = |s: tonic::Status| anyhow::anyhow!("the batch was refused: {}", s.message());
-    // Each request is built once: a resend after a throttle carries the same request_id, so a
-    // batch that did take effect is answered from its kept answer, never applied twice.
+    // Each request is built once: a resend (after a throttle, or while the server restarts)
+    // carries the same request_id, so a batch that did take effect is answered from its kept
+    // answer, never applied twice.
     let statuses: Vec<Option<tonic_types::pb::Status>> = match &chunk[0].1 {
         Item::Location(_) => bail!("locations are sent one row at a time, not in batches"),
         Item::User(_) => {
@@ -243,7 +244,7 @@ async fn send(
                 atomic,
                 request_id,
             };
-            patiently(|| {
+            resending(|| {
                 let (mut users, request) = (clients.users(), request.clone());
                 async move { users.batch_create_users(request).await }
             })
@@ -269,7 +270,7 @@ async fn send(
                 atomic,
                 request_id,
             };
-            patiently(|| {
+            resending(|| {
                 let (mut telephony, request) = (clients.telephony(), request.clone());
                 async move { telephony.batch_assign_phone_numbers(request).await }
             })
@@ -295,7 +296,7 @@ async fn send(
                 atomic,
                 request_id,
             };
-            patiently(|| {
+            resending(|| {
                 let (mut telephony, request) = (clients.telephony(), request.clone());
                 async move { telephony.batch_update_telephony_settings(request).await }
             })

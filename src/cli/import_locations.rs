@@ -16,7 +16,7 @@ use indicatif::ProgressBar;
 use prost::Message;
 
 use super::ImportOptions;
-use super::client::{Clients, patiently};
+use super::client::{Clients, patiently, resending};
 use super::rows::{Columns, Row, code_name};
 use crate::proto;
 
@@ -70,7 +70,7 @@ async fn known(clients: &Clients, account: &str) -> anyhow::Result<Known> {
     let (mut addresses, mut locations) = (HashMap::new(), HashMap::new());
     let mut page_token = String::new();
     loop {
-        let page = patiently(|| {
+        let page = resending(|| {
             let mut client = clients.emergency_locations();
             let request = proto::ListEmergencyLocationsRequest {
                 account_id: account.to_owned(),

@@ -1,11 +1,17 @@
 //! `telephony-admin import` and `export`, the real binary against a real server: a CSV with
-//! good, bad and malformed rows, in a dry run, atomically and for real, and the exports.
+//! good, bad and malformed rows, in a dry run, atomically and for real, and the exports; and an
+//! import that goes on through a restart of the server.
 
 use std::path::Path;
 use std::process::Output;
 
+use std::time::Duration;
+
+use telephony_admin::proto::{CreateAccountRequest, ListUsersRequest};
+
 use crate::common::batch::block;
-use crate::common::{Backend, TestApp, spawn_app};
+use crate::common::process::ServerCommand;
+use crate::common::{Backend, TestApp, TestDatabase, spawn_app};
 
 /// Runs the binary with `args` against `app`, as its admin.
 pub async fn cli(app: &TestApp, args: &[&str]) -> Output {
@@ -236,4 +242,92 @@ async fn held(app: &TestApp, account_id: &str) -> Vec<String> {
         .collect()
 }
 
-on_both_databases!(imports_and_exports_go_through_the_service);
+/// A server that is killed while an import runs and comes back on the same address and database
+/// (an upgrade, a crash): the batches sent meanwhile are sent again, with their `request_id`,
+/// until it answers, and every row is imported once.
+async fn an_import_resends_its_batches_while_the_server_restarts(backend: Backend) {
+    let database = TestDatabase::create(backend).await;
+    let address = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        probe.local_addr().expect("its address").to_string()
+    };
+    let key = telephony_admin::keys::generate_secret();
+    // Throttled, so that the import is still sending when the server goes away.
+    let server = || {
+        ServerCommand::new().key(&key).listen(&address).args(&[
+            "--rate-limit-admin-per-second",
+            "40",
+            "--rate-limit-admin-burst",
+            "40",
+        ])
+    };
+    let mut first = server().start_on(&database.url).await;
+    let account = first
+        .accounts()
+        .create_account(CreateAccountRequest {
+            name: "Restarted".into(),
+        })
+        .await
+        .expect("an account")
+        .into_inner()
+        .account_id;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("users.csv");
+    let mut csv = String::from("email,display_name,license_type\n");
+    for n in 0..200 {
+        csv.push_str(&format!("user{n}@example.com,User {n},BASIC\n"));
+    }
+    std::fs::write(&file, csv).unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_telephony-admin"));
+    command
+        .args([
+            "import",
+            "users",
+            file.to_str().unwrap(),
+            "--account",
+            &account,
+        ])
+        .args([
+            "--batch-size",
+            "10",
+            "--endpoint",
+            &format!("http://{address}"),
+        ])
+        .env("TELEPHONY_ADMIN_KEY", &first.admin_key);
+    let import = tokio::task::spawn_blocking(move || command.output().expect("the binary runs"));
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    first.kill();
+    // Down long enough for the import to find it gone.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let second = server().start_on(&database.url).await;
+    let imported = import.await.expect("join");
+    let stderr = String::from_utf8_lossy(&imported.stderr);
+    assert!(imported.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("the server is unavailable"),
+        "the import met the server gone: {stderr}"
+    );
+    assert_eq!(
+        statuses(&dir.path().join("users.csv.results.csv")),
+        vec!["OK"; 200]
+    );
+    // The import emptied the key's bucket: the check waits for it to refill.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let listed = second
+        .users()
+        .list_users(ListUsersRequest {
+            account_id: account,
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .expect("the users")
+        .into_inner();
+    assert_eq!(listed.users.len(), 200, "each row once");
+}
+
+on_both_databases!(
+    imports_and_exports_go_through_the_service,
+    an_import_resends_its_batches_while_the_server_restarts,
+);

@@ -33,6 +33,7 @@ pub struct ServerCommand {
     args: Vec<String>,
     env: Vec<(String, String)>,
     key: Option<String>,
+    listen: Option<String>,
 }
 
 impl ServerCommand {
@@ -49,6 +50,13 @@ impl ServerCommand {
     /// Sets an environment variable (after the defaults, so it may replace `RUST_LOG`).
     pub fn env(mut self, name: &str, value: &str) -> Self {
         self.env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Where it listens (else a port of the system's choosing): a restarted server where the
+    /// last one was.
+    pub fn listen(mut self, address: &str) -> Self {
+        self.listen = Some(address.to_owned());
         self
     }
 
@@ -72,7 +80,8 @@ impl ServerCommand {
         let admin_key = self.key.unwrap_or_else(keys::generate_secret);
         let mut command = Command::new(env!("CARGO_BIN_EXE_telephony-admin"));
         command
-            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(["serve", "--log-format", "json", "--listen"])
+            .arg(self.listen.as_deref().unwrap_or("127.0.0.1:0"))
             .args(&self.args)
             .env("DATABASE_URL", database_url)
             .envs(
