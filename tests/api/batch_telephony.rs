@@ -6,7 +6,7 @@ use std::time::Duration;
 use telephony_admin::keys::{Role, Scope};
 use telephony_admin::proto::{
     BatchAssignPhoneNumbersRequest, BatchUnassignPhoneNumbersRequest,
-    BatchUpdateTelephonySettingsRequest, BatchUserResult, ChangeKind,
+    BatchUpdateTelephonySettingsRequest, BatchUserResult, ChangeKind, GetTelephonySettingsRequest,
     ListPhoneNumberAssignmentsRequest, TelephonySettings,
     batch_assign_phone_numbers_request::Item as Assignment,
     batch_update_telephony_settings_request::Item as SettingsChange,
@@ -566,7 +566,76 @@ async fn a_retried_batch_with_its_request_id_changes_nothing_more(backend: Backe
     assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
 }
 
+/// A settings batch whose users end with different permissions (and a user named twice, whose
+/// last item wins) stores each user's own, as read back afterwards.
+async fn a_settings_batch_stores_each_users_own_permissions(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let account = app.create_account("Mixed").await.account_id;
+    let users = bulk_users(&app, &account, "mixed", 4).await;
+    let numbers = block(4100, 4);
+    app.order_business_numbers(&numbers).await;
+    let items = (users.iter().zip(&numbers))
+        .map(|(user, number)| assignment(&user.user_id, number))
+        .collect();
+    assign_batch(&app, &account, items, false, false).await;
+    let all_on = TelephonySettings {
+        inbound_calling: true,
+        outbound_calling: true,
+        sms: true,
+    };
+    let change = |user: usize, paths: &[&str]| SettingsChange {
+        user_id: users[user].user_id.clone(),
+        telephony_settings: Some(all_on),
+        update_mask: Some(mask(paths)),
+    };
+    let results = app
+        .telephony()
+        .batch_update_telephony_settings(BatchUpdateTelephonySettingsRequest {
+            account_id: account.clone(),
+            items: vec![
+                change(0, &["sms"]),
+                change(1, &["inbound_calling", "outbound_calling"]),
+                change(2, &["inbound_calling", "outbound_calling", "sms"]),
+                change(3, &["sms"]),
+                change(3, &["inbound_calling"]),
+            ],
+            ..Default::default()
+        })
+        .await
+        .expect("settings batch")
+        .into_inner()
+        .results;
+    assert!(
+        results.iter().all(|r| code_of(&r.status) == Code::Ok),
+        "{results:?}"
+    );
+    let stored = |inbound_calling, outbound_calling, sms| TelephonySettings {
+        inbound_calling,
+        outbound_calling,
+        sms,
+    };
+    let expected = [
+        stored(false, false, true),
+        stored(true, true, false),
+        stored(true, true, true),
+        stored(true, false, true),
+    ];
+    for (user, expected) in users.iter().zip(expected) {
+        let read = app
+            .telephony()
+            .get_telephony_settings(GetTelephonySettingsRequest {
+                account_id: account.clone(),
+                user_id: user.user_id.clone(),
+            })
+            .await
+            .expect("the user's permissions")
+            .into_inner();
+        assert_eq!(read, expected, "{}", user.email);
+    }
+}
+
 on_both_databases!(
+    a_settings_batch_stores_each_users_own_permissions,
     a_thousand_assignments_with_bad_items_mixed_in,
     a_dry_run_answers_what_the_real_run_answers,
     an_atomic_batch_that_fails_applies_nothing,

@@ -206,34 +206,39 @@ pub(crate) async fn lock_user_view(
         .ok_or_else(|| user_not_found(account_id, user_id).into())
 }
 
-/// Writes each user's permissions: one statement per distinct outcome (assigning and
-/// unassigning always turn everything off; updates have at most eight) and [`SET_CHUNK`] users.
+/// Writes each user's permissions (each user once): one statement per [`SET_CHUNK`] users,
+/// however their permissions differ. A permission the users all end with is one value; else it
+/// is on for the users in one `IN` list and off for the others.
 pub(crate) fn write_many_settings<'a>(
     writes: &mut Writes,
     users: impl Iterator<Item = (&'a UserId, TelephonySettings)>,
     now: DateTime<Utc>,
 ) {
-    let mut by_settings: Vec<(TelephonySettings, Vec<&UserId>)> = Vec::new();
-    for (user_id, settings) in users {
-        match by_settings.iter_mut().find(|(s, _)| *s == settings) {
-            Some((_, users)) => users.push(user_id),
-            None => by_settings.push((settings, vec![user_id])),
-        }
-    }
-    for (settings, user_ids) in &by_settings {
-        for chunk in user_ids.chunks(SET_CHUNK) {
-            writes.push(
-                &user::Entity::update_many()
-                    .set(user::ActiveModel {
-                        inbound_calling: Set(settings.inbound_calling),
-                        outbound_calling: Set(settings.outbound_calling),
-                        sms: Set(settings.sms),
-                        update_time: Set(now),
-                        ..Default::default()
-                    })
-                    .filter(user::Column::Id.is_in(chunk.iter().map(|id| id.as_str()))),
-            );
-        }
+    use user::Column;
+    let users: Vec<(&UserId, TelephonySettings)> = users.collect();
+    for chunk in users.chunks(SET_CHUNK) {
+        let permission = |on: fn(&TelephonySettings) -> bool| -> Expr {
+            let holders: Vec<&str> = (chunk.iter())
+                .filter(|(_, settings)| on(settings))
+                .map(|(user_id, _)| user_id.as_str())
+                .collect();
+            match holders.len() {
+                0 => Expr::value(false),
+                n if n == chunk.len() => Expr::value(true),
+                _ => CaseStatement::new()
+                    .case(Column::Id.is_in(holders), Expr::value(true))
+                    .finally(Expr::value(false))
+                    .into(),
+            }
+        };
+        writes.push(
+            &user::Entity::update_many()
+                .col_expr(Column::InboundCalling, permission(|s| s.inbound_calling))
+                .col_expr(Column::OutboundCalling, permission(|s| s.outbound_calling))
+                .col_expr(Column::Sms, permission(|s| s.sms))
+                .col_expr(Column::UpdateTime, Expr::value(now))
+                .filter(Column::Id.is_in(chunk.iter().map(|(user_id, _)| user_id.as_str()))),
+        );
     }
 }
 
