@@ -117,10 +117,17 @@ async fn number(
         "UPDATE change_log SET last_sequence = last_sequence + ? WHERE id = 1 RETURNING last_sequence",
         [count.into()],
     );
-    let last: i64 = (writes.run_then_query(txn, counted).await?)
-        .first()
-        .ok_or_else(|| Error::Internal("the change_log row is missing".into()))?
-        .try_get_by_index(0)?;
+    // The counter's row alone: the writes before it return none.
+    let last: i64 = match writes.run_then_query(txn, counted).await?.as_slice() {
+        [row] => row.try_get_by_index(0)?,
+        [] => return Err(Error::Internal("the change_log row is missing".into())),
+        rows => {
+            let found = rows.len();
+            return Err(Error::Internal(format!(
+                "the counter's update answered {found} rows"
+            )));
+        }
+    };
     for (event, sequence) in events.iter_mut().zip(last - count + 1..) {
         event.sequence = sequence;
     }
