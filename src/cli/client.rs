@@ -87,30 +87,22 @@ impl Clients {
         )
     }
 
-    /// Every user of the account, following page tokens.
+    /// Every user of the account.
     pub async fn all_users(&self, account_id: &str) -> anyhow::Result<Vec<crate::proto::User>> {
-        let mut users = Vec::new();
-        let mut page_token = String::new();
-        loop {
+        every_page("ListUsers", |page_token| {
+            let mut users = self.users();
             let request = crate::proto::ListUsersRequest {
                 account_id: account_id.to_owned(),
                 page_size: 1000,
                 page_token,
                 ..Default::default()
             };
-            let page = resending(|| {
-                let (mut users, request) = (self.users(), request.clone());
-                async move { users.list_users(request).await }
-            })
-            .await
-            .map_err(|s| anyhow::anyhow!("ListUsers: {}", s.message()))?
-            .into_inner();
-            users.extend(page.users);
-            if page.next_page_token.is_empty() {
-                return Ok(users);
+            async move {
+                let page = users.list_users(request).await?.into_inner();
+                Ok((page.users, page.next_page_token))
             }
-            page_token = page.next_page_token;
-        }
+        })
+        .await
     }
 }
 
@@ -185,5 +177,27 @@ where
             }
             answer => return answer,
         }
+    }
+}
+
+/// Every item of a list, following its page tokens: `page(token)` asks for one page and
+/// answers its items and the next token. Each page is sent again as [`resending`] does; a
+/// refusal names `what`.
+pub async fn every_page<T, F, Fut>(what: &str, mut page: F) -> anyhow::Result<Vec<T>>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, String), tonic::Status>>,
+{
+    let mut items = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let (found, next) = resending(|| page(page_token.clone()))
+            .await
+            .map_err(|s| anyhow::anyhow!("{what}: {}", s.message()))?;
+        items.extend(found);
+        if next.is_empty() {
+            return Ok(items);
+        }
+        page_token = next;
     }
 }

@@ -5,7 +5,7 @@ use std::io::Write;
 
 use anyhow::{Context, bail};
 
-use super::client::{Clients, resending};
+use super::client::{Clients, every_page};
 use super::{ExportArgs, ExportKind, Format};
 use crate::proto;
 
@@ -81,10 +81,6 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
     out.flush().context("cannot write to stdout")
 }
 
-fn refused(what: &'static str) -> impl Fn(tonic::Status) -> anyhow::Error {
-    move |s| anyhow::anyhow!("{what}: {}", s.message())
-}
-
 fn time(t: Option<prost_types::Timestamp>) -> String {
     t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
         .map(|t| t.to_rfc3339())
@@ -114,26 +110,26 @@ fn user_record(u: proto::User) -> Record {
 }
 
 async fn numbers(clients: &Clients, account: &str) -> anyhow::Result<Vec<Record>> {
-    let mut records = Vec::new();
-    let mut page_token = String::new();
-    loop {
+    let numbers = every_page("ListPhoneNumbers", |page_token| {
+        let mut client = clients.numbers();
         let request = proto::ListPhoneNumbersRequest {
             account_id: account.to_owned(),
             page_size: 1000,
             page_token,
             ..Default::default()
         };
-        let page = resending(|| {
-            let (mut client, request) = (clients.numbers(), request.clone());
-            async move { client.list_phone_numbers(request).await }
-        })
-        .await
-        .map_err(refused("ListPhoneNumbers"))?
-        .into_inner();
-        for n in page.phone_numbers {
-            let name = |value: &str, prefix: &str| value.trim_start_matches(prefix).to_owned();
+        async move {
+            let page = client.list_phone_numbers(request).await?.into_inner();
+            Ok((page.phone_numbers, page.next_page_token))
+        }
+    })
+    .await?;
+    let name = |value: &str, prefix: &str| value.trim_start_matches(prefix).to_owned();
+    Ok(numbers
+        .into_iter()
+        .map(|n| {
             let association = n.association.unwrap_or_default();
-            records.push(vec![
+            vec![
                 ("e164_phone_number", n.e164_phone_number),
                 ("country", n.country),
                 (
@@ -157,35 +153,31 @@ async fn numbers(clients: &Clients, account: &str) -> anyhow::Result<Vec<Record>
                 ("account_id", association.account_id),
                 ("user_id", association.user_id),
                 ("calling_name", n.calling_name),
-            ]);
-        }
-        if page.next_page_token.is_empty() {
-            return Ok(records);
-        }
-        page_token = page.next_page_token;
-    }
+            ]
+        })
+        .collect())
 }
 
 async fn changes(clients: &Clients, account: &str) -> anyhow::Result<Vec<Record>> {
-    let mut records = Vec::new();
-    let mut page_token = String::new();
-    loop {
+    let events = every_page("ListChanges", |page_token| {
+        let mut client = clients.changes();
         let request = proto::ListChangesRequest {
             account_id: account.to_owned(),
             page_size: 1000,
             page_token,
             ..Default::default()
         };
-        let page = resending(|| {
-            let (mut client, request) = (clients.changes(), request.clone());
-            async move { client.list_changes(request).await }
-        })
-        .await
-        .map_err(refused("ListChanges"))?
-        .into_inner();
-        for e in page.events {
+        async move {
+            let page = client.list_changes(request).await?.into_inner();
+            Ok((page.events, page.next_page_token))
+        }
+    })
+    .await?;
+    Ok(events
+        .into_iter()
+        .map(|e| {
             let settings = e.telephony_settings.unwrap_or_default();
-            records.push(vec![
+            vec![
                 ("sequence", e.sequence.to_string()),
                 ("occur_time", time(e.occur_time)),
                 ("account_id", e.account_id),
@@ -206,39 +198,28 @@ async fn changes(clients: &Clients, account: &str) -> anyhow::Result<Vec<Record>
                 ("outbound_calling", settings.outbound_calling.to_string()),
                 ("sms", settings.sms.to_string()),
                 ("actor", e.actor),
-            ]);
-        }
-        if page.next_page_token.is_empty() {
-            return Ok(records);
-        }
-        page_token = page.next_page_token;
-    }
+            ]
+        })
+        .collect())
 }
 
 /// Every emergency location of the account with its address, following page tokens.
 async fn locations(clients: &Clients, account: &str) -> anyhow::Result<Vec<Record>> {
-    let mut records = Vec::new();
-    let mut page_token = String::new();
-    loop {
+    let locations = every_page("ListEmergencyLocations", |page_token| {
+        let mut client = clients.emergency_locations();
         let request = proto::ListEmergencyLocationsRequest {
             account_id: account.to_owned(),
             page_size: 1000,
             page_token,
             ..Default::default()
         };
-        let page = resending(|| {
-            let (mut client, request) = (clients.emergency_locations(), request.clone());
-            async move { client.list_emergency_locations(request).await }
-        })
-        .await
-        .map_err(refused("ListEmergencyLocations"))?
-        .into_inner();
-        records.extend(page.locations.into_iter().map(location_record));
-        if page.next_page_token.is_empty() {
-            return Ok(records);
+        async move {
+            let page = client.list_emergency_locations(request).await?.into_inner();
+            Ok((page.locations, page.next_page_token))
         }
-        page_token = page.next_page_token;
-    }
+    })
+    .await?;
+    Ok(locations.into_iter().map(location_record).collect())
 }
 
 fn location_record(l: proto::EmergencyLocation) -> Record {

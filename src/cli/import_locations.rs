@@ -16,7 +16,7 @@ use indicatif::ProgressBar;
 use prost::Message;
 
 use super::ImportOptions;
-use super::client::{Clients, patiently, resending};
+use super::client::{Clients, every_page, patiently};
 use super::rows::{Columns, Row, code_name};
 use crate::proto;
 
@@ -68,32 +68,27 @@ type Known = (HashMap<Vec<u8>, String>, HashMap<(Vec<u8>, String), String>);
 /// What the account already has, every page of it.
 async fn known(clients: &Clients, account: &str) -> anyhow::Result<Known> {
     let (mut addresses, mut locations) = (HashMap::new(), HashMap::new());
-    let mut page_token = String::new();
-    loop {
-        let page = resending(|| {
-            let mut client = clients.emergency_locations();
-            let request = proto::ListEmergencyLocationsRequest {
-                account_id: account.to_owned(),
-                page_size: 1000,
-                page_token: page_token.clone(),
-                ..Default::default()
-            };
-            async move { client.list_emergency_locations(request).await }
-        })
-        .await
-        .map_err(|s| anyhow::anyhow!("ListEmergencyLocations was refused: {}", s.message()))?
-        .into_inner();
-        for location in page.locations {
-            let address = location.address.and_then(|a| a.address).unwrap_or_default();
-            let key = address.encode_to_vec();
-            addresses.insert(key.clone(), location.address_id);
-            locations.insert((key, location.place), location.location_id);
+    let known = every_page("ListEmergencyLocations was refused", |page_token| {
+        let mut client = clients.emergency_locations();
+        let request = proto::ListEmergencyLocationsRequest {
+            account_id: account.to_owned(),
+            page_size: 1000,
+            page_token,
+            ..Default::default()
+        };
+        async move {
+            let page = client.list_emergency_locations(request).await?.into_inner();
+            Ok((page.locations, page.next_page_token))
         }
-        if page.next_page_token.is_empty() {
-            return Ok((addresses, locations));
-        }
-        page_token = page.next_page_token;
+    })
+    .await?;
+    for location in known {
+        let address = location.address.and_then(|a| a.address).unwrap_or_default();
+        let key = address.encode_to_vec();
+        addresses.insert(key.clone(), location.address_id);
+        locations.insert((key, location.place), location.location_id);
     }
+    Ok((addresses, locations))
 }
 
 /// Sends each row, in file order; each row's outcome goes into `rows`.
