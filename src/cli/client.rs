@@ -87,6 +87,30 @@ impl Clients {
         )
     }
 
+    /// Every emergency location of the account, with its address.
+    pub async fn all_locations(
+        &self,
+        account_id: &str,
+    ) -> anyhow::Result<Vec<crate::proto::EmergencyLocation>> {
+        every_page("ListEmergencyLocations", |page_token| {
+            let mut locations = self.emergency_locations();
+            let request = crate::proto::ListEmergencyLocationsRequest {
+                account_id: account_id.to_owned(),
+                page_size: 1000,
+                page_token,
+                ..Default::default()
+            };
+            async move {
+                let page = locations
+                    .list_emergency_locations(request)
+                    .await?
+                    .into_inner();
+                Ok((page.locations, page.next_page_token))
+            }
+        })
+        .await
+    }
+
     /// Every user of the account.
     pub async fn all_users(&self, account_id: &str) -> anyhow::Result<Vec<crate::proto::User>> {
         every_page("ListUsers", |page_token| {

@@ -205,20 +205,7 @@ async fn changes(clients: &Clients, account: &str) -> anyhow::Result<Vec<Record>
 
 /// Every emergency location of the account with its address, following page tokens.
 async fn locations(clients: &Clients, account: &str) -> anyhow::Result<Vec<Record>> {
-    let locations = every_page("ListEmergencyLocations", |page_token| {
-        let mut client = clients.emergency_locations();
-        let request = proto::ListEmergencyLocationsRequest {
-            account_id: account.to_owned(),
-            page_size: 1000,
-            page_token,
-            ..Default::default()
-        };
-        async move {
-            let page = client.list_emergency_locations(request).await?.into_inner();
-            Ok((page.locations, page.next_page_token))
-        }
-    })
-    .await?;
+    let locations = clients.all_locations(account).await?;
     Ok(locations.into_iter().map(location_record).collect())
 }
 

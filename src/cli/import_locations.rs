@@ -16,7 +16,7 @@ use indicatif::ProgressBar;
 use prost::Message;
 
 use super::ImportOptions;
-use super::client::{Clients, every_page, patiently};
+use super::client::{Clients, patiently};
 use super::rows::{Columns, Row, code_name};
 use crate::proto;
 
@@ -68,20 +68,7 @@ type Known = (HashMap<Vec<u8>, String>, HashMap<(Vec<u8>, String), String>);
 /// What the account already has, every page of it.
 async fn known(clients: &Clients, account: &str) -> anyhow::Result<Known> {
     let (mut addresses, mut locations) = (HashMap::new(), HashMap::new());
-    let known = every_page("ListEmergencyLocations was refused", |page_token| {
-        let mut client = clients.emergency_locations();
-        let request = proto::ListEmergencyLocationsRequest {
-            account_id: account.to_owned(),
-            page_size: 1000,
-            page_token,
-            ..Default::default()
-        };
-        async move {
-            let page = client.list_emergency_locations(request).await?.into_inner();
-            Ok((page.locations, page.next_page_token))
-        }
-    })
-    .await?;
+    let known = clients.all_locations(account).await?;
     for location in known {
         let address = location.address.and_then(|a| a.address).unwrap_or_default();
         let key = address.encode_to_vec();
