@@ -20,30 +20,34 @@ pub struct DatabaseLock {
 impl DatabaseLock {
     /// For a server: shared with other servers, refused while a restore holds the database.
     pub fn serving(database: &Path) -> anyhow::Result<Self> {
-        let (file, path) = open(database)?;
-        match file.try_lock_shared() {
-            Ok(()) => Ok(Self { _file: file }),
-            Err(TryLockError::WouldBlock) => bail!(
-                "{} is being restored or given a new change log identity (its lock {} is held): start the server when that has finished",
-                database.display(),
-                path.display()
-            ),
-            Err(TryLockError::Error(e)) => {
-                Err(e).with_context(|| format!("cannot lock {}", path.display()))
-            }
-        }
+        Self::take(database, File::try_lock_shared, |lock| {
+            format!(
+                "{} is being restored or given a new change log identity (its lock {lock} is held): start the server when that has finished",
+                database.display()
+            )
+        })
     }
 
     /// For what replaces the database or its identity: refused while any server serves it.
     pub fn replacing(database: &Path, command: &str) -> anyhow::Result<Self> {
+        Self::take(database, File::try_lock, |lock| {
+            format!(
+                "a server is serving {} (it holds {lock}), or another command is replacing it: stop the server before `{command}`",
+                database.display()
+            )
+        })
+    }
+
+    /// Takes the lock file's lock with `try_lock`, or refuses with `refusal(the lock file)`.
+    fn take(
+        database: &Path,
+        try_lock: fn(&File) -> Result<(), TryLockError>,
+        refusal: impl FnOnce(&str) -> String,
+    ) -> anyhow::Result<Self> {
         let (file, path) = open(database)?;
-        match file.try_lock() {
+        match try_lock(&file) {
             Ok(()) => Ok(Self { _file: file }),
-            Err(TryLockError::WouldBlock) => bail!(
-                "a server is serving {} (it holds {}), or another command is replacing it: stop the server before `{command}`",
-                database.display(),
-                path.display()
-            ),
+            Err(TryLockError::WouldBlock) => bail!(refusal(&path.display().to_string())),
             Err(TryLockError::Error(e)) => {
                 Err(e).with_context(|| format!("cannot lock {}", path.display()))
             }
