@@ -21,6 +21,7 @@ use crate::domain::FieldViolation;
 use crate::domain::emergency::{CivicAddress, Validation, ValidationState};
 use crate::domain::ids::UserId;
 use crate::domain::ids::{AccountId, AddressId, LocationId};
+use crate::domain::phone_number::E164;
 use crate::error::Result;
 
 /// An address, with what the validator found of it.
@@ -316,14 +317,24 @@ pub(crate) async fn count_lacking_location(
     Ok(count.max(0) as u64)
 }
 
-/// Takes their locations from holders that leave (a user deleted, a number back in the
-/// inventory), so that a location is never held by what no longer holds it.
-pub(crate) fn forget_holders(writes: &mut Writes, kind: &str, holders: &[&str]) {
+/// Takes their own locations from users that leave (deleted), so that a location is never held
+/// by what no longer holds it.
+pub(crate) fn forget_users(writes: &mut Writes, users: &[&UserId]) {
+    forget_holders(writes, "user", users.iter().map(|id| id.as_str()));
+}
+
+/// Takes their own locations from numbers that leave their holder (back in the inventory): a
+/// number's location is one of its account's.
+pub(crate) fn forget_numbers(writes: &mut Writes, numbers: &[&E164]) {
+    forget_holders(writes, "number", numbers.iter().map(|e164| e164.as_str()));
+}
+
+fn forget_holders<'a>(writes: &mut Writes, kind: &str, holders: impl Iterator<Item = &'a str>) {
     use emergency_location_use::Column;
     writes.push(
         &emergency_location_use::Entity::delete_many()
             .filter(Column::HolderKind.eq(kind))
-            .filter(Column::HolderId.is_in(holders.iter().copied())),
+            .filter(Column::HolderId.is_in(holders)),
     );
 }
 

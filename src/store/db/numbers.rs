@@ -97,9 +97,7 @@ pub(crate) async fn update_number_row(
 /// unassigned, closing their history periods at `now`: three statements, each on its own table
 /// (callers pass at most [`super::SET_CHUNK`] numbers).
 pub(crate) fn release_numbers(writes: &mut Writes, e164s: &[&E164], now: DateTime<Utc>) {
-    // A number's location is one of its account's: it goes with the account.
-    let numbers: Vec<&str> = e164s.iter().map(|e| e.as_str()).collect();
-    super::emergency::forget_holders(writes, "number", &numbers);
+    super::emergency::forget_numbers(writes, e164s);
     writes.push(
         &phone_number::Entity::update_many()
             .set(phone_number::ActiveModel {

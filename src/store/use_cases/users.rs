@@ -18,7 +18,7 @@ use crate::domain::user::{DisplayName, Email, LicenseType};
 use crate::error::Result;
 use crate::store::db::emergency::{
     DIRECT_USER_VIEW_WITH_LOCATIONS, by_location, count_lacking_location,
-    direct_user_view_with_locations, find_user_view_with_locations, forget_holders,
+    direct_user_view_with_locations, find_user_view_with_locations, forget_users,
 };
 use crate::store::db::entities::{account, user};
 use crate::store::db::numbers::release_numbers;
@@ -476,7 +476,7 @@ async fn delete_user(txn: &DatabaseTransaction, cmd: &DeleteUser) -> Result<()> 
         release_numbers(&mut writes, &[number], crate::store::db::now());
     }
     writes.push(&user::Entity::delete_by_id(cmd.user_id.as_str()));
-    forget_holders(&mut writes, "user", &[cmd.user_id.as_str()]);
+    forget_users(&mut writes, &[&cmd.user_id]);
     let change = NewChange {
         account_id: cmd.account_id.clone(),
         user_id: cmd.user_id.clone(),
