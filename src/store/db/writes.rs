@@ -45,20 +45,13 @@ impl Writes {
 
     /// Runs the statements, in order.
     pub(crate) async fn run(self, txn: &DatabaseTransaction) -> Result<()> {
-        match self.backend {
-            DbBackend::Sqlite if self.statements.len() > 1 => {
-                txn.execute_raw(joined(self.statements)).await?;
-            }
-            DbBackend::Postgres => {
-                for statement in combined(self.statements) {
-                    txn.execute_raw(statement).await?;
-                }
-            }
-            _ => {
-                for statement in self.statements {
-                    txn.execute_raw(statement).await?;
-                }
-            }
+        let calls = match self.backend {
+            DbBackend::Sqlite if self.statements.len() > 1 => vec![joined(self.statements)],
+            DbBackend::Postgres => combined(self.statements),
+            _ => self.statements,
+        };
+        for statement in calls {
+            txn.execute_raw(statement).await?;
         }
         Ok(())
     }
@@ -145,20 +138,17 @@ fn with_clauses(group: Vec<(String, Statement)>) -> Option<Statement> {
     if group.len() <= 1 {
         return group.into_iter().next().map(|(_, statement)| statement);
     }
-    let last = group.len() - 1;
-    let mut sql = String::from("WITH ");
+    let mut texts = Vec::with_capacity(group.len());
     let mut values: Vec<Value> = Vec::new();
-    for (at, (_, statement)) in group.into_iter().enumerate() {
-        let text = renumbered(&statement.sql, values.len());
-        if at < last {
-            sql.push_str(&format!("w{at} AS ({text}), "));
-        } else {
-            sql.truncate(sql.len() - 2);
-            sql.push(' ');
-            sql.push_str(&text);
-        }
+    for (_, statement) in group {
+        texts.push(renumbered(&statement.sql, values.len()));
         values.extend(statement.values.map(|v| v.0).unwrap_or_default());
     }
+    let last = texts.pop()?;
+    let clauses: Vec<String> = (texts.iter().enumerate())
+        .map(|(at, text)| format!("w{at} AS ({text})"))
+        .collect();
+    let sql = format!("WITH {} {last}", clauses.join(", "));
     Some(Statement::from_sql_and_values(
         DbBackend::Postgres,
         sql,
