@@ -317,8 +317,9 @@ pub(crate) async fn count_lacking_location(
     Ok(count.max(0) as u64)
 }
 
-/// Takes their own locations from users that leave (deleted), so that a location is never held
-/// by what no longer holds it.
+/// Takes their own locations from users: those that leave (deleted), so that a location is
+/// never held by what no longer holds it, and those whose own location is taken away or
+/// replaced.
 pub(crate) fn forget_users(writes: &mut Writes, users: &[&UserId]) {
     forget_holders(writes, "user", users.iter().map(|id| id.as_str()));
 }
@@ -329,13 +330,17 @@ pub(crate) fn forget_numbers(writes: &mut Writes, numbers: &[&E164]) {
     forget_holders(writes, "number", numbers.iter().map(|e164| e164.as_str()));
 }
 
+/// One DELETE per [`super::SET_CHUNK`] holders.
 fn forget_holders<'a>(writes: &mut Writes, kind: &str, holders: impl Iterator<Item = &'a str>) {
     use emergency_location_use::Column;
-    writes.push(
-        &emergency_location_use::Entity::delete_many()
-            .filter(Column::HolderKind.eq(kind))
-            .filter(Column::HolderId.is_in(holders)),
-    );
+    let holders: Vec<&str> = holders.collect();
+    for chunk in holders.chunks(super::SET_CHUNK) {
+        writes.push(
+            &emergency_location_use::Entity::delete_many()
+                .filter(Column::HolderKind.eq(kind))
+                .filter(Column::HolderId.is_in(chunk.iter().copied())),
+        );
+    }
 }
 
 /// Removes an account's emergency addresses, locations and their uses (with the account).

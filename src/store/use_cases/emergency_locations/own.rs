@@ -8,7 +8,7 @@ use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryS
 
 use crate::domain::ids::{AccountId, LocationId, UserId};
 use crate::error::Result;
-use crate::store::db::emergency::{location_not_found, location_of_another_account};
+use crate::store::db::emergency::{forget_users, location_not_found, location_of_another_account};
 use crate::store::db::entities::{emergency_location, emergency_location_use};
 use crate::store::db::now;
 use crate::store::db::writes::Writes;
@@ -67,19 +67,12 @@ pub(crate) async fn set_own_locations(
     for (user, location) in changes {
         last.insert(user, *location);
     }
-    let taken: Vec<&str> = last
-        .iter()
+    let taken: Vec<&UserId> = (last.iter())
         .filter(|(_, location)| location.is_none())
-        .map(|(user, _)| user.as_str())
+        .map(|(user, _)| *user)
         .collect();
     let mut writes = Writes::new(txn);
-    for chunk in taken.chunks(crate::store::db::SET_CHUNK) {
-        writes.push(
-            &emergency_location_use::Entity::delete_many()
-                .filter(emergency_location_use::Column::HolderKind.eq("user"))
-                .filter(emergency_location_use::Column::HolderId.is_in(chunk.iter().copied())),
-        );
-    }
+    forget_users(&mut writes, &taken);
     let given: Vec<(&AccountId, &UserId, &LocationId)> = last
         .iter()
         .filter_map(|(user, location)| Some((account_id, *user, (*location)?)))
@@ -93,14 +86,10 @@ pub(crate) async fn set_own_locations(
 /// Gives each user their location (replacing the one they had): one DELETE and one INSERT
 /// per chunk, none when `given` is empty.
 pub(crate) fn give_users(writes: &mut Writes, given: &[(&AccountId, &UserId, &LocationId)]) {
-    use emergency_location_use::Column;
     let now = now();
     for chunk in given.chunks(crate::store::db::SET_CHUNK) {
-        writes.push(
-            &emergency_location_use::Entity::delete_many()
-                .filter(Column::HolderKind.eq("user"))
-                .filter(Column::HolderId.is_in(chunk.iter().map(|(_, user, _)| user.as_str()))),
-        );
+        let users: Vec<&UserId> = chunk.iter().map(|(_, user, _)| *user).collect();
+        forget_users(writes, &users);
         // A user named twice keeps the last location named.
         let mut last: HashMap<&str, (&AccountId, &LocationId)> = HashMap::new();
         for (account, user, location) in chunk {
